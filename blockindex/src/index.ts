@@ -1,1 +1,12 @@
+// Public surface of @shoal/blockindex: the lazy layer format. Pure: no network, no process state.
 export * from "./errors.ts";
+export * from "./tar-entry.ts";
+export { TarParser, MAX_META_BYTES } from "./tar-reader.ts";
+export { normalizeTarPath, parentPath, baseName, joinPath } from "./tar-path.ts";
+export { LayerIndex, INDEX_VERSION, type Chunk, type LayerIndexInit } from "./layer-index.ts";
+export { FOOTER_SIZE, decodeFooter, decodeIndexMembers, encodeIndexTrailer, type IndexLocation } from "./blob-layout.ts";
+export { convertLayer, DEFAULT_CHUNK_SIZE, MIN_CHUNK_SIZE, MAX_CHUNK_SIZE, type ConvertInit, type ConvertedLayer } from "./convert.ts";
+export { LayerReader, chunkMatches, type ChunkSource } from "./layer-reader.ts";
+export { MergedTree, normalizeUserPath, type MergedNode, type MergedInode } from "./merged-tree.ts";
+export * from "./media-types.ts";
+export * from "./annotations.ts";

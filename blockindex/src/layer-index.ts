@@ -1,11 +1,20 @@
 import { LayerFormatError } from "./errors.ts";
 import type { EntryType, TarEntry } from "./tar-entry.ts";
+import { hashBytes, hashPath, PathTable } from "./path-table.ts";
 import { ByteReader, ByteWriter } from "./varint.ts";
 
 /** Magic at the start of an encoded index. */
 const MAGIC = Buffer.from("SHIX");
 /** Index encoding version written by this code; decode accepts exactly this. */
 export const INDEX_VERSION = 1;
+
+/** Length of the common prefix of two byte strings. */
+function commonPrefix(a: Buffer, b: Buffer): number {
+  const max = Math.min(a.length, b.length);
+  let i = 0;
+  while (i < max && a[i] === b[i]) i++;
+  return i;
+}
 
 const TYPE_CODES: EntryType[] = ["file", "hardlink", "symlink", "chardev", "blockdev", "dir", "fifo"];
 const F_LINK = 1;
@@ -56,7 +65,8 @@ export class LayerIndex {
   private readonly lengths: number[];
   private readonly offsets: number[];
   private readonly digests: Buffer[];
-  private byPath: Map<string, TarEntry> | undefined;
+  private byPath: PathTable | undefined;
+  private pathHashes: Uint32Array | undefined;
 
   constructor(init: LayerIndexInit) {
     const expected = init.uncompressedSize === 0 ? 0 : Math.ceil(init.uncompressedSize / init.chunkSize);
@@ -102,12 +112,9 @@ export class LayerIndex {
    * tar holds the path twice), or undefined.
    */
   find(path: string): TarEntry | undefined {
-    if (!this.byPath) {
-      const m = new Map<string, TarEntry>();
-      for (const e of this.entries) m.set(e.path, e);
-      this.byPath = m;
-    }
-    return this.byPath.get(path);
+    this.byPath ??= new PathTable(this.entries, this.pathHashes ?? Uint32Array.from(this.entries, (e) => hashPath(e.path)));
+    const i = this.byPath.get(path);
+    return i < 0 ? undefined : this.entries[i];
   }
 
   /**
@@ -136,9 +143,7 @@ export class LayerIndex {
     let prevEnd = 0;
     for (const e of this.entries) {
       const path = Buffer.from(e.path, "utf8");
-      let common = 0;
-      const max = Math.min(path.length, prevPath.length);
-      while (common < max && path[common] === prevPath[common]) common++;
+      const common = commonPrefix(prevPath, path);
       let flags = 0;
       if (e.linkname !== undefined) flags |= F_LINK;
       if (e.devmajor !== undefined || e.devminor !== undefined) flags |= F_DEV;
@@ -199,18 +204,33 @@ export class LayerIndex {
     const count = r.uint();
     if (count > r.remaining) throw fail("index entry count is malformed");
     const entries = new Array<TarEntry>(count);
-    let prevPath: Buffer = Buffer.alloc(0);
+    const hashes = new Uint32Array(count);
+    // Paths are rebuilt in one scratch buffer (prefix kept, suffix copied in)
+    // so each becomes one flat string without intermediate allocations.
+    let scratch = Buffer.alloc(4096);
+    let prevLen = 0;
     let prevEnd = 0;
     for (let i = 0; i < count; i++) {
       const type = TYPE_CODES[r.byte()];
       if (!type) throw fail(`entry ${i} has an unknown type`);
       const flags = r.byte();
       const common = r.uint();
-      if (common > prevPath.length) throw fail(`entry ${i} has a bad path prefix`);
-      const suffix = r.blob();
-      const path = common === 0 ? suffix : Buffer.concat([prevPath.subarray(0, common), suffix]);
+      if (common > prevLen) throw fail(`entry ${i} has a bad path prefix`);
+      const suffixLen = r.uint();
+      if (suffixLen > r.remaining) throw fail("index truncated");
+      const len = common + suffixLen;
+      if (len > scratch.length) {
+        const next = Buffer.alloc(Math.max(len, scratch.length * 2));
+        scratch.copy(next, 0, 0, common);
+        scratch = next;
+      }
+      buf.copy(scratch, common, r.pos, r.pos + suffixLen);
+      r.pos += suffixLen;
+      const path = scratch.toString("utf8", 0, len);
+      hashes[i] = hashBytes(scratch, 0, len);
+      prevLen = len;
       const e: TarEntry = {
-        path: path.toString("utf8"),
+        path,
         type,
         mode: r.uint(),
         uid: r.uint(),
@@ -222,7 +242,7 @@ export class LayerIndex {
       };
       e.dataOffset = prevEnd + r.uint();
       if (e.dataOffset + e.size > uncompressedSize) throw fail(`entry ${e.path} runs past the end of the layer`);
-      if (flags & F_LINK) e.linkname = r.blob().toString("utf8");
+      if (flags & F_LINK) e.linkname = r.string();
       if (flags & F_DEV) {
         e.devmajor = r.uint();
         e.devminor = r.uint();
@@ -234,7 +254,6 @@ export class LayerIndex {
         for (let j = 0; j < k; j++) e.xattrs.set(r.blob().toString("utf8"), new Uint8Array(r.blob()));
       }
       entries[i] = e;
-      prevPath = path;
       prevEnd = e.dataOffset + e.size;
     }
     const p = r.uint();
@@ -245,6 +264,8 @@ export class LayerIndex {
       if (prefetch[i]! >= n) throw fail("prefetch list names a chunk out of range");
     }
     if (r.remaining !== 0) throw fail("trailing bytes after the index");
-    return new LayerIndex({ chunkSize, uncompressedSize, chunkLengths, chunkDigests, entries, prefetch });
+    const index = new LayerIndex({ chunkSize, uncompressedSize, chunkLengths, chunkDigests, entries, prefetch });
+    index.pathHashes = hashes;
+    return index;
   }
 }

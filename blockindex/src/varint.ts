@@ -101,4 +101,13 @@ export class ByteReader {
   blob(): Buffer {
     return this.bytes(this.uint());
   }
+
+  /** Length-prefixed UTF-8 string. */
+  string(): string {
+    const n = this.uint();
+    if (n > this.remaining) throw this.fail("index truncated");
+    const s = this.buf.toString("utf8", this.pos, this.pos + n);
+    this.pos += n;
+    return s;
+  }
 }

@@ -1,0 +1,9 @@
+import { pino, type Logger } from "pino";
+
+/**
+ * The CLI's one pino logger, on stderr. Level from `SHOAL_LOG_LEVEL`
+ * (default `warn` for commands, so stdout stays the command's output).
+ */
+export function cliLogger(level = process.env.SHOAL_LOG_LEVEL ?? "warn"): Logger {
+  return pino({ level, base: { component: "cli" } }, pino.destination(2));
+}

@@ -1,0 +1,91 @@
+import type { Command } from "commander";
+import { InvalidArgumentError, normalizeUserPath, type MergedNode, type TarEntry } from "@shoal/blockindex";
+import { openLazyImage, type LazyImage } from "../image/lazy-image.ts";
+import { clientFor, imageArg, type RegistryOptions } from "./common.ts";
+import { humanBytes } from "./progress.ts";
+
+interface ReadOptions extends RegistryOptions {
+  stats?: boolean;
+}
+
+async function withImage(imageText: string, opts: ReadOptions, fn: (img: LazyImage) => Promise<void>): Promise<void> {
+  const ref = imageArg(imageText);
+  const client = clientFor(ref, opts);
+  try {
+    const img = await openLazyImage(client, ref);
+    await fn(img);
+    if (opts.stats) {
+      const total = img.layers.reduce((s, l) => s + l.descriptor.size, 0);
+      process.stderr.write(`fetched ${humanBytes(img.stats.bytes)} in ${img.stats.requests} range requests (${((100 * img.stats.bytes) / Math.max(1, total)).toFixed(2)}% of the image's ${humanBytes(total)})\n`);
+    }
+  } finally {
+    await client.close();
+  }
+}
+
+const TYPE_CHAR: Record<TarEntry["type"], string> = { file: "-", hardlink: "-", symlink: "l", chardev: "c", blockdev: "b", dir: "d", fifo: "p" };
+
+/** `drwxr-xr-x`-style mode string, with setuid/setgid/sticky. */
+export function modeString(e: TarEntry): string {
+  const m = e.mode;
+  const rwx = (bits: number, special: boolean, ch: string) =>
+    `${bits & 4 ? "r" : "-"}${bits & 2 ? "w" : "-"}${special ? (bits & 1 ? ch : ch.toUpperCase()) : bits & 1 ? "x" : "-"}`;
+  return TYPE_CHAR[e.type] + rwx(m >> 6, (m & 0o4000) !== 0, "s") + rwx(m >> 3, (m & 0o2000) !== 0, "s") + rwx(m, (m & 0o1000) !== 0, "t");
+}
+
+function line(node: MergedNode, name: string): string {
+  const e = node.inode.entry;
+  const size = e.type === "chardev" || e.type === "blockdev" ? `${e.devmajor}, ${e.devminor}` : String(e.size);
+  const time = new Date(e.mtimeSec * 1000).toISOString().replace(/\.000Z$/, "Z");
+  const link = e.type === "symlink" ? ` -> ${e.linkname}` : "";
+  return `${modeString(e)} ${String(e.uid).padStart(5)} ${String(e.gid).padStart(5)} ${size.padStart(10)} ${time} ${name}${link}\n`;
+}
+
+/** `shoal ls IMAGE [PATH]`. */
+export function registerLs(program: Command): void {
+  program
+    .command("ls")
+    .description("list a directory (or one file) of an image lazily, through its indexes only")
+    .argument("<image>", "lazy image reference")
+    .argument("[path]", "path inside the image", "/")
+    .option("--plain-http", "use http:// instead of https://")
+    .option("-R, --recursive", "list subdirectories recursively")
+    .option("--stats", "print the bytes fetched to stderr")
+    .action(async (image: string, path: string, opts: ReadOptions & { recursive?: boolean }) => {
+      await withImage(image, opts, async (img) => {
+        const node = img.tree.resolve(normalizeUserPath(path), { follow: true });
+        const out: string[] = [];
+        if (!node.children) out.push(line(node, "/" + node.path));
+        else if (opts.recursive) {
+          for (const n of img.tree.walk(node)) if (n !== node) out.push(line(n, "/" + n.path));
+        } else {
+          for (const name of [...node.children.keys()].sort()) out.push(line(node.children.get(name)!, name));
+        }
+        process.stdout.write(out.join(""));
+      });
+    });
+}
+
+/** `shoal cat IMAGE PATH`. */
+export function registerCat(program: Command): void {
+  program
+    .command("cat")
+    .description("print a file of an image, fetching only the chunks that hold it")
+    .argument("<image>", "lazy image reference")
+    .argument("<path>", "path of a regular file inside the image (symlinks are followed)")
+    .option("--plain-http", "use http:// instead of https://")
+    .option("--stats", "print the bytes fetched to stderr")
+    .action(async (image: string, path: string, opts: ReadOptions) => {
+      await withImage(image, opts, async (img) => {
+        const node = img.tree.resolve(normalizeUserPath(path), { follow: true });
+        const e = node.inode.entry;
+        if (e.type !== "file") throw new InvalidArgumentError(`${path}: not a regular file (${e.type})`);
+        const reader = img.reader(node.inode.layer);
+        const step = reader.index.chunkSize;
+        for (let off = 0; off < e.size; off += step) {
+          const bytes = await reader.read(e, off, step);
+          if (!process.stdout.write(bytes)) await new Promise((r) => process.stdout.once("drain", r));
+        }
+      });
+    });
+}

@@ -1,0 +1,23 @@
+// Run shoal's benchmarks: `npm run bench -- [convert] [index]` (all when none named).
+// Each compares shoal with its baseline in the same run and prints the figures.
+import { runConvertBench } from "./convert-bench.ts";
+import { runIndexBench } from "./index-bench.ts";
+
+const MiB = 1024 * 1024;
+const wanted = new Set(process.argv.slice(2));
+const want = (name: string) => wanted.size === 0 || wanted.has(name);
+
+if (want("convert")) {
+  const r = await runConvertBench();
+  console.log(`convert: layer ${(r.tarBytes / MiB).toFixed(1)} MiB tar, ${(r.gzipBytes / MiB).toFixed(1)} MiB gzip`);
+  console.log(`  gzip -dc | gzip -6 : ${r.baselineSec.toFixed(2)} s`);
+  console.log(`  shoal convertLayer : ${r.shoalSec.toFixed(2)} s  (lazy blob ${(r.shoalBytes / MiB).toFixed(1)} MiB)`);
+  console.log(`  speedup            : ${r.speedup.toFixed(2)}x  (goal > 1)`);
+}
+if (want("index")) {
+  const r = runIndexBench();
+  console.log(`index: ${r.entries} entries, ${r.bytes} bytes encoded`);
+  console.log(`  bytes per entry             : ${r.perEntry.toFixed(1)}  (paths ${(r.pathBytes / r.entries).toFixed(1)} bytes on average)`);
+  console.log(`  bytes per entry less paths  : ${r.perEntryLessPaths.toFixed(1)}  (goal < 64)`);
+  console.log(`  load (decode + path lookup) : ${r.loadMs.toFixed(1)} ms  (goal < 100 ms, median of 9)`);
+}

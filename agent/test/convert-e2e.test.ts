@@ -141,7 +141,7 @@ describe("lazy reads fetch little", () => {
       await client.close();
       const imageBytes = m.layers.reduce((s, l) => s + l.size, 0);
       await registry.settle();
-      registry.resetStats();
+      await registry.resetStats();
       const res = await shoal(["cat", "--plain-http", "--stats", `${registry.host}/big:lazy`, `/${img.smallFile.path}`]);
       expect(res.code, res.stderr).toBe(0);
       expect(sha(res.stdout)).toBe(img.smallFile.sha256.replace(/^sha256:/, ""));

@@ -14,3 +14,5 @@ export * from "./http-push.ts";
 export * from "./tree.ts";
 export * from "./xattr.ts";
 export * from "./exec.ts";
+export * from "./netns.ts";
+export * from "./realistic-image.ts";

@@ -87,9 +87,17 @@ export interface RunningRegistry {
   readonly tokenServer: TokenServerInfo | undefined;
   /** Statistics from the log lines read so far; call `settle()` first to include recent requests. */
   stats(): RegistryStats;
-  /** Forgets all statistics. */
-  resetStats(): void;
-  /** Waits until the registry has logged every request it answered before this call. */
+  /**
+   * Forgets all statistics at once, and again after `settle()`: await it so
+   * that requests answered before the call but logged late are dropped too
+   * (and make no requests meanwhile).
+   */
+  resetStats(): Promise<void>;
+  /**
+   * Waits until the registry has logged every request it answered before
+   * this call: sends a marker request, waits for its log line, then for the
+   * log to go quiet briefly (log lines of concurrent requests may race).
+   */
   settle(): Promise<void>;
   /** Kills the registry process (SIGKILL) but keeps port and storage: simulates an outage. */
   halt(): Promise<void>;
@@ -274,7 +282,9 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Ru
   let finalStopped = false;
   let port = 0;
 
+  let lastLineAt = 0;
   const onLine = (line: string): void => {
+    lastLineAt = Date.now();
     let rec: Record<string, unknown>;
     try {
       rec = JSON.parse(line) as Record<string, unknown>;
@@ -372,6 +382,21 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Ru
     throw err;
   }
 
+  const settle = async (): Promise<void> => {
+    if (stopped) return;
+    const id = `${process.pid}-${++flushCounter}`;
+    const logged = new Promise<void>((resolve) => flushWaiters.set(id, resolve));
+    try {
+      await probe(`http://127.0.0.1:${port}/v2/?shoal-flush=${id}`);
+      await Promise.race([logged, new Promise((r) => setTimeout(r, 5000))]);
+    } finally {
+      flushWaiters.delete(id);
+    }
+    // Quiet period: until no log line has arrived for 30 ms (at most 1 s).
+    const until = Date.now() + 1000;
+    while (Date.now() - lastLineAt < 30 && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+  };
+
   const host = `127.0.0.1:${port}`;
   const url = `http://${host}`;
   const blobGet = /^\/v2\/.+\/blobs\/[a-z0-9]+:[a-f0-9]+(?:\?.*)?$/;
@@ -398,21 +423,16 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Ru
       const blobs = requests.filter((r) => r.method === "GET" && blobGet.test(r.path));
       return { blobBytes: blobs.reduce((n, r) => n + r.bytes, 0), blobRequests: blobs.length, requests: [...requests] };
     },
-    resetStats() {
-      requests = [];
-      if (tokenServer) tokenServer.requests = 0;
+    async resetStats() {
+      const clear = (): void => {
+        requests = [];
+        if (tokenServer) tokenServer.requests = 0;
+      };
+      clear();
+      await settle();
+      clear();
     },
-    async settle() {
-      if (stopped) return;
-      const id = `${process.pid}-${++flushCounter}`;
-      const logged = new Promise<void>((resolve) => flushWaiters.set(id, resolve));
-      try {
-        await probe(`${url}/v2/?shoal-flush=${id}`);
-        await Promise.race([logged, new Promise((r) => setTimeout(r, 5000))]);
-      } finally {
-        flushWaiters.delete(id);
-      }
-    },
+    settle,
     async halt() {
       stopped = true;
       await kill();

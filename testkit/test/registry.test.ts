@@ -44,7 +44,7 @@ describe("startRegistry", () => {
 
     const data = randomBytes(10_000);
     const digest = await upload(reg.url, "a/b", data);
-    reg.resetStats();
+    await reg.resetStats();
     const whole = await fetch(`${reg.url}/v2/a/b/blobs/${digest}`);
     expect(Buffer.from(await whole.arrayBuffer())).toEqual(data);
     const part = await fetch(`${reg.url}/v2/a/b/blobs/${digest}`, { headers: { range: "bytes=100-199" } });
@@ -58,7 +58,7 @@ describe("startRegistry", () => {
     expect(st.requests.map((r) => `${r.method} ${r.status}`)).toEqual(["GET 200", "GET 206", "HEAD 200"]);
     expect(st.requests[0]!.path).toBe(`/v2/a/b/blobs/${digest}`);
 
-    reg.resetStats();
+    await reg.resetStats();
     await reg.settle();
     expect(reg.stats()).toEqual({ blobBytes: 0, blobRequests: 0, requests: [] });
   });

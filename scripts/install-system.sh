@@ -9,6 +9,7 @@ PACKAGES=(
   docker-registry skopeo umoci        # the real registry and image tools the tests compare against
   tar gzip pigz attr                  # GNU tar/gzip baselines, getfattr for xattr checks
   busybox-static                      # a tiny static userland for sample images
+  debootstrap                         # the realistic Debian image of the lazy-start bench
   libfuse2 fuse3                      # FUSE for lazy mounts
   containerd runc                     # containers from lazy mounts
   iproute2                            # network namespaces and tc for benches

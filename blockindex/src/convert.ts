@@ -54,7 +54,7 @@ export interface ConvertedLayer {
  * `UnsupportedMediaTypeError` for zstd and unknown media types.
  */
 export async function convertLayer(
-  source: AsyncIterable<Uint8Array>,
+  source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
   mediaType: string,
   sink: (bytes: Buffer) => Promise<void> | void,
   init: ConvertInit = {},

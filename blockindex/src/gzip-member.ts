@@ -1,8 +1,9 @@
-import { crc32, deflateRaw, inflateRawSync, constants } from "node:zlib";
+import { crc32, deflateRaw, inflateRaw, inflateRawSync, constants } from "node:zlib";
 import { promisify } from "node:util";
 import { LayerFormatError } from "./errors.ts";
 
 const deflateRawAsync = promisify(deflateRaw);
+const inflateRawAsync = promisify(inflateRaw);
 
 const FEXTRA = 0x04;
 /** OS byte "unknown" keeps members identical whatever host wrote them. */
@@ -90,6 +91,22 @@ export function readExtraMembers(bytes: Uint8Array, si1: string, si2: string, wh
   return Buffer.concat(parts);
 }
 
+function checkMember(buf: Buffer, fail: (msg: string, cause?: unknown) => Error): void {
+  if (buf.length < 18 || buf[0] !== 0x1f || buf[1] !== 0x8b || buf[2] !== 8 || buf[3] !== 0) throw fail("chunk is not a shoal gzip member");
+}
+
+function checkInflated(buf: Buffer, out: Buffer, expectedSize: number, fail: (msg: string) => Error): Buffer {
+  if (out.length !== expectedSize) throw fail(`chunk inflates to ${out.length} bytes, expected ${expectedSize}`);
+  if (crc32(out) !== buf.readUInt32LE(buf.length - 8) || buf.readUInt32LE(buf.length - 4) !== (expectedSize >>> 0)) {
+    throw fail("chunk CRC or size mismatch");
+  }
+  return out;
+}
+
+function memberFail(where: { layer?: string; blobOffset?: number }) {
+  return (msg: string, cause?: unknown) => new LayerFormatError("SHOAL_ERR_BAD_CHUNK", msg, { layer: where.layer, blobOffset: where.blobOffset }, { cause });
+}
+
 /**
  * Decompress one data member written by `gzipMember`. Throws a
  * `LayerFormatError` if it is not a single well-formed member of exactly
@@ -97,17 +114,27 @@ export function readExtraMembers(bytes: Uint8Array, si1: string, si2: string, wh
  */
 export function gunzipMember(member: Uint8Array, expectedSize: number, where: { layer?: string; blobOffset?: number }): Buffer {
   const buf = Buffer.from(member.buffer, member.byteOffset, member.byteLength);
-  const fail = (msg: string, cause?: unknown) => new LayerFormatError("SHOAL_ERR_BAD_CHUNK", msg, { layer: where.layer, blobOffset: where.blobOffset }, { cause });
-  if (buf.length < 18 || buf[0] !== 0x1f || buf[1] !== 0x8b || buf[2] !== 8 || buf[3] !== 0) throw fail("chunk is not a shoal gzip member");
+  const fail = memberFail(where);
+  checkMember(buf, fail);
   let out: Buffer;
   try {
     out = inflateRawSync(buf.subarray(10, buf.length - 8), { maxOutputLength: Math.max(expectedSize, 1) });
   } catch (err) {
     throw fail("chunk does not inflate", err);
   }
-  if (out.length !== expectedSize) throw fail(`chunk inflates to ${out.length} bytes, expected ${expectedSize}`);
-  if (crc32(out) !== buf.readUInt32LE(buf.length - 8) || buf.readUInt32LE(buf.length - 4) !== (expectedSize >>> 0)) {
-    throw fail("chunk CRC or size mismatch");
+  return checkInflated(buf, out, expectedSize, fail);
+}
+
+/** `gunzipMember` on the libuv thread pool, so several chunks inflate on several cores. */
+export async function gunzipMemberAsync(member: Uint8Array, expectedSize: number, where: { layer?: string; blobOffset?: number }): Promise<Buffer> {
+  const buf = Buffer.from(member.buffer, member.byteOffset, member.byteLength);
+  const fail = memberFail(where);
+  checkMember(buf, fail);
+  let out: Buffer;
+  try {
+    out = await inflateRawAsync(buf.subarray(10, buf.length - 8), { maxOutputLength: Math.max(expectedSize, 1) });
+  } catch (err) {
+    throw fail("chunk does not inflate", err);
   }
-  return out;
+  return checkInflated(buf, out, expectedSize, fail);
 }

@@ -10,3 +10,4 @@ export { LayerReader, chunkMatches, type ChunkSource } from "./layer-reader.ts";
 export { MergedTree, normalizeUserPath, type MergedNode, type MergedInode } from "./merged-tree.ts";
 export * from "./media-types.ts";
 export * from "./annotations.ts";
+export { gunzipMember, gunzipMemberAsync } from "./gzip-member.ts";

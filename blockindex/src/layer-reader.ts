@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { DigestMismatchError, InvalidArgumentError } from "./errors.ts";
-import { gunzipMember } from "./gzip-member.ts";
+import { gunzipMemberAsync } from "./gzip-member.ts";
 import type { Chunk, LayerIndex } from "./layer-index.ts";
 import type { TarEntry } from "./tar-entry.ts";
 
@@ -45,7 +45,7 @@ export class LayerReader {
       const actual = createHash("sha256").update(bytes).digest("hex");
       throw new DigestMismatchError(`${this.layer ?? "layer"} chunk ${i}`, `sha256:${chunk.digest.toString("hex")}`, `sha256:${actual}`);
     }
-    return gunzipMember(bytes, chunk.uncompressedLength, { layer: this.layer, blobOffset: chunk.offset });
+    return gunzipMemberAsync(bytes, chunk.uncompressedLength, { layer: this.layer, blobOffset: chunk.offset });
   }
 
   /**

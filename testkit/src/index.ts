@@ -16,3 +16,4 @@ export * from "./xattr.ts";
 export * from "./exec.ts";
 export * from "./netns.ts";
 export * from "./realistic-image.ts";
+export * from "./busybox-image.ts";

@@ -1,0 +1,125 @@
+import { randomBytes } from "node:crypto";
+import { open, unlink } from "node:fs/promises";
+import type { FileHandle } from "node:fs/promises";
+
+/** The errno `code` of a Node.js system error, if any. */
+export function errnoCode(err: unknown): string | undefined {
+  if (typeof err === "object" && err !== null && "code" in err && typeof err.code === "string") return err.code;
+  return undefined;
+}
+
+/** True for "file system full" errors (ENOSPC, EDQUOT), including LevelDB's IO errors that say so. */
+export function isNoSpace(err: unknown): boolean {
+  const code = errnoCode(err);
+  if (code === "ENOSPC" || code === "EDQUOT") return true;
+  const seen = new Set<unknown>();
+  for (let e: unknown = err; e instanceof Error && !seen.has(e); e = e.cause) {
+    seen.add(e);
+    if (/no space left on device|disk quota exceeded/i.test(e.message)) return true;
+    if (e !== err && (errnoCode(e) === "ENOSPC" || errnoCode(e) === "EDQUOT")) return true;
+  }
+  return false;
+}
+
+/** A fresh temp path beside `finalPath` (same directory, so `rename` is atomic). */
+export function tempPathFor(finalPath: string): string {
+  return `${finalPath}.tmp-${randomBytes(6).toString("hex")}`;
+}
+
+/** True if `name` is a temp file left by `tempPathFor`. */
+export function isTempName(name: string): boolean {
+  return /\.tmp-[0-9a-f]+$/.test(name);
+}
+
+/**
+ * Create `path` (which must not exist), write all of `bytes`, and fdatasync
+ * it, so a later rename publishes complete, durable content.
+ */
+export async function writeDurable(path: string, bytes: Uint8Array): Promise<void> {
+  const handle = await open(path, "wx", 0o644);
+  try {
+    await handle.writeFile(bytes);
+    await handle.datasync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** fsync a directory so renames and unlinks in it are durable. */
+export async function fsyncDir(dir: string): Promise<void> {
+  const handle = await open(dir, "r");
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Unlink each path, ignoring ones that do not exist; other errors are returned, not thrown. */
+export async function unlinkQuiet(...paths: string[]): Promise<unknown[]> {
+  const errors: unknown[] = [];
+  await Promise.all(
+    paths.map(async (p) => {
+      try {
+        await unlink(p);
+      } catch (err) {
+        if (errnoCode(err) !== "ENOENT") errors.push(err);
+      }
+    }),
+  );
+  return errors;
+}
+
+/**
+ * Read up to `length` bytes at `position` into a new buffer, looping over
+ * short reads. Returns fewer bytes only if the file ends first.
+ */
+export async function readAt(handle: FileHandle, position: number, length: number): Promise<Buffer> {
+  const buf = Buffer.allocUnsafe(length);
+  let done = 0;
+  while (done < length) {
+    const { bytesRead } = await handle.read(buf, done, length - done, position + done);
+    if (bytesRead === 0) break;
+    done += bytesRead;
+  }
+  return done === length ? buf : buf.subarray(0, done);
+}
+
+/** Run `fn` over `items` with at most `limit` calls in flight; results in input order. */
+export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i] as T);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}
+
+/** True for a non-negative safe integer (an offset or a length). */
+export function isCount(n: number): boolean {
+  return Number.isSafeInteger(n) && n >= 0;
+}
+
+/** `p`, or a rejection with the signal's reason as soon as `signal` aborts. */
+export function abortable<T>(p: Promise<T>, signal?: AbortSignal): Promise<T> {
+  if (!signal) return p;
+  signal.throwIfAborted();
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    p.then(
+      (v) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(v);
+      },
+      (e: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(e instanceof Error ? e : new Error(String(e)));
+      },
+    );
+  });
+}

@@ -1,0 +1,377 @@
+// Time to first useful work for a realistic image (Debian 12 + python3 + nginx)
+// served by a registry behind a 100 Mbit/s link, in one run:
+//   baseline: skopeo copy + umoci unpack + first work (python imports, nginx answers)
+//   shoal:    shoal mount (lazy) + the same first work
+// The registry runs in a network namespace of its own (testkit createNetns);
+// pushing and converting are setup and not measured.
+import { spawn, execFileSync, type ChildProcess } from "node:child_process";
+import { existsSync, rmSync } from "node:fs";
+import { mkdtemp, mkdir, readdir, rm, writeFile } from "node:fs/promises";
+import { connect } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import {
+  buildRealisticImage, createNetns, mountsUnder, pushLayout, run, runFirstWork, startNetnsRegistry, umociUnpack,
+  type FirstWorkResult, type Netns, type NetnsRegistry, type RealisticImage,
+} from "@shoal/testkit";
+
+const DEFAULT_CLI = fileURLToPath(new URL("../../../agent/src/cli/main.ts", import.meta.url));
+const DEFAULT_CACHE = fileURLToPath(new URL("../../../.cache/realistic-image", import.meta.url));
+
+/** Options of {@link runFirstWorkBench}. */
+export interface FirstWorkBenchOptions {
+  /** Where the realistic image is built and cached. Default `$SHOAL_BENCH_CACHE` or `<repo>/.cache/realistic-image`. */
+  cacheDir?: string;
+  /** Registry link cap, Mbit/s each way. Default 100. */
+  rateMbit?: number;
+  /** `shoal agent --prefetch`. Default "off" (bytes before first work are then on-demand reads only). */
+  prefetch?: "on" | "off";
+  /** Skip the shoal half. */
+  baselineOnly?: boolean;
+  /** The shoal CLI entry (run with this Node). Default: the repo's agent/src/cli/main.ts. */
+  cli?: string;
+  /** Progress lines (default: stderr). */
+  log?: (line: string) => void;
+}
+
+/** The baseline: full pull, unpack, then first work. Seconds from the start of the pull. */
+export interface BaselineFigures {
+  pullSec: number;
+  unpackSec: number;
+  /** First work alone (python imports + nginx answering). */
+  firstWorkSec: number;
+  /** Pull + unpack + first work. */
+  totalSec: number;
+  /** Registry blob body bytes (config + layers). */
+  blobBytes: number;
+  blobRequests: number;
+}
+
+/** shoal: lazy mount, then first work. */
+export interface ShoalFigures {
+  /** `shoal mount` alone (the pull: metadata only). */
+  mountSec: number;
+  firstWorkSec: number;
+  /** Mount + first work. */
+  totalSec: number;
+  /** Registry blob body bytes from the mount until first work was done. */
+  blobBytes: number;
+  blobRequests: number;
+  /** `blobBytes` / the original image's compressed layer bytes. */
+  shareOfImage: number;
+  /** Compressed layer bytes of the converted (lazy) image. */
+  lazyImageBytes: number;
+  prefetch: "on" | "off";
+  /** What `shoal mount` printed (pull time, bytes fetched). */
+  mountOutput: string;
+}
+
+/** Result of {@link runFirstWorkBench}. */
+export interface FirstWorkBenchResult {
+  image: Pick<RealisticImage, "compressedBytes" | "uncompressedBytes" | "manifestDigest" | "cached" | "version">;
+  rateMbit: number;
+  baseline: BaselineFigures;
+  /** Figures, or why the shoal half did not run. */
+  shoal: ShoalFigures | { skipped: string };
+  /** baseline.totalSec / shoal.totalSec, when both ran. */
+  speedup: number | undefined;
+}
+
+const sec = (t0: number) => (performance.now() - t0) / 1000;
+
+let CLI = DEFAULT_CLI;
+
+/** Runs the shoal CLI; resolves with its exit code and output (never rejects on a non-zero exit). */
+function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (s: string) => (stdout += s));
+    child.stderr.setEncoding("utf8").on("data", (s: string) => (stderr += s));
+    child.once("error", reject);
+    child.once("close", (code, sig) => resolve({ code: code ?? (sig ? 128 : 1), stdout, stderr }));
+  });
+}
+
+async function cliOk(args: string[]): Promise<string> {
+  const r = await cli(args);
+  if (r.code !== 0) throw new Error(`shoal ${args.join(" ")} failed (${r.code}):\n${r.stderr.trim()}`);
+  return r.stdout;
+}
+
+/** Resolves once a unix socket accepts connections. */
+function socketAccepts(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect(path);
+    s.once("connect", () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once("error", () => resolve(false));
+  });
+}
+
+/** Compressed layer bytes of `ref`'s manifest (single-platform image). */
+async function layerBytes(reg: NetnsRegistry, repo: string, tag: string): Promise<number> {
+  const res = await fetch(`${reg.url}/v2/${repo}/manifests/${tag}`, {
+    headers: { accept: "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json" },
+  });
+  if (!res.ok) throw new Error(`manifest ${repo}:${tag}: HTTP ${res.status}`);
+  const m = (await res.json()) as { layers?: Array<{ size: number }> };
+  return (m.layers ?? []).reduce((n, l) => n + l.size, 0);
+}
+
+// Agents and mounts of this process, cleaned up at exit whatever happens.
+const liveAgents = new Set<ChildProcess>();
+const liveMountRoots = new Set<string>();
+const liveWorkDirs = new Set<string>();
+const WORK_PREFIX = "shoal-bench-firstwork-";
+
+/** Work dirs of earlier runs that were killed outright (pid in the name), with nothing mounted inside. */
+async function sweepStaleWorkDirs(): Promise<void> {
+  for (const f of await readdir(tmpdir())) {
+    const m = new RegExp(`^${WORK_PREFIX}(\\d+)-`).exec(f);
+    if (!m) continue;
+    try {
+      process.kill(Number(m[1]), 0);
+      continue; // still running
+    } catch {
+      // gone
+    }
+    const dir = join(tmpdir(), f);
+    if ((await mountsUnder(dir)).length === 0) await rm(dir, { recursive: true, force: true });
+  }
+}
+let exitHook = false;
+function installExitHook(): void {
+  if (exitHook) return;
+  exitHook = true;
+  process.on("exit", () => {
+    for (const a of liveAgents) {
+      if (a.pid !== undefined && a.exitCode === null && a.signalCode === null) {
+        try {
+          process.kill(a.pid, "SIGKILL");
+        } catch {
+          // gone
+        }
+      }
+    }
+    for (const dir of [...liveMountRoots, ...liveWorkDirs]) {
+      try {
+        const mounts = execFileSync("findmnt", ["-rn", "-o", "TARGET"], { encoding: "utf8" }).split("\n")
+          .filter((p) => p === dir || p.startsWith(`${dir}/`)).sort((a, b) => b.length - a.length);
+        for (const m of mounts) execFileSync("umount", ["-l", m], { stdio: "ignore" });
+      } catch {
+        // best effort
+      }
+    }
+    for (const dir of liveWorkDirs) {
+      try {
+        const still = execFileSync("findmnt", ["-rn", "-o", "TARGET"], { encoding: "utf8" }).split("\n").some((p) => p.startsWith(`${dir}/`));
+        if (!still) rmSync(dir, { recursive: true, force: true });
+      } catch {
+        // best effort
+      }
+    }
+  });
+}
+
+/** Unmounts (lazily) whatever is still mounted under `dir`; true if nothing is left. */
+async function unmountAll(dir: string): Promise<boolean> {
+  for (const m of await mountsUnder(dir)) await run("umount", ["-l", m]).catch(() => {});
+  return (await mountsUnder(dir)).length === 0;
+}
+
+async function stopProcess(child: ChildProcess, graceMs: number): Promise<void> {
+  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+  const gone = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  process.kill(child.pid, "SIGTERM");
+  const timer = setTimeout(() => {
+    if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) process.kill(child.pid, "SIGKILL");
+  }, graceMs);
+  await gone;
+  clearTimeout(timer);
+}
+
+async function runBaseline(reg: NetnsRegistry, ref: string, work: string, log: (s: string) => void): Promise<BaselineFigures> {
+  const oci = join(work, "baseline-oci");
+  const bundle = join(work, "baseline-bundle");
+  reg.resetStats();
+  log("baseline: skopeo copy + umoci unpack + first work");
+  const t0 = performance.now();
+  await run("skopeo", ["copy", "--quiet", "--src-tls-verify=false", `docker://${ref}`, `oci:${oci}:v1`]);
+  const pullSec = sec(t0);
+  const { rootfs } = await umociUnpack(oci, "v1", bundle);
+  const unpackSec = sec(t0) - pullSec;
+  const fw: FirstWorkResult = await runFirstWork(rootfs);
+  const totalSec = sec(t0);
+  await reg.settle();
+  const st = reg.stats();
+  await rm(oci, { recursive: true, force: true });
+  await rm(bundle, { recursive: true, force: true });
+  return { pullSec, unpackSec, firstWorkSec: fw.totalSec, totalSec, blobBytes: st.blobBytes, blobRequests: st.blobRequests };
+}
+
+async function runShoal(
+  reg: NetnsRegistry, src: string, repo: string, image: RealisticImage, work: string, prefetch: "on" | "off", log: (s: string) => void,
+): Promise<ShoalFigures | { skipped: string }> {
+  const help = await cli(["agent", "--help"]);
+  if (help.code !== 0) return { skipped: "`shoal agent` does not exist yet (`shoal agent --help` exits non-zero)" };
+  const mountHelp = await cli(["mount", "--help"]);
+  if (mountHelp.code !== 0) return { skipped: "`shoal mount` does not exist yet (`shoal mount --help` exits non-zero)" };
+
+  const lazyTag = "v1-shoal";
+  const lazyRef = `${reg.host}/${repo}:${lazyTag}`;
+  log("shoal: converting (setup, not measured)");
+  await cliOk(["convert", "--plain-http", src, lazyRef]);
+  const lazyImageBytes = await layerBytes(reg, repo, lazyTag);
+
+  const root = join(work, "shoal-root");
+  const mnt = join(work, "shoal-mnt");
+  await mkdir(root, { recursive: true });
+  await mkdir(mnt, { recursive: true });
+  liveMountRoots.add(root);
+  liveMountRoots.add(mnt);
+  const agentLog = join(work, "agent.log");
+  const args = ["agent", "--root", root, "--plain-http", ...(help.stdout.includes("--prefetch") ? ["--prefetch", prefetch] : [])];
+  const agent = spawn(process.execPath, [CLI, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  liveAgents.add(agent);
+  let agentOut = "";
+  const collect = (s: string) => {
+    agentOut = (agentOut + s).slice(-20_000);
+  };
+  agent.stdout.setEncoding("utf8").on("data", collect);
+  agent.stderr.setEncoding("utf8").on("data", collect);
+  let mounted = false;
+  try {
+    const sock = join(root, "agent.sock");
+    const deadline = Date.now() + 60_000;
+    while (!(existsSync(sock) && (await socketAccepts(sock)))) {
+      if (agent.exitCode !== null || agent.signalCode !== null) throw new Error(`shoal agent exited (${agent.exitCode ?? agent.signalCode}):\n${agentOut.trim()}`);
+      if (Date.now() > deadline) throw new Error(`shoal agent not ready after 60 s:\n${agentOut.trim()}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+
+    reg.resetStats();
+    log(`shoal: mount + first work (prefetch ${prefetch})`);
+    const t0 = performance.now();
+    mounted = true;
+    const mountOutput = await cliOk(["mount", "--root", root, lazyRef, mnt]);
+    const mountSec = sec(t0);
+    const fw = await runFirstWork(mnt);
+    const totalSec = sec(t0);
+    await reg.settle();
+    const st = reg.stats();
+    return {
+      mountSec, firstWorkSec: fw.totalSec, totalSec, blobBytes: st.blobBytes, blobRequests: st.blobRequests,
+      shareOfImage: st.blobBytes / image.compressedBytes, lazyImageBytes, prefetch, mountOutput: mountOutput.trim(),
+    };
+  } finally {
+    if (mounted) {
+      const u = await cli(["umount", "--root", root, mnt]);
+      if (u.code !== 0) log(`shoal umount failed (${u.code}): ${u.stderr.trim()}`);
+    }
+    await stopProcess(agent, 15_000);
+    liveAgents.delete(agent);
+    await writeFile(agentLog, agentOut);
+    const clean = (await unmountAll(mnt)) && (await unmountAll(root));
+    if (clean) {
+      liveMountRoots.delete(root);
+      liveMountRoots.delete(mnt);
+    } else {
+      log(`warning: mounts left under ${work}`);
+    }
+  }
+}
+
+/**
+ * Builds (or loads) the realistic image, serves it from a registry in a
+ * network namespace capped at `rateMbit`, and measures time to first useful
+ * work for the baseline and for shoal in one run. Cleans up everything it
+ * created (namespace, registry, agent, mounts, temp dirs), also on failure.
+ */
+export async function runFirstWorkBench(opts: FirstWorkBenchOptions = {}): Promise<FirstWorkBenchResult> {
+  const log = opts.log ?? ((s: string) => console.error(s));
+  const rateMbit = opts.rateMbit ?? 100;
+  const prefetch = opts.prefetch ?? "off";
+  CLI = opts.cli ?? DEFAULT_CLI;
+  installExitHook();
+  // Children talk to the namespace address only: no proxy may redirect them.
+  const savedProxy: Record<string, string | undefined> = {};
+  for (const k of ["http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"]) {
+    savedProxy[k] = process.env[k];
+    delete process.env[k];
+  }
+
+  const image = await buildRealisticImage(opts.cacheDir ?? process.env.SHOAL_BENCH_CACHE ?? DEFAULT_CACHE, { log });
+  log(`image: ${(image.compressedBytes / 2 ** 20).toFixed(1)} MiB compressed, ${(image.uncompressedBytes / 2 ** 20).toFixed(1)} MiB uncompressed${image.cached ? " (cached)" : ""}`);
+
+  let ns: Netns | undefined;
+  let reg: NetnsRegistry | undefined;
+  await sweepStaleWorkDirs();
+  const work = await mkdtemp(join(tmpdir(), `${WORK_PREFIX}${process.pid}-`));
+  liveWorkDirs.add(work);
+  let workClean = true;
+  try {
+    ns = await createNetns({ rateMbit });
+    reg = await startNetnsRegistry(ns);
+    const repo = "bench/realistic";
+    const src = `${reg.host}/${repo}:v1`;
+    log(`registry ${reg.host} in netns ${ns.name}, capped at ${rateMbit} Mbit/s; pushing (setup)`);
+    await pushLayout(image.layoutDir, image.tag, src);
+
+    const baseline = await runBaseline(reg, src, work, log);
+    let shoal: ShoalFigures | { skipped: string };
+    if (opts.baselineOnly) {
+      shoal = { skipped: "baseline only was asked for" };
+    } else {
+      try {
+        shoal = await runShoal(reg, src, repo, image, work, prefetch, log);
+      } finally {
+        workClean = (await mountsUnder(work)).length === 0;
+      }
+    }
+    return {
+      image: { compressedBytes: image.compressedBytes, uncompressedBytes: image.uncompressedBytes, manifestDigest: image.manifestDigest, cached: image.cached, version: image.version },
+      rateMbit,
+      baseline,
+      shoal,
+      speedup: "skipped" in shoal ? undefined : baseline.totalSec / shoal.totalSec,
+    };
+  } finally {
+    await reg?.stop();
+    await ns?.destroy();
+    if (workClean) {
+      await rm(work, { recursive: true, force: true });
+      liveWorkDirs.delete(work);
+    }
+    else log(`left ${work} in place: something is still mounted under it`);
+    for (const [k, v] of Object.entries(savedProxy)) if (v !== undefined) process.env[k] = v;
+  }
+}
+
+/** Human-readable lines for a result. */
+export function formatFirstWork(r: FirstWorkBenchResult): string[] {
+  const MiB = 2 ** 20;
+  const mib = (n: number) => `${(n / MiB).toFixed(1)} MiB`;
+  const lines = [
+    `first-work: Debian 12 + python3 + nginx, ${mib(r.image.compressedBytes)} compressed / ${mib(r.image.uncompressedBytes)} uncompressed, registry at ${r.rateMbit} Mbit/s`,
+    `  baseline (skopeo copy + umoci unpack + first work): ${r.baseline.totalSec.toFixed(2)} s`
+      + `  (pull ${r.baseline.pullSec.toFixed(2)} s, unpack ${r.baseline.unpackSec.toFixed(2)} s, first work ${r.baseline.firstWorkSec.toFixed(2)} s)`,
+    `    registry blob bytes: ${mib(r.baseline.blobBytes)} in ${r.baseline.blobRequests} requests`,
+  ];
+  if ("skipped" in r.shoal) {
+    lines.push(`  shoal: skipped: ${r.shoal.skipped}`);
+  } else {
+    const s = r.shoal;
+    lines.push(
+      `  shoal (mount + first work, prefetch ${s.prefetch}): ${s.totalSec.toFixed(2)} s  (mount ${s.mountSec.toFixed(2)} s, first work ${s.firstWorkSec.toFixed(2)} s)`,
+      `    registry blob bytes before first work: ${mib(s.blobBytes)} in ${s.blobRequests} requests = ${(s.shareOfImage * 100).toFixed(1)}% of the image (lazy image ${mib(s.lazyImageBytes)})`,
+      `    shoal mount said: ${s.mountOutput.split("\n").join(" | ")}`,
+      `  speedup: ${r.speedup!.toFixed(2)}x  (baseline / shoal time to first useful work)`,
+    );
+  }
+  return lines;
+}

@@ -1,0 +1,21 @@
+// Time to first useful work, baseline vs shoal:
+//   node bench/src/lazy/main.ts [--prefetch on|off] [--rate MBIT] [--baseline-only] [--json]
+// Needs root (network namespace, mounts), debootstrap, skopeo, umoci, docker-registry.
+import { parseArgs } from "node:util";
+import { formatFirstWork, runFirstWorkBench } from "./first-work.ts";
+
+const { values } = parseArgs({
+  options: {
+    prefetch: { type: "string", default: "off" },
+    rate: { type: "string", default: "100" },
+    "baseline-only": { type: "boolean", default: false },
+    json: { type: "boolean", default: false },
+  },
+});
+if (values.prefetch !== "on" && values.prefetch !== "off") throw new Error("--prefetch must be on or off");
+const rateMbit = Number(values.rate);
+if (!(rateMbit > 0)) throw new Error("--rate must be a positive number of Mbit/s");
+
+const r = await runFirstWorkBench({ prefetch: values.prefetch, rateMbit, baselineOnly: values["baseline-only"] });
+for (const line of formatFirstWork(r)) console.log(line);
+if (values.json) console.log(JSON.stringify(r, null, 2));

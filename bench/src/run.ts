@@ -1,7 +1,10 @@
-// Run shoal's benchmarks: `npm run bench -- [convert] [index]` (all when none named).
+// Run shoal's benchmarks: `npm run bench -- [convert] [index] [fuse]` (all when none named).
+// The lazy-start bench (network namespace, 100 Mbit/s registry) runs on its own:
+// `npx node bench/src/lazy/main.ts`.
 // Each compares shoal with its baseline in the same run and prints the figures.
 import { runConvertBench } from "./convert-bench.ts";
 import { runIndexBench } from "./index-bench.ts";
+import { runFuseBench } from "./fuse-bench.ts";
 
 const MiB = 1024 * 1024;
 const wanted = new Set(process.argv.slice(2));
@@ -20,4 +23,14 @@ if (want("index")) {
   console.log(`  bytes per entry             : ${r.perEntry.toFixed(1)}  (paths ${(r.pathBytes / r.entries).toFixed(1)} bytes on average)`);
   console.log(`  bytes per entry less paths  : ${r.perEntryLessPaths.toFixed(1)}  (goal < 64)`);
   console.log(`  load (decode + path lookup) : ${r.loadMs.toFixed(1)} ms  (goal < 100 ms, median of 9)`);
+}
+if (want("fuse")) {
+  const r = await runFuseBench();
+  console.log(`fuse: realistic image, ${r.files} files, ${(r.bytes / MiB).toFixed(1)} MiB, ${r.entries} entries; page cache dropped before each pass`);
+  console.log(`  read all files, local disk (umoci unpack): ${r.localReadSec.toFixed(2)} s = ${(r.bytes / MiB / r.localReadSec).toFixed(0)} MiB/s`);
+  console.log(`  read all files, shoal mount (cached)     : ${r.fuseReadSec.toFixed(2)} s = ${(r.bytes / MiB / r.fuseReadSec).toFixed(0)} MiB/s`);
+  console.log(`  read throughput ratio                    : ${r.readRatio.toFixed(2)}x of local  (goal >= 0.5)`);
+  console.log(`  stat walk, local disk                    : ${(r.localStatSec * 1000).toFixed(0)} ms`);
+  console.log(`  stat walk, shoal mount                   : ${(r.fuseStatSec * 1000).toFixed(0)} ms`);
+  console.log(`  stat walk slowdown                       : ${r.statRatio.toFixed(2)}x  (goal <= 3)`);
 }

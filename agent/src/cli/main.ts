@@ -4,6 +4,7 @@ import { Command } from "commander";
 import { registerConvert } from "./convert.ts";
 import { registerLs, registerCat } from "./read.ts";
 import { reportError } from "./common.ts";
+import { registerAgent, registerMountCommands } from "./agent-commands.ts";
 
 const program = new Command()
   .name("shoal")
@@ -14,6 +15,8 @@ const program = new Command()
 registerConvert(program);
 registerLs(program);
 registerCat(program);
+registerAgent(program);
+registerMountCommands(program);
 
 try {
   await program.parseAsync(process.argv);

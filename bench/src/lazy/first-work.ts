@@ -27,6 +27,8 @@ export interface FirstWorkBenchOptions {
   rateMbit?: number;
   /** `shoal agent --prefetch`. Default "off" (bytes before first work are then on-demand reads only). */
   prefetch?: "on" | "off";
+  /** `shoal convert --chunk-size` (uncompressed bytes per chunk). Default: shoal's default. */
+  chunkSize?: number;
   /** Skip the shoal half. */
   baselineOnly?: boolean;
   /** The shoal CLI entry (run with this Node). Default: the repo's agent/src/cli/main.ts. */
@@ -215,7 +217,7 @@ async function runBaseline(reg: NetnsRegistry, ref: string, work: string, log: (
 }
 
 async function runShoal(
-  reg: NetnsRegistry, src: string, repo: string, image: RealisticImage, work: string, prefetch: "on" | "off", log: (s: string) => void,
+  reg: NetnsRegistry, src: string, repo: string, image: RealisticImage, work: string, prefetch: "on" | "off", log: (s: string) => void, chunkSize?: number,
 ): Promise<ShoalFigures | { skipped: string }> {
   const help = await cli(["agent", "--help"]);
   if (help.code !== 0) return { skipped: "`shoal agent` does not exist yet (`shoal agent --help` exits non-zero)" };
@@ -225,7 +227,7 @@ async function runShoal(
   const lazyTag = "v1-shoal";
   const lazyRef = `${reg.host}/${repo}:${lazyTag}`;
   log("shoal: converting (setup, not measured)");
-  await cliOk(["convert", "--plain-http", src, lazyRef]);
+  await cliOk(["convert", "--plain-http", "--no-cache", ...(chunkSize ? ["--chunk-size", String(chunkSize)] : []), src, lazyRef]);
   const lazyImageBytes = await layerBytes(reg, repo, lazyTag);
 
   const root = join(work, "shoal-root");
@@ -328,7 +330,7 @@ export async function runFirstWorkBench(opts: FirstWorkBenchOptions = {}): Promi
       shoal = { skipped: "baseline only was asked for" };
     } else {
       try {
-        shoal = await runShoal(reg, src, repo, image, work, prefetch, log);
+        shoal = await runShoal(reg, src, repo, image, work, prefetch, log, opts.chunkSize);
       } finally {
         workClean = (await mountsUnder(work)).length === 0;
       }

@@ -1,5 +1,5 @@
 // Time to first useful work, baseline vs shoal:
-//   node bench/src/lazy/main.ts [--prefetch on|off] [--rate MBIT] [--baseline-only] [--json]
+//   node bench/src/lazy/main.ts [--prefetch on|off] [--rate MBIT] [--chunk-size BYTES] [--baseline-only] [--json]
 // Needs root (network namespace, mounts), debootstrap, skopeo, umoci, docker-registry.
 import { parseArgs } from "node:util";
 import { formatFirstWork, runFirstWorkBench } from "./first-work.ts";
@@ -8,6 +8,7 @@ const { values } = parseArgs({
   options: {
     prefetch: { type: "string", default: "off" },
     rate: { type: "string", default: "100" },
+    "chunk-size": { type: "string" },
     "baseline-only": { type: "boolean", default: false },
     json: { type: "boolean", default: false },
   },
@@ -16,6 +17,7 @@ if (values.prefetch !== "on" && values.prefetch !== "off") throw new Error("--pr
 const rateMbit = Number(values.rate);
 if (!(rateMbit > 0)) throw new Error("--rate must be a positive number of Mbit/s");
 
-const r = await runFirstWorkBench({ prefetch: values.prefetch, rateMbit, baselineOnly: values["baseline-only"] });
+const chunkSize = values["chunk-size"] ? Number(values["chunk-size"]) : undefined;
+const r = await runFirstWorkBench({ prefetch: values.prefetch, rateMbit, baselineOnly: values["baseline-only"], ...(chunkSize ? { chunkSize } : {}) });
 for (const line of formatFirstWork(r)) console.log(line);
 if (values.json) console.log(JSON.stringify(r, null, 2));

@@ -1,0 +1,90 @@
+import { Option, type Command } from "commander";
+import { pino } from "pino";
+import { AGENT_SETTINGS } from "../config/agent-config.ts";
+import { resolveSettings, type Setting } from "../config/schema.ts";
+import { createAgent } from "../daemon/agent.ts";
+import type { AgentStatus } from "../daemon/agent.ts";
+import type { MountResult } from "../daemon/mounts.ts";
+import { callAgent } from "./agent-client.ts";
+import { humanBytes } from "./progress.ts";
+
+const DEFAULT_ROOT = AGENT_SETTINGS.root.default;
+const rootOption = () => new Option("--root <dir>", "agent state directory").env("SHOAL_ROOT").default(DEFAULT_ROOT);
+
+/** `shoal agent`: the per-host daemon, in the foreground. Settings: flags, then SHOAL_* env, then --config FILE, then defaults. */
+export function registerAgent(program: Command): void {
+  const cmd = program.command("agent").description("run the per-host agent in the foreground (lazy mounts, chunk store, prefetch)");
+  for (const s of Object.values(AGENT_SETTINGS) as Array<Setting<unknown>>) {
+    const isBool = typeof s.default === "boolean" && !s.arg;
+    const def = s.default === undefined ? "" : ` (default: ${typeof s.default === "number" && s.flag.includes("rate") ? `${s.default} = ${humanBytes(s.default)}/s` : typeof s.default === "object" ? JSON.stringify(s.default) : String(s.default)})`;
+    // commander names the attribute in camelCase (--prefetch-rate -> prefetchRate), as the schema keys are
+    const opt = new Option(isBool ? `--${s.flag}` : `--${s.flag} <${s.arg ?? "value"}>`, `${s.help}; env ${s.env}${def}`);
+    cmd.addOption(opt);
+  }
+  cmd.option("--config <file>", "JSON config file whose keys are the flag names; env SHOAL_CONFIG");
+  cmd.action(async (flags: Record<string, string | boolean | undefined> & { config?: string }) => {
+    const keys = Object.keys(AGENT_SETTINGS) as Array<keyof typeof AGENT_SETTINGS>;
+    const given = Object.fromEntries(keys.map((k) => [k, flags[k]]));
+    const config = resolveSettings(AGENT_SETTINGS, given, process.env, flags.config ?? process.env.SHOAL_CONFIG);
+    const logger = pino({ level: config.logLevel, base: { component: "agent" } });
+    const agent = await createAgent(config, logger);
+    let closing = false;
+    const stop = (signal: string) => {
+      if (closing) return;
+      closing = true;
+      logger.info({ signal }, "stopping");
+      agent.close().then(
+        () => process.exit(0),
+        (err: Error) => {
+          logger.error({ err }, "error while stopping");
+          process.exit(1);
+        },
+      );
+    };
+    process.on("SIGINT", () => stop("SIGINT"));
+    process.on("SIGTERM", () => stop("SIGTERM"));
+  });
+}
+
+/** `shoal mount`, `shoal umount`, `shoal status`: talk to the agent. */
+export function registerMountCommands(program: Command): void {
+  program
+    .command("mount")
+    .description("mount an image's root filesystem read-only and lazily (fetches manifest, config and indexes only)")
+    .argument("<image>", "lazy image reference")
+    .argument("<mountpoint>", "existing directory")
+    .addOption(rootOption())
+    .action(async (image: string, mountpoint: string, opts: { root: string }) => {
+      const r = await callAgent<MountResult>(opts.root, "POST", "/v1/mounts", { image, mountpoint });
+      process.stdout.write(`mounted ${image} (${r.digest}) at ${r.mountpoint}: ${r.layers} layers, pulled in ${(r.pullMs / 1000).toFixed(3)} s, ${humanBytes(r.bytesFetched)} fetched\n`);
+    });
+  program
+    .command("umount")
+    .description("unmount an image mounted by shoal mount")
+    .argument("<mountpoint>", "the mountpoint")
+    .addOption(rootOption())
+    .action(async (mountpoint: string, opts: { root: string }) => {
+      const { resolve } = await import("node:path");
+      await callAgent(opts.root, "DELETE", `/v1/mounts?mountpoint=${encodeURIComponent(resolve(mountpoint))}`);
+    });
+  program
+    .command("status")
+    .description("images, mounts, bytes fetched per source, prefetch progress")
+    .addOption(rootOption())
+    .option("--json", "print JSON")
+    .action(async (opts: { root: string; json?: boolean }) => {
+      const s = await callAgent<AgentStatus>(opts.root, "GET", "/v1/status");
+      if (opts.json) {
+        process.stdout.write(`${JSON.stringify(s, null, 2)}\n`);
+        return;
+      }
+      const lines = [`agent root ${s.root}`, `store: ${s.store.chunks} chunks, ${humanBytes(s.store.bytes)} of ${humanBytes(s.store.capacityBytes)}`];
+      for (const [src, t] of Object.entries(s.sources)) lines.push(`source ${src}: ${t.chunks} chunks, ${humanBytes(t.bytes)}`);
+      for (const img of s.images) {
+        const p = img.prefetch;
+        lines.push(`image ${img.image} (${img.digest.slice(0, 19)}), ${img.layers} layers${p ? `, prefetch ${p.chunksDone}/${p.chunksTotal} chunks (${((100 * p.bytesDone) / Math.max(1, p.bytesTotal)).toFixed(0)}%)${p.finished ? " done" : ""}` : ""}`);
+      }
+      for (const m of s.mounts) lines.push(`mount ${m.mountpoint} <- ${m.image}`);
+      process.stdout.write(`${lines.join("\n")}\n`);
+    });
+}

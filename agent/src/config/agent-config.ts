@@ -1,0 +1,19 @@
+import { parseBool, parseBytes, parseDuration, parseListen, type Setting, type SettingsOf } from "./schema.ts";
+
+const str = (raw: string) => raw;
+
+/** Every setting of `shoal agent`: one schema for flags, environment and config file. */
+export const AGENT_SETTINGS = {
+  root: { flag: "root", env: "SHOAL_ROOT", arg: "DIR", help: "state directory (chunk store, metadata, agent.sock)", default: "/var/lib/shoal", parse: str },
+  plainHttp: { flag: "plain-http", env: "SHOAL_PLAIN_HTTP", help: "talk to registries over http:// (no TLS)", default: false, parse: parseBool },
+  prefetch: { flag: "prefetch", env: "SHOAL_PREFETCH", arg: "on|off", help: "stream whole images in behind the reads", default: true, parse: parseBool },
+  prefetchRate: { flag: "prefetch-rate", env: "SHOAL_PREFETCH_RATE", arg: "BYTES_PER_S", help: "cap on background prefetch, compressed bytes per second (k/M/G suffixes)", default: 64 * 1024 * 1024, parse: parseBytes },
+  cacheSize: { flag: "cache-size", env: "SHOAL_CACHE_SIZE", arg: "BYTES", help: "chunk store capacity; cold chunks of idle images are evicted beyond it", default: 10 * 1024 ** 3, parse: parseBytes },
+  metricsListen: { flag: "metrics-listen", env: "SHOAL_METRICS_LISTEN", arg: "HOST:PORT", help: "serve Prometheus metrics at http://HOST:PORT/metrics", default: undefined as { host: string; port: number } | undefined, parse: parseListen },
+  fetchTimeout: { flag: "fetch-timeout", env: "SHOAL_FETCH_TIMEOUT", arg: "DURATION", help: "give up on a chunk (the read fails with EIO) after this long, e.g. 20s", default: 20_000, parse: parseDuration },
+  startupWindow: { flag: "startup-window", env: "SHOAL_STARTUP_WINDOW", arg: "DURATION", help: "how long after a mount reads are recorded as the image's startup order", default: 10_000, parse: parseDuration },
+  logLevel: { flag: "log-level", env: "SHOAL_LOG_LEVEL", arg: "LEVEL", help: "pino log level (trace, debug, info, warn, error)", default: "info", parse: str },
+} satisfies Record<string, Setting<unknown>>;
+
+/** Resolved settings of the agent. */
+export type AgentConfig = SettingsOf<typeof AGENT_SETTINGS>;

@@ -1,0 +1,93 @@
+import { readFileSync } from "node:fs";
+import { InvalidArgumentError } from "@shoal/blockindex";
+
+/** One setting: its flag, environment variable, config-file key, default and help. */
+export interface Setting<T> {
+  /** Long flag without dashes, e.g. `prefetch-rate`; also the config file key. */
+  flag: string;
+  /** Environment variable, e.g. `SHOAL_PREFETCH_RATE`. */
+  env: string;
+  /** Placeholder for help, e.g. `BYTES_PER_S`; omitted for booleans. */
+  arg?: string;
+  help: string;
+  default: T;
+  parse: (raw: string) => T;
+}
+
+/** Parse `on|off|true|false|1|0|yes|no`. */
+export function parseBool(raw: string): boolean {
+  const v = raw.trim().toLowerCase();
+  if (["on", "true", "1", "yes"].includes(v)) return true;
+  if (["off", "false", "0", "no"].includes(v)) return false;
+  throw new InvalidArgumentError(`not a boolean (on/off): ${JSON.stringify(raw)}`);
+}
+
+/** Parse a byte count with optional k/M/G/T suffix (powers of 1024), e.g. `512M`, `10G`. */
+export function parseBytes(raw: string): number {
+  const m = /^([0-9]+(?:\.[0-9]+)?)\s*([kKmMgGtT]?)(?:i?[bB])?$/.exec(raw.trim());
+  if (!m) throw new InvalidArgumentError(`not a byte count: ${JSON.stringify(raw)}`);
+  const mult = { "": 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 }[m[2]!.toLowerCase()]!;
+  return Math.floor(Number(m[1]) * mult);
+}
+
+/** Parse a duration in ms, with an optional unit (`ms`, `s`, `m`), e.g. `20s`. */
+export function parseDuration(raw: string): number {
+  const m = /^([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m)?$/.exec(raw.trim());
+  if (!m) throw new InvalidArgumentError(`not a duration: ${JSON.stringify(raw)}`);
+  return Math.round(Number(m[1]) * { ms: 1, s: 1000, m: 60_000 }[m[2] ?? "ms"]!);
+}
+
+/** Parse `HOST:PORT` (IPv6 in brackets). */
+export function parseListen(raw: string): { host: string; port: number } {
+  const m = /^(\[[0-9a-fA-F:]+\]|[^:]+):([0-9]{1,5})$/.exec(raw.trim());
+  if (!m || Number(m[2]) > 65535) throw new InvalidArgumentError(`not HOST:PORT: ${JSON.stringify(raw)}`);
+  return { host: m[1]!.replace(/^\[|\]$/g, ""), port: Number(m[2]) };
+}
+
+/** The values a schema yields. */
+export type SettingsOf<S extends Record<string, Setting<unknown>>> = { [K in keyof S]: S[K]["default"] };
+
+/**
+ * Resolve every setting of `schema`: a flag given on the command line wins,
+ * then the environment variable, then the JSON config file (keys are flag
+ * names), then the default. Bad values are `InvalidArgumentError`s naming
+ * where they came from.
+ */
+export function resolveSettings<S extends Record<string, Setting<unknown>>>(
+  schema: S,
+  flags: Partial<Record<keyof S, string | boolean | undefined>>,
+  env: NodeJS.ProcessEnv,
+  configFile?: string,
+): SettingsOf<S> {
+  let file: Record<string, unknown> = {};
+  if (configFile) {
+    try {
+      file = JSON.parse(readFileSync(configFile, "utf8")) as Record<string, unknown>;
+    } catch (err) {
+      throw new InvalidArgumentError(`cannot read config file ${configFile}: ${(err as Error).message}`, { cause: err });
+    }
+    const known = new Set(Object.values(schema).map((s) => s.flag));
+    for (const key of Object.keys(file)) if (!known.has(key)) throw new InvalidArgumentError(`config file ${configFile}: unknown setting ${JSON.stringify(key)}`);
+  }
+  const out: Record<string, unknown> = {};
+  for (const [key, s] of Object.entries(schema)) {
+    const flag = flags[key as keyof S];
+    const candidates: Array<[string, unknown]> = [
+      [`--${s.flag}`, flag],
+      [`$${s.env}`, env[s.env]],
+      [`${configFile}: ${s.flag}`, file[s.flag]],
+    ];
+    const found = candidates.find(([, v]) => v !== undefined && v !== "");
+    if (!found) {
+      out[key] = s.default;
+      continue;
+    }
+    const [where, value] = found;
+    try {
+      out[key] = typeof value === "boolean" ? value : s.parse(String(value));
+    } catch (err) {
+      throw new InvalidArgumentError(`${where}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+  return out as SettingsOf<S>;
+}

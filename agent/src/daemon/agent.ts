@@ -1,0 +1,121 @@
+import { mkdir } from "node:fs/promises";
+import type { Server } from "node:http";
+import { join } from "node:path";
+import { Level } from "level";
+import type { Logger } from "pino";
+import type { AgentConfig } from "../config/agent-config.ts";
+import { Fetcher } from "../fetch/fetcher.ts";
+import { RegistryOrigin } from "../fetch/registry-origin.ts";
+import { LayerFilesystem, unmountPath, isMountpoint } from "../fs/index.ts";
+import { ChunkStore } from "../store/index.ts";
+import { serveApi } from "./api.ts";
+import { ImageCatalog } from "./image-catalog.ts";
+import { levelKeyValue } from "./kv.ts";
+import { AgentMetrics } from "./metrics.ts";
+import { MountManager, parseMountRequest } from "./mounts.ts";
+
+/** A running agent. */
+export interface Agent {
+  readonly config: AgentConfig;
+  readonly mounts: MountManager;
+  readonly fetcher: Fetcher;
+  readonly store: ChunkStore;
+  readonly metrics: AgentMetrics;
+  /** Status as `shoal status` shows it. */
+  status(): Promise<AgentStatus>;
+  /** Stop serving: unmount overlays and the FUSE session (mount records are kept for the next start). */
+  close(): Promise<void>;
+}
+
+/** What `GET /v1/status` answers. */
+export interface AgentStatus {
+  root: string;
+  mounts: ReturnType<MountManager["status"]>["mounts"];
+  images: ReturnType<MountManager["status"]>["images"];
+  sources: Fetcher["totals"];
+  store: ReturnType<ChunkStore["stats"]>;
+}
+
+/**
+ * Wire and start the per-host agent: metadata database, chunk store,
+ * fetcher (store → origin registry), the FUSE layer filesystem at
+ * `ROOT/layers`, mounts restored from the last run, the control API on
+ * `ROOT/agent.sock` and, if configured, Prometheus metrics.
+ */
+export async function createAgent(config: AgentConfig, logger: Logger): Promise<Agent> {
+  const root = config.root;
+  await mkdir(root, { recursive: true });
+  const layersDir = join(root, "layers");
+  // A FUSE mount left by a killed agent answers ENOTCONN: clear it before anything touches it.
+  if (await isMountpoint(layersDir)) await unmountPath(layersDir, { lazy: true });
+  await mkdir(layersDir, { recursive: true });
+  const level = new Level<string, string>(join(root, "meta"), { keyEncoding: "utf8", valueEncoding: "utf8" });
+  await level.open();
+  const db = levelKeyValue(level);
+  const metrics = new AgentMetrics();
+  const store = await ChunkStore.open({ db: level, logger }, { root: join(root, "store"), capacityBytes: config.cacheSize });
+  const origin = new RegistryOrigin({ logger }, { plainHttp: config.plainHttp, maxRetryTimeMs: Math.max(1000, Math.floor(config.fetchTimeout * 0.75)) });
+  const fetcher = new Fetcher({ cache: store, origins: [origin], logger, observer: metrics }, { timeoutMs: config.fetchTimeout });
+  const catalog = new ImageCatalog({ db, origin, logger });
+  const fs = new LayerFilesystem({ logger }, { mountpoint: layersDir });
+  await fs.mount();
+  const mounts = new MountManager({ catalog, fs, fetcher, store, db, logger }, {
+    layersDir,
+    prefetch: config.prefetch,
+    prefetchRate: config.prefetchRate,
+    startupWindowMs: config.startupWindow,
+  });
+  await mounts.restore();
+
+  const status = async (): Promise<AgentStatus> => {
+    const s = mounts.status();
+    return { root, mounts: s.mounts, images: s.images, sources: fetcher.totals, store: store.stats() };
+  };
+  const api = await serveApi(join(root, "agent.sock"), {
+    "GET /v1/status": () => status(),
+    "POST /v1/mounts": (body) => {
+      const req = parseMountRequest(body);
+      return mounts.mount(req.image, req.mountpoint);
+    },
+    "DELETE /v1/mounts": async (_body, query) => {
+      await mounts.unmount(query.get("mountpoint") ?? "");
+      return {};
+    },
+  }, logger);
+  let metricsServer: Server | undefined;
+  if (config.metricsListen) {
+    metricsServer = await metrics.listen(config.metricsListen.host, config.metricsListen.port, () => {
+      metrics.storeBytes.set(store.stats().bytes);
+      for (const img of mounts.status().images) {
+        if (!img.prefetch) continue;
+        metrics.prefetchDone.set({ image: img.digest }, img.prefetch.chunksDone);
+        metrics.prefetchTotal.set({ image: img.digest }, img.prefetch.chunksTotal);
+      }
+      for (const [op, n] of Object.entries(fs.counters.ops as Record<string, number>)) metrics.fuseOps.inc({ op }, n - (lastOps[op] ?? 0));
+      for (const [op, n] of Object.entries(fs.counters.errors as Record<string, number>)) metrics.fuseErrors.inc({ op }, n - (lastErrors[op] ?? 0));
+      Object.assign(lastOps, fs.counters.ops);
+      Object.assign(lastErrors, fs.counters.errors);
+    });
+  }
+  const lastOps: Record<string, number> = {};
+  const lastErrors: Record<string, number> = {};
+  logger.info({ root, socket: join(root, "agent.sock"), metrics: config.metricsListen }, "agent ready");
+
+  return {
+    config,
+    mounts,
+    fetcher,
+    store,
+    metrics,
+    status,
+    async close() {
+      await new Promise<void>((resolve) => api.close(() => resolve()));
+      metricsServer?.close();
+      await mounts.shutdown();
+      await fs.unmount();
+      await origin.close();
+      await store.close();
+      await level.close();
+    },
+  };
+}

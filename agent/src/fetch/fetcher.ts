@@ -1,0 +1,180 @@
+import { createHash } from "node:crypto";
+import { chunkMatches, gunzipMemberAsync, ShoalError, type Chunk, type LayerIndex } from "@shoal/blockindex";
+import type { Logger } from "pino";
+
+/** A lazy layer the agent reads: where it lives and its index. */
+export interface RemoteLayer {
+  /** Digest of the lazy blob. */
+  digest: string;
+  registry: string;
+  repository: string;
+  index: LayerIndex;
+}
+
+/** A place chunks come from (the origin registry now; peers and supernodes later). */
+export interface ChunkOrigin {
+  /** Stable name used in metrics and status: `origin`, `peer`, `supernode`. */
+  readonly name: string;
+  /** The compressed bytes of `chunk` of `layer` (unverified). */
+  fetch(layer: RemoteLayer, chunk: Chunk, opts: { signal: AbortSignal }): Promise<Uint8Array>;
+}
+
+/** The part of the chunk store the fetcher needs. */
+export interface ChunkCache {
+  has(digest: string): boolean;
+  put(digest: string, compressed: Uint8Array, raw: Uint8Array): Promise<void>;
+  readRaw(digest: string, offset: number, length: number): Promise<Buffer | undefined>;
+}
+
+/** What the fetcher reports to metrics. */
+export interface FetchObserver {
+  fetched(source: string, bytes: number, seconds: number): void;
+  cacheHit(bytes: number): void;
+  failed(source: string, reason: string): void;
+}
+
+/** A chunk could not be had from any source in time. */
+export class FetchError extends ShoalError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("SHOAL_ERR_FETCH_FAILED", message, options);
+  }
+}
+
+/** Per-source totals, for `shoal status`. */
+export type SourceTotals = Record<string, { chunks: number; bytes: number }>;
+
+const hexOf = (d: Buffer) => `sha256:${d.toString("hex")}`;
+
+/**
+ * The agent's one way to get chunk data: from the local chunk store, else
+ * from the origins in order, verified against the layer index, then stored.
+ * Concurrent requests for one chunk share one fetch. Each fetch is bounded
+ * by `timeoutMs`; a chunk failing its digest is fetched once more, then the
+ * request fails with `FetchError`.
+ */
+export class Fetcher {
+  readonly totals: SourceTotals = {};
+  private readonly cache: ChunkCache;
+  private readonly origins: ChunkOrigin[];
+  private readonly logger: Logger;
+  private readonly observer: FetchObserver | undefined;
+  private readonly timeoutMs: number;
+  private readonly inflight = new Map<string, Promise<Buffer>>();
+  /** On-demand fetches under way; background work yields to them. */
+  foreground = 0;
+
+  constructor(components: { cache: ChunkCache; origins: ChunkOrigin[]; logger: Logger; observer?: FetchObserver }, init: { timeoutMs?: number } = {}) {
+    this.cache = components.cache;
+    this.origins = components.origins;
+    this.logger = components.logger.child({ component: "fetcher" });
+    this.observer = components.observer;
+    this.timeoutMs = init.timeoutMs ?? 20_000;
+  }
+
+  private count(source: string, bytes: number): void {
+    const t = (this.totals[source] ??= { chunks: 0, bytes: 0 });
+    t.chunks++;
+    t.bytes += bytes;
+  }
+
+  /** True when chunk `i` of `layer` is in the local store. */
+  has(layer: RemoteLayer, i: number): boolean {
+    return this.cache.has(hexOf(layer.index.chunk(i).digest));
+  }
+
+  /**
+   * Make chunk `i` of `layer` local (fetching it if needed) and return its
+   * uncompressed bytes when `wantBytes` (else an empty buffer).
+   * `background` fetches do not count as on-demand.
+   */
+  async ensure(layer: RemoteLayer, i: number, opts: { signal?: AbortSignal; background?: boolean } = {}): Promise<Buffer> {
+    const chunk = layer.index.chunk(i);
+    const digest = hexOf(chunk.digest);
+    if (this.cache.has(digest)) {
+      const raw = await this.cache.readRaw(digest, 0, chunk.uncompressedLength);
+      if (raw && raw.length === chunk.uncompressedLength) {
+        this.observer?.cacheHit(raw.length);
+        this.count("cache", raw.length);
+        return raw;
+      }
+    }
+    let p = this.inflight.get(digest);
+    if (!p) {
+      p = this.fetchAndStore(layer, chunk, digest, opts.background === true).finally(() => this.inflight.delete(digest));
+      this.inflight.set(digest, p);
+    }
+    if (!opts.signal) return p;
+    return Promise.race([p, new Promise<never>((_, reject) => {
+      opts.signal!.throwIfAborted();
+      opts.signal!.addEventListener("abort", () => reject(opts.signal!.reason), { once: true });
+    })]);
+  }
+
+  /**
+   * Uncompressed bytes `[offset, offset + length)` of `layer`'s tar stream,
+   * from the store where present, fetching the missing chunks.
+   */
+  async read(layer: RemoteLayer, offset: number, length: number, opts: { signal?: AbortSignal } = {}): Promise<Buffer> {
+    const range = layer.index.chunksForRange(offset, length);
+    if (!range) return Buffer.alloc(0);
+    const parts = await Promise.all(
+      Array.from({ length: range.last - range.first + 1 }, async (_, k) => {
+        const i = range.first + k;
+        const chunk = layer.index.chunk(i);
+        const from = Math.max(offset, chunk.uncompressedOffset) - chunk.uncompressedOffset;
+        const to = Math.min(offset + length, chunk.uncompressedOffset + chunk.uncompressedLength) - chunk.uncompressedOffset;
+        const digest = hexOf(chunk.digest);
+        if (this.cache.has(digest)) {
+          const part = await this.cache.readRaw(digest, from, to - from);
+          if (part && part.length === to - from) {
+            this.observer?.cacheHit(part.length);
+            this.count("cache", part.length);
+            return part;
+          }
+        }
+        const raw = await this.ensure(layer, i, opts);
+        return raw.subarray(from, to);
+      }),
+    );
+    return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+  }
+
+  private async fetchAndStore(layer: RemoteLayer, chunk: Chunk, digest: string, background: boolean): Promise<Buffer> {
+    if (!background) this.foreground++;
+    const signal = AbortSignal.timeout(this.timeoutMs);
+    const errors: string[] = [];
+    try {
+      for (const origin of this.origins) {
+        for (let attempt = 1; attempt <= 2; attempt++) {
+          const started = performance.now();
+          let bytes: Uint8Array;
+          try {
+            bytes = await origin.fetch(layer, chunk, { signal });
+          } catch (err) {
+            const reason = signal.aborted ? `timed out after ${this.timeoutMs} ms` : (err as Error).message;
+            errors.push(`${origin.name}: ${reason}`);
+            this.observer?.failed(origin.name, signal.aborted ? "timeout" : "error");
+            this.logger.warn({ layer: layer.digest, chunk: chunk.index, source: origin.name, err: reason }, "chunk fetch failed");
+            break; // the client retried already; try the next origin
+          }
+          if (!chunkMatches(chunk, bytes)) {
+            const actual = `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
+            errors.push(`${origin.name}: digest mismatch (got ${actual})`);
+            this.observer?.failed(origin.name, "digest");
+            this.logger.error({ layer: layer.digest, chunk: chunk.index, source: origin.name, expected: digest, actual, attempt }, "chunk failed its digest");
+            continue;
+          }
+          const raw = await gunzipMemberAsync(bytes, chunk.uncompressedLength, { layer: layer.digest, blobOffset: chunk.offset });
+          await this.cache.put(digest, bytes, raw);
+          this.observer?.fetched(origin.name, bytes.length, (performance.now() - started) / 1000);
+          this.count(origin.name, bytes.length);
+          return raw;
+        }
+        if (signal.aborted) break;
+      }
+      throw new FetchError(`chunk ${chunk.index} of ${layer.digest} unavailable: ${errors.join("; ") || "no sources"}`);
+    } finally {
+      if (!background) this.foreground--;
+    }
+  }
+}

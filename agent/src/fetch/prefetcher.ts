@@ -1,0 +1,162 @@
+import type { Logger } from "pino";
+import type { Fetcher, RemoteLayer } from "./fetcher.ts";
+
+/** A chunk by position: layer number in the image (0 = bottom) and chunk index. */
+export type ChunkPos = readonly [layer: number, chunk: number];
+
+/** Progress of one image's prefetch. */
+export interface PrefetchProgress {
+  chunksDone: number;
+  chunksTotal: number;
+  bytesDone: number;
+  bytesTotal: number;
+  finished: boolean;
+  failures: number;
+  /** Chunks taken first from the image's recorded startup order. */
+  startupChunks: number;
+  /** The first few chunks of the order, for inspection. */
+  head: ChunkPos[];
+}
+
+/** Token bucket: `take(n)` resolves once `n` tokens (bytes) are available at `rate` per second. */
+class RateLimiter {
+  private tokens: number;
+  private last = performance.now();
+  private readonly rate: number;
+  private readonly burst: number;
+
+  constructor(rate: number, burst = Math.max(rate / 4, 4 << 20)) {
+    this.rate = rate;
+    this.burst = burst;
+    this.tokens = this.burst;
+  }
+
+  async take(n: number, signal: AbortSignal): Promise<void> {
+    for (;;) {
+      const now = performance.now();
+      this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) / 1000) * this.rate);
+      this.last = now;
+      if (this.tokens >= Math.min(n, this.burst)) {
+        this.tokens -= n;
+        return;
+      }
+      const wait = ((Math.min(n, this.burst) - this.tokens) / this.rate) * 1000;
+      await sleep(Math.max(5, wait), signal);
+    }
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(signal.reason);
+    const t = setTimeout(() => {
+      signal.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(t);
+      reject(signal.reason);
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+/**
+ * Streams every chunk of an image into the store at a bounded rate,
+ * `first` (the recorded startup order) before the rest, layer by layer.
+ * On-demand reads come first: workers pause while any foreground fetch is
+ * under way. A chunk that fails is retried after the others, up to 3 times.
+ */
+export class PrefetchJob {
+  private readonly fetcher: Fetcher;
+  private readonly logger: Logger;
+  private readonly layers: RemoteLayer[];
+  private readonly order: ChunkPos[];
+  private readonly controller = new AbortController();
+  private readonly limiter: RateLimiter;
+  private readonly concurrency: number;
+  private failures = 0;
+  private readonly startupChunks: number;
+  private finishedFlag = false;
+  /** Resolves when every chunk is local (or the job was stopped). */
+  readonly done: Promise<void>;
+
+  constructor(components: { fetcher: Fetcher; logger: Logger }, init: { layers: RemoteLayer[]; first?: ChunkPos[]; rateBytesPerSec: number; burstBytes?: number; concurrency?: number }) {
+    this.fetcher = components.fetcher;
+    this.logger = components.logger.child({ component: "prefetch" });
+    this.layers = init.layers;
+    this.limiter = new RateLimiter(init.rateBytesPerSec, init.burstBytes);
+    this.concurrency = init.concurrency ?? 2;
+    const seen = new Set<string>();
+    this.order = [];
+    const add = (p: ChunkPos) => {
+      const key = `${p[0]}:${p[1]}`;
+      const layer = this.layers[p[0]];
+      if (!layer || p[1] < 0 || p[1] >= layer.index.chunkCount || seen.has(key)) return;
+      seen.add(key);
+      this.order.push(p);
+    };
+    for (const p of init.first ?? []) add(p);
+    this.startupChunks = this.order.length;
+    this.layers.forEach((l, li) => {
+      for (let c = 0; c < l.index.chunkCount; c++) add([li, c]);
+    });
+    this.done = this.run();
+  }
+
+  /** Stop fetching (chunks in flight complete). */
+  stop(): void {
+    this.controller.abort(new Error("prefetch stopped"));
+  }
+
+  progress(): PrefetchProgress {
+    let chunksDone = 0;
+    let bytesDone = 0;
+    let bytesTotal = 0;
+    for (const [li, c] of this.order) {
+      const chunk = this.layers[li]!.index.chunk(c);
+      bytesTotal += chunk.length;
+      if (this.fetcher.has(this.layers[li]!, c)) {
+        chunksDone++;
+        bytesDone += chunk.length;
+      }
+    }
+    return {
+      chunksDone, chunksTotal: this.order.length, bytesDone, bytesTotal, finished: this.finishedFlag, failures: this.failures,
+      startupChunks: this.startupChunks, head: this.order.slice(0, 8),
+    };
+  }
+
+  private async run(): Promise<void> {
+    const queue = [...this.order];
+    const attempts = new Map<ChunkPos, number>();
+    const signal = this.controller.signal;
+    const worker = async () => {
+      while (!signal.aborted) {
+        const next = queue.shift();
+        if (!next) return;
+        const [li, c] = next;
+        const layer = this.layers[li]!;
+        if (this.fetcher.has(layer, c)) continue;
+        try {
+          while (this.fetcher.foreground > 0) await sleep(10, signal);
+          await this.limiter.take(layer.index.chunk(c).length, signal);
+          await this.fetcher.ensure(layer, c, { signal, background: true });
+        } catch (err) {
+          if (signal.aborted) return;
+          const n = (attempts.get(next) ?? 0) + 1;
+          attempts.set(next, n);
+          this.failures++;
+          this.logger.warn({ layer: layer.digest, chunk: c, attempt: n, err: (err as Error).message }, "prefetch of a chunk failed");
+          if (n < 3) queue.push(next);
+          await sleep(200 * n, signal).catch(() => {});
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: this.concurrency }, worker));
+    if (!signal.aborted) {
+      this.finishedFlag = this.order.every(([li, c]) => this.fetcher.has(this.layers[li]!, c));
+      this.logger.info({ chunks: this.order.length, complete: this.finishedFlag }, "prefetch finished");
+    }
+  }
+}

@@ -1,0 +1,8 @@
+// Public surface of the layer filesystem: layers served over FUSE as
+// overlayfs lower directories, and the overlay/mount helpers around it.
+export { LayerFilesystem, type FsCounters, type LayerFilesystemInit } from "./layer-fs.ts";
+export { lowerResolver, readerLayerData, type LayerData, type LayerSnapshot, type LowerFile } from "./layer-data.ts";
+export { OPAQUE_XATTR } from "./layer-tree.ts";
+export {
+  findMount, isMountpoint, mountOverlay, readMountInfo, unmountPath, type MountInfo, type OverlayOptions,
+} from "./mount.ts";

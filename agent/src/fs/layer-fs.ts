@@ -1,0 +1,361 @@
+/**
+ * The layer filesystem: one FUSE session whose top-level directories are
+ * layers in overlayfs lower-directory format, for the kernel's overlayfs to
+ * stack. Metadata comes from each layer's index (built into a tree once);
+ * file bytes from the layer's `LayerData`.
+ */
+import { join } from "node:path";
+import { pino, type Logger } from "pino";
+import { InvalidArgumentError, ShoalError } from "@shoal/blockindex";
+import {
+  DEFAULT_ATTR_TIMEOUT_S, DEFAULT_ENTRY_TIMEOUT_S, DEFAULT_FS_NAME, DEFAULT_READ_AHEAD_KB, ROOT_TIMEOUT_S,
+} from "./constants.ts";
+import {
+  attrOut, cString, direntplusSize, direntSize, entryOut, Errno, FOPEN_KEEP_CACHE, FOPEN_CACHE_DIR, NOTIFY_INVAL_ENTRY,
+  NOTIFY_INVAL_INODE, Op, opName, S_IFDIR, statfsOut, WRITE_OPS, writeDirent, writeEntryOut, xattrSizeOut,
+  type Attr, type FuseRequest,
+} from "./fuse-abi.ts";
+import { FuseSession, type FuseHandler } from "./fuse-session.ts";
+import type { LayerSnapshot } from "./layer-data.ts";
+import { LayerTree, type FsNode } from "./layer-tree.ts";
+
+/** FUSE request counts, for metrics. Read them; do not write them. */
+export interface FsCounters {
+  /** Requests received, by lower-case opcode name ("lookup", "getattr", "read", ...). */
+  ops: Record<string, number>;
+  /**
+   * Requests answered with an error, by opcode name. Expected answers are
+   * not counted: ENOENT from lookup, ENODATA from getxattr, ENOSYS (an
+   * operation the kernel may try and then stops asking for).
+   */
+  errors: Record<string, number>;
+  /** File bytes returned by read. */
+  bytesRead: number;
+}
+
+/** Settings of a {@link LayerFilesystem}. */
+export interface LayerFilesystemInit {
+  /** Where the session is mounted; layer `id` appears at `mountpoint/id`. */
+  mountpoint: string;
+  /** Seconds the kernel caches lookups inside layers (default one day). */
+  entryTimeout?: number;
+  /** Seconds the kernel caches attributes inside layers (default one day). */
+  attrTimeout?: number;
+  /** Mount source and subtype (default "shoal": type `fuse.shoal`). */
+  fsName?: string;
+  /** Read-ahead of the mount in KiB (default 1024; 0 keeps the kernel's). */
+  readAheadKb?: number;
+}
+
+const ROOT_INO = 1;
+const O_ACCMODE = 3;
+const O_TRUNC = 0o1000;
+const LAYER_ID = /^[A-Za-z0-9._@+=-]{1,255}$/;
+const DOT = Buffer.from(".");
+const DOTDOT = Buffer.from("..");
+
+/**
+ * Serves layers as read-only overlayfs lower directories over one FUSE
+ * session. Layers can be added and removed while mounted.
+ */
+export class LayerFilesystem implements FuseHandler {
+  readonly mountpoint: string;
+  /** Operation and error counts since construction. */
+  readonly counters: FsCounters = { ops: {}, errors: {}, bytesRead: 0 };
+
+  private readonly log: Logger;
+  private readonly session: FuseSession;
+  private readonly entryTimeout: number;
+  private readonly attrTimeout: number;
+  private readonly layers = new Map<string, LayerTree>();
+  private readonly nodes = new Map<number, FsNode>();
+  private readonly inflight = new Map<bigint, AbortController>();
+  private nextIno = ROOT_INO + 1;
+  private rootMtime = Math.floor(Date.now() / 1000);
+
+  constructor(components: { logger?: Logger }, init: LayerFilesystemInit) {
+    this.log = (components.logger ?? pino({ level: "silent" })).child({ component: "layerfs" });
+    this.entryTimeout = init.entryTimeout ?? DEFAULT_ENTRY_TIMEOUT_S;
+    this.attrTimeout = init.attrTimeout ?? DEFAULT_ATTR_TIMEOUT_S;
+    this.session = new FuseSession({ handler: this, logger: this.log }, {
+      mountpoint: init.mountpoint, fsName: init.fsName ?? DEFAULT_FS_NAME, readAheadKb: init.readAheadKb ?? DEFAULT_READ_AHEAD_KB,
+    });
+    this.mountpoint = this.session.mountpoint;
+  }
+
+  /** Whether the filesystem is mounted. */
+  get mounted(): boolean {
+    return this.session.mounted;
+  }
+
+  /**
+   * Mount at `mountpoint` (created if missing) and resolve once the kernel
+   * has connected. Needs root. Rejects with `ShoalError` (`SHOAL_ERR_MOUNT`)
+   * when mounting fails or it is mounted already.
+   */
+  mount(opts: { signal?: AbortSignal } = {}): Promise<void> {
+    return this.session.mount(opts);
+  }
+
+  /**
+   * Unmount. Overlays stacked on the layers must be unmounted first; a busy
+   * mount is detached lazily and its connection aborted. Idempotent.
+   */
+  unmount(opts: { signal?: AbortSignal } = {}): Promise<void> {
+    return this.session.unmount(opts);
+  }
+
+  /**
+   * Serve `snapshot` at `mountpoint/<id>`. Builds the layer's tree now
+   * (calling `snapshot.resolveLower` as needed), so add layers bottom first.
+   * Throws `InvalidArgumentError` for a bad or duplicate id.
+   */
+  addLayer(snapshot: LayerSnapshot): void {
+    const { id } = snapshot;
+    if (!LAYER_ID.test(id) || id === "." || id === "..") throw new InvalidArgumentError(`bad layer id ${JSON.stringify(id)}`);
+    if (this.layers.has(id)) throw new InvalidArgumentError(`layer ${id} is already in the filesystem`);
+    const tree = LayerTree.build(snapshot, () => this.nextIno++, (layerId, path) => this.layers.get(layerId)?.lookup(path));
+    for (const n of tree.nodes) this.nodes.set(n.ino, n);
+    this.layers.set(id, tree);
+    this.rootChanged();
+  }
+
+  /**
+   * Stop serving layer `id`; false when it was not there. Remove a layer only
+   * when no overlay, open file or layer above (sharing its hardlinks) uses it.
+   */
+  removeLayer(id: string): boolean {
+    const tree = this.layers.get(id);
+    if (!tree) return false;
+    this.layers.delete(id);
+    for (const n of tree.nodes) this.nodes.delete(n.ino);
+    const name = Buffer.from(id);
+    const payload = Buffer.alloc(16 + name.length + 1);
+    payload.writeBigUInt64LE(BigInt(ROOT_INO), 0);
+    payload.writeUInt32LE(name.length, 8);
+    name.copy(payload, 16);
+    this.session.notify(NOTIFY_INVAL_ENTRY, payload);
+    this.rootChanged();
+    return true;
+  }
+
+  /** Whether layer `id` is being served. */
+  has(id: string): boolean {
+    return this.layers.has(id);
+  }
+
+  /** The directory layer `id` appears at. */
+  layerPath(id: string): string {
+    return join(this.mountpoint, id);
+  }
+
+  private rootChanged(): void {
+    this.rootMtime = Math.floor(Date.now() / 1000);
+    const payload = Buffer.alloc(24);
+    payload.writeBigUInt64LE(BigInt(ROOT_INO), 0);
+    payload.writeBigInt64LE(-1n, 8); // no page cache to drop; attributes only
+    this.session.notify(NOTIFY_INVAL_INODE, payload);
+  }
+
+  private rootAttr(): Attr {
+    return {
+      ino: ROOT_INO, size: 4096, mode: S_IFDIR | 0o755, nlink: 2 + this.layers.size, uid: 0, gid: 0, rdev: 0,
+      mtimeSec: this.rootMtime, mtimeNsec: 0,
+    };
+  }
+
+  /** @internal FuseHandler: dispatch one request. */
+  handle(req: FuseRequest, session: FuseSession): void {
+    const name = opName(req.opcode);
+    this.counters.ops[name] = (this.counters.ops[name] ?? 0) + 1;
+    if (req.opcode === Op.FORGET || req.opcode === Op.BATCH_FORGET) return; // nodes live as long as their layer
+    if (WRITE_OPS.has(req.opcode)) return this.fail(req, Errno.EROFS);
+    switch (req.opcode) {
+      case Op.LOOKUP: return this.lookup(req);
+      case Op.GETATTR: return this.getattr(req);
+      case Op.READLINK: return this.readlink(req);
+      case Op.OPEN: return this.open(req, false);
+      case Op.OPENDIR: return this.open(req, true);
+      case Op.READ: return this.read(req);
+      case Op.READDIR: return this.readdir(req, false);
+      case Op.READDIRPLUS: return this.readdir(req, true);
+      case Op.GETXATTR: return this.getxattr(req);
+      case Op.LISTXATTR: return this.listxattr(req);
+      case Op.STATFS: return this.statfs(req);
+      case Op.RELEASE: case Op.RELEASEDIR: case Op.FLUSH: case Op.FSYNC: case Op.FSYNCDIR: case Op.ACCESS:
+        return session.reply(req.unique);
+      default: return this.fail(req, Errno.ENOSYS);
+    }
+  }
+
+  /** @internal FuseHandler: the kernel gave up on request `unique`. */
+  interrupt(unique: bigint): boolean {
+    const ac = this.inflight.get(unique);
+    if (!ac) return false;
+    this.inflight.delete(unique);
+    ac.abort();
+    this.counters.errors.read = (this.counters.errors.read ?? 0) + 1;
+    this.session.replyError(unique, Errno.EINTR);
+    return true;
+  }
+
+  private fail(req: FuseRequest, errno: number): void {
+    const expected = errno === Errno.ENOSYS || (req.opcode === Op.LOOKUP && errno === Errno.ENOENT)
+      || (req.opcode === Op.GETXATTR && errno === Errno.ENODATA);
+    if (!expected) {
+      const name = opName(req.opcode);
+      this.counters.errors[name] = (this.counters.errors[name] ?? 0) + 1;
+    }
+    this.session.replyError(req.unique, errno);
+  }
+
+  /** The node of request `req`, or undefined after answering ESTALE. Root (1) is not a node. */
+  private node(req: FuseRequest): FsNode | undefined {
+    const node = this.nodes.get(req.nodeid);
+    if (!node) this.fail(req, Errno.ESTALE);
+    return node;
+  }
+
+  private lookup(req: FuseRequest): void {
+    const name = cString(req.body);
+    if (req.nodeid === ROOT_INO) {
+      const tree = this.layers.get(name);
+      if (!tree) return this.fail(req, Errno.ENOENT);
+      return this.session.reply(req.unique, [entryOut(tree.root, ROOT_TIMEOUT_S, this.attrTimeout)]);
+    }
+    const dir = this.node(req);
+    if (!dir) return;
+    if (!dir.children) return this.fail(req, Errno.ENOTDIR);
+    const child = dir.children.get(name);
+    // A miss is cached too (node id 0): layers never change.
+    this.session.reply(req.unique, [entryOut(child, this.entryTimeout, this.attrTimeout)]);
+  }
+
+  private getattr(req: FuseRequest): void {
+    if (req.nodeid === ROOT_INO) return this.session.reply(req.unique, [attrOut(this.rootAttr(), ROOT_TIMEOUT_S)]);
+    const node = this.node(req);
+    if (node) this.session.reply(req.unique, [attrOut(node, this.attrTimeout)]);
+  }
+
+  private readlink(req: FuseRequest): void {
+    const node = this.node(req);
+    if (!node) return;
+    if (node.linkname === undefined) return this.fail(req, Errno.EINVAL);
+    this.session.reply(req.unique, [Buffer.from(node.linkname)]);
+  }
+
+  private open(req: FuseRequest, dir: boolean): void {
+    const flags = req.body.readUInt32LE(0);
+    if (req.nodeid === ROOT_INO) return dir ? this.session.reply(req.unique, [Buffer.alloc(16)]) : this.fail(req, Errno.EISDIR);
+    const node = this.node(req);
+    if (!node) return;
+    if (dir !== Boolean(node.children)) return this.fail(req, dir ? Errno.ENOTDIR : Errno.EISDIR);
+    if ((flags & O_ACCMODE) !== 0 || flags & O_TRUNC) return this.fail(req, Errno.EROFS);
+    const out = Buffer.alloc(16);
+    out.writeUInt32LE(dir ? FOPEN_KEEP_CACHE | FOPEN_CACHE_DIR : FOPEN_KEEP_CACHE, 8);
+    this.session.reply(req.unique, [out]);
+  }
+
+  private read(req: FuseRequest): void {
+    const node = this.node(req);
+    if (!node) return;
+    if (node.children) return this.fail(req, Errno.EISDIR);
+    const offset = Number(req.body.readBigUInt64LE(8));
+    const size = req.body.readUInt32LE(16);
+    const end = Math.min(node.size, offset + size);
+    if (!node.data || offset >= end) return this.session.reply(req.unique);
+    const n = end - offset;
+    const ac = new AbortController();
+    const unique = req.unique;
+    this.inflight.set(unique, ac);
+    let pending: Promise<Buffer>;
+    try {
+      pending = node.data.read(node.dataOffset + offset, n, { signal: ac.signal });
+    } catch (err) {
+      pending = Promise.reject(err as Error);
+    }
+    pending.then(
+      (buf) => {
+        if (this.inflight.get(unique) !== ac) return;
+        this.inflight.delete(unique);
+        if (buf.length < n) throw new ShoalError("SHOAL_ERR_SHORT_READ", `layer data returned ${buf.length} of ${n} bytes`);
+        this.counters.bytesRead += n;
+        this.session.reply(unique, [buf.length === n ? buf : buf.subarray(0, n)]);
+      },
+    ).catch((err: unknown) => {
+      if (this.inflight.get(unique) === ac) this.inflight.delete(unique);
+      else if (ac.signal.aborted) return;
+      this.fail(req, this.errnoFor(err, node));
+    });
+  }
+
+  /** Map a data error to errno, once, at this edge. */
+  private errnoFor(err: unknown, node: FsNode): number {
+    if (err instanceof ShoalError && err.code === "SHOAL_ERR_NOT_FOUND") return Errno.ENOENT;
+    if (err instanceof Error && err.name === "AbortError") return Errno.EINTR;
+    this.log.warn({ err, layer: node.layer, path: node.path }, "reading layer data failed");
+    return Errno.EIO;
+  }
+
+  private readdir(req: FuseRequest, plus: boolean): void {
+    const offset = Number(req.body.readBigUInt64LE(8));
+    const size = req.body.readUInt32LE(16);
+    let self: Attr;
+    let listing: { names: Buffer[]; nodes: Attr[] };
+    if (req.nodeid === ROOT_INO) {
+      const trees = [...this.layers.values()];
+      self = this.rootAttr();
+      listing = { names: trees.map((t) => Buffer.from(t.id)), nodes: trees.map((t) => t.root) };
+    } else {
+      const node = this.node(req);
+      if (!node) return;
+      if (!node.children) return this.fail(req, Errno.ENOTDIR);
+      self = node;
+      listing = node.listing ??= { names: [...node.children.keys()].map((k) => Buffer.from(k)), nodes: [...node.children.values()] };
+    }
+    const out = Buffer.allocUnsafe(size);
+    let pos = 0;
+    const total = listing.names.length + 2;
+    for (let k = offset; k < total; k++) {
+      const name = k === 0 ? DOT : k === 1 ? DOTDOT : listing.names[k - 2]!;
+      const attr = k < 2 ? self : listing.nodes[k - 2]!;
+      const need = plus ? direntplusSize(name.length) : direntSize(name.length);
+      if (pos + need > size) break;
+      if (plus) {
+        // "." and ".." carry no entry (node id 0): the kernel skips them.
+        writeEntryOut(out, pos, k < 2 ? undefined : attr, this.entryTimeout, this.attrTimeout);
+        pos += 128;
+      }
+      pos = writeDirent(out, pos, attr.ino, k + 1, (attr.mode >> 12) & 0xf, name);
+    }
+    this.session.reply(req.unique, [out.subarray(0, pos)]);
+  }
+
+  private getxattr(req: FuseRequest): void {
+    if (req.nodeid === ROOT_INO) return this.fail(req, Errno.ENODATA);
+    const node = this.node(req);
+    if (!node) return;
+    const size = req.body.readUInt32LE(0);
+    const value = node.xattrs?.get(cString(req.body, 8));
+    if (!value) return this.fail(req, Errno.ENODATA);
+    if (size === 0) return this.session.reply(req.unique, [xattrSizeOut(value.length)]);
+    if (value.length > size) return this.fail(req, Errno.ERANGE);
+    this.session.reply(req.unique, [value]);
+  }
+
+  private listxattr(req: FuseRequest): void {
+    const size = req.body.readUInt32LE(0);
+    const node = req.nodeid === ROOT_INO ? undefined : this.node(req);
+    if (!node && req.nodeid !== ROOT_INO) return;
+    const list = Buffer.from([...(node?.xattrs?.keys() ?? [])].map((k) => `${k}\0`).join(""));
+    if (size === 0) return this.session.reply(req.unique, [xattrSizeOut(list.length)]);
+    if (list.length > size) return this.fail(req, Errno.ERANGE);
+    this.session.reply(req.unique, [list]);
+  }
+
+  private statfs(req: FuseRequest): void {
+    let bytes = 0;
+    for (const t of this.layers.values()) bytes += t.fileBytes;
+    this.session.reply(req.unique, [statfsOut({ blocks: Math.ceil(bytes / 4096), files: this.nodes.size + 1 })]);
+  }
+}

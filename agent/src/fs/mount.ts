@@ -1,0 +1,150 @@
+/**
+ * Mount helpers around mount(8)/umount(8): overlay mounts of layer
+ * directories, unmounting, and reading /proc/self/mountinfo. Everything here
+ * is asynchronous on purpose: a synchronous call that touches a FUSE mount
+ * served by this process would deadlock it.
+ */
+import { spawn } from "node:child_process";
+import { readFile } from "node:fs/promises";
+import { dirname, relative, resolve, sep } from "node:path";
+import { InvalidArgumentError, ShoalError } from "@shoal/blockindex";
+
+/** Options of {@link runCommand}. */
+export interface RunOptions {
+  signal?: AbortSignal;
+  cwd?: string;
+  /** File descriptors handed to the child as fd 3, 4, ... */
+  fds?: number[];
+}
+
+/**
+ * Run `cmd args` (no shell) and resolve when it exits 0. Rejects with a
+ * `ShoalError` (`SHOAL_ERR_MOUNT`) carrying the command's stderr otherwise.
+ */
+export function runCommand(cmd: string, args: readonly string[], opts: RunOptions = {}): Promise<void> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(cmd, args, {
+      stdio: ["ignore", "ignore", "pipe", ...(opts.fds ?? [])],
+      cwd: opts.cwd,
+      signal: opts.signal,
+    });
+    let stderr = "";
+    child.stderr!.setEncoding("utf8").on("data", (d: string) => {
+      if (stderr.length < 8192) stderr += d;
+    });
+    child.on("error", (err) => reject(new ShoalError("SHOAL_ERR_MOUNT", `${cmd} ${args.join(" ")}: ${err.message}`, { cause: err })));
+    child.on("close", (code, signal) => {
+      if (code === 0) resolvePromise();
+      else reject(new ShoalError("SHOAL_ERR_MOUNT", `${cmd} ${args.join(" ")} failed (${code ?? signal}): ${stderr.trim()}`));
+    });
+  });
+}
+
+/** One line of /proc/self/mountinfo. */
+export interface MountInfo {
+  /** Device of the mounted filesystem ("major:minor"). */
+  device: string;
+  mountpoint: string;
+  fstype: string;
+  source: string;
+}
+
+const unescapeMount = (s: string): string => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+
+/** The mount table of this process's mount namespace, in mount order. */
+export async function readMountInfo(): Promise<MountInfo[]> {
+  const text = await readFile("/proc/self/mountinfo", "utf8");
+  const out: MountInfo[] = [];
+  for (const line of text.split("\n")) {
+    if (!line) continue;
+    const f = line.split(" ");
+    const dash = f.indexOf("-", 6);
+    if (dash < 0) continue;
+    out.push({ device: f[2]!, mountpoint: unescapeMount(f[4]!), fstype: f[dash + 1]!, source: unescapeMount(f[dash + 2] ?? "") });
+  }
+  return out;
+}
+
+/** The topmost mount at exactly `path` (made absolute, not resolved through symlinks), or undefined. */
+export async function findMount(path: string): Promise<MountInfo | undefined> {
+  const abs = resolve(path);
+  return (await readMountInfo()).filter((m) => m.mountpoint === abs).at(-1);
+}
+
+/** Whether something is mounted at exactly `path`. */
+export async function isMountpoint(path: string): Promise<boolean> {
+  return (await findMount(path)) !== undefined;
+}
+
+/**
+ * Unmount `target`. With `lazy`, detach it even while busy (`umount -l`).
+ * Rejects with `ShoalError` (`SHOAL_ERR_MOUNT`) when umount fails, e.g.
+ * because the mount is busy or nothing is mounted there.
+ */
+export async function unmountPath(target: string, opts: { lazy?: boolean; signal?: AbortSignal } = {}): Promise<void> {
+  await runCommand("umount", [...(opts.lazy ? ["-l"] : []), resolve(target)], { signal: opts.signal });
+}
+
+/** Options of {@link mountOverlay}. */
+export interface OverlayOptions {
+  /** Layer directories, top layer first (overlayfs order). */
+  lowerdirs: readonly string[];
+  target: string;
+  /** Writable upper directory; without it the overlay is read-only. Needs `workdir` on the same filesystem. */
+  upperdir?: string;
+  workdir?: string;
+  /** Extra overlay options, e.g. ["index=off"]. */
+  options?: readonly string[];
+  signal?: AbortSignal;
+}
+
+/** Longest option string mount(2) accepts (one page, less the terminating NUL). */
+const MAX_MOUNT_DATA = 4095;
+
+function checkPath(p: string): void {
+  if (/[,:\\\n]/.test(p)) throw new InvalidArgumentError(`overlay paths must not contain ',', ':', '\\' or newlines: ${JSON.stringify(p)}`);
+}
+
+function commonDir(paths: readonly string[]): string {
+  let common = dirname(paths[0]!);
+  while (!paths.every((p) => p === common || p.startsWith(common === sep ? sep : `${common}${sep}`))) common = dirname(common);
+  return common;
+}
+
+/**
+ * Mount an overlay of `lowerdirs` at `target` (`mount -t overlay`), read-only
+ * when there is no `upperdir`. A single lower directory without an upper one
+ * is bind-mounted read-only instead (overlayfs needs two lowers then).
+ * When the option string would exceed a page, paths are passed relative to
+ * their common parent (as containerd does). Rejects with
+ * `InvalidArgumentError` for paths overlayfs cannot take and `ShoalError`
+ * (`SHOAL_ERR_MOUNT`) when mount fails.
+ */
+export async function mountOverlay(opts: OverlayOptions): Promise<void> {
+  const lowers = opts.lowerdirs.map((d) => resolve(d));
+  if (lowers.length === 0) throw new InvalidArgumentError("mountOverlay needs at least one lower directory");
+  if ((opts.upperdir === undefined) !== (opts.workdir === undefined)) throw new InvalidArgumentError("upperdir and workdir go together");
+  const target = resolve(opts.target);
+  const upper = opts.upperdir === undefined ? undefined : resolve(opts.upperdir);
+  const work = opts.workdir === undefined ? undefined : resolve(opts.workdir);
+  const all = [...lowers, ...(upper ? [upper, work!] : [])];
+  all.forEach(checkPath);
+  if (lowers.length === 1 && !upper) {
+    await runCommand("mount", ["--bind", "-o", "ro", lowers[0]!, target], { signal: opts.signal });
+    return;
+  }
+  const build = (rel: (p: string) => string): string =>
+    [
+      `lowerdir=${lowers.map(rel).join(":")}`,
+      ...(upper ? [`upperdir=${rel(upper)}`, `workdir=${rel(work!)}`] : []),
+      ...(opts.options ?? []),
+    ].join(",");
+  let data = build((p) => p);
+  let cwd: string | undefined;
+  if (data.length > MAX_MOUNT_DATA) {
+    cwd = commonDir(all);
+    data = build((p) => relative(cwd!, p) || ".");
+    if (data.length > MAX_MOUNT_DATA) throw new InvalidArgumentError(`overlay options are ${data.length} bytes even with relative paths (limit ${MAX_MOUNT_DATA})`);
+  }
+  await runCommand("mount", ["-t", "overlay", "-o", upper ? data : `ro,${data}`, "overlay", target], { signal: opts.signal, cwd });
+}

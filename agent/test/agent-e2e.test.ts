@@ -1,0 +1,328 @@
+import { execFile, execFileSync, spawn } from "node:child_process";
+import { createHash } from "node:crypto";
+import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  busyboxImage, diffTrees, edgeCaseImage, largeImage, pushLayout, snapshotTree, startRegistry, umociUnpack, writeImageLayout,
+  type LayerSpec, type RunningRegistry, type TreeSnapshot,
+} from "@shoal/testkit";
+import { callAgent } from "../src/cli/agent-client.ts";
+import type { AgentStatus } from "../src/daemon/agent.ts";
+import type { MountResult } from "../src/daemon/mounts.ts";
+import { startAgent, type RunningAgent } from "./agent-harness.ts";
+
+import { shoal } from "./cli.ts";
+import { unmountAllUnder } from "./mounts.ts";
+
+const run = promisify(execFile);
+const CHUNK = 64 * 1024;
+const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
+
+let registry: RunningRegistry;
+let work: string;
+
+/** Build, push and convert `layers` as `name`; returns the lazy reference and the umoci snapshot of the original. */
+async function prepare(name: string, layers: LayerSpec[], chunkSize = CHUNK): Promise<{ lazy: string; original: TreeSnapshot }> {
+  const layout = await writeImageLayout(join(work, `${name}-src`), layers, { tag: "v1" });
+  await pushLayout(layout.dir, "v1", `${registry.host}/${name}:v1`);
+  const conv = await shoal(["convert", "--plain-http", "--no-cache", "--chunk-size", String(chunkSize), `${registry.host}/${name}:v1`, `${registry.host}/${name}:lazy`]);
+  expect(conv.code, conv.stderr).toBe(0);
+  const original = await snapshotTree((await umociUnpack(layout.dir, "v1", join(work, `${name}-unpack`))).rootfs);
+  return { lazy: `${registry.host}/${name}:lazy`, original };
+}
+
+async function mount(agent: RunningAgent, image: string, dir: string): Promise<MountResult> {
+  await mkdir(dir, { recursive: true });
+  return callAgent<MountResult>(agent.root, "POST", "/v1/mounts", { image, mountpoint: dir });
+}
+
+async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 120_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+async function prefetchFinished(agent: RunningAgent): Promise<AgentStatus | undefined> {
+  const s = await callAgent<AgentStatus>(agent.root, "GET", "/v1/status");
+  return s.images.length > 0 && s.images.every((i) => i.prefetch?.finished) ? s : undefined;
+}
+
+beforeAll(async () => {
+  registry = await startRegistry();
+  work = await mkdtemp(join(tmpdir(), "shoal-agent-e2e-"));
+}, 60_000);
+
+afterAll(async () => {
+  if (work) await unmountAllUnder(work);
+  await registry?.stop();
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+describe("shoal agent: lazy mounts", () => {
+  let edge: Awaited<ReturnType<typeof prepare>>;
+  let busybox: Awaited<ReturnType<typeof prepare>>;
+  let agent: RunningAgent;
+
+  beforeAll(async () => {
+    edge = await prepare("edge", edgeCaseImage({ chunkSize: CHUNK, smallFileCount: 1000, crossLayerHardlink: false }).layers);
+    busybox = await prepare("busybox", busyboxImage());
+    agent = await startAgent(join(work, "root-a"), ["--plain-http", "--prefetch", "off"]);
+  }, 600_000);
+
+  afterAll(async () => {
+    await agent?.stop();
+  });
+
+  it("mounts a tree equal to umoci unpack of the original image", async () => {
+    const dir = join(work, "mnt-edge");
+    const r = await mount(agent, edge.lazy, dir);
+    expect(r.layers).toBe(5);
+    const mounted = await snapshotTree(dir);
+    expect(diffTrees(edge.original, mounted)).toEqual([]);
+  });
+
+  it("runs a program from a lazily mounted image with chroot", async () => {
+    const dir = join(work, "mnt-busybox");
+    await mkdir(dir);
+    const res = await shoal(["mount", "--root", agent.root, busybox.lazy, dir]);
+    expect(res.code, res.stderr).toBe(0);
+    expect(res.stdout.toString()).toMatch(/pulled in [0-9.]+ s/);
+    const { stdout } = await run("chroot", [dir, "/bin/sh", "-c", "/app/run.sh && echo $((6 * 7))"]);
+    expect(stdout).toBe("hello from a lazy image\n42\n");
+  });
+
+  it("shoal status reports images, mounts and bytes per source", async () => {
+    const res = await shoal(["status", "--root", agent.root, "--json"]);
+    expect(res.code, res.stderr).toBe(0);
+    const s = JSON.parse(res.stdout.toString()) as AgentStatus;
+    expect(s.mounts.map((m) => m.mountpoint)).toEqual(expect.arrayContaining([join(work, "mnt-edge"), join(work, "mnt-busybox")]));
+    expect(s.sources.origin?.bytes).toBeGreaterThan(0);
+    const text = await shoal(["status", "--root", agent.root]);
+    expect(text.stdout.toString()).toMatch(/source origin: \d+ chunks/);
+  });
+
+  it("refuses bad requests with clear errors", async () => {
+    const missing = await shoal(["mount", "--root", agent.root, busybox.lazy, join(work, "does-not-exist")]);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/does not exist/);
+    await mkdir(join(work, "mnt-unconverted"));
+    const unconverted = await shoal(["mount", "--root", agent.root, `${registry.host}/busybox:v1`, join(work, "mnt-unconverted")]);
+    expect(unconverted.code).toBe(1);
+    expect(unconverted.stderr).toMatch(/SHOAL_ERR_NOT_CONVERTED/);
+    expect(unconverted.stderr).toMatch(/convert it first: shoal convert/);
+    const noAgent = await shoal(["status", "--root", join(work, "no-agent-here")]);
+    expect(noAgent.code).toBe(1);
+    expect(noAgent.stderr).toMatch(/SHOAL_ERR_AGENT_NOT_RUNNING/);
+  });
+
+  it("will not unmount a busy mount, then unmounts it", async () => {
+    const dir = join(work, "mnt-busybox");
+    const holder = spawn("sleep", ["30"], { cwd: dir, stdio: "ignore" });
+    const exited = new Promise((r) => holder.once("exit", r).once("error", r));
+    try {
+      await new Promise((r) => setTimeout(r, 200));
+      const busy = await shoal(["umount", "--root", agent.root, dir]);
+      expect(busy.code).toBe(1);
+      expect(busy.stderr).toMatch(/SHOAL_ERR_BUSY/);
+      const { stdout } = await run("chroot", [dir, "/bin/echo", "still mounted"]);
+      expect(stdout).toBe("still mounted\n");
+    } finally {
+      holder.kill("SIGKILL");
+      await exited;
+    }
+    const ok = await shoal(["umount", "--root", agent.root, dir]);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect((await readFile("/proc/self/mounts", "utf8")).includes(` ${dir} `)).toBe(false);
+  });
+
+  it("runs a container with containerd and runc over a writable overlay on the lazy mount", async () => {
+    const lower = join(work, "mnt-ctr");
+    await mount(agent, busybox.lazy, lower);
+    const ctr = await startContainerd(join(work, "containerd"));
+    const rootfs = join(work, "ctr-rootfs");
+    const upper = join(work, "ctr-upper");
+    const wk = join(work, "ctr-work");
+    for (const d of [rootfs, upper, wk]) await mkdir(d, { recursive: true });
+    execFileSync("mount", ["-t", "overlay", "overlay", "-o", `lowerdir=${lower},upperdir=${upper},workdir=${wk}`, rootfs]);
+    try {
+      const { stdout } = await run("ctr", ["--address", ctr.address, "run", "--rm", "--rootfs", rootfs, "shoal-test-1", "/bin/sh", "-c", "echo written > /tmp/x && cat /tmp/x && /app/run.sh"], { timeout: 60_000 });
+      expect(stdout).toBe("written\nhello from a lazy image\n");
+      expect(await readFile(join(upper, "tmp/x"), "utf8")).toBe("written\n");
+    } finally {
+      execFileSync("umount", [rootfs]);
+      await ctr.stop();
+    }
+  });
+
+  it("serves Prometheus metrics", async () => {
+    const port = 20000 + Math.floor(Math.random() * 20000);
+    const m = await startAgent(join(work, "root-metrics"), ["--plain-http", "--metrics-listen", `127.0.0.1:${port}`]);
+    try {
+      const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      expect(text).toMatch(/shoal_fetch_bytes_total/);
+      expect(text).toMatch(/shoal_fuse_operations_total/);
+    } finally {
+      await m.stop();
+    }
+  });
+});
+
+describe("shoal agent: laziness, prefetch, restarts, faults", () => {
+  it("fetches under 5% of the image for a mount and one small read", async () => {
+    const img = largeImage({ totalBytes: 48 << 20 });
+    const big = await prepare("big", img.layers, 1 << 20);
+    const agent = await startAgent(join(work, "root-lazy"), ["--plain-http", "--prefetch", "off"]);
+    try {
+      const manifestBytes = await imageCompressedBytes(big.lazy);
+      await registry.settle();
+      await registry.resetStats();
+      const dir = join(work, "mnt-big");
+      await mount(agent, big.lazy, dir);
+      expect(sha(await readFile(join(dir, img.smallFile.path)))).toBe(img.smallFile.sha256.replace("sha256:", ""));
+      await registry.settle();
+      expect(registry.stats().blobBytes / manifestBytes).toBeLessThan(0.05);
+    } finally {
+      await agent.stop();
+    }
+  });
+
+  it("after prefetch completes every file reads with the registry stopped", async () => {
+    const edge = await prepare("edge2", edgeCaseImage({ chunkSize: CHUNK, smallFileCount: 500, crossLayerHardlink: false, seed: 5 }).layers);
+    const agent = await startAgent(join(work, "root-prefetch"), ["--plain-http", "--prefetch", "on", "--fetch-timeout", "3s"]);
+    const dir = join(work, "mnt-prefetch");
+    try {
+      await mount(agent, edge.lazy, dir);
+      await waitFor("prefetch", () => prefetchFinished(agent));
+      await registry.halt();
+      try {
+        await run("sh", ["-c", "echo 3 > /proc/sys/vm/drop_caches"]);
+        expect(diffTrees(edge.original, await snapshotTree(dir))).toEqual([]);
+      } finally {
+        await registry.restart();
+      }
+    } finally {
+      await agent.stop();
+    }
+  });
+
+  it("records the chunks read just after a mount and prefetches them first on the next mount", async () => {
+    const img = largeImage({ totalBytes: 16 << 20, seed: 11 });
+    const rec = await prepare("record", img.layers, 256 * 1024);
+    const agent = await startAgent(join(work, "root-record"), ["--plain-http", "--prefetch", "on", "--prefetch-rate", "64k", "--startup-window", "1s"]);
+    const dir = join(work, "mnt-record");
+    try {
+      await mount(agent, rec.lazy, dir);
+      await readFile(join(dir, img.smallFile.path));
+      await new Promise((r) => setTimeout(r, 1500));
+      expect((await shoal(["umount", "--root", agent.root, dir])).code).toBe(0);
+      await mount(agent, rec.lazy, dir);
+      const s = await callAgent<AgentStatus>(agent.root, "GET", "/v1/status");
+      const p = s.images[0]!.prefetch!;
+      expect(p.startupChunks).toBeGreaterThan(0);
+      // the small file lives in the last layer: the recorded order starts there
+      expect(p.head[0]![0]).toBe(img.smallFile.layerIndex);
+    } finally {
+      await agent.stop();
+    }
+  });
+
+  it("a registry outage makes reads fail with EIO in bounded time; they succeed once it is back", async () => {
+    const agent = await startAgent(join(work, "root-outage"), ["--plain-http", "--prefetch", "off", "--fetch-timeout", "3s"]);
+    const dir = join(work, "mnt-outage");
+    try {
+      await mount(agent, `${registry.host}/busybox:lazy`, dir);
+      await registry.halt();
+      const started = Date.now();
+      let err: NodeJS.ErrnoException | undefined;
+      try {
+        await readFile(join(dir, "app/data.bin"));
+      } catch (e) {
+        err = e as NodeJS.ErrnoException;
+      } finally {
+        await registry.restart();
+      }
+      expect(err?.code).toBe("EIO");
+      expect(Date.now() - started).toBeLessThan(15_000);
+      const ok = await readFile(join(dir, "app/data.bin"));
+      expect(ok.length).toBe(8 << 20);
+    } finally {
+      await agent.stop();
+    }
+  });
+
+  it("survives SIGKILL during prefetch: mounts come back, no chunk is fetched twice, the tree is intact", async () => {
+    const img = largeImage({ totalBytes: 24 << 20, seed: 9 });
+    const big = await prepare("kill", img.layers, 256 * 1024);
+    const root = join(work, "root-kill");
+    const dir = join(work, "mnt-kill");
+    const imageBytes = await imageCompressedBytes(big.lazy);
+    await registry.settle();
+    await registry.resetStats();
+    let agent = await startAgent(root, ["--plain-http", "--prefetch", "on", "--prefetch-rate", "8M"]);
+    await mount(agent, big.lazy, dir);
+    await waitFor("some prefetch", async () => {
+      const s = await callAgent<AgentStatus>(root, "GET", "/v1/status");
+      const p = s.images[0]?.prefetch;
+      return p && p.chunksDone > p.chunksTotal / 4 ? true : undefined;
+    });
+    await agent.kill();
+    agent = await startAgent(root, ["--plain-http", "--prefetch", "on"]);
+    try {
+      const s = await waitFor("prefetch after restart", () => prefetchFinished(agent));
+      expect(s.mounts.map((m) => m.mountpoint)).toEqual([dir]);
+      await registry.settle();
+      // everything once, plus at most the two chunks in flight at the kill
+      expect(registry.stats().blobBytes).toBeLessThan(imageBytes + 2 * 300 * 1024);
+      expect(diffTrees(big.original, await snapshotTree(dir))).toEqual([]);
+    } finally {
+      await agent.stop();
+    }
+  });
+});
+
+async function imageCompressedBytes(ref: string): Promise<number> {
+  const { RegistryClient, parseReference } = await import("@shoal/oci");
+  const r = parseReference(ref);
+  const c = new RegistryClient({}, { registry: r.registry, plainHttp: true });
+  try {
+    const m = (await c.resolveImage(r)).manifest;
+    return m.layers.reduce((s, l) => s + l.size, 0);
+  } finally {
+    await c.close();
+  }
+}
+
+async function startContainerd(dir: string): Promise<{ address: string; stop: () => Promise<void> }> {
+  await mkdir(dir, { recursive: true });
+  const address = join(dir, "containerd.sock");
+  const config = join(dir, "config.toml");
+  const { writeFile } = await import("node:fs/promises");
+  await writeFile(config, `version = 2\nroot = "${dir}/root"\nstate = "${dir}/state"\n[grpc]\n  address = "${address}"\n[ttrpc]\n  address = "${address}.ttrpc"\n[debug]\n  address = ""\n[metrics]\n  address = ""\n[plugins."io.containerd.grpc.v1.cri"]\n  disable_tcp_service = true\n`);
+  const child = spawn("containerd", ["--config", config], { stdio: ["ignore", "ignore", "pipe"] });
+  let log = "";
+  child.stderr!.on("data", (d: Buffer) => (log += d.toString()));
+  await waitFor("containerd", async () => {
+    if (child.exitCode !== null) throw new Error(`containerd exited: ${log}`);
+    try {
+      await run("ctr", ["--address", address, "version"]);
+      return true;
+    } catch {
+      return undefined;
+    }
+  }, 30_000);
+  return {
+    address,
+    async stop() {
+      child.kill("SIGTERM");
+      await new Promise((r) => child.once("exit", r));
+      await unmountAllUnder(dir);
+    },
+  };
+}

@@ -1,0 +1,77 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync } from "node:fs";
+import { connect } from "node:net";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const MAIN = fileURLToPath(new URL("../src/cli/main.ts", import.meta.url));
+
+/** A `shoal agent` process started by a test. */
+export interface RunningAgent {
+  readonly root: string;
+  readonly child: ChildProcess;
+  /** Everything the agent logged so far. */
+  logs(): string;
+  /** SIGTERM and wait for exit (graceful: unmounts). */
+  stop(): Promise<number | null>;
+  /** SIGKILL and wait for exit (mounts go stale). */
+  kill(): Promise<void>;
+}
+
+function socketAnswers(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect(path);
+    s.once("connect", () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once("error", () => resolve(false));
+  });
+}
+
+const live = new Set<ChildProcess>();
+process.on("exit", () => {
+  for (const c of live) if (c.exitCode === null && c.pid) try { process.kill(c.pid, "SIGKILL"); } catch { /* gone */ }
+});
+
+/** Start `shoal agent --root ROOT ...args` and wait until its socket answers. */
+export async function startAgent(root: string, args: string[] = [], timeoutMs = 30_000): Promise<RunningAgent> {
+  const child = spawn(process.execPath, [MAIN, "agent", "--root", root, ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, SHOAL_LOG_LEVEL: process.env.SHOAL_LOG_LEVEL ?? "info" } });
+  live.add(child);
+  let out = "";
+  child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+  child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => {
+    live.delete(child);
+    resolve(code);
+  }));
+  const sock = join(root, "agent.sock");
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`agent exited with ${child.exitCode}: ${out}`);
+    if (existsSync(sock) && (await socketAnswers(sock))) break;
+    if (Date.now() > deadline) {
+      child.kill("SIGKILL");
+      throw new Error(`agent did not start in ${timeoutMs} ms: ${out}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    root,
+    child,
+    logs: () => out,
+    async stop() {
+      if (child.exitCode !== null) return child.exitCode;
+      child.kill("SIGTERM");
+      const t = setTimeout(() => child.kill("SIGKILL"), 20_000);
+      const code = await exited;
+      clearTimeout(t);
+      return code;
+    },
+    async kill() {
+      if (child.exitCode !== null) return;
+      child.kill("SIGKILL");
+      await exited;
+    },
+  };
+}

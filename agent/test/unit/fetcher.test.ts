@@ -1,0 +1,131 @@
+import { pino } from "pino";
+import { describe, expect, it } from "vitest";
+import { convertLayer, OCI_LAYER_TAR, type Chunk } from "@shoal/blockindex";
+import { writeTar } from "@shoal/testkit";
+import { Fetcher, FetchError, type ChunkCache, type ChunkOrigin, type RemoteLayer } from "../../src/fetch/fetcher.ts";
+import { PrefetchJob } from "../../src/fetch/prefetcher.ts";
+
+const logger = pino({ level: "silent" });
+
+async function layerFixture(): Promise<{ layer: RemoteLayer; blob: Buffer; tar: Buffer }> {
+  const data = Buffer.alloc(300_000);
+  let x = 1;
+  for (let i = 0; i < data.length; i++) {
+    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+    data[i] = x >>> 24; // incompressible: chunks keep their size
+  }
+  const tar = Buffer.from(writeTar([{ path: "f", type: "file", mode: 0o644, data }]).tar);
+  const out: Buffer[] = [];
+  const r = await convertLayer([tar], OCI_LAYER_TAR, (b) => { out.push(b); }, { chunkSize: 65536 });
+  return { layer: { digest: r.digest, registry: "r", repository: "x", index: r.index }, blob: Buffer.concat(out), tar };
+}
+
+function memoryCache(): ChunkCache & { map: Map<string, Buffer> } {
+  const map = new Map<string, Buffer>();
+  return {
+    map,
+    has: (d) => map.has(d),
+    async put(d, _z, raw) { map.set(d, Buffer.from(raw)); },
+    async readRaw(d, off, len) { return map.get(d)?.subarray(off, off + len); },
+  };
+}
+
+function origin(blob: Buffer, opts: { delayMs?: number; corrupt?: number; hang?: boolean } = {}): ChunkOrigin & { calls: number[] } {
+  const calls: number[] = [];
+  let corrupt = opts.corrupt ?? 0;
+  return {
+    name: "origin",
+    calls,
+    async fetch(_l: RemoteLayer, c: Chunk, { signal }) {
+      calls.push(c.index);
+      if (opts.hang) await new Promise((_, reject) => signal.addEventListener("abort", () => reject(signal.reason)));
+      if (opts.delayMs) await new Promise((r) => setTimeout(r, opts.delayMs));
+      const b = Buffer.from(blob.subarray(c.offset, c.offset + c.length));
+      if (corrupt > 0) {
+        corrupt--;
+        b[10] = b[10]! ^ 0xff;
+      }
+      return b;
+    },
+  };
+}
+
+describe("Fetcher", () => {
+  it("reads ranges that span chunks and serves them from the cache afterwards", async () => {
+    const { layer, blob, tar } = await layerFixture();
+    const src = origin(blob);
+    const f = new Fetcher({ cache: memoryCache(), origins: [src], logger });
+    expect(await f.read(layer, 60_000, 100_000)).toEqual(tar.subarray(60_000, 160_000));
+    const n = src.calls.length;
+    expect(await f.read(layer, 70_000, 1000)).toEqual(tar.subarray(70_000, 71_000));
+    expect(src.calls.length).toBe(n);
+    expect(f.totals.cache!.bytes).toBe(1000);
+  });
+
+  it("shares one fetch among concurrent readers of a chunk", async () => {
+    const { layer, blob } = await layerFixture();
+    const src = origin(blob, { delayMs: 50 });
+    const f = new Fetcher({ cache: memoryCache(), origins: [src], logger });
+    await Promise.all(Array.from({ length: 20 }, () => f.read(layer, 100, 10)));
+    expect(src.calls).toEqual([0]);
+  });
+
+  it("fetches a chunk that fails its digest once more, then gives up with FetchError", async () => {
+    const { layer, blob, tar } = await layerFixture();
+    const once = new Fetcher({ cache: memoryCache(), origins: [origin(blob, { corrupt: 1 })], logger });
+    expect(await once.read(layer, 0, 10)).toEqual(tar.subarray(0, 10));
+    const always = origin(blob, { corrupt: 99 });
+    const bad = new Fetcher({ cache: memoryCache(), origins: [always], logger });
+    await expect(bad.read(layer, 0, 10)).rejects.toBeInstanceOf(FetchError);
+    expect(always.calls).toEqual([0, 0]);
+  });
+
+  it("bounds a hanging source by the fetch timeout", async () => {
+    const { layer, blob } = await layerFixture();
+    const f = new Fetcher({ cache: memoryCache(), origins: [origin(blob, { hang: true })], logger }, { timeoutMs: 200 });
+    const t0 = Date.now();
+    await expect(f.read(layer, 0, 10)).rejects.toThrow(/timed out after 200 ms/);
+    expect(Date.now() - t0).toBeLessThan(2000);
+  });
+});
+
+describe("PrefetchJob", () => {
+  it("fetches the recorded startup chunks first, then every other chunk once", async () => {
+    const { layer, blob } = await layerFixture();
+    const src = origin(blob);
+    const f = new Fetcher({ cache: memoryCache(), origins: [src], logger });
+    const job = new PrefetchJob({ fetcher: f, logger }, { layers: [layer], first: [[0, 3], [0, 1]], rateBytesPerSec: 1e9, concurrency: 1 });
+    await job.done;
+    expect(src.calls.slice(0, 2)).toEqual([3, 1]);
+    expect([...src.calls].sort((a, b) => a - b)).toEqual(Array.from({ length: layer.index.chunkCount }, (_, i) => i));
+    expect(job.progress()).toMatchObject({ finished: true, chunksDone: layer.index.chunkCount });
+  });
+
+  it("keeps to its rate", async () => {
+    const { layer, blob } = await layerFixture();
+    const f = new Fetcher({ cache: memoryCache(), origins: [origin(blob)], logger });
+    const bytes = layer.index.dataSize;
+    expect(bytes).toBeGreaterThan(250_000);
+    const rate = bytes / 0.6; // the whole layer in about 0.6 s, less the burst
+    const burst = 70_000;
+    const t0 = performance.now();
+    const job = new PrefetchJob({ fetcher: f, logger }, { layers: [layer], rateBytesPerSec: rate, burstBytes: burst, concurrency: 1 });
+    await job.done;
+    const sec = (performance.now() - t0) / 1000;
+    expect(sec).toBeGreaterThanOrEqual(((bytes - burst) / rate) * 0.9);
+    expect(sec).toBeLessThan(3);
+  });
+
+  it("waits while on-demand fetches are under way", async () => {
+    const { layer, blob } = await layerFixture();
+    const src = origin(blob);
+    const f = new Fetcher({ cache: memoryCache(), origins: [src], logger });
+    f.foreground = 1;
+    const job = new PrefetchJob({ fetcher: f, logger }, { layers: [layer], rateBytesPerSec: 1e9 });
+    await new Promise((r) => setTimeout(r, 150));
+    expect(src.calls).toEqual([]);
+    f.foreground = 0;
+    await job.done;
+    expect(src.calls.length).toBe(layer.index.chunkCount);
+  });
+});

@@ -12,6 +12,7 @@ export const AGENT_SETTINGS = {
   metricsListen: { flag: "metrics-listen", env: "SHOAL_METRICS_LISTEN", arg: "HOST:PORT", help: "serve Prometheus metrics at http://HOST:PORT/metrics", default: undefined as { host: string; port: number } | undefined, parse: parseListen },
   fetchTimeout: { flag: "fetch-timeout", env: "SHOAL_FETCH_TIMEOUT", arg: "DURATION", help: "give up on a chunk (the read fails with EIO) after this long, e.g. 20s", default: 20_000, parse: parseDuration },
   startupWindow: { flag: "startup-window", env: "SHOAL_STARTUP_WINDOW", arg: "DURATION", help: "how long after a mount reads are recorded as the image's startup order", default: 10_000, parse: parseDuration },
+  readAhead: { flag: "read-ahead", env: "SHOAL_READ_AHEAD", arg: "BYTES", help: "kernel read-ahead of the lazy filesystem; larger reads faster once cached, fetches more while lazy", default: 128 * 1024, parse: parseBytes },
   logLevel: { flag: "log-level", env: "SHOAL_LOG_LEVEL", arg: "LEVEL", help: "pino log level (trace, debug, info, warn, error)", default: "info", parse: str },
 } satisfies Record<string, Setting<unknown>>;
 

@@ -57,7 +57,7 @@ export async function createAgent(config: AgentConfig, logger: Logger): Promise<
   const origin = new RegistryOrigin({ logger }, { plainHttp: config.plainHttp, maxRetryTimeMs: Math.max(1000, Math.floor(config.fetchTimeout * 0.75)) });
   const fetcher = new Fetcher({ cache: store, origins: [origin], logger, observer: metrics }, { timeoutMs: config.fetchTimeout });
   const catalog = new ImageCatalog({ db, origin, logger });
-  const fs = new LayerFilesystem({ logger }, { mountpoint: layersDir });
+  const fs = new LayerFilesystem({ logger }, { mountpoint: layersDir, readAheadKb: Math.max(4, Math.round(config.readAhead / 1024)) });
   await fs.mount();
   const mounts = new MountManager({ catalog, fs, fetcher, store, db, logger }, {
     layersDir,

@@ -167,6 +167,7 @@ export class Fetcher {
           const raw = await gunzipMemberAsync(bytes, chunk.uncompressedLength, { layer: layer.digest, blobOffset: chunk.offset });
           await this.cache.put(digest, bytes, raw);
           this.observer?.fetched(origin.name, bytes.length, (performance.now() - started) / 1000);
+          this.logger.debug({ layer: layer.digest, chunk: chunk.index, source: origin.name, bytes: bytes.length, background }, "chunk fetched");
           this.count(origin.name, bytes.length);
           return raw;
         }

@@ -1,8 +1,7 @@
+import { resolve } from "node:path";
 import { Option, type Command } from "commander";
-import { pino } from "pino";
 import { AGENT_SETTINGS } from "../config/agent-config.ts";
 import { resolveSettings, type Setting } from "../config/schema.ts";
-import { createAgent } from "../daemon/agent.ts";
 import type { AgentStatus } from "../daemon/agent.ts";
 import type { MountResult } from "../daemon/mounts.ts";
 import { callAgent } from "./agent-client.ts";
@@ -26,6 +25,8 @@ export function registerAgent(program: Command): void {
     const keys = Object.keys(AGENT_SETTINGS) as Array<keyof typeof AGENT_SETTINGS>;
     const given = Object.fromEntries(keys.map((k) => [k, flags[k]]));
     const config = resolveSettings(AGENT_SETTINGS, given, process.env, flags.config ?? process.env.SHOAL_CONFIG);
+    const { pino } = await import("pino");
+    const { createAgent } = await import("../daemon/agent.ts");
     const logger = pino({ level: config.logLevel, base: { component: "agent" } });
     const agent = await createAgent(config, logger);
     let closing = false;
@@ -64,7 +65,6 @@ export function registerMountCommands(program: Command): void {
     .argument("<mountpoint>", "the mountpoint")
     .addOption(rootOption())
     .action(async (mountpoint: string, opts: { root: string }) => {
-      const { resolve } = await import("node:path");
       await callAgent(opts.root, "DELETE", `/v1/mounts?mountpoint=${encodeURIComponent(resolve(mountpoint))}`);
     });
   program

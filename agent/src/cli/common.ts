@@ -1,22 +1,10 @@
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { ShoalError } from "@shoal/blockindex";
-import { parseReference, RegistryClient, type ImageReference } from "@shoal/oci";
-import { cliLogger } from "./logger.ts";
 
 /** Options every registry-facing command takes. */
 export interface RegistryOptions {
   plainHttp?: boolean;
-}
-
-/** A client for the registry of `ref`, with docker config credentials. */
-export function clientFor(ref: ImageReference, opts: RegistryOptions): RegistryClient {
-  return new RegistryClient({ logger: cliLogger() }, { registry: ref.registry, plainHttp: opts.plainHttp === true, userAgent: "shoal/0.1" });
-}
-
-/** Parse a reference given on the command line (typed error when malformed). */
-export function imageArg(s: string): ImageReference {
-  return parseReference(s);
 }
 
 /** Where shoal keeps per-user state (conversion cache): `$XDG_CACHE_HOME/shoal` or `~/.cache/shoal`. */

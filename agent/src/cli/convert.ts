@@ -1,7 +1,6 @@
 import type { Command } from "commander";
 import { DEFAULT_CHUNK_SIZE } from "@shoal/blockindex";
-import { convertImage } from "../image/convert-image.ts";
-import { cacheDir, clientFor, imageArg, parseBytes } from "./common.ts";
+import { cacheDir, parseBytes } from "./common.ts";
 import { progressLine } from "./progress.ts";
 
 /** `shoal convert SRC DST`. */
@@ -15,6 +14,9 @@ export function registerConvert(program: Command): void {
     .option("--chunk-size <bytes>", "uncompressed bytes per chunk (k/M suffixes allowed)", String(DEFAULT_CHUNK_SIZE))
     .option("--no-cache", "convert every layer again, even when a previous conversion is still in the destination")
     .action(async (srcArg: string, dstArg: string, opts: { plainHttp?: boolean; chunkSize: string; cache: boolean }) => {
+      // loaded here, not at start-up, so commands that do not need them start fast
+      const { convertImage } = await import("../image/convert-image.ts");
+      const { clientFor, imageArg } = await import("./registry-cli.ts");
       const src = imageArg(srcArg);
       const dst = imageArg(dstArg);
       if (dst.digest) throw new Error("destination must be a tag, not a digest");

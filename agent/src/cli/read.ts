@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { InvalidArgumentError, normalizeUserPath, type MergedNode, type TarEntry } from "@shoal/blockindex";
-import { openLazyImage, type LazyImage } from "../image/lazy-image.ts";
-import { clientFor, imageArg, type RegistryOptions } from "./common.ts";
+import type { LazyImage } from "../image/lazy-image.ts";
+import type { RegistryOptions } from "./common.ts";
 import { humanBytes } from "./progress.ts";
 
 interface ReadOptions extends RegistryOptions {
@@ -9,6 +9,8 @@ interface ReadOptions extends RegistryOptions {
 }
 
 async function withImage(imageText: string, opts: ReadOptions, fn: (img: LazyImage) => Promise<void>): Promise<void> {
+  const { openLazyImage } = await import("../image/lazy-image.ts");
+  const { clientFor, imageArg } = await import("./registry-cli.ts");
   const ref = imageArg(imageText);
   const client = clientFor(ref, opts);
   try {

@@ -228,6 +228,32 @@ describe("shoal agent: laziness, prefetch, restarts, faults", () => {
       expect(p.startupChunks).toBeGreaterThan(0);
       // the small file lives in the last layer: the recorded order starts there
       expect(p.head[0]![0]).toBe(img.smallFile.layerIndex);
+
+      // the order travels with the image: exported, embedded by convert, used by a fresh agent
+      const exported = await shoal(["startup-order", "--root", agent.root, dir]);
+      expect(exported.code, exported.stderr).toBe(0);
+      const orderFile = join(work, "order.json");
+      const { writeFile } = await import("node:fs/promises");
+      await writeFile(orderFile, exported.stdout);
+      const order = JSON.parse(exported.stdout.toString()) as { chunkSize: number; layers: Record<string, number[]> };
+      expect(order.chunkSize).toBe(256 * 1024);
+      const traced = await shoal(["convert", "--plain-http", "--no-cache", "--chunk-size", "262144", "--startup-order", orderFile, `${registry.host}/record:v1`, `${registry.host}/record:traced`]);
+      expect(traced.code, traced.stderr).toBe(0);
+      expect(traced.stderr).toMatch(/startup chunks/);
+      const fresh = await startAgent(join(work, "root-record-2"), ["--plain-http", "--prefetch", "on", "--prefetch-rate", "1k"]);
+      try {
+        await mount(fresh, `${registry.host}/record:traced`, join(work, "mnt-traced"));
+        const st = await waitFor("startup chunks", async () => {
+          const s2 = await callAgent<AgentStatus>(fresh.root, "GET", "/v1/status");
+          const p2 = s2.images[0]?.prefetch;
+          return p2 && p2.startupChunks > 0 && p2.chunksDone >= p2.startupChunks ? p2 : undefined;
+        }, 30_000);
+        expect(st.head[0]![0]).toBe(img.smallFile.layerIndex);
+        // at 1 KiB/s the rest of the image is not coming: the startup chunks came first, unthrottled
+        expect(st.chunksDone).toBeLessThan(st.chunksTotal);
+      } finally {
+        await fresh.stop();
+      }
     } finally {
       await agent.stop();
     }

@@ -25,6 +25,12 @@ export interface ConvertInit {
   concurrency?: number;
   /** Label used in errors (usually the source layer digest). */
   layer?: string;
+  /**
+   * Chunk indexes to record as the layer's startup order (read first after a
+   * mount), e.g. from a trace of an earlier run; indexes past the last chunk
+   * are dropped.
+   */
+  prefetch?: readonly number[];
   /** Called with the count of source (compressed) bytes consumed so far. */
   onProgress?: (sourceBytes: number) => void;
   signal?: AbortSignal;
@@ -135,7 +141,8 @@ export async function convertLayer(
     throw err;
   }
 
-  const index = new LayerIndex({ chunkSize, uncompressedSize: uncompressed, chunkLengths: lengths, chunkDigests: digests, entries });
+  const prefetch = [...new Set(init.prefetch ?? [])].filter((c) => Number.isInteger(c) && c >= 0 && c < lengths.length);
+  const index = new LayerIndex({ chunkSize, uncompressedSize: uncompressed, chunkLengths: lengths, chunkDigests: digests, entries, prefetch });
   const trailer = encodeIndexTrailer(index, blobSize);
   blob.update(trailer.bytes);
   await sink(trailer.bytes);

@@ -68,6 +68,15 @@ export function registerMountCommands(program: Command): void {
       await callAgent(opts.root, "DELETE", `/v1/mounts?mountpoint=${encodeURIComponent(resolve(mountpoint))}`);
     });
   program
+    .command("startup-order")
+    .description("print (JSON) the chunks the image mounted at MOUNTPOINT read at startup, for shoal convert --startup-order")
+    .argument("<mountpoint>", "a shoal mount whose startup window has passed")
+    .addOption(rootOption())
+    .action(async (mountpoint: string, opts: { root: string }) => {
+      const order = await callAgent(opts.root, "GET", `/v1/startup-order?mountpoint=${encodeURIComponent(resolve(mountpoint))}`);
+      process.stdout.write(`${JSON.stringify(order)}\n`);
+    });
+  program
     .command("status")
     .description("images, mounts, bytes fetched per source, prefetch progress")
     .addOption(rootOption())

@@ -13,10 +13,13 @@ export function registerConvert(program: Command): void {
     .option("--plain-http", "use http:// instead of https:// for both registries")
     .option("--chunk-size <bytes>", "uncompressed bytes per chunk (k/M suffixes allowed)", String(DEFAULT_CHUNK_SIZE))
     .option("--no-cache", "convert every layer again, even when a previous conversion is still in the destination")
-    .action(async (srcArg: string, dstArg: string, opts: { plainHttp?: boolean; chunkSize: string; cache: boolean }) => {
+    .option("--startup-order <file>", "embed the startup chunks recorded by an agent (shoal startup-order) so every host prefetches them at mount")
+    .action(async (srcArg: string, dstArg: string, opts: { plainHttp?: boolean; chunkSize: string; cache: boolean; startupOrder?: string }) => {
       // loaded here, not at start-up, so commands that do not need them start fast
       const { convertImage } = await import("../image/convert-image.ts");
       const { clientFor, imageArg } = await import("./registry-cli.ts");
+      const { readStartupOrder } = await import("../image/startup-order.ts");
+      const startupOrder = opts.startupOrder ? await readStartupOrder(opts.startupOrder) : undefined;
       const src = imageArg(srcArg);
       const dst = imageArg(dstArg);
       if (dst.digest) throw new Error("destination must be a tag, not a digest");
@@ -25,6 +28,7 @@ export function registerConvert(program: Command): void {
       try {
         const result = await convertImage({ client: srcClient, ref: src }, { client: dstClient, ref: dst }, {
           chunkSize: parseBytes(opts.chunkSize),
+          ...(startupOrder ? { startupOrder } : {}),
           ...(opts.cache ? { cacheDir: `${cacheDir()}/convert` } : {}),
           progress: (label) => progressLine(label),
         });

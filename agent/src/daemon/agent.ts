@@ -77,6 +77,7 @@ export async function createAgent(config: AgentConfig, logger: Logger): Promise<
       const req = parseMountRequest(body);
       return mounts.mount(req.image, req.mountpoint);
     },
+    "GET /v1/startup-order": (_body, query) => mounts.exportStartupOrder(query.get("mountpoint") ?? ""),
     "DELETE /v1/mounts": async (_body, query) => {
       await mounts.unmount(query.get("mountpoint") ?? "");
       return {};

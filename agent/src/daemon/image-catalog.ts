@@ -77,7 +77,7 @@ export class ImageCatalog {
           if (!cached) await this.db.putBuffer(`index!${d.digest}`, bytes);
           this.indexes.set(d.digest, index);
         }
-        layers[i] = { digest: d.digest, registry: ref.registry, repository: ref.repository, index };
+        layers[i] = { digest: d.digest, registry: ref.registry, repository: ref.repository, index, ...(info.sourceDigest ? { sourceDigest: info.sourceDigest } : {}) };
       }),
     );
     this.logger.debug({ image: ref.toString(), digest, layers: layers.length, bytesFetched }, "image loaded");

@@ -9,6 +9,7 @@ import type { LayerFilesystem, LowerFile } from "../fs/index.ts";
 import { isMountpoint, mountOverlay, unmountPath } from "../fs/index.ts";
 import type { CatalogImage, ImageCatalog } from "./image-catalog.ts";
 import type { KeyValue } from "./kv.ts";
+import type { StartupOrder } from "../image/startup-order.ts";
 
 /** The part of the chunk store mounts need: pinning chunks of mounted images. */
 export interface ChunkPinning {
@@ -180,7 +181,9 @@ export class MountManager {
       active = { image: img, layerIds: ids, mounts: new Set() };
       this.images.set(img.digest, active);
       this.store.pin(img.digest, img.layers.flatMap((l) => Array.from({ length: l.index.chunkCount }, (_, c) => `sha256:${l.index.chunk(c).digest.toString("hex")}`)));
-      const first = await this.startupOrder(img.digest);
+      let first = await this.startupOrder(img.digest);
+      // No local record: use the startup order the image carries in its indexes, if any.
+      if (first.length === 0) first = img.layers.flatMap((l, li) => l.index.prefetch.map((c): ChunkPos => [li, c]));
       this.record(img, ids);
       if (this.init.prefetch) {
         active.job = new PrefetchJob({ fetcher: this.fetcher, logger: this.logger }, { layers: img.layers, first, rateBytesPerSec: this.init.prefetchRate });
@@ -238,6 +241,26 @@ export class MountManager {
     }
     this.layerUsers.delete(id);
     this.fs.removeLayer(id);
+  }
+
+  /**
+   * The startup order recorded for the image mounted at `mountpoint`, keyed
+   * by source layer digest, for `shoal convert --startup-order`.
+   */
+  async exportStartupOrder(mountpointArg: string): Promise<StartupOrder> {
+    const record = this.mounts.get(resolve(mountpointArg));
+    if (!record) throw new MountError("SHOAL_ERR_NOT_MOUNTED", `${resolve(mountpointArg)} is not a shoal mount`);
+    const img = this.images.get(record.digest)!.image;
+    const order = await this.startupOrder(record.digest);
+    if (order.length === 0) throw new MountError("SHOAL_ERR_NOT_FOUND", `no startup order recorded yet for ${record.image}: read from the mount, then wait for the startup window to pass`);
+    const sizes = new Set(img.layers.map((l) => l.index.chunkSize));
+    if (sizes.size !== 1) throw new MountError("SHOAL_ERR_UNSUPPORTED", `the layers of ${record.image} use different chunk sizes`);
+    const layers: Record<string, number[]> = {};
+    for (const [li, c] of order) {
+      const source = img.layers[li]?.sourceDigest;
+      if (source) (layers[source] ??= []).push(c);
+    }
+    return { version: 1, chunkSize: [...sizes][0]!, layers };
   }
 
   private async startupOrder(digest: string): Promise<ChunkPos[]> {

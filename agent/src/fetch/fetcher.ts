@@ -9,6 +9,8 @@ export interface RemoteLayer {
   registry: string;
   repository: string;
   index: LayerIndex;
+  /** Digest of the layer it was converted from (from its annotations), when recorded. */
+  sourceDigest?: string;
 }
 
 /** A place chunks come from (the origin registry now; peers and supernodes later). */

@@ -1,6 +1,9 @@
 import type { Logger } from "pino";
 import type { Fetcher, RemoteLayer } from "./fetcher.ts";
 
+/** Startup chunks fetched at once after a mount. */
+const STARTUP_CONCURRENCY = 8;
+
 /** A chunk by position: layer number in the image (0 = bottom) and chunk index. */
 export type ChunkPos = readonly [layer: number, chunk: number];
 
@@ -128,7 +131,21 @@ export class PrefetchJob {
   }
 
   private async run(): Promise<void> {
-    const queue = [...this.order];
+    // The startup chunks are what a container reads first: fetch them at once,
+    // in parallel and unthrottled, before streaming the rest.
+    const startup = this.order.slice(0, this.startupChunks);
+    const signal0 = this.controller.signal;
+    let next = 0;
+    const startupWorker = async () => {
+      while (!signal0.aborted && next < startup.length) {
+        const [li, c] = startup[next++]!;
+        await this.fetcher.ensure(this.layers[li]!, c, { signal: signal0, background: true }).catch((err: Error) => {
+          if (!signal0.aborted) this.logger.warn({ chunk: c, err: err.message }, "startup prefetch of a chunk failed");
+        });
+      }
+    };
+    await Promise.all(Array.from({ length: STARTUP_CONCURRENCY }, startupWorker));
+    const queue = this.order.slice(this.startupChunks);
     const attempts = new Map<ChunkPos, number>();
     const signal = this.controller.signal;
     const worker = async () => {
@@ -155,6 +172,8 @@ export class PrefetchJob {
     };
     await Promise.all(Array.from({ length: this.concurrency }, worker));
     if (!signal.aborted) {
+      // startup chunks that failed above get one more go at the normal pace
+      for (const [li, c] of startup) if (!this.fetcher.has(this.layers[li]!, c)) await this.fetcher.ensure(this.layers[li]!, c, { signal, background: true }).catch(() => {});
       this.finishedFlag = this.order.every(([li, c]) => this.fetcher.has(this.layers[li]!, c));
       this.logger.info({ chunks: this.order.length, complete: this.finishedFlag }, "prefetch finished");
     }

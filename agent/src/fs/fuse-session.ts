@@ -66,6 +66,7 @@ for (;;) {
 `;
 
 const INIT_OUT_SIZE = 64;
+const FUSECTL = "/sys/fs/fuse/connections";
 const INT_REQ_BIT = 1n;
 
 /** A mounted (or mountable) FUSE session. */
@@ -277,11 +278,14 @@ export class FuseSession {
     if (waitForReader) closeSync(fd);
   }
 
-  /** Abort the connection through fusectl; false when that is not possible. */
+  /** Abort the connection through fusectl (mounted if needed); false when that is not possible. */
   private async abortConnection(): Promise<boolean> {
     const minor = this.device?.split(":")[1];
     if (!minor) return false;
-    return new Promise((res) => writeFile(`/sys/fs/fuse/connections/${minor}/abort`, "1", (err) => {
+    if (!(await findMount(FUSECTL))) {
+      await runCommand("mount", ["-t", "fusectl", "fusectl", FUSECTL]).catch((err: unknown) => this.log.debug({ err }, "mounting fusectl failed"));
+    }
+    return new Promise((res) => writeFile(`${FUSECTL}/${minor}/abort`, "1", (err) => {
       if (err) this.log.warn({ err }, "could not abort the FUSE connection; it ends when its last user closes it");
       res(!err);
     }));

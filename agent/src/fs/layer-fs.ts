@@ -182,8 +182,12 @@ export class LayerFilesystem implements FuseHandler {
       case Op.GETXATTR: return this.getxattr(req);
       case Op.LISTXATTR: return this.listxattr(req);
       case Op.STATFS: return this.statfs(req);
-      case Op.RELEASE: case Op.RELEASEDIR: case Op.FLUSH: case Op.FSYNC: case Op.FSYNCDIR: case Op.ACCESS:
+      case Op.RELEASE: case Op.RELEASEDIR: case Op.FSYNC: case Op.FSYNCDIR: case Op.ACCESS:
         return session.reply(req.unique);
+      // ENOSYS makes the kernel stop sending FLUSH (on every close): nothing to
+      // flush, and a process exiting with files open on its own mount would
+      // otherwise wait for itself.
+      case Op.FLUSH: return this.fail(req, Errno.ENOSYS);
       default: return this.fail(req, Errno.ENOSYS);
     }
   }

@@ -5,13 +5,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { once } from "node:events";
 import {
-  ANNOTATION_PREFIX, convertLayer, DEFAULT_CHUNK_SIZE, DOCKER_LAYER_GZIP, layerCompression, lazyAnnotations,
+  ANNOTATION_PREFIX, convertLayer, DEFAULT_CHUNK_SIZE, DOCKER_LAYER_GZIP, InvalidArgumentError, layerCompression, lazyAnnotations,
   OCI_LAYER_GZIP, parseLazyAnnotations,
 } from "@shoal/blockindex";
 import {
   isIndex, type Descriptor, type FetchedManifest, type ImageIndex, type ImageManifest, type ImageReference, type RegistryClient,
 } from "@shoal/oci";
 import type { Progress } from "../cli/progress.ts";
+import type { StartupOrder } from "./startup-order.ts";
 
 /** One side of a conversion: a client for the registry and the image reference in it. */
 export interface ImageEndpoint {
@@ -26,6 +27,8 @@ export interface ConvertImageInit {
   cacheDir?: string;
   /** Where converted blobs are staged before upload; default the OS temp dir. */
   tmpDir?: string;
+  /** Startup chunks to embed into the converted layers' indexes (its chunk size must be the conversion's). */
+  startupOrder?: StartupOrder;
   /** A progress line for each layer (`label` names it). */
   progress?: (label: string) => Progress;
   signal?: AbortSignal;
@@ -81,6 +84,9 @@ class ConversionJob {
     this.dst = dst;
     this.init = init;
     this.chunkSize = init.chunkSize ?? DEFAULT_CHUNK_SIZE;
+    if (init.startupOrder && init.startupOrder.chunkSize !== this.chunkSize) {
+      throw new InvalidArgumentError(`the startup order was recorded with ${init.startupOrder.chunkSize}-byte chunks, but this conversion uses ${this.chunkSize}; pass --chunk-size ${init.startupOrder.chunkSize}`);
+    }
   }
 
   private get opts() {
@@ -133,7 +139,9 @@ class ConversionJob {
     const base: Record<string, string> = {};
     for (const [k, v] of Object.entries(layer.annotations ?? {})) if (!k.startsWith(ANNOTATION_PREFIX)) base[k] = v;
     const mediaType = docker ? DOCKER_LAYER_GZIP : OCI_LAYER_GZIP;
-    const cached = await this.readCache(layer.digest);
+    const prefetch = this.init.startupOrder?.layers[layer.digest] ?? [];
+    const cacheKey = prefetch.length ? `${layer.digest}-${createHash("sha256").update(prefetch.join(",")).digest("hex").slice(0, 16)}` : layer.digest;
+    const cached = await this.readCache(cacheKey);
     if (cached && (await this.dst.client.headBlob(this.dst.ref.repository, cached.digest, this.opts))) {
       this.reused++;
       progress.done(`converted before: ${cached.digest}`);
@@ -148,6 +156,7 @@ class ConversionJob {
         if (!out.write(b)) await once(out, "drain");
       }, {
         chunkSize: this.chunkSize,
+        prefetch,
         layer: layer.digest,
         signal: this.init.signal,
         onProgress: (n) => progress.update(n, layer.size),
@@ -156,9 +165,9 @@ class ConversionJob {
       await once(out, "finish");
       await this.dst.client.pushBlob(this.dst.ref.repository, result.digest, result.size, { path: file }, this.opts);
       const annotations = lazyAnnotations({ indexDigest: result.indexDigest, location: result.indexLocation, chunkSize: this.chunkSize, sourceDigest: layer.digest });
-      await this.writeCache(layer.digest, { digest: result.digest, size: result.size, annotations });
+      await this.writeCache(cacheKey, { digest: result.digest, size: result.size, annotations });
       this.converted++;
-      progress.done(`converted: ${result.index.entries.length} entries, ${result.index.chunkCount} chunks, ${result.digest}`);
+      progress.done(`converted: ${result.index.entries.length} entries, ${result.index.chunkCount} chunks${prefetch.length ? `, ${result.index.prefetch.length} startup chunks` : ""}, ${result.digest}`);
       return { mediaType, digest: result.digest, size: result.size, annotations: { ...base, ...annotations } };
     } finally {
       await rm(dir, { recursive: true, force: true });
@@ -187,9 +196,9 @@ class ConversionJob {
     }
   }
 
-  private cacheFile(sourceDigest: string): string | undefined {
+  private cacheFile(key: string): string | undefined {
     if (!this.init.cacheDir) return undefined;
-    return join(this.init.cacheDir, `${sourceDigest.replace(":", "-")}-${this.chunkSize}.json`);
+    return join(this.init.cacheDir, `${key.replace(":", "-")}-${this.chunkSize}.json`);
   }
 
   private async readCache(sourceDigest: string): Promise<CachedLayer | undefined> {

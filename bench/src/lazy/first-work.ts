@@ -50,6 +50,17 @@ export interface BaselineFigures {
   blobRequests: number;
 }
 
+/** One shoal pass: how the image is converted and the agent run. */
+interface ShoalPass {
+  tag: string;
+  prefetch: "on" | "off";
+  chunkSize?: number;
+  /** Embed this startup order when converting. */
+  startupOrderIn?: string;
+  /** Export the startup order the agent recorded to this file. */
+  startupOrderOut?: string;
+}
+
 /** shoal: lazy mount, then first work. */
 export interface ShoalFigures {
   /** `shoal mount` alone (the pull: metadata only). */
@@ -78,6 +89,9 @@ export interface FirstWorkBenchResult {
   shoal: ShoalFigures | { skipped: string };
   /** baseline.totalSec / shoal.totalSec, when both ran. */
   speedup: number | undefined;
+  /** A second shoal pass on a fresh agent, the image converted with the startup order the first pass recorded. */
+  traced?: ShoalFigures;
+  tracedSpeedup?: number;
 }
 
 const sec = (t0: number) => (performance.now() - t0) / 1000;
@@ -217,27 +231,28 @@ async function runBaseline(reg: NetnsRegistry, ref: string, work: string, log: (
 }
 
 async function runShoal(
-  reg: NetnsRegistry, src: string, repo: string, image: RealisticImage, work: string, prefetch: "on" | "off", log: (s: string) => void, chunkSize?: number,
+  reg: NetnsRegistry, src: string, repo: string, image: RealisticImage, work: string, log: (s: string) => void, pass: ShoalPass,
 ): Promise<ShoalFigures | { skipped: string }> {
+  const { prefetch, chunkSize } = pass;
   const help = await cli(["agent", "--help"]);
   if (help.code !== 0) return { skipped: "`shoal agent` does not exist yet (`shoal agent --help` exits non-zero)" };
   const mountHelp = await cli(["mount", "--help"]);
   if (mountHelp.code !== 0) return { skipped: "`shoal mount` does not exist yet (`shoal mount --help` exits non-zero)" };
 
-  const lazyTag = "v1-shoal";
+  const lazyTag = pass.tag;
   const lazyRef = `${reg.host}/${repo}:${lazyTag}`;
   log("shoal: converting (setup, not measured)");
-  await cliOk(["convert", "--plain-http", "--no-cache", ...(chunkSize ? ["--chunk-size", String(chunkSize)] : []), src, lazyRef]);
+  await cliOk(["convert", "--plain-http", "--no-cache", ...(chunkSize ? ["--chunk-size", String(chunkSize)] : []), ...(pass.startupOrderIn ? ["--startup-order", pass.startupOrderIn] : []), src, lazyRef]);
   const lazyImageBytes = await layerBytes(reg, repo, lazyTag);
 
-  const root = join(work, "shoal-root");
-  const mnt = join(work, "shoal-mnt");
+  const root = join(work, `shoal-root-${lazyTag}`);
+  const mnt = join(work, `shoal-mnt-${lazyTag}`);
   await mkdir(root, { recursive: true });
   await mkdir(mnt, { recursive: true });
   liveMountRoots.add(root);
   liveMountRoots.add(mnt);
   const agentLog = join(work, "agent.log");
-  const args = ["agent", "--root", root, "--plain-http", ...(help.stdout.includes("--prefetch") ? ["--prefetch", prefetch] : [])];
+  const args = ["agent", "--root", root, "--plain-http", "--prefetch", prefetch, "--startup-window", "3s"];
   const agent = spawn(process.execPath, [CLI, ...args], { stdio: ["ignore", "pipe", "pipe"] });
   liveAgents.add(agent);
   let agentOut = "";
@@ -266,6 +281,10 @@ async function runShoal(
     const totalSec = sec(t0);
     await reg.settle();
     const st = reg.stats();
+    if (pass.startupOrderOut) {
+      await new Promise((r) => setTimeout(r, 3500)); // the agent saves its record when the startup window ends
+      await writeFile(pass.startupOrderOut, await cliOk(["startup-order", "--root", root, mnt]));
+    }
     return {
       mountSec, firstWorkSec: fw.totalSec, totalSec, blobBytes: st.blobBytes, blobRequests: st.blobRequests,
       shareOfImage: st.blobBytes / image.compressedBytes, lazyImageBytes, prefetch, mountOutput: mountOutput.trim(),
@@ -326,11 +345,17 @@ export async function runFirstWorkBench(opts: FirstWorkBenchOptions = {}): Promi
 
     const baseline = await runBaseline(reg, src, work, log);
     let shoal: ShoalFigures | { skipped: string };
+    let traced: ShoalFigures | undefined;
     if (opts.baselineOnly) {
       shoal = { skipped: "baseline only was asked for" };
     } else {
       try {
-        shoal = await runShoal(reg, src, repo, image, work, prefetch, log, opts.chunkSize);
+        const order = join(work, "startup-order.json");
+        shoal = await runShoal(reg, src, repo, image, work, log, { tag: "v1-shoal", prefetch, chunkSize: opts.chunkSize, startupOrderOut: order });
+        if (!("skipped" in shoal)) {
+          const t = await runShoal(reg, src, repo, image, work, log, { tag: "v1-traced", prefetch: "on", chunkSize: opts.chunkSize, startupOrderIn: order });
+          if (!("skipped" in t)) traced = t;
+        }
       } finally {
         workClean = (await mountsUnder(work)).length === 0;
       }
@@ -341,6 +366,7 @@ export async function runFirstWorkBench(opts: FirstWorkBenchOptions = {}): Promi
       baseline,
       shoal,
       speedup: "skipped" in shoal ? undefined : baseline.totalSec / shoal.totalSec,
+      ...(traced ? { traced, tracedSpeedup: baseline.totalSec / traced.totalSec } : {}),
     };
   } finally {
     await reg?.stop();
@@ -374,6 +400,14 @@ export function formatFirstWork(r: FirstWorkBenchResult): string[] {
       `    shoal mount said: ${s.mountOutput.split("\n").join(" | ")}`,
       `  speedup: ${r.speedup!.toFixed(2)}x  (baseline / shoal time to first useful work)`,
     );
+    if (r.traced) {
+      const t = r.traced;
+      lines.push(
+        `  shoal with the recorded startup order in the image (fresh agent, prefetch on): ${t.totalSec.toFixed(2)} s  (mount ${t.mountSec.toFixed(2)} s, first work ${t.firstWorkSec.toFixed(2)} s)`,
+        `    registry blob bytes by first work done: ${mib(t.blobBytes)} in ${t.blobRequests} requests = ${(t.shareOfImage * 100).toFixed(1)}% of the image (prefetch streams on behind it)`,
+        `  speedup with startup order: ${r.tracedSpeedup!.toFixed(2)}x`,
+      );
+    }
   }
   return lines;
 }

@@ -19,7 +19,12 @@ export interface ChunkOrigin {
   readonly name: string;
   /** The compressed bytes of `chunk` of `layer` (unverified). */
   fetch(layer: RemoteLayer, chunk: Chunk, opts: { signal: AbortSignal }): Promise<Uint8Array>;
+  /** Blob bytes `[offset, offset + length)` of `layer` in one request (unverified), when the source can. */
+  fetchRange?(layer: RemoteLayer, offset: number, length: number, opts: { signal: AbortSignal }): Promise<Uint8Array>;
 }
+
+/** Largest run of adjacent chunks fetched in one range request. */
+export const MAX_RUN_BYTES = 4 << 20;
 
 /** The part of the chunk store the fetcher needs. */
 export interface ChunkCache {
@@ -113,12 +118,112 @@ export class Fetcher {
   }
 
   /**
+   * Make chunks `first..last` of `layer` local. Missing chunks are fetched in
+   * runs of adjacent chunks, one range request per run (up to
+   * `MAX_RUN_BYTES`), from the first origin that can serve ranges; each chunk
+   * is verified on its own, and one that fails is fetched again alone.
+   */
+  async ensureRange(layer: RemoteLayer, first: number, last: number, opts: { signal?: AbortSignal; background?: boolean; maxRunBytes?: number } = {}): Promise<void> {
+    const maxRun = opts.maxRunBytes ?? MAX_RUN_BYTES;
+    const waits: Promise<unknown>[] = [];
+    let run: number[] = [];
+    let runBytes = 0;
+    const flush = () => {
+      if (run.length === 0) return;
+      const ids = run;
+      run = [];
+      runBytes = 0;
+      if (ids.length === 1) {
+        waits.push(this.ensure(layer, ids[0]!, opts));
+        return;
+      }
+      const fetched = this.fetchRun(layer, ids, opts.background === true);
+      fetched.catch(() => {});
+      for (const i of ids) {
+        const digest = hexOf(layer.index.chunk(i).digest);
+        const p = fetched.then((m) => m.get(i) ?? this.fetchAndStore(layer, layer.index.chunk(i), digest, opts.background === true));
+        const tracked = p.finally(() => this.inflight.delete(digest));
+        tracked.catch(() => {});
+        this.inflight.set(digest, tracked);
+        waits.push(tracked);
+      }
+    };
+    for (let i = first; i <= last; i++) {
+      const chunk = layer.index.chunk(i);
+      const digest = hexOf(chunk.digest);
+      const pending = this.inflight.get(digest);
+      if (this.cache.has(digest) || pending) {
+        flush();
+        if (pending) waits.push(pending);
+        continue;
+      }
+      if (runBytes + chunk.length > maxRun) flush();
+      run.push(i);
+      runBytes += chunk.length;
+    }
+    flush();
+    const all = Promise.all(waits);
+    if (!opts.signal) {
+      await all;
+      return;
+    }
+    await Promise.race([all, new Promise<never>((_, reject) => {
+      opts.signal!.throwIfAborted();
+      opts.signal!.addEventListener("abort", () => reject(opts.signal!.reason), { once: true });
+    })]);
+  }
+
+  /** Fetch adjacent chunks `ids` in one request; resolves the verified, stored ones (uncompressed). */
+  private async fetchRun(layer: RemoteLayer, ids: number[], background: boolean): Promise<Map<number, Buffer>> {
+    const out = new Map<number, Buffer>();
+    const origin = this.origins.find((o) => o.fetchRange);
+    if (!origin) return out;
+    const chunks = ids.map((i) => layer.index.chunk(i));
+    const start = chunks[0]!.offset;
+    const end = chunks.at(-1)!.offset + chunks.at(-1)!.length;
+    if (!background) this.foreground++;
+    const signal = AbortSignal.timeout(this.timeoutMs);
+    const started = performance.now();
+    try {
+      const bytes = await origin.fetchRange!(layer, start, end - start, { signal });
+      const seconds = (performance.now() - started) / 1000;
+      await Promise.all(chunks.map(async (chunk) => {
+        const piece = bytes.subarray(chunk.offset - start, chunk.offset - start + chunk.length);
+        if (!chunkMatches(chunk, piece)) {
+          this.observer?.failed(origin.name, "digest");
+          this.logger.error({ layer: layer.digest, chunk: chunk.index, source: origin.name }, "chunk of a run failed its digest");
+          return;
+        }
+        const raw = await gunzipMemberAsync(piece, chunk.uncompressedLength, { layer: layer.digest, blobOffset: chunk.offset });
+        await this.cache.put(hexOf(chunk.digest), piece, raw);
+        this.count(origin.name, piece.length);
+        out.set(chunk.index, raw);
+      }));
+      this.observer?.fetched(origin.name, end - start, seconds);
+      this.logger.debug({ layer: layer.digest, first: ids[0], last: ids.at(-1), source: origin.name, bytes: end - start, background }, "chunk run fetched");
+    } catch (err) {
+      this.observer?.failed(origin.name, signal.aborted ? "timeout" : "error");
+      this.logger.warn({ layer: layer.digest, first: ids[0], last: ids.at(-1), err: (err as Error).message }, "chunk run fetch failed; chunks are fetched one by one");
+    } finally {
+      if (!background) this.foreground--;
+    }
+    return out;
+  }
+
+  /**
    * Uncompressed bytes `[offset, offset + length)` of `layer`'s tar stream,
    * from the store where present, fetching the missing chunks.
    */
   async read(layer: RemoteLayer, offset: number, length: number, opts: { signal?: AbortSignal } = {}): Promise<Buffer> {
     const range = layer.index.chunksForRange(offset, length);
     if (!range) return Buffer.alloc(0);
+    // A read over several chunks fetches the missing ones in runs; what it then
+    // reads back from the store was fetched now, not a cache hit.
+    let fresh = false;
+    if (range.last > range.first) {
+      for (let i = range.first; i <= range.last && !fresh; i++) fresh = !this.has(layer, i);
+      if (fresh) await this.ensureRange(layer, range.first, range.last, opts);
+    }
     const parts = await Promise.all(
       Array.from({ length: range.last - range.first + 1 }, async (_, k) => {
         const i = range.first + k;
@@ -129,8 +234,10 @@ export class Fetcher {
         if (this.cache.has(digest)) {
           const part = await this.cache.readRaw(digest, from, to - from);
           if (part && part.length === to - from) {
-            this.observer?.cacheHit(part.length);
-            this.count("cache", part.length);
+            if (!fresh) {
+              this.observer?.cacheHit(part.length);
+              this.count("cache", part.length);
+            }
             return part;
           }
         }

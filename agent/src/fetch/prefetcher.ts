@@ -1,5 +1,12 @@
 import type { Logger } from "pino";
-import type { Fetcher, RemoteLayer } from "./fetcher.ts";
+import { MAX_RUN_BYTES, type Fetcher, type RemoteLayer } from "./fetcher.ts";
+
+/**
+ * Largest run the background stream fetches in one request: small enough
+ * that an agent killed mid-run loses little, large enough to keep request
+ * overhead low.
+ */
+export const BACKGROUND_RUN_BYTES = 1 << 20;
 
 /** Startup chunks fetched at once after a mount. */
 const STARTUP_CONCURRENCY = 8;
@@ -34,17 +41,20 @@ class RateLimiter {
     this.tokens = this.burst;
   }
 
+  /** Pay for `n` bytes before sending them: waits until the bucket holds them (in burst-sized slices). */
   async take(n: number, signal: AbortSignal): Promise<void> {
-    for (;;) {
-      const now = performance.now();
-      this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) / 1000) * this.rate);
-      this.last = now;
-      if (this.tokens >= Math.min(n, this.burst)) {
-        this.tokens -= n;
-        return;
+    let left = n;
+    while (left > 0) {
+      const slice = Math.min(left, this.burst);
+      for (;;) {
+        const now = performance.now();
+        this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) / 1000) * this.rate);
+        this.last = now;
+        if (this.tokens >= slice) break;
+        await sleep(Math.max(5, ((slice - this.tokens) / this.rate) * 1000), signal);
       }
-      const wait = ((Math.min(n, this.burst) - this.tokens) / this.rate) * 1000;
-      await sleep(Math.max(5, wait), signal);
+      this.tokens -= slice;
+      left -= slice;
     }
   }
 }
@@ -130,17 +140,36 @@ export class PrefetchJob {
     };
   }
 
+  /** Sorted positions grouped into `[layer, first, last]` runs of adjacent chunks up to `MAX_RUN_BYTES`. */
+  private runsOf(sorted: ChunkPos[]): Array<[number, number, number]> {
+    const runs: Array<[number, number, number]> = [];
+    let bytes = 0;
+    for (const [li, c] of sorted) {
+      const len = this.layers[li]!.index.chunk(c).length;
+      const cur = runs.at(-1);
+      if (cur && cur[0] === li && cur[2] === c - 1 && bytes + len <= MAX_RUN_BYTES) {
+        cur[2] = c;
+        bytes += len;
+      } else {
+        runs.push([li, c, c]);
+        bytes = len;
+      }
+    }
+    return runs;
+  }
+
   private async run(): Promise<void> {
     // The startup chunks are what a container reads first: fetch them at once,
     // in parallel and unthrottled, before streaming the rest.
     const startup = this.order.slice(0, this.startupChunks);
     const signal0 = this.controller.signal;
+    const runs = this.runsOf([...startup].sort((a, b) => a[0] - b[0] || a[1] - b[1]));
     let next = 0;
     const startupWorker = async () => {
-      while (!signal0.aborted && next < startup.length) {
-        const [li, c] = startup[next++]!;
-        await this.fetcher.ensure(this.layers[li]!, c, { signal: signal0, background: true }).catch((err: Error) => {
-          if (!signal0.aborted) this.logger.warn({ chunk: c, err: err.message }, "startup prefetch of a chunk failed");
+      while (!signal0.aborted && next < runs.length) {
+        const [li, first, last] = runs[next++]!;
+        await this.fetcher.ensureRange(this.layers[li]!, first, last, { signal: signal0, background: true }).catch((err: Error) => {
+          if (!signal0.aborted) this.logger.warn({ first, last, err: err.message }, "startup prefetch of chunks failed");
         });
       }
     };
@@ -155,10 +184,22 @@ export class PrefetchJob {
         const [li, c] = next;
         const layer = this.layers[li]!;
         if (this.fetcher.has(layer, c)) continue;
+        // extend to a run of adjacent missing chunks queued right behind it
+        let last = c;
+        let bytes = layer.index.chunk(c).length;
+        while (queue.length > 0) {
+          const [nl, nc] = queue[0]!;
+          if (nl !== li || nc !== last + 1 || this.fetcher.has(layer, nc)) break;
+          const more = layer.index.chunk(nc).length;
+          if (bytes + more > BACKGROUND_RUN_BYTES) break;
+          queue.shift();
+          last = nc;
+          bytes += more;
+        }
         try {
           while (this.fetcher.foreground > 0) await sleep(10, signal);
-          await this.limiter.take(layer.index.chunk(c).length, signal);
-          await this.fetcher.ensure(layer, c, { signal, background: true });
+          await this.limiter.take(bytes, signal);
+          await this.fetcher.ensureRange(layer, c, last, { signal, background: true, maxRunBytes: BACKGROUND_RUN_BYTES });
         } catch (err) {
           if (signal.aborted) return;
           const n = (attempts.get(next) ?? 0) + 1;

@@ -43,6 +43,10 @@ export class RegistryOrigin implements ChunkOrigin {
     return this.client(layer.registry).getBlobRange(layer.repository, layer.digest, chunk.offset, chunk.length, opts);
   }
 
+  fetchRange(layer: RemoteLayer, offset: number, length: number, opts: { signal: AbortSignal }): Promise<Uint8Array> {
+    return this.client(layer.registry).getBlobRange(layer.repository, layer.digest, offset, length, opts);
+  }
+
   async close(): Promise<void> {
     await Promise.all([...this.clients.values()].map((c) => c.close()));
     this.clients.clear();

@@ -11,8 +11,8 @@
  * with asynchronous fs calls; a synchronous fs call on the mount from this
  * process's main thread deadlocks it.
  */
-import { closeSync, openSync, writev, writevSync, writeFile } from "node:fs";
-import { mkdir } from "node:fs/promises";
+import { closeSync, existsSync, openSync, writev, writevSync, writeFile } from "node:fs";
+import { mkdir, stat } from "node:fs/promises";
 import { resolve } from "node:path";
 import { Worker } from "node:worker_threads";
 import type { Logger } from "pino";
@@ -80,6 +80,10 @@ export class FuseSession {
   private workerExit: Promise<void> | undefined;
   private ready: { resolve: () => void; reject: (err: Error) => void } | undefined;
   private device: string | undefined;
+  private readerEnded = false;
+  private stopping = false;
+  private unmounting: Promise<void> | undefined;
+  private readonly notifying = new Set<Promise<void>>();
 
   constructor(components: { handler: FuseHandler; logger: Logger }, init: FuseSessionInit) {
     this.handler = components.handler;
@@ -88,24 +92,21 @@ export class FuseSession {
     this.mountpoint = resolve(init.mountpoint);
   }
 
-  /** Whether the session is mounted (between a successful `mount` and `unmount`). */
+  /** Whether the session is mounted and serving (false once the connection has ended, even from outside). */
   get mounted(): boolean {
-    return this.fd !== undefined;
+    return this.fd !== undefined && !this.readerEnded;
   }
 
   /**
-   * Mount at the mountpoint (created if missing; a stale mount of the same
-   * subtype left there by a dead process is detached first) and resolve once
-   * the kernel's INIT handshake is done. Needs root (CAP_SYS_ADMIN).
+   * Mount at the mountpoint (created if missing) and resolve once the
+   * kernel's INIT handshake is done. A dead mount of the same type left
+   * there by a crashed process is detached first; a live one is an error.
+   * Needs root (CAP_SYS_ADMIN). Rejects with `ShoalError` (`SHOAL_ERR_MOUNT`).
    */
   async mount(opts: { signal?: AbortSignal } = {}): Promise<void> {
     if (this.fd !== undefined) throw new ShoalError("SHOAL_ERR_MOUNT", `${this.mountpoint} is already mounted by this session`);
+    await this.detachStale(opts);
     await mkdir(this.mountpoint, { recursive: true });
-    const stale = await findMount(this.mountpoint);
-    if (stale?.fstype === `fuse.${this.init.fsName}`) {
-      this.log.warn({ mountpoint: this.mountpoint }, "detaching a stale FUSE mount");
-      await unmountPath(this.mountpoint, { lazy: true, signal: opts.signal });
-    }
     const fd = openSync("/dev/fuse", "r+");
     const uid = process.getuid?.() ?? 0;
     const gid = process.getgid?.() ?? 0;
@@ -116,31 +117,56 @@ export class FuseSession {
       await runCommand("mount", ["-i", "-t", `fuse.${this.init.fsName}`, "-o", options, this.init.fsName, this.mountpoint], {
         fds: [fd], signal: opts.signal,
       });
+      this.device = (await findMount(this.mountpoint))?.device;
     } catch (err) {
       closeSync(fd);
       throw err;
     }
     this.fd = fd;
     const ready = new Promise<void>((res, rej) => (this.ready = { resolve: res, reject: rej }));
+    const onAbort = () => this.ready?.reject(new ShoalError("SHOAL_ERR_MOUNT", "mount aborted", { cause: opts.signal?.reason }));
+    opts.signal?.addEventListener("abort", onAbort, { once: true });
     this.startReader(fd);
     try {
       await ready;
-      this.device = (await findMount(this.mountpoint))?.device;
       await this.tuneReadAhead();
     } catch (err) {
       await this.unmount().catch((e: unknown) => this.log.error({ err: e }, "unmount after a failed mount failed"));
       throw err;
+    } finally {
+      opts.signal?.removeEventListener("abort", onAbort);
     }
+  }
+
+  /** Detach a dead mount of our type at the mountpoint (ENOTCONN); refuse a live one. */
+  private async detachStale(opts: { signal?: AbortSignal }): Promise<void> {
+    const existing = await findMount(this.mountpoint);
+    if (existing?.fstype !== `fuse.${this.init.fsName}`) return;
+    try {
+      await stat(this.mountpoint);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOTCONN") throw err;
+      this.log.warn({ mountpoint: this.mountpoint }, "detaching a dead FUSE mount left by an earlier process");
+      await unmountPath(this.mountpoint, { lazy: true, signal: opts.signal });
+      return;
+    }
+    throw new ShoalError("SHOAL_ERR_MOUNT", `${this.mountpoint} is already served by another process`);
   }
 
   private startReader(fd: number): void {
     const worker = new Worker(READER_SOURCE, { eval: true, workerData: { fd, size: MAX_WRITE + 64 * 1024 } });
     this.worker = worker;
-    this.workerExit = new Promise((res) => worker.once("exit", () => res()));
+    this.readerEnded = false;
+    this.workerExit = new Promise((res) => worker.once("exit", () => {
+      this.readerEnded = true;
+      res();
+    }));
     worker.on("message", (msg: ArrayBuffer | { end: string | null }) => {
       if (msg instanceof ArrayBuffer) this.dispatch(Buffer.from(msg));
       else {
+        this.readerEnded = true;
         if (msg.end) this.log.error({ code: msg.end }, "reading /dev/fuse failed; the session stops");
+        else if (!this.stopping) this.log.warn({ mountpoint: this.mountpoint }, "the FUSE connection was ended from outside (unmounted or aborted)");
         this.ready?.reject(new ShoalError("SHOAL_ERR_MOUNT", `FUSE session at ${this.mountpoint} ended before INIT`));
       }
     });
@@ -247,47 +273,88 @@ export class FuseSession {
    * Best effort: failures (e.g. nothing cached) are ignored.
    */
   notify(code: number, payload: Buffer): void {
-    if (this.fd === undefined) return;
-    writev(this.fd, [outHeader(0n, code, payload.length), payload], (err) => {
+    if (this.fd === undefined || this.readerEnded) return;
+    const sent = new Promise<void>((res) => writev(this.fd!, [outHeader(0n, code, payload.length), payload], (err) => {
       if (err && err.code !== "ENOENT") this.log.debug({ err, code }, "FUSE notification failed");
-    });
+      res();
+    }));
+    this.notifying.add(sent);
+    void sent.then(() => this.notifying.delete(sent));
   }
 
   /**
    * Unmount and stop the reader. A busy mount is detached lazily and its
-   * connection aborted (through /sys/fs/fuse/connections when available),
-   * so processes still using it get ENOTCONN. Idempotent.
+   * connection aborted (through /sys/fs/fuse/connections, mounting fusectl
+   * if needed), so processes still using it get ENOTCONN. Idempotent.
    */
-  async unmount(opts: { signal?: AbortSignal } = {}): Promise<void> {
+  unmount(opts: { signal?: AbortSignal } = {}): Promise<void> {
+    this.unmounting ??= this.doUnmount(opts).finally(() => (this.unmounting = undefined));
+    return this.unmounting;
+  }
+
+  private async doUnmount(opts: { signal?: AbortSignal }): Promise<void> {
     const fd = this.fd;
     if (fd === undefined) return;
-    let waitForReader = true;
-    if (await findMount(this.mountpoint)) {
+    this.stopping = true;
+    let detached = false;
+    if (await this.ownsTopMount()) {
       try {
         await unmountPath(this.mountpoint, opts);
+        detached = true;
       } catch (err) {
         this.log.warn({ err, mountpoint: this.mountpoint }, "unmount failed; detaching lazily");
         await unmountPath(this.mountpoint, { ...opts, lazy: true });
-        waitForReader = await this.abortConnection();
       }
     }
-    if (waitForReader) await this.workerExit;
+    // After a plain unmount the reader ends by itself (ENODEV); a lazily
+    // detached or foreign-unmounted connection may live on until aborted.
+    const ends = detached || this.readerEnded || (await this.endConnection());
+    if (ends) await this.workerExit;
     else this.worker?.unref();
+    await Promise.all(this.notifying);
     this.fd = undefined;
     this.worker = undefined;
-    if (waitForReader) closeSync(fd);
+    this.stopping = false;
+    if (ends) closeSync(fd);
   }
 
-  /** Abort the connection through fusectl (mounted if needed); false when that is not possible. */
-  private async abortConnection(): Promise<boolean> {
+  /**
+   * Whether the mount at the mountpoint is this session's. Device numbers are
+   * unique only among live superblocks: once our connection has ended, a
+   * mount with our number is ours only if it is dead too.
+   */
+  private async ownsTopMount(): Promise<boolean> {
+    const top = await findMount(this.mountpoint);
+    if (!top || top.device !== this.device) return false;
+    if (!this.readerEnded) return true;
+    return stat(this.mountpoint).then(() => false, (err: NodeJS.ErrnoException) => err.code === "ENOTCONN");
+  }
+
+  /**
+   * End our connection through fusectl: true when it is gone or was
+   * aborted, false when that cannot be done. fusectl is mounted for the
+   * moment if the host has not mounted it.
+   */
+  private async endConnection(): Promise<boolean> {
     const minor = this.device?.split(":")[1];
     if (!minor) return false;
+    let mountedHere = false;
     if (!(await findMount(FUSECTL))) {
-      await runCommand("mount", ["-t", "fusectl", "fusectl", FUSECTL]).catch((err: unknown) => this.log.debug({ err }, "mounting fusectl failed"));
+      await runCommand("mount", ["-t", "fusectl", "fusectl", FUSECTL]).then(
+        () => (mountedHere = true),
+        (err: unknown) => this.log.debug({ err }, "mounting fusectl failed"),
+      );
+      if (!mountedHere) return false;
     }
-    return new Promise((res) => writeFile(`${FUSECTL}/${minor}/abort`, "1", (err) => {
-      if (err) this.log.warn({ err }, "could not abort the FUSE connection; it ends when its last user closes it");
-      res(!err);
-    }));
+    try {
+      const dir = `${FUSECTL}/${minor}`;
+      if (!existsSync(dir)) return true;
+      return await new Promise<boolean>((res) => writeFile(`${dir}/abort`, "1", (err) => {
+        if (err && existsSync(dir)) this.log.warn({ err }, "could not abort the FUSE connection; it ends when its last user closes it");
+        res(!err || !existsSync(dir));
+      }));
+    } finally {
+      if (mountedHere) await unmountPath(FUSECTL).catch((err: unknown) => this.log.debug({ err }, "unmounting fusectl failed"));
+    }
   }
 }

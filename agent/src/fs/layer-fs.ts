@@ -12,7 +12,7 @@ import {
 } from "./constants.ts";
 import {
   attrOut, cString, direntplusSize, direntSize, entryOut, Errno, FOPEN_KEEP_CACHE, FOPEN_CACHE_DIR, NOTIFY_INVAL_ENTRY,
-  NOTIFY_INVAL_INODE, Op, opName, S_IFDIR, statfsOut, WRITE_OPS, writeDirent, writeEntryOut, xattrSizeOut,
+  NOTIFY_INVAL_INODE, Op, opName, openOut, S_IFDIR, statfsOut, WRITE_OPS, writeDirent, writeEntryOut, xattrSizeOut,
   type Attr, type FuseRequest,
 } from "./fuse-abi.ts";
 import { FuseSession, type FuseHandler } from "./fuse-session.ts";
@@ -56,7 +56,19 @@ const DOTDOT = Buffer.from("..");
 
 /**
  * Serves layers as read-only overlayfs lower directories over one FUSE
- * session. Layers can be added and removed while mounted.
+ * session (kernel protocol spoken directly on /dev/fuse; mount options
+ * `ro,nosuid,nodev,default_permissions,allow_other`). Layers can be added and
+ * removed while mounted. Names, attributes (ns mtimes) and file pages are
+ * cached by the kernel for `entryTimeout`/`attrTimeout` (a day): layers
+ * never change.
+ *
+ * Requests are answered on this process's main thread, and `LayerData`
+ * usually needs the libuv thread pool (file and zlib work). This process
+ * must therefore never read the mount synchronously, and never with more
+ * concurrent blocking fs calls than the pool has threads
+ * (`UV_THREADPOOL_SIZE`, default 4): those would hold every pool thread
+ * while waiting for answers that need one. Other processes (containers)
+ * are not limited.
  */
 export class LayerFilesystem implements FuseHandler {
   readonly mountpoint: string;
@@ -250,14 +262,12 @@ export class LayerFilesystem implements FuseHandler {
 
   private open(req: FuseRequest, dir: boolean): void {
     const flags = req.body.readUInt32LE(0);
-    if (req.nodeid === ROOT_INO) return dir ? this.session.reply(req.unique, [Buffer.alloc(16)]) : this.fail(req, Errno.EISDIR);
+    if (req.nodeid === ROOT_INO) return dir ? this.session.reply(req.unique, [openOut(0)]) : this.fail(req, Errno.EISDIR);
     const node = this.node(req);
     if (!node) return;
     if (dir !== Boolean(node.children)) return this.fail(req, dir ? Errno.ENOTDIR : Errno.EISDIR);
     if ((flags & O_ACCMODE) !== 0 || flags & O_TRUNC) return this.fail(req, Errno.EROFS);
-    const out = Buffer.alloc(16);
-    out.writeUInt32LE(dir ? FOPEN_KEEP_CACHE | FOPEN_CACHE_DIR : FOPEN_KEEP_CACHE, 8);
-    this.session.reply(req.unique, [out]);
+    this.session.reply(req.unique, [openOut(dir ? FOPEN_KEEP_CACHE | FOPEN_CACHE_DIR : FOPEN_KEEP_CACHE)]);
   }
 
   private read(req: FuseRequest): void {

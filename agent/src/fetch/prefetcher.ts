@@ -163,7 +163,12 @@ export class PrefetchJob {
     // in parallel and unthrottled, before streaming the rest.
     const startup = this.order.slice(0, this.startupChunks);
     const signal0 = this.controller.signal;
-    const runs = this.runsOf([...startup].sort((a, b) => a[0] - b[0] || a[1] - b[1]));
+    // Adjacent chunks go in one request; runs go in the order their first chunk was read.
+    const rank = new Map(startup.map(([li, c], k) => [`${li}:${c}`, k]));
+    const runs = this.runsOf([...startup].sort((a, b) => a[0] - b[0] || a[1] - b[1]))
+      .map((r) => ({ r, at: Math.min(...Array.from({ length: r[2] - r[1] + 1 }, (_, k) => rank.get(`${r[0]}:${r[1] + k}`)!)) }))
+      .sort((x, y) => x.at - y.at)
+      .map((x) => x.r);
     let next = 0;
     const startupWorker = async () => {
       while (!signal0.aborted && next < runs.length) {

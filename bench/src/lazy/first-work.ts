@@ -252,12 +252,12 @@ async function runShoal(
   liveMountRoots.add(root);
   liveMountRoots.add(mnt);
   const agentLog = join(work, "agent.log");
-  const args = ["agent", "--root", root, "--plain-http", "--prefetch", prefetch, "--startup-window", "3s"];
+  const args = ["agent", "--root", root, "--plain-http", "--prefetch", prefetch, "--startup-window", "10s", "--log-level", process.env.SHOAL_BENCH_AGENT_LOG_LEVEL ?? "info"];
   const agent = spawn(process.execPath, [CLI, ...args], { stdio: ["ignore", "pipe", "pipe"] });
   liveAgents.add(agent);
   let agentOut = "";
   const collect = (s: string) => {
-    agentOut = (agentOut + s).slice(-20_000);
+    agentOut = (agentOut + s).slice(-4_000_000);
   };
   agent.stdout.setEncoding("utf8").on("data", collect);
   agent.stderr.setEncoding("utf8").on("data", collect);
@@ -282,7 +282,7 @@ async function runShoal(
     await reg.settle();
     const st = reg.stats();
     if (pass.startupOrderOut) {
-      await new Promise((r) => setTimeout(r, 3500)); // the agent saves its record when the startup window ends
+      await new Promise((r) => setTimeout(r, Math.max(0, 10_500 - (performance.now() - t0)))); // the agent saves its record when the startup window ends
       await writeFile(pass.startupOrderOut, await cliOk(["startup-order", "--root", root, mnt]));
     }
     return {
@@ -297,6 +297,8 @@ async function runShoal(
     await stopProcess(agent, 15_000);
     liveAgents.delete(agent);
     await writeFile(agentLog, agentOut);
+    // SHOAL_BENCH_LOG_DIR keeps the agent's log of each pass for a closer look
+    if (process.env.SHOAL_BENCH_LOG_DIR) await writeFile(join(process.env.SHOAL_BENCH_LOG_DIR, `agent-${lazyTag}.log`), agentOut);
     const clean = (await unmountAll(mnt)) && (await unmountAll(root));
     if (clean) {
       liveMountRoots.delete(root);

@@ -10,8 +10,14 @@ import { layerCompression } from "./media-types.ts";
 import type { TarEntry } from "./tar-entry.ts";
 import { TarParser } from "./tar-reader.ts";
 
-/** Default uncompressed bytes per chunk (one gzip member each). */
-export const DEFAULT_CHUNK_SIZE = 1 << 20;
+/**
+ * Default uncompressed bytes per chunk (one gzip member each). 256 KiB: on
+ * the realistic image of bench/RESULTS.md it reaches first useful work
+ * faster and with less data than 1 MiB or 128 KiB chunks (the fetcher
+ * merges adjacent chunks into one request, so small chunks cost little on
+ * big reads); the blob is 0.5% larger than with 1 MiB chunks.
+ */
+export const DEFAULT_CHUNK_SIZE = 256 * 1024;
 export const MIN_CHUNK_SIZE = 4096;
 export const MAX_CHUNK_SIZE = 64 << 20;
 

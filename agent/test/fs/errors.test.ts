@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { NotFoundError } from "@shoal/blockindex";
 import { run, writeTar } from "@shoal/testkit";
-import { LayerFilesystem, type LayerData } from "../../src/fs/index.ts";
+import { findMount, LayerFilesystem, type LayerData } from "../../src/fs/index.ts";
 import { Cleanup, memoryLayer, tempDir } from "./helpers.ts";
 
 const t = (s: string) => new TextEncoder().encode(s);
@@ -108,3 +108,68 @@ describe("errors at the FUSE edge", () => {
     expect(fs.counters.bytesRead).toBeGreaterThan(0);
   });
 });
+
+describe("mount lifecycle", () => {
+  const cleanup = new Cleanup();
+  let work: string;
+  let layer: Awaited<ReturnType<typeof memoryLayer>>;
+
+  beforeAll(async () => {
+    work = cleanup.dir(await tempDir("life"));
+    layer = await memoryLayer("l", writeTar([{ path: "f", type: "file", data: t("data\n") }]).tar);
+  });
+
+  afterAll(async () => {
+    await cleanup.run();
+  });
+
+  const newFs = (name: string) => {
+    const fs = cleanup.fs(new LayerFilesystem({}, { mountpoint: join(work, name) }));
+    fs.addLayer({ id: "l", index: layer.index, data: layer.data });
+    return fs;
+  };
+
+  it("unmounts a busy mount by detaching it and aborting the connection", async () => {
+    const fs = newFs("busy");
+    await fs.mount();
+    const holder = spawn("sh", ["-c", `exec 3< "$1"; exec sleep 60`, "sh", join(fs.layerPath("l"), "f")], { stdio: "ignore" });
+    const gone = new Promise((res) => holder.on("exit", res));
+    try {
+      await new Promise((res) => setTimeout(res, 200));
+      await fs.unmount();
+      expect(fs.mounted).toBe(false);
+      expect(await findMount(fs.mountpoint)).toBeUndefined();
+    } finally {
+      holder.kill("SIGKILL");
+      await gone;
+    }
+  });
+
+  it("replaces a dead mount left by a crashed server, refuses a live one, and never unmounts another session's mount", async () => {
+    const crashed = newFs("stale");
+    await crashed.mount();
+    const device = (await findMount(crashed.mountpoint))!.device;
+    await abortConnection(device);
+    await expect(stat(crashed.mountpoint)).rejects.toMatchObject({ code: "ENOTCONN" });
+    const next = newFs("stale");
+    await next.mount();
+    expect(await readFile(join(next.layerPath("l"), "f"), "utf8")).toBe("data\n");
+    await expect(newFs("stale").mount()).rejects.toThrow(/already served by another process/);
+    await crashed.unmount();
+    expect(await readFile(join(next.layerPath("l"), "f"), "utf8")).toBe("data\n");
+    await next.unmount();
+    expect(await findMount(next.mountpoint)).toBeUndefined();
+  });
+});
+
+/** Simulate a crashed server: abort FUSE connection `device` through fusectl (mounted for the moment if needed). */
+async function abortConnection(device: string): Promise<void> {
+  const ctl = "/sys/fs/fuse/connections";
+  const mounted = !(await findMount(ctl));
+  if (mounted) await run("mount", ["-t", "fusectl", "fusectl", ctl]);
+  try {
+    await writeFile(`${ctl}/${device.split(":")[1]}/abort`, "1");
+  } finally {
+    if (mounted) await run("umount", [ctl]);
+  }
+}

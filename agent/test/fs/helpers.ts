@@ -2,6 +2,7 @@
  * Test helpers for the layer filesystem: in-memory lazy layers built with
  * convertLayer, and mount bookkeeping that always cleans up.
  */
+import { execFile } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -98,4 +99,29 @@ export class Cleanup {
 
 async function anyMountUnder(dir: string): Promise<boolean> {
   return (await readMountInfo()).some((m) => m.mountpoint === dir || m.mountpoint.startsWith(`${dir}/`));
+}
+
+const READ_MANY = `
+const { readFile } = require("node:fs/promises");
+const { createHash } = require("node:crypto");
+const paths = JSON.parse(require("node:fs").readFileSync(0, "utf8"));
+Promise.all(paths.map((p) => readFile(p).then(
+  (b) => createHash("sha256").update(b).digest("hex"),
+  (e) => "error:" + e.code,
+))).then((out) => process.stdout.write(JSON.stringify(out)));
+`;
+
+/**
+ * sha256 (hex) of each of `paths`, all read at once with fs.promises.readFile
+ * by a child Node process with `threads` libuv threads ("error:CODE" for a
+ * failed read). Readers run in another process, as containers do: this
+ * process's thread pool may be needed to answer them.
+ */
+export function readInChild(paths: readonly string[], threads = 64): Promise<string[]> {
+  return new Promise((resolvePromise, reject) => {
+    const child = execFile(process.execPath, ["-e", READ_MANY], {
+      env: { ...process.env, UV_THREADPOOL_SIZE: String(threads) }, maxBuffer: 64 << 20,
+    }, (err, stdout) => (err ? reject(err) : resolvePromise(JSON.parse(stdout) as string[])));
+    child.stdin!.end(JSON.stringify(paths));
+  });
 }

@@ -72,7 +72,7 @@ describe("shoal agent: lazy mounts", () => {
   let agent: RunningAgent;
 
   beforeAll(async () => {
-    edge = await prepare("edge", edgeCaseImage({ chunkSize: CHUNK, smallFileCount: 1000, crossLayerHardlink: false }).layers);
+    edge = await prepare("edge", edgeCaseImage({ chunkSize: CHUNK, smallFileCount: 1000 }).layers);
     busybox = await prepare("busybox", busyboxImage());
     agent = await startAgent(join(work, "root-a"), ["--plain-http", "--prefetch", "off"]);
   }, 600_000);
@@ -195,7 +195,7 @@ describe("shoal agent: laziness, prefetch, restarts, faults", () => {
   });
 
   it("after prefetch completes every file reads with the registry stopped", async () => {
-    const edge = await prepare("edge2", edgeCaseImage({ chunkSize: CHUNK, smallFileCount: 500, crossLayerHardlink: false, seed: 5 }).layers);
+    const edge = await prepare("edge2", edgeCaseImage({ chunkSize: CHUNK, smallFileCount: 500, seed: 5 }).layers);
     const agent = await startAgent(join(work, "root-prefetch"), ["--plain-http", "--prefetch", "on", "--fetch-timeout", "3s"]);
     const dir = join(work, "mnt-prefetch");
     try {

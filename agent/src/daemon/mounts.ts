@@ -226,9 +226,9 @@ export class MountManager {
       resolveLower: (path: string): LowerFile | undefined => {
         lower ??= MergedTree.build(layers.slice(0, i).map((l) => l.index));
         const node = lower.lookup(path);
-        if (!node || node.inode.entry.type !== "file") return undefined;
+        if (!node) return undefined;
         const li = node.inode.layer;
-        return { entry: node.inode.entry, data: dataOf(layers[li]!, ids[li]!) };
+        return { entry: node.inode.entry, data: dataOf(layers[li]!, ids[li]!), layerId: ids[li]! };
       },
     });
   }

@@ -17,3 +17,4 @@ export * from "./exec.ts";
 export * from "./netns.ts";
 export * from "./realistic-image.ts";
 export * from "./busybox-image.ts";
+export * from "./registry-common.ts";

@@ -15,10 +15,10 @@ import { execFileSync, spawn as spawnChild, type ChildProcess, type SpawnOptions
 import { randomBytes } from "node:crypto";
 import { readdirSync, rmSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { request as httpRequest } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
+import { probeHttp, registryConfigYaml } from "./registry-common.ts";
 import { run, type RunResult } from "./exec.ts";
 import type { RegistryRequestLog, RegistryStats } from "./registry.ts";
 
@@ -319,18 +319,6 @@ export interface NetnsRegistry {
   stop(): Promise<void>;
 }
 
-/** Any HTTP answer from `GET url`, or an error. */
-function probe(url: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest(url, { method: "GET", timeout: 2000 }, (res) => {
-      res.resume();
-      resolve(res.statusCode ?? 0);
-    });
-    req.on("timeout", () => req.destroy(new Error("probe timeout")));
-    req.on("error", reject);
-    req.end();
-  });
-}
 
 const liveDirs = new Set<string>();
 let dirHookInstalled = false;
@@ -354,26 +342,7 @@ export async function startNetnsRegistry(ns: Netns, opts: { port?: number; binar
   }
   const dataDir = join(dir, "data");
   const configPath = join(dir, "config.yml");
-  await writeFile(configPath, [
-    "version: 0.1",
-    "log:",
-    "  level: info",
-    "  formatter: json",
-    "  accesslog:",
-    "    disabled: true",
-    "storage:",
-    "  filesystem:",
-    `    rootdirectory: ${JSON.stringify(dataDir)}`,
-    "  delete:",
-    "    enabled: true",
-    "  maintenance:",
-    "    uploadpurging:",
-    "      enabled: false",
-    "http:",
-    `  addr: ${ns.nsAddr}:${port}`,
-    `  secret: ${randomBytes(16).toString("hex")}`,
-    "",
-  ].join("\n"));
+  await writeFile(configPath, registryConfigYaml(dataDir, `${ns.nsAddr}:${port}`));
 
   let requests: RegistryRequestLog[] = [];
   let stderrTail: string[] = [];
@@ -435,7 +404,7 @@ export async function startNetnsRegistry(ns: Netns, opts: { port?: number; binar
     const deadline = Date.now() + 20_000;
     for (;;) {
       try {
-        await Promise.race([probe(`${url}/v2/?shoal-flush=startup`), exited]);
+        await Promise.race([probeHttp(`${url}/v2/?shoal-flush=startup`), exited]);
         break;
       } catch (err) {
         if (child.exitCode !== null || child.signalCode !== null || Date.now() > deadline) throw err;
@@ -467,7 +436,7 @@ export async function startNetnsRegistry(ns: Netns, opts: { port?: number; binar
       const id = `${process.pid}-${++flushCounter}`;
       const logged = new Promise<void>((resolve) => flushWaiters.set(id, resolve));
       try {
-        await probe(`${url}/v2/?shoal-flush=${id}`);
+        await probeHttp(`${url}/v2/?shoal-flush=${id}`);
         await Promise.race([logged, new Promise((r) => setTimeout(r, 5000))]);
       } finally {
         flushWaiters.delete(id);

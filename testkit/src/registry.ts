@@ -8,11 +8,12 @@ import { spawn, execFile, type ChildProcess } from "node:child_process";
 import { createPrivateKey, randomBytes, randomUUID, sign } from "node:crypto";
 import { rmSync } from "node:fs";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { createServer as createHttpServer, request as httpRequest, type Server } from "node:http";
+import { createServer as createHttpServer, type Server } from "node:http";
 import { createServer as createNetServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
+import { probeHttp, registryConfigYaml } from "./registry-common.ts";
 
 /** Basic-auth user for htpasswd or the token server. */
 export interface RegistryUser {
@@ -220,43 +221,6 @@ async function startTokenServer(dir: string, opts: TokenAuthOptions, service: st
   return { ts, certPath };
 }
 
-function configYaml(dataDir: string, port: number, auth: string): string {
-  return [
-    "version: 0.1",
-    "log:",
-    "  level: info",
-    "  formatter: json",
-    "  accesslog:",
-    "    disabled: true",
-    "storage:",
-    "  filesystem:",
-    `    rootdirectory: ${JSON.stringify(dataDir)}`,
-    "  delete:",
-    "    enabled: true",
-    "  maintenance:",
-    "    uploadpurging:",
-    "      enabled: false",
-    "http:",
-    `  addr: 127.0.0.1:${port}`,
-    `  secret: ${randomBytes(16).toString("hex")}`,
-    auth,
-    "",
-  ].join("\n");
-}
-
-/** Any HTTP answer from `GET url`, or an error. */
-function probe(url: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest(url, { method: "GET", timeout: 1000 }, (res) => {
-      res.resume();
-      resolve(res.statusCode ?? 0);
-    });
-    req.on("timeout", () => req.destroy(new Error("probe timeout")));
-    req.on("error", reject);
-    req.end();
-  });
-}
-
 /**
  * Starts `docker-registry serve` on 127.0.0.1 with a free port and fresh temp
  * storage, and resolves once `GET /v2/` answers (any status). The process is
@@ -328,7 +292,7 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Ru
     for (;;) {
       opts.signal?.throwIfAborted();
       try {
-        await Promise.race([probe(`http://127.0.0.1:${port}/v2/?shoal-flush=startup`), exited]);
+        await Promise.race([probeHttp(`http://127.0.0.1:${port}/v2/?shoal-flush=startup`), exited]);
         return;
       } catch (err) {
         if (c.exitCode !== null || c.signalCode !== null || Date.now() > deadline) throw err;
@@ -364,7 +328,7 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Ru
     }
     for (let tries = 0; ; tries++) {
       port = await freePort();
-      await writeFile(configPath, configYaml(dataDir, port, auth));
+      await writeFile(configPath, registryConfigYaml(dataDir, `127.0.0.1:${port}`, auth));
       try {
         await launch();
         break;
@@ -387,7 +351,7 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Ru
     const id = `${process.pid}-${++flushCounter}`;
     const logged = new Promise<void>((resolve) => flushWaiters.set(id, resolve));
     try {
-      await probe(`http://127.0.0.1:${port}/v2/?shoal-flush=${id}`);
+      await probeHttp(`http://127.0.0.1:${port}/v2/?shoal-flush=${id}`);
       await Promise.race([logged, new Promise((r) => setTimeout(r, 5000))]);
     } finally {
       flushWaiters.delete(id);

@@ -7,7 +7,7 @@ import type { AgentConfig } from "../config/agent-config.ts";
 import { Fetcher } from "../fetch/fetcher.ts";
 import { RegistryOrigin } from "../fetch/registry-origin.ts";
 import { LayerFilesystem, unmountPath, isMountpoint } from "../fs/index.ts";
-import { ChunkStore } from "../store/index.ts";
+import { ChunkStore } from "@shoal/store";
 import { serveApi } from "./api.ts";
 import { ImageCatalog } from "./image-catalog.ts";
 import { levelKeyValue } from "./kv.ts";

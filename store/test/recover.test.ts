@@ -1,7 +1,7 @@
 import { mkdir, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { chunkPaths } from "../../src/store/index.ts";
+import { chunkPaths } from "../src/index.ts";
 import { expectedFiles, listChunkFiles, makeChunk, openStore, removeDir, tempDir, type TestChunk } from "./helpers.ts";
 
 let dir: string;

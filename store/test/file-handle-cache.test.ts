@@ -1,7 +1,7 @@
 import { readdir, readlink, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { FileHandleCache } from "../../src/store/file-handle-cache.ts";
+import { FileHandleCache } from "../src/file-handle-cache.ts";
 import { removeDir, tempDir } from "./helpers.ts";
 
 let dir: string;

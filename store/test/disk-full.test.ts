@@ -4,7 +4,7 @@ import path from "node:path";
 import { promisify } from "node:util";
 import { ShoalError } from "@shoal/blockindex";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DiskFullError } from "../../src/store/index.ts";
+import { DiskFullError } from "../src/index.ts";
 import { countingMetrics, expectedFiles, listChunkFiles, makeRandomChunk, openStore, removeDir, tempDir, type TestChunk } from "./helpers.ts";
 
 const run = promisify(execFile);

@@ -2,7 +2,7 @@ import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { DigestMismatchError, InvalidArgumentError } from "@shoal/blockindex";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ChunkStore, StoreClosedError, chunkPaths, type ChunkDb } from "../../src/store/index.ts";
+import { ChunkStore, StoreClosedError, chunkPaths, type ChunkDb } from "../src/index.ts";
 import { chunkBytes, countingMetrics, expectedFiles, listChunkFiles, makeChunk, openStore, removeDir, tempDir } from "./helpers.ts";
 
 let dir: string;

@@ -4,7 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import { gzipSync } from "node:zlib";
 import { Level } from "level";
-import { ChunkStore, type ChunkDb, type ChunkStoreInit, type ChunkStoreMetrics } from "../../src/store/index.ts";
+import { ChunkStore, type ChunkDb, type ChunkStoreInit, type ChunkStoreMetrics } from "../src/index.ts";
 
 /** A chunk as the fetcher would hand it to the store. */
 export interface TestChunk {

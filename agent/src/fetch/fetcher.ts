@@ -21,6 +21,10 @@ export interface ChunkOrigin {
   fetch(layer: RemoteLayer, chunk: Chunk, opts: { signal: AbortSignal }): Promise<Uint8Array>;
   /** Blob bytes `[offset, offset + length)` of `layer` in one request (unverified), when the source can. */
   fetchRange?(layer: RemoteLayer, offset: number, length: number, opts: { signal: AbortSignal }): Promise<Uint8Array>;
+  /** False when this source surely cannot serve `layer` now (e.g. no peer holds it): it is skipped. */
+  canServe?(layer: RemoteLayer): boolean;
+  /** The bytes this source last returned for `chunk` failed verification: stop trusting whoever sent them. */
+  reportBad?(layer: RemoteLayer, chunk: Chunk): void;
 }
 
 /** Largest run of adjacent chunks fetched in one range request. */
@@ -66,16 +70,18 @@ export class Fetcher {
   private readonly logger: Logger;
   private readonly observer: FetchObserver | undefined;
   private readonly timeoutMs: number;
+  private readonly hedgeMs: number;
   private readonly inflight = new Map<string, Promise<Buffer>>();
   /** On-demand fetches under way; background work yields to them. */
   foreground = 0;
 
-  constructor(components: { cache: ChunkCache; origins: ChunkOrigin[]; logger: Logger; observer?: FetchObserver }, init: { timeoutMs?: number } = {}) {
+  constructor(components: { cache: ChunkCache; origins: ChunkOrigin[]; logger: Logger; observer?: FetchObserver }, init: { timeoutMs?: number; hedgeMs?: number } = {}) {
     this.cache = components.cache;
     this.origins = components.origins;
     this.logger = components.logger.child({ component: "fetcher" });
     this.observer = components.observer;
     this.timeoutMs = init.timeoutMs ?? 20_000;
+    this.hedgeMs = init.hedgeMs ?? 1_000;
   }
 
   private count(source: string, bytes: number): void {
@@ -176,8 +182,10 @@ export class Fetcher {
   /** Fetch adjacent chunks `ids` in one request; resolves the verified, stored ones (uncompressed). */
   private async fetchRun(layer: RemoteLayer, ids: number[], background: boolean): Promise<Map<number, Buffer>> {
     const out = new Map<number, Buffer>();
-    const origin = this.origins.find((o) => o.fetchRange);
-    if (!origin) return out;
+    // The first source that can serve the layer takes the run if it serves ranges;
+    // otherwise the chunks go one by one through every source in order.
+    const origin = this.origins.find((o) => !o.canServe || o.canServe(layer));
+    if (!origin?.fetchRange) return out;
     const chunks = ids.map((i) => layer.index.chunk(i));
     const start = chunks[0]!.offset;
     const end = chunks.at(-1)!.offset + chunks.at(-1)!.length;
@@ -190,6 +198,7 @@ export class Fetcher {
       await Promise.all(chunks.map(async (chunk) => {
         const piece = bytes.subarray(chunk.offset - start, chunk.offset - start + chunk.length);
         if (!chunkMatches(chunk, piece)) {
+          origin.reportBad?.(layer, chunk);
           this.observer?.failed(origin.name, "digest");
           this.logger.error({ layer: layer.digest, chunk: chunk.index, source: origin.name }, "chunk of a run failed its digest");
           return;
@@ -248,43 +257,90 @@ export class Fetcher {
     return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
   }
 
+  /**
+   * One chunk through the sources in order. A source slower than the hedge
+   * delay gets company: the next source starts too, and the first verified
+   * answer wins. A source whose bytes fail the digest is told (`reportBad`)
+   * and asked once more, then the next one is tried.
+   */
   private async fetchAndStore(layer: RemoteLayer, chunk: Chunk, digest: string, background: boolean): Promise<Buffer> {
     if (!background) this.foreground++;
-    const signal = AbortSignal.timeout(this.timeoutMs);
+    const deadline = AbortSignal.timeout(this.timeoutMs);
+    const candidates = this.origins.filter((o) => !o.canServe || o.canServe(layer));
     const errors: string[] = [];
     try {
-      for (const origin of this.origins) {
-        for (let attempt = 1; attempt <= 2; attempt++) {
-          const started = performance.now();
-          let bytes: Uint8Array;
-          try {
-            bytes = await origin.fetch(layer, chunk, { signal });
-          } catch (err) {
-            const reason = signal.aborted ? `timed out after ${this.timeoutMs} ms` : (err as Error).message;
-            errors.push(`${origin.name}: ${reason}`);
-            this.observer?.failed(origin.name, signal.aborted ? "timeout" : "error");
-            this.logger.warn({ layer: layer.digest, chunk: chunk.index, source: origin.name, err: reason }, "chunk fetch failed");
-            break; // the client retried already; try the next origin
+      const bytes = await new Promise<{ bytes: Uint8Array; origin: ChunkOrigin; seconds: number }>((resolve, reject) => {
+        let next = 0;
+        let running = 0;
+        let settled = false;
+        const controllers: AbortController[] = [];
+        const finish = () => {
+          if (!settled && running === 0 && next >= candidates.length) {
+            settled = true;
+            reject(new FetchError(`chunk ${chunk.index} of ${layer.digest} unavailable: ${errors.join("; ") || "no sources"}`));
           }
-          if (!chunkMatches(chunk, bytes)) {
-            const actual = `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
-            errors.push(`${origin.name}: digest mismatch (got ${actual})`);
-            this.observer?.failed(origin.name, "digest");
-            this.logger.error({ layer: layer.digest, chunk: chunk.index, source: origin.name, expected: digest, actual, attempt }, "chunk failed its digest");
-            continue;
-          }
-          const raw = await gunzipMemberAsync(bytes, chunk.uncompressedLength, { layer: layer.digest, blobOffset: chunk.offset });
-          await this.cache.put(digest, bytes, raw);
-          this.observer?.fetched(origin.name, bytes.length, (performance.now() - started) / 1000);
-          this.logger.debug({ layer: layer.digest, chunk: chunk.index, source: origin.name, bytes: bytes.length, background }, "chunk fetched");
-          this.count(origin.name, bytes.length);
-          return raw;
-        }
-        if (signal.aborted) break;
-      }
-      throw new FetchError(`chunk ${chunk.index} of ${layer.digest} unavailable: ${errors.join("; ") || "no sources"}`);
+        };
+        const launch = (): void => {
+          if (settled || next >= candidates.length) return finish();
+          const origin = candidates[next++]!;
+          const ctl = new AbortController();
+          controllers.push(ctl);
+          running++;
+          const hedge = setTimeout(launch, this.hedgeMs);
+          this.attempt(layer, chunk, origin, AbortSignal.any([deadline, ctl.signal]), errors).then(
+            (got) => {
+              clearTimeout(hedge);
+              running--;
+              if (settled) return;
+              if (got) {
+                settled = true;
+                for (const c of controllers) c.abort(new Error("another source answered"));
+                resolve(got);
+              } else launch();
+            },
+            () => {
+              clearTimeout(hedge);
+              running--;
+              if (!settled) launch();
+            },
+          );
+        };
+        launch();
+      });
+      const raw = await gunzipMemberAsync(bytes.bytes, chunk.uncompressedLength, { layer: layer.digest, blobOffset: chunk.offset });
+      await this.cache.put(digest, bytes.bytes, raw);
+      this.observer?.fetched(bytes.origin.name, bytes.bytes.length, bytes.seconds);
+      this.count(bytes.origin.name, bytes.bytes.length);
+      this.logger.debug({ layer: layer.digest, chunk: chunk.index, source: bytes.origin.name, bytes: bytes.bytes.length, background }, "chunk fetched");
+      return raw;
     } finally {
       if (!background) this.foreground--;
     }
   }
+
+  /** Up to two tries at one source; the verified bytes, or undefined (reasons appended to `errors`). */
+  private async attempt(layer: RemoteLayer, chunk: Chunk, origin: ChunkOrigin, signal: AbortSignal, errors: string[]): Promise<{ bytes: Uint8Array; origin: ChunkOrigin; seconds: number } | undefined> {
+    for (let attempt = 1; attempt <= 2; attempt++) {
+      const started = performance.now();
+      let bytes: Uint8Array;
+      try {
+        bytes = await origin.fetch(layer, chunk, { signal });
+      } catch (err) {
+        const timedOut = signal.aborted && !(signal.reason instanceof Error && signal.reason.message === "another source answered");
+        const reason = timedOut ? `timed out after ${this.timeoutMs} ms` : (err as Error).message;
+        errors.push(`${origin.name}: ${reason}`);
+        this.observer?.failed(origin.name, timedOut ? "timeout" : "error");
+        this.logger.warn({ layer: layer.digest, chunk: chunk.index, source: origin.name, err: reason }, "chunk fetch failed");
+        return undefined; // clients retry already; the next source gets a turn
+      }
+      if (chunkMatches(chunk, bytes)) return { bytes, origin, seconds: (performance.now() - started) / 1000 };
+      const actual = `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
+      errors.push(`${origin.name}: digest mismatch (got ${actual})`);
+      origin.reportBad?.(layer, chunk);
+      this.observer?.failed(origin.name, "digest");
+      this.logger.error({ layer: layer.digest, chunk: chunk.index, source: origin.name, expected: `sha256:${chunk.digest.toString("hex")}`, actual, attempt }, "chunk failed its digest");
+    }
+    return undefined;
+  }
+
 }

@@ -97,6 +97,36 @@ describe("Fetcher", () => {
     expect(always.calls).toEqual([0, 0]);
   });
 
+  it("hedges a slow source with the next one, and the first verified answer wins", async () => {
+    const { layer, blob, tar } = await layerFixture();
+    const slow = origin(blob, { hang: true });
+    const fast = { ...origin(blob), name: "supernode" };
+    const f = new Fetcher({ cache: memoryCache(), origins: [slow, fast], logger }, { hedgeMs: 100, timeoutMs: 10_000 });
+    const t0 = Date.now();
+    expect(await f.read(layer, 0, 10)).toEqual(tar.subarray(0, 10));
+    expect(Date.now() - t0).toBeLessThan(2000);
+    expect(f.totals.supernode?.chunks).toBe(1);
+  });
+
+  it("drops to the next source when one serves corrupt bytes, and tells it", async () => {
+    const { layer, blob, tar } = await layerFixture();
+    const liar = { ...origin(blob, { corrupt: 99 }), name: "peer", bad: 0, reportBad() { this.bad++; } };
+    const honest = origin(blob);
+    const f = new Fetcher({ cache: memoryCache(), origins: [liar, honest], logger });
+    expect(await f.read(layer, 0, 10)).toEqual(tar.subarray(0, 10));
+    expect(liar.bad).toBe(2);
+    expect(f.totals.peer).toBeUndefined();
+    expect(f.totals.origin?.chunks).toBe(1);
+  });
+
+  it("skips sources that cannot serve the layer", async () => {
+    const { layer, blob } = await layerFixture();
+    const none = { ...origin(blob), name: "peer", canServe: () => false };
+    const f = new Fetcher({ cache: memoryCache(), origins: [none, origin(blob)], logger });
+    await f.read(layer, 0, 10);
+    expect(none.calls).toEqual([]);
+  });
+
   it("bounds a hanging source by the fetch timeout", async () => {
     const { layer, blob } = await layerFixture();
     const f = new Fetcher({ cache: memoryCache(), origins: [origin(blob, { hang: true })], logger }, { timeoutMs: 200 });

@@ -1,0 +1,71 @@
+/**
+ * Caller access to layers. Cached chunks must not leak from a private
+ * repository to a caller the registry would refuse: before serving, the
+ * supernode checks (HEAD blob with the caller's credentials) that the
+ * registry lets this caller read this layer, and remembers a yes for a while.
+ */
+import { createHash } from "node:crypto";
+import { RegistryError } from "@shoal/oci";
+import { DEFAULT_ACCESS_TTL_MS } from "./constants.ts";
+import { abortable } from "./index-cache.ts";
+import { layerKey, type LayerRef } from "./layer-ref.ts";
+import type { CallerCredentials, OriginClients } from "./origins.ts";
+
+/** Settings of an `AccessCheck`. */
+export interface AccessCheckInit {
+  /** How long a successful check is trusted, ms. 0 disables checking altogether. */
+  ttlMs?: number;
+  /** Most remembered (layer, caller) pairs. */
+  maxEntries?: number;
+}
+
+/** See the module comment. */
+export class AccessCheck {
+  readonly #origins: OriginClients;
+  readonly #now: () => number;
+  readonly #ttl: number;
+  readonly #max: number;
+  /** Key -> time of the last successful check. */
+  readonly #verified = new Map<string, number>();
+  readonly #inflight = new Map<string, Promise<void>>();
+
+  constructor(components: { origins: OriginClients; now?: () => number }, init: AccessCheckInit = {}) {
+    this.#origins = components.origins;
+    this.#now = components.now ?? Date.now;
+    this.#ttl = init.ttlMs ?? DEFAULT_ACCESS_TTL_MS;
+    this.#max = init.maxEntries ?? 100_000;
+  }
+
+  /**
+   * Resolves when `credentials` (undefined: the supernode's own) may read
+   * `layer`; rejects with the registry's `RegistryError` (401, 403, 404)
+   * otherwise. When the registry is unavailable, a caller verified before
+   * (however long ago) is let through so that the cache keeps serving.
+   */
+  async check(layer: LayerRef, credentials: CallerCredentials | undefined, opts: { signal?: AbortSignal } = {}): Promise<void> {
+    if (this.#ttl === 0) return;
+    const who = credentials ? createHash("sha256").update(`${credentials.username}\0${credentials.password}`).digest("hex") : "-";
+    const key = `${layerKey(layer)}\0${who}`;
+    const at = this.#verified.get(key);
+    if (at !== undefined && this.#now() - at < this.#ttl) return;
+    let p = this.#inflight.get(key);
+    if (!p) {
+      p = this.#verify(layer, credentials, key, at !== undefined).finally(() => this.#inflight.delete(key));
+      this.#inflight.set(key, p);
+    }
+    await abortable(p, opts.signal);
+  }
+
+  async #verify(layer: LayerRef, credentials: CallerCredentials | undefined, key: string, seenBefore: boolean): Promise<void> {
+    try {
+      const head = await this.#origins.client(layer.registry, credentials).headBlob(layer.repository, layer.digest);
+      if (!head) throw new RegistryError("SHOAL_ERR_REGISTRY_NOT_FOUND", `blob ${layer.repository}@${layer.digest} not found in ${layer.registry}`, { status: 404 });
+    } catch (err) {
+      if (seenBefore && err instanceof RegistryError && err.code === "SHOAL_ERR_REGISTRY_UNAVAILABLE") return;
+      throw err;
+    }
+    this.#verified.delete(key);
+    this.#verified.set(key, this.#now());
+    while (this.#verified.size > this.#max) this.#verified.delete(this.#verified.keys().next().value!);
+  }
+}

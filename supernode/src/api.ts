@@ -1,0 +1,137 @@
+/** The supernode's HTTP API: routing, parsing at the edge, JSON errors `{code, message}`. */
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Logger } from "pino";
+import type { ChunkService } from "./chunk-service.ts";
+import { MAX_JSON_BODY } from "./constants.ts";
+import { BadRequestError, errorBody, httpStatusOf, SupernodeError } from "./errors.ts";
+import { DIGEST_RE, parseLayerPath } from "./layer-ref.ts";
+import { parseBasicAuth } from "./origins.ts";
+import { parsePreheatRequest, type PreheatJobs } from "./preheat.ts";
+import { parseAnnouncement, type Tracker } from "./tracker.ts";
+
+/** What the API handler needs. */
+export interface ApiComponents {
+  chunks: ChunkService;
+  tracker: Tracker;
+  preheat: PreheatJobs;
+  logger: Logger;
+  /** Called with the number of chunk bytes sent. */
+  served?(bytes: number): void;
+  /** False until the supernode is ready. */
+  ready(): boolean;
+}
+
+const CHUNKS_PREFIX = "/v1/chunks/";
+const DECIMAL = /^(0|[1-9][0-9]{0,15})$/;
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) }).end(text);
+}
+
+async function readJson(req: IncomingMessage, signal: AbortSignal): Promise<unknown> {
+  const parts: Buffer[] = [];
+  let size = 0;
+  for await (const part of req) {
+    signal.throwIfAborted();
+    size += (part as Buffer).length;
+    // Past the limit, read on (discarding) so the client sees the answer rather than a reset; give up at 16x.
+    if (size > MAX_JSON_BODY * 16) break;
+    if (size <= MAX_JSON_BODY) parts.push(part as Buffer);
+  }
+  if (size > MAX_JSON_BODY) throw new BadRequestError(`request body larger than ${MAX_JSON_BODY} bytes`);
+  try {
+    return JSON.parse(Buffer.concat(parts).toString("utf8"));
+  } catch (err) {
+    throw new BadRequestError("request body is not valid JSON", { cause: err });
+  }
+}
+
+function decimal(q: URLSearchParams, name: string): number {
+  const v = q.get(name);
+  if (v === null || !DECIMAL.test(v)) throw new BadRequestError(`query parameter ${name} must be a non-negative integer`);
+  return Number(v);
+}
+
+/** A node:http request listener for the supernode API. Never throws; every failure becomes a JSON error. */
+export function createApiHandler(c: ApiComponents): (req: IncomingMessage, res: ServerResponse) => void {
+  const log = c.logger.child({ component: "api" });
+  return (req, res) => {
+    const ac = new AbortController();
+    res.on("close", () => {
+      if (!res.writableFinished) ac.abort(new SupernodeError("SHOAL_ERR_BAD_REQUEST", "client went away"));
+    });
+    handle(c, req, res, ac.signal).catch((err: unknown) => {
+      const status = httpStatusOf(err);
+      if (status >= 500) log.warn({ method: req.method, path: (req.url ?? "").split("?")[0], err }, "request failed");
+      else log.debug({ method: req.method, path: (req.url ?? "").split("?")[0], code: errorBody(err).code }, "request refused");
+      if (res.headersSent) {
+        res.destroy();
+        return;
+      }
+      sendJson(res, status, errorBody(err));
+    });
+  };
+}
+
+async function handle(c: ApiComponents, req: IncomingMessage, res: ServerResponse, signal: AbortSignal): Promise<void> {
+  let url: URL;
+  try {
+    url = new URL(req.url ?? "/", "http://supernode");
+  } catch (err) {
+    throw new BadRequestError("malformed request URL", { cause: err });
+  }
+  const path = url.pathname;
+  const method = req.method ?? "GET";
+  const route = (m: string, p: string) => method === m && path === p;
+
+  if (!c.ready()) throw new SupernodeError("SHOAL_ERR_SHUTTING_DOWN", "supernode is not ready");
+  if (route("GET", "/v1/health")) {
+    return sendJson(res, 200, { ok: true });
+  }
+  if (method === "GET" && path.startsWith(CHUNKS_PREFIX)) {
+    // Use the raw path so that %2F inside a segment cannot forge extra segments.
+    const rawPath = (req.url ?? "").split("?")[0]!;
+    const layer = parseLayerPath(rawPath.slice(CHUNKS_PREFIX.length));
+    const first = decimal(url.searchParams, "first");
+    const last = decimal(url.searchParams, "last");
+    const indexDigest = url.searchParams.get("index");
+    if (indexDigest !== null && !DIGEST_RE.test(indexDigest)) throw new BadRequestError("query parameter index must be a sha256:<hex> digest");
+    const credentials = parseBasicAuth(req.headers.authorization);
+    const parts = await c.chunks.getChunks(layer, first, last, {
+      signal,
+      ...(credentials ? { credentials } : {}),
+      ...(indexDigest ? { hint: { indexDigest } } : {}),
+    });
+    const total = parts.reduce((n, p) => n + p.length, 0);
+    res.writeHead(200, {
+      "content-type": "application/octet-stream",
+      "content-length": total,
+      "x-shoal-chunk-lengths": parts.map((p) => p.length).join(","),
+    });
+    for (const p of parts) res.write(p);
+    res.end();
+    c.served?.(total);
+    return;
+  }
+  if (route("POST", "/v1/announce")) {
+    const a = parseAnnouncement(await readJson(req, signal));
+    const ttlMs = c.tracker.announce(a);
+    return sendJson(res, 200, { ttlMs });
+  }
+  if (route("GET", "/v1/peers")) {
+    const layer = url.searchParams.get("layer");
+    if (layer === null || !DIGEST_RE.test(layer)) throw new BadRequestError("query parameter layer must be a sha256:<hex> digest");
+    return sendJson(res, 200, c.tracker.peers(layer));
+  }
+  if (route("POST", "/v1/preheat")) {
+    const body = parsePreheatRequest(await readJson(req, signal));
+    const credentials = parseBasicAuth(req.headers.authorization);
+    const id = c.preheat.start(body, credentials ? { credentials } : {});
+    return sendJson(res, 202, { id });
+  }
+  if (method === "GET" && path.startsWith("/v1/preheat/")) {
+    return sendJson(res, 200, c.preheat.status(path.slice("/v1/preheat/".length)));
+  }
+  throw new SupernodeError("SHOAL_ERR_NOT_FOUND", `no route ${method} ${path.slice(0, 200)}`);
+}

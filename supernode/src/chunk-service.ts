@@ -1,0 +1,235 @@
+/**
+ * Chunks of lazy layers: from the chunk store, else from the origin with
+ * single-flight (one origin request per chunk however many callers ask at
+ * once; adjacent missing chunks of one call in one range request), verified
+ * against the layer index before they are cached or served.
+ */
+import { chunkMatches, DigestMismatchError, gunzipMemberAsync, type Chunk, type LayerIndex } from "@shoal/blockindex";
+import type { Logger } from "pino";
+import { DEFAULT_MAX_CHUNKS_PER_REQUEST, DEFAULT_MAX_RANGE_BYTES } from "./constants.ts";
+import { BadRequestError, SupernodeError } from "./errors.ts";
+import type { AccessCheck } from "./access.ts";
+import { abortable, type IndexCache, type IndexHint } from "./index-cache.ts";
+import type { LayerRef } from "./layer-ref.ts";
+import type { CallerCredentials, OriginClients } from "./origins.ts";
+
+/** The narrow chunk-store surface the service needs (`ChunkStore` satisfies it). */
+export interface ChunkCache {
+  has(digest: string): boolean;
+  put(digest: string, compressed: Uint8Array, raw: Uint8Array, opts?: { signal?: AbortSignal }): Promise<void>;
+  readCompressed(digest: string, opts?: { signal?: AbortSignal }): Promise<Buffer | undefined>;
+}
+
+/** Counters the service reports to (metrics). All optional. */
+export interface ChunkServiceObserver {
+  originBytes?(bytes: number): void;
+  cacheHit?(bytes: number): void;
+  cacheMiss?(bytes: number): void;
+}
+
+/** Settings of a `ChunkService`. */
+export interface ChunkServiceInit {
+  maxChunksPerRequest?: number;
+  maxRangeBytes?: number;
+}
+
+/** Options of one chunk request. */
+export interface ChunkRequestOptions {
+  signal?: AbortSignal;
+  credentials?: CallerCredentials;
+  hint?: IndexHint;
+}
+
+/** The hex digest string of a chunk: `sha256:<hex>` of its compressed bytes. */
+export function chunkDigest(chunk: Chunk): string {
+  return `sha256:${chunk.digest.toString("hex")}`;
+}
+
+interface Deferred {
+  promise: Promise<Buffer>;
+  resolve(b: Buffer): void;
+  reject(e: unknown): void;
+}
+
+function deferred(): Deferred {
+  let resolve!: (b: Buffer) => void;
+  let reject!: (e: unknown) => void;
+  const promise = new Promise<Buffer>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  // Callers may have gone; never let a rejection go unhandled.
+  promise.catch(() => undefined);
+  return { promise, resolve, reject };
+}
+
+/** Serves and caches chunks; see the module comment. */
+export class ChunkService {
+  readonly #indexes: IndexCache;
+  readonly #cache: ChunkCache;
+  readonly #origins: OriginClients;
+  readonly #observer: ChunkServiceObserver;
+  readonly #log: Logger;
+  readonly #maxChunks: number;
+  readonly #maxRange: number;
+  readonly #inflight = new Map<string, Promise<Buffer>>();
+  readonly #work = new Set<Promise<unknown>>();
+  readonly #lifetime = new AbortController();
+  readonly #access: AccessCheck | undefined;
+
+  constructor(
+    components: { indexes: IndexCache; cache: ChunkCache; origins: OriginClients; logger: Logger; observer?: ChunkServiceObserver; access?: AccessCheck },
+    init: ChunkServiceInit = {},
+  ) {
+    this.#indexes = components.indexes;
+    this.#access = components.access;
+    this.#cache = components.cache;
+    this.#origins = components.origins;
+    this.#observer = components.observer ?? {};
+    this.#log = components.logger.child({ component: "chunks" });
+    this.#maxChunks = init.maxChunksPerRequest ?? DEFAULT_MAX_CHUNKS_PER_REQUEST;
+    this.#maxRange = init.maxRangeBytes ?? DEFAULT_MAX_RANGE_BYTES;
+  }
+
+  /** The layer's index (see `IndexCache.get`). */
+  index(layer: LayerRef, opts: ChunkRequestOptions = {}): Promise<LayerIndex> {
+    return this.#indexes.get(layer, opts).then((c) => c.index);
+  }
+
+  /**
+   * Compressed bytes of chunks `first..last` (inclusive, 0-based chunk table
+   * positions) of `layer`, in order. `SHOAL_ERR_CHUNK_RANGE` when
+   * `first > last` or `last` is not below the chunk count; `BadRequestError`
+   * when more than `maxChunksPerRequest` chunks are asked for. Aborting
+   * `signal` abandons the wait, not the shared origin fetch. With an
+   * `AccessCheck`, the caller's credentials must let it read the layer
+   * (checked with the registry, remembered for a while) even for cached chunks.
+   */
+  async getChunks(layer: LayerRef, first: number, last: number, opts: ChunkRequestOptions = {}): Promise<Buffer[]> {
+    await this.#access?.check(layer, opts.credentials, opts.signal ? { signal: opts.signal } : {});
+    const index = await this.index(layer, opts);
+    this.#checkRange(index, first, last);
+    const positions = [];
+    for (let i = first; i <= last; i++) positions.push(i);
+    return this.#obtain(layer, index, positions, true, opts) as Promise<Buffer[]>;
+  }
+
+  /**
+   * Make sure the chunks at `positions` (ascending) of `layer` are cached,
+   * fetching missing ones from the origin; nothing is read back. Resolves
+   * to the compressed bytes of each chunk that had to be fetched (0 for cache hits).
+   */
+  async ensureChunks(layer: LayerRef, index: LayerIndex, positions: readonly number[], opts: ChunkRequestOptions = {}): Promise<number[]> {
+    const got = await this.#obtain(layer, index, positions, false, opts);
+    return got.map((b) => b?.length ?? 0);
+  }
+
+  #checkRange(index: LayerIndex, first: number, last: number): void {
+    if (!Number.isSafeInteger(first) || !Number.isSafeInteger(last) || first < 0 || first > last || last >= index.chunkCount) {
+      throw new SupernodeError("SHOAL_ERR_CHUNK_RANGE", `chunks ${first}..${last} outside the layer's ${index.chunkCount} chunks`);
+    }
+    if (last - first + 1 > this.#maxChunks) throw new BadRequestError(`at most ${this.#maxChunks} chunks per request`);
+  }
+
+  async #obtain(layer: LayerRef, index: LayerIndex, positions: readonly number[], read: boolean, opts: ChunkRequestOptions): Promise<(Buffer | undefined)[]> {
+    if (this.#lifetime.signal.aborted) throw new SupernodeError("SHOAL_ERR_SHUTTING_DOWN", "supernode is shutting down");
+    const results: Promise<Buffer | undefined>[] = [];
+    const runs: { chunks: Chunk[]; waits: Deferred[] }[] = [];
+    let run: { chunks: Chunk[]; waits: Deferred[] } | undefined;
+    let runBytes = 0;
+    for (const i of positions) {
+      const chunk = index.chunk(i);
+      const digest = chunkDigest(chunk);
+      const shared = this.#inflight.get(digest);
+      if (shared) {
+        results.push(shared.then((b) => (read ? b : undefined)));
+        run = undefined;
+      } else if (this.#cache.has(digest)) {
+        this.#observer.cacheHit?.(chunk.length);
+        results.push(read ? this.#readCached(layer, index, i, opts) : Promise.resolve(undefined));
+        run = undefined;
+      } else {
+        const d = deferred();
+        this.#inflight.set(digest, d.promise);
+        const prev = run?.chunks[run.chunks.length - 1];
+        if (!run || !prev || prev.offset + prev.length !== chunk.offset || runBytes + chunk.length > this.#maxRange) {
+          run = { chunks: [], waits: [] };
+          runs.push(run);
+          runBytes = 0;
+        }
+        run.chunks.push(chunk);
+        run.waits.push(d);
+        runBytes += chunk.length;
+        this.#observer.cacheMiss?.(chunk.length);
+        results.push(d.promise);
+      }
+    }
+    for (const r of runs) this.#track(this.#fetchRun(layer, r.chunks, r.waits, opts.credentials));
+    return abortable(Promise.all(results), opts.signal);
+  }
+
+  async #readCached(layer: LayerRef, index: LayerIndex, i: number, opts: ChunkRequestOptions): Promise<Buffer> {
+    const chunk = index.chunk(i);
+    const bytes = await this.#cache.readCompressed(chunkDigest(chunk), opts.signal ? { signal: opts.signal } : {});
+    if (bytes) return bytes;
+    // Evicted between has() and the read: fetch it again.
+    const [again] = await this.#obtain(layer, index, [i], true, opts);
+    return again!;
+  }
+
+  async #fetchRun(layer: LayerRef, chunks: Chunk[], waits: Deferred[], credentials: CallerCredentials | undefined): Promise<void> {
+    const first = chunks[0]!;
+    const last = chunks[chunks.length - 1]!;
+    const length = last.offset + last.length - first.offset;
+    let bytes: Uint8Array;
+    try {
+      const client = this.#origins.client(layer.registry, credentials);
+      bytes = await client.getBlobRange(layer.repository, layer.digest, first.offset, length, { signal: this.#lifetime.signal });
+      this.#observer.originBytes?.(bytes.length);
+    } catch (err) {
+      chunks.forEach((c, k) => this.#settle(c, waits[k]!, err));
+      return;
+    }
+    await Promise.all(
+      chunks.map(async (chunk, k) => {
+        const slice = Buffer.from(bytes.buffer, bytes.byteOffset + chunk.offset - first.offset, chunk.length);
+        const digest = chunkDigest(chunk);
+        try {
+          if (!chunkMatches(chunk, slice)) {
+            throw new DigestMismatchError(`chunk ${chunk.index} of ${layer.digest}`, digest, "different bytes from the origin");
+          }
+          const copy = Buffer.from(slice);
+          try {
+            const raw = await gunzipMemberAsync(copy, chunk.uncompressedLength, { layer: layer.digest, blobOffset: chunk.offset });
+            await this.#cache.put(digest, copy, raw, { signal: this.#lifetime.signal });
+          } catch (err) {
+            // The bytes are verified: serve them even if caching failed.
+            this.#log.warn({ layer: layer.digest, chunk: chunk.index, err }, "could not cache chunk");
+          }
+          this.#settle(chunk, waits[k]!, undefined, copy);
+        } catch (err) {
+          this.#settle(chunk, waits[k]!, err);
+        }
+      }),
+    );
+  }
+
+  #settle(chunk: Chunk, wait: Deferred, err: unknown, bytes?: Buffer): void {
+    const digest = chunkDigest(chunk);
+    if (this.#inflight.get(digest) === wait.promise) this.#inflight.delete(digest);
+    if (bytes) wait.resolve(bytes);
+    else wait.reject(err);
+  }
+
+  #track(p: Promise<unknown>): void {
+    const q = p.catch((err: unknown) => this.#log.error({ err }, "chunk fetch failed unexpectedly"));
+    this.#work.add(q);
+    void q.finally(() => this.#work.delete(q));
+  }
+
+  /** Abort origin fetches in flight and wait for them to settle. */
+  async close(): Promise<void> {
+    this.#lifetime.abort(new SupernodeError("SHOAL_ERR_SHUTTING_DOWN", "supernode is shutting down"));
+    await Promise.all([...this.#work]);
+  }
+}

@@ -1,0 +1,24 @@
+/** Defaults of the supernode's settings. */
+
+/** Chunk store capacity, bytes (compressed + raw copies). */
+export const DEFAULT_CACHE_SIZE = 20 * 1024 * 1024 * 1024;
+/** Tracker entries expire this long after their last announce, ms. */
+export const DEFAULT_TRACKER_TTL_MS = 60_000;
+/** Most chunks one `GET /v1/chunks` may ask for. */
+export const DEFAULT_MAX_CHUNKS_PER_REQUEST = 256;
+/** Largest single range request to the origin, bytes; longer runs are split. */
+export const DEFAULT_MAX_RANGE_BYTES = 32 * 1024 * 1024;
+/** Retry budget of one origin request, ms. */
+export const DEFAULT_ORIGIN_RETRY_MS = 10_000;
+/** Range requests a preheat job keeps in flight. */
+export const DEFAULT_PREHEAT_CONCURRENCY = 4;
+/** Largest JSON request body, bytes. */
+export const MAX_JSON_BODY = 1024 * 1024;
+/** Registry clients kept per distinct caller credentials (LRU). */
+export const MAX_CREDENTIAL_CLIENTS = 64;
+/** Largest index region read from a blob, bytes. */
+export const MAX_INDEX_SIZE = 64 * 1024 * 1024;
+/** Finished preheat jobs are forgotten after this long, ms. */
+export const PREHEAT_JOB_RETENTION_MS = 60 * 60 * 1000;
+/** A caller's access to a layer, once checked with the registry, is trusted this long, ms. */
+export const DEFAULT_ACCESS_TTL_MS = 5 * 60 * 1000;

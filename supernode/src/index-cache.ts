@@ -1,0 +1,122 @@
+/** Layer indexes the supernode has read: in memory and in LevelDB, fetched from the origin once. */
+import { createHash } from "node:crypto";
+import { decodeFooter, decodeIndexMembers, FOOTER_SIZE, LayerFormatError, type IndexLocation, type LayerIndex } from "@shoal/blockindex";
+import type { Logger } from "pino";
+import { MAX_INDEX_SIZE } from "./constants.ts";
+import type { LayerRef } from "./layer-ref.ts";
+import type { CallerCredentials, OriginClients } from "./origins.ts";
+
+/** The narrow key-value surface the index cache needs (a utf8 `Level` satisfies it). */
+export interface IndexDb {
+  get(key: string): Promise<string | undefined>;
+  put(key: string, value: string): Promise<void>;
+}
+
+/** A decoded index and the digest of its bytes (the layer's `index.digest` annotation). */
+export interface CachedIndex {
+  index: LayerIndex;
+  indexDigest: string;
+}
+
+/** What the caller knows about the index from the layer's annotations, if anything. */
+export interface IndexHint {
+  location?: IndexLocation;
+  /** The index bytes must hash to this (else `SHOAL_ERR_DIGEST_MISMATCH`). */
+  indexDigest?: string;
+}
+
+const KEY_PREFIX = "snindex!";
+
+function sha256(bytes: Uint8Array): string {
+  return `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
+}
+
+/**
+ * Indexes by layer blob digest. `get` answers from memory, then LevelDB,
+ * then the origin (footer, then the index region), one origin fetch per
+ * layer however many callers ask at once. A hint with an `indexDigest` is
+ * checked against the cached index too.
+ */
+export class IndexCache {
+  readonly #db: IndexDb;
+  readonly #origins: OriginClients;
+  readonly #log: Logger;
+  readonly #memory = new Map<string, Promise<CachedIndex>>();
+
+  constructor(components: { db: IndexDb; origins: OriginClients; logger: Logger }) {
+    this.#db = components.db;
+    this.#origins = components.origins;
+    this.#log = components.logger.child({ component: "index-cache" });
+  }
+
+  /** The index of `layer`; throws `LayerFormatError` (`SHOAL_ERR_NOT_LAZY`, …) or a `RegistryError`. */
+  async get(layer: LayerRef, opts: { signal?: AbortSignal; credentials?: CallerCredentials; hint?: IndexHint } = {}): Promise<CachedIndex> {
+    let p = this.#memory.get(layer.digest);
+    if (!p) {
+      p = this.#load(layer, opts);
+      this.#memory.set(layer.digest, p);
+      p.catch(() => {
+        if (this.#memory.get(layer.digest) === p) this.#memory.delete(layer.digest);
+      });
+    }
+    const cached = await abortable(p, opts.signal);
+    const want = opts.hint?.indexDigest;
+    if (want && want !== cached.indexDigest) {
+      throw new LayerFormatError("SHOAL_ERR_DIGEST_MISMATCH", `index digest mismatch: expected ${want}, got ${cached.indexDigest}`, { layer: layer.digest });
+    }
+    return cached;
+  }
+
+  async #load(layer: LayerRef, opts: { credentials?: CallerCredentials; hint?: IndexHint }): Promise<CachedIndex> {
+    const key = KEY_PREFIX + layer.digest;
+    const stored = await this.#db.get(key).catch(() => undefined);
+    if (stored) {
+      try {
+        const rec = JSON.parse(stored) as { offset: number; size: number; bytes: string };
+        const bytes = Buffer.from(rec.bytes, "base64");
+        const location = { offset: rec.offset, size: rec.size };
+        return { index: decodeIndexMembers(bytes, location, { layer: layer.digest }), indexDigest: sha256(bytes) };
+      } catch (err) {
+        this.#log.warn({ layer: layer.digest, err }, "dropping unreadable cached index");
+      }
+    }
+    // Origin fetches are shared by every caller: they are not aborted by any one of them.
+    const client = this.#origins.client(layer.registry, opts.credentials);
+    let location = opts.hint?.location;
+    if (!location) {
+      const tail = await client.getBlobTail(layer.repository, layer.digest, FOOTER_SIZE);
+      location = decodeFooter(tail.bytes, tail.totalSize, layer.digest);
+    }
+    if (location.size <= 0 || location.size > MAX_INDEX_SIZE) {
+      throw new LayerFormatError("SHOAL_ERR_BAD_INDEX", `index size ${location.size} out of bounds`, { layer: layer.digest });
+    }
+    const bytes = await client.getBlobRange(layer.repository, layer.digest, location.offset, location.size);
+    const indexDigest = sha256(bytes);
+    const index = decodeIndexMembers(bytes, location, { layer: layer.digest, ...(opts.hint?.indexDigest ? { expectedDigest: opts.hint.indexDigest } : {}) });
+    await this.#db.put(key, JSON.stringify({ offset: location.offset, size: location.size, bytes: Buffer.from(bytes).toString("base64") })).catch((err: unknown) => {
+      this.#log.warn({ layer: layer.digest, err }, "could not persist index");
+    });
+    this.#log.debug({ layer: layer.digest, chunks: index.chunkCount }, "index loaded from origin");
+    return { index, indexDigest };
+  }
+}
+
+/** `p`, rejected early with the signal's reason when `signal` aborts (the work itself goes on). */
+export function abortable<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return p;
+  if (signal.aborted) return Promise.reject(signal.reason as Error);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason as Error);
+    signal.addEventListener("abort", onAbort, { once: true });
+    p.then(
+      (v) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(v);
+      },
+      (e: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(e as Error);
+      },
+    );
+  });
+}

@@ -1,0 +1,64 @@
+/** The supernode's Prometheus metrics, served on their own listener. */
+import { createServer, type Server } from "node:http";
+import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
+import type { ChunkServiceObserver } from "./chunk-service.ts";
+import type { PreheatObserver, PreheatStatus } from "./preheat.ts";
+
+/** Counters and gauges of one supernode (a registry of its own). */
+export class SupernodeMetrics implements ChunkServiceObserver, PreheatObserver {
+  readonly registry = new Registry();
+  readonly #origin = new Counter({ name: "shoal_supernode_origin_bytes_total", help: "Bytes fetched from origin registries", registers: [this.registry] });
+  readonly #served = new Counter({ name: "shoal_supernode_served_bytes_total", help: "Chunk bytes served to callers", registers: [this.registry] });
+  readonly #hits = new Counter({ name: "shoal_supernode_cache_hits_total", help: "Chunks found in the cache", registers: [this.registry] });
+  readonly #misses = new Counter({ name: "shoal_supernode_cache_misses_total", help: "Chunks fetched from the origin", registers: [this.registry] });
+  readonly #preheatDone = new Gauge({ name: "shoal_supernode_preheat_chunks_done", help: "Chunks preheated, by job", labelNames: ["job"], registers: [this.registry] });
+  readonly #preheatTotal = new Gauge({ name: "shoal_supernode_preheat_chunks_total", help: "Chunks to preheat, by job", labelNames: ["job"], registers: [this.registry] });
+  /** Bytes in the chunk store (set by the owner before each scrape). */
+  readonly storeBytes = new Gauge({ name: "shoal_supernode_store_bytes", help: "Bytes in the chunk store", registers: [this.registry] });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry, prefix: "shoal_supernode_" });
+  }
+
+  originBytes(bytes: number): void {
+    this.#origin.inc(bytes);
+  }
+
+  cacheHit(): void {
+    this.#hits.inc();
+  }
+
+  cacheMiss(): void {
+    this.#misses.inc();
+  }
+
+  /** Count bytes sent to a caller. */
+  served(bytes: number): void {
+    this.#served.inc(bytes);
+  }
+
+  progress(id: string, s: PreheatStatus): void {
+    this.#preheatDone.set({ job: id }, s.chunksDone);
+    this.#preheatTotal.set({ job: id }, s.chunksTotal);
+  }
+
+  /** Serve `GET /metrics` on `host:port` (port 0: any); `refresh` runs before each scrape. */
+  async listen(host: string, port: number, refresh?: () => void): Promise<Server> {
+    const server = createServer((req, res) => {
+      if (req.url !== "/metrics") {
+        res.writeHead(404).end("not found\n");
+        return;
+      }
+      refresh?.();
+      this.registry.metrics().then(
+        (text) => res.writeHead(200, { "content-type": this.registry.contentType }).end(text),
+        (err: Error) => res.writeHead(500).end(err.message),
+      );
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(port, host, () => resolve());
+    });
+    return server;
+  }
+}

@@ -1,0 +1,211 @@
+/** Preheat jobs: pull this supernode's share of an image's chunks into its cache. */
+import { randomUUID } from "node:crypto";
+import { parseLazyAnnotations, type LayerIndex } from "@shoal/blockindex";
+import { parsePlatform, parseReference, type ImageReference, type Platform } from "@shoal/oci";
+import type { Logger } from "pino";
+import { chunkDigest, type ChunkService } from "./chunk-service.ts";
+import { DEFAULT_PREHEAT_CONCURRENCY, PREHEAT_JOB_RETENTION_MS } from "./constants.ts";
+import { BadRequestError, errorBody, SupernodeError } from "./errors.ts";
+import type { IndexHint } from "./index-cache.ts";
+import type { LayerRef } from "./layer-ref.ts";
+import type { CallerCredentials, OriginClients } from "./origins.ts";
+import { normalizeSupernodeUrl, ownerOf } from "./rendezvous.ts";
+
+/** A validated `POST /v1/preheat` body. */
+export interface PreheatRequest {
+  image: ImageReference;
+  platform?: Platform;
+}
+
+/** Parse a preheat body (untrusted JSON); throws `BadRequestError`. */
+export function parsePreheatRequest(body: unknown): PreheatRequest {
+  if (typeof body !== "object" || body === null || Array.isArray(body)) throw new BadRequestError("preheat: body must be a JSON object");
+  const b = body as Record<string, unknown>;
+  if (typeof b.image !== "string" || b.image.length === 0) throw new BadRequestError("preheat: image must be a non-empty string");
+  let image: ImageReference;
+  try {
+    image = parseReference(b.image);
+  } catch (err) {
+    throw new BadRequestError(`preheat: ${(err as Error).message}`, { cause: err });
+  }
+  if (b.platform === undefined) return { image };
+  if (typeof b.platform !== "string") throw new BadRequestError("preheat: platform must be a string os/arch[/variant]");
+  try {
+    return { image, platform: parsePlatform(b.platform) };
+  } catch (err) {
+    throw new BadRequestError(`preheat: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** State of a preheat job as `GET /v1/preheat/:id` returns it. Totals count only this supernode's share. */
+export interface PreheatStatus {
+  state: "running" | "done" | "failed";
+  chunksDone: number;
+  chunksTotal: number;
+  bytesDone: number;
+  bytesTotal: number;
+  error?: { code: string; message: string };
+}
+
+/** Progress callbacks of preheat jobs (metrics). */
+export interface PreheatObserver {
+  progress?(id: string, status: PreheatStatus): void;
+}
+
+/** Settings of a `PreheatJobs`. */
+export interface PreheatJobsInit {
+  /** This supernode's base URL. */
+  self?: string;
+  /** Base URLs of every supernode, itself included; empty: it owns every chunk. */
+  peers?: readonly string[];
+  /** Range requests kept in flight per job. */
+  concurrency?: number;
+}
+
+interface Job {
+  status: PreheatStatus;
+  finished?: number;
+}
+
+/** Runs and remembers preheat jobs. */
+export class PreheatJobs {
+  readonly #chunks: ChunkService;
+  readonly #origins: OriginClients;
+  readonly #log: Logger;
+  readonly #observer: PreheatObserver;
+  readonly #self: string | undefined;
+  readonly #peers: string[];
+  readonly #concurrency: number;
+  readonly #jobs = new Map<string, Job>();
+  readonly #running = new Set<Promise<void>>();
+  readonly #lifetime = new AbortController();
+
+  constructor(components: { chunks: ChunkService; origins: OriginClients; logger: Logger; observer?: PreheatObserver }, init: PreheatJobsInit = {}) {
+    this.#chunks = components.chunks;
+    this.#origins = components.origins;
+    this.#log = components.logger.child({ component: "preheat" });
+    this.#observer = components.observer ?? {};
+    this.#self = init.self === undefined ? undefined : normalizeSupernodeUrl(init.self);
+    this.#peers = (init.peers ?? []).map(normalizeSupernodeUrl);
+    this.#concurrency = init.concurrency ?? DEFAULT_PREHEAT_CONCURRENCY;
+    if (this.#peers.length > 0 && (this.#self === undefined || !this.#peers.includes(this.#self))) {
+      throw new SupernodeError("SHOAL_ERR_BAD_REQUEST", "supernode: self must be one of peers");
+    }
+  }
+
+  /** Start a job; returns its id at once. */
+  start(req: PreheatRequest, opts: { credentials?: CallerCredentials } = {}): string {
+    if (this.#lifetime.signal.aborted) throw new SupernodeError("SHOAL_ERR_SHUTTING_DOWN", "supernode is shutting down");
+    this.#forgetOld();
+    const id = randomUUID();
+    const job: Job = { status: { state: "running", chunksDone: 0, chunksTotal: 0, bytesDone: 0, bytesTotal: 0 } };
+    this.#jobs.set(id, job);
+    const p = this.#run(id, job, req, opts.credentials).then(
+      () => {
+        job.status.state = "done";
+      },
+      (err: unknown) => {
+        job.status.state = "failed";
+        job.status.error = errorBody(err);
+        if (job.status.error.code === "SHOAL_ERR_INTERNAL") job.status.error.message = (err as Error)?.message ?? String(err);
+        this.#log.warn({ id, image: formatRef(req.image), err }, "preheat failed");
+      },
+    );
+    const tracked = p.finally(() => {
+      job.finished = Date.now();
+      this.#observer.progress?.(id, job.status);
+      this.#running.delete(tracked);
+    });
+    this.#running.add(tracked);
+    return id;
+  }
+
+  /** A job's status; `SHOAL_ERR_PREHEAT_NOT_FOUND` when unknown (or forgotten an hour after it ended). */
+  status(id: string): PreheatStatus {
+    const job = this.#jobs.get(id);
+    if (!job) throw new SupernodeError("SHOAL_ERR_PREHEAT_NOT_FOUND", `no preheat job ${JSON.stringify(id.slice(0, 64))}`);
+    return { ...job.status };
+  }
+
+  async #run(id: string, job: Job, req: PreheatRequest, credentials: CallerCredentials | undefined): Promise<void> {
+    const signal = this.#lifetime.signal;
+    const client = this.#origins.client(req.image.registry, credentials);
+    const resolved = await client.resolveImage(req.image, { signal, ...(req.platform ? { platform: req.platform } : {}) });
+    const layers: { ref: LayerRef; hint: IndexHint }[] = [];
+    for (const desc of resolved.manifest.layers) {
+      const info = parseLazyAnnotations(desc.annotations, desc.digest);
+      if (!info) throw new SupernodeError("SHOAL_ERR_NOT_LAZY", `layer ${desc.digest} of ${formatRef(req.image)} is not a lazy layer: run shoal convert first`);
+      layers.push({ ref: { registry: req.image.registry, repository: req.image.repository, digest: desc.digest }, hint: { location: info.location, indexDigest: info.indexDigest } });
+    }
+    const opts = { signal, ...(credentials ? { credentials } : {}) };
+    const plans: { ref: LayerRef; index: LayerIndex; positions: number[] }[] = [];
+    const seen = new Set<string>();
+    for (const l of layers) {
+      const index = await this.#chunks.index(l.ref, { ...opts, hint: l.hint });
+      const positions: number[] = [];
+      for (let i = 0; i < index.chunkCount; i++) {
+        const c = index.chunk(i);
+        const d = chunkDigest(c);
+        if (seen.has(d) || !this.#owns(d)) continue;
+        seen.add(d);
+        positions.push(i);
+        job.status.chunksTotal++;
+        job.status.bytesTotal += c.length;
+      }
+      plans.push({ ref: l.ref, index, positions });
+    }
+    this.#observer.progress?.(id, job.status);
+    this.#log.info({ id, image: formatRef(req.image), chunks: job.status.chunksTotal, bytes: job.status.bytesTotal }, "preheat started");
+    // Batches of adjacent owned chunks, worked on `concurrency` at a time.
+    const batches: { ref: LayerRef; index: LayerIndex; positions: number[] }[] = [];
+    for (const p of plans) {
+      let cur: number[] = [];
+      for (const i of p.positions) {
+        if (cur.length > 0 && (i !== cur[cur.length - 1]! + 1 || cur.length >= 16)) {
+          batches.push({ ...p, positions: cur });
+          cur = [];
+        }
+        cur.push(i);
+      }
+      if (cur.length > 0) batches.push({ ...p, positions: cur });
+    }
+    let next = 0;
+    let failed = false;
+    const worker = async () => {
+      while (!failed && next < batches.length) {
+        const b = batches[next++]!;
+        try {
+          await this.#chunks.ensureChunks(b.ref, b.index, b.positions, opts);
+        } catch (err) {
+          failed = true;
+          throw err;
+        }
+        for (const i of b.positions) {
+          job.status.chunksDone++;
+          job.status.bytesDone += b.index.chunk(i).length;
+        }
+        this.#observer.progress?.(id, job.status);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.max(1, this.#concurrency) }, worker));
+  }
+
+  #owns(digest: string): boolean {
+    return this.#peers.length === 0 || ownerOf(digest, this.#peers) === this.#self;
+  }
+
+  #forgetOld(): void {
+    const cutoff = Date.now() - PREHEAT_JOB_RETENTION_MS;
+    for (const [id, j] of this.#jobs) if (j.finished !== undefined && j.finished < cutoff) this.#jobs.delete(id);
+  }
+
+  /** Abort running jobs and wait for them to end. */
+  async close(): Promise<void> {
+    this.#lifetime.abort(new SupernodeError("SHOAL_ERR_SHUTTING_DOWN", "supernode is shutting down"));
+    await Promise.all([...this.#running]);
+  }
+}
+
+function formatRef(r: ImageReference): string {
+  return `${r.registry}/${r.repository}${r.tag ? `:${r.tag}` : ""}${r.digest ? `@${r.digest}` : ""}`;
+}

@@ -1,0 +1,149 @@
+/** Wiring of one supernode process: LevelDB, chunk store, origins, API server, metrics. */
+import { mkdir } from "node:fs/promises";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { join } from "node:path";
+import { ChunkStore } from "@shoal/store";
+import { Level } from "level";
+import type { Logger } from "pino";
+import { createApiHandler } from "./api.ts";
+import { AccessCheck } from "./access.ts";
+import { ChunkService } from "./chunk-service.ts";
+import { DEFAULT_CACHE_SIZE, DEFAULT_ORIGIN_RETRY_MS } from "./constants.ts";
+import { IndexCache, type IndexDb } from "./index-cache.ts";
+import { SupernodeMetrics } from "./metrics.ts";
+import { RegistryClients } from "./origins.ts";
+import { PreheatJobs } from "./preheat.ts";
+import { Tracker } from "./tracker.ts";
+
+/** A host and TCP port to listen on (port 0: any free port). */
+export interface ListenAddress {
+  host: string;
+  port: number;
+}
+
+/** Settings of `createSupernode`. */
+export interface SupernodeInit {
+  /** State directory: `meta/` (LevelDB) and `store/` (chunks). Created if missing. */
+  root: string;
+  /** Where the API listens. */
+  listen: ListenAddress;
+  /** Speak http:// to registries. Default false. */
+  plainHttp?: boolean;
+  /** Chunk store capacity, bytes. Default 20 GiB. */
+  cacheSize?: number;
+  /** Where `/metrics` listens; none when absent. */
+  metricsListen?: ListenAddress;
+  /** Base URLs of every supernode, this one included, for rendezvous hashing. Empty: it owns every chunk. */
+  peers?: string[];
+  /** This supernode's base URL as it appears in `peers`. Default: `http://<listen host>:<bound port>`. */
+  self?: string;
+  /** Tracker entry lifetime without re-announce, ms. Default 60 000. */
+  trackerTtlMs?: number;
+  /** Retry budget of one origin request, ms. Default 10 000. */
+  originRetryMs?: number;
+  /**
+   * How long a caller's access to a layer, checked with the registry (HEAD
+   * blob with the caller's credentials), is trusted, ms. Default 5 min; 0:
+   * no checks (anyone who can reach the supernode reads every cached chunk).
+   */
+  accessTtlMs?: number;
+  /** When set, only these registries are contacted. */
+  allowedRegistries?: string[];
+}
+
+/** A running supernode. */
+export interface Supernode {
+  /** Base URL of the API, e.g. `http://127.0.0.1:7070`. */
+  readonly url: string;
+  /** Base URL of the metrics listener, when enabled. */
+  readonly metricsUrl: string | undefined;
+  /** Stop listening, abort origin fetches and preheat jobs, close the store and database. Idempotent. */
+  close(): Promise<void>;
+}
+
+function listen(server: Server, addr: ListenAddress): Promise<AddressInfo> {
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(addr.port, addr.host, () => {
+      server.off("error", reject);
+      resolve(server.address() as AddressInfo);
+    });
+  });
+}
+
+function baseUrl(a: AddressInfo): string {
+  return `http://${a.family === "IPv6" ? `[${a.address}]` : a.address}:${a.port}`;
+}
+
+function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
+}
+
+/**
+ * Start a supernode: open its database and chunk store under `init.root`,
+ * listen on `init.listen` (and `init.metricsListen`), and serve the API
+ * (`/v1/health`, `/v1/chunks/…`, `/v1/announce`, `/v1/peers`,
+ * `/v1/preheat`). Resolves once it is ready; on failure everything opened
+ * is closed again.
+ */
+export async function createSupernode(init: SupernodeInit, logger: Logger): Promise<Supernode> {
+  const log = logger.child({ component: "supernode" });
+  await mkdir(init.root, { recursive: true });
+  const level = new Level<string, string>(join(init.root, "meta"), { keyEncoding: "utf8", valueEncoding: "utf8" });
+  await level.open();
+  const cleanup: (() => Promise<void>)[] = [() => level.close()];
+  const closeAll = async () => {
+    for (const f of cleanup.reverse()) await f().catch((err: unknown) => log.warn({ err }, "close failed"));
+    cleanup.length = 0;
+  };
+  try {
+    const store = await ChunkStore.open({ db: level, logger }, { root: join(init.root, "store"), capacityBytes: init.cacheSize ?? DEFAULT_CACHE_SIZE });
+    cleanup.push(() => store.close());
+    const metrics = new SupernodeMetrics();
+    const origins = new RegistryClients(
+      { logger },
+      { plainHttp: init.plainHttp === true, maxRetryTimeMs: init.originRetryMs ?? DEFAULT_ORIGIN_RETRY_MS, ...(init.allowedRegistries ? { allowedRegistries: init.allowedRegistries } : {}) },
+    );
+    cleanup.push(() => origins.close());
+    const db: IndexDb = { get: async (k) => (await level.get(k)) ?? undefined, put: (k, v) => level.put(k, v) };
+    const indexes = new IndexCache({ db, origins, logger });
+    const access = new AccessCheck({ origins }, init.accessTtlMs !== undefined ? { ttlMs: init.accessTtlMs } : {});
+    const chunks = new ChunkService({ indexes, cache: store, origins, logger, observer: metrics, access });
+    cleanup.push(() => chunks.close());
+    const tracker = new Tracker({}, init.trackerTtlMs !== undefined ? { ttlMs: init.trackerTtlMs } : {});
+    let ready = false;
+    // The handler is attached once `self` is known (the bound port); no request can arrive in between.
+    const server = createServer();
+    const address = await listen(server, init.listen);
+    cleanup.push(() => closeServer(server));
+    const url = baseUrl(address);
+    const preheat = new PreheatJobs({ chunks, origins, logger, observer: metrics }, { self: init.self ?? url, peers: init.peers ?? [] });
+    cleanup.push(() => preheat.close());
+    server.on("request", createApiHandler({ chunks, tracker, preheat, logger, served: (n) => metrics.served(n), ready: () => ready }));
+    let metricsUrl: string | undefined;
+    if (init.metricsListen) {
+      const ms = await metrics.listen(init.metricsListen.host, init.metricsListen.port, () => metrics.storeBytes.set(store.stats().bytes));
+      cleanup.push(() => closeServer(ms));
+      metricsUrl = baseUrl(ms.address() as AddressInfo);
+    }
+    ready = true;
+    log.info({ url, metricsUrl, peers: init.peers?.length ?? 0 }, "supernode ready");
+    let closing: Promise<void> | undefined;
+    return {
+      url,
+      metricsUrl,
+      close: () => {
+        ready = false;
+        closing ??= closeAll().then(() => log.info("supernode closed"));
+        return closing;
+      },
+    };
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+}

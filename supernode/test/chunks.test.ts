@@ -1,0 +1,132 @@
+import { FOOTER_SIZE } from "@shoal/blockindex";
+import { startRegistry, type RunningRegistry } from "@shoal/testkit";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { blobChunks, Cleanup, fetchChunks, prepareImage, type TestImage } from "./harness.ts";
+
+describe("supernode chunk serving against the Debian registry", () => {
+  const cleanup = new Cleanup();
+  let registry: RunningRegistry;
+  let image: TestImage;
+
+  beforeAll(async () => {
+    try {
+      registry = await startRegistry();
+      cleanup.add(() => registry.stop());
+      const work = await cleanup.tempDir("shoal-sn-chunks-");
+      image = await prepareImage(registry, work, "team/app", 8 * 1024 * 1024, 64 * 1024);
+    } catch (err) {
+      await cleanup.run();
+      throw err;
+    }
+  });
+  afterAll(() => cleanup.run());
+
+  it("serves chunk ranges equal to the blob bytes, then from its cache", async () => {
+    const sn = await cleanup.supernode({ root: await cleanup.tempDir("shoal-sn-a-") });
+    const layer = image.layers[0]!;
+    const n = layer.index.chunkCount;
+    expect(n).toBeGreaterThan(8);
+    await registry.settle();
+    await registry.resetStats();
+    const all = await fetchChunks(sn.url, image, layer.digest, 0, n - 1);
+    expect(all.status).toBe(200);
+    expect(Buffer.from(await all.arrayBuffer()).equals(blobChunks(layer, 0, n - 1))).toBe(true);
+    const mid = await fetchChunks(sn.url, image, layer.digest, 3, 5);
+    expect(mid.headers.get("x-shoal-chunk-lengths")).toBe([3, 4, 5].map((i) => layer.index.chunk(i).length).join(","));
+    expect(Buffer.from(await mid.arrayBuffer()).equals(blobChunks(layer, 3, 5))).toBe(true);
+    await registry.settle();
+    const first = registry.stats().blobBytes;
+    const dataBytes = layer.index.dataSize;
+    expect(first).toBeGreaterThanOrEqual(dataBytes);
+    expect(first).toBeLessThanOrEqual(layer.size);
+    // Again: all from the cache, nothing from the registry.
+    for (const [a, b] of [[0, n - 1], [1, 1], [n - 1, n - 1]] as const) {
+      const res = await fetchChunks(sn.url, image, layer.digest, a, b);
+      expect(Buffer.from(await res.arrayBuffer()).equals(blobChunks(layer, a, b))).toBe(true);
+    }
+    await registry.settle();
+    expect(registry.stats().blobBytes).toBe(first);
+  });
+
+  it("keeps serving from its cache after a restart (index and chunks persisted)", async () => {
+    const root = await cleanup.tempDir("shoal-sn-b-");
+    const layer = image.layers[1]!;
+    const sn1 = await cleanup.supernode({ root });
+    expect((await fetchChunks(sn1.url, image, layer.digest, 0, 3)).status).toBe(200);
+    await sn1.close();
+    await registry.settle();
+    await registry.resetStats();
+    const sn2 = await cleanup.supernode({ root });
+    const res = await fetchChunks(sn2.url, image, layer.digest, 0, 3);
+    expect(Buffer.from(await res.arrayBuffer()).equals(blobChunks(layer, 0, 3))).toBe(true);
+    await registry.settle();
+    expect(registry.stats().blobBytes).toBe(0);
+  });
+
+  it("fetches chunks once from the registry however many callers ask at the same moment", async () => {
+    const sn = await cleanup.supernode({ root: await cleanup.tempDir("shoal-sn-c-") });
+    const layer = image.layers[1]!;
+    const n = layer.index.chunkCount;
+    const [a, b] = [2, Math.min(n - 1, 20)];
+    await registry.settle();
+    await registry.resetStats();
+    const bodies = await Promise.all(
+      Array.from({ length: 20 }, async () => {
+        const res = await fetchChunks(sn.url, image, layer.digest, a, b);
+        expect(res.status).toBe(200);
+        return Buffer.from(await res.arrayBuffer());
+      }),
+    );
+    const want = blobChunks(layer, a, b);
+    for (const body of bodies) expect(body.equals(want)).toBe(true);
+    await registry.settle();
+    const s = registry.stats();
+    const indexBytes = layer.size - layer.index.dataSize - FOOTER_SIZE;
+    // Footer + index once, the chunks once.
+    expect(s.blobBytes).toBe(want.length + FOOTER_SIZE + indexBytes);
+    expect(s.blobRequests).toBe(3);
+  });
+
+  it("answers bad and unserviceable chunk requests with JSON errors and keeps running", async () => {
+    const sn = await cleanup.supernode({ root: await cleanup.tempDir("shoal-sn-d-"), originRetryMs: 300 });
+    const layer = image.layers[0]!;
+    const n = layer.index.chunkCount;
+    const expectError = async (path: string, status: number, code: string) => {
+      const res = await fetch(`${sn.url}${path}`);
+      expect(res.status, path).toBe(status);
+      expect(res.headers.get("content-type")).toBe("application/json");
+      const body = (await res.json()) as { code: string; message: string };
+      expect(body.code, path).toBe(code);
+      expect(typeof body.message).toBe("string");
+    };
+    const base = `/v1/chunks/${image.registry}/${image.repository}`;
+    await expectError(`${base}/${layer.digest}`, 400, "SHOAL_ERR_BAD_REQUEST");
+    await expectError(`${base}/${layer.digest}?first=1&last=x`, 400, "SHOAL_ERR_BAD_REQUEST");
+    await expectError(`${base}/${layer.digest}?first=-1&last=2`, 400, "SHOAL_ERR_BAD_REQUEST");
+    await expectError(`${base}/sha256:abc?first=0&last=0`, 400, "SHOAL_ERR_BAD_REQUEST");
+    await expectError(`/v1/chunks/${image.registry}/${layer.digest}?first=0&last=0`, 400, "SHOAL_ERR_BAD_REQUEST");
+    await expectError(`/v1/chunks/${image.registry}/Team/App/${layer.digest}?first=0&last=0`, 400, "SHOAL_ERR_BAD_REQUEST");
+    await expectError(`/v1/chunks/bad_registry!/${image.repository}/${layer.digest}?first=0&last=0`, 400, "SHOAL_ERR_BAD_REQUEST");
+    await expectError(`${base}/${layer.digest}?first=3&last=2`, 416, "SHOAL_ERR_CHUNK_RANGE");
+    await expectError(`${base}/${layer.digest}?first=0&last=${n}`, 416, "SHOAL_ERR_CHUNK_RANGE");
+    await expectError(`${base}/sha256:${"0".repeat(64)}?first=0&last=0`, 404, "SHOAL_ERR_REGISTRY_NOT_FOUND");
+    await expectError(`/v1/chunks/${image.registry}/nosuch/repo/${layer.digest}?first=0&last=0`, 404, "SHOAL_ERR_REGISTRY_NOT_FOUND");
+    await expectError(`${base}/${image.originalLayers[0]}?first=0&last=0`, 422, "SHOAL_ERR_NOT_LAZY");
+    await expectError(`${base}/${layer.digest}?first=0&last=0&index=sha256:${"1".repeat(64)}`, 502, "SHOAL_ERR_DIGEST_MISMATCH");
+    await expectError(`/v1/chunks/127.0.0.1:1/${image.repository}/${layer.digest}?first=0&last=0`, 502, "SHOAL_ERR_REGISTRY_UNAVAILABLE");
+    await expectError(`/v1/nothing`, 404, "SHOAL_ERR_NOT_FOUND");
+    const auth = await fetch(`${sn.url}${base}/${layer.digest}?first=0&last=0`, { headers: { authorization: "Bearer xyz" } });
+    expect(auth.status).toBe(400);
+    // Still alive and serving.
+    expect(await (await fetch(`${sn.url}/v1/health`)).json()).toEqual({ ok: true });
+    const ok = await fetchChunks(sn.url, image, layer.digest, 0, 0);
+    expect(Buffer.from(await ok.arrayBuffer()).equals(blobChunks(layer, 0, 0))).toBe(true);
+  });
+
+  it("refuses registries outside its allow list", async () => {
+    const sn = await cleanup.supernode({ root: await cleanup.tempDir("shoal-sn-e-"), allowedRegistries: ["registry.example"] });
+    const res = await fetchChunks(sn.url, image, image.layers[0]!.digest, 0, 0);
+    expect(res.status).toBe(403);
+    expect(((await res.json()) as { code: string }).code).toBe("SHOAL_ERR_REGISTRY_NOT_ALLOWED");
+  });
+});

@@ -1,0 +1,96 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import { afterAll, describe, expect, it } from "vitest";
+import { BadRequestError, ownerOf, rankSupernodes, Tracker } from "../src/index.ts";
+import { Cleanup } from "./harness.ts";
+
+const L1 = `sha256:${"1".repeat(64)}`;
+const L2 = `sha256:${"2".repeat(64)}`;
+
+describe("Tracker", () => {
+  it("returns live peers per layer and forgets them after the TTL unless re-announced", () => {
+    let now = 1000;
+    const t = new Tracker({ now: () => now }, { ttlMs: 100 });
+    t.announce({ peerId: "a", addrs: ["/ip4/10.0.0.1/tcp/1"], layers: [L1] });
+    t.announce({ peerId: "b", addrs: ["/ip4/10.0.0.2/tcp/1"], layers: [L1, L2] });
+    expect(t.peers(L1).map((p) => p.peerId).sort()).toEqual(["a", "b"]);
+    expect(t.peers(L2)).toEqual([{ peerId: "b", addrs: ["/ip4/10.0.0.2/tcp/1"] }]);
+    now += 60;
+    t.announce({ peerId: "b", addrs: ["/ip4/10.0.0.2/tcp/2"], layers: [L2] });
+    now += 60;
+    expect(t.peers(L1)).toEqual([]);
+    expect(t.peers(L2)).toEqual([{ peerId: "b", addrs: ["/ip4/10.0.0.2/tcp/2"] }]);
+    now += 100;
+    expect(t.peers(L2)).toEqual([]);
+    expect(t.size()).toBe(0);
+  });
+});
+
+describe("rendezvous hashing", () => {
+  it("ranks every supernode, agrees with ownerOf, ignores order and trailing slashes, moves few keys", () => {
+    const peers = ["http://a:1", "http://b:1", "http://c:1"];
+    const keys = Array.from({ length: 300 }, (_, i) => `sha256:${i.toString(16).padStart(64, "0")}`);
+    const counts = new Map<string, number>();
+    for (const k of keys) {
+      const r = rankSupernodes(k, peers);
+      expect([...r].sort()).toEqual(peers);
+      expect(ownerOf(k, peers)).toBe(r[0]);
+      expect(ownerOf(k, [...peers].reverse().map((p) => `${p}/`))).toBe(r[0]);
+      counts.set(r[0]!, (counts.get(r[0]!) ?? 0) + 1);
+      // Removing a supernode only moves the keys it owned.
+      const without = peers.filter((p) => p !== "http://c:1");
+      if (r[0] !== "http://c:1") expect(ownerOf(k, without)).toBe(r[0]);
+      else expect(ownerOf(k, without)).toBe(r[1]);
+    }
+    for (const p of peers) expect(counts.get(p)).toBeGreaterThan(60);
+    expect(ownerOf(keys[0]!, [])).toBeUndefined();
+  });
+});
+
+describe("tracker over HTTP", () => {
+  const cleanup = new Cleanup();
+  afterAll(() => cleanup.run());
+
+  it("announce, peers, expiry, and 400 JSON errors for bad requests", async () => {
+    const sn = await cleanup.supernode({ root: await cleanup.tempDir("shoal-sn-t-"), trackerTtlMs: 1000 });
+    const post = (body: string) => fetch(`${sn.url}/v1/announce`, { method: "POST", headers: { "content-type": "application/json" }, body });
+    const peers = async (layer: string) => (await (await fetch(`${sn.url}/v1/peers?layer=${layer}`)).json()) as { peerId: string }[];
+    expect((await post(JSON.stringify({ peerId: "a", addrs: ["x"], layers: [L1] }))).status).toBe(200);
+    const res = await post(JSON.stringify({ peerId: "b", addrs: ["y"], layers: [L1, L2] }));
+    expect(await res.json()).toEqual({ ttlMs: 1000 });
+    expect((await peers(L1)).map((p) => p.peerId).sort()).toEqual(["a", "b"]);
+    await sleep(500);
+    await post(JSON.stringify({ peerId: "b", addrs: ["y"], layers: [L1, L2] }));
+    await sleep(700);
+    expect(await peers(L1)).toEqual([{ peerId: "b", addrs: ["y"] }]);
+
+    for (const body of ["{", "[]", "null", JSON.stringify({ peerId: "", addrs: [], layers: [] }), JSON.stringify({ peerId: "c", addrs: "x", layers: [] }), JSON.stringify({ peerId: "c", addrs: [], layers: ["nope"] })]) {
+      const r = await post(body);
+      expect(r.status, body).toBe(400);
+      expect(await r.json()).toMatchObject({ code: "SHOAL_ERR_BAD_REQUEST" });
+    }
+    const big = await post(JSON.stringify({ peerId: "c", addrs: [], layers: [], pad: "x".repeat(2 * 1024 * 1024) }));
+    expect(big.status).toBe(400);
+    for (const q of ["", "?layer=", "?layer=sha256:xyz"]) {
+      const r = await fetch(`${sn.url}/v1/peers${q}`);
+      expect(r.status).toBe(400);
+      expect(await r.json()).toMatchObject({ code: "SHOAL_ERR_BAD_REQUEST" });
+    }
+    const wrongMethod = await fetch(`${sn.url}/v1/announce`);
+    expect(wrongMethod.status).toBe(404);
+    expect((await fetch(`${sn.url}/v1/health`)).status).toBe(200);
+  });
+
+  it("serves Prometheus metrics on its own listener", async () => {
+    const sn = await cleanup.supernode({ root: await cleanup.tempDir("shoal-sn-m-"), metricsListen: { host: "127.0.0.1", port: 0 } });
+    const text = await (await fetch(`${sn.metricsUrl}/metrics`)).text();
+    for (const name of ["shoal_supernode_origin_bytes_total", "shoal_supernode_served_bytes_total", "shoal_supernode_cache_hits_total", "shoal_supernode_preheat_chunks_done"]) {
+      expect(text).toContain(name);
+    }
+  });
+});
+
+describe("parse errors are BadRequestError", () => {
+  it("has a stable code", () => {
+    expect(new BadRequestError("x").code).toBe("SHOAL_ERR_BAD_REQUEST");
+  });
+});

@@ -8,6 +8,11 @@ import { callAgent } from "./agent-client.ts";
 import { humanBytes } from "./progress.ts";
 
 const DEFAULT_ROOT = AGENT_SETTINGS.root.default;
+
+/** The attribute name commander gives a long flag. */
+export function camelCase(flag: string): string {
+  return flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+}
 const rootOption = () => new Option("--root <dir>", "agent state directory").env("SHOAL_ROOT").default(DEFAULT_ROOT);
 
 /** `shoal agent`: the per-host daemon, in the foreground. Settings: flags, then SHOAL_* env, then --config FILE, then defaults. */
@@ -16,14 +21,13 @@ export function registerAgent(program: Command): void {
   for (const s of Object.values(AGENT_SETTINGS) as Array<Setting<unknown>>) {
     const isBool = typeof s.default === "boolean" && !s.arg;
     const def = s.default === undefined ? "" : ` (default: ${typeof s.default === "number" && s.flag.includes("rate") ? `${s.default} = ${humanBytes(s.default)}/s` : typeof s.default === "object" ? JSON.stringify(s.default) : String(s.default)})`;
-    // commander names the attribute in camelCase (--prefetch-rate -> prefetchRate), as the schema keys are
     const opt = new Option(isBool ? `--${s.flag}` : `--${s.flag} <${s.arg ?? "value"}>`, `${s.help}; env ${s.env}${def}`);
     cmd.addOption(opt);
   }
   cmd.option("--config <file>", "JSON config file whose keys are the flag names; env SHOAL_CONFIG");
   cmd.action(async (flags: Record<string, string | boolean | undefined> & { config?: string }) => {
-    const keys = Object.keys(AGENT_SETTINGS) as Array<keyof typeof AGENT_SETTINGS>;
-    const given = Object.fromEntries(keys.map((k) => [k, flags[k]]));
+    // commander names each option after its flag, in camelCase (--prefetch-rate -> prefetchRate)
+    const given = Object.fromEntries(Object.entries(AGENT_SETTINGS).map(([k, s]) => [k, flags[camelCase(s.flag)]]));
     const config = resolveSettings(AGENT_SETTINGS, given, process.env, flags.config ?? process.env.SHOAL_CONFIG);
     const { pino } = await import("pino");
     const { createAgent } = await import("../daemon/agent.ts");

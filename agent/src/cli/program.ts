@@ -4,6 +4,7 @@ import { registerConvert } from "./convert.ts";
 import { registerLs, registerCat } from "./read.ts";
 import { reportError } from "./common.ts";
 import { registerAgent, registerMountCommands } from "./agent-commands.ts";
+import { registerPreheat, registerSupernode } from "./supernode-commands.ts";
 
 const program = new Command()
   .name("shoal")
@@ -16,9 +17,12 @@ registerLs(program);
 registerCat(program);
 registerAgent(program);
 registerMountCommands(program);
+registerSupernode(program);
+registerPreheat(program);
 
 try {
   await program.parseAsync(process.argv);
 } catch (err) {
-  process.exitCode = reportError(err);
+  // exit now: a daemon that failed half-way may hold handles open
+  process.exit(reportError(err));
 }

@@ -2,9 +2,13 @@ import { mkdir } from "node:fs/promises";
 import type { Server } from "node:http";
 import { join } from "node:path";
 import { Level } from "level";
+import { InvalidArgumentError } from "@shoal/blockindex";
+import type { ChunkPeer } from "@shoal/p2p";
 import type { Logger } from "pino";
 import type { AgentConfig } from "../config/agent-config.ts";
-import { Fetcher } from "../fetch/fetcher.ts";
+import { Fetcher, type ChunkOrigin } from "../fetch/fetcher.ts";
+import { PeerOrigin, Tracker } from "../fetch/peer-origin.ts";
+import { SupernodeOrigin } from "../fetch/supernode-origin.ts";
 import { RegistryOrigin } from "../fetch/registry-origin.ts";
 import { LayerFilesystem, unmountPath, isMountpoint } from "../fs/index.ts";
 import { ChunkStore } from "@shoal/store";
@@ -34,6 +38,8 @@ export interface AgentStatus {
   images: ReturnType<MountManager["status"]>["images"];
   sources: Fetcher["totals"];
   store: ReturnType<ChunkStore["stats"]>;
+  /** Present when the peer swarm is on. */
+  p2p?: { peerId: string; addrs: string[]; connected: number; bytesUploaded: number; uploadsServed: number; uploadsRefused: number; dropped: string[] };
 }
 
 /**
@@ -55,7 +61,30 @@ export async function createAgent(config: AgentConfig, logger: Logger): Promise<
   const metrics = new AgentMetrics();
   const store = await ChunkStore.open({ db: level, logger }, { root: join(root, "store"), capacityBytes: config.cacheSize });
   const origin = new RegistryOrigin({ logger }, { plainHttp: config.plainHttp, maxRetryTimeMs: Math.max(1000, Math.floor(config.fetchTimeout * 0.75)) });
-  const fetcher = new Fetcher({ cache: store, origins: [origin], logger, observer: metrics }, { timeoutMs: config.fetchTimeout });
+  // Sources in order: peers (with a swarm key), supernodes, the origin registry.
+  const origins: ChunkOrigin[] = [];
+  let peer: ChunkPeer | undefined;
+  let peers: PeerOrigin | undefined;
+  const tracker = config.supernodes.length > 0 ? new Tracker({ logger }, { supernodes: config.supernodes }) : undefined;
+  if (config.swarmKey) {
+    const { ChunkPeer, readSwarmKey } = await import("@shoal/p2p");
+    peer = new ChunkPeer({ provider: store, logger: logger.child({ component: "p2p" }) }, {
+      swarmKey: await readSwarmKey(config.swarmKey),
+      listen: [config.p2pListen],
+      uploadRate: config.uploadRate,
+      maxUploads: config.maxUploads,
+      keyFile: join(root, "peer.key"),
+    });
+    await peer.start();
+    if (tracker) {
+      peers = new PeerOrigin({ peer, tracker, logger });
+      origins.push(peers);
+    }
+  }
+  if (config.supernodes.length > 0) origins.push(new SupernodeOrigin({}, { supernodes: config.supernodes }));
+  if (config.originFallback) origins.push(origin);
+  if (origins.length === 0) throw new InvalidArgumentError("no chunk source: --origin-fallback=false needs --supernode");
+  const fetcher = new Fetcher({ cache: store, origins, logger, observer: metrics }, { timeoutMs: config.fetchTimeout, hedgeMs: config.hedgeDelay });
   const catalog = new ImageCatalog({ db, origin, logger });
   const fs = new LayerFilesystem({ logger }, { mountpoint: layersDir, readAheadKb: Math.max(4, Math.round(config.readAhead / 1024)) });
   await fs.mount();
@@ -67,9 +96,23 @@ export async function createAgent(config: AgentConfig, logger: Logger): Promise<
   });
   await mounts.restore();
 
+  // Tell the tracker which layers this agent holds, now and then.
+  let announcer: NodeJS.Timeout | undefined;
+  if (peer && tracker) {
+    const self = { peerId: peer.peerId, addrs: peer.addrs };
+    const announce = () => tracker.announce(self, mounts.layerDigests());
+    await announce();
+    mounts.onChange = () => void announce();
+    announcer = setInterval(() => void announce(), 10_000);
+    announcer.unref();
+  }
+
   const status = async (): Promise<AgentStatus> => {
     const s = mounts.status();
-    return { root, mounts: s.mounts, images: s.images, sources: fetcher.totals, store: store.stats() };
+    return {
+      root, mounts: s.mounts, images: s.images, sources: fetcher.totals, store: store.stats(),
+      ...(peer ? { p2p: { peerId: peer.peerId, addrs: peer.addrs, connected: peer.connectedPeers(), ...peer.stats(), dropped: [...(peers?.dropped ?? [])] } } : {}),
+    };
   };
   const api = await serveApi(join(root, "agent.sock"), {
     "GET /v1/status": () => status(),
@@ -110,11 +153,13 @@ export async function createAgent(config: AgentConfig, logger: Logger): Promise<
     metrics,
     status,
     async close() {
+      if (announcer) clearInterval(announcer);
       await new Promise<void>((resolve) => api.close(() => resolve()));
       metricsServer?.close();
       await mounts.shutdown();
       await fs.unmount();
       await origin.close();
+      await peer?.stop();
       await store.close();
       await level.close();
     },

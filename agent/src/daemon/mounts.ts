@@ -70,6 +70,8 @@ export class MountManager {
   private readonly images = new Map<string, ActiveImage>();
   private readonly mounts = new Map<string, MountRecord>();
   private readonly layerUsers = new Map<string, number>();
+  /** Called after the set of mounted images changed (the agent re-announces its layers). */
+  onChange: (() => void) | undefined;
   /** Recorders of startup reads: layer id → callbacks. */
   private readonly recorders = new Map<string, Set<(layerId: string, chunk: number) => void>>();
 
@@ -95,6 +97,7 @@ export class MountManager {
     await this.db.put(`mount!${mountpoint}`, JSON.stringify(record));
     const pullMs = performance.now() - started;
     this.logger.info({ image: record.image, digest: img.digest, mountpoint, pullMs: Math.round(pullMs), bytesFetched: img.bytesFetched }, "image mounted");
+    this.onChange?.();
     return { mountpoint, digest: img.digest, layers: img.layers.length, pullMs, bytesFetched: img.bytesFetched };
   }
 
@@ -112,6 +115,7 @@ export class MountManager {
     await this.db.del(`mount!${mountpoint}`);
     this.detach(record.digest, mountpoint);
     this.logger.info({ mountpoint }, "image unmounted");
+    this.onChange?.();
   }
 
   /** Re-establish the mounts persisted by an earlier run (stale mounts at the mountpoints are cleared first). */
@@ -149,6 +153,11 @@ export class MountManager {
         ...(a.job ? { prefetch: a.job.progress() } : {}),
       })),
     };
+  }
+
+  /** Digests of the lazy layers of every mounted image (what this agent announces to the tracker). */
+  layerDigests(): string[] {
+    return [...new Set([...this.images.values()].flatMap((a) => a.image.layers.map((l) => l.digest)))];
   }
 
   /** The prefetch job of image `digest`, if any (tests wait on `done`). */

@@ -1,0 +1,66 @@
+import { Option, type Command } from "commander";
+import { SUPERNODE_SETTINGS } from "../config/supernode-config.ts";
+import { resolveSettings, type Setting } from "../config/schema.ts";
+import { camelCase } from "./agent-commands.ts";
+import { humanBytes, progressLine } from "./progress.ts";
+
+/** `shoal supernode`: the datacenter chunk cache, tracker and preheat API, in the foreground. */
+export function registerSupernode(program: Command): void {
+  const cmd = program.command("supernode").description("run a datacenter supernode in the foreground (chunk cache, tracker, preheat)");
+  for (const s of Object.values(SUPERNODE_SETTINGS) as Array<Setting<unknown>>) {
+    const isBool = typeof s.default === "boolean" && !s.arg;
+    const def = s.default === undefined || (Array.isArray(s.default) && s.default.length === 0) ? "" : ` (default: ${typeof s.default === "object" ? JSON.stringify(s.default) : String(s.default)})`;
+    cmd.addOption(new Option(isBool ? `--${s.flag}` : `--${s.flag} <${s.arg ?? "value"}>`, `${s.help}; env ${s.env}${def}`));
+  }
+  cmd.option("--config <file>", "JSON config file whose keys are the flag names; env SHOAL_CONFIG");
+  cmd.action(async (flags: Record<string, string | boolean | undefined> & { config?: string }) => {
+    const given = Object.fromEntries(Object.entries(SUPERNODE_SETTINGS).map(([k, s]) => [k, flags[camelCase(s.flag)]]));
+    const config = resolveSettings(SUPERNODE_SETTINGS, given, process.env, flags.config ?? process.env.SHOAL_CONFIG);
+    const { pino } = await import("pino");
+    const { createSupernode } = await import("@shoal/supernode");
+    const logger = pino({ level: config.logLevel, base: { component: "supernode" } });
+    const self = config.advertise ?? `http://${config.listen.host}:${config.listen.port}`;
+    const node = await createSupernode({
+      root: config.root,
+      listen: config.listen,
+      plainHttp: config.plainHttp,
+      cacheSize: config.cacheSize,
+      ...(config.metricsListen ? { metricsListen: config.metricsListen } : {}),
+      peers: config.peers.length > 0 ? config.peers : [self],
+      self,
+    }, logger);
+    let closing = false;
+    const stop = (signal: string) => {
+      if (closing) return;
+      closing = true;
+      logger.info({ signal }, "stopping");
+      node.close().then(() => process.exit(0), () => process.exit(1));
+    };
+    process.on("SIGINT", () => stop("SIGINT"));
+    process.on("SIGTERM", () => stop("SIGTERM"));
+  });
+}
+
+/** `shoal preheat`: pull a whole image into the supernodes before a peak, with progress. */
+export function registerPreheat(program: Command): void {
+  program
+    .command("preheat")
+    .description("fetch every chunk of a lazy image into the supernodes that own them; exits 0 when done")
+    .argument("<image>", "lazy image reference")
+    .requiredOption("--supernode <urls>", "supernode base URLs, comma separated (every supernode of the datacenter)")
+    .option("--platform <os/arch>", "platform of an index (default: this host's)")
+    .option("--plain-http", "the image's registry speaks http:// (the supernodes must run with --plain-http too)")
+    .action(async (image: string, opts: { supernode: string; platform?: string }) => {
+      const { preheat } = await import("@shoal/supernode");
+      const supernodes = opts.supernode.split(",").map((s) => s.trim()).filter(Boolean);
+      const bar = progressLine(`preheat ${image}`);
+      const result = await preheat({
+        supernodes,
+        image,
+        ...(opts.platform ? { platform: opts.platform } : {}),
+        onProgress: (p: { bytesDone: number; bytesTotal: number }) => bar.update(p.bytesDone, p.bytesTotal),
+      });
+      const done = result as { chunksTotal?: number; bytesTotal?: number };
+      bar.done(`done: ${done.chunksTotal ?? "?"} chunks, ${humanBytes(done.bytesTotal ?? 0)} in ${supernodes.length} supernode(s)`);
+    });
+}

@@ -1,0 +1,19 @@
+import { parseBool, parseBytes, parseListen, type Setting, type SettingsOf } from "./schema.ts";
+
+const str = (raw: string) => raw;
+const list = (raw: string) => raw.split(",").map((s) => s.trim()).filter(Boolean);
+
+/** Every setting of `shoal supernode`: one schema for flags, environment and config file. */
+export const SUPERNODE_SETTINGS = {
+  root: { flag: "root", env: "SHOAL_SUPERNODE_ROOT", arg: "DIR", help: "state directory (chunk cache, indexes)", default: "/var/lib/shoal-supernode", parse: str },
+  listen: { flag: "listen", env: "SHOAL_SUPERNODE_LISTEN", arg: "HOST:PORT", help: "address of the chunk, tracker and preheat API", default: { host: "127.0.0.1", port: 7070 } as { host: string; port: number }, parse: parseListen },
+  advertise: { flag: "advertise", env: "SHOAL_SUPERNODE_ADVERTISE", arg: "URL", help: "this supernode's base URL as agents reach it (default http://LISTEN)", default: undefined as string | undefined, parse: str },
+  peers: { flag: "supernodes", env: "SHOAL_SUPERNODES", arg: "URL,URL,...", help: "every supernode of the datacenter, this one included, for splitting preheats by rendezvous hashing", default: [] as string[], parse: list },
+  plainHttp: { flag: "plain-http", env: "SHOAL_PLAIN_HTTP", help: "talk to registries over http:// (no TLS)", default: false, parse: parseBool },
+  cacheSize: { flag: "cache-size", env: "SHOAL_CACHE_SIZE", arg: "BYTES", help: "chunk cache capacity (LRU beyond it)", default: 100 * 1024 ** 3, parse: parseBytes },
+  metricsListen: { flag: "metrics-listen", env: "SHOAL_METRICS_LISTEN", arg: "HOST:PORT", help: "serve Prometheus metrics at http://HOST:PORT/metrics", default: undefined as { host: string; port: number } | undefined, parse: parseListen },
+  logLevel: { flag: "log-level", env: "SHOAL_LOG_LEVEL", arg: "LEVEL", help: "pino log level", default: "info", parse: str },
+} satisfies Record<string, Setting<unknown>>;
+
+/** Resolved settings of a supernode. */
+export type SupernodeConfig = SettingsOf<typeof SUPERNODE_SETTINGS>;

@@ -1,0 +1,172 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ChunkPeer, formatSwarmKey, generateSwarmKey } from "@shoal/p2p";
+import { parseReference, RegistryClient } from "@shoal/oci";
+import {
+  diffTrees, freePort, largeImage, pushLayout, snapshotTree, startRegistry, umociUnpack, writeImageLayout,
+  type RunningRegistry, type TreeSnapshot,
+} from "@shoal/testkit";
+import { callAgent } from "../src/cli/agent-client.ts";
+import type { AgentStatus } from "../src/daemon/agent.ts";
+import { startAgent, type RunningAgent } from "./agent-harness.ts";
+import { shoal } from "./cli.ts";
+import { unmountAllUnder } from "./mounts.ts";
+
+const MAIN = fileURLToPath(new URL("../src/cli/main.ts", import.meta.url));
+
+let registry: RunningRegistry;
+let work: string;
+let keyFile: string;
+const supernodes: Array<{ url: string; child: ChildProcess }> = [];
+const agents: RunningAgent[] = [];
+
+async function startSupernode(name: string, port: number, all: string[]): Promise<{ url: string; child: ChildProcess }> {
+  const url = `http://127.0.0.1:${port}`;
+  const child = spawn(process.execPath, [MAIN, "supernode", "--root", join(work, name), "--listen", `127.0.0.1:${port}`, "--supernodes", all.join(","), "--plain-http", "--log-level", "warn"], { stdio: ["ignore", "ignore", "pipe"] });
+  let log = "";
+  child.stderr!.on("data", (d: Buffer) => (log += d.toString()));
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`supernode exited: ${log}`);
+    try {
+      if ((await fetch(`${url}/v1/health`)).status === 200) break;
+    } catch {
+      // not yet
+    }
+    if (Date.now() > deadline) throw new Error(`supernode not ready: ${log}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { url, child };
+}
+
+async function prepare(name: string, seed: number): Promise<{ lazy: string; original: TreeSnapshot; imageBytes: number }> {
+  const img = largeImage({ totalBytes: 12 << 20, seed, layers: 2 });
+  const layout = await writeImageLayout(join(work, `${name}-src`), img.layers, { tag: "v1" });
+  await pushLayout(layout.dir, "v1", `${registry.host}/${name}:v1`);
+  const conv = await shoal(["convert", "--plain-http", "--no-cache", `${registry.host}/${name}:v1`, `${registry.host}/${name}:lazy`]);
+  expect(conv.code, conv.stderr).toBe(0);
+  const original = await snapshotTree((await umociUnpack(layout.dir, "v1", join(work, `${name}-unpack`))).rootfs);
+  const c = new RegistryClient({}, { registry: registry.host, plainHttp: true });
+  const m = (await c.resolveImage(parseReference(`${registry.host}/${name}:lazy`))).manifest;
+  await c.close();
+  return { lazy: `${registry.host}/${name}:lazy`, original, imageBytes: m.layers.reduce((s, l) => s + l.size, 0) };
+}
+
+async function agent(name: string, extra: string[] = []): Promise<RunningAgent> {
+  const a = await startAgent(join(work, name), [
+    "--plain-http", "--prefetch", "off", "--supernode", supernodes.map((s) => s.url).join(","),
+    "--swarm-key", keyFile, "--p2p-listen", "/ip4/127.0.0.1/tcp/0", ...extra,
+  ]);
+  agents.push(a);
+  return a;
+}
+
+async function mountAndRead(a: RunningAgent, image: string, original: TreeSnapshot, name: string, midway?: () => Promise<void>): Promise<AgentStatus> {
+  const dir = join(work, `mnt-${name}`);
+  await mkdir(dir, { recursive: true });
+  await callAgent(a.root, "POST", "/v1/mounts", { image, mountpoint: dir });
+  if (midway) {
+    const { readFile } = await import("node:fs/promises");
+    const files = [...original].filter(([, n]) => n.type === "file").slice(0, 3);
+    for (const [p] of files) await readFile(join(dir, p));
+    await midway();
+  }
+  expect(diffTrees(original, await snapshotTree(dir))).toEqual([]);
+  return callAgent<AgentStatus>(a.root, "GET", "/v1/status");
+}
+
+beforeAll(async () => {
+  registry = await startRegistry();
+  work = await mkdtemp(join(tmpdir(), "shoal-swarm-"));
+  keyFile = join(work, "swarm.key");
+  await writeFile(keyFile, formatSwarmKey(generateSwarmKey()));
+  const ports = [await freePort(), await freePort()];
+  const urls = ports.map((p) => `http://127.0.0.1:${p}`);
+  for (const [i, p] of ports.entries()) supernodes.push(await startSupernode(`supernode-${i}`, p, urls));
+}, 120_000);
+
+afterAll(async () => {
+  for (const a of agents) await a.stop().catch(() => {});
+  for (const s of supernodes) if (s.child.exitCode === null) s.child.kill("SIGKILL");
+  if (work) await unmountAllUnder(work);
+  await registry?.stop();
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+describe("supernodes, preheat and the peer swarm", () => {
+  it("after a preheat, agents read the whole image while the registry serves it about once", async () => {
+    const img = await prepare("peak", 21);
+    await registry.settle();
+    await registry.resetStats();
+    const pre = await shoal(["preheat", "--supernode", supernodes.map((s) => s.url).join(","), img.lazy]);
+    expect(pre.code, pre.stderr).toBe(0);
+    expect(pre.stderr).toMatch(/done/);
+    for (const name of ["a1", "a2", "a3"]) {
+      const a = await agent(name, ["--origin-fallback", "false"]);
+      const s = await mountAndRead(a, img.lazy, img.original, name);
+      expect(s.sources.origin).toBeUndefined();
+    }
+    await registry.settle();
+    // indexes are read once per agent and supernode; layer bytes once in all
+    expect(registry.stats().blobBytes).toBeLessThanOrEqual(img.imageBytes * 1.1);
+    const peerBytes = await Promise.all(agents.slice(1).map(async (a) => (await callAgent<AgentStatus>(a.root, "GET", "/v1/status")).sources.peer?.bytes ?? 0));
+    expect(peerBytes.some((b) => b > 0)).toBe(true); // the later agents got chunks from the earlier ones
+  });
+
+  it("detects and drops a peer that serves corrupt chunks; no file is corrupted", async () => {
+    const img = await prepare("rogue", 22);
+    const key = await (await import("@shoal/p2p")).readSwarmKey(keyFile);
+    const rogue = new ChunkPeer({ provider: { readCompressed: async () => randomBytes(4096) } }, { swarmKey: key, listen: ["/ip4/127.0.0.1/tcp/0"] });
+    await rogue.start();
+    try {
+      const c = new RegistryClient({}, { registry: registry.host, plainHttp: true });
+      const layers = (await c.resolveImage(parseReference(img.lazy))).manifest.layers.map((l) => l.digest);
+      await c.close();
+      for (const s of supernodes) {
+        await fetch(`${s.url}/v1/announce`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ peerId: rogue.peerId, addrs: rogue.addrs, layers }) });
+      }
+      const victim = await agent("victim");
+      const dir = join(work, "mnt-victim");
+      await mkdir(dir);
+      await callAgent(victim.root, "POST", "/v1/mounts", { image: img.lazy, mountpoint: dir });
+      await new Promise((r) => setTimeout(r, 300)); // let the first peer list arrive
+      expect(diffTrees(img.original, await snapshotTree(dir))).toEqual([]);
+      const s = await callAgent<AgentStatus>(victim.root, "GET", "/v1/status");
+      expect(s.p2p?.dropped).toContain(rogue.peerId);
+      expect(rogue.stats().uploadsServed).toBeGreaterThan(0);
+    } finally {
+      await rogue.stop();
+    }
+  });
+
+  it("a node without the cluster key gets nothing from the swarm", async () => {
+    const img = await prepare("keyless", 23);
+    const holder = await agent("holder");
+    await mountAndRead(holder, img.lazy, img.original, "holder");
+    const otherKey = join(work, "other.key");
+    await writeFile(otherKey, formatSwarmKey(generateSwarmKey()));
+    const outsider = await startAgent(join(work, "outsider"), [
+      "--plain-http", "--prefetch", "off", "--supernode", supernodes.map((s) => s.url).join(","),
+      "--swarm-key", otherKey, "--p2p-listen", "/ip4/127.0.0.1/tcp/0", "--hedge-delay", "200ms",
+    ]);
+    agents.push(outsider);
+    const before = (await callAgent<AgentStatus>(holder.root, "GET", "/v1/status")).p2p!.uploadsServed;
+    const s = await mountAndRead(outsider, img.lazy, img.original, "outsider");
+    expect(s.sources.peer).toBeUndefined();
+    expect((await callAgent<AgentStatus>(holder.root, "GET", "/v1/status")).p2p!.uploadsServed).toBe(before);
+  });
+
+  it("keeps reading when a supernode is killed during the run", async () => {
+    const img = await prepare("failover", 24);
+    const a = await agent("failover", ["--origin-fallback", "false", "--hedge-delay", "300ms"]);
+    await mountAndRead(a, img.lazy, img.original, "failover", async () => {
+      supernodes[1]!.child.kill("SIGKILL");
+      await new Promise((r) => supernodes[1]!.child.once("exit", r));
+    });
+  });
+});

@@ -106,8 +106,9 @@ describe("supernodes, preheat and the peer swarm", () => {
     const pre = await shoal(["preheat", "--supernode", supernodes.map((s) => s.url).join(","), img.lazy]);
     expect(pre.code, pre.stderr).toBe(0);
     expect(pre.stderr).toMatch(/done/);
+    const metricsPort = await freePort();
     for (const name of ["a1", "a2", "a3"]) {
-      const a = await agent(name, ["--origin-fallback", "false"]);
+      const a = await agent(name, ["--origin-fallback", "false", ...(name === "a3" ? ["--metrics-listen", `127.0.0.1:${metricsPort}`] : [])]);
       const s = await mountAndRead(a, img.lazy, img.original, name);
       expect(s.sources.origin).toBeUndefined();
     }
@@ -116,6 +117,10 @@ describe("supernodes, preheat and the peer swarm", () => {
     expect(registry.stats().blobBytes).toBeLessThanOrEqual(img.imageBytes * 1.1);
     const peerBytes = await Promise.all(agents.slice(1).map(async (a) => (await callAgent<AgentStatus>(a.root, "GET", "/v1/status")).sources.peer?.bytes ?? 0));
     expect(peerBytes.some((b) => b > 0)).toBe(true); // the later agents got chunks from the earlier ones
+    const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    expect(text).toMatch(/shoal_fetch_bytes_total\{source="(peer|supernode)"\} [1-9]/);
+    expect(text).toMatch(/shoal_peers_connected [0-9]/);
+    expect(text).toMatch(/shoal_upload_bytes_total [0-9]/);
   });
 
   it("detects and drops a peer that serves corrupt chunks; no file is corrupted", async () => {

@@ -137,11 +137,19 @@ export async function createAgent(config: AgentConfig, logger: Logger): Promise<
       }
       for (const [op, n] of Object.entries(fs.counters.ops as Record<string, number>)) metrics.fuseOps.inc({ op }, n - (lastOps[op] ?? 0));
       for (const [op, n] of Object.entries(fs.counters.errors as Record<string, number>)) metrics.fuseErrors.inc({ op }, n - (lastErrors[op] ?? 0));
+      if (peer) {
+        const st = peer.stats();
+        metrics.peersConnected.set(peer.connectedPeers());
+        metrics.uploadBytes.inc(st.bytesUploaded - lastUpload);
+        lastUpload = st.bytesUploaded;
+        metrics.peersDropped.set(peers?.dropped.size ?? 0);
+      }
       Object.assign(lastOps, fs.counters.ops);
       Object.assign(lastErrors, fs.counters.errors);
     });
   }
   const lastOps: Record<string, number> = {};
+  let lastUpload = 0;
   const lastErrors: Record<string, number> = {};
   logger.info({ root, socket: join(root, "agent.sock"), metrics: config.metricsListen }, "agent ready");
 

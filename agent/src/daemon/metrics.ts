@@ -14,6 +14,9 @@ export class AgentMetrics implements FetchObserver {
   readonly fuseErrors = new Counter({ name: "shoal_fuse_errors_total", help: "FUSE operations that failed, by operation", labelNames: ["op"], registers: [this.registry] });
   readonly prefetchDone = new Gauge({ name: "shoal_prefetch_chunks_done", help: "Chunks of the image present locally", labelNames: ["image"], registers: [this.registry] });
   readonly prefetchTotal = new Gauge({ name: "shoal_prefetch_chunks_total", help: "Chunks in the image", labelNames: ["image"], registers: [this.registry] });
+  readonly peersConnected = new Gauge({ name: "shoal_peers_connected", help: "libp2p peers connected", registers: [this.registry] });
+  readonly uploadBytes = new Counter({ name: "shoal_upload_bytes_total", help: "Chunk bytes served to peers", registers: [this.registry] });
+  readonly peersDropped = new Gauge({ name: "shoal_peers_dropped", help: "Peers dropped for serving chunks that failed verification", registers: [this.registry] });
   readonly storeBytes = new Gauge({ name: "shoal_store_bytes", help: "Bytes in the chunk store", registers: [this.registry] });
 
   constructor() {

@@ -1,11 +1,15 @@
 // The quick-start demo: a registry on loopback, a sample image converted to
-// a lazy image, read lazily with `shoal ls`/`shoal cat`, then mounted by an
-// agent and run with chroot. Prints what each step fetched. Cleans up.
-import { execFileSync, spawnSync } from "node:child_process";
-import { mkdir, mkdtemp, rm } from "node:fs/promises";
+// a lazy image, read lazily with `shoal ls`/`shoal cat`, mounted by an agent
+// and run with chroot; then a supernode and two agents in a swarm, the
+// second served by the first. Prints what each step fetched. Cleans up.
+import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { busyboxImage, pushLayout, startRegistry, writeImageLayout } from "@shoal/testkit";
+import { formatSwarmKey, generateSwarmKey } from "@shoal/p2p";
+import { busyboxImage, freePort, pushLayout, startRegistry, writeImageLayout } from "@shoal/testkit";
+import { callAgent } from "../agent/src/cli/agent-client.ts";
+import type { AgentStatus } from "../agent/src/daemon/agent.ts";
 import { startAgent } from "../agent/test/agent-harness.ts";
 import { unmountAllUnder } from "../agent/test/mounts.ts";
 
@@ -24,6 +28,8 @@ function shoal(args: string[], opts: { quiet?: boolean } = {}): string {
 const work = await mkdtemp(join(tmpdir(), "shoal-demo-"));
 const registry = await startRegistry();
 let agent: Awaited<ReturnType<typeof startAgent>> | undefined;
+let supernode: ChildProcess | undefined;
+const swarm: Array<Awaited<ReturnType<typeof startAgent>>> = [];
 try {
   say(`a Debian docker-registry on ${registry.host}`);
   const layout = await writeImageLayout(join(work, "layout"), busyboxImage({ dataBytes: 32 << 20 }), { tag: "v1" });
@@ -54,9 +60,40 @@ try {
   console.log(`registry served ${(s.blobBytes / 1024).toFixed(0)} KiB in ${s.blobRequests} blob requests for mount + run (the image is ${(layout.layers.reduce((n, l) => n + l.size, 0) / 1048576).toFixed(1)} MiB)`);
   shoal(["status", "--root", root]);
   shoal(["umount", "--root", root, mnt]);
+  await agent.stop();
+  agent = undefined;
+
+  say("a supernode and two agents in a swarm: the second agent's chunks come from the first and the supernode");
+  const snPort = await freePort();
+  const snUrl = `http://127.0.0.1:${snPort}`;
+  supernode = spawn(process.execPath, [MAIN, "supernode", "--root", join(work, "supernode"), "--listen", `127.0.0.1:${snPort}`, "--plain-http", "--log-level", "warn"], { stdio: "ignore" });
+  while (!(await fetch(`${snUrl}/v1/health`).then((r) => r.ok, () => false))) await new Promise((r) => setTimeout(r, 100));
+  console.log(`supernode at ${snUrl}`);
+  const keyFile = join(work, "swarm.key");
+  await writeFile(keyFile, formatSwarmKey(generateSwarmKey()));
+  const swarmArgs = ["--plain-http", "--prefetch", "off", "--supernode", snUrl, "--swarm-key", keyFile, "--p2p-listen", "/ip4/127.0.0.1/tcp/0"];
+  const first = await startAgent(join(work, "agent-1"), swarmArgs);
+  swarm.push(first);
+  const second = await startAgent(join(work, "agent-2"), swarmArgs);
+  swarm.push(second);
+  for (const [i, a] of [first, second].entries()) {
+    const dir = join(work, `rootfs-${i + 1}`);
+    await mkdir(dir);
+    shoal(["mount", "--root", a.root, `${registry.host}/demo/busybox:lazy`, dir]);
+    console.log(`$ sha256sum ${dir}/app/data.bin   # agent ${i + 1} reads 32 MiB`);
+    process.stdout.write(execFileSync("sha256sum", [join(dir, "app/data.bin")], { encoding: "utf8" }).replace(/^(?=.)/gm, "  "));
+    const st = await callAgent<AgentStatus>(a.root, "GET", "/v1/status");
+    const by = Object.entries(st.sources).filter(([src]) => src !== "cache").map(([src, t]) => `${src} ${(t.bytes / 1048576).toFixed(1)} MiB`).join(", ");
+    console.log(`agent ${i + 1} fetched: ${by || "nothing"}`);
+  }
   say("done");
 } finally {
   await agent?.stop();
+  for (const a of swarm) await a.stop();
+  if (supernode?.pid && supernode.exitCode === null) {
+    supernode.kill("SIGTERM");
+    await new Promise((r) => supernode!.once("exit", r));
+  }
   await unmountAllUnder(work);
   await registry.stop();
   await rm(work, { recursive: true, force: true });

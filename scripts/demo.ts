@@ -2,7 +2,8 @@
 // a lazy image, read lazily with `shoal ls`/`shoal cat`, mounted by an agent
 // and run with chroot; then a supernode and two agents in a swarm, the
 // second served by the first. Prints what each step fetched. Cleans up.
-import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { promisify } from "node:util";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -13,15 +14,19 @@ import type { AgentStatus } from "../agent/src/daemon/agent.ts";
 import { startAgent } from "../agent/test/agent-harness.ts";
 import { unmountAllUnder } from "../agent/test/mounts.ts";
 
+const run = promisify(execFile);
 const MAIN = new URL("../agent/src/cli/main.ts", import.meta.url).pathname;
 const say = (s: string) => console.log(`\n\x1b[1m== ${s}\x1b[0m`);
 
-function shoal(args: string[], opts: { quiet?: boolean } = {}): string {
+async function shoal(args: string[], opts: { quiet?: boolean } = {}): Promise<string> {
   console.log(`$ shoal ${args.join(" ")}`);
-  const r = spawnSync(process.execPath, [MAIN, ...args], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+  // asynchronously: this process reads the registry's log pipe and must keep reading it
+  const r = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+    execFile(process.execPath, [MAIN, ...args], { encoding: "utf8", maxBuffer: 1 << 26 }, (err, stdout, stderr) => resolve({ code: err ? (typeof err.code === "number" ? err.code : 1) : 0, stdout, stderr }));
+  });
   if (r.stderr) process.stdout.write(r.stderr.replace(/^(?=.)/gm, "  "));
   if (r.stdout && !opts.quiet) process.stdout.write(r.stdout.replace(/^(?=.)/gm, "  "));
-  if (r.status !== 0) throw new Error(`shoal ${args[0]} failed (exit ${r.status})`);
+  if (r.code !== 0) throw new Error(`shoal ${args[0]} failed (exit ${r.code})`);
   return r.stdout;
 }
 
@@ -37,11 +42,11 @@ try {
   console.log(`pushed ${registry.host}/demo/busybox:v1 (busybox + 32 MiB of data, ${layout.layers.length} layers)`);
 
   say("convert it into a lazy image");
-  shoal(["convert", "--plain-http", `${registry.host}/demo/busybox:v1`, `${registry.host}/demo/busybox:lazy`]);
+  await shoal(["convert", "--plain-http", `${registry.host}/demo/busybox:v1`, `${registry.host}/demo/busybox:lazy`]);
 
   say("list and read files lazily: indexes and the chunks needed, nothing else");
-  shoal(["ls", "--plain-http", "--stats", `${registry.host}/demo/busybox:lazy`, "/app"]);
-  shoal(["cat", "--plain-http", "--stats", `${registry.host}/demo/busybox:lazy`, "/app/run.sh"]);
+  await shoal(["ls", "--plain-http", "--stats", `${registry.host}/demo/busybox:lazy`, "/app"]);
+  await shoal(["cat", "--plain-http", "--stats", `${registry.host}/demo/busybox:lazy`, "/app/run.sh"]);
 
   say("start an agent and mount the image lazily");
   const root = join(work, "agent");
@@ -50,16 +55,16 @@ try {
   await mkdir(mnt);
   await registry.settle();
   await registry.resetStats();
-  shoal(["mount", "--root", root, `${registry.host}/demo/busybox:lazy`, mnt]);
+  await shoal(["mount", "--root", root, `${registry.host}/demo/busybox:lazy`, mnt]);
 
   say("run a program from the lazy mount");
   console.log(`$ chroot ${mnt} /app/run.sh`);
-  process.stdout.write(execFileSync("chroot", [mnt, "/app/run.sh"], { encoding: "utf8" }).replace(/^(?=.)/gm, "  "));
+  process.stdout.write((await run("chroot", [mnt, "/app/run.sh"])).stdout.replace(/^(?=.)/gm, "  "));
   await registry.settle();
   const s = registry.stats();
   console.log(`registry served ${(s.blobBytes / 1024).toFixed(0)} KiB in ${s.blobRequests} blob requests for mount + run (the image is ${(layout.layers.reduce((n, l) => n + l.size, 0) / 1048576).toFixed(1)} MiB)`);
-  shoal(["status", "--root", root]);
-  shoal(["umount", "--root", root, mnt]);
+  await shoal(["status", "--root", root]);
+  await shoal(["umount", "--root", root, mnt]);
   await agent.stop();
   agent = undefined;
 
@@ -79,9 +84,10 @@ try {
   for (const [i, a] of [first, second].entries()) {
     const dir = join(work, `rootfs-${i + 1}`);
     await mkdir(dir);
-    shoal(["mount", "--root", a.root, `${registry.host}/demo/busybox:lazy`, dir]);
+    await shoal(["mount", "--root", a.root, `${registry.host}/demo/busybox:lazy`, dir]);
     console.log(`$ sha256sum ${dir}/app/data.bin   # agent ${i + 1} reads 32 MiB`);
-    process.stdout.write(execFileSync("sha256sum", [join(dir, "app/data.bin")], { encoding: "utf8" }).replace(/^(?=.)/gm, "  "));
+    // asynchronously: this process reads the registry's log pipe, and must keep reading it
+    process.stdout.write((await run("sha256sum", [join(dir, "app/data.bin")])).stdout.replace(/^(?=.)/gm, "  "));
     const st = await callAgent<AgentStatus>(a.root, "GET", "/v1/status");
     const by = Object.entries(st.sources).filter(([src]) => src !== "cache").map(([src, t]) => `${src} ${(t.bytes / 1048576).toFixed(1)} MiB`).join(", ");
     console.log(`agent ${i + 1} fetched: ${by || "nothing"}`);

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from "node:fs";
 import { connect } from "node:net";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -36,11 +36,21 @@ process.on("exit", () => {
 
 /** Start `shoal agent --root ROOT ...args` and wait until its socket answers. */
 export async function startAgent(root: string, args: string[] = [], timeoutMs = 30_000): Promise<RunningAgent> {
-  const child = spawn(process.execPath, [MAIN, "agent", "--root", root, ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, SHOAL_LOG_LEVEL: process.env.SHOAL_LOG_LEVEL ?? "info" } });
+  // Logs go to a file, not a pipe: an agent must never stall because the
+  // process that started it is busy (a full pipe blocks its log writes).
+  mkdirSync(root, { recursive: true });
+  const logFile = join(root, `agent-${Date.now()}.log`);
+  const fd = openSync(logFile, "a");
+  const child = spawn(process.execPath, [MAIN, "agent", "--root", root, ...args], { stdio: ["ignore", fd, fd], env: { ...process.env, SHOAL_LOG_LEVEL: process.env.SHOAL_LOG_LEVEL ?? "info" } });
+  closeSync(fd);
   live.add(child);
-  let out = "";
-  child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
-  child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
+  const readLog = () => {
+    try {
+      return readFileSync(logFile, "utf8");
+    } catch {
+      return "";
+    }
+  };
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => {
     live.delete(child);
     resolve(code);
@@ -48,18 +58,18 @@ export async function startAgent(root: string, args: string[] = [], timeoutMs = 
   const sock = join(root, "agent.sock");
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`agent exited with ${child.exitCode}: ${out}`);
+    if (child.exitCode !== null) throw new Error(`agent exited with ${child.exitCode}: ${readLog()}`);
     if (existsSync(sock) && (await socketAnswers(sock))) break;
     if (Date.now() > deadline) {
       child.kill("SIGKILL");
-      throw new Error(`agent did not start in ${timeoutMs} ms: ${out}`);
+      throw new Error(`agent did not start in ${timeoutMs} ms: ${readLog()}`);
     }
     await new Promise((r) => setTimeout(r, 50));
   }
   return {
     root,
     child,
-    logs: () => out,
+    logs: readLog,
     async stop() {
       if (child.exitCode !== null) return child.exitCode;
       child.kill("SIGTERM");

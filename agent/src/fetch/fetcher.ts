@@ -21,6 +21,8 @@ export interface ChunkOrigin {
   fetch(layer: RemoteLayer, chunk: Chunk, opts: { signal: AbortSignal }): Promise<Uint8Array>;
   /** Blob bytes `[offset, offset + length)` of `layer` in one request (unverified), when the source can. */
   fetchRange?(layer: RemoteLayer, offset: number, length: number, opts: { signal: AbortSignal }): Promise<Uint8Array>;
+  /** Asked only when every source before it failed, never as a hedge (the origin registry behind the swarm). */
+  readonly lastResort?: boolean;
   /** False when this source surely cannot serve `layer` now (e.g. no peer holds it): it is skipped. */
   canServe?(layer: RemoteLayer): boolean;
   /** The bytes this source last returned for `chunk` failed verification: stop trusting whoever sent them. */
@@ -286,7 +288,13 @@ export class Fetcher {
           const ctl = new AbortController();
           controllers.push(ctl);
           running++;
-          const hedge = setTimeout(launch, this.hedgeMs);
+          // Hedge onto the next source, but never onto the last resort (the
+          // origin behind the swarm) just for being slow: it is asked only when
+          // the others have failed, so the origin sees each chunk about once.
+          const nextIsLastResort = next === candidates.length - 1 && candidates.length > 1 && candidates[next]!.lastResort === true;
+          const hedge = setTimeout(() => {
+            if (!nextIsLastResort) launch();
+          }, this.hedgeMs);
           this.attempt(layer, chunk, origin, AbortSignal.any([deadline, ctl.signal]), errors).then(
             (got) => {
               clearTimeout(hedge);

@@ -8,6 +8,9 @@ import { MAX_RUN_BYTES, type Fetcher, type RemoteLayer } from "./fetcher.ts";
  */
 export const BACKGROUND_RUN_BYTES = 1 << 20;
 
+/** Background runs in flight at once. */
+export const PREFETCH_CONCURRENCY = 4;
+
 /** Startup chunks fetched at once after a mount. */
 const STARTUP_CONCURRENCY = 8;
 
@@ -94,12 +97,12 @@ export class PrefetchJob {
   /** Resolves when every chunk is local (or the job was stopped). */
   readonly done: Promise<void>;
 
-  constructor(components: { fetcher: Fetcher; logger: Logger }, init: { layers: RemoteLayer[]; first?: ChunkPos[]; rateBytesPerSec: number; burstBytes?: number; concurrency?: number }) {
+  constructor(components: { fetcher: Fetcher; logger: Logger }, init: { layers: RemoteLayer[]; first?: ChunkPos[]; rateBytesPerSec: number; burstBytes?: number; concurrency?: number; spread?: boolean; random?: () => number }) {
     this.fetcher = components.fetcher;
     this.logger = components.logger.child({ component: "prefetch" });
     this.layers = init.layers;
     this.limiter = new RateLimiter(init.rateBytesPerSec, init.burstBytes);
-    this.concurrency = init.concurrency ?? 2;
+    this.concurrency = init.concurrency ?? PREFETCH_CONCURRENCY;
     const seen = new Set<string>();
     this.order = [];
     const add = (p: ChunkPos) => {
@@ -111,8 +114,14 @@ export class PrefetchJob {
     };
     for (const p of init.first ?? []) add(p);
     this.startupChunks = this.order.length;
+    // The rest layer by layer, each starting at a random chunk and wrapping
+    // around: agents streaming the same image at the same moment then hold
+    // different chunks early and can serve each other.
+    const random = init.random ?? Math.random;
     this.layers.forEach((l, li) => {
-      for (let c = 0; c < l.index.chunkCount; c++) add([li, c]);
+      const n = l.index.chunkCount;
+      const start = init.spread === false || n === 0 ? 0 : Math.floor(random() * n);
+      for (let k = 0; k < n; k++) add([li, (start + k) % n]);
     });
     this.done = this.run();
   }

@@ -15,6 +15,8 @@ export interface RegistryOriginInit {
  */
 export class RegistryOrigin implements ChunkOrigin {
   readonly name = "origin";
+  /** Behind peers and supernodes the registry is asked only when they fail. */
+  readonly lastResort = true;
   private readonly clients = new Map<string, RegistryClient>();
   private readonly logger: RegistryLogger | undefined;
   private readonly init: RegistryOriginInit;

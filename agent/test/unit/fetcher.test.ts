@@ -108,6 +108,19 @@ describe("Fetcher", () => {
     expect(f.totals.supernode?.chunks).toBe(1);
   });
 
+  it("never hedges onto the last-resort origin; asks it only after the others failed", async () => {
+    const { layer, blob, tar } = await layerFixture();
+    const slowSupernode = { ...origin(blob, { delayMs: 400 }), name: "supernode" };
+    const registry = { ...origin(blob), lastResort: true };
+    const f = new Fetcher({ cache: memoryCache(), origins: [slowSupernode, registry], logger }, { hedgeMs: 50 });
+    expect(await f.read(layer, 0, 10)).toEqual(tar.subarray(0, 10));
+    expect(registry.calls).toEqual([]);
+    const failing = { ...origin(blob), name: "supernode", fetch: async () => { throw new Error("down"); } };
+    const g = new Fetcher({ cache: memoryCache(), origins: [failing, registry], logger }, { hedgeMs: 50 });
+    expect(await g.read(layer, 0, 10)).toEqual(tar.subarray(0, 10));
+    expect(registry.calls).toEqual([0]);
+  });
+
   it("drops to the next source when one serves corrupt bytes, and tells it", async () => {
     const { layer, blob, tar } = await layerFixture();
     const liar = { ...origin(blob, { corrupt: 99 }), name: "peer", bad: 0, reportBad() { this.bad++; } };
@@ -146,6 +159,20 @@ describe("PrefetchJob", () => {
     expect(new Set(src.calls.slice(0, 2))).toEqual(new Set([3, 1]));
     expect([...src.calls].sort((a, b) => a - b)).toEqual(Array.from({ length: layer.index.chunkCount }, (_, i) => i));
     expect(job.progress()).toMatchObject({ finished: true, chunksDone: layer.index.chunkCount });
+  });
+
+  it("starts the background stream at a random chunk, so agents hold different chunks early", async () => {
+    const { layer, blob } = await layerFixture();
+    const firsts: number[] = [];
+    for (const r of [0.1, 0.6]) {
+      const src = origin(blob);
+      const f = new Fetcher({ cache: memoryCache(), origins: [src], logger });
+      const job = new PrefetchJob({ fetcher: f, logger }, { layers: [layer], rateBytesPerSec: 1e9, concurrency: 1, random: () => r });
+      await job.done;
+      firsts.push(src.calls[0]!);
+      expect(new Set(src.calls).size).toBe(layer.index.chunkCount);
+    }
+    expect(firsts[0]).not.toBe(firsts[1]);
   });
 
   it("keeps to its rate", async () => {

@@ -18,3 +18,4 @@ export * from "./netns.ts";
 export * from "./realistic-image.ts";
 export * from "./busybox-image.ts";
 export * from "./registry-common.ts";
+export * from "./netns-lan.ts";

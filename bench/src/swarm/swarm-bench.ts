@@ -1,0 +1,548 @@
+// Swarm distribution: N hosts get the realistic image (Debian 12 + python3 +
+// nginx) at the same moment, over a private LAN of network namespaces (a
+// Linux bridge; registry link 200 Mbit/s, every other link 1 Gbit/s, tc tbf
+// both ways). For each N, in one run:
+//   (a) baseline: every host `skopeo copy`s the whole image from the registry concurrently
+//   (b) shoal:    one supernode + N agents (peer swarm, prefetch on), all mount at once,
+//                 cold supernode, until every agent's prefetch has finished
+//   (c) optional: as (b) after `shoal preheat` into the supernode
+// Measured: wall time until all N are done, and registry blob bytes served.
+import { spawn, execFileSync, type ChildProcess } from "node:child_process";
+import { rmSync } from "node:fs";
+import { mkdtemp, mkdir, readdir, rm, writeFile } from "node:fs/promises";
+import { request } from "node:http";
+import { connect } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { formatSwarmKey, generateSwarmKey } from "@shoal/p2p";
+import {
+  buildRealisticImage, createNetnsLan, mountsUnder, pushLayout, run, startNetnsRegistry,
+  type NetnsLan, type NetnsLanMember, type NetnsRegistry,
+} from "@shoal/testkit";
+
+const DEFAULT_CLI = fileURLToPath(new URL("../../../agent/src/cli/main.ts", import.meta.url));
+const DEFAULT_CACHE = fileURLToPath(new URL("../../../.cache/realistic-image", import.meta.url));
+const WORK_PREFIX = "shoal-bench-swarm-";
+const SUPERNODE_PORT = 7070;
+
+/** Options of {@link runSwarmBench}. */
+export interface SwarmBenchOptions {
+  /** Swarm sizes to measure, e.g. [1, 4, 8, 16]. */
+  hosts: number[];
+  /** Registry link cap, Mbit/s each way. Default 200. */
+  registryMbit?: number;
+  /** Cap of every other link (hosts, supernode), Mbit/s each way. Default 1000. */
+  hostMbit?: number;
+  /** `shoal agent --origin-fallback`. Default true. */
+  originFallback?: boolean;
+  /** Also run (c): preheat the supernode, then the swarm. Default false. */
+  preheat?: boolean;
+  /** Skip (a). */
+  skipBaseline?: boolean;
+  /** Give up on one pass after this many seconds. Default 600. */
+  timeoutSec?: number;
+  cacheDir?: string;
+  cli?: string;
+  log?: (line: string) => void;
+}
+
+/** Bytes per source summed over the agents (`shoal status` sources). */
+export type SourceBytes = Record<string, number>;
+
+export interface BaselinePass {
+  /** Until the last `skopeo copy` finished. */
+  sec: number;
+  /** Slowest and fastest single host. */
+  perHostSec: { min: number; max: number };
+  registryBytes: number;
+  registryRequests: number;
+}
+
+export interface ShoalPass {
+  /** From the moment all mounts were requested until every agent's prefetch finished. */
+  sec: number;
+  /** Mount call times (pull: metadata only), max over agents. */
+  mountSecMax: number;
+  perHostSec: { min: number; max: number };
+  /** Registry blob bytes from agents' mounts on (supernode and any origin fallback), preheat excluded. */
+  registryBytes: number;
+  registryRequests: number;
+  sources: SourceBytes;
+  /** (c) only: the preheat. */
+  preheatSec?: number;
+  preheatRegistryBytes?: number;
+}
+
+export interface SwarmRow {
+  n: number;
+  baseline?: BaselinePass;
+  shoal?: ShoalPass | { failed: string };
+  preheated?: ShoalPass | { failed: string };
+}
+
+export interface SwarmBenchResult {
+  image: { compressedBytes: number; uncompressedBytes: number; lazyBytes: number; cached: boolean };
+  registryMbit: number;
+  hostMbit: number;
+  originFallback: boolean;
+  subnet: string;
+  rows: SwarmRow[];
+}
+
+const sec = (t0: number) => (performance.now() - t0) / 1000;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+let CLI = DEFAULT_CLI;
+
+function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (s: string) => (stdout += s));
+    child.stderr.setEncoding("utf8").on("data", (s: string) => (stderr += s));
+    child.once("error", reject);
+    child.once("close", (code, sig) => resolve({ code: code ?? (sig ? 128 : 1), stdout, stderr }));
+  });
+}
+
+async function cliOk(args: string[]): Promise<string> {
+  const r = await cli(args);
+  if (r.code !== 0) throw new Error(`shoal ${args.join(" ")} failed (${r.code}):\n${r.stderr.trim()}`);
+  return r.stdout;
+}
+
+/** JSON call to an agent's API on ROOT/agent.sock. */
+function callAgent<T>(root: string, method: string, path: string, body?: unknown, timeoutMs = 300_000): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const req = request({ socketPath: join(root, "agent.sock"), method, path, headers: { "content-type": "application/json" }, timeout: timeoutMs }, (res) => {
+      const parts: Buffer[] = [];
+      res.on("data", (d: Buffer) => parts.push(d));
+      res.on("end", () => {
+        const text = Buffer.concat(parts).toString("utf8");
+        if (res.statusCode !== 200) return reject(new Error(`agent ${root} ${method} ${path}: HTTP ${res.statusCode}: ${text.slice(0, 500)}`));
+        try {
+          resolve(JSON.parse(text || "{}") as T);
+        } catch (err) {
+          reject(err as Error);
+        }
+      });
+    });
+    req.on("timeout", () => req.destroy(new Error("agent did not answer in time")));
+    req.on("error", reject);
+    if (body !== undefined) req.write(JSON.stringify(body));
+    req.end();
+  });
+}
+
+interface AgentStatusLite {
+  sources: Record<string, { chunks: number; bytes: number }>;
+  images: Array<{ prefetch?: { finished: boolean; chunksDone: number; chunksTotal: number; failures?: number } }>;
+}
+
+function socketAccepts(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect(path);
+    s.once("connect", () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once("error", () => resolve(false));
+  });
+}
+
+async function layerBytes(reg: NetnsRegistry, repo: string, tag: string): Promise<number> {
+  const res = await fetch(`${reg.url}/v2/${repo}/manifests/${tag}`, {
+    headers: { accept: "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json" },
+  });
+  if (!res.ok) throw new Error(`manifest ${repo}:${tag}: HTTP ${res.status}`);
+  const m = (await res.json()) as { layers?: Array<{ size: number }> };
+  return (m.layers ?? []).reduce((n, l) => n + l.size, 0);
+}
+
+// Processes and dirs of this process, cleaned up at exit whatever happens.
+const liveProcs = new Set<ChildProcess>();
+const liveWorkDirs = new Set<string>();
+let exitHook = false;
+function installExitHook(): void {
+  if (exitHook) return;
+  exitHook = true;
+  process.on("exit", () => {
+    for (const a of liveProcs) {
+      if (a.pid !== undefined && a.exitCode === null && a.signalCode === null) {
+        try {
+          process.kill(a.pid, "SIGKILL");
+        } catch {
+          // gone
+        }
+      }
+    }
+    for (const dir of liveWorkDirs) {
+      try {
+        const mounts = execFileSync("findmnt", ["-rn", "-o", "TARGET"], { encoding: "utf8" }).split("\n")
+          .filter((p) => p === dir || p.startsWith(`${dir}/`)).sort((a, b) => b.length - a.length);
+        for (const m of mounts) execFileSync("umount", ["-l", m], { stdio: "ignore" });
+        const still = execFileSync("findmnt", ["-rn", "-o", "TARGET"], { encoding: "utf8" }).split("\n").some((p) => p.startsWith(`${dir}/`));
+        if (!still) rmSync(dir, { recursive: true, force: true });
+      } catch {
+        // best effort
+      }
+    }
+  });
+}
+
+async function sweepStaleWorkDirs(): Promise<void> {
+  for (const f of await readdir(tmpdir())) {
+    const m = new RegExp(`^${WORK_PREFIX}(\\d+)-`).exec(f);
+    if (!m) continue;
+    try {
+      process.kill(Number(m[1]), 0);
+      continue;
+    } catch {
+      // gone
+    }
+    const dir = join(tmpdir(), f);
+    if ((await mountsUnder(dir)).length === 0) await rm(dir, { recursive: true, force: true });
+  }
+}
+
+async function unmountAll(dir: string): Promise<boolean> {
+  for (const m of (await mountsUnder(dir)).sort((a, b) => b.length - a.length)) await run("umount", ["-l", m]).catch(() => {});
+  return (await mountsUnder(dir)).length === 0;
+}
+
+async function stopProcess(child: ChildProcess, graceMs: number): Promise<void> {
+  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) {
+    liveProcs.delete(child);
+    return;
+  }
+  const gone = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  try {
+    process.kill(child.pid, "SIGTERM");
+  } catch {
+    // gone
+  }
+  const timer = setTimeout(() => {
+    if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
+      try {
+        process.kill(child.pid, "SIGKILL");
+      } catch {
+        // gone
+      }
+    }
+  }, graceMs);
+  await gone;
+  clearTimeout(timer);
+  liveProcs.delete(child);
+}
+
+/** A long-running shoal process in a member namespace, its output kept (tail). */
+interface Proc {
+  child: ChildProcess;
+  out: () => string;
+}
+
+function startShoal(member: NetnsLanMember, args: string[]): Proc {
+  const child = member.spawnNetOnly(process.execPath, [CLI, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  liveProcs.add(child);
+  let out = "";
+  const collect = (s: string) => {
+    out = (out + s).slice(-1_000_000);
+  };
+  child.stdout!.setEncoding("utf8").on("data", collect);
+  child.stderr!.setEncoding("utf8").on("data", collect);
+  return { child, out: () => out };
+}
+
+async function waitTcp(host: string, port: number, proc: Proc, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = connect({ host, port });
+      s.once("connect", () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once("error", () => resolve(false));
+    });
+    if (ok) return;
+    if (proc.child.exitCode !== null || proc.child.signalCode !== null) throw new Error(`process exited:\n${proc.out().slice(-4000)}`);
+    if (Date.now() > deadline) throw new Error(`${host}:${port} not listening after ${timeoutMs} ms:\n${proc.out().slice(-4000)}`);
+    await sleep(100);
+  }
+}
+
+async function runBaseline(reg: NetnsRegistry, ref: string, hosts: NetnsLanMember[], work: string): Promise<BaselinePass> {
+  const dirs = hosts.map((_, i) => join(work, `baseline-${i}`));
+  await reg.settle();
+  reg.resetStats();
+  const t0 = performance.now();
+  const each = await Promise.all(hosts.map(async (h, i) => {
+    await h.exec("skopeo", ["copy", "--quiet", "--src-tls-verify=false", `docker://${ref}`, `oci:${dirs[i]!}:v1`]);
+    return sec(t0);
+  }));
+  const total = sec(t0);
+  await reg.settle();
+  const st = reg.stats();
+  await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
+  return { sec: total, perHostSec: { min: Math.min(...each), max: Math.max(...each) }, registryBytes: st.blobBytes, registryRequests: st.blobRequests };
+}
+
+interface ShoalCtx {
+  reg: NetnsRegistry;
+  lazyRef: string;
+  supernode: NetnsLanMember;
+  hosts: NetnsLanMember[];
+  work: string;
+  keyFile: string;
+  originFallback: boolean;
+  preheat: boolean;
+  timeoutSec: number;
+  log: (s: string) => void;
+}
+
+async function runShoal(c: ShoalCtx, tag: string): Promise<ShoalPass> {
+  const dir = join(c.work, tag);
+  await mkdir(dir, { recursive: true });
+  const snUrl = `http://${c.supernode.nsAddr}:${SUPERNODE_PORT}`;
+  const procs: Proc[] = [];
+  const roots = c.hosts.map((_, i) => join(dir, `agent-${i}`));
+  const mnts = c.hosts.map((_, i) => join(dir, `mnt-${i}`));
+  const mounted = new Set<number>();
+  const logLevel = process.env.SHOAL_BENCH_AGENT_LOG_LEVEL ?? "info";
+  try {
+    const snRoot = join(dir, "supernode");
+    await mkdir(snRoot, { recursive: true });
+    const sn = startShoal(c.supernode, [
+      "supernode", "--root", snRoot, "--listen", `${c.supernode.nsAddr}:${SUPERNODE_PORT}`, "--supernodes", snUrl, "--plain-http", "--log-level", logLevel,
+    ]);
+    procs.push(sn);
+    await waitTcp(c.supernode.nsAddr, SUPERNODE_PORT, sn, 60_000);
+
+    await c.reg.settle();
+    c.reg.resetStats();
+    let preheatSec: number | undefined;
+    let preheatRegistryBytes: number | undefined;
+    if (c.preheat) {
+      const t = performance.now();
+      await cliOk(["preheat", "--supernode", snUrl, "--plain-http", c.lazyRef]);
+      preheatSec = sec(t);
+      await c.reg.settle();
+      preheatRegistryBytes = c.reg.stats().blobBytes;
+    }
+
+    for (let i = 0; i < c.hosts.length; i++) {
+      await mkdir(roots[i]!, { recursive: true });
+      await mkdir(mnts[i]!, { recursive: true });
+      procs.push(startShoal(c.hosts[i]!, [
+        "agent", "--root", roots[i]!, "--plain-http", "--supernode", snUrl, "--swarm-key", c.keyFile,
+        "--p2p-listen", `/ip4/${c.hosts[i]!.nsAddr}/tcp/0`, "--prefetch", "on", "--prefetch-rate", "1G",
+        "--origin-fallback", String(c.originFallback), "--log-level", logLevel,
+      ]));
+    }
+    const deadline = Date.now() + 120_000;
+    for (let i = 0; i < c.hosts.length; i++) {
+      const sock = join(roots[i]!, "agent.sock");
+      const p = procs[i + 1]!;
+      while (!(await socketAccepts(sock))) {
+        if (p.child.exitCode !== null || p.child.signalCode !== null) throw new Error(`agent ${i} exited:\n${p.out().slice(-4000)}`);
+        if (Date.now() > deadline) throw new Error(`agent ${i} not ready after 120 s:\n${p.out().slice(-4000)}`);
+        await sleep(100);
+      }
+    }
+
+    await c.reg.settle();
+    const before = c.reg.stats();
+    c.log(`  ${tag}: ${c.hosts.length} agents ready; mounting all at once`);
+    const t0 = performance.now();
+    const mountSecs = await Promise.all(c.hosts.map(async (_, i) => {
+      mounted.add(i);
+      await callAgent(roots[i]!, "POST", "/v1/mounts", { image: c.lazyRef, mountpoint: mnts[i]! });
+      return sec(t0);
+    }));
+    const doneAt: (number | undefined)[] = c.hosts.map(() => undefined);
+    const last: AgentStatusLite[] = [];
+    let lastReport = performance.now();
+    while (doneAt.some((d) => d === undefined)) {
+      for (let i = 0; i < c.hosts.length; i++) {
+        if (doneAt[i] !== undefined) continue;
+        const p = procs[i + 1]!;
+        if (p.child.exitCode !== null || p.child.signalCode !== null) throw new Error(`agent ${i} exited during the pass:\n${p.out().slice(-4000)}`);
+        const s = await callAgent<AgentStatusLite>(roots[i]!, "GET", "/v1/status", undefined, 30_000);
+        last[i] = s;
+        if (s.images[0]?.prefetch?.finished) doneAt[i] = sec(t0);
+      }
+      if (sec(t0) > c.timeoutSec) {
+        const prog = last.map((s, i) => `${i}:${s?.images[0]?.prefetch?.chunksDone ?? "?"}/${s?.images[0]?.prefetch?.chunksTotal ?? "?"}`).join(" ");
+        throw new Error(`not every agent finished its prefetch within ${c.timeoutSec} s (${prog})`);
+      }
+      if (performance.now() - lastReport > 10_000) {
+        lastReport = performance.now();
+        c.log(`  ${tag}: ${sec(t0).toFixed(0)} s, ${doneAt.filter((d) => d !== undefined).length}/${c.hosts.length} done`);
+      }
+      await sleep(100);
+    }
+    const total = Math.max(...doneAt.map((d) => d!));
+    await c.reg.settle();
+    const after = c.reg.stats();
+    const sources: SourceBytes = {};
+    for (let i = 0; i < c.hosts.length; i++) {
+      const s = await callAgent<AgentStatusLite>(roots[i]!, "GET", "/v1/status", undefined, 30_000);
+      for (const [k, v] of Object.entries(s.sources)) sources[k] = (sources[k] ?? 0) + v.bytes;
+    }
+    return {
+      sec: total,
+      mountSecMax: Math.max(...mountSecs),
+      perHostSec: { min: Math.min(...doneAt.map((d) => d!)), max: total },
+      registryBytes: after.blobBytes - before.blobBytes,
+      registryRequests: after.blobRequests - before.blobRequests,
+      sources,
+      ...(preheatSec !== undefined ? { preheatSec, preheatRegistryBytes } : {}),
+    };
+  } finally {
+    await Promise.all([...mounted].map((i) => callAgent(roots[i]!, "DELETE", `/v1/mounts?mountpoint=${encodeURIComponent(mnts[i]!)}`, undefined, 20_000).catch(() => {})));
+    await Promise.all(procs.map((p) => stopProcess(p.child, 10_000)));
+    if (process.env.SHOAL_BENCH_LOG_DIR) {
+      await Promise.all(procs.map((p, i) => writeFile(join(process.env.SHOAL_BENCH_LOG_DIR!, `${tag}-${i === 0 ? "supernode" : `agent-${i - 1}`}.log`), p.out())));
+    }
+    if (await unmountAll(dir)) await rm(dir, { recursive: true, force: true });
+    else c.log(`warning: mounts left under ${dir}`);
+  }
+}
+
+/**
+ * Builds (or loads) the realistic image and measures, for each N of
+ * `opts.hosts`, the baseline and shoal distributing it to N hosts at once.
+ * Cleans up everything it created (namespaces, veths, bridge, registry,
+ * supernode, agents, mounts, temp dirs), also on failure.
+ */
+export async function runSwarmBench(opts: SwarmBenchOptions): Promise<SwarmBenchResult> {
+  const log = opts.log ?? ((s: string) => console.error(s));
+  const registryMbit = opts.registryMbit ?? 200;
+  const hostMbit = opts.hostMbit ?? 1000;
+  const originFallback = opts.originFallback ?? true;
+  const timeoutSec = opts.timeoutSec ?? 600;
+  const sizes = opts.hosts;
+  if (sizes.length === 0 || sizes.some((n) => !Number.isInteger(n) || n < 1 || n > 64)) throw new Error("hosts: integers from 1 to 64");
+  CLI = opts.cli ?? DEFAULT_CLI;
+  installExitHook();
+  const savedProxy: Record<string, string | undefined> = {};
+  for (const k of ["http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"]) {
+    savedProxy[k] = process.env[k];
+    delete process.env[k];
+  }
+
+  const image = await buildRealisticImage(opts.cacheDir ?? process.env.SHOAL_BENCH_CACHE ?? DEFAULT_CACHE, { log });
+  const maxN = Math.max(...sizes);
+  let lan: NetnsLan | undefined;
+  let reg: NetnsRegistry | undefined;
+  await sweepStaleWorkDirs();
+  const work = await mkdtemp(join(tmpdir(), `${WORK_PREFIX}${process.pid}-`));
+  liveWorkDirs.add(work);
+  try {
+    lan = await createNetnsLan([{ rateMbit: registryMbit }, { rateMbit: hostMbit }, ...Array.from({ length: maxN }, () => ({ rateMbit: hostMbit }))]);
+    const [regNs, snNs, ...hostNs] = lan.members;
+    reg = await startNetnsRegistry(regNs!);
+    const repo = "bench/realistic";
+    const src = `${reg.host}/${repo}:v1`;
+    const lazyRef = `${reg.host}/${repo}:v1-lazy`;
+    log(`LAN ${lan.prefix}.0/24 on bridge ${lan.bridge}: registry ${reg.host} (${registryMbit} Mbit/s), supernode ${snNs!.nsAddr}, ${maxN} hosts (${hostMbit} Mbit/s); pushing and converting (setup)`);
+    await pushLayout(image.layoutDir, image.tag, src);
+    await cliOk(["convert", "--plain-http", src, lazyRef]);
+    const lazyBytes = await layerBytes(reg, repo, "v1-lazy");
+    const keyFile = join(work, "swarm.key");
+    await writeFile(keyFile, formatSwarmKey(generateSwarmKey()), { mode: 0o600 });
+
+    const rows: SwarmRow[] = [];
+    for (const n of sizes) {
+      const hosts = hostNs.slice(0, n);
+      const row: SwarmRow = { n };
+      rows.push(row);
+      if (!opts.skipBaseline) {
+        log(`N=${n}: baseline (skopeo copy on every host at once)`);
+        row.baseline = await runBaseline(reg, src, hosts, work);
+        log(`  baseline: ${row.baseline.sec.toFixed(2)} s, registry ${(row.baseline.registryBytes / 2 ** 20).toFixed(1)} MiB`);
+      }
+      const ctx: ShoalCtx = { reg, lazyRef, supernode: snNs!, hosts, work, keyFile, originFallback, preheat: false, timeoutSec, log };
+      log(`N=${n}: shoal (cold supernode, ${n} agents mount at once)`);
+      try {
+        row.shoal = await runShoal(ctx, `shoal-n${n}`);
+        log(`  shoal: ${row.shoal.sec.toFixed(2)} s, registry ${(row.shoal.registryBytes / 2 ** 20).toFixed(1)} MiB`);
+      } catch (err) {
+        row.shoal = { failed: (err as Error).message };
+        log(`  shoal failed: ${(err as Error).message}`);
+      }
+      if (opts.preheat) {
+        log(`N=${n}: shoal after preheat`);
+        try {
+          row.preheated = await runShoal({ ...ctx, preheat: true }, `preheat-n${n}`);
+        } catch (err) {
+          row.preheated = { failed: (err as Error).message };
+          log(`  preheated failed: ${(err as Error).message}`);
+        }
+      }
+    }
+    return {
+      image: { compressedBytes: image.compressedBytes, uncompressedBytes: image.uncompressedBytes, lazyBytes, cached: image.cached },
+      registryMbit, hostMbit, originFallback, subnet: `${lan.prefix}.0/24`, rows,
+    };
+  } finally {
+    await reg?.stop();
+    await lan?.destroy();
+    if (await unmountAll(work)) {
+      await rm(work, { recursive: true, force: true });
+      liveWorkDirs.delete(work);
+    } else log(`left ${work} in place: something is still mounted under it`);
+    for (const [k, v] of Object.entries(savedProxy)) if (v !== undefined) process.env[k] = v;
+  }
+}
+
+/** Human-readable table and ratios. */
+export function formatSwarm(r: SwarmBenchResult): string[] {
+  const MiB = 2 ** 20;
+  const img = r.image.compressedBytes;
+  const mib = (n: number) => `${(n / MiB).toFixed(1)} MiB`;
+  const x = (n: number) => `${(n / img).toFixed(2)}x`;
+  const lines = [
+    `swarm: Debian 12 + python3 + nginx, ${mib(img)} compressed (lazy image ${mib(r.image.lazyBytes)}), registry link ${r.registryMbit} Mbit/s, hosts ${r.hostMbit} Mbit/s, LAN ${r.subnet}, origin fallback ${r.originFallback}`,
+    "",
+    "| N | baseline time | baseline registry bytes (x image) | shoal time | shoal registry bytes (x image) | shoal bytes by source |",
+    "|---|---|---|---|---|---|",
+  ];
+  const ok = (p: SwarmRow["shoal"]): p is ShoalPass => p !== undefined && !("failed" in p);
+  for (const row of r.rows) {
+    const b = row.baseline;
+    const s = row.shoal;
+    const bs = b ? `${b.sec.toFixed(2)} s | ${mib(b.registryBytes)} (${x(b.registryBytes)})` : "- | -";
+    const ss = ok(s)
+      ? `${s.sec.toFixed(2)} s | ${mib(s.registryBytes)} (${x(s.registryBytes)}) | ${Object.entries(s.sources).map(([k, v]) => `${k} ${mib(v)}`).join(", ")}`
+      : `failed | - | ${s?.failed.split("\n")[0] ?? "-"}`;
+    lines.push(`| ${row.n} | ${bs} | ${ss} |`);
+  }
+  const pre = r.rows.filter((row) => row.preheated);
+  if (pre.length > 0) {
+    lines.push("", "| N | preheat time | preheat registry bytes | swarm time after preheat | registry bytes during swarm |", "|---|---|---|---|---|");
+    for (const row of pre) {
+      const p = row.preheated;
+      lines.push(ok(p)
+        ? `| ${row.n} | ${p.preheatSec!.toFixed(2)} s | ${mib(p.preheatRegistryBytes!)} | ${p.sec.toFixed(2)} s | ${mib(p.registryBytes)} |`
+        : `| ${row.n} | failed: ${p!.failed.split("\n")[0]} | | | |`);
+    }
+  }
+  const good = r.rows.filter((row) => ok(row.shoal));
+  lines.push("");
+  for (const row of good) {
+    const s = row.shoal as ShoalPass;
+    lines.push(`N=${row.n}: shoal origin egress / image = ${x(s.registryBytes)} (goal <= 1.1x)${row.baseline ? `, baseline ${x(row.baseline.registryBytes)}; time baseline/shoal = ${(row.baseline.sec / s.sec).toFixed(2)}` : ""}`);
+  }
+  const one = good.find((row) => row.n === 1);
+  const big = good.at(-1);
+  if (one && big && big.n > 1) {
+    const t1 = (one.shoal as ShoalPass).sec;
+    const tn = (big.shoal as ShoalPass).sec;
+    lines.push(`shoal time(N=${big.n}) / time(N=1) = ${(tn / t1).toFixed(2)} (goal <= 2 at N=16)`);
+    if (one.baseline && big.baseline) lines.push(`baseline time(N=${big.n}) / time(N=1) = ${(big.baseline.sec / one.baseline.sec).toFixed(2)}`);
+  }
+  return lines;
+}

@@ -76,6 +76,8 @@ export class Fetcher {
   private readonly inflight = new Map<string, Promise<Buffer>>();
   /** On-demand fetches under way; background work yields to them. */
   foreground = 0;
+  /** When the last on-demand fetch started (performance.now() ms): background work waits for a quiet spell. */
+  lastForegroundAt = Number.NEGATIVE_INFINITY;
 
   constructor(components: { cache: ChunkCache; origins: ChunkOrigin[]; logger: Logger; observer?: FetchObserver }, init: { timeoutMs?: number; hedgeMs?: number } = {}) {
     this.cache = components.cache;
@@ -191,7 +193,10 @@ export class Fetcher {
     const chunks = ids.map((i) => layer.index.chunk(i));
     const start = chunks[0]!.offset;
     const end = chunks.at(-1)!.offset + chunks.at(-1)!.length;
-    if (!background) this.foreground++;
+    if (!background) {
+      this.foreground++;
+      this.lastForegroundAt = performance.now();
+    }
     const signal = AbortSignal.timeout(this.timeoutMs);
     const started = performance.now();
     try {
@@ -266,7 +271,10 @@ export class Fetcher {
    * and asked once more, then the next one is tried.
    */
   private async fetchAndStore(layer: RemoteLayer, chunk: Chunk, digest: string, background: boolean): Promise<Buffer> {
-    if (!background) this.foreground++;
+    if (!background) {
+      this.foreground++;
+      this.lastForegroundAt = performance.now();
+    }
     const deadline = AbortSignal.timeout(this.timeoutMs);
     const candidates = this.origins.filter((o) => !o.canServe || o.canServe(layer));
     const errors: string[] = [];

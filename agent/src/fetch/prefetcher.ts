@@ -8,6 +8,9 @@ import { MAX_RUN_BYTES, type Fetcher, type RemoteLayer } from "./fetcher.ts";
  */
 export const BACKGROUND_RUN_BYTES = 1 << 20;
 
+/** How long the background stream stays quiet after an on-demand fetch started. */
+export const QUIET_MS = 500;
+
 /** Background runs in flight at once. */
 export const PREFETCH_CONCURRENCY = 4;
 
@@ -211,7 +214,8 @@ export class PrefetchJob {
           bytes += more;
         }
         try {
-          while (this.fetcher.foreground > 0) await sleep(10, signal);
+          // on-demand reads first: wait while any is under way, and for a quiet spell after the last
+          while (this.fetcher.foreground > 0 || performance.now() - this.fetcher.lastForegroundAt < QUIET_MS) await sleep(20, signal);
           await this.limiter.take(bytes, signal);
           await this.fetcher.ensureRange(layer, c, last, { signal, background: true, maxRunBytes: BACKGROUND_RUN_BYTES });
         } catch (err) {

@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { convertLayer, OCI_LAYER_TAR, type Chunk } from "@shoal/blockindex";
 import { writeTar } from "@shoal/testkit";
 import { Fetcher, FetchError, type ChunkCache, type ChunkOrigin, type RemoteLayer } from "../../src/fetch/fetcher.ts";
-import { PrefetchJob } from "../../src/fetch/prefetcher.ts";
+import { PrefetchJob, QUIET_MS } from "../../src/fetch/prefetcher.ts";
 
 const logger = pino({ level: "silent" });
 
@@ -199,6 +199,9 @@ describe("PrefetchJob", () => {
     await new Promise((r) => setTimeout(r, 150));
     expect(src.calls).toEqual([]);
     f.foreground = 0;
+    f.lastForegroundAt = performance.now(); // an on-demand fetch just ended: a quiet spell follows
+    await new Promise((r) => setTimeout(r, QUIET_MS / 2));
+    expect(src.calls).toEqual([]);
     await job.done;
     expect(src.calls.length).toBe(layer.index.chunkCount);
   });

@@ -7,7 +7,7 @@
 import { createHash } from "node:crypto";
 import { RegistryError } from "@shoal/oci";
 import { DEFAULT_ACCESS_TTL_MS } from "./constants.ts";
-import { abortable } from "./index-cache.ts";
+import { untilAborted } from "@shoal/blockindex";
 import { layerKey, type LayerRef } from "./layer-ref.ts";
 import type { CallerCredentials, OriginClients } from "./origins.ts";
 
@@ -53,7 +53,7 @@ export class AccessCheck {
       p = this.#verify(layer, credentials, key, at !== undefined).finally(() => this.#inflight.delete(key));
       this.#inflight.set(key, p);
     }
-    await abortable(p, opts.signal);
+    await untilAborted(p, opts.signal);
   }
 
   async #verify(layer: LayerRef, credentials: CallerCredentials | undefined, key: string, seenBefore: boolean): Promise<void> {

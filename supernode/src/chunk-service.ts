@@ -4,12 +4,12 @@
  * once; adjacent missing chunks of one call in one range request), verified
  * against the layer index before they are cached or served.
  */
-import { chunkMatches, DigestMismatchError, gunzipMemberAsync, type Chunk, type LayerIndex } from "@shoal/blockindex";
+import { chunkMatches, DigestMismatchError, gunzipMemberAsync, untilAborted, type Chunk, type LayerIndex } from "@shoal/blockindex";
 import type { Logger } from "pino";
 import { DEFAULT_MAX_CHUNKS_PER_REQUEST, DEFAULT_MAX_RANGE_BYTES } from "./constants.ts";
 import { BadRequestError, SupernodeError } from "./errors.ts";
 import type { AccessCheck } from "./access.ts";
-import { abortable, type IndexCache, type IndexHint } from "./index-cache.ts";
+import type { IndexCache, IndexHint } from "./index-cache.ts";
 import type { LayerRef } from "./layer-ref.ts";
 import type { CallerCredentials, OriginClients } from "./origins.ts";
 
@@ -165,7 +165,7 @@ export class ChunkService {
       }
     }
     for (const r of runs) this.#track(this.#fetchRun(layer, r.chunks, r.waits, opts.credentials));
-    return abortable(Promise.all(results), opts.signal);
+    return untilAborted(Promise.all(results), opts.signal);
   }
 
   async #readCached(layer: LayerRef, index: LayerIndex, i: number, opts: ChunkRequestOptions): Promise<Buffer> {

@@ -1,6 +1,6 @@
 /** Layer indexes the supernode has read: in memory and in LevelDB, fetched from the origin once. */
 import { createHash } from "node:crypto";
-import { decodeFooter, decodeIndexMembers, FOOTER_SIZE, LayerFormatError, type IndexLocation, type LayerIndex } from "@shoal/blockindex";
+import { decodeFooter, decodeIndexMembers, FOOTER_SIZE, LayerFormatError, untilAborted, type IndexLocation, type LayerIndex } from "@shoal/blockindex";
 import type { Logger } from "pino";
 import { MAX_INDEX_SIZE } from "./constants.ts";
 import type { LayerRef } from "./layer-ref.ts";
@@ -59,7 +59,7 @@ export class IndexCache {
         if (this.#memory.get(layer.digest) === p) this.#memory.delete(layer.digest);
       });
     }
-    const cached = await abortable(p, opts.signal);
+    const cached = await untilAborted(p, opts.signal);
     const want = opts.hint?.indexDigest;
     if (want && want !== cached.indexDigest) {
       throw new LayerFormatError("SHOAL_ERR_DIGEST_MISMATCH", `index digest mismatch: expected ${want}, got ${cached.indexDigest}`, { layer: layer.digest });
@@ -101,22 +101,3 @@ export class IndexCache {
   }
 }
 
-/** `p`, rejected early with the signal's reason when `signal` aborts (the work itself goes on). */
-export function abortable<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (!signal) return p;
-  if (signal.aborted) return Promise.reject(signal.reason as Error);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason as Error);
-    signal.addEventListener("abort", onAbort, { once: true });
-    p.then(
-      (v) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(v);
-      },
-      (e: unknown) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(e as Error);
-      },
-    );
-  });
-}

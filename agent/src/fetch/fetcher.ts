@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { chunkMatches, gunzipMemberAsync, ShoalError, type Chunk, type LayerIndex } from "@shoal/blockindex";
+import { chunkMatches, gunzipMemberAsync, ShoalError, untilAborted, type Chunk, type LayerIndex } from "@shoal/blockindex";
 import type { Logger } from "pino";
 
 /** A lazy layer the agent reads: where it lives and its index. */
@@ -120,11 +120,7 @@ export class Fetcher {
       p = this.fetchAndStore(layer, chunk, digest, opts.background === true).finally(() => this.inflight.delete(digest));
       this.inflight.set(digest, p);
     }
-    if (!opts.signal) return p;
-    return Promise.race([p, new Promise<never>((_, reject) => {
-      opts.signal!.throwIfAborted();
-      opts.signal!.addEventListener("abort", () => reject(opts.signal!.reason), { once: true });
-    })]);
+    return untilAborted(p, opts.signal);
   }
 
   /**
@@ -172,15 +168,7 @@ export class Fetcher {
       runBytes += chunk.length;
     }
     flush();
-    const all = Promise.all(waits);
-    if (!opts.signal) {
-      await all;
-      return;
-    }
-    await Promise.race([all, new Promise<never>((_, reject) => {
-      opts.signal!.throwIfAborted();
-      opts.signal!.addEventListener("abort", () => reject(opts.signal!.reason), { once: true });
-    })]);
+    await untilAborted(Promise.all(waits), opts.signal);
   }
 
   /** Fetch adjacent chunks `ids` in one request; resolves the verified, stored ones (uncompressed). */

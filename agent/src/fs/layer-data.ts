@@ -3,7 +3,7 @@
  * index, a way to read its uncompressed bytes, and (for hardlinks into lower
  * layers) a way to find a file in the layers below.
  */
-import { MergedTree, type LayerIndex, type LayerReader, type TarEntry } from "@shoal/blockindex";
+import { MergedTree, untilAborted, type LayerIndex, type LayerReader, type TarEntry } from "@shoal/blockindex";
 
 /** Reads a layer's uncompressed tar stream. */
 export interface LayerData {
@@ -107,22 +107,3 @@ export function readerLayerData(reader: LayerReader, init: { cachedChunks?: numb
   };
 }
 
-/** `p`, or a rejection with the abort reason as soon as `signal` aborts. */
-export function untilAborted<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (!signal) return p;
-  if (signal.aborted) return Promise.reject(signal.reason as Error);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason as Error);
-    signal.addEventListener("abort", onAbort, { once: true });
-    p.then(
-      (v) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(v);
-      },
-      (err: unknown) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(err as Error);
-      },
-    );
-  });
-}

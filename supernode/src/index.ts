@@ -10,5 +10,5 @@ export { AccessCheck, type AccessCheckInit } from "./access.ts";
 export { Tracker, parseAnnouncement, type Announcement, type PeerInfo, type TrackerInit } from "./tracker.ts";
 export { PreheatJobs, parsePreheatRequest, type PreheatRequest, type PreheatStatus, type PreheatJobsInit } from "./preheat.ts";
 export { parseLayerPath, layerKey, type LayerRef } from "./layer-ref.ts";
-export { SupernodeMetrics } from "./metrics.ts";
+export { SupernodeMetrics, serveMetrics } from "./metrics.ts";
 export * from "./constants.ts";

@@ -43,22 +43,32 @@ export class SupernodeMetrics implements ChunkServiceObserver, PreheatObserver {
   }
 
   /** Serve `GET /metrics` on `host:port` (port 0: any); `refresh` runs before each scrape. */
-  async listen(host: string, port: number, refresh?: () => void): Promise<Server> {
-    const server = createServer((req, res) => {
-      if (req.url !== "/metrics") {
-        res.writeHead(404).end("not found\n");
-        return;
-      }
-      refresh?.();
-      this.registry.metrics().then(
-        (text) => res.writeHead(200, { "content-type": this.registry.contentType }).end(text),
-        (err: Error) => res.writeHead(500).end(err.message),
-      );
-    });
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(port, host, () => resolve());
-    });
-    return server;
+  listen(host: string, port: number, refresh?: () => void): Promise<Server> {
+    return serveMetrics(this.registry, host, port, refresh);
   }
+
+}
+
+/**
+ * Serve `registry` as Prometheus text at `GET /metrics` on `host:port`
+ * (port 0: any free port); other paths answer 404. `refresh` runs before
+ * each scrape, to set gauges from live state. Resolves once listening.
+ */
+export async function serveMetrics(registry: Registry, host: string, port: number, refresh?: () => void): Promise<Server> {
+  const server = createServer((req, res) => {
+    if (req.url !== "/metrics") {
+      res.writeHead(404).end("not found\n");
+      return;
+    }
+    refresh?.();
+    registry.metrics().then(
+      (text) => res.writeHead(200, { "content-type": registry.contentType }).end(text),
+      (err: Error) => res.writeHead(500).end(err.message),
+    );
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => resolve());
+  });
+  return server;
 }

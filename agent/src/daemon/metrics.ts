@@ -1,4 +1,5 @@
-import { createServer, type Server } from "node:http";
+import type { Server } from "node:http";
+import { serveMetrics } from "@shoal/supernode";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { FetchObserver } from "../fetch/fetcher.ts";
 
@@ -38,23 +39,9 @@ export class AgentMetrics implements FetchObserver {
     this.failures.inc({ source, reason });
   }
 
-  /** Serve `/metrics` on `host:port`. */
-  async listen(host: string, port: number, refresh?: () => void): Promise<Server> {
-    const server = createServer((req, res) => {
-      if (req.url !== "/metrics") {
-        res.writeHead(404).end("not found\n");
-        return;
-      }
-      refresh?.();
-      this.registry.metrics().then(
-        (text) => res.writeHead(200, { "content-type": this.registry.contentType }).end(text),
-        (err: Error) => res.writeHead(500).end(err.message),
-      );
-    });
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(port, host, () => resolve());
-    });
-    return server;
+  /** Serve `/metrics` on `host:port`; `refresh` runs before each scrape. */
+  listen(host: string, port: number, refresh?: () => void): Promise<Server> {
+    return serveMetrics(this.registry, host, port, refresh);
   }
+
 }

@@ -18,7 +18,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
-import { probeHttp, registryConfigYaml } from "./registry-common.ts";
+import { blobStats, parseRegistryLogLine, probeHttp, registryConfigYaml } from "./registry-common.ts";
 import { run, type RunResult } from "./exec.ts";
 import type { RegistryRequestLog, RegistryStats } from "./registry.ts";
 
@@ -350,30 +350,13 @@ export async function startNetnsRegistry(ns: Netns, opts: { port?: number; binar
   let flushCounter = 0;
   const child = ns.spawn(opts.binary ?? "/usr/bin/docker-registry", ["serve", configPath], { stdio: ["ignore", "ignore", "pipe"] });
   createInterface({ input: child.stderr! }).on("line", (line) => {
-    let rec: Record<string, unknown>;
-    try {
-      rec = JSON.parse(line) as Record<string, unknown>;
-    } catch {
+    const parsed = parseRegistryLogLine(line);
+    if (!parsed) {
       stderrTail = [...stderrTail.slice(-40), line];
       return;
     }
-    const msg = String(rec["msg"] ?? "");
-    if (!msg.startsWith("response completed")) {
-      stderrTail = [...stderrTail.slice(-40), line];
-      return;
-    }
-    const path = String(rec["http.request.uri"] ?? "");
-    const flush = /[?&]shoal-flush=([\w-]+)/.exec(path);
-    if (flush) {
-      flushWaiters.get(flush[1]!)?.();
-      return;
-    }
-    requests.push({
-      method: String(rec["http.request.method"] ?? ""),
-      path,
-      status: Number(rec["http.response.status"] ?? 0),
-      bytes: Number(rec["http.response.written"] ?? 0),
-    });
+    if ("flush" in parsed) flushWaiters.get(parsed.flush)?.();
+    else requests.push(parsed.request);
   });
 
   let stopped = false;
@@ -416,7 +399,6 @@ export async function startNetnsRegistry(ns: Netns, opts: { port?: number; binar
     throw err;
   }
 
-  const blobGet = /^\/v2\/.+\/blobs\/[a-z0-9]+:[a-f0-9]+(?:\?.*)?$/;
   return {
     host,
     url,
@@ -425,8 +407,7 @@ export async function startNetnsRegistry(ns: Netns, opts: { port?: number; binar
       return child.pid;
     },
     stats() {
-      const blobs = requests.filter((r) => r.method === "GET" && blobGet.test(r.path));
-      return { blobBytes: blobs.reduce((n, r) => n + r.bytes, 0), blobRequests: blobs.length, requests: [...requests] };
+      return blobStats(requests);
     },
     resetStats() {
       requests = [];

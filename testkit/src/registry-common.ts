@@ -43,3 +43,51 @@ export function probeHttp(url: string): Promise<number> {
     req.end();
   });
 }
+
+/** One request the registry logged, as the stats count it. */
+export interface LoggedRequest {
+  method: string;
+  /** Request URI, query included. */
+  path: string;
+  status: number;
+  /** Response body bytes the registry wrote. */
+  bytes: number;
+}
+
+/**
+ * Read one line of the registry's JSON log: a request it answered ("response
+ * completed"), or refused for auth ("error authorizing context", a 401 of
+ * unknown size); a request carrying `shoal-flush=ID` comes back as `flush`
+ * (the harness's marker that the log has caught up). Anything else, and
+ * lines that are not JSON, give undefined.
+ */
+export function parseRegistryLogLine(line: string): { request: LoggedRequest } | { flush: string } | undefined {
+  let rec: Record<string, unknown>;
+  try {
+    rec = JSON.parse(line) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+  const msg = String(rec["msg"] ?? "");
+  const refused = msg.startsWith("error authorizing context");
+  if (!msg.startsWith("response completed") && !refused) return undefined;
+  const path = String(rec["http.request.uri"] ?? "");
+  const flush = /[?&]shoal-flush=([\w-]+)/.exec(path);
+  if (flush) return { flush: flush[1]! };
+  return {
+    request: {
+      method: String(rec["http.request.method"] ?? ""),
+      path,
+      status: refused ? 401 : Number(rec["http.response.status"] ?? 0),
+      bytes: refused ? 0 : Number(rec["http.response.written"] ?? 0),
+    },
+  };
+}
+
+const BLOB_GET = /^\/v2\/.+\/blobs\/[a-z0-9]+:[a-f0-9]+(?:\?.*)?$/;
+
+/** Blob bytes and requests (`GET /v2/<repo>/blobs/<digest>`) among `requests`, and a copy of them all. */
+export function blobStats(requests: readonly LoggedRequest[]): { blobBytes: number; blobRequests: number; requests: LoggedRequest[] } {
+  const blobs = requests.filter((r) => r.method === "GET" && BLOB_GET.test(r.path));
+  return { blobBytes: blobs.reduce((n, r) => n + r.bytes, 0), blobRequests: blobs.length, requests: [...requests] };
+}

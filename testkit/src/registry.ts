@@ -13,7 +13,7 @@ import { createServer as createNetServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
-import { probeHttp, registryConfigYaml } from "./registry-common.ts";
+import { blobStats, parseRegistryLogLine, probeHttp, registryConfigYaml, type LoggedRequest } from "./registry-common.ts";
 
 /** Basic-auth user for htpasswd or the token server. */
 export interface RegistryUser {
@@ -42,14 +42,8 @@ export interface StartRegistryOptions {
 }
 
 /** One request as the registry logged it. */
-export interface RegistryRequestLog {
-  method: string;
-  /** Request URI, query included. */
-  path: string;
-  status: number;
-  /** Response body bytes the registry wrote. */
-  bytes: number;
-}
+/** One request from the registry's log (see `parseRegistryLogLine`). */
+export type RegistryRequestLog = LoggedRequest;
 
 /** Request statistics since start or the last `resetStats()`. */
 export interface RegistryStats {
@@ -249,33 +243,13 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Ru
   let lastLineAt = 0;
   const onLine = (line: string): void => {
     lastLineAt = Date.now();
-    let rec: Record<string, unknown>;
-    try {
-      rec = JSON.parse(line) as Record<string, unknown>;
-    } catch {
+    const parsed = parseRegistryLogLine(line);
+    if (!parsed) {
       stderrTail = [...stderrTail.slice(-40), line];
       return;
     }
-    const msg = String(rec["msg"] ?? "");
-    // Answered requests log "response completed[ with error]"; requests refused
-    // for auth log only "error authorizing context: ..." (a 401, size unknown).
-    const refused = msg.startsWith("error authorizing context");
-    if (!msg.startsWith("response completed") && !refused) {
-      stderrTail = [...stderrTail.slice(-40), line];
-      return;
-    }
-    const path = String(rec["http.request.uri"] ?? "");
-    const flush = /[?&]shoal-flush=([\w-]+)/.exec(path);
-    if (flush) {
-      flushWaiters.get(flush[1]!)?.();
-      return;
-    }
-    requests.push({
-      method: String(rec["http.request.method"] ?? ""),
-      path,
-      status: refused ? 401 : Number(rec["http.response.status"] ?? 0),
-      bytes: refused ? 0 : Number(rec["http.response.written"] ?? 0),
-    });
+    if ("flush" in parsed) flushWaiters.get(parsed.flush)?.();
+    else requests.push(parsed.request);
   };
 
   const launch = async (): Promise<void> => {
@@ -363,7 +337,6 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Ru
 
   const host = `127.0.0.1:${port}`;
   const url = `http://${host}`;
-  const blobGet = /^\/v2\/.+\/blobs\/[a-z0-9]+:[a-f0-9]+(?:\?.*)?$/;
 
   return {
     host,
@@ -384,8 +357,7 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Ru
         }
       : undefined,
     stats() {
-      const blobs = requests.filter((r) => r.method === "GET" && blobGet.test(r.path));
-      return { blobBytes: blobs.reduce((n, r) => n + r.bytes, 0), blobRequests: blobs.length, requests: [...requests] };
+      return blobStats(requests);
     },
     async resetStats() {
       const clear = (): void => {

@@ -7,16 +7,15 @@
 import { spawn, execFileSync, type ChildProcess } from "node:child_process";
 import { existsSync, rmSync } from "node:fs";
 import { mkdtemp, mkdir, readdir, rm, writeFile } from "node:fs/promises";
-import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { DEFAULT_CLI, layerBytes, shoalCli, socketAccepts } from "../shoal-cli.ts";
 import {
   buildRealisticImage, createNetns, mountsUnder, pushLayout, run, runFirstWork, startNetnsRegistry, umociUnpack,
   type FirstWorkResult, type Netns, type NetnsRegistry, type RealisticImage,
 } from "@shoal/testkit";
 
-const DEFAULT_CLI = fileURLToPath(new URL("../../../agent/src/cli/main.ts", import.meta.url));
 const DEFAULT_CACHE = fileURLToPath(new URL("../../../.cache/realistic-image", import.meta.url));
 
 /** Options of {@link runFirstWorkBench}. */
@@ -97,47 +96,11 @@ export interface FirstWorkBenchResult {
 const sec = (t0: number) => (performance.now() - t0) / 1000;
 
 let CLI = DEFAULT_CLI;
+let { cli, cliOk } = shoalCli(CLI);
 
-/** Runs the shoal CLI; resolves with its exit code and output (never rejects on a non-zero exit). */
-function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (s: string) => (stdout += s));
-    child.stderr.setEncoding("utf8").on("data", (s: string) => (stderr += s));
-    child.once("error", reject);
-    child.once("close", (code, sig) => resolve({ code: code ?? (sig ? 128 : 1), stdout, stderr }));
-  });
-}
 
-async function cliOk(args: string[]): Promise<string> {
-  const r = await cli(args);
-  if (r.code !== 0) throw new Error(`shoal ${args.join(" ")} failed (${r.code}):\n${r.stderr.trim()}`);
-  return r.stdout;
-}
 
-/** Resolves once a unix socket accepts connections. */
-function socketAccepts(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect(path);
-    s.once("connect", () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once("error", () => resolve(false));
-  });
-}
 
-/** Compressed layer bytes of `ref`'s manifest (single-platform image). */
-async function layerBytes(reg: NetnsRegistry, repo: string, tag: string): Promise<number> {
-  const res = await fetch(`${reg.url}/v2/${repo}/manifests/${tag}`, {
-    headers: { accept: "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json" },
-  });
-  if (!res.ok) throw new Error(`manifest ${repo}:${tag}: HTTP ${res.status}`);
-  const m = (await res.json()) as { layers?: Array<{ size: number }> };
-  return (m.layers ?? []).reduce((n, l) => n + l.size, 0);
-}
 
 // Agents and mounts of this process, cleaned up at exit whatever happens.
 const liveAgents = new Set<ChildProcess>();
@@ -320,6 +283,7 @@ export async function runFirstWorkBench(opts: FirstWorkBenchOptions = {}): Promi
   const rateMbit = opts.rateMbit ?? 100;
   const prefetch = opts.prefetch ?? "off";
   CLI = opts.cli ?? DEFAULT_CLI;
+  ({ cli, cliOk } = shoalCli(CLI));
   installExitHook();
   // Children talk to the namespace address only: no proxy may redirect them.
   const savedProxy: Record<string, string | undefined> = {};

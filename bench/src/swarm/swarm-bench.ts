@@ -7,21 +7,21 @@
 //                 cold supernode, until every agent's prefetch has finished
 //   (c) optional: as (b) after `shoal preheat` into the supernode
 // Measured: wall time until all N are done, and registry blob bytes served.
-import { spawn, execFileSync, type ChildProcess } from "node:child_process";
+import { execFileSync, type ChildProcess } from "node:child_process";
 import { rmSync } from "node:fs";
 import { mkdtemp, mkdir, readdir, rm, writeFile } from "node:fs/promises";
-import { request } from "node:http";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { DEFAULT_CLI, layerBytes, shoalCli, socketAccepts } from "../shoal-cli.ts";
+import { callAgent } from "../../../agent/src/cli/agent-client.ts";
 import { formatSwarmKey, generateSwarmKey } from "@shoal/p2p";
 import {
   buildRealisticImage, createNetnsLan, mountsUnder, pushLayout, run, startNetnsRegistry,
   type NetnsLan, type NetnsLanMember, type NetnsRegistry,
 } from "@shoal/testkit";
 
-const DEFAULT_CLI = fileURLToPath(new URL("../../../agent/src/cli/main.ts", import.meta.url));
 const DEFAULT_CACHE = fileURLToPath(new URL("../../../.cache/realistic-image", import.meta.url));
 const WORK_PREFIX = "shoal-bench-swarm-";
 const SUPERNODE_PORT = 7070;
@@ -94,72 +94,17 @@ const sec = (t0: number) => (performance.now() - t0) / 1000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 let CLI = DEFAULT_CLI;
+let { cliOk } = shoalCli(CLI);
 
-function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (s: string) => (stdout += s));
-    child.stderr.setEncoding("utf8").on("data", (s: string) => (stderr += s));
-    child.once("error", reject);
-    child.once("close", (code, sig) => resolve({ code: code ?? (sig ? 128 : 1), stdout, stderr }));
-  });
-}
 
-async function cliOk(args: string[]): Promise<string> {
-  const r = await cli(args);
-  if (r.code !== 0) throw new Error(`shoal ${args.join(" ")} failed (${r.code}):\n${r.stderr.trim()}`);
-  return r.stdout;
-}
 
-/** JSON call to an agent's API on ROOT/agent.sock. */
-function callAgent<T>(root: string, method: string, path: string, body?: unknown, timeoutMs = 300_000): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const req = request({ socketPath: join(root, "agent.sock"), method, path, headers: { "content-type": "application/json" }, timeout: timeoutMs }, (res) => {
-      const parts: Buffer[] = [];
-      res.on("data", (d: Buffer) => parts.push(d));
-      res.on("end", () => {
-        const text = Buffer.concat(parts).toString("utf8");
-        if (res.statusCode !== 200) return reject(new Error(`agent ${root} ${method} ${path}: HTTP ${res.statusCode}: ${text.slice(0, 500)}`));
-        try {
-          resolve(JSON.parse(text || "{}") as T);
-        } catch (err) {
-          reject(err as Error);
-        }
-      });
-    });
-    req.on("timeout", () => req.destroy(new Error("agent did not answer in time")));
-    req.on("error", reject);
-    if (body !== undefined) req.write(JSON.stringify(body));
-    req.end();
-  });
-}
 
 interface AgentStatusLite {
   sources: Record<string, { chunks: number; bytes: number }>;
   images: Array<{ prefetch?: { finished: boolean; chunksDone: number; chunksTotal: number; failures?: number } }>;
 }
 
-function socketAccepts(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect(path);
-    s.once("connect", () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once("error", () => resolve(false));
-  });
-}
 
-async function layerBytes(reg: NetnsRegistry, repo: string, tag: string): Promise<number> {
-  const res = await fetch(`${reg.url}/v2/${repo}/manifests/${tag}`, {
-    headers: { accept: "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json" },
-  });
-  if (!res.ok) throw new Error(`manifest ${repo}:${tag}: HTTP ${res.status}`);
-  const m = (await res.json()) as { layers?: Array<{ size: number }> };
-  return (m.layers ?? []).reduce((n, l) => n + l.size, 0);
-}
 
 // Processes and dirs of this process, cleaned up at exit whatever happens.
 const liveProcs = new Set<ChildProcess>();
@@ -369,7 +314,7 @@ async function runShoal(c: ShoalCtx, tag: string): Promise<ShoalPass> {
         if (doneAt[i] !== undefined) continue;
         const p = procs[i + 1]!;
         if (p.child.exitCode !== null || p.child.signalCode !== null) throw new Error(`agent ${i} exited during the pass:\n${p.out().slice(-4000)}`);
-        const s = await callAgent<AgentStatusLite>(roots[i]!, "GET", "/v1/status", undefined, 30_000);
+        const s = await callAgent<AgentStatusLite>(roots[i]!, "GET", "/v1/status", undefined, { timeoutMs: 30_000 });
         last[i] = s;
         if (s.images[0]?.prefetch?.finished) doneAt[i] = sec(t0);
       }
@@ -388,7 +333,7 @@ async function runShoal(c: ShoalCtx, tag: string): Promise<ShoalPass> {
     const after = c.reg.stats();
     const sources: SourceBytes = {};
     for (let i = 0; i < c.hosts.length; i++) {
-      const s = await callAgent<AgentStatusLite>(roots[i]!, "GET", "/v1/status", undefined, 30_000);
+      const s = await callAgent<AgentStatusLite>(roots[i]!, "GET", "/v1/status", undefined, { timeoutMs: 30_000 });
       for (const [k, v] of Object.entries(s.sources)) sources[k] = (sources[k] ?? 0) + v.bytes;
     }
     return {
@@ -401,7 +346,7 @@ async function runShoal(c: ShoalCtx, tag: string): Promise<ShoalPass> {
       ...(preheatSec !== undefined ? { preheatSec, preheatRegistryBytes } : {}),
     };
   } finally {
-    await Promise.all([...mounted].map((i) => callAgent(roots[i]!, "DELETE", `/v1/mounts?mountpoint=${encodeURIComponent(mnts[i]!)}`, undefined, 20_000).catch(() => {})));
+    await Promise.all([...mounted].map((i) => callAgent(roots[i]!, "DELETE", `/v1/mounts?mountpoint=${encodeURIComponent(mnts[i]!)}`, undefined, { timeoutMs: 20_000 }).catch(() => {})));
     await Promise.all(procs.map((p) => stopProcess(p.child, 10_000)));
     if (process.env.SHOAL_BENCH_LOG_DIR) {
       await Promise.all(procs.map((p, i) => writeFile(join(process.env.SHOAL_BENCH_LOG_DIR!, `${tag}-${i === 0 ? "supernode" : `agent-${i - 1}`}.log`), p.out())));
@@ -426,6 +371,7 @@ export async function runSwarmBench(opts: SwarmBenchOptions): Promise<SwarmBench
   const sizes = opts.hosts;
   if (sizes.length === 0 || sizes.some((n) => !Number.isInteger(n) || n < 1 || n > 64)) throw new Error("hosts: integers from 1 to 64");
   CLI = opts.cli ?? DEFAULT_CLI;
+  ({ cliOk } = shoalCli(CLI));
   installExitHook();
   const savedProxy: Record<string, string | undefined> = {};
   for (const k of ["http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"]) {

@@ -178,7 +178,7 @@ export class MountManager {
 
   private async attach(img: CatalogImage, mountpoint: string): Promise<void> {
     const ids = chainIds(img.layers);
-    ids.forEach((id, i) => this.addLayer(id, img.layers, i));
+    ids.forEach((_, i) => this.addLayer(ids, img.layers, i));
     try {
       await mountOverlay({ lowerdirs: ids.map((id) => join(this.init.layersDir, id)).reverse(), target: mountpoint });
     } catch (err) {
@@ -212,7 +212,9 @@ export class MountManager {
     this.images.delete(digest);
   }
 
-  private addLayer(id: string, layers: RemoteLayer[], i: number): void {
+  /** Add layer `i` (directory `ids[i]`) unless the filesystem has it; `ids` are the image's chain ids. */
+  private addLayer(ids: string[], layers: RemoteLayer[], i: number): void {
+    const id = ids[i]!;
     this.layerUsers.set(id, (this.layerUsers.get(id) ?? 0) + 1);
     if (this.fs.has(id)) return;
     const layer = layers[i]!;
@@ -227,7 +229,6 @@ export class MountManager {
         return this.fetcher.read(l, offset, length, opts);
       },
     });
-    const ids = chainIds(layers);
     this.fs.addLayer({
       id,
       index: layer.index,

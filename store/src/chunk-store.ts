@@ -1,5 +1,5 @@
 import { mkdir, rename, statfs } from "node:fs/promises";
-import { DigestMismatchError, InvalidArgumentError } from "@shoal/blockindex";
+import { DigestMismatchError, gunzipMemberAsync, InvalidArgumentError } from "@shoal/blockindex";
 import { pino, type Logger } from "pino";
 import { DEFAULT_ACCESS_FLUSH_MS, DEFAULT_CAPACITY_BYTES, DEFAULT_MAX_OPEN_FILES, DISK_FULL_SLACK_BYTES } from "./constants.ts";
 import { DiskFullError, StoreClosedError } from "./errors.ts";
@@ -63,14 +63,17 @@ interface Entry extends ChunkRecord {
   hex: string;
 }
 
-const sizeOf = (e: ChunkRecord): number => e.compressedSize + e.rawSize;
+/** Bytes the chunk's files take: compressed, plus raw when stored. */
+const sizeOf = (e: ChunkRecord): number => e.compressedSize + (e.rawStored ? e.rawSize : 0);
 
 /**
  * The agent's on-disk chunk store: for every verified chunk, its compressed
  * bytes (served to peers) and its uncompressed bytes (random reads for FUSE),
  * as two files named by the chunk digest, with a LevelDB record per chunk.
+ * A chunk stored compressed only (`putCompressed`: background prefetch, the
+ * supernode) gets its uncompressed file on its first raw read.
  *
- * A chunk is visible (`has`, reads) only once both files were written to
+ * A chunk is visible (`has`, reads) only once its files were written to
  * temp files, fsynced, renamed into place and its record committed, so
  * after a crash a chunk is either whole or absent (`open` reconciles files
  * and records). Least-recently-used unpinned chunks are evicted to stay
@@ -89,6 +92,8 @@ export class ChunkStore {
   private readonly entries = new Map<string, Entry>();
   /** In-flight put or removal per digest: later puts of that digest wait for it. */
   private readonly pending = new Map<string, Promise<void>>();
+  /** In-flight inflation of a compressed-only chunk per digest: concurrent raw reads share it. */
+  private readonly inflating = new Map<string, Promise<Buffer | undefined>>();
   private readonly pins = new PinSet();
   /** Digests whose last access is not yet persisted. */
   private readonly dirty = new Set<string>();
@@ -162,6 +167,21 @@ export class ChunkStore {
    * Afterwards evicts down to capacity, never the chunk just stored.
    */
   async put(digest: string, compressed: Uint8Array, raw: Uint8Array, opts: { signal?: AbortSignal } = {}): Promise<void> {
+    return this.putChunk(digest, compressed, raw, raw.length, opts);
+  }
+
+  /**
+   * Store a chunk's `compressed` bytes only (verified as in `put`), saving
+   * the inflation and half the writes; `rawSize` is its uncompressed size.
+   * The first `readRaw` inflates it and stores the uncompressed file. Same
+   * atomicity, idempotence and disk-full handling as `put`.
+   */
+  async putCompressed(digest: string, compressed: Uint8Array, rawSize: number, opts: { signal?: AbortSignal } = {}): Promise<void> {
+    if (!isCount(rawSize)) throw new InvalidArgumentError(`chunk store: bad raw size ${rawSize}`);
+    return this.putChunk(digest, compressed, undefined, rawSize, opts);
+  }
+
+  private async putChunk(digest: string, compressed: Uint8Array, raw: Uint8Array | undefined, rawSize: number, opts: { signal?: AbortSignal }): Promise<void> {
     this.assertOpen();
     const hex = digestHex(digest);
     opts.signal?.throwIfAborted();
@@ -175,7 +195,7 @@ export class ChunkStore {
     }
     const actual = sha256Hex(compressed);
     if (actual !== hex) throw new DigestMismatchError(`chunk ${digest}`, digest, `sha256:${actual}`);
-    const op = this.track(this.store(digest, hex, compressed, raw, opts.signal));
+    const op = this.track(this.store(digest, hex, compressed, raw, rawSize, opts.signal));
     this.pending.set(digest, op);
     try {
       await op;
@@ -193,6 +213,9 @@ export class ChunkStore {
    * Fewer bytes only at the end of the chunk; an empty buffer if `offset` is
    * at or past the end or `length` is 0. Undefined if the chunk is absent
    * (never stored, or evicted meanwhile). Counts as an access for LRU.
+   * A chunk stored compressed only is inflated (and its uncompressed file
+   * stored) first; one whose compressed file no longer inflates to its
+   * recorded size is dropped and reads as absent.
    */
   async readRaw(digest: string, offset: number, length: number, opts: { signal?: AbortSignal } = {}): Promise<Buffer | undefined> {
     this.assertOpen();
@@ -201,7 +224,55 @@ export class ChunkStore {
     const entry = this.entries.get(digest);
     if (!entry) return this.miss();
     const start = Math.min(offset, entry.rawSize);
-    return this.read(digest, entry, chunkPaths(this.root, entry.hex).raw, start, Math.min(length, entry.rawSize - start));
+    const count = Math.min(length, entry.rawSize - start);
+    if (!entry.rawStored && count > 0) {
+      const raw = await this.inflate(digest, entry);
+      return raw ? Buffer.from(raw.buffer, raw.byteOffset + start, count) : this.miss();
+    }
+    return this.read(digest, entry, chunkPaths(this.root, entry.hex).raw, start, count);
+  }
+
+  /** Inflate a compressed-only chunk once however many read it, and store its uncompressed file. */
+  private inflate(digest: string, entry: Entry): Promise<Buffer | undefined> {
+    let p = this.inflating.get(digest);
+    if (p) return p;
+    p = this.track((async () => {
+      const z = await this.read(digest, entry, chunkPaths(this.root, entry.hex).z, 0, entry.compressedSize);
+      if (!z) return undefined;
+      let raw: Buffer;
+      try {
+        raw = await gunzipMemberAsync(z, entry.rawSize, { layer: digest, blobOffset: 0 });
+      } catch (err) {
+        this.log.warn({ digest, err }, "stored chunk does not inflate to its size; dropping it");
+        if (this.entries.get(digest) === entry) await this.removeVictims([[digest, entry]], "corrupt").catch(() => undefined);
+        return undefined;
+      }
+      await this.storeRaw(digest, entry, raw).catch((err: unknown) => this.log.warn({ digest, err }, "storing an inflated chunk failed; it is inflated again on the next read"));
+      return raw;
+    })().finally(() => this.inflating.delete(digest)));
+    this.inflating.set(digest, p);
+    return p;
+  }
+
+  /** Add the uncompressed file of a compressed-only chunk (best effort: the chunk stays readable either way). */
+  private async storeRaw(digest: string, entry: Entry, raw: Buffer): Promise<void> {
+    if (this.closed || this.pending.has(digest)) return;
+    const paths = chunkPaths(this.root, entry.hex);
+    const temp = tempPathFor(paths.raw);
+    try {
+      await writeDurable(temp, raw);
+      if (this.entries.get(digest) !== entry || this.pending.has(digest)) throw new Error("chunk removed meanwhile");
+      await rename(temp, paths.raw);
+    } catch (err) {
+      await unlinkQuiet(temp);
+      throw err;
+    }
+    const record: ChunkRecord = { compressedSize: entry.compressedSize, rawSize: entry.rawSize, rawStored: true, lastAccess: entry.lastAccess, seq: entry.seq };
+    await this.dbWrite(() => (this.entries.get(digest) === entry ? [{ type: "put", key: recordKey(digest), value: encodeRecord(record) }] : []));
+    if (this.entries.get(digest) !== entry) return;
+    entry.rawStored = true;
+    this.bytes += entry.rawSize;
+    this.metrics.storedBytes?.inc(entry.rawSize);
   }
 
   /** All compressed bytes of the chunk (a complete gzip member), or undefined if absent. Counts as an access. */
@@ -328,9 +399,9 @@ export class ChunkStore {
     }
   }
 
-  private async store(digest: string, hex: string, compressed: Uint8Array, raw: Uint8Array, signal?: AbortSignal): Promise<void> {
+  private async store(digest: string, hex: string, compressed: Uint8Array, raw: Uint8Array | undefined, rawSize: number, signal?: AbortSignal): Promise<void> {
     const paths = chunkPaths(this.root, hex);
-    const size = compressed.length + raw.length;
+    const size = compressed.length + (raw?.length ?? 0);
     for (let attempt = 0; ; attempt++) {
       try {
         await this.writeFiles(paths, compressed, raw, signal);
@@ -344,7 +415,7 @@ export class ChunkStore {
         await this.removeVictims(victims, "disk-full");
       }
     }
-    const record: ChunkRecord = { compressedSize: compressed.length, rawSize: raw.length, lastAccess: Date.now(), seq: ++this.seq };
+    const record: ChunkRecord = { compressedSize: compressed.length, rawSize, rawStored: raw !== undefined, lastAccess: Date.now(), seq: ++this.seq };
     try {
       await this.dbWrite(() => [{ type: "put", key: recordKey(digest), value: encodeRecord(record) }]);
     } catch (err) {
@@ -358,8 +429,8 @@ export class ChunkStore {
     this.metrics.storedBytes?.inc(size);
   }
 
-  /** Write both files to temps, fsync, rename into place, fsync the directory. All or nothing. */
-  private async writeFiles(paths: ChunkPaths, compressed: Uint8Array, raw: Uint8Array, signal?: AbortSignal): Promise<void> {
+  /** Write the files (`.z`, and `.raw` when given) to temps, fsync, rename into place, fsync the directory. All or nothing. */
+  private async writeFiles(paths: ChunkPaths, compressed: Uint8Array, raw: Uint8Array | undefined, signal?: AbortSignal): Promise<void> {
     if (!this.dirsMade.has(paths.dir)) {
       await mkdir(paths.dir, { recursive: true });
       this.dirsMade.add(paths.dir);
@@ -368,14 +439,16 @@ export class ChunkStore {
     const tr = tempPathFor(paths.raw);
     const renamed: string[] = [];
     try {
-      const writes = await Promise.allSettled([writeDurable(tz, compressed), writeDurable(tr, raw)]);
+      const writes = await Promise.allSettled([writeDurable(tz, compressed), ...(raw ? [writeDurable(tr, raw)] : [])]);
       const failed = writes.filter((w) => w.status === "rejected").map((w) => w.reason as unknown);
       if (failed.length) throw failed.find(isNoSpace) ?? failed[0];
       signal?.throwIfAborted();
       await rename(tz, paths.z);
       renamed.push(paths.z);
-      await rename(tr, paths.raw);
-      renamed.push(paths.raw);
+      if (raw) {
+        await rename(tr, paths.raw);
+        renamed.push(paths.raw);
+      }
       await fsyncDir(paths.dir);
     } catch (err) {
       await unlinkQuiet(tz, tr, ...renamed);

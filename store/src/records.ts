@@ -1,7 +1,8 @@
 /**
  * The chunk store's LevelDB records: `chunk!<digest>` -> `ChunkRecord` (JSON text).
- * A record exists only for a chunk whose two files were fully written,
- * fsynced and renamed into place.
+ * A record exists only for a chunk whose files were fully written,
+ * fsynced and renamed into place: always the `.z` file, and the `.raw` file
+ * when `rawStored`.
  */
 
 /** Encodings the store passes on every call, whatever the db's defaults are. */
@@ -26,8 +27,14 @@ export interface ChunkDb {
 export interface ChunkRecord {
   /** Size of the `.z` file (compressed bytes). */
   compressedSize: number;
-  /** Size of the `.raw` file (uncompressed bytes). */
+  /** Uncompressed size of the chunk (the size of its `.raw` file, when stored). */
   rawSize: number;
+  /**
+   * True when the `.raw` file is stored. A chunk stored compressed only
+   * (`putCompressed`) gets it on its first raw read. Absent in records
+   * written before this field existed: they always had both files.
+   */
+  rawStored: boolean;
   /** Wall-clock ms of the last read or put (persisted in batches, so approximate after a crash). */
   lastAccess: number;
   /** Monotonic access sequence number: the LRU order, exact across clean restarts. */
@@ -55,7 +62,7 @@ function isCount(v: unknown): v is number {
 
 /** The db value of a record. */
 export function encodeRecord(r: ChunkRecord): string {
-  return JSON.stringify({ compressedSize: r.compressedSize, rawSize: r.rawSize, lastAccess: r.lastAccess, seq: r.seq });
+  return JSON.stringify({ compressedSize: r.compressedSize, rawSize: r.rawSize, rawStored: r.rawStored, lastAccess: r.lastAccess, seq: r.seq });
 }
 
 /** A record read from the db, or undefined if it is malformed. */
@@ -69,5 +76,6 @@ export function parseRecord(text: string): ChunkRecord | undefined {
   if (typeof value !== "object" || value === null) return undefined;
   const r = value as Record<string, unknown>;
   if (!isCount(r.compressedSize) || !isCount(r.rawSize) || !isCount(r.lastAccess) || !isCount(r.seq)) return undefined;
-  return { compressedSize: r.compressedSize, rawSize: r.rawSize, lastAccess: r.lastAccess, seq: r.seq };
+  if (r.rawStored !== undefined && typeof r.rawStored !== "boolean") return undefined;
+  return { compressedSize: r.compressedSize, rawSize: r.rawSize, rawStored: r.rawStored ?? true, lastAccess: r.lastAccess, seq: r.seq };
 }

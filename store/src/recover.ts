@@ -1,5 +1,7 @@
 import { readdir, readFile, stat } from "node:fs/promises";
 import path from "node:path";
+import { promisify } from "node:util";
+import { gunzip } from "node:zlib";
 import type { Logger } from "pino";
 import { RECOVERY_CONCURRENCY } from "./constants.ts";
 import { errnoCode, isTempName, mapLimit, unlinkQuiet } from "./files.ts";
@@ -7,7 +9,9 @@ import { CHUNK_FILE_RE, SHARD_DIR_RE, chunkPaths, chunksDir, digestHex, sha256He
 import { DB_ENCODINGS, RECORD_RANGE, digestOfKey, encodeRecord, parseRecord, recordKey } from "./records.ts";
 import type { ChunkDb, ChunkDbOperation, ChunkRecord } from "./records.ts";
 
-/** A chunk found consistent (record + both files) at open. */
+const gunzipAsync = promisify(gunzip);
+
+/** A chunk found consistent (record + its files) at open. */
 export interface RecoveredChunk {
   digest: string;
   hex: string;
@@ -22,7 +26,7 @@ export interface RecoveryReport {
   droppedRecords: number;
   /** Files deleted: temp files, orphans that did not verify, files of dropped records. */
   deletedFiles: number;
-  /** Orphan pairs (both files, `.z` verified, no record) adopted into the db. */
+  /** Orphans (files without a record, `.z` verified) adopted into the db. */
   adopted: number;
 }
 
@@ -35,15 +39,20 @@ interface FilePair {
  * Reconcile LevelDB with the files under `ROOT/chunks` after a restart or crash:
  *
  * - temp files (`*.tmp-*`) and unknown files in shard directories are deleted;
- * - a record whose two files are missing or differ in size from it is dropped
+ * - a record whose files are missing or differ in size from it is dropped
  *   (and whatever file of it remains is deleted);
+ * - a record of a chunk stored compressed only whose `.raw` file exists with
+ *   the recorded size (a crash after the raw file was renamed into place but
+ *   before its record was updated) gets `rawStored`; a `.raw` file of
+ *   another size is deleted;
  * - an orphan (files without a record: a crash between rename and the db
  *   write, or between an eviction's db delete and its unlinks) is adopted
- *   only if both files exist and the `.z` file's sha256 equals its name; the
- *   `.raw` file is trusted because it is renamed into place only after it was
- *   completely written and fsynced. Anything else is deleted.
+ *   only if the `.z` file's sha256 equals its name and it inflates; its
+ *   `.raw` file is kept if its size is the inflated size (it is renamed into
+ *   place only after it was completely written and fsynced). Anything else
+ *   is deleted.
  *
- * Afterwards every record names two complete files and no other file remains.
+ * Afterwards every record names complete files and no other file remains.
  */
 export async function recoverStore(db: ChunkDb, root: string, log: Logger): Promise<RecoveryReport> {
   const ops: ChunkDbOperation[] = [];
@@ -69,15 +78,21 @@ export async function recoverStore(db: ChunkDb, root: string, log: Logger): Prom
     const hex = digestHex(digest);
     const pair = pairs.get(hex) ?? {};
     pairs.delete(hex);
-    const ok =
-      pair.z !== undefined &&
-      pair.raw !== undefined &&
-      (await sizeOf(pair.z)) === record.compressedSize &&
-      (await sizeOf(pair.raw)) === record.rawSize;
-    return { digest, hex, record, pair, ok };
+    const zOk = pair.z !== undefined && (await sizeOf(pair.z)) === record.compressedSize;
+    const rawOk = pair.raw !== undefined && (await sizeOf(pair.raw)) === record.rawSize;
+    return { digest, hex, record, pair, ok: zOk && (rawOk || !record.rawStored), rawOk };
   });
   for (const c of checked) {
     if (c.ok) {
+      if (!c.record.rawStored && c.pair.raw !== undefined) {
+        if (c.rawOk) {
+          c.record.rawStored = true;
+          ops.push({ type: "put", key: recordKey(c.digest), value: encodeRecord(c.record) });
+        } else {
+          deletedFiles++;
+          await failOn(unlinkQuiet(c.pair.raw));
+        }
+      }
       kept.push({ digest: c.digest, hex: c.hex, record: c.record });
       maxSeq = Math.max(maxSeq, c.record.seq);
       continue;
@@ -92,11 +107,15 @@ export async function recoverStore(db: ChunkDb, root: string, log: Logger): Prom
   const orphans = await mapLimit([...pairs], RECOVERY_CONCURRENCY, async ([hex, pair]) => ({
     hex,
     pair,
-    adopt: pair.z !== undefined && pair.raw !== undefined ? await adoptable(hex, pair.z, pair.raw) : undefined,
+    adopt: pair.z !== undefined ? await adoptable(hex, pair.z, pair.raw) : undefined,
   }));
   let adopted = 0;
   for (const o of orphans) {
     if (o.adopt) {
+      if (!o.adopt.rawStored && o.pair.raw !== undefined) {
+        deletedFiles++;
+        await failOn(unlinkQuiet(o.pair.raw));
+      }
       const record: ChunkRecord = { ...o.adopt, seq: ++maxSeq };
       const digest = `sha256:${o.hex}`;
       ops.push({ type: "put", key: recordKey(digest), value: encodeRecord(record) });
@@ -138,12 +157,19 @@ async function sizeOf(file: string): Promise<number | undefined> {
   }
 }
 
-/** The record for an orphan pair whose `.z` verifies, or undefined. */
-async function adoptable(hex: string, zPath: string, rawPath: string): Promise<Omit<ChunkRecord, "seq"> | undefined> {
+/** The record for an orphan whose `.z` verifies and inflates, or undefined. */
+async function adoptable(hex: string, zPath: string, rawPath: string | undefined): Promise<Omit<ChunkRecord, "seq"> | undefined> {
   const z = await readFile(zPath);
   if (sha256Hex(z) !== hex) return undefined;
-  const raw = await stat(rawPath);
-  return { compressedSize: z.length, rawSize: raw.size, lastAccess: Math.floor(raw.mtimeMs) };
+  let rawSize: number;
+  try {
+    rawSize = (await gunzipAsync(z)).length;
+  } catch {
+    return undefined;
+  }
+  const raw = rawPath === undefined ? undefined : await stat(rawPath).catch(() => undefined);
+  const rawStored = raw?.size === rawSize;
+  return { compressedSize: z.length, rawSize, rawStored, lastAccess: Math.floor((raw ?? (await stat(zPath))).mtimeMs) };
 }
 
 /** Committed chunk files by hex, and every other file in shard directories. */

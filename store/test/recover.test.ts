@@ -35,7 +35,7 @@ describe("ChunkStore recovery at open", () => {
     // Damage: a record's raw file vanished, another's is truncated.
     await rm(chunkPaths(root, hexOf(lostRaw!)).raw);
     await writeFile(chunkPaths(root, hexOf(truncated!)).raw, truncated!.raw.subarray(0, 10));
-    // Crash leftovers: temp files, a verified orphan pair, orphans that cannot be trusted, junk.
+    // Crash leftovers: temp files, a verified orphan pair, a verified compressed-only orphan, orphans that cannot be trusted, junk.
     await writePair(root, adoptMe!, adoptMe!.compressed, adoptMe!.raw);
     await writePair(root, corruptZ!, Buffer.from(corruptZ!.compressed).fill(7, 20, 30), corruptZ!.raw);
     await writePair(root, onlyZ!, onlyZ!.compressed, undefined);
@@ -47,23 +47,31 @@ describe("ChunkStore recovery at open", () => {
     await mkdir(path.join(root, "chunks", "not-a-shard"), { recursive: true });
 
     s = await openStore(dbPath, { root });
+    const present = [kept!.digest, adoptMe!.digest, onlyZ!.digest];
     try {
-      expect(new Set(s.store.digests())).toEqual(new Set([kept!.digest, adoptMe!.digest]));
+      expect(new Set(s.store.digests())).toEqual(new Set(present));
       expect(await s.store.readRaw(adoptMe!.digest, 0, 1 << 20)).toEqual(adoptMe!.raw);
       expect(await s.store.readCompressed(kept!.digest)).toEqual(kept!.compressed);
-      expect(s.store.stats().bytes).toBe(kept!.compressed.length + kept!.raw.length + adoptMe!.compressed.length + adoptMe!.raw.length);
-      expect(await listChunkFiles(root)).toEqual(expectedFiles([kept!.digest, adoptMe!.digest]));
+      const size = (c: TestChunk) => c.compressed.length + c.raw.length;
+      expect(s.store.stats().bytes).toBe(size(kept!) + size(adoptMe!) + onlyZ!.compressed.length);
+      const onlyZFile = expectedFiles([onlyZ!.digest]).find((f) => f.endsWith(".z"))!;
+      expect(await listChunkFiles(root)).toEqual([...expectedFiles([kept!.digest, adoptMe!.digest]), onlyZFile].sort());
+      // the compressed-only orphan inflates on its first raw read, and then has both files
+      expect(await s.store.readRaw(onlyZ!.digest, 0, 1 << 20)).toEqual(onlyZ!.raw);
+      expect(await listChunkFiles(root)).toEqual(expectedFiles(present));
+      expect(s.store.stats().bytes).toBe(size(kept!) + size(adoptMe!) + size(onlyZ!));
       const keys: string[] = [];
       for await (const key of s.db.sublevel("chunks").keys()) keys.push(key);
-      expect(keys.sort()).toEqual([`chunk!${adoptMe!.digest}`, `chunk!${kept!.digest}`].sort());
+      expect(keys.sort()).toEqual(present.map((d) => `chunk!${d}`).sort());
     } finally {
       await s.close();
     }
 
-    // The adopted chunk is recorded: a second open finds the same store and changes nothing.
+    // The adopted chunks are recorded: a second open finds the same store and changes nothing.
     s = await openStore(dbPath, { root });
     try {
-      expect(new Set(s.store.digests())).toEqual(new Set([kept!.digest, adoptMe!.digest]));
+      expect(new Set(s.store.digests())).toEqual(new Set(present));
+      expect(s.store.stats().bytes).toBe(kept!.compressed.length + kept!.raw.length + adoptMe!.compressed.length + adoptMe!.raw.length + onlyZ!.compressed.length + onlyZ!.raw.length);
     } finally {
       await s.close();
     }

@@ -122,7 +122,9 @@ async function handle(c: ApiComponents, req: IncomingMessage, res: ServerRespons
   if (route("GET", "/v1/peers")) {
     const layer = url.searchParams.get("layer");
     if (layer === null || !DIGEST_RE.test(layer)) throw new BadRequestError("query parameter layer must be a sha256:<hex> digest");
-    return sendJson(res, 200, c.tracker.peers(layer));
+    const chunk = url.searchParams.get("chunk");
+    if (chunk !== null && !/^(0|[1-9][0-9]{0,8})$/.test(chunk)) throw new BadRequestError("query parameter chunk must be a chunk index");
+    return sendJson(res, 200, c.tracker.peers(layer, chunk === null ? undefined : Number(chunk)));
   }
   if (route("POST", "/v1/preheat")) {
     const body = parsePreheatRequest(await readJson(req, signal));

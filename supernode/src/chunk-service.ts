@@ -4,7 +4,7 @@
  * once; adjacent missing chunks of one call in one range request), verified
  * against the layer index before they are cached or served.
  */
-import { chunkMatches, DigestMismatchError, gunzipMemberAsync, untilAborted, type Chunk, type LayerIndex } from "@shoal/blockindex";
+import { chunkMatches, DigestMismatchError, untilAborted, type Chunk, type LayerIndex } from "@shoal/blockindex";
 import type { Logger } from "pino";
 import { DEFAULT_MAX_CHUNKS_PER_REQUEST, DEFAULT_MAX_RANGE_BYTES } from "./constants.ts";
 import { BadRequestError, SupernodeError } from "./errors.ts";
@@ -16,7 +16,7 @@ import type { CallerCredentials, OriginClients } from "./origins.ts";
 /** The narrow chunk-store surface the service needs (`ChunkStore` satisfies it). */
 export interface ChunkCache {
   has(digest: string): boolean;
-  put(digest: string, compressed: Uint8Array, raw: Uint8Array, opts?: { signal?: AbortSignal }): Promise<void>;
+  putCompressed(digest: string, compressed: Uint8Array, rawSize: number, opts?: { signal?: AbortSignal }): Promise<void>;
   readCompressed(digest: string, opts?: { signal?: AbortSignal }): Promise<Buffer | undefined>;
 }
 
@@ -199,9 +199,11 @@ export class ChunkService {
             throw new DigestMismatchError(`chunk ${chunk.index} of ${layer.digest}`, digest, "different bytes from the origin");
           }
           const copy = Buffer.from(slice);
+          // The cache keeps the compressed bytes only (the supernode never
+          // reads them inflated). Served once stored, so that a caller asking
+          // again finds the chunk in the cache, not at the origin.
           try {
-            const raw = await gunzipMemberAsync(copy, chunk.uncompressedLength, { layer: layer.digest, blobOffset: chunk.offset });
-            await this.#cache.put(digest, copy, raw, { signal: this.#lifetime.signal });
+            await this.#cache.putCompressed(digest, copy, chunk.uncompressedLength, { signal: this.#lifetime.signal });
           } catch (err) {
             // The bytes are verified: serve them even if caching failed.
             this.#log.warn({ layer: layer.digest, chunk: chunk.index, err }, "could not cache chunk");

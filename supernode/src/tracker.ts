@@ -1,5 +1,6 @@
-/** Which peers hold which layers: announcements that expire unless renewed. */
-import { DEFAULT_TRACKER_TTL_MS } from "./constants.ts";
+/** Which peers hold which layers and chunks: announcements that expire unless renewed. */
+import { bitmapHas, decodeChunkBitmap } from "./chunk-bitmap.ts";
+import { DEFAULT_TRACKER_TTL_MS, MAX_PEERS_ANSWERED } from "./constants.ts";
 import { BadRequestError } from "./errors.ts";
 import { DIGEST_RE } from "./layer-ref.ts";
 
@@ -9,10 +10,18 @@ export interface PeerInfo {
   addrs: string[];
 }
 
+/** A peer holding (part of) a layer, as `GET /v1/peers` answers. */
+export interface LayerHolder extends PeerInfo {
+  /** Base64 chunk bitmap (see `chunk-bitmap.ts`) of the chunks it holds; absent: the whole layer. */
+  chunks?: string;
+}
+
 /** A validated `POST /v1/announce` body. */
 export interface Announcement extends PeerInfo {
   /** Layer digests the peer holds, at least partly. */
   layers: string[];
+  /** Per layer of `layers`, a base64 bitmap of the chunks held; a layer without one is held whole. */
+  chunks?: Record<string, string>;
 }
 
 const MAX_ADDRS = 32;
@@ -38,12 +47,27 @@ export function parseAnnouncement(body: unknown): Announcement {
     if (!DIGEST_RE.test(d)) throw new BadRequestError("announce: layers[] must be sha256:<hex> digests");
     return d;
   });
-  return { peerId, addrs, layers };
+  let chunks: Record<string, string> | undefined;
+  if (b.chunks !== undefined) {
+    if (typeof b.chunks !== "object" || b.chunks === null || Array.isArray(b.chunks)) throw new BadRequestError("announce: chunks must be an object of layer digest to bitmap");
+    const held = new Set(layers);
+    chunks = {};
+    for (const [layer, bits] of Object.entries(b.chunks as Record<string, unknown>)) {
+      if (!held.has(layer)) throw new BadRequestError("announce: chunks names a layer missing from layers");
+      if (typeof bits !== "string") throw new BadRequestError("announce: chunks values must be base64 bitmaps");
+      decodeChunkBitmap(bits);
+      chunks[layer] = bits;
+    }
+  }
+  return { peerId, addrs, layers, ...(chunks ? { chunks } : {}) };
 }
+
+/** What one peer holds of one layer: its bitmap (decoded and as announced), or undefined for the whole layer. */
+type Holding = { bits: Uint8Array; text: string } | undefined;
 
 interface Entry {
   addrs: string[];
-  layers: Set<string>;
+  layers: Map<string, Holding>;
   expires: number;
 }
 
@@ -54,9 +78,9 @@ export interface TrackerInit {
 }
 
 /**
- * In-memory tracker. An announce replaces the peer's previous entry (addrs
- * and layers) and renews it for `ttlMs`; expired entries are never
- * returned and are swept lazily.
+ * In-memory tracker. An announce replaces the peer's previous entry (addrs,
+ * layers and chunk bitmaps) and renews it for `ttlMs`; expired entries are
+ * never returned and are swept lazily.
  */
 export class Tracker {
   readonly #peers = new Map<string, Entry>();
@@ -73,9 +97,14 @@ export class Tracker {
   /** Record an announcement; returns the TTL granted, ms. */
   announce(a: Announcement): number {
     this.#remove(a.peerId);
-    const entry: Entry = { addrs: [...new Set(a.addrs)], layers: new Set(a.layers), expires: this.#now() + this.#ttl };
+    const layers = new Map<string, Holding>();
+    for (const l of a.layers) {
+      const text = a.chunks?.[l];
+      layers.set(l, text === undefined ? undefined : { bits: decodeChunkBitmap(text), text });
+    }
+    const entry: Entry = { addrs: [...new Set(a.addrs)], layers, expires: this.#now() + this.#ttl };
     this.#peers.set(a.peerId, entry);
-    for (const l of entry.layers) {
+    for (const l of entry.layers.keys()) {
       let s = this.#byLayer.get(l);
       if (!s) this.#byLayer.set(l, (s = new Set()));
       s.add(a.peerId);
@@ -85,15 +114,27 @@ export class Tracker {
     return this.#ttl;
   }
 
-  /** Live peers holding `layer`, in no particular order. */
-  peers(layer: string): PeerInfo[] {
+  /**
+   * Live peers holding `layer` (with their chunk bitmaps), or only those
+   * holding chunk `chunk` of it when given; at most `MAX_PEERS_ANSWERED`,
+   * a random sample when more qualify, in random order.
+   */
+  peers(layer: string, chunk?: number): LayerHolder[] {
     const now = this.#now();
-    const out: PeerInfo[] = [];
+    const out: LayerHolder[] = [];
     for (const id of this.#byLayer.get(layer) ?? []) {
       const e = this.#peers.get(id);
-      if (e && e.expires > now) out.push({ peerId: id, addrs: [...e.addrs] });
+      if (!e || e.expires <= now) continue;
+      const held = e.layers.get(layer);
+      if (chunk !== undefined && held && !bitmapHas(held.bits, chunk)) continue;
+      out.push({ peerId: id, addrs: [...e.addrs], ...(held ? { chunks: held.text } : {}) });
     }
-    return out;
+    // Fisher-Yates: spread load over holders, and bound the answer.
+    for (let i = out.length - 1; i > 0; i--) {
+      const j = Math.floor(Math.random() * (i + 1));
+      [out[i], out[j]] = [out[j]!, out[i]!];
+    }
+    return out.slice(0, MAX_PEERS_ANSWERED);
   }
 
   /** Number of live peers. */
@@ -112,7 +153,7 @@ export class Tracker {
     const e = this.#peers.get(peerId);
     if (!e) return;
     this.#peers.delete(peerId);
-    for (const l of e.layers) {
+    for (const l of e.layers.keys()) {
       const s = this.#byLayer.get(l);
       s?.delete(peerId);
       if (s?.size === 0) this.#byLayer.delete(l);

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, describe, expect, it } from "vitest";
-import { BadRequestError, ownerOf, rankSupernodes, Tracker } from "../src/index.ts";
+import { BadRequestError, bitmapHas, decodeChunkBitmap, encodeChunkBitmap, ownerOf, rankSupernodes, Tracker } from "../src/index.ts";
 import { Cleanup } from "./harness.ts";
 
 const L1 = `sha256:${"1".repeat(64)}`;
@@ -22,6 +22,45 @@ describe("Tracker", () => {
     now += 100;
     expect(t.peers(L2)).toEqual([]);
     expect(t.size()).toBe(0);
+  });
+});
+
+describe("Tracker: chunk bitmaps", () => {
+  it("encodes and decodes bitmaps, and rejects what is not one", () => {
+    const text = encodeChunkBitmap(20, (i) => i % 3 === 0);
+    const bits = decodeChunkBitmap(text);
+    expect(Array.from({ length: 24 }, (_, i) => bitmapHas(bits, i))).toEqual(Array.from({ length: 24 }, (_, i) => i < 20 && i % 3 === 0));
+    expect(bitmapHas(bits, -1)).toBe(false);
+    for (const bad of ["***", "abc", "A".repeat(200_000)]) expect(() => decodeChunkBitmap(bad)).toThrow(BadRequestError);
+  });
+
+  it("answers, per chunk, only the peers that hold it; a layer announced without a bitmap counts as whole", () => {
+    const t = new Tracker();
+    t.announce({ peerId: "even", addrs: ["x"], layers: [L1], chunks: { [L1]: encodeChunkBitmap(10, (i) => i % 2 === 0) } });
+    t.announce({ peerId: "odd", addrs: ["y"], layers: [L1, L2], chunks: { [L1]: encodeChunkBitmap(10, (i) => i % 2 === 1) } });
+    t.announce({ peerId: "whole", addrs: ["z"], layers: [L1] });
+    expect(t.peers(L1, 4).map((p) => p.peerId).sort()).toEqual(["even", "whole"]);
+    expect(t.peers(L1, 7).map((p) => p.peerId).sort()).toEqual(["odd", "whole"]);
+    expect(t.peers(L1, 10).map((p) => p.peerId)).toEqual(["whole"]);
+    expect(t.peers(L2, 3).map((p) => p.peerId)).toEqual(["odd"]);
+    const all = t.peers(L1);
+    expect(all).toHaveLength(3);
+    const even = all.find((p) => p.peerId === "even")!;
+    expect(bitmapHas(decodeChunkBitmap(even.chunks!), 8)).toBe(true);
+    expect(all.find((p) => p.peerId === "whole")!.chunks).toBeUndefined();
+    // a new announce replaces the old bitmap
+    t.announce({ peerId: "even", addrs: ["x"], layers: [L1], chunks: { [L1]: encodeChunkBitmap(10, () => false) } });
+    expect(t.peers(L1, 4).map((p) => p.peerId)).toEqual(["whole"]);
+  });
+
+  it("answers at most 64 peers, a different sample each time", () => {
+    const t = new Tracker();
+    for (let i = 0; i < 200; i++) t.announce({ peerId: `p${i}`, addrs: ["x"], layers: [L1] });
+    const a = t.peers(L1);
+    const b = t.peers(L1);
+    expect(a).toHaveLength(64);
+    expect(new Set(a.map((p) => p.peerId)).size).toBe(64);
+    expect(a.map((p) => p.peerId)).not.toEqual(b.map((p) => p.peerId));
   });
 });
 
@@ -70,7 +109,16 @@ describe("tracker over HTTP", () => {
     }
     const big = await post(JSON.stringify({ peerId: "c", addrs: [], layers: [], pad: "x".repeat(2 * 1024 * 1024) }));
     expect(big.status).toBe(400);
-    for (const q of ["", "?layer=", "?layer=sha256:xyz"]) {
+    // per-chunk answers and bitmap validation
+    expect((await post(JSON.stringify({ peerId: "c", addrs: ["z"], layers: [L2], chunks: { [L2]: encodeChunkBitmap(8, (i) => i === 5) } }))).status).toBe(200);
+    const holders = async (q: string) => ((await (await fetch(`${sn.url}/v1/peers?layer=${L2}${q}`)).json()) as { peerId: string }[]).map((p) => p.peerId).sort();
+    expect(await holders("&chunk=5")).toEqual(["b", "c"]);
+    expect(await holders("&chunk=4")).toEqual(["b"]);
+    for (const chunks of [{ [L2]: "***" }, { [L1]: "AA==" }, [], "x"]) {
+      const r = await post(JSON.stringify({ peerId: "d", addrs: [], layers: [L2], chunks }));
+      expect(r.status, JSON.stringify(chunks)).toBe(400);
+    }
+    for (const q of ["", "?layer=", "?layer=sha256:xyz", `?layer=${L2}&chunk=-1`, `?layer=${L2}&chunk=x`]) {
       const r = await fetch(`${sn.url}/v1/peers${q}`);
       expect(r.status).toBe(400);
       expect(await r.json()).toMatchObject({ code: "SHOAL_ERR_BAD_REQUEST" });

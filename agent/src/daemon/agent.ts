@@ -7,7 +7,7 @@ import type { ChunkPeer } from "@shoal/p2p";
 import type { Logger } from "pino";
 import type { AgentConfig } from "../config/agent-config.ts";
 import { Fetcher, type ChunkOrigin } from "../fetch/fetcher.ts";
-import { PeerOrigin, Tracker } from "../fetch/peer-origin.ts";
+import { ANNOUNCE_CHANGED_MS, ANNOUNCE_EVERY_MS, holdings, PeerOrigin, Tracker } from "../fetch/peer-origin.ts";
 import { SupernodeOrigin } from "../fetch/supernode-origin.ts";
 import { RegistryOrigin } from "../fetch/registry-origin.ts";
 import { LayerFilesystem, unmountPath, isMountpoint } from "../fs/index.ts";
@@ -37,6 +37,8 @@ export interface AgentStatus {
   mounts: ReturnType<MountManager["status"]>["mounts"];
   images: ReturnType<MountManager["status"]>["images"];
   sources: Fetcher["totals"];
+  /** Fetches hedged onto a second source because the first was slow. */
+  hedges: number;
   store: ReturnType<ChunkStore["stats"]>;
   /** Present when the peer swarm is on. */
   p2p?: { peerId: string; addrs: string[]; connected: number; bytesUploaded: number; uploadsServed: number; uploadsRefused: number; dropped: string[] };
@@ -96,21 +98,30 @@ export async function createAgent(config: AgentConfig, logger: Logger): Promise<
   });
   await mounts.restore();
 
-  // Tell the tracker which layers this agent holds, now and then.
+  // Tell the tracker which chunks of which layers this agent holds: at once
+  // when mounts change, every second while chunks arrive, else every 10 s.
   let announcer: NodeJS.Timeout | undefined;
   if (peer && tracker) {
     const self = { peerId: peer.peerId, addrs: peer.addrs };
-    const announce = () => tracker.announce(self, mounts.layerDigests());
+    let lastChunks = -1;
+    let lastAt = 0;
+    const announce = () => {
+      lastChunks = store.stats().chunks;
+      lastAt = Date.now();
+      return tracker.announce(self, holdings(mounts.layers(), (l, i) => fetcher.has(l, i)));
+    };
     await announce();
     mounts.onChange = () => void announce();
-    announcer = setInterval(() => void announce(), 10_000);
+    announcer = setInterval(() => {
+      if (store.stats().chunks !== lastChunks || Date.now() - lastAt >= ANNOUNCE_EVERY_MS) void announce();
+    }, ANNOUNCE_CHANGED_MS);
     announcer.unref();
   }
 
   const status = async (): Promise<AgentStatus> => {
     const s = mounts.status();
     return {
-      root, mounts: s.mounts, images: s.images, sources: fetcher.totals, store: store.stats(),
+      root, mounts: s.mounts, images: s.images, sources: fetcher.totals, hedges: fetcher.hedges, store: store.stats(),
       ...(peer ? { p2p: { peerId: peer.peerId, addrs: peer.addrs, connected: peer.connectedPeers(), ...peer.stats(), dropped: [...(peers?.dropped ?? [])] } } : {}),
     };
   };

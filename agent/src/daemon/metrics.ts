@@ -10,6 +10,7 @@ export class AgentMetrics implements FetchObserver {
   private readonly chunks = new Counter({ name: "shoal_fetch_chunks_total", help: "Chunks fetched from a remote source, by source", labelNames: ["source"], registers: [this.registry] });
   private readonly failures = new Counter({ name: "shoal_fetch_failures_total", help: "Failed chunk fetches, by source and reason (error, timeout, digest)", labelNames: ["source", "reason"], registers: [this.registry] });
   private readonly latency = new Histogram({ name: "shoal_fetch_seconds", help: "Chunk fetch latency from remote sources", labelNames: ["source"], buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers: [this.registry] });
+  private readonly hedges = new Counter({ name: "shoal_fetch_hedges_total", help: "Chunk fetches hedged onto the next source because the first was slow, by source", labelNames: ["source", "to"], registers: [this.registry] });
   private readonly hits = new Counter({ name: "shoal_cache_hits_total", help: "Reads served from the local chunk store", registers: [this.registry] });
   readonly fuseOps = new Counter({ name: "shoal_fuse_operations_total", help: "FUSE operations, by operation", labelNames: ["op"], registers: [this.registry] });
   readonly fuseErrors = new Counter({ name: "shoal_fuse_errors_total", help: "FUSE operations that failed, by operation", labelNames: ["op"], registers: [this.registry] });
@@ -37,6 +38,10 @@ export class AgentMetrics implements FetchObserver {
 
   failed(source: string, reason: string): void {
     this.failures.inc({ source, reason });
+  }
+
+  hedged(from: string, to: string): void {
+    this.hedges.inc({ source: from, to });
   }
 
   /** Serve `/metrics` on `host:port`; `refresh` runs before each scrape. */

@@ -155,9 +155,11 @@ export class MountManager {
     };
   }
 
-  /** Digests of the lazy layers of every mounted image (what this agent announces to the tracker). */
-  layerDigests(): string[] {
-    return [...new Set([...this.images.values()].flatMap((a) => a.image.layers.map((l) => l.digest)))];
+  /** The lazy layers of every mounted image, one per digest. */
+  layers(): RemoteLayer[] {
+    const byDigest = new Map<string, RemoteLayer>();
+    for (const a of this.images.values()) for (const l of a.image.layers) if (!byDigest.has(l.digest)) byDigest.set(l.digest, l);
+    return [...byDigest.values()];
   }
 
   /** The prefetch job of image `digest`, if any (tests wait on `done`). */

@@ -23,8 +23,8 @@ export interface ChunkOrigin {
   fetchRange?(layer: RemoteLayer, offset: number, length: number, opts: { signal: AbortSignal }): Promise<Uint8Array>;
   /** Asked only when every source before it failed, never as a hedge (the origin registry behind the swarm). */
   readonly lastResort?: boolean;
-  /** False when this source surely cannot serve `layer` now (e.g. no peer holds it): it is skipped. */
-  canServe?(layer: RemoteLayer): boolean;
+  /** False when this source surely cannot serve chunk `chunk` of `layer` (any of it, when undefined) now, e.g. no peer holds it: it is skipped. */
+  canServe?(layer: RemoteLayer, chunk?: number): boolean;
   /** The bytes this source last returned for `chunk` failed verification: stop trusting whoever sent them. */
   reportBad?(layer: RemoteLayer, chunk: Chunk): void;
 }
@@ -36,6 +36,8 @@ export const MAX_RUN_BYTES = 4 << 20;
 export interface ChunkCache {
   has(digest: string): boolean;
   put(digest: string, compressed: Uint8Array, raw: Uint8Array): Promise<void>;
+  /** Store the compressed bytes only; the first `readRaw` inflates them. */
+  putCompressed(digest: string, compressed: Uint8Array, rawSize: number): Promise<void>;
   readRaw(digest: string, offset: number, length: number): Promise<Buffer | undefined>;
 }
 
@@ -44,6 +46,8 @@ export interface FetchObserver {
   fetched(source: string, bytes: number, seconds: number): void;
   cacheHit(bytes: number): void;
   failed(source: string, reason: string): void;
+  /** A fetch from `from` was slow, so `to` was asked too. */
+  hedged?(from: string, to: string): void;
 }
 
 /** A chunk could not be had from any source in time. */
@@ -55,6 +59,11 @@ export class FetchError extends ShoalError {
 
 /** Per-source totals, for `shoal status`. */
 export type SourceTotals = Record<string, { chunks: number; bytes: number }>;
+
+/** Weight of the newest sample in a source's latency average. */
+const LATENCY_EWMA_WEIGHT = 0.2;
+/** A source is hedged after this many times its average latency (and never before `hedgeMs`). */
+const HEDGE_LATENCY_FACTOR = 3;
 
 const hexOf = (d: Buffer) => `sha256:${d.toString("hex")}`;
 
@@ -73,11 +82,16 @@ export class Fetcher {
   private readonly observer: FetchObserver | undefined;
   private readonly timeoutMs: number;
   private readonly hedgeMs: number;
-  private readonly inflight = new Map<string, Promise<Buffer>>();
+  /** Fetches under way per chunk digest: the uncompressed bytes, or undefined when stored compressed only. */
+  private readonly inflight = new Map<string, Promise<Buffer | undefined>>();
   /** On-demand fetches under way; background work yields to them. */
   foreground = 0;
   /** When the last on-demand fetch started (performance.now() ms): background work waits for a quiet spell. */
   lastForegroundAt = Number.NEGATIVE_INFINITY;
+  /** Fetches that were hedged (a second source asked because the first was slow). */
+  hedges = 0;
+  /** Average latency of one chunk fetch per source, ms. */
+  private readonly latencyMs = new Map<string, number>();
 
   constructor(components: { cache: ChunkCache; origins: ChunkOrigin[]; logger: Logger; observer?: FetchObserver }, init: { timeoutMs?: number; hedgeMs?: number } = {}) {
     this.cache = components.cache;
@@ -101,8 +115,7 @@ export class Fetcher {
 
   /**
    * Make chunk `i` of `layer` local (fetching it if needed) and return its
-   * uncompressed bytes when `wantBytes` (else an empty buffer).
-   * `background` fetches do not count as on-demand.
+   * uncompressed bytes. `background` fetches do not count as on-demand.
    */
   async ensure(layer: RemoteLayer, i: number, opts: { signal?: AbortSignal; background?: boolean } = {}): Promise<Buffer> {
     const chunk = layer.index.chunk(i);
@@ -117,10 +130,15 @@ export class Fetcher {
     }
     let p = this.inflight.get(digest);
     if (!p) {
-      p = this.fetchAndStore(layer, chunk, digest, opts.background === true).finally(() => this.inflight.delete(digest));
+      p = this.fetchAndStore(layer, chunk, digest, opts.background === true, true).finally(() => this.inflight.delete(digest));
       this.inflight.set(digest, p);
     }
-    return untilAborted(p, opts.signal);
+    const raw = await untilAborted(p, opts.signal);
+    if (raw) return raw;
+    // It was stored compressed only by a background fetch: inflate it from the store.
+    const stored = await this.cache.readRaw(digest, 0, chunk.uncompressedLength);
+    if (stored && stored.length === chunk.uncompressedLength) return stored;
+    return this.ensure(layer, i, opts);
   }
 
   /**
@@ -128,9 +146,13 @@ export class Fetcher {
    * runs of adjacent chunks, one range request per run (up to
    * `MAX_RUN_BYTES`), from the first origin that can serve ranges; each chunk
    * is verified on its own, and one that fails is fetched again alone.
+   * Chunks are stored inflated when `inflate` (default: unless `background`),
+   * else compressed only, inflated on their first read.
    */
-  async ensureRange(layer: RemoteLayer, first: number, last: number, opts: { signal?: AbortSignal; background?: boolean; maxRunBytes?: number } = {}): Promise<void> {
+  async ensureRange(layer: RemoteLayer, first: number, last: number, opts: { signal?: AbortSignal; background?: boolean; inflate?: boolean; maxRunBytes?: number } = {}): Promise<void> {
     const maxRun = opts.maxRunBytes ?? MAX_RUN_BYTES;
+    const background = opts.background === true;
+    const inflate = opts.inflate ?? !background;
     const waits: Promise<unknown>[] = [];
     let run: number[] = [];
     let runBytes = 0;
@@ -139,15 +161,11 @@ export class Fetcher {
       const ids = run;
       run = [];
       runBytes = 0;
-      if (ids.length === 1) {
-        waits.push(this.ensure(layer, ids[0]!, opts));
-        return;
-      }
-      const fetched = this.fetchRun(layer, ids, opts.background === true);
+      const fetched = ids.length === 1 ? Promise.resolve(new Map<number, Buffer | undefined>()) : this.fetchRun(layer, ids, background, inflate);
       fetched.catch(() => {});
       for (const i of ids) {
         const digest = hexOf(layer.index.chunk(i).digest);
-        const p = fetched.then((m) => m.get(i) ?? this.fetchAndStore(layer, layer.index.chunk(i), digest, opts.background === true));
+        const p = fetched.then((m) => (m.has(i) ? m.get(i) : this.fetchAndStore(layer, layer.index.chunk(i), digest, background, inflate)));
         const tracked = p.finally(() => this.inflight.delete(digest));
         tracked.catch(() => {});
         this.inflight.set(digest, tracked);
@@ -171,12 +189,12 @@ export class Fetcher {
     await untilAborted(Promise.all(waits), opts.signal);
   }
 
-  /** Fetch adjacent chunks `ids` in one request; resolves the verified, stored ones (uncompressed). */
-  private async fetchRun(layer: RemoteLayer, ids: number[], background: boolean): Promise<Map<number, Buffer>> {
-    const out = new Map<number, Buffer>();
-    // The first source that can serve the layer takes the run if it serves ranges;
-    // otherwise the chunks go one by one through every source in order.
-    const origin = this.origins.find((o) => !o.canServe || o.canServe(layer));
+  /** Fetch adjacent chunks `ids` in one request; resolves the verified, stored ones (uncompressed, or undefined when not `inflate`). */
+  private async fetchRun(layer: RemoteLayer, ids: number[], background: boolean, inflate: boolean): Promise<Map<number, Buffer | undefined>> {
+    const out = new Map<number, Buffer | undefined>();
+    // The first source that can serve every chunk of the run takes it if it
+    // serves ranges; otherwise the chunks go one by one through every source in order.
+    const origin = this.origins.find((o) => !o.canServe || ids.every((i) => o.canServe!(layer, i)));
     if (!origin?.fetchRange) return out;
     const chunks = ids.map((i) => layer.index.chunk(i));
     const start = chunks[0]!.offset;
@@ -198,8 +216,7 @@ export class Fetcher {
           this.logger.error({ layer: layer.digest, chunk: chunk.index, source: origin.name }, "chunk of a run failed its digest");
           return;
         }
-        const raw = await gunzipMemberAsync(piece, chunk.uncompressedLength, { layer: layer.digest, blobOffset: chunk.offset });
-        await this.cache.put(hexOf(chunk.digest), piece, raw);
+        const raw = await this.store(layer, chunk, piece, inflate);
         this.count(origin.name, piece.length);
         out.set(chunk.index, raw);
       }));
@@ -253,18 +270,34 @@ export class Fetcher {
   }
 
   /**
-   * One chunk through the sources in order. A source slower than the hedge
+   * How long to wait on `origin` before asking the next source too: the
+   * configured hedge delay, or a few times the source's average latency when
+   * that is longer. When every source is slow alike (a loaded host, a busy
+   * swarm), hedging would only double the load; a source slow against its
+   * own record is what hedging is for.
+   */
+  private hedgeDelay(origin: ChunkOrigin): number {
+    return Math.max(this.hedgeMs, HEDGE_LATENCY_FACTOR * (this.latencyMs.get(origin.name) ?? 0));
+  }
+
+  private observeLatency(origin: ChunkOrigin, ms: number): void {
+    const avg = this.latencyMs.get(origin.name);
+    this.latencyMs.set(origin.name, avg === undefined ? ms : avg + LATENCY_EWMA_WEIGHT * (ms - avg));
+  }
+
+  /**
+   * One chunk through the sources in order. A source slower than its hedge
    * delay gets company: the next source starts too, and the first verified
    * answer wins. A source whose bytes fail the digest is told (`reportBad`)
    * and asked once more, then the next one is tried.
    */
-  private async fetchAndStore(layer: RemoteLayer, chunk: Chunk, digest: string, background: boolean): Promise<Buffer> {
+  private async fetchAndStore(layer: RemoteLayer, chunk: Chunk, digest: string, background: boolean, inflate: boolean): Promise<Buffer | undefined> {
     if (!background) {
       this.foreground++;
       this.lastForegroundAt = performance.now();
     }
     const deadline = AbortSignal.timeout(this.timeoutMs);
-    const candidates = this.origins.filter((o) => !o.canServe || o.canServe(layer));
+    const candidates = this.origins.filter((o) => !o.canServe || o.canServe(layer, chunk.index));
     const errors: string[] = [];
     try {
       const bytes = await new Promise<{ bytes: Uint8Array; origin: ChunkOrigin; seconds: number }>((resolve, reject) => {
@@ -289,8 +322,11 @@ export class Fetcher {
           // the others have failed, so the origin sees each chunk about once.
           const nextIsLastResort = next === candidates.length - 1 && candidates.length > 1 && candidates[next]!.lastResort === true;
           const hedge = setTimeout(() => {
-            if (!nextIsLastResort) launch();
-          }, this.hedgeMs);
+            if (nextIsLastResort || settled || next >= candidates.length) return;
+            this.hedges++;
+            this.observer?.hedged?.(origin.name, candidates[next]!.name);
+            launch();
+          }, this.hedgeDelay(origin));
           this.attempt(layer, chunk, origin, AbortSignal.any([deadline, ctl.signal]), errors).then(
             (got) => {
               clearTimeout(hedge);
@@ -311,8 +347,7 @@ export class Fetcher {
         };
         launch();
       });
-      const raw = await gunzipMemberAsync(bytes.bytes, chunk.uncompressedLength, { layer: layer.digest, blobOffset: chunk.offset });
-      await this.cache.put(digest, bytes.bytes, raw);
+      const raw = await this.store(layer, chunk, bytes.bytes, inflate);
       this.observer?.fetched(bytes.origin.name, bytes.bytes.length, bytes.seconds);
       this.count(bytes.origin.name, bytes.bytes.length);
       this.logger.debug({ layer: layer.digest, chunk: chunk.index, source: bytes.origin.name, bytes: bytes.bytes.length, background }, "chunk fetched");
@@ -320,6 +355,18 @@ export class Fetcher {
     } finally {
       if (!background) this.foreground--;
     }
+  }
+
+  /** Store verified `compressed` bytes of `chunk`, inflated too when `inflate` (then returns them). */
+  private async store(layer: RemoteLayer, chunk: Chunk, compressed: Uint8Array, inflate: boolean): Promise<Buffer | undefined> {
+    const digest = hexOf(chunk.digest);
+    if (!inflate) {
+      await this.cache.putCompressed(digest, compressed, chunk.uncompressedLength);
+      return undefined;
+    }
+    const raw = await gunzipMemberAsync(compressed, chunk.uncompressedLength, { layer: layer.digest, blobOffset: chunk.offset });
+    await this.cache.put(digest, compressed, raw);
+    return raw;
   }
 
   /** Up to two tries at one source; the verified bytes, or undefined (reasons appended to `errors`). */
@@ -337,7 +384,11 @@ export class Fetcher {
         this.logger.warn({ layer: layer.digest, chunk: chunk.index, source: origin.name, err: reason }, "chunk fetch failed");
         return undefined; // clients retry already; the next source gets a turn
       }
-      if (chunkMatches(chunk, bytes)) return { bytes, origin, seconds: (performance.now() - started) / 1000 };
+      if (chunkMatches(chunk, bytes)) {
+        const ms = performance.now() - started;
+        this.observeLatency(origin, ms);
+        return { bytes, origin, seconds: ms / 1000 };
+      }
       const actual = `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
       errors.push(`${origin.name}: digest mismatch (got ${actual})`);
       origin.reportBad?.(layer, chunk);

@@ -1,5 +1,5 @@
 import type { Chunk } from "@shoal/blockindex";
-import { rankSupernodes } from "@shoal/supernode";
+import { bitmapHas, decodeChunkBitmap, encodeChunkBitmap, rankSupernodes } from "@shoal/supernode";
 import type { Logger } from "pino";
 import type { ChunkOrigin, RemoteLayer } from "./fetcher.ts";
 
@@ -16,11 +16,45 @@ export interface ChunkPeerLike {
   fetchChunk(peer: PeerInfo, digest: string, opts: { signal?: AbortSignal }): Promise<Uint8Array>;
 }
 
-const PEER_LIST_TTL_MS = 5_000;
+/** A peer holding (part of) a layer: `bits` is its chunk bitmap, absent when it holds the whole layer. */
+export interface Holder extends PeerInfo {
+  bits?: Uint8Array;
+}
+
+/** What this agent holds of one layer, for an announce: `chunks` is a base64 bitmap, absent when whole. */
+export interface LayerHolding {
+  digest: string;
+  chunks?: string;
+}
+
+/** Announce at most this often while chunks arrive, ms. */
+export const ANNOUNCE_CHANGED_MS = 1_000;
+/** Announce at least this often (the tracker forgets peers that stay silent), ms. */
+export const ANNOUNCE_EVERY_MS = 10_000;
 
 /**
- * Tracker client: announces the layers this agent holds to every supernode,
- * and asks the supernode ranked first for a layer which peers hold it.
+ * What to announce for `layers`: each layer of which at least one chunk is
+ * held (`has`), with a bitmap of the chunks held unless it is held whole.
+ */
+export function holdings(layers: RemoteLayer[], has: (layer: RemoteLayer, chunk: number) => boolean): LayerHolding[] {
+  const out: LayerHolding[] = [];
+  for (const layer of layers) {
+    const n = layer.index.chunkCount;
+    let held = 0;
+    for (let i = 0; i < n; i++) if (has(layer, i)) held++;
+    if (held === 0) continue;
+    out.push(held === n ? { digest: layer.digest } : { digest: layer.digest, chunks: encodeChunkBitmap(n, (i) => has(layer, i)) });
+  }
+  return out;
+}
+
+/** How long a layer's list of holders is used before it is asked again, ms: bitmaps grow fast while a swarm starts. */
+const PEER_LIST_TTL_MS = 1_000;
+
+/**
+ * Tracker client: announces the layers (and chunk bitmaps) this agent holds
+ * to every supernode, and asks the supernode ranked first for a layer which
+ * peers hold which of its chunks.
  */
 export class Tracker {
   private readonly supernodes: string[];
@@ -31,13 +65,15 @@ export class Tracker {
     this.logger = components.logger.child({ component: "tracker" });
   }
 
-  /** Tell every supernode which layers this peer holds. Failures are logged, not thrown. */
-  async announce(self: PeerInfo, layers: string[]): Promise<void> {
+  /** Tell every supernode which layers and chunks this peer holds. Failures are logged, not thrown. */
+  async announce(self: PeerInfo, holdings: LayerHolding[]): Promise<void> {
+    const chunks = Object.fromEntries(holdings.filter((h) => h.chunks !== undefined).map((h) => [h.digest, h.chunks]));
+    const body = JSON.stringify({ peerId: self.peerId, addrs: self.addrs, layers: holdings.map((h) => h.digest), chunks });
     await Promise.all(this.supernodes.map(async (url) => {
       try {
         const res = await fetch(`${url}/v1/announce`, {
           method: "POST", headers: { "content-type": "application/json" },
-          body: JSON.stringify({ peerId: self.peerId, addrs: self.addrs, layers }), signal: AbortSignal.timeout(5000),
+          body, signal: AbortSignal.timeout(5000),
         });
         await res.body?.cancel();
       } catch (err) {
@@ -46,12 +82,15 @@ export class Tracker {
     }));
   }
 
-  /** Peers holding `layer`, from the first supernode (by rank for the layer) that answers; [] when none does. */
-  async peers(layer: string): Promise<PeerInfo[]> {
+  /** Peers holding (part of) `layer` with their chunk bitmaps, from the first supernode (by rank for the layer) that answers; [] when none does. */
+  async peers(layer: string): Promise<Holder[]> {
     for (const url of rankSupernodes(layer, this.supernodes)) {
       try {
         const res = await fetch(`${url}/v1/peers?layer=${encodeURIComponent(layer)}`, { signal: AbortSignal.timeout(3000) });
-        if (res.status === 200) return (await res.json()) as PeerInfo[];
+        if (res.status === 200) {
+          const list = (await res.json()) as Array<PeerInfo & { chunks?: string }>;
+          return list.map(({ chunks, ...p }) => (chunks === undefined ? p : { ...p, bits: decodeChunkBitmap(chunks) }));
+        }
         await res.body?.cancel();
       } catch {
         // next supernode
@@ -63,9 +102,10 @@ export class Tracker {
 
 /**
  * Neighbouring agents as a chunk source, over the libp2p chunk protocol.
- * The tracker says which peers hold a layer (refreshed every few seconds);
- * a chunk is asked of a random such peer, then of another. A peer whose
- * bytes fail verification is dropped for good and logged.
+ * The tracker says which peers hold which chunks of a layer (refreshed
+ * every second while in use); a chunk is asked only of peers that hold it,
+ * a random one, then another. A peer whose bytes fail verification is
+ * dropped for good and logged.
  */
 export class PeerOrigin implements ChunkOrigin {
   readonly name = "peer";
@@ -74,7 +114,7 @@ export class PeerOrigin implements ChunkOrigin {
   private readonly peer: ChunkPeerLike;
   private readonly tracker: Tracker;
   private readonly logger: Logger;
-  private readonly lists = new Map<string, { at: number; peers: PeerInfo[]; refreshing?: Promise<void> }>();
+  private readonly lists = new Map<string, { at: number; peers: Holder[]; refreshing?: Promise<void> }>();
   private readonly lastServer = new Map<string, string>();
 
   constructor(components: { peer: ChunkPeerLike; tracker: Tracker; logger: Logger }) {
@@ -83,10 +123,11 @@ export class PeerOrigin implements ChunkOrigin {
     this.logger = components.logger.child({ component: "peers" });
   }
 
-  private candidates(layer: string): PeerInfo[] {
+  /** Peers holding chunk `chunk` of `layer` (any part of it when undefined), by the last list the tracker gave. */
+  private candidates(layer: string, chunk?: number): Holder[] {
     const entry = this.lists.get(layer);
-    if (!entry || Date.now() - entry.at > PEER_LIST_TTL_MS) this.refresh(layer);
-    return (entry?.peers ?? []).filter((p) => p.peerId !== this.peer.peerId && !this.dropped.has(p.peerId));
+    if (!entry || Date.now() - entry.at > PEER_LIST_TTL_MS) void this.refresh(layer);
+    return (entry?.peers ?? []).filter((p) => p.peerId !== this.peer.peerId && !this.dropped.has(p.peerId) && (chunk === undefined || !p.bits || bitmapHas(p.bits, chunk)));
   }
 
   private refresh(layer: string): Promise<void> {
@@ -99,19 +140,14 @@ export class PeerOrigin implements ChunkOrigin {
     return entry.refreshing;
   }
 
-  /** Wait for the first peer list of `layer` (used right after a mount). */
-  async warm(layer: string): Promise<void> {
-    await this.refresh(layer);
-  }
-
-  canServe(layer: RemoteLayer): boolean {
-    return this.candidates(layer.digest).length > 0;
+  canServe(layer: RemoteLayer, chunk?: number): boolean {
+    return this.candidates(layer.digest, chunk).length > 0;
   }
 
   async fetch(layer: RemoteLayer, chunk: Chunk, opts: { signal: AbortSignal }): Promise<Uint8Array> {
     const digest = `sha256:${chunk.digest.toString("hex")}`;
-    const peers = this.candidates(layer.digest).sort(() => Math.random() - 0.5).slice(0, 2);
-    let lastErr: unknown = new Error("no peer holds this layer");
+    const peers = this.candidates(layer.digest, chunk.index).sort(() => Math.random() - 0.5).slice(0, 2);
+    let lastErr: unknown = new Error("no peer holds this chunk");
     for (const p of peers) {
       try {
         const bytes = await this.peer.fetchChunk(p, digest, { signal: opts.signal });

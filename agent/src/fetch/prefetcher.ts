@@ -172,7 +172,8 @@ export class PrefetchJob {
 
   private async run(): Promise<void> {
     // The startup chunks are what a container reads first: fetch them at once,
-    // in parallel and unthrottled, before streaming the rest.
+    // in parallel and unthrottled, and store them inflated, before streaming
+    // the rest (stored compressed, inflated on their first read).
     const startup = this.order.slice(0, this.startupChunks);
     const signal0 = this.controller.signal;
     // Adjacent chunks go in one request; runs go in the order their first chunk was read.
@@ -185,7 +186,7 @@ export class PrefetchJob {
     const startupWorker = async () => {
       while (!signal0.aborted && next < runs.length) {
         const [li, first, last] = runs[next++]!;
-        await this.fetcher.ensureRange(this.layers[li]!, first, last, { signal: signal0, background: true }).catch((err: Error) => {
+        await this.fetcher.ensureRange(this.layers[li]!, first, last, { signal: signal0, background: true, inflate: true }).catch((err: Error) => {
           if (!signal0.aborted) this.logger.warn({ first, last, err: err.message }, "startup prefetch of chunks failed");
         });
       }

@@ -1,3 +1,4 @@
+import { gunzipSync } from "node:zlib";
 import { pino } from "pino";
 import { describe, expect, it } from "vitest";
 import { convertLayer, OCI_LAYER_TAR, type Chunk } from "@shoal/blockindex";
@@ -20,13 +21,23 @@ async function layerFixture(): Promise<{ layer: RemoteLayer; blob: Buffer; tar: 
   return { layer: { digest: r.digest, registry: "r", repository: "x", index: r.index }, blob: Buffer.concat(out), tar };
 }
 
-function memoryCache(): ChunkCache & { map: Map<string, Buffer> } {
+/** Chunks in memory; compressed-only ones are inflated on their first raw read (as the chunk store does). */
+function memoryCache(): ChunkCache & { map: Map<string, Buffer>; compressedOnly: Set<string> } {
   const map = new Map<string, Buffer>();
+  const compressedOnly = new Set<string>();
   return {
     map,
+    compressedOnly,
     has: (d) => map.has(d),
     async put(d, _z, raw) { map.set(d, Buffer.from(raw)); },
-    async readRaw(d, off, len) { return map.get(d)?.subarray(off, off + len); },
+    async putCompressed(d, z) {
+      map.set(d, Buffer.from(z));
+      compressedOnly.add(d);
+    },
+    async readRaw(d, off, len) {
+      if (compressedOnly.delete(d)) map.set(d, gunzipSync(map.get(d)!));
+      return map.get(d)?.subarray(off, off + len);
+    },
   };
 }
 
@@ -121,6 +132,27 @@ describe("Fetcher", () => {
     expect(registry.calls).toEqual([0]);
   });
 
+  it("hedges a source only when it is slow against its own average, not when it is uniformly slow", async () => {
+    const { layer, blob } = await layerFixture();
+    let delay = 150;
+    const first = { ...origin(blob), name: "peer" };
+    const firstFetch = first.fetch.bind(first);
+    first.fetch = async (l, c, o) => {
+      await new Promise((r) => setTimeout(r, delay));
+      return firstFetch(l, c, o);
+    };
+    const second = { ...origin(blob, { hang: true }), name: "supernode" }; // asked only as a hedge, never answers
+    const f = new Fetcher({ cache: memoryCache(), origins: [first, second], logger }, { hedgeMs: 100 });
+    await f.ensure(layer, 0); // no average yet: hedged after 100 ms; the first answers at 150 ms
+    expect(f.hedges).toBe(1);
+    for (let i = 1; i < 4; i++) await f.ensure(layer, i); // 150 ms each: hedge delay is now 3 x 150 ms
+    expect(f.hedges).toBe(1);
+    delay = 800; // slow against its own record: hedged
+    await f.ensure(layer, 4);
+    expect(f.hedges).toBe(2);
+    expect(second.calls).toEqual([0, 4]);
+  });
+
   it("drops to the next source when one serves corrupt bytes, and tells it", async () => {
     const { layer, blob, tar } = await layerFixture();
     const liar = { ...origin(blob, { corrupt: 99 }), name: "peer", bad: 0, reportBad() { this.bad++; } };
@@ -159,6 +191,29 @@ describe("PrefetchJob", () => {
     expect(new Set(src.calls.slice(0, 2))).toEqual(new Set([3, 1]));
     expect([...src.calls].sort((a, b) => a - b)).toEqual(Array.from({ length: layer.index.chunkCount }, (_, i) => i));
     expect(job.progress()).toMatchObject({ finished: true, chunksDone: layer.index.chunkCount });
+  });
+
+  it("stores startup chunks inflated and the background stream compressed only; reads inflate those", async () => {
+    const { layer, blob, tar } = await layerFixture();
+    const cache = memoryCache();
+    const f = new Fetcher({ cache, origins: [origin(blob)], logger });
+    const job = new PrefetchJob({ fetcher: f, logger }, { layers: [layer], first: [[0, 2]], rateBytesPerSec: 1e9, concurrency: 1 });
+    await job.done;
+    const digestOf = (i: number) => `sha256:${layer.index.chunk(i).digest.toString("hex")}`;
+    expect(cache.compressedOnly.has(digestOf(2))).toBe(false);
+    expect(cache.compressedOnly.size).toBe(layer.index.chunkCount - 1);
+    expect(await f.read(layer, 0, tar.length)).toEqual(tar);
+    expect(cache.compressedOnly.size).toBe(0);
+  });
+
+  it("gives an on-demand read the bytes of a chunk a background fetch is storing compressed", async () => {
+    const { layer, blob, tar } = await layerFixture();
+    const src = origin(blob, { delayMs: 50 });
+    const f = new Fetcher({ cache: memoryCache(), origins: [src], logger });
+    const bg = f.ensureRange(layer, 0, 0, { background: true });
+    expect(await f.read(layer, 5, 100)).toEqual(tar.subarray(5, 105));
+    await bg;
+    expect(src.calls).toEqual([0]);
   });
 
   it("starts the background stream at a random chunk, so agents hold different chunks early", async () => {

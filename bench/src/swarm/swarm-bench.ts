@@ -8,7 +8,8 @@
 //   (c) optional: as (b) after `shoal preheat` into the supernode
 // Measured: wall time until all N are done, and registry blob bytes served.
 import { execFileSync, type ChildProcess } from "node:child_process";
-import { rmSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { mkdtemp, mkdir, readdir, rm, writeFile } from "node:fs/promises";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
@@ -69,6 +70,14 @@ export interface ShoalPass {
   registryBytes: number;
   registryRequests: number;
   sources: SourceBytes;
+  /** Chunk fetches hedged onto a second source, summed over the agents. */
+  hedges: number;
+  /**
+   * CPU seconds (user + system, all threads) spent during the pass by the
+   * agents, the supernode and the registry: on one machine that hosts them
+   * all, the pass cannot finish before `cpuSec.total / cores`.
+   */
+  cpuSec: { agents: number; supernode: number; registry: number; total: number };
   /** (c) only: the preheat. */
   preheatSec?: number;
   preheatRegistryBytes?: number;
@@ -101,6 +110,7 @@ let { cliOk } = shoalCli(CLI);
 
 interface AgentStatusLite {
   sources: Record<string, { chunks: number; bytes: number }>;
+  hedges?: number;
   images: Array<{ prefetch?: { finished: boolean; chunksDone: number; chunksTotal: number; failures?: number } }>;
 }
 
@@ -182,14 +192,32 @@ async function stopProcess(child: ChildProcess, graceMs: number): Promise<void> 
   liveProcs.delete(child);
 }
 
+/** Linux reports process CPU times in USER_HZ ticks, 100 per second on every architecture Node runs on. */
+const USER_HZ = 100;
+
+/** CPU seconds (user + system, every thread) process `pid` has used so far; 0 when it is gone. */
+function cpuSecondsOf(pid: number | undefined): number {
+  if (pid === undefined) return 0;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / USER_HZ; // utime, stime (fields 14, 15)
+  } catch {
+    return 0;
+  }
+}
+
 /** A long-running shoal process in a member namespace, its output kept (tail). */
 interface Proc {
   child: ChildProcess;
   out: () => string;
 }
 
+/** Extra Node flags for the shoal processes (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`), from `SHOAL_BENCH_NODE_ARGS`. */
+const NODE_ARGS = (process.env.SHOAL_BENCH_NODE_ARGS ?? "").split(" ").filter(Boolean);
+
 function startShoal(member: NetnsLanMember, args: string[]): Proc {
-  const child = member.spawnNetOnly(process.execPath, [CLI, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  const child = member.spawnNetOnly(process.execPath, [...NODE_ARGS, CLI, ...args], { stdio: ["ignore", "pipe", "pipe"] });
   liveProcs.add(child);
   let out = "";
   const collect = (s: string) => {
@@ -299,6 +327,12 @@ async function runShoal(c: ShoalCtx, tag: string): Promise<ShoalPass> {
 
     await c.reg.settle();
     const before = c.reg.stats();
+    const cpu = () => ({
+      agents: procs.slice(1).reduce((n, p) => n + cpuSecondsOf(p.child.pid), 0),
+      supernode: cpuSecondsOf(procs[0]!.child.pid),
+      registry: cpuSecondsOf(c.reg.pid),
+    });
+    const cpu0 = cpu();
     c.log(`  ${tag}: ${c.hosts.length} agents ready; mounting all at once`);
     const t0 = performance.now();
     const mountSecs = await Promise.all(c.hosts.map(async (_, i) => {
@@ -329,12 +363,22 @@ async function runShoal(c: ShoalCtx, tag: string): Promise<ShoalPass> {
       await sleep(100);
     }
     const total = Math.max(...doneAt.map((d) => d!));
+    const cpu1 = cpu();
+    const cpuSec = {
+      agents: cpu1.agents - cpu0.agents,
+      supernode: cpu1.supernode - cpu0.supernode,
+      registry: cpu1.registry - cpu0.registry,
+      total: 0,
+    };
+    cpuSec.total = cpuSec.agents + cpuSec.supernode + cpuSec.registry;
     await c.reg.settle();
     const after = c.reg.stats();
     const sources: SourceBytes = {};
+    let hedges = 0;
     for (let i = 0; i < c.hosts.length; i++) {
       const s = await callAgent<AgentStatusLite>(roots[i]!, "GET", "/v1/status", undefined, { timeoutMs: 30_000 });
       for (const [k, v] of Object.entries(s.sources)) sources[k] = (sources[k] ?? 0) + v.bytes;
+      hedges += s.hedges ?? 0;
     }
     return {
       sec: total,
@@ -343,6 +387,8 @@ async function runShoal(c: ShoalCtx, tag: string): Promise<ShoalPass> {
       registryBytes: after.blobBytes - before.blobBytes,
       registryRequests: after.blobRequests - before.blobRequests,
       sources,
+      hedges,
+      cpuSec,
       ...(preheatSec !== undefined ? { preheatSec, preheatRegistryBytes } : {}),
     };
   } finally {
@@ -477,6 +523,16 @@ export function formatSwarm(r: SwarmBenchResult): string[] {
     }
   }
   const good = r.rows.filter((row) => ok(row.shoal));
+  if (good.length > 0) {
+    const cores = availableParallelism();
+    lines.push("", `CPU during the shoal pass (user + system, all processes on this ${cores}-core machine):`, "",
+      "| N | agents CPU-s (per agent) | supernode CPU-s | registry CPU-s | total / cores = CPU floor | shoal time | hedged fetches |", "|---|---|---|---|---|---|---|");
+    for (const row of good) {
+      const s = row.shoal as ShoalPass;
+      const c = s.cpuSec;
+      lines.push(`| ${row.n} | ${c.agents.toFixed(1)} (${(c.agents / row.n).toFixed(2)}) | ${c.supernode.toFixed(1)} | ${c.registry.toFixed(1)} | ${(c.total / cores).toFixed(2)} s | ${s.sec.toFixed(2)} s | ${s.hedges} |`);
+    }
+  }
   lines.push("");
   for (const row of good) {
     const s = row.shoal as ShoalPass;

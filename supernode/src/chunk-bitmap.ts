@@ -1,0 +1,30 @@
+/**
+ * Which chunks of a layer a peer holds, as agents announce them to the
+ * tracker: bit `i` (byte `i >> 3`, least significant bit first) is set when
+ * chunk `i` is held and verified. Carried in JSON as base64.
+ */
+import { BadRequestError } from "./errors.ts";
+
+/** Largest bitmap accepted, bytes (2^20 chunks: 256 GiB of layer at 256 KiB chunks). */
+export const MAX_BITMAP_BYTES = 128 * 1024;
+
+/** The base64 bitmap of `count` chunks where `has(i)` says whether chunk `i` is held. */
+export function encodeChunkBitmap(count: number, has: (i: number) => boolean): string {
+  const bits = new Uint8Array(Math.ceil(count / 8));
+  for (let i = 0; i < count; i++) if (has(i)) bits[i >> 3]! |= 1 << (i & 7);
+  return Buffer.from(bits).toString("base64");
+}
+
+/** Bits of a base64 bitmap (untrusted input): throws `BadRequestError` when it is not base64 or too large. */
+export function decodeChunkBitmap(text: string): Uint8Array {
+  if (typeof text !== "string" || !/^[A-Za-z0-9+/]*={0,2}$/.test(text) || text.length % 4 !== 0) {
+    throw new BadRequestError("chunk bitmap must be base64");
+  }
+  if ((text.length / 4) * 3 > MAX_BITMAP_BYTES + 2) throw new BadRequestError(`chunk bitmap larger than ${MAX_BITMAP_BYTES} bytes`);
+  return new Uint8Array(Buffer.from(text, "base64"));
+}
+
+/** True when chunk `i` is set in `bits` (false beyond its end). */
+export function bitmapHas(bits: Uint8Array, i: number): boolean {
+  return i >= 0 && (i >> 3) < bits.length && (bits[i >> 3]! & (1 << (i & 7))) !== 0;
+}

@@ -57,6 +57,13 @@ export class FetchError extends ShoalError {
   }
 }
 
+/** The abort reason of a hedged fetch whose other source answered first. */
+class HedgeLostError extends Error {
+  constructor() {
+    super("another source answered");
+  }
+}
+
 /** Per-source totals, for `shoal status`. */
 export type SourceTotals = Record<string, { chunks: number; bytes: number }>;
 
@@ -318,31 +325,33 @@ export class Fetcher {
           controllers.push(ctl);
           running++;
           // Hedge onto the next source, but never onto the last resort (the
-          // origin behind the swarm) just for being slow: it is asked only when
-          // the others have failed, so the origin sees each chunk about once.
-          const nextIsLastResort = next === candidates.length - 1 && candidates.length > 1 && candidates[next]!.lastResort === true;
+          // origin behind the swarm) just for being slow, and ask the last
+          // resort only once every other source has failed: the origin then
+          // sees each chunk about once.
+          const lastResortNext = () => next < candidates.length && candidates[next]!.lastResort === true;
           const hedge = setTimeout(() => {
-            if (nextIsLastResort || settled || next >= candidates.length) return;
+            if (settled || next >= candidates.length || lastResortNext()) return;
             this.hedges++;
             this.observer?.hedged?.(origin.name, candidates[next]!.name);
             launch();
           }, this.hedgeDelay(origin));
+          const failed = () => {
+            clearTimeout(hedge);
+            running--;
+            if (settled || (running > 0 && lastResortNext())) return;
+            launch();
+          };
           this.attempt(layer, chunk, origin, AbortSignal.any([deadline, ctl.signal]), errors).then(
             (got) => {
+              if (!got) return failed();
               clearTimeout(hedge);
               running--;
               if (settled) return;
-              if (got) {
-                settled = true;
-                for (const c of controllers) c.abort(new Error("another source answered"));
-                resolve(got);
-              } else launch();
+              settled = true;
+              for (const c of controllers) c.abort(new HedgeLostError());
+              resolve(got);
             },
-            () => {
-              clearTimeout(hedge);
-              running--;
-              if (!settled) launch();
-            },
+            failed,
           );
         };
         launch();
@@ -377,7 +386,8 @@ export class Fetcher {
       try {
         bytes = await origin.fetch(layer, chunk, { signal });
       } catch (err) {
-        const timedOut = signal.aborted && !(signal.reason instanceof Error && signal.reason.message === "another source answered");
+        if (signal.aborted && signal.reason instanceof HedgeLostError) return undefined; // not a failure of this source
+        const timedOut = signal.aborted;
         const reason = timedOut ? `timed out after ${this.timeoutMs} ms` : (err as Error).message;
         errors.push(`${origin.name}: ${reason}`);
         this.observer?.failed(origin.name, timedOut ? "timeout" : "error");

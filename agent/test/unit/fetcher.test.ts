@@ -153,6 +153,18 @@ describe("Fetcher", () => {
     expect(second.calls).toEqual([0, 4]);
   });
 
+  it("does not ask the last resort while a hedged source is still working, even after another failed", async () => {
+    const { layer, blob, tar } = await layerFixture();
+    const failsLate = { ...origin(blob), name: "peer", fetch: async () => { await new Promise((r) => setTimeout(r, 150)); throw new Error("busy"); } };
+    const slowSupernode = { ...origin(blob, { delayMs: 300 }), name: "supernode" };
+    const registry = { ...origin(blob), lastResort: true };
+    const f = new Fetcher({ cache: memoryCache(), origins: [failsLate, slowSupernode, registry], logger }, { hedgeMs: 50 });
+    expect(await f.read(layer, 0, 10)).toEqual(tar.subarray(0, 10));
+    expect(slowSupernode.calls).toEqual([0]);
+    expect(registry.calls).toEqual([]);
+    expect(f.totals.supernode?.chunks).toBe(1);
+  });
+
   it("drops to the next source when one serves corrupt bytes, and tells it", async () => {
     const { layer, blob, tar } = await layerFixture();
     const liar = { ...origin(blob, { corrupt: 99 }), name: "peer", bad: 0, reportBad() { this.bad++; } };

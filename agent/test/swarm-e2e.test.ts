@@ -123,6 +123,49 @@ describe("supernodes, preheat and the peer swarm", () => {
     expect(text).toMatch(/shoal_upload_bytes_total [0-9]/);
   });
 
+  it("announces which chunks it holds: the tracker lists a peer only for those, and whole layers once read", async () => {
+    const img = await prepare("bitmap", 25);
+    const c = new RegistryClient({}, { registry: registry.host, plainHttp: true });
+    const layers = (await c.resolveImage(parseReference(img.lazy))).manifest.layers.map((l) => l.digest);
+    await c.close();
+    const a = await agent("bitmap");
+    const peerId = (await callAgent<AgentStatus>(a.root, "GET", "/v1/status")).p2p!.peerId;
+    const holders = async (layer: string, chunk?: number) =>
+      (await (await fetch(`${supernodes[0]!.url}/v1/peers?layer=${layer}${chunk === undefined ? "" : `&chunk=${chunk}`}`)).json()) as Array<{ peerId: string; chunks?: string }>;
+    const entry = async (layer: string) => (await holders(layer)).find((p) => p.peerId === peerId);
+    const dir = join(work, "mnt-bitmap");
+    await mkdir(dir);
+    await callAgent(a.root, "POST", "/v1/mounts", { image: img.lazy, mountpoint: dir });
+    const { readFile } = await import("node:fs/promises");
+    const file = [...img.original].find(([, n]) => n.type === "file" && (n.size ?? 0) > 0)!;
+    await readFile(join(dir, file[0]));
+    // the agent announces within a second of storing chunks
+    let partial: { layer: string; bits: Buffer } | undefined;
+    for (let k = 0; k < 40 && !partial; k++) {
+      await new Promise((r) => setTimeout(r, 100));
+      for (const layer of layers) {
+        const e = await entry(layer);
+        if (e?.chunks) partial = { layer, bits: Buffer.from(e.chunks, "base64") };
+      }
+    }
+    expect(partial).toBeDefined();
+    const held = (i: number) => (partial!.bits[i >> 3]! & (1 << (i & 7))) !== 0;
+    const heldIdx = Array.from({ length: partial!.bits.length * 8 }, (_, i) => i).filter(held);
+    const missing = Array.from({ length: partial!.bits.length * 8 }, (_, i) => i).find((i) => !held(i))!;
+    expect(heldIdx.length).toBeGreaterThan(0);
+    expect((await holders(partial!.layer, heldIdx[0])).map((p) => p.peerId)).toContain(peerId);
+    expect((await holders(partial!.layer, missing)).map((p) => p.peerId)).not.toContain(peerId);
+    // after reading everything, each layer is announced whole (no bitmap)
+    expect(diffTrees(img.original, await snapshotTree(dir))).toEqual([]);
+    let whole = false;
+    for (let k = 0; k < 40 && !whole; k++) {
+      await new Promise((r) => setTimeout(r, 100));
+      const es = await Promise.all(layers.map(entry));
+      whole = es.every((e) => e !== undefined && e.chunks === undefined);
+    }
+    expect(whole).toBe(true);
+  });
+
   it("detects and drops a peer that serves corrupt chunks; no file is corrupted", async () => {
     const img = await prepare("rogue", 22);
     const key = await (await import("@shoal/p2p")).readSwarmKey(keyFile);

@@ -12,6 +12,7 @@ import type { Multiaddr } from "@multiformats/multiaddr";
 import { createLibp2p } from "libp2p";
 import {
   CHUNK_PROTOCOL,
+  CHUNK_PROTOCOL_V1,
   DEFAULT_LISTEN,
   DEFAULT_HANDSHAKE_TIMEOUT_MS,
   DEFAULT_MAX_CHUNK_BYTES,
@@ -23,7 +24,7 @@ import {
 } from "./constants.ts";
 import { PeerBusyError, PeerNotFoundError, PeerProtocolError, PeerUnavailableError, SwarmKeyError } from "./errors.ts";
 import { loadOrCreatePeerKey } from "./peer-key.ts";
-import { MAX_BODY_FRAME_BYTES, MAX_REQUEST_BYTES, Status, decodeHeader, encodeHeader, isChunkDigest } from "./protocol.ts";
+import { MAX_BODY_FRAME_BYTES, MAX_CHUNKS_PER_REQUEST, MAX_REQUEST_BYTES, Status, decodeHeader, encodeHeader, isChunkDigest, parseRequest } from "./protocol.ts";
 import type { StatusCode } from "./protocol.ts";
 import { formatSwarmKey, toSwarmKey } from "./swarm-key.ts";
 import type { SwarmKey } from "./swarm-key.ts";
@@ -148,7 +149,7 @@ export class ChunkPeer {
       ...(this.swarmKey ? { connectionProtector: preSharedKey({ psk: new TextEncoder().encode(formatSwarmKey(this.swarmKey)) }) } : {}),
     });
     this.stopController = new AbortController();
-    await node.handle(CHUNK_PROTOCOL, (stream) => this.serve(stream), { maxInboundStreams: Math.max(32, this.maxUploads * 4) });
+    await node.handle([CHUNK_PROTOCOL, CHUNK_PROTOCOL_V1], (stream) => this.serve(stream), { maxInboundStreams: Math.max(32, this.maxUploads * 4) });
     await node.start();
     this.node = node;
   }
@@ -194,7 +195,20 @@ export class ChunkPeer {
    * `sha256:<64 hex>` throws TypeError.
    */
   async fetchChunk(peer: PeerAddress, digest: string, options: { signal?: AbortSignal } = {}): Promise<Uint8Array> {
-    if (!isChunkDigest(digest)) throw new TypeError(`not a chunk digest: ${digest}`);
+    const [bytes] = await this.fetchChunks(peer, [digest], options);
+    if (!bytes) throw new PeerNotFoundError(peer.peerId, digest);
+    return bytes;
+  }
+
+  /**
+   * Fetches several chunks from `peer` in one request (one stream): the bytes of each, in
+   * order, or undefined for a chunk the peer does not hold. Same errors and caveats as
+   * fetchChunk (the bytes are NOT verified), except that a missing chunk is undefined rather
+   * than PeerNotFoundError. At most MAX_CHUNKS_PER_REQUEST digests (else TypeError).
+   */
+  async fetchChunks(peer: PeerAddress, digests: string[], options: { signal?: AbortSignal } = {}): Promise<Array<Uint8Array | undefined>> {
+    if (digests.length === 0 || digests.length > MAX_CHUNKS_PER_REQUEST) throw new TypeError(`ask for 1 to ${MAX_CHUNKS_PER_REQUEST} chunks at once, not ${digests.length}`);
+    for (const digest of digests) if (!isChunkDigest(digest)) throw new TypeError(`not a chunk digest: ${digest}`);
     const node = this.started();
     const { signal } = options;
     signal?.throwIfAborted();
@@ -207,28 +221,35 @@ export class ChunkPeer {
     }
     try {
       const lp = lpStream(stream, { maxDataLength: MAX_BODY_FRAME_BYTES });
-      await lp.write(new TextEncoder().encode(digest), { signal });
-      const header = decodeHeader((await lp.read({ signal })).subarray());
-      if (!header) throw new PeerProtocolError(peer.peerId, "malformed response header");
-      if (header.status === Status.NOT_FOUND) throw new PeerNotFoundError(peer.peerId, digest);
-      if (header.status === Status.BUSY) throw new PeerBusyError(peer.peerId);
-      if (header.status !== Status.OK) throw new PeerProtocolError(peer.peerId, `request refused with status ${header.status}`);
-      if (header.length > this.maxChunkBytes) {
-        throw new PeerProtocolError(peer.peerId, `chunk of ${header.length} bytes exceeds limit ${this.maxChunkBytes}`);
-      }
-      const body = new Uint8Array(header.length);
-      let filled = 0;
-      while (filled < header.length) {
-        const frame = (await lp.read({ signal })).subarray();
-        if (frame.byteLength > header.length - filled) throw new PeerProtocolError(peer.peerId, "body longer than announced");
-        body.set(frame, filled);
-        filled += frame.byteLength;
+      await lp.write(new TextEncoder().encode(digests.join("\n")), { signal });
+      const out: Array<Uint8Array | undefined> = [];
+      for (const digest of digests) {
+        const header = decodeHeader((await lp.read({ signal })).subarray());
+        if (!header) throw new PeerProtocolError(peer.peerId, "malformed response header");
+        if (header.status === Status.NOT_FOUND) {
+          out.push(undefined);
+          continue;
+        }
+        if (header.status === Status.BUSY) throw new PeerBusyError(peer.peerId);
+        if (header.status !== Status.OK) throw new PeerProtocolError(peer.peerId, `request for ${digest} refused with status ${header.status}`);
+        if (header.length > this.maxChunkBytes) {
+          throw new PeerProtocolError(peer.peerId, `chunk of ${header.length} bytes exceeds limit ${this.maxChunkBytes}`);
+        }
+        const body = new Uint8Array(header.length);
+        let filled = 0;
+        while (filled < header.length) {
+          const frame = (await lp.read({ signal })).subarray();
+          if (frame.byteLength > header.length - filled) throw new PeerProtocolError(peer.peerId, "body longer than announced");
+          body.set(frame, filled);
+          filled += frame.byteLength;
+        }
+        out.push(body);
       }
       await stream.close({ signal }).catch(() => stream.abort(new Error("close failed")));
-      return body;
+      return out;
     } catch (err) {
       stream.abort(err instanceof Error ? err : new Error(String(err)));
-      if (err instanceof PeerNotFoundError || err instanceof PeerBusyError || err instanceof PeerProtocolError) throw err;
+      if (err instanceof PeerBusyError || err instanceof PeerProtocolError) throw err;
       throw failure(peer.peerId, "transfer failed", err, signal);
     }
   }
@@ -244,33 +265,36 @@ export class ChunkPeer {
     let uploading = false;
     try {
       const reqSignal = AbortSignal.any([stopSignal, AbortSignal.timeout(this.requestTimeoutMs)]);
-      const digest = new TextDecoder().decode((await lp.read({ signal: reqSignal })).subarray());
-      if (!isChunkDigest(digest)) return await this.reply(lp, stream, Status.BAD_REQUEST);
+      const digests = parseRequest(new TextDecoder().decode((await lp.read({ signal: reqSignal })).subarray()));
+      if (!digests) return await this.reply(lp, stream, Status.BAD_REQUEST);
       if (this.active >= this.maxUploads) {
         this.counters.uploadsRefused++;
         return await this.reply(lp, stream, Status.BUSY);
       }
       this.active++;
       uploading = true;
-      let data: Uint8Array | undefined;
-      try {
-        data = await this.provider.readCompressed(digest, { signal: stopSignal });
-      } catch (err) {
-        this.logger?.warn({ err, digest }, "chunk provider failed");
-        return await this.reply(lp, stream, Status.ERROR);
+      for (const digest of digests) {
+        let data: Uint8Array | undefined;
+        try {
+          data = await this.provider.readCompressed(digest, { signal: stopSignal });
+        } catch (err) {
+          this.logger?.warn({ err, digest }, "chunk provider failed");
+          return await this.reply(lp, stream, Status.ERROR);
+        }
+        if (!data) {
+          this.counters.uploadsNotFound++;
+          await lp.write(encodeHeader(Status.NOT_FOUND), { signal: stopSignal });
+          continue;
+        }
+        await lp.write(encodeHeader(Status.OK, data.byteLength), { signal: stopSignal });
+        for (let off = 0; off < data.byteLength; off += UPLOAD_FRAME_BYTES) {
+          const frame = data.subarray(off, Math.min(off + UPLOAD_FRAME_BYTES, data.byteLength));
+          await this.bucket.take(frame.byteLength, { signal: stopSignal });
+          await lp.write(frame, { signal: stopSignal });
+          this.counters.bytesUploaded += frame.byteLength;
+        }
+        this.counters.uploadsServed++;
       }
-      if (!data) {
-        this.counters.uploadsNotFound++;
-        return await this.reply(lp, stream, Status.NOT_FOUND);
-      }
-      await lp.write(encodeHeader(Status.OK, data.byteLength), { signal: stopSignal });
-      for (let off = 0; off < data.byteLength; off += UPLOAD_FRAME_BYTES) {
-        const frame = data.subarray(off, Math.min(off + UPLOAD_FRAME_BYTES, data.byteLength));
-        await this.bucket.take(frame.byteLength, { signal: stopSignal });
-        await lp.write(frame, { signal: stopSignal });
-        this.counters.bytesUploaded += frame.byteLength;
-      }
-      this.counters.uploadsServed++;
       await stream.close({ signal: stopSignal });
     } catch (err) {
       this.logger?.debug({ err, remote: stream.id }, "chunk upload aborted");

@@ -4,5 +4,5 @@ export { SwarmKeyError, PeerNotFoundError, PeerBusyError, PeerUnavailableError, 
 export { parseSwarmKey, formatSwarmKey, generateSwarmKey, readSwarmKey, toSwarmKey, SWARM_KEY_BYTES, type SwarmKey } from "./swarm-key.ts";
 export { loadOrCreatePeerKey } from "./peer-key.ts";
 export { TokenBucket, type TokenBucketInit } from "./token-bucket.ts";
-export { Status, isChunkDigest, encodeHeader, decodeHeader, MAX_BODY_FRAME_BYTES, MAX_REQUEST_BYTES, type StatusCode } from "./protocol.ts";
+export { Status, isChunkDigest, parseRequest, encodeHeader, decodeHeader, MAX_BODY_FRAME_BYTES, MAX_CHUNKS_PER_REQUEST, MAX_REQUEST_BYTES, type StatusCode } from "./protocol.ts";
 export * from "./constants.ts";

@@ -5,6 +5,7 @@ import { afterAll, afterEach, describe, expect, it } from "vitest";
 import {
   ChunkPeer,
   generateSwarmKey,
+  MAX_CHUNKS_PER_REQUEST,
   PeerBusyError,
   PeerNotFoundError,
   PeerUnavailableError,
@@ -64,6 +65,20 @@ describe("ChunkPeer", () => {
       uploadsActive: 0,
     });
     await expect(client.fetchChunk(target, "sha256:XYZ", { signal })).rejects.toBeInstanceOf(TypeError);
+  });
+
+  it("fetches a run of chunks in one request, missing ones as undefined, in order", async () => {
+    const chunks = [randomChunk(5000), randomChunk(200 * 1024), randomChunk(1)];
+    const server = await startPeer(mapProvider(chunks));
+    const client = await startPeer(EMPTY);
+    const target = { peerId: server.peerId, addrs: server.addrs };
+    const signal = AbortSignal.timeout(20_000);
+    const got = await client.fetchChunks(target, [digestOf(chunks[0]!), MISSING_DIGEST, digestOf(chunks[1]!), digestOf(chunks[2]!)], { signal });
+    expect(got).toEqual([chunks[0], undefined, chunks[1], chunks[2]]);
+    expect(server.stats()).toMatchObject({ uploadsServed: 3, uploadsNotFound: 1, uploadsActive: 0 });
+    await expect(client.fetchChunks(target, [], { signal })).rejects.toBeInstanceOf(TypeError);
+    await expect(client.fetchChunks(target, Array.from({ length: MAX_CHUNKS_PER_REQUEST + 1 }, () => MISSING_DIGEST), { signal })).rejects.toBeInstanceOf(TypeError);
+    await expect(client.fetchChunks(target, [digestOf(chunks[0]!), "sha256:XYZ"], { signal })).rejects.toBeInstanceOf(TypeError);
   });
 
   it("a peer with a different swarm key or no key cannot fetch", async () => {

@@ -1,6 +1,7 @@
 import type { Chunk } from "@shoal/blockindex";
 import { bitmapHas, decodeChunkBitmap, encodeChunkBitmap, rankSupernodes } from "@shoal/supernode";
 import type { Logger } from "pino";
+import { chunkAtBlobOffset } from "./chunk-at.ts";
 import type { ChunkOrigin, RemoteLayer } from "./fetcher.ts";
 
 /** A peer as the tracker lists it. */
@@ -14,7 +15,12 @@ export interface ChunkPeerLike {
   readonly peerId: string;
   readonly addrs: string[];
   fetchChunk(peer: PeerInfo, digest: string, opts: { signal?: AbortSignal }): Promise<Uint8Array>;
+  /** Several chunks in one request; undefined for each the peer does not hold. */
+  fetchChunks(peer: PeerInfo, digests: string[], opts: { signal?: AbortSignal }): Promise<Array<Uint8Array | undefined>>;
 }
+
+/** Most chunks asked of one peer in one request (the p2p protocol's limit). */
+const MAX_CHUNKS_PER_PEER_REQUEST = 32;
 
 /** A peer holding (part of) a layer: `bits` is its chunk bitmap, absent when it holds the whole layer. */
 export interface Holder extends PeerInfo {
@@ -104,8 +110,10 @@ export class Tracker {
  * Neighbouring agents as a chunk source, over the libp2p chunk protocol.
  * The tracker says which peers hold which chunks of a layer (refreshed
  * every second while in use); a chunk is asked only of peers that hold it,
- * a random one, then another. A peer whose bytes fail verification is
- * dropped for good and logged.
+ * a random one, then another. A run of adjacent chunks goes in one request
+ * to one peer holding all of them, else in one request per peer to holders
+ * of each. A peer whose bytes fail verification is dropped for good and
+ * logged.
  */
 export class PeerOrigin implements ChunkOrigin {
   readonly name = "peer";
@@ -159,6 +167,38 @@ export class PeerOrigin implements ChunkOrigin {
       }
     }
     throw lastErr;
+  }
+
+  async fetchRange(layer: RemoteLayer, offset: number, length: number, opts: { signal: AbortSignal }): Promise<Uint8Array> {
+    const first = chunkAtBlobOffset(layer, offset);
+    const last = chunkAtBlobOffset(layer, offset + length - 1);
+    const ids = Array.from({ length: last - first + 1 }, (_, k) => first + k);
+    const pick = <T>(xs: T[]): T | undefined => xs[Math.floor(Math.random() * xs.length)];
+    // one peer for the whole run if one holds it all, else a holder per chunk
+    const plan = new Map<Holder, number[]>();
+    const whole = pick(this.candidates(layer.digest).filter((p) => ids.every((i) => !p.bits || bitmapHas(p.bits, i))));
+    if (whole) plan.set(whole, ids);
+    else {
+      for (const i of ids) {
+        const p = pick(this.candidates(layer.digest, i));
+        if (!p) throw new Error(`no peer holds chunk ${i}`);
+        plan.set(p, [...(plan.get(p) ?? []), i]);
+      }
+    }
+    const parts = new Map<number, Uint8Array>();
+    await Promise.all([...plan].map(async ([p, want]) => {
+      for (let k = 0; k < want.length; k += MAX_CHUNKS_PER_PEER_REQUEST) {
+        const batch = want.slice(k, k + MAX_CHUNKS_PER_PEER_REQUEST);
+        const digests = batch.map((i) => `sha256:${layer.index.chunk(i).digest.toString("hex")}`);
+        const got = await this.peer.fetchChunks(p, digests, { signal: opts.signal });
+        got.forEach((bytes, j) => {
+          if (!bytes) throw new Error(`peer ${p.peerId} does not hold chunk ${batch[j]}`);
+          parts.set(batch[j]!, bytes);
+          this.lastServer.set(digests[j]!, p.peerId);
+        });
+      }
+    }));
+    return Buffer.concat(ids.map((i) => parts.get(i)!));
   }
 
   reportBad(_layer: RemoteLayer, chunk: Chunk): void {

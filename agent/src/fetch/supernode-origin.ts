@@ -2,6 +2,7 @@ import type { Chunk } from "@shoal/blockindex";
 import { ShoalError } from "@shoal/blockindex";
 import type { ChunkOrigin, RemoteLayer } from "./fetcher.ts";
 import { rankSupernodes } from "@shoal/supernode";
+import { chunkAtBlobOffset } from "./chunk-at.ts";
 
 /** A supernode answered with an error, or none could be reached. */
 export class SupernodeError extends ShoalError {}
@@ -71,8 +72,8 @@ export class SupernodeOrigin implements ChunkOrigin {
   }
 
   async fetchRange(layer: RemoteLayer, offset: number, length: number, opts: { signal: AbortSignal }): Promise<Uint8Array> {
-    const first = chunkAt(layer, offset);
-    const last = chunkAt(layer, offset + length - 1);
+    const first = chunkAtBlobOffset(layer, offset);
+    const last = chunkAtBlobOffset(layer, offset + length - 1);
     // split the run where the owning supernode changes
     const parts: Array<[number, number]> = [];
     for (let i = first; i <= last; i++) {
@@ -84,16 +85,4 @@ export class SupernodeOrigin implements ChunkOrigin {
     const pieces = await Promise.all(parts.map(([a, b]) => this.fromOwners(layer, a, b, opts.signal)));
     return pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces);
   }
-}
-
-/** Index of the chunk whose compressed bytes hold blob offset `offset` (binary search). */
-function chunkAt(layer: RemoteLayer, offset: number): number {
-  let lo = 0;
-  let hi = layer.index.chunkCount - 1;
-  while (lo < hi) {
-    const mid = (lo + hi + 1) >> 1;
-    if (layer.index.chunk(mid).offset <= offset) lo = mid;
-    else hi = mid - 1;
-  }
-  return lo;
 }

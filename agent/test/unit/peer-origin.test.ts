@@ -9,12 +9,17 @@ import { holdings, PeerOrigin, Tracker, type ChunkPeerLike, type Holder, type Pe
 
 const logger = pino({ level: "silent" });
 
-async function layerOf(bytes: number): Promise<RemoteLayer> {
+async function layerWithBlob(bytes: number): Promise<{ layer: RemoteLayer; blob: Buffer }> {
   const data = Buffer.alloc(bytes);
   for (let i = 0; i < bytes; i++) data[i] = (i * 2654435761) >>> 24;
   const tar = Buffer.from(writeTar([{ path: "f", type: "file", mode: 0o644, data }]).tar);
-  const r = await convertLayer([tar], OCI_LAYER_TAR, () => {}, { chunkSize: 65536 });
-  return { digest: r.digest, registry: "r", repository: "x", index: r.index };
+  const out: Buffer[] = [];
+  const r = await convertLayer([tar], OCI_LAYER_TAR, (b) => { out.push(Buffer.from(b)); }, { chunkSize: 65536 });
+  return { layer: { digest: r.digest, registry: "r", repository: "x", index: r.index }, blob: Buffer.concat(out) };
+}
+
+async function layerOf(bytes: number): Promise<RemoteLayer> {
+  return (await layerWithBlob(bytes)).layer;
 }
 
 /** A tracker that answers a fixed list of holders, counting the questions. */
@@ -31,13 +36,27 @@ class FixedTracker extends Tracker {
   }
 }
 
-function fakePeer(): ChunkPeerLike & { asked: string[] } {
+/** A libp2p peer stand-in: records whom it asked; serves `blob`'s chunk bytes by digest. */
+function fakePeer(layer?: RemoteLayer, blob?: Buffer): ChunkPeerLike & { asked: string[]; requests: Array<{ peer: string; count: number }> } {
   const asked: string[] = [];
+  const requests: Array<{ peer: string; count: number }> = [];
+  const bytesOf = (digest: string) => {
+    if (!layer || !blob) return new Uint8Array([1]);
+    for (let i = 0; i < layer.index.chunkCount; i++) {
+      const c = layer.index.chunk(i);
+      if (`sha256:${c.digest.toString("hex")}` === digest) return blob.subarray(c.offset, c.offset + c.length);
+    }
+    return undefined;
+  };
   return {
-    peerId: "self", addrs: [], asked,
-    async fetchChunk(p: PeerInfo) {
+    peerId: "self", addrs: [], asked, requests,
+    async fetchChunk(p: PeerInfo, digest: string) {
       asked.push(p.peerId);
-      return new Uint8Array([1]);
+      return bytesOf(digest)!;
+    },
+    async fetchChunks(p: PeerInfo, digests: string[]) {
+      requests.push({ peer: p.peerId, count: digests.length });
+      return digests.map(bytesOf);
     },
   };
 }
@@ -77,5 +96,27 @@ describe("PeerOrigin", () => {
     expect(new Set(peer.asked)).toEqual(new Set(["evens"]));
     await expect(origin.fetch(layer, layer.index.chunk(1), { signal: AbortSignal.timeout(1000) })).rejects.toThrow(/no peer holds this chunk/);
     expect(tracker.asked).toBe(1);
+  });
+
+  it("fetches a run from one peer holding all of it in one request, else one request per holder", async () => {
+    const { layer, blob } = await layerWithBlob(600_000);
+    const n = layer.index.chunkCount;
+    const bits = (f: (i: number) => boolean) => decodeChunkBitmap(encodeChunkBitmap(n, f));
+    const run = (a: number, b: number) => [layer.index.chunk(a).offset, layer.index.chunk(b).offset + layer.index.chunk(b).length - layer.index.chunk(a).offset] as const;
+    const peer = fakePeer(layer, blob);
+    const origin = new PeerOrigin({ peer, tracker: new FixedTracker([
+      { peerId: "low", addrs: [], bits: bits((i) => i < 4) },
+      { peerId: "high", addrs: [], bits: bits((i) => i >= 4) },
+    ]), logger });
+    origin.canServe(layer, 0);
+    await sleep(10);
+    const [o1, l1] = run(0, 3);
+    expect(Buffer.from(await origin.fetchRange(layer, o1, l1, { signal: AbortSignal.timeout(1000) }))).toEqual(blob.subarray(o1, o1 + l1));
+    expect(peer.requests).toEqual([{ peer: "low", count: 4 }]);
+    peer.requests.length = 0;
+    const [o2, l2] = run(2, 6);
+    expect(Buffer.from(await origin.fetchRange(layer, o2, l2, { signal: AbortSignal.timeout(1000) }))).toEqual(blob.subarray(o2, o2 + l2));
+    expect(peer.requests.sort((a, b) => a.peer.localeCompare(b.peer))).toEqual([{ peer: "high", count: 3 }, { peer: "low", count: 2 }]);
+    await expect(origin.fetchRange(layer, 0, layer.index.chunk(n - 1).offset + 10, { signal: AbortSignal.timeout(1000) })).resolves.toBeDefined();
   });
 });

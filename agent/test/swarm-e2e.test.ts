@@ -106,6 +106,8 @@ describe("supernodes, preheat and the peer swarm", () => {
     const pre = await shoal(["preheat", "--supernode", supernodes.map((s) => s.url).join(","), img.lazy]);
     expect(pre.code, pre.stderr).toBe(0);
     expect(pre.stderr).toMatch(/done/);
+    await registry.settle();
+    const blobRequestsAfterPreheat = registry.stats().blobRequests;
     const metricsPort = await freePort();
     for (const name of ["a1", "a2", "a3"]) {
       const a = await agent(name, ["--origin-fallback", "false", ...(name === "a3" ? ["--metrics-listen", `127.0.0.1:${metricsPort}`] : [])]);
@@ -113,8 +115,9 @@ describe("supernodes, preheat and the peer swarm", () => {
       expect(s.sources.origin).toBeUndefined();
     }
     await registry.settle();
-    // indexes are read once per agent and supernode; layer bytes once in all
+    // layer bytes and indexes once in all (by the supernodes): the agents asked the registry for no blob bytes at all
     expect(registry.stats().blobBytes).toBeLessThanOrEqual(img.imageBytes * 1.1);
+    expect(registry.stats().blobRequests).toBe(blobRequestsAfterPreheat);
     const peerBytes = await Promise.all(agents.slice(1).map(async (a) => (await callAgent<AgentStatus>(a.root, "GET", "/v1/status")).sources.peer?.bytes ?? 0));
     expect(peerBytes.some((b) => b > 0)).toBe(true); // the later agents got chunks from the earlier ones
     const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();

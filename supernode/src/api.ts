@@ -22,6 +22,7 @@ export interface ApiComponents {
 }
 
 const CHUNKS_PREFIX = "/v1/chunks/";
+const INDEX_PREFIX = "/v1/index/";
 const DECIMAL = /^(0|[1-9][0-9]{0,15})$/;
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
@@ -112,6 +113,27 @@ async function handle(c: ApiComponents, req: IncomingMessage, res: ServerRespons
     for (const p of parts) res.write(p);
     res.end();
     c.served?.(total);
+    return;
+  }
+  if (method === "GET" && path.startsWith(INDEX_PREFIX)) {
+    const rawPath = (req.url ?? "").split("?")[0]!;
+    const layer = parseLayerPath(rawPath.slice(INDEX_PREFIX.length));
+    const indexDigest = url.searchParams.get("index");
+    if (indexDigest !== null && !DIGEST_RE.test(indexDigest)) throw new BadRequestError("query parameter index must be a sha256:<hex> digest");
+    const credentials = parseBasicAuth(req.headers.authorization);
+    const cached = await c.chunks.getIndex(layer, {
+      signal,
+      ...(credentials ? { credentials } : {}),
+      ...(indexDigest ? { hint: { indexDigest } } : {}),
+    });
+    res.writeHead(200, {
+      "content-type": "application/octet-stream",
+      "content-length": cached.bytes.length,
+      "x-shoal-index-offset": String(cached.location.offset),
+      "x-shoal-index-digest": cached.indexDigest,
+    });
+    res.end(cached.bytes);
+    c.served?.(cached.bytes.length);
     return;
   }
   if (route("POST", "/v1/announce")) {

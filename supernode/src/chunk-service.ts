@@ -9,7 +9,7 @@ import type { Logger } from "pino";
 import { DEFAULT_MAX_CHUNKS_PER_REQUEST, DEFAULT_MAX_RANGE_BYTES } from "./constants.ts";
 import { BadRequestError, SupernodeError } from "./errors.ts";
 import type { AccessCheck } from "./access.ts";
-import type { IndexCache, IndexHint } from "./index-cache.ts";
+import type { CachedIndex, IndexCache, IndexHint } from "./index-cache.ts";
 import type { LayerRef } from "./layer-ref.ts";
 import type { CallerCredentials, OriginClients } from "./origins.ts";
 
@@ -94,6 +94,15 @@ export class ChunkService {
   /** The layer's index (see `IndexCache.get`). */
   index(layer: LayerRef, opts: ChunkRequestOptions = {}): Promise<LayerIndex> {
     return this.#indexes.get(layer, opts).then((c) => c.index);
+  }
+
+  /**
+   * The raw index region of `layer` (what the agents decode), read from the
+   * origin once for every agent. Same access check as `getChunks`.
+   */
+  async getIndex(layer: LayerRef, opts: ChunkRequestOptions = {}): Promise<CachedIndex> {
+    await this.#access?.check(layer, opts.credentials, opts.signal ? { signal: opts.signal } : {});
+    return this.#indexes.get(layer, opts);
   }
 
   /**

@@ -12,10 +12,12 @@ export interface IndexDb {
   put(key: string, value: string): Promise<void>;
 }
 
-/** A decoded index and the digest of its bytes (the layer's `index.digest` annotation). */
+/** A decoded index, its bytes (the index region of the blob) and their digest (the layer's `index.digest` annotation). */
 export interface CachedIndex {
   index: LayerIndex;
   indexDigest: string;
+  bytes: Uint8Array;
+  location: IndexLocation;
 }
 
 /** What the caller knows about the index from the layer's annotations, if anything. */
@@ -75,7 +77,7 @@ export class IndexCache {
         const rec = JSON.parse(stored) as { offset: number; size: number; bytes: string };
         const bytes = Buffer.from(rec.bytes, "base64");
         const location = { offset: rec.offset, size: rec.size };
-        return { index: decodeIndexMembers(bytes, location, { layer: layer.digest }), indexDigest: sha256(bytes) };
+        return { index: decodeIndexMembers(bytes, location, { layer: layer.digest }), indexDigest: sha256(bytes), bytes, location };
       } catch (err) {
         this.#log.warn({ layer: layer.digest, err }, "dropping unreadable cached index");
       }
@@ -97,7 +99,7 @@ export class IndexCache {
       this.#log.warn({ layer: layer.digest, err }, "could not persist index");
     });
     this.#log.debug({ layer: layer.digest, chunks: index.chunkCount }, "index loaded from origin");
-    return { index, indexDigest };
+    return { index, indexDigest, bytes, location };
   }
 }
 

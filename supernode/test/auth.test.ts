@@ -74,6 +74,11 @@ describe("credentials pass through to a private registry", () => {
     const wrongAgain = await fetch(url, { headers: { authorization: wrong } });
     expect(wrongAgain.status).toBe(401);
 
+    // the index route is checked the same way
+    const indexUrl = `${sn.url}/v1/index/${priv.host}/private/app/${layer.digest}`;
+    expect((await fetch(indexUrl)).status).toBe(401);
+    expect((await fetch(indexUrl, { headers: { authorization: basic } })).status).toBe(200);
+
     const p = await preheat({ supernodes: [sn.url], image: privRef, authorization: basic, pollMs: 20 });
     expect(p.chunksDone).toBe(p.chunksTotal);
     const denied = await preheat({ supernodes: [sn.url], image: privRef, pollMs: 20 }).catch((e: unknown) => e as Error);

@@ -1,4 +1,5 @@
-import { FOOTER_SIZE } from "@shoal/blockindex";
+import { createHash } from "node:crypto";
+import { decodeFooter, FOOTER_SIZE } from "@shoal/blockindex";
 import { startRegistry, type RunningRegistry } from "@shoal/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { blobChunks, Cleanup, fetchChunks, prepareImage, type TestImage } from "./harness.ts";
@@ -85,6 +86,31 @@ describe("supernode chunk serving against the Debian registry", () => {
     // Footer + index once, the chunks once.
     expect(s.blobBytes).toBe(want.length + FOOTER_SIZE + indexBytes);
     expect(s.blobRequests).toBe(3);
+  });
+
+  it("serves a layer's index region, read from the registry once for every caller", async () => {
+    const sn = await cleanup.supernode({ root: await cleanup.tempDir("shoal-sn-idx-") });
+    const layer = image.layers[1]!;
+    const location = decodeFooter(layer.blob.subarray(layer.blob.length - FOOTER_SIZE), layer.blob.length, layer.digest);
+    const expected = layer.blob.subarray(location.offset, location.offset + location.size);
+    const indexDigest = `sha256:${createHash("sha256").update(expected).digest("hex")}`;
+    await registry.settle();
+    await registry.resetStats();
+    const url = `${sn.url}/v1/index/${image.registry}/${image.repository}/${layer.digest}`;
+    const answers = await Promise.all([url, `${url}?index=${indexDigest}`, url].map((u) => fetch(u)));
+    for (const res of answers) {
+      expect(res.status).toBe(200);
+      expect(res.headers.get("x-shoal-index-offset")).toBe(String(location.offset));
+      expect(res.headers.get("x-shoal-index-digest")).toBe(indexDigest);
+      expect(Buffer.from(await res.arrayBuffer()).equals(expected)).toBe(true);
+    }
+    await registry.settle();
+    expect(registry.stats().blobBytes).toBeLessThanOrEqual(location.size + FOOTER_SIZE);
+    const wrong = await fetch(`${url}?index=sha256:${"1".repeat(64)}`);
+    expect(wrong.status).toBe(502);
+    expect(((await wrong.json()) as { code: string }).code).toBe("SHOAL_ERR_DIGEST_MISMATCH");
+    const notLazy = await fetch(`${sn.url}/v1/index/${image.registry}/${image.repository}/${image.originalLayers[0]}`);
+    expect(((await notLazy.json()) as { code: string }).code).toBe("SHOAL_ERR_NOT_LAZY");
   });
 
   it("answers bad and unserviceable chunk requests with JSON errors and keeps running", async () => {

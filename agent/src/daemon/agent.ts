@@ -83,11 +83,12 @@ export async function createAgent(config: AgentConfig, logger: Logger): Promise<
       origins.push(peers);
     }
   }
-  if (config.supernodes.length > 0) origins.push(new SupernodeOrigin({}, { supernodes: config.supernodes }));
+  const supernodeOrigin = config.supernodes.length > 0 ? new SupernodeOrigin({}, { supernodes: config.supernodes }) : undefined;
+  if (supernodeOrigin) origins.push(supernodeOrigin);
   if (config.originFallback) origins.push(origin);
   if (origins.length === 0) throw new InvalidArgumentError("no chunk source: --origin-fallback=false needs --supernode");
   const fetcher = new Fetcher({ cache: store, origins, logger, observer: metrics }, { timeoutMs: config.fetchTimeout, hedgeMs: config.hedgeDelay });
-  const catalog = new ImageCatalog({ db, origin, logger });
+  const catalog = new ImageCatalog({ db, origin, logger, ...(supernodeOrigin ? { indexSource: supernodeOrigin } : {}) });
   const fs = new LayerFilesystem({ logger }, { mountpoint: layersDir, readAheadKb: Math.max(4, Math.round(config.readAhead / 1024)) });
   await fs.mount();
   const mounts = new MountManager({ catalog, fs, fetcher, store, db, logger }, {

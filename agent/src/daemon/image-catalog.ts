@@ -1,4 +1,4 @@
-import { decodeIndexMembers, parseLazyAnnotations, type LayerIndex } from "@shoal/blockindex";
+import { decodeIndexMembers, parseLazyAnnotations, type LayerIndex, type LazyLayerInfo } from "@shoal/blockindex";
 import { parseManifest, parseReference, type ImageManifest, type ImageReference } from "@shoal/oci";
 import type { Logger } from "pino";
 import { NotConvertedError } from "../errors.ts";
@@ -15,6 +15,11 @@ export interface CatalogImage {
   bytesFetched: number;
 }
 
+/** Where layer indexes come from before the registry (the supernodes, which read each from the registry once). */
+export interface IndexSource {
+  fetchIndex(layer: { registry: string; repository: string; digest: string }, indexDigest: string, opts: { signal?: AbortSignal }): Promise<Uint8Array>;
+}
+
 interface StoredImage {
   ref: string;
   manifest: string; // JSON bytes as text
@@ -22,20 +27,39 @@ interface StoredImage {
 }
 
 /**
- * Image metadata (manifests and layer indexes), fetched once from the
- * registry and kept in the agent's database so restarts and remounts need
- * no network. Indexes are verified against their manifest annotation.
+ * Image metadata (manifests and layer indexes), fetched once (indexes from
+ * the supernodes when configured, else from the registry) and kept in the
+ * agent's database so restarts and remounts need no network. Indexes are
+ * verified against their manifest annotation wherever they came from.
  */
 export class ImageCatalog {
   private readonly db: KeyValue;
   private readonly origin: RegistryOrigin;
+  private readonly indexSource: IndexSource | undefined;
   private readonly logger: Logger;
   private readonly indexes = new Map<string, LayerIndex>();
 
-  constructor(components: { db: KeyValue; origin: RegistryOrigin; logger: Logger }) {
+  constructor(components: { db: KeyValue; origin: RegistryOrigin; logger: Logger; indexSource?: IndexSource }) {
     this.db = components.db;
     this.origin = components.origin;
+    this.indexSource = components.indexSource;
     this.logger = components.logger.child({ component: "catalog" });
+  }
+
+  /** A layer's index bytes: from the index source (the supernodes) when there is one, else (or when it fails) from the registry. */
+  private async fetchIndex(ref: ImageReference, digest: string, info: LazyLayerInfo, opts: { signal?: AbortSignal }): Promise<{ bytes: Uint8Array; fromRegistry: boolean }> {
+    if (this.indexSource) {
+      try {
+        const bytes = await this.indexSource.fetchIndex({ registry: ref.registry, repository: ref.repository, digest }, info.indexDigest, opts);
+        if (bytes.length === info.location.size) return { bytes, fromRegistry: false };
+        this.logger.warn({ layer: digest, bytes: bytes.length, expected: info.location.size }, "index from the supernode has the wrong size; reading it from the registry");
+      } catch (err) {
+        if (opts.signal?.aborted) throw err;
+        this.logger.warn({ layer: digest, err: (err as Error).message }, "index not available from the supernodes; reading it from the registry");
+      }
+    }
+    const bytes = await this.origin.client(ref.registry).getBlobRange(ref.repository, digest, info.location.offset, info.location.size, opts);
+    return { bytes, fromRegistry: true };
   }
 
   /**
@@ -70,8 +94,9 @@ export class ImageCatalog {
           if (cached) bytes = cached;
           else {
             if (opts.offline) throw new Error(`index of ${d.digest} is not in the local catalog`);
-            bytes = await this.origin.client(ref.registry).getBlobRange(ref.repository, d.digest, info.location.offset, info.location.size, opts);
-            bytesFetched += bytes.length;
+            const got = await this.fetchIndex(ref, d.digest, info, opts);
+            bytes = got.bytes;
+            if (got.fromRegistry) bytesFetched += bytes.length;
           }
           index = decodeIndexMembers(bytes, info.location, { layer: d.digest, expectedDigest: info.indexDigest });
           if (!cached) await this.db.putBuffer(`index!${d.digest}`, bytes);

@@ -8,6 +8,8 @@ import { chunkAtBlobOffset } from "./chunk-at.ts";
 export class SupernodeError extends ShoalError {}
 
 const DOWN_FOR_MS = 10_000;
+/** Longest wait for a layer index from one supernode, ms. */
+const INDEX_TIMEOUT_MS = 15_000;
 
 /**
  * The datacenter supernodes as a chunk source. Each chunk belongs to the
@@ -62,6 +64,31 @@ export class SupernodeOrigin implements ChunkOrigin {
       } catch (err) {
         lastErr = err;
         if (signal.aborted || (err instanceof SupernodeError && err.code !== "SHOAL_ERR_SUPERNODE_UNAVAILABLE")) throw err;
+      }
+    }
+    throw lastErr ?? new SupernodeError("SHOAL_ERR_SUPERNODE_UNAVAILABLE", "no supernode configured");
+  }
+
+  /**
+   * The index region of a lazy layer from the supernode that ranks first for
+   * the layer (the next while one is down): the supernode reads it from the
+   * origin once for every agent. Unverified: the caller checks `indexDigest`.
+   */
+  async fetchIndex(layer: { registry: string; repository: string; digest: string }, indexDigest: string, opts: { signal?: AbortSignal } = {}): Promise<Uint8Array> {
+    let lastErr: unknown;
+    const now = Date.now();
+    const all = rankSupernodes(layer.digest, this.supernodes);
+    const up = all.filter((u) => (this.downUntil.get(u) ?? 0) <= now);
+    for (const url of up.length > 0 ? up : all) {
+      const signal = opts.signal ? AbortSignal.any([opts.signal, AbortSignal.timeout(INDEX_TIMEOUT_MS)]) : AbortSignal.timeout(INDEX_TIMEOUT_MS);
+      try {
+        const res = await fetch(`${url}/v1/index/${layer.registry}/${layer.repository}/${layer.digest}?index=${indexDigest}`, { signal });
+        if (res.status === 200) return new Uint8Array(await res.arrayBuffer());
+        const text = (await res.text()).slice(0, 300);
+        lastErr = new SupernodeError(res.status >= 500 ? "SHOAL_ERR_SUPERNODE_UNAVAILABLE" : "SHOAL_ERR_SUPERNODE_REJECTED", `supernode ${url} answered HTTP ${res.status}: ${text}`);
+      } catch (err) {
+        if (opts.signal?.aborted) throw err;
+        lastErr = new SupernodeError("SHOAL_ERR_SUPERNODE_UNAVAILABLE", `supernode ${url} unreachable: ${(err as Error).message}`, { cause: err });
       }
     }
     throw lastErr ?? new SupernodeError("SHOAL_ERR_SUPERNODE_UNAVAILABLE", "no supernode configured");

@@ -97,6 +97,8 @@ export class PrefetchJob {
   private failures = 0;
   private readonly startupChunks: number;
   private finishedFlag = false;
+  /** What `progress` has counted so far: chunks not yet seen local, and totals. */
+  private seen: { pending: ChunkPos[]; chunksDone: number; bytesDone: number; bytesTotal: number } | undefined;
   /** Resolves when every chunk is local (or the job was stopped). */
   readonly done: Promise<void>;
 
@@ -134,21 +136,27 @@ export class PrefetchJob {
     this.controller.abort(new Error("prefetch stopped"));
   }
 
+  /**
+   * Where the job stands. Chunks only become local (the mount pins them), so
+   * each call checks only the chunks not yet seen local: status polls stay
+   * cheap on large images.
+   */
   progress(): PrefetchProgress {
-    let chunksDone = 0;
-    let bytesDone = 0;
-    let bytesTotal = 0;
-    for (const [li, c] of this.order) {
-      const chunk = this.layers[li]!.index.chunk(c);
-      bytesTotal += chunk.length;
-      if (this.fetcher.has(this.layers[li]!, c)) {
-        chunksDone++;
-        bytesDone += chunk.length;
-      }
+    if (!this.seen) {
+      let bytesTotal = 0;
+      for (const [li, c] of this.order) bytesTotal += this.layers[li]!.index.chunk(c).length;
+      this.seen = { pending: [...this.order], chunksDone: 0, bytesDone: 0, bytesTotal };
     }
+    const seen = this.seen;
+    seen.pending = seen.pending.filter(([li, c]) => {
+      if (!this.fetcher.has(this.layers[li]!, c)) return true;
+      seen.chunksDone++;
+      seen.bytesDone += this.layers[li]!.index.chunk(c).length;
+      return false;
+    });
     return {
-      chunksDone, chunksTotal: this.order.length, bytesDone, bytesTotal, finished: this.finishedFlag, failures: this.failures,
-      startupChunks: this.startupChunks, head: this.order.slice(0, 8),
+      chunksDone: seen.chunksDone, chunksTotal: this.order.length, bytesDone: seen.bytesDone, bytesTotal: seen.bytesTotal,
+      finished: this.finishedFlag, failures: this.failures, startupChunks: this.startupChunks, head: this.order.slice(0, 8),
     };
   }
 

@@ -1,24 +1,10 @@
 import { readFile } from "node:fs/promises";
-import path from "node:path";
 import { DigestMismatchError, InvalidArgumentError } from "@shoal/blockindex";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { ChunkStore, StoreClosedError, chunkPaths, type ChunkDb } from "../src/index.ts";
-import { chunkBytes, countingMetrics, expectedFiles, listChunkFiles, makeChunk, openStore, removeDir, tempDir } from "./helpers.ts";
+import { chunkBytes, countingMetrics, expectedFiles, listChunkFiles, makeChunk, openStore, suiteDir } from "./helpers.ts";
 
-let dir: string;
-let n = 0;
-/** A fresh store root and db path inside the suite's temp dir. */
-function paths(): { root: string; dbPath: string } {
-  n++;
-  return { root: path.join(dir, `root${n}`), dbPath: path.join(dir, `db${n}`) };
-}
-
-beforeAll(async () => {
-  dir = await tempDir();
-});
-afterAll(async () => {
-  await removeDir(dir);
-});
+const { paths } = suiteDir();
 
 describe("ChunkStore basics", () => {
   it("round-trips raw and compressed bytes, with partial reads and reads past the end", async () => {

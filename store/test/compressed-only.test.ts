@@ -1,23 +1,10 @@
 import { readFile, writeFile } from "node:fs/promises";
-import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { chunkPaths } from "../src/index.ts";
-import { expectedFiles, listChunkFiles, makeChunk, openStore, removeDir, tempDir, type TestChunk } from "./helpers.ts";
+import { expectedFiles, listChunkFiles, makeChunk, openStore, type TestChunk, suiteDir } from "./helpers.ts";
 
-let dir: string;
-let n = 0;
-function paths(): { root: string; dbPath: string } {
-  n++;
-  return { root: path.join(dir, `root${n}`), dbPath: path.join(dir, `db${n}`) };
-}
+const { paths } = suiteDir();
 const hexOf = (c: TestChunk): string => c.digest.slice("sha256:".length);
-
-beforeAll(async () => {
-  dir = await tempDir();
-});
-afterAll(async () => {
-  await removeDir(dir);
-});
 
 describe("ChunkStore: chunks stored compressed only", () => {
   it("stores one file, inflates on the first raw read (once for concurrent readers), then keeps both", async () => {

@@ -1,19 +1,7 @@
-import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { chunkBytes, countingMetrics, expectedFiles, listChunkFiles, makeRandomChunk, openStore, removeDir, tempDir, type TestChunk } from "./helpers.ts";
+import { describe, expect, it } from "vitest";
+import { chunkBytes, countingMetrics, expectedFiles, listChunkFiles, makeRandomChunk, openStore, type TestChunk, suiteDir } from "./helpers.ts";
 
-let dir: string;
-let n = 0;
-function paths(): { root: string; dbPath: string } {
-  n++;
-  return { root: path.join(dir, `root${n}`), dbPath: path.join(dir, `db${n}`) };
-}
-beforeAll(async () => {
-  dir = await tempDir();
-});
-afterAll(async () => {
-  await removeDir(dir);
-});
+const { paths } = suiteDir();
 
 /** Equal-sized chunks, so capacity can be given in chunks. */
 const chunk = (i: number): TestChunk => makeRandomChunk(i, 8192);

@@ -1,3 +1,4 @@
+import { afterAll, beforeAll } from "vitest";
 import { createHash } from "node:crypto";
 import { mkdtemp, readdir, rm } from "node:fs/promises";
 import os from "node:os";
@@ -128,3 +129,31 @@ export async function openStore(
     },
   };
 }
+
+/**
+ * A temp dir for the calling test file, made before its tests and removed
+ * after them (registers `beforeAll`/`afterAll`); `paths()` names a fresh
+ * store root and db path inside it for each test.
+ */
+export function suiteDir(): { paths(): { root: string; dbPath: string }; dir(): string } {
+  let dir: string | undefined;
+  let n = 0;
+  beforeAll(async () => {
+    dir = await tempDir();
+  });
+  afterAll(async () => {
+    if (dir) await removeDir(dir);
+  });
+  const here = (): string => {
+    if (!dir) throw new Error("suiteDir: used outside a test");
+    return dir;
+  };
+  return {
+    dir: here,
+    paths() {
+      n++;
+      return { root: path.join(here(), `root${n}`), dbPath: path.join(here(), `db${n}`) };
+    },
+  };
+}
+

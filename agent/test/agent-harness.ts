@@ -1,8 +1,8 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from "node:fs";
-import { connect } from "node:net";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { socketAccepts } from "@shoal/testkit";
 
 const MAIN = fileURLToPath(new URL("../src/cli/main.ts", import.meta.url));
 
@@ -16,17 +16,6 @@ export interface RunningAgent {
   stop(): Promise<number | null>;
   /** SIGKILL and wait for exit (mounts go stale). */
   kill(): Promise<void>;
-}
-
-function socketAnswers(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect(path);
-    s.once("connect", () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once("error", () => resolve(false));
-  });
 }
 
 const live = new Set<ChildProcess>();
@@ -59,7 +48,7 @@ export async function startAgent(root: string, args: string[] = [], timeoutMs = 
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`agent exited with ${child.exitCode}: ${readLog()}`);
-    if (existsSync(sock) && (await socketAnswers(sock))) break;
+    if (existsSync(sock) && (await socketAccepts(sock))) break;
     if (Date.now() > deadline) {
       child.kill("SIGKILL");
       throw new Error(`agent did not start in ${timeoutMs} ms: ${readLog()}`);

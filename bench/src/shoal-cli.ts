@@ -1,8 +1,10 @@
 // What the benches share for driving shoal: its CLI, agent sockets, layer sizes.
 import { spawn } from "node:child_process";
-import { connect } from "node:net";
 import { fileURLToPath } from "node:url";
-import type { NetnsRegistry } from "@shoal/testkit";
+import { socketAccepts, type NetnsRegistry } from "@shoal/testkit";
+
+/** Agent sockets: the benches wait for one to accept before calling it. */
+export { socketAccepts };
 
 /** The repository's `shoal` entry point, run with this Node. */
 export const DEFAULT_CLI = fileURLToPath(new URL("../../agent/src/cli/main.ts", import.meta.url));
@@ -36,18 +38,6 @@ export function shoalCli(cliPath: string = DEFAULT_CLI): { cli: (args: string[])
     return r.stdout;
   };
   return { cli, cliOk };
-}
-
-/** Resolves true once the unix socket at `path` accepts a connection, false when it refuses. */
-export function socketAccepts(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect(path);
-    s.once("connect", () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once("error", () => resolve(false));
-  });
 }
 
 /** Compressed layer bytes of `repo:tag`'s manifest (single-platform image) in `reg`. */

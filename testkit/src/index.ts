@@ -19,3 +19,4 @@ export * from "./realistic-image.ts";
 export * from "./busybox-image.ts";
 export * from "./registry-common.ts";
 export * from "./netns-lan.ts";
+export * from "./unix-socket.ts";

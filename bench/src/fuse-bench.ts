@@ -91,10 +91,10 @@ export async function runFuseBench(log: (s: string) => void = (s) => console.err
     const mnt = join(work, "mnt");
     await mkdir(mnt);
     await callAgent(agent.root, "POST", "/v1/mounts", { image: `${registry.host}/bench/realistic:lazy`, mountpoint: mnt });
-    log("waiting for prefetch to complete (all chunks local)");
+    log("waiting for prefetch to complete (all chunks local, and stored inflated)");
     for (;;) {
       const s = await callAgent<AgentStatus>(agent.root, "GET", "/v1/status");
-      if (s.images[0]?.prefetch?.finished) break;
+      if (s.images[0]?.prefetch?.finished && s.images[0].prefetch.inflated) break;
       await new Promise((r) => setTimeout(r, 250));
     }
     const localFiles = await files(local);

@@ -150,6 +150,25 @@ export class ChunkStore {
     return this.entries.has(digest);
   }
 
+  /** True if the chunk is present with its uncompressed file (false for absent and compressed-only chunks). */
+  hasRaw(digest: string): boolean {
+    return this.entries.get(digest)?.rawStored === true;
+  }
+
+  /**
+   * Store the uncompressed file of a compressed-only chunk now, rather than
+   * at its first raw read (idle-time work). True when the chunk is present
+   * with both files afterwards. Does not count as an access.
+   */
+  async inflateStored(digest: string): Promise<boolean> {
+    this.assertOpen();
+    const entry = this.entries.get(digest);
+    if (!entry) return false;
+    if (entry.rawStored) return true;
+    const raw = await this.inflate(digest, entry);
+    return raw !== undefined && this.hasRaw(digest);
+  }
+
   /** Digests of present chunks, least recently used first. */
   digests(): string[] {
     return [...this.entries.keys()];

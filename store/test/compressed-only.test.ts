@@ -40,6 +40,23 @@ describe("ChunkStore: chunks stored compressed only", () => {
     }
   });
 
+  it("inflates a compressed-only chunk on request (idle-time work), without a read", async () => {
+    const { root, dbPath } = paths();
+    const s = await openStore(dbPath, { root });
+    try {
+      const c = makeChunk(7, 12_000);
+      expect(await s.store.inflateStored(c.digest)).toBe(false);
+      await s.store.putCompressed(c.digest, c.compressed, c.raw.length);
+      expect(s.store.hasRaw(c.digest)).toBe(false);
+      expect(await s.store.inflateStored(c.digest)).toBe(true);
+      expect(s.store.hasRaw(c.digest)).toBe(true);
+      expect(await readFile(chunkPaths(root, hexOf(c)).raw)).toEqual(Buffer.from(c.raw));
+      expect(await s.store.inflateStored(c.digest)).toBe(true);
+    } finally {
+      await s.close();
+    }
+  });
+
   it("drops a compressed-only chunk whose file no longer inflates, and reads it as absent", async () => {
     const { root, dbPath } = paths();
     const s = await openStore(dbPath, { root });

@@ -96,7 +96,7 @@ export function registerMountCommands(program: Command): void {
       if (s.hedges > 0) lines.push(`hedged fetches: ${s.hedges}`);
       for (const img of s.images) {
         const p = img.prefetch;
-        lines.push(`image ${img.image} (${img.digest.slice(0, 19)}), ${img.layers} layers${p ? `, prefetch ${p.chunksDone}/${p.chunksTotal} chunks (${((100 * p.bytesDone) / Math.max(1, p.bytesTotal)).toFixed(0)}%)${p.finished ? " done" : ""}` : ""}`);
+        lines.push(`image ${img.image} (${img.digest.slice(0, 19)}), ${img.layers} layers${p ? `, prefetch ${p.chunksDone}/${p.chunksTotal} chunks (${((100 * p.bytesDone) / Math.max(1, p.bytesTotal)).toFixed(0)}%)${p.finished ? (p.inflated ? " done" : " done, inflating") : ""}` : ""}`);
       }
       for (const m of s.mounts) lines.push(`mount ${m.mountpoint} <- ${m.image}`);
       process.stdout.write(`${lines.join("\n")}\n`);

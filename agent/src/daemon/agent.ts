@@ -91,7 +91,7 @@ export async function createAgent(config: AgentConfig, logger: Logger): Promise<
   const catalog = new ImageCatalog({ db, origin, logger, ...(supernodeOrigin ? { indexSource: supernodeOrigin } : {}) });
   const fs = new LayerFilesystem({ logger }, { mountpoint: layersDir, readAheadKb: Math.max(4, Math.round(config.readAhead / 1024)) });
   await fs.mount();
-  const mounts = new MountManager({ catalog, fs, fetcher, store, db, logger }, {
+  const mounts = new MountManager({ catalog, fs, fetcher, store, db, logger, ...(peer ? { sharing: recentlyUploading(peer) } : {}) }, {
     layersDir,
     prefetch: config.prefetch,
     prefetchRate: config.prefetchRate,
@@ -183,5 +183,22 @@ export async function createAgent(config: AgentConfig, logger: Logger): Promise<
       await store.close();
       await level.close();
     },
+  };
+}
+
+/** How long after its last upload a host still counts as serving its swarm, ms. */
+const SHARING_QUIET_MS = 2_000;
+
+/** True while `peer` uploads, and for a short while after its last upload. */
+function recentlyUploading(peer: ChunkPeer): () => boolean {
+  let lastBytes = -1;
+  let lastChange = 0;
+  return () => {
+    const s = peer.stats();
+    if (s.bytesUploaded !== lastBytes) {
+      lastBytes = s.bytesUploaded;
+      lastChange = Date.now();
+    }
+    return s.uploadsActive > 0 || Date.now() - lastChange < SHARING_QUIET_MS;
   };
 }

@@ -75,7 +75,11 @@ export class MountManager {
   /** Recorders of startup reads: layer id → callbacks. */
   private readonly recorders = new Map<string, Set<(layerId: string, chunk: number) => void>>();
 
-  constructor(components: { catalog: ImageCatalog; fs: LayerFilesystem; fetcher: Fetcher; store: ChunkPinning; db: KeyValue; logger: Logger }, init: MountManagerInit) {
+  /** True while the host serves its swarm (prefetch jobs put their idle-time work off meanwhile). */
+  private readonly sharing: (() => boolean) | undefined;
+
+  constructor(components: { catalog: ImageCatalog; fs: LayerFilesystem; fetcher: Fetcher; store: ChunkPinning; db: KeyValue; logger: Logger; sharing?: () => boolean }, init: MountManagerInit) {
+    this.sharing = components.sharing;
     this.catalog = components.catalog;
     this.fs = components.fs;
     this.fetcher = components.fetcher;
@@ -197,7 +201,7 @@ export class MountManager {
       if (first.length === 0) first = img.layers.flatMap((l, li) => l.index.prefetch.map((c): ChunkPos => [li, c]));
       this.record(img, ids);
       if (this.init.prefetch) {
-        active.job = new PrefetchJob({ fetcher: this.fetcher, logger: this.logger }, { layers: img.layers, first, rateBytesPerSec: this.init.prefetchRate });
+        active.job = new PrefetchJob({ fetcher: this.fetcher, logger: this.logger, ...(this.sharing ? { busy: this.sharing } : {}) }, { layers: img.layers, first, rateBytesPerSec: this.init.prefetchRate });
       }
     }
     active.mounts.add(mountpoint);

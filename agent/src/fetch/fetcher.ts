@@ -39,6 +39,10 @@ export interface ChunkCache {
   /** Store the compressed bytes only; the first `readRaw` inflates them. */
   putCompressed(digest: string, compressed: Uint8Array, rawSize: number): Promise<void>;
   readRaw(digest: string, offset: number, length: number): Promise<Buffer | undefined>;
+  /** True when the chunk is stored inflated too (absent: the cache always is). */
+  hasRaw?(digest: string): boolean;
+  /** Store the inflated copy of a compressed-only chunk now; true when it is stored inflated afterwards. */
+  inflateStored?(digest: string): Promise<boolean>;
 }
 
 /** What the fetcher reports to metrics. */
@@ -113,6 +117,19 @@ export class Fetcher {
     const t = (this.totals[source] ??= { chunks: 0, bytes: 0 });
     t.chunks++;
     t.bytes += bytes;
+  }
+
+  /** True when chunk `i` of `layer` is in the local store inflated (ready for reads without inflating). */
+  hasInflated(layer: RemoteLayer, i: number): boolean {
+    const digest = hexOf(layer.index.chunk(i).digest);
+    return this.cache.has(digest) && (this.cache.hasRaw?.(digest) ?? true);
+  }
+
+  /** Inflate a local compressed-only chunk into the store; true when it is stored inflated. */
+  async inflateLocal(layer: RemoteLayer, i: number): Promise<boolean> {
+    const digest = hexOf(layer.index.chunk(i).digest);
+    if (!this.cache.has(digest)) return false;
+    return this.cache.inflateStored ? this.cache.inflateStored(digest) : true;
   }
 
   /** True when chunk `i` of `layer` is in the local store. */

@@ -14,6 +14,9 @@ export const QUIET_MS = 500;
 /** Background runs in flight at once. */
 export const PREFETCH_CONCURRENCY = 4;
 
+/** Chunks inflated at once by the idle-time pass (libuv pool work, leaving room for reads). */
+const INFLATE_CONCURRENCY = 2;
+
 /** Startup chunks fetched at once after a mount. */
 const STARTUP_CONCURRENCY = 8;
 
@@ -27,6 +30,8 @@ export interface PrefetchProgress {
   bytesDone: number;
   bytesTotal: number;
   finished: boolean;
+  /** Every chunk is also stored inflated (the idle-time pass after `finished`), so reads inflate nothing. */
+  inflated: boolean;
   failures: number;
   /** Chunks taken first from the image's recorded startup order. */
   startupChunks: number;
@@ -97,13 +102,17 @@ export class PrefetchJob {
   private failures = 0;
   private readonly startupChunks: number;
   private finishedFlag = false;
+  private inflatedFlag = false;
+  /** True while the host has better things to do than idle-time work (serving peers). */
+  private readonly busy: (() => boolean) | undefined;
   /** What `progress` has counted so far: chunks not yet seen local, and totals. */
   private seen: { pending: ChunkPos[]; chunksDone: number; bytesDone: number; bytesTotal: number } | undefined;
   /** Resolves when every chunk is local (or the job was stopped). */
   readonly done: Promise<void>;
 
-  constructor(components: { fetcher: Fetcher; logger: Logger }, init: { layers: RemoteLayer[]; first?: ChunkPos[]; rateBytesPerSec: number; burstBytes?: number; concurrency?: number; spread?: boolean; random?: () => number }) {
+  constructor(components: { fetcher: Fetcher; logger: Logger; busy?: () => boolean }, init: { layers: RemoteLayer[]; first?: ChunkPos[]; rateBytesPerSec: number; burstBytes?: number; concurrency?: number; spread?: boolean; random?: () => number }) {
     this.fetcher = components.fetcher;
+    this.busy = components.busy;
     this.logger = components.logger.child({ component: "prefetch" });
     this.layers = init.layers;
     this.limiter = new RateLimiter(init.rateBytesPerSec, init.burstBytes);
@@ -156,8 +165,34 @@ export class PrefetchJob {
     });
     return {
       chunksDone: seen.chunksDone, chunksTotal: this.order.length, bytesDone: seen.bytesDone, bytesTotal: seen.bytesTotal,
-      finished: this.finishedFlag, failures: this.failures, startupChunks: this.startupChunks, head: this.order.slice(0, 8),
+      finished: this.finishedFlag, inflated: this.inflatedFlag, failures: this.failures, startupChunks: this.startupChunks, head: this.order.slice(0, 8),
     };
+  }
+
+  /**
+   * Idle-time pass once every chunk is local: store the inflated copy of
+   * each chunk the background stream stored compressed only, in the order
+   * reads are likely (startup first), yielding to on-demand reads and
+   * waiting while the host serves peers (`busy`). Deferred to here so that
+   * hosts fetching an image at the same moment spend their CPU on getting
+   * and sharing it first.
+   */
+  private async inflateAll(signal: AbortSignal): Promise<void> {
+    const todo = this.order.filter(([li, c]) => !this.fetcher.hasInflated(this.layers[li]!, c));
+    const worker = async () => {
+      while (!signal.aborted) {
+        const next = todo.shift();
+        if (!next) return;
+        while (this.fetcher.foreground > 0 || performance.now() - this.fetcher.lastForegroundAt < QUIET_MS || this.busy?.()) await sleep(100, signal);
+        await this.fetcher.inflateLocal(this.layers[next[0]]!, next[1]).catch((err: Error) => {
+          this.logger.warn({ layer: this.layers[next[0]]!.digest, chunk: next[1], err: err.message }, "inflating a stored chunk failed");
+        });
+      }
+    };
+    await Promise.all(Array.from({ length: INFLATE_CONCURRENCY }, worker)).catch(() => {});
+    if (signal.aborted) return;
+    this.inflatedFlag = this.order.every(([li, c]) => this.fetcher.hasInflated(this.layers[li]!, c));
+    this.logger.info({ chunks: this.order.length, complete: this.inflatedFlag }, "inflated copies stored");
   }
 
   /** Sorted positions grouped into `[layer, first, last]` runs of adjacent chunks up to `MAX_RUN_BYTES`. */
@@ -244,6 +279,7 @@ export class PrefetchJob {
       for (const [li, c] of startup) if (!this.fetcher.has(this.layers[li]!, c)) await this.fetcher.ensure(this.layers[li]!, c, { signal, background: true }).catch(() => {});
       this.finishedFlag = this.order.every(([li, c]) => this.fetcher.has(this.layers[li]!, c));
       this.logger.info({ chunks: this.order.length, complete: this.finishedFlag }, "prefetch finished");
+      if (this.finishedFlag) await this.inflateAll(signal);
     }
   }
 }

@@ -22,21 +22,35 @@ async function layerFixture(): Promise<{ layer: RemoteLayer; blob: Buffer; tar: 
 }
 
 /** Chunks in memory; compressed-only ones are inflated on their first raw read (as the chunk store does). */
-function memoryCache(): ChunkCache & { map: Map<string, Buffer>; compressedOnly: Set<string> } {
+function memoryCache(): ChunkCache & { map: Map<string, Buffer>; compressedOnly: Set<string>; stored: Map<string, "raw" | "compressed"> } {
   const map = new Map<string, Buffer>();
   const compressedOnly = new Set<string>();
+  const stored = new Map<string, "raw" | "compressed">();
+  const inflate = (d: string) => {
+    if (compressedOnly.delete(d)) map.set(d, gunzipSync(map.get(d)!));
+  };
   return {
     map,
     compressedOnly,
+    stored,
     has: (d) => map.has(d),
-    async put(d, _z, raw) { map.set(d, Buffer.from(raw)); },
+    async put(d, _z, raw) {
+      map.set(d, Buffer.from(raw));
+      stored.set(d, "raw");
+    },
     async putCompressed(d, z) {
       map.set(d, Buffer.from(z));
       compressedOnly.add(d);
+      stored.set(d, "compressed");
     },
     async readRaw(d, off, len) {
-      if (compressedOnly.delete(d)) map.set(d, gunzipSync(map.get(d)!));
+      inflate(d);
       return map.get(d)?.subarray(off, off + len);
+    },
+    hasRaw: (d) => map.has(d) && !compressedOnly.has(d),
+    async inflateStored(d) {
+      inflate(d);
+      return map.has(d);
     },
   };
 }
@@ -205,15 +219,43 @@ describe("PrefetchJob", () => {
     expect(job.progress()).toMatchObject({ finished: true, chunksDone: layer.index.chunkCount });
   });
 
-  it("stores startup chunks inflated and the background stream compressed only; reads inflate those", async () => {
+  it("stores startup chunks inflated and the background stream compressed only, then inflates those in idle time", async () => {
     const { layer, blob, tar } = await layerFixture();
     const cache = memoryCache();
     const f = new Fetcher({ cache, origins: [origin(blob)], logger });
     const job = new PrefetchJob({ fetcher: f, logger }, { layers: [layer], first: [[0, 2]], rateBytesPerSec: 1e9, concurrency: 1 });
     await job.done;
     const digestOf = (i: number) => `sha256:${layer.index.chunk(i).digest.toString("hex")}`;
-    expect(cache.compressedOnly.has(digestOf(2))).toBe(false);
-    expect(cache.compressedOnly.size).toBe(layer.index.chunkCount - 1);
+    expect(cache.stored.get(digestOf(2))).toBe("raw");
+    expect([...cache.stored.values()].filter((k) => k === "compressed")).toHaveLength(layer.index.chunkCount - 1);
+    expect(cache.compressedOnly.size).toBe(0);
+    expect(job.progress()).toMatchObject({ finished: true, inflated: true });
+    expect(await f.read(layer, 0, tar.length)).toEqual(tar);
+  });
+
+  it("puts the idle-time inflation off while the host serves peers", async () => {
+    const { layer, blob } = await layerFixture();
+    const cache = memoryCache();
+    const f = new Fetcher({ cache, origins: [origin(blob)], logger });
+    let sharing = true;
+    const job = new PrefetchJob({ fetcher: f, logger, busy: () => sharing }, { layers: [layer], rateBytesPerSec: 1e9, concurrency: 2 });
+    for (let k = 0; k < 100 && !job.progress().finished; k++) await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, 300));
+    expect(job.progress()).toMatchObject({ finished: true, inflated: false });
+    expect(cache.compressedOnly.size).toBe(layer.index.chunkCount);
+    sharing = false;
+    await job.done;
+    expect(job.progress().inflated).toBe(true);
+    expect(cache.compressedOnly.size).toBe(0);
+  });
+
+  it("a read inflates a chunk stored compressed only", async () => {
+    const { layer, blob, tar } = await layerFixture();
+    const cache = memoryCache();
+    const f = new Fetcher({ cache, origins: [origin(blob)], logger });
+    await f.ensureRange(layer, 0, layer.index.chunkCount - 1, { background: true });
+    expect(cache.compressedOnly.size).toBe(layer.index.chunkCount);
+    expect(f.hasInflated(layer, 0)).toBe(false);
     expect(await f.read(layer, 0, tar.length)).toEqual(tar);
     expect(cache.compressedOnly.size).toBe(0);
   });

@@ -1,6 +1,7 @@
 /** The supernode's HTTP API: routing, parsing at the edge, JSON errors `{code, message}`. */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Logger } from "pino";
+import { parseRangeHeader, RangeNotSatisfiableError, type BlobService } from "./blob-service.ts";
 import type { ChunkService } from "./chunk-service.ts";
 import { MAX_JSON_BODY } from "./constants.ts";
 import { BadRequestError, errorBody, httpStatusOf, SupernodeError } from "./errors.ts";
@@ -12,6 +13,7 @@ import { parseAnnouncement, type Tracker } from "./tracker.ts";
 /** What the API handler needs. */
 export interface ApiComponents {
   chunks: ChunkService;
+  blobs: BlobService;
   tracker: Tracker;
   preheat: PreheatJobs;
   logger: Logger;
@@ -23,6 +25,7 @@ export interface ApiComponents {
 
 const CHUNKS_PREFIX = "/v1/chunks/";
 const INDEX_PREFIX = "/v1/index/";
+const BLOBS_PREFIX = "/v1/blobs/";
 const DECIMAL = /^(0|[1-9][0-9]{0,15})$/;
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
@@ -70,6 +73,7 @@ export function createApiHandler(c: ApiComponents): (req: IncomingMessage, res: 
         res.destroy();
         return;
       }
+      if (err instanceof RangeNotSatisfiableError) res.setHeader("content-range", `bytes */${err.size}`);
       sendJson(res, status, errorBody(err));
     });
   };
@@ -113,6 +117,25 @@ async function handle(c: ApiComponents, req: IncomingMessage, res: ServerRespons
     for (const p of parts) res.write(p);
     res.end();
     c.served?.(total);
+    return;
+  }
+  if ((method === "GET" || method === "HEAD") && path.startsWith(BLOBS_PREFIX)) {
+    const rawPath = (req.url ?? "").split("?")[0]!;
+    const blob = parseLayerPath(rawPath.slice(BLOBS_PREFIX.length));
+    const credentials = parseBasicAuth(req.headers.authorization);
+    const opts = { signal, ...(credentials ? { credentials } : {}) };
+    const size = await c.blobs.size(blob, opts);
+    const range = parseRangeHeader(req.headers.range, size);
+    const { start, end } = range ?? { start: 0, end: size };
+    const headers: Record<string, string | number> = { "content-type": "application/octet-stream", "content-length": end - start, "accept-ranges": "bytes", "docker-content-digest": blob.digest };
+    if (range) headers["content-range"] = `bytes ${start}-${end - 1}/${size}`;
+    res.writeHead(range ? 206 : 200, headers);
+    if (method === "HEAD" || end === start) return void res.end();
+    await c.blobs.read(blob, start, end, async (piece) => {
+      if (!res.write(piece)) await new Promise<void>((resolve) => res.once("drain", resolve));
+    }, opts);
+    res.end();
+    c.served?.(end - start);
     return;
   }
   if (method === "GET" && path.startsWith(INDEX_PREFIX)) {

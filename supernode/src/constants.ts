@@ -4,6 +4,8 @@
 export const DEFAULT_CACHE_SIZE = 20 * 1024 * 1024 * 1024;
 /** Tracker entries expire this long after their last announce, ms. */
 export const DEFAULT_TRACKER_TTL_MS = 60_000;
+/** Blocks that byte ranges of any blob are fetched and cached in, bytes. */
+export const DEFAULT_BLOB_BLOCK_BYTES = 4 * 1024 * 1024;
 /** Most peers one `GET /v1/peers` answers (a random sample of the holders). */
 export const MAX_PEERS_ANSWERED = 64;
 /** Most chunks one `GET /v1/chunks` may ask for. */

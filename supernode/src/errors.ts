@@ -25,7 +25,13 @@ export type SupernodeErrorCode =
   /** A supernode could not be reached or answered 5xx. */
   | "SHOAL_ERR_SUPERNODE_UNAVAILABLE"
   /** The supernode is shutting down. */
-  | "SHOAL_ERR_SHUTTING_DOWN";
+  | "SHOAL_ERR_SHUTTING_DOWN"
+  /** A byte range outside the blob. */
+  | "SHOAL_ERR_RANGE_NOT_SATISFIABLE"
+  /** The origin has no such blob. */
+  | "SHOAL_ERR_REGISTRY_NOT_FOUND"
+  /** The origin answered bytes the supernode cannot use. */
+  | "SHOAL_ERR_REGISTRY_PROTOCOL";
 
 /** A supernode (server or client) error with a stable `code`. */
 export class SupernodeError extends ShoalError {

@@ -8,6 +8,7 @@ import { Level } from "level";
 import type { Logger } from "pino";
 import { createApiHandler } from "./api.ts";
 import { AccessCheck } from "./access.ts";
+import { BlobService } from "./blob-service.ts";
 import { ChunkService } from "./chunk-service.ts";
 import { DEFAULT_CACHE_SIZE, DEFAULT_ORIGIN_RETRY_MS } from "./constants.ts";
 import { IndexCache, type IndexDb } from "./index-cache.ts";
@@ -48,6 +49,8 @@ export interface SupernodeInit {
    * no checks (anyone who can reach the supernode reads every cached chunk).
    */
   accessTtlMs?: number;
+  /** Block size in which byte ranges of any blob are fetched and cached. Default 4 MiB. */
+  blobBlockBytes?: number;
   /** When set, only these registries are contacted. */
   allowedRegistries?: string[];
 }
@@ -114,6 +117,8 @@ export async function createSupernode(init: SupernodeInit, logger: Logger): Prom
     const access = new AccessCheck({ origins }, init.accessTtlMs !== undefined ? { ttlMs: init.accessTtlMs } : {});
     const chunks = new ChunkService({ indexes, cache: store, origins, logger, observer: metrics, access });
     cleanup.push(() => chunks.close());
+    const blobs = new BlobService({ cache: store, db, origins, logger, access, originBytes: (n) => metrics.originBytes(n) }, init.blobBlockBytes !== undefined ? { blockBytes: init.blobBlockBytes } : {});
+    cleanup.push(async () => blobs.close());
     const tracker = new Tracker({}, init.trackerTtlMs !== undefined ? { ttlMs: init.trackerTtlMs } : {});
     let ready = false;
     // The handler is attached once `self` is known (the bound port); no request can arrive in between.
@@ -123,7 +128,7 @@ export async function createSupernode(init: SupernodeInit, logger: Logger): Prom
     const url = baseUrl(address);
     const preheat = new PreheatJobs({ chunks, origins, logger, observer: metrics }, { self: init.self ?? url, peers: init.peers ?? [] });
     cleanup.push(() => preheat.close());
-    server.on("request", createApiHandler({ chunks, tracker, preheat, logger, served: (n) => metrics.served(n), ready: () => ready }));
+    server.on("request", createApiHandler({ chunks, blobs, tracker, preheat, logger, served: (n) => metrics.served(n), ready: () => ready }));
     let metricsUrl: string | undefined;
     if (init.metricsListen) {
       const ms = await metrics.listen(init.metricsListen.host, init.metricsListen.port, () => metrics.storeBytes.set(store.stats().bytes));

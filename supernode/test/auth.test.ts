@@ -78,6 +78,12 @@ describe("credentials pass through to a private registry", () => {
     const indexUrl = `${sn.url}/v1/index/${priv.host}/private/app/${layer.digest}`;
     expect((await fetch(indexUrl)).status).toBe(401);
     expect((await fetch(indexUrl, { headers: { authorization: basic } })).status).toBe(200);
+    // and byte ranges of any blob
+    const blobUrl = `${sn.url}/v1/blobs/${priv.host}/private/app/${layer.digest}`;
+    expect((await fetch(blobUrl, { headers: { range: "bytes=0-9" } })).status).toBe(401);
+    const ranged = await fetch(blobUrl, { headers: { range: "bytes=0-9", authorization: basic } });
+    expect(ranged.status).toBe(206);
+    expect(Buffer.from(await ranged.arrayBuffer()).equals(layer.blob.subarray(0, 10))).toBe(true);
 
     const p = await preheat({ supernodes: [sn.url], image: privRef, authorization: basic, pollMs: 20 });
     expect(p.chunksDone).toBe(p.chunksTotal);

@@ -25,9 +25,9 @@ let keyFile: string;
 const supernodes: Array<{ url: string; child: ChildProcess }> = [];
 const agents: RunningAgent[] = [];
 
-async function startSupernode(name: string, port: number, all: string[]): Promise<{ url: string; child: ChildProcess }> {
+async function startSupernode(name: string, port: number, all: string[], extra: string[] = []): Promise<{ url: string; child: ChildProcess }> {
   const url = `http://127.0.0.1:${port}`;
-  const child = spawn(process.execPath, [MAIN, "supernode", "--root", join(work, name), "--listen", `127.0.0.1:${port}`, "--supernodes", all.join(","), "--plain-http", "--log-level", "warn"], { stdio: ["ignore", "ignore", "pipe"] });
+  const child = spawn(process.execPath, [MAIN, "supernode", "--root", join(work, name), "--listen", `127.0.0.1:${port}`, "--supernodes", all.join(","), "--plain-http", "--log-level", "warn", ...extra], { stdio: ["ignore", "ignore", "pipe"] });
   let log = "";
   child.stderr!.on("data", (d: Buffer) => (log += d.toString()));
   const deadline = Date.now() + 30_000;
@@ -167,6 +167,29 @@ describe("supernodes, preheat and the peer swarm", () => {
       whole = es.every((e) => e !== undefined && e.chunks === undefined);
     }
     expect(whole).toBe(true);
+  });
+
+  it("a supernode started with the swarm key serves its cache to agents over libp2p too", async () => {
+    const img = await prepare("seed", 26);
+    const port = await freePort();
+    const seed = await startSupernode("supernode-seed", port, [`http://127.0.0.1:${port}`], ["--swarm-key", keyFile, "--p2p-listen", "/ip4/127.0.0.1/tcp/0"]);
+    try {
+      const health = (await (await fetch(`${seed.url}/v1/health`)).json()) as { peerId?: string };
+      expect(health.peerId).toMatch(/^12D3Koo/);
+      const pre = await shoal(["preheat", "--supernode", seed.url, img.lazy]);
+      expect(pre.code, pre.stderr).toBe(0);
+      const a = await startAgent(join(work, "seeded"), [
+        "--plain-http", "--prefetch", "off", "--supernode", seed.url, "--swarm-key", keyFile, "--p2p-listen", "/ip4/127.0.0.1/tcp/0", "--origin-fallback", "false",
+      ]);
+      agents.push(a);
+      const s = await mountAndRead(a, img.lazy, img.original, "seeded");
+      // no other agent holds this image: the peer bytes came from the supernode's chunk peer
+      expect(s.sources.peer?.bytes ?? 0).toBeGreaterThan(0);
+      expect(s.sources.origin).toBeUndefined();
+      await a.stop();
+    } finally {
+      seed.child.kill("SIGTERM");
+    }
   });
 
   it("detects and drops a peer that serves corrupt chunks; no file is corrupted", async () => {

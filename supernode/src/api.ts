@@ -3,6 +3,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Logger } from "pino";
 import { parseRangeHeader, RangeNotSatisfiableError, type BlobService } from "./blob-service.ts";
 import type { ChunkService } from "./chunk-service.ts";
+import type { SwarmSeed } from "./swarm-seed.ts";
 import { MAX_JSON_BODY } from "./constants.ts";
 import { BadRequestError, errorBody, httpStatusOf, SupernodeError } from "./errors.ts";
 import { DIGEST_RE, parseLayerPath } from "./layer-ref.ts";
@@ -14,6 +15,8 @@ import { parseAnnouncement, type Tracker } from "./tracker.ts";
 export interface ApiComponents {
   chunks: ChunkService;
   blobs: BlobService;
+  /** The supernode's own chunk peer, when it joined the swarm: listed as a holder of what it caches. */
+  seed?: SwarmSeed;
   tracker: Tracker;
   preheat: PreheatJobs;
   logger: Logger;
@@ -92,7 +95,7 @@ async function handle(c: ApiComponents, req: IncomingMessage, res: ServerRespons
 
   if (!c.ready()) throw new SupernodeError("SHOAL_ERR_SHUTTING_DOWN", "supernode is not ready");
   if (route("GET", "/v1/health")) {
-    return sendJson(res, 200, { ok: true });
+    return sendJson(res, 200, { ok: true, ...(c.seed ? { peerId: c.seed.peerId, addrs: c.seed.addrs } : {}) });
   }
   if (method === "GET" && path.startsWith(CHUNKS_PREFIX)) {
     // Use the raw path so that %2F inside a segment cannot forge extra segments.
@@ -169,7 +172,9 @@ async function handle(c: ApiComponents, req: IncomingMessage, res: ServerRespons
     if (layer === null || !DIGEST_RE.test(layer)) throw new BadRequestError("query parameter layer must be a sha256:<hex> digest");
     const chunk = url.searchParams.get("chunk");
     if (chunk !== null && !/^(0|[1-9][0-9]{0,8})$/.test(chunk)) throw new BadRequestError("query parameter chunk must be a chunk index");
-    return sendJson(res, 200, c.tracker.peers(layer, chunk === null ? undefined : Number(chunk)));
+    const chunkIndex = chunk === null ? undefined : Number(chunk);
+    const self = c.seed?.holder(layer, chunkIndex);
+    return sendJson(res, 200, [...c.tracker.peers(layer, chunkIndex), ...(self ? [self] : [])]);
   }
   if (route("POST", "/v1/preheat")) {
     const body = parsePreheatRequest(await readJson(req, signal));

@@ -44,6 +44,7 @@ export class IndexCache {
   readonly #origins: OriginClients;
   readonly #log: Logger;
   readonly #memory = new Map<string, Promise<CachedIndex>>();
+  readonly #loaded = new Map<string, CachedIndex>();
 
   constructor(components: { db: IndexDb; origins: OriginClients; logger: Logger }) {
     this.#db = components.db;
@@ -62,11 +63,17 @@ export class IndexCache {
       });
     }
     const cached = await untilAborted(p, opts.signal);
+    this.#loaded.set(layer.digest, cached);
     const want = opts.hint?.indexDigest;
     if (want && want !== cached.indexDigest) {
       throw new LayerFormatError("SHOAL_ERR_DIGEST_MISMATCH", `index digest mismatch: expected ${want}, got ${cached.indexDigest}`, { layer: layer.digest });
     }
     return cached;
+  }
+
+  /** The index of layer `digest` if it is loaded already (no I/O). */
+  peek(digest: string): CachedIndex | undefined {
+    return this.#loaded.get(digest);
   }
 
   async #load(layer: LayerRef, opts: { credentials?: CallerCredentials; hint?: IndexHint }): Promise<CachedIndex> {

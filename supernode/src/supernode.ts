@@ -15,6 +15,7 @@ import { IndexCache, type IndexDb } from "./index-cache.ts";
 import { SupernodeMetrics } from "./metrics.ts";
 import { RegistryClients } from "./origins.ts";
 import { PreheatJobs } from "./preheat.ts";
+import { SwarmSeed, type SwarmSeedInit } from "./swarm-seed.ts";
 import { Tracker } from "./tracker.ts";
 
 /** A host and TCP port to listen on (port 0: any free port). */
@@ -53,6 +54,8 @@ export interface SupernodeInit {
   blobBlockBytes?: number;
   /** When set, only these registries are contacted. */
   allowedRegistries?: string[];
+  /** Join the agents' peer swarm (serve cached chunks over libp2p to holders of the swarm key). Off when absent. */
+  swarm?: Omit<SwarmSeedInit, "keyFile">;
 }
 
 /** A running supernode. */
@@ -61,6 +64,8 @@ export interface Supernode {
   readonly url: string;
   /** Base URL of the metrics listener, when enabled. */
   readonly metricsUrl: string | undefined;
+  /** Its libp2p identity in the peer swarm, when it joined one. */
+  readonly peer: { peerId: string; addrs: string[] } | undefined;
   /** Stop listening, abort origin fetches and preheat jobs, close the store and database. Idempotent. */
   close(): Promise<void>;
 }
@@ -128,19 +133,29 @@ export async function createSupernode(init: SupernodeInit, logger: Logger): Prom
     const url = baseUrl(address);
     const preheat = new PreheatJobs({ chunks, origins, logger, observer: metrics }, { self: init.self ?? url, peers: init.peers ?? [] });
     cleanup.push(() => preheat.close());
-    server.on("request", createApiHandler({ chunks, blobs, tracker, preheat, logger, served: (n) => metrics.served(n), ready: () => ready }));
+    let seed: SwarmSeed | undefined;
+    if (init.swarm) {
+      seed = await SwarmSeed.start({ cache: store, indexes, logger }, { ...init.swarm, keyFile: join(init.root, "peer.key") });
+      const started = seed;
+      cleanup.push(() => started.stop());
+    }
+    server.on("request", createApiHandler({ chunks, blobs, tracker, ...(seed ? { seed } : {}), preheat, logger, served: (n) => metrics.served(n), ready: () => ready }));
     let metricsUrl: string | undefined;
     if (init.metricsListen) {
-      const ms = await metrics.listen(init.metricsListen.host, init.metricsListen.port, () => metrics.storeBytes.set(store.stats().bytes));
+      const ms = await metrics.listen(init.metricsListen.host, init.metricsListen.port, () => {
+        metrics.storeBytes.set(store.stats().bytes);
+        if (seed) metrics.swarm(seed.stats());
+      });
       cleanup.push(() => closeServer(ms));
       metricsUrl = baseUrl(ms.address() as AddressInfo);
     }
     ready = true;
-    log.info({ url, metricsUrl, peers: init.peers?.length ?? 0 }, "supernode ready");
+    log.info({ url, metricsUrl, peers: init.peers?.length ?? 0, ...(seed ? { peerId: seed.peerId, p2p: seed.addrs } : {}) }, "supernode ready");
     let closing: Promise<void> | undefined;
     return {
       url,
       metricsUrl,
+      peer: seed ? { peerId: seed.peerId, addrs: seed.addrs } : undefined,
       close: () => {
         ready = false;
         closing ??= closeAll().then(() => log.info("supernode closed"));

@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import { decodeFooter, FOOTER_SIZE } from "@shoal/blockindex";
+import { ChunkPeer, generateSwarmKey } from "@shoal/p2p";
 import { startRegistry, type RunningRegistry } from "@shoal/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { blobChunks, Cleanup, fetchChunks, prepareImage, type TestImage } from "./harness.ts";
@@ -111,6 +112,37 @@ describe("supernode chunk serving against the Debian registry", () => {
     expect(((await wrong.json()) as { code: string }).code).toBe("SHOAL_ERR_DIGEST_MISMATCH");
     const notLazy = await fetch(`${sn.url}/v1/index/${image.registry}/${image.repository}/${image.originalLayers[0]}`);
     expect(((await notLazy.json()) as { code: string }).code).toBe("SHOAL_ERR_NOT_LAZY");
+  });
+
+  it("in the peer swarm, serves its cached chunks over libp2p and lists itself only for those", async () => {
+    const key = generateSwarmKey();
+    const sn = await cleanup.supernode({ root: await cleanup.tempDir("shoal-sn-seed-"), swarm: { swarmKey: key, listen: ["/ip4/127.0.0.1/tcp/0"] } });
+    const health = (await (await fetch(`${sn.url}/v1/health`)).json()) as { peerId: string; addrs: string[] };
+    expect(health.peerId).toBe(sn.peer!.peerId);
+    const layer = image.layers[0]!;
+    const peersOf = async (q: string) => (await (await fetch(`${sn.url}/v1/peers?layer=${layer.digest}${q}`)).json()) as Array<{ peerId: string; chunks?: string }>;
+    expect(await peersOf("")).toEqual([]); // nothing cached yet
+    expect((await fetchChunks(sn.url, image, layer.digest, 0, 2)).status).toBe(200);
+    await new Promise((r) => setTimeout(r, 1100)); // its bitmap is recomputed at most once a second
+    const [self] = await peersOf("");
+    expect(self?.peerId).toBe(sn.peer!.peerId);
+    const bits = Buffer.from(self!.chunks!, "base64");
+    expect([0, 1, 2, 3].map((i) => (bits[i >> 3]! >> (i & 7)) & 1)).toEqual([1, 1, 1, 0]);
+    expect((await peersOf("&chunk=1")).map((p) => p.peerId)).toEqual([sn.peer!.peerId]);
+    expect(await peersOf("&chunk=3")).toEqual([]);
+    // an agent's chunk peer with the key gets the cached chunk over libp2p; one without it gets nothing
+    const digest = `sha256:${layer.index.chunk(1).digest.toString("hex")}`;
+    const client = new ChunkPeer({ provider: { readCompressed: async () => undefined } }, { swarmKey: key });
+    const outsider = new ChunkPeer({ provider: { readCompressed: async () => undefined } }, { swarmKey: generateSwarmKey(), handshakeTimeoutMs: 1000 });
+    await client.start();
+    await outsider.start();
+    try {
+      expect(Buffer.from(await client.fetchChunk(sn.peer!, digest, { signal: AbortSignal.timeout(10_000) })).equals(blobChunks(layer, 1, 1))).toBe(true);
+      await expect(outsider.fetchChunk(sn.peer!, digest, { signal: AbortSignal.timeout(5_000) })).rejects.toThrow();
+    } finally {
+      await client.stop();
+      await outsider.stop();
+    }
   });
 
   it("answers bad and unserviceable chunk requests with JSON errors and keeps running", async () => {

@@ -28,6 +28,14 @@ export function registerSupernode(program: Command): void {
       ...(config.metricsListen ? { metricsListen: config.metricsListen } : {}),
       peers: config.peers.length > 0 ? config.peers : [self],
       self,
+      ...(config.swarmKey ? {
+        swarm: {
+          swarmKey: await (await import("@shoal/p2p")).readSwarmKey(config.swarmKey),
+          listen: [config.p2pListen],
+          uploadRate: config.uploadRate,
+          maxUploads: config.maxUploads,
+        },
+      } : {}),
     }, logger);
     let closing = false;
     const stop = (signal: string) => {

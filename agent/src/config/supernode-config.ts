@@ -12,6 +12,10 @@ export const SUPERNODE_SETTINGS = {
   plainHttp: { flag: "plain-http", env: "SHOAL_PLAIN_HTTP", help: "talk to registries over http:// (no TLS)", default: false, parse: parseBool },
   cacheSize: { flag: "cache-size", env: "SHOAL_CACHE_SIZE", arg: "BYTES", help: "chunk cache capacity (LRU beyond it)", default: 100 * 1024 ** 3, parse: parseBytes },
   metricsListen: { flag: "metrics-listen", env: "SHOAL_METRICS_LISTEN", arg: "HOST:PORT", help: "serve Prometheus metrics at http://HOST:PORT/metrics", default: undefined as { host: string; port: number } | undefined, parse: parseListen },
+  swarmKey: { flag: "swarm-key", env: "SHOAL_SWARM_KEY", arg: "FILE", help: "cluster pre-shared key (libp2p swarm.key format): join the agents' peer swarm and serve cached chunks there too", default: undefined as string | undefined, parse: str },
+  p2pListen: { flag: "p2p-listen", env: "SHOAL_P2P_LISTEN", arg: "MULTIADDR", help: "libp2p listen address in the peer swarm (with --swarm-key)", default: "/ip4/0.0.0.0/tcp/7072", parse: str },
+  uploadRate: { flag: "upload-rate", env: "SHOAL_UPLOAD_RATE", arg: "BYTES_PER_S", help: "cap on chunk bytes served to peers per second (with --swarm-key)", default: 256 * 1024 * 1024, parse: parseBytes },
+  maxUploads: { flag: "max-uploads", env: "SHOAL_MAX_UPLOADS", arg: "N", help: "chunk requests from peers served at once (more are answered busy)", default: 32, parse: (raw: string) => { const n = Number(raw); if (!Number.isInteger(n) || n < 1) throw new Error(`not a positive integer: ${raw}`); return n; } },
   logLevel: { flag: "log-level", env: "SHOAL_LOG_LEVEL", arg: "LEVEL", help: "pino log level", default: "info", parse: str },
 } satisfies Record<string, Setting<unknown>>;
 

@@ -213,6 +213,17 @@ describe("supernodes, preheat and the peer swarm", () => {
       const s = await callAgent<AgentStatus>(victim.root, "GET", "/v1/status");
       expect(s.p2p?.dropped).toContain(rogue.peerId);
       expect(rogue.stats().uploadsServed).toBeGreaterThan(0);
+      // and reported it to the supernodes
+      const reports = await Promise.all(supernodes.map(async (sn) => {
+        const res = await fetch(`${sn.url}/v1/report`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ reporter: "second-witness", peerId: rogue.peerId, chunk: `sha256:${"b".repeat(64)}` }) });
+        return (await res.json()) as { banned: boolean };
+      }));
+      // a second, distinct reporter bans it: the victim's report arrived before
+      expect(reports.map((r) => r.banned)).toEqual(supernodes.map(() => true));
+      for (const sn of supernodes) {
+        const listed = (await (await fetch(`${sn.url}/v1/peers?layer=${layers[0]}`)).json()) as Array<{ peerId: string }>;
+        expect(listed.map((p) => p.peerId)).not.toContain(rogue.peerId);
+      }
     } finally {
       await rogue.stop();
     }

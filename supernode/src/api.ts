@@ -9,7 +9,7 @@ import { BadRequestError, errorBody, httpStatusOf, SupernodeError } from "./erro
 import { DIGEST_RE, parseLayerPath } from "./layer-ref.ts";
 import { parseBasicAuth } from "./origins.ts";
 import { parsePreheatRequest, type PreheatJobs } from "./preheat.ts";
-import { parseAnnouncement, type Tracker } from "./tracker.ts";
+import { parseAnnouncement, parsePeerReport, type PeerReport, type Tracker } from "./tracker.ts";
 
 /** What the API handler needs. */
 export interface ApiComponents {
@@ -22,6 +22,8 @@ export interface ApiComponents {
   logger: Logger;
   /** Called with the number of chunk bytes sent. */
   served?(bytes: number): void;
+  /** Called for each peer report (and whether the peer is banned now). */
+  reported?(report: PeerReport, banned: boolean): void;
   /** False until the supernode is ready. */
   ready(): boolean;
 }
@@ -161,6 +163,12 @@ async function handle(c: ApiComponents, req: IncomingMessage, res: ServerRespons
     res.end(cached.bytes);
     c.served?.(cached.bytes.length);
     return;
+  }
+  if (route("POST", "/v1/report")) {
+    const r = parsePeerReport(await readJson(req, signal));
+    const banned = c.tracker.report(r);
+    c.reported?.(r, banned);
+    return sendJson(res, 200, { banned });
   }
   if (route("POST", "/v1/announce")) {
     const a = parseAnnouncement(await readJson(req, signal));

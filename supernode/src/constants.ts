@@ -2,6 +2,10 @@
 
 /** Chunk store capacity, bytes (compressed + raw copies). */
 export const DEFAULT_CACHE_SIZE = 20 * 1024 * 1024 * 1024;
+/** A peer reported for bad chunks by this many distinct peers is no longer listed. */
+export const DEFAULT_REPORTS_TO_BAN = 2;
+/** How long a banned peer stays unlisted, ms. */
+export const DEFAULT_BAN_MS = 60 * 60 * 1000;
 /** Tracker entries expire this long after their last announce, ms. */
 export const DEFAULT_TRACKER_TTL_MS = 60_000;
 /** Blocks that byte ranges of any blob are fetched and cached in, bytes. */

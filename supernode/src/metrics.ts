@@ -13,6 +13,8 @@ export class SupernodeMetrics implements ChunkServiceObserver, PreheatObserver {
   readonly #misses = new Counter({ name: "shoal_supernode_cache_misses_total", help: "Chunks fetched from the origin", registers: [this.registry] });
   readonly #preheatDone = new Gauge({ name: "shoal_supernode_preheat_chunks_done", help: "Chunks preheated, by job", labelNames: ["job"], registers: [this.registry] });
   readonly #preheatTotal = new Gauge({ name: "shoal_supernode_preheat_chunks_total", help: "Chunks to preheat, by job", labelNames: ["job"], registers: [this.registry] });
+  readonly #reports = new Counter({ name: "shoal_supernode_peer_reports_total", help: "Reports of peers that served chunks failing their digest", registers: [this.registry] });
+  readonly #bans = new Counter({ name: "shoal_supernode_peer_bans_total", help: "Peers no longer listed after reports from several peers", registers: [this.registry] });
   readonly #peers = new Gauge({ name: "shoal_supernode_peers_connected", help: "libp2p peers connected (when in the swarm)", registers: [this.registry] });
   readonly #uploaded = new Gauge({ name: "shoal_supernode_upload_bytes", help: "Chunk bytes served to peers over libp2p since start (when in the swarm)", registers: [this.registry] });
   /** Bytes in the chunk store (set by the owner before each scrape). */
@@ -37,6 +39,12 @@ export class SupernodeMetrics implements ChunkServiceObserver, PreheatObserver {
   /** Count bytes sent to a caller. */
   served(bytes: number): void {
     this.#served.inc(bytes);
+  }
+
+  /** Count a peer report, and a ban when it caused one. */
+  reported(banned: boolean): void {
+    this.#reports.inc();
+    if (banned) this.#bans.inc();
   }
 
   /** Set the swarm gauges (before a scrape). */

@@ -139,7 +139,10 @@ export async function createSupernode(init: SupernodeInit, logger: Logger): Prom
       const started = seed;
       cleanup.push(() => started.stop());
     }
-    server.on("request", createApiHandler({ chunks, blobs, tracker, ...(seed ? { seed } : {}), preheat, logger, served: (n) => metrics.served(n), ready: () => ready }));
+    server.on("request", createApiHandler({ chunks, blobs, tracker, ...(seed ? { seed } : {}), preheat, logger, served: (n) => metrics.served(n), reported: (r, banned) => {
+      metrics.reported(banned);
+      log.warn({ reporter: r.reporter, peer: r.peerId, chunk: r.chunk, banned }, "peer reported for a chunk that failed its digest");
+    }, ready: () => ready }));
     let metricsUrl: string | undefined;
     if (init.metricsListen) {
       const ms = await metrics.listen(init.metricsListen.host, init.metricsListen.port, () => {

@@ -1,6 +1,6 @@
 /** Which peers hold which layers and chunks: announcements that expire unless renewed. */
 import { bitmapHas, decodeChunkBitmap } from "./chunk-bitmap.ts";
-import { DEFAULT_TRACKER_TTL_MS, MAX_PEERS_ANSWERED } from "./constants.ts";
+import { DEFAULT_BAN_MS, DEFAULT_REPORTS_TO_BAN, DEFAULT_TRACKER_TTL_MS, MAX_PEERS_ANSWERED } from "./constants.ts";
 import { BadRequestError } from "./errors.ts";
 import { DIGEST_RE } from "./layer-ref.ts";
 
@@ -71,10 +71,37 @@ interface Entry {
   expires: number;
 }
 
+/** A validated `POST /v1/report` body: `reporter` got bytes failing their digest from `peerId`. */
+export interface PeerReport {
+  reporter: string;
+  peerId: string;
+  chunk: string;
+}
+
+/** Parse a report body (untrusted JSON); throws `BadRequestError`. */
+export function parsePeerReport(body: unknown): PeerReport {
+  if (typeof body !== "object" || body === null || Array.isArray(body)) throw new BadRequestError("report: body must be a JSON object");
+  const b = body as Record<string, unknown>;
+  const str = (v: unknown, what: string): string => {
+    if (typeof v !== "string" || v.length === 0 || v.length > MAX_STRING) throw new BadRequestError(`report: ${what} must be a non-empty string of at most ${MAX_STRING} characters`);
+    return v;
+  };
+  const chunk = str(b.chunk, "chunk");
+  if (!DIGEST_RE.test(chunk)) throw new BadRequestError("report: chunk must be a sha256:<hex> digest");
+  const reporter = str(b.reporter, "reporter");
+  const peerId = str(b.peerId, "peerId");
+  if (reporter === peerId) throw new BadRequestError("report: a peer cannot report itself");
+  return { reporter, peerId, chunk };
+}
+
 /** Settings of a `Tracker`. */
 export interface TrackerInit {
   /** Entries expire this long after their last announce, ms. */
   ttlMs?: number;
+  /** Distinct reporters after which a peer is no longer listed. Default 2. */
+  reportsToBan?: number;
+  /** How long a banned peer stays unlisted (its announces are ignored), ms. Default 1 h. */
+  banMs?: number;
 }
 
 /**
@@ -86,16 +113,53 @@ export class Tracker {
   readonly #peers = new Map<string, Entry>();
   readonly #byLayer = new Map<string, Set<string>>();
   readonly #ttl: number;
+  readonly #reportsToBan: number;
+  readonly #banMs: number;
+  /** Reporters per reported peer (kept while the ban window lasts). */
+  readonly #reports = new Map<string, { reporters: Set<string>; since: number }>();
+  /** Banned peers and until when. */
+  readonly #banned = new Map<string, number>();
   readonly #now: () => number;
   #lastSweep = 0;
 
   constructor(components: { now?: () => number } = {}, init: TrackerInit = {}) {
     this.#now = components.now ?? Date.now;
     this.#ttl = init.ttlMs ?? DEFAULT_TRACKER_TTL_MS;
+    this.#reportsToBan = init.reportsToBan ?? DEFAULT_REPORTS_TO_BAN;
+    this.#banMs = init.banMs ?? DEFAULT_BAN_MS;
   }
 
-  /** Record an announcement; returns the TTL granted, ms. */
+  /**
+   * Record that `reporter` got bad bytes from `peerId`. Once enough distinct
+   * peers reported it, it is dropped and its announces are ignored for the
+   * ban time. Returns true when the peer is banned now. (One reporter alone
+   * cannot ban a peer: an agent already stops asking a peer that lied to it.)
+   */
+  report(r: PeerReport): boolean {
+    if (this.isBanned(r.peerId)) return true;
+    const now = this.#now();
+    let e = this.#reports.get(r.peerId);
+    if (!e || now - e.since > this.#banMs) this.#reports.set(r.peerId, (e = { reporters: new Set(), since: now }));
+    e.reporters.add(r.reporter);
+    if (e.reporters.size < this.#reportsToBan) return false;
+    this.#reports.delete(r.peerId);
+    this.#banned.set(r.peerId, now + this.#banMs);
+    this.#remove(r.peerId);
+    return true;
+  }
+
+  /** True while `peerId` is banned. */
+  isBanned(peerId: string): boolean {
+    const until = this.#banned.get(peerId);
+    if (until === undefined) return false;
+    if (until > this.#now()) return true;
+    this.#banned.delete(peerId);
+    return false;
+  }
+
+  /** Record an announcement (ignored from a banned peer); returns the TTL granted, ms. */
   announce(a: Announcement): number {
+    if (this.isBanned(a.peerId)) return this.#ttl;
     this.#remove(a.peerId);
     const layers = new Map<string, Holding>();
     for (const l of a.layers) {

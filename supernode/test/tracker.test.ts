@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, describe, expect, it } from "vitest";
-import { BadRequestError, bitmapHas, decodeChunkBitmap, encodeChunkBitmap, ownerOf, rankSupernodes, Tracker } from "../src/index.ts";
+import { BadRequestError, bitmapHas, parsePeerReport, decodeChunkBitmap, encodeChunkBitmap, ownerOf, rankSupernodes, Tracker } from "../src/index.ts";
 import { Cleanup } from "./harness.ts";
 
 const L1 = `sha256:${"1".repeat(64)}`;
@@ -61,6 +61,34 @@ describe("Tracker: chunk bitmaps", () => {
     expect(a).toHaveLength(64);
     expect(new Set(a.map((p) => p.peerId)).size).toBe(64);
     expect(a.map((p) => p.peerId)).not.toEqual(b.map((p) => p.peerId));
+  });
+});
+
+describe("Tracker: reports of peers that served bad chunks", () => {
+  it("stops listing a peer reported by enough distinct peers, ignores its announces while banned, and lists it again after", () => {
+    let now = 0;
+    const t = new Tracker({ now: () => now }, { ttlMs: 10_000, reportsToBan: 2, banMs: 1000 });
+    const chunk = `sha256:${"a".repeat(64)}`;
+    t.announce({ peerId: "liar", addrs: ["x"], layers: [L1] });
+    t.announce({ peerId: "honest", addrs: ["y"], layers: [L1] });
+    expect(t.report({ reporter: "v1", peerId: "liar", chunk })).toBe(false);
+    expect(t.report({ reporter: "v1", peerId: "liar", chunk })).toBe(false); // the same reporter twice counts once
+    expect(t.peers(L1).map((p) => p.peerId).sort()).toEqual(["honest", "liar"]);
+    expect(t.report({ reporter: "v2", peerId: "liar", chunk })).toBe(true);
+    expect(t.peers(L1).map((p) => p.peerId)).toEqual(["honest"]);
+    t.announce({ peerId: "liar", addrs: ["x"], layers: [L1] });
+    expect(t.peers(L1).map((p) => p.peerId)).toEqual(["honest"]);
+    now += 1001;
+    t.announce({ peerId: "liar", addrs: ["x"], layers: [L1] });
+    expect(t.peers(L1).map((p) => p.peerId).sort()).toEqual(["honest", "liar"]);
+  });
+
+  it("refuses malformed reports", () => {
+    const chunk = `sha256:${"a".repeat(64)}`;
+    expect(parsePeerReport({ reporter: "a", peerId: "b", chunk })).toEqual({ reporter: "a", peerId: "b", chunk });
+    for (const bad of [null, [], { reporter: "a", peerId: "a", chunk }, { reporter: "a", peerId: "b", chunk: "x" }, { reporter: "", peerId: "b", chunk }, { peerId: "b", chunk }]) {
+      expect(() => parsePeerReport(bad), JSON.stringify(bad)).toThrow(BadRequestError);
+    }
   });
 });
 

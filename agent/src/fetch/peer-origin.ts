@@ -88,6 +88,21 @@ export class Tracker {
     }));
   }
 
+  /** Tell every supernode that `peerId` served this peer bytes of `chunk` that failed their digest. Failures are logged, not thrown. */
+  async report(self: string, peerId: string, chunk: string): Promise<void> {
+    await Promise.all(this.supernodes.map(async (url) => {
+      try {
+        const res = await fetch(`${url}/v1/report`, {
+          method: "POST", headers: { "content-type": "application/json" },
+          body: JSON.stringify({ reporter: self, peerId, chunk }), signal: AbortSignal.timeout(5000),
+        });
+        await res.body?.cancel();
+      } catch (err) {
+        this.logger.debug({ supernode: url, err: (err as Error).message }, "report failed");
+      }
+    }));
+  }
+
   /** Peers holding (part of) `layer` with their chunk bitmaps, from the first supernode (by rank for the layer) that answers; [] when none does. */
   async peers(layer: string): Promise<Holder[]> {
     for (const url of rankSupernodes(layer, this.supernodes)) {
@@ -112,8 +127,9 @@ export class Tracker {
  * every second while in use); a chunk is asked only of peers that hold it,
  * a random one, then another. A run of adjacent chunks goes in one request
  * to one peer holding all of them, else in one request per peer to holders
- * of each. A peer whose bytes fail verification is dropped for good and
- * logged.
+ * of each. A peer whose bytes fail verification is dropped for good,
+ * logged, and reported to the supernodes (whose trackers stop listing a
+ * peer several others reported).
  */
 export class PeerOrigin implements ChunkOrigin {
   readonly name = "peer";
@@ -206,6 +222,7 @@ export class PeerOrigin implements ChunkOrigin {
     const peerId = this.lastServer.get(digest);
     if (!peerId || this.dropped.has(peerId)) return;
     this.dropped.add(peerId);
-    this.logger.warn({ peer: peerId, chunk: digest }, "peer served a chunk that failed its digest; dropped");
+    this.logger.warn({ peer: peerId, chunk: digest }, "peer served a chunk that failed its digest; dropped and reported");
+    void this.tracker.report(this.peer.peerId, peerId, digest);
   }
 }

@@ -118,6 +118,19 @@ describe("shoal convert / ls / cat against the Debian registry, umoci and skopeo
     expect(fresh.stdout.toString().trim()).toBe(lazyDigest); // deterministic
   });
 
+  it("converting into another repository of the same registry mounts blobs it already has there, downloading none", async () => {
+    await registry.settle();
+    await registry.resetStats();
+    const res = await shoal(["convert", "--plain-http", "--chunk-size", String(CHUNK), `${registry.host}/edge:v1`, `${registry.host}/edge-copy:lazy`], { env: { XDG_CACHE_HOME: join(work, "cache") } });
+    expect(res.code, res.stderr).toBe(0);
+    expect(res.stdout.toString().trim().split("\n").at(-1)).toBe(lazyDigest);
+    await registry.settle();
+    const reqs = registry.stats().requests;
+    // config and every (cached) lazy layer were mounted from edge, not downloaded and pushed again
+    expect(reqs.filter((r) => r.method === "GET" && r.path.includes("/blobs/"))).toEqual([]);
+    expect(reqs.filter((r) => r.method === "POST" && r.path.includes("mount=") && r.status === 201)).toHaveLength(1 + layout.layers.length);
+  });
+
   it("refuses to read an image that was not converted, naming shoal convert", async () => {
     const res = await shoal(["ls", "--plain-http", `${registry.host}/edge:v1`]);
     expect(res.code).toBe(1);

@@ -13,7 +13,7 @@ import type { Platform } from "./platform.ts";
 import { registryApiHost } from "./reference.ts";
 import type { RetryOptions } from "./retry.ts";
 import { RegistryTransport } from "./transport.ts";
-import { pushBlob, type BlobSource, type PushBlobOptions, type PushBlobResult } from "./upload.ts";
+import { mountBlob, pushBlob, type BlobSource, type PushBlobOptions, type PushBlobResult } from "./upload.ts";
 
 /** Dependencies of a `RegistryClient`; all optional. */
 export interface RegistryClientComponents {
@@ -156,6 +156,11 @@ export class RegistryClient {
   /** See `pushBlob`: make a blob present (exists / mount / monolithic or chunked upload). */
   pushBlob(repository: string, digest: string, size: number, source: BlobSource, opts: PushBlobOptions = {}): Promise<PushBlobResult> {
     return pushBlob(this.#ctx, repository, digest, size, source, opts);
+  }
+
+  /** See `mountBlob`: a cross-repository mount only; true when the registry mounted the blob. */
+  mountBlob(repository: string, digest: string, from: string, opts: { signal?: AbortSignal } = {}): Promise<boolean> {
+    return mountBlob(this.#ctx, repository, digest, from, opts);
   }
 
   /** Closes the client's own connection pool (no-op with an injected dispatcher). */

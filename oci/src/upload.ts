@@ -182,6 +182,33 @@ async function finish(ctx: ClientContext, url: URL, digest: string, scope: strin
 }
 
 /** Best effort: tell the registry to drop a failed upload session. */
+/**
+ * Mounts blob `digest` from repository `from` into `repository` of the same
+ * registry, without uploading anything: true when the registry mounted it
+ * (201), false when it could not (it opened an upload session instead, which
+ * is cancelled). Lets a caller skip downloading a blob it would only push back.
+ */
+export async function mountBlob(ctx: ClientContext, repository: string, digest: string, from: string, opts: { signal?: AbortSignal } = {}): Promise<boolean> {
+  assertRepository(repository);
+  assertRepository(from);
+  assertDigest(digest);
+  if (from === repository) return false;
+  const start = ctx.url(apiPath(repository, "blobs/uploads/"));
+  start.search = `?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(from)}`;
+  const scope = `${repositoryScope(repository, ["pull", "push"])} ${repositoryScope(from, ["pull"])}`;
+  const what = describeRequest("POST", start);
+  const opened = await ctx.transport.execute(
+    { method: "POST", url: start, headers: { "content-length": "0" }, scope, expect: [201, 202], signal: opts.signal },
+    async (res) => {
+      await discard(res.body);
+      return { status: res.status, url: res.status === 202 ? location(res, what) : undefined };
+    },
+  );
+  if (opened.status === 201) return true;
+  await cancel(ctx, opened.url!, scope);
+  return false;
+}
+
 async function cancel(ctx: ClientContext, url: URL, scope: string): Promise<void> {
   try {
     await ctx.transport.execute({ method: "DELETE", url, scope, expect: [204, 404], retry: false }, async (res) => discard(res.body));

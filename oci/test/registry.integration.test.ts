@@ -167,6 +167,20 @@ describe("RegistryClient against docker-registry", () => {
     expect(Buffer.from(await client.getBlob("mount/dst", c.digest))).toEqual(Buffer.from(c.bytes));
   });
 
+  it("mounts without uploading: true when mounted, false (session cancelled) when the source lacks the blob", async () => {
+    const b = randomBlob(20_000);
+    await client.pushBlob("mountonly/src", b.digest, b.size, b.bytes);
+    expect(await client.mountBlob("mountonly/dst", b.digest, "mountonly/src")).toBe(true);
+    expect(await client.headBlob("mountonly/dst", b.digest)).toEqual({ size: b.size });
+    const c = randomBlob(1000);
+    await reg.settle();
+    await reg.resetStats();
+    expect(await client.mountBlob("mountonly/dst", c.digest, "mountonly/empty")).toBe(false);
+    await reg.settle();
+    expect(reg.stats().requests.map((r) => `${r.method} ${r.status}`)).toEqual(["POST 202", "DELETE 204"]);
+    expect(await client.headBlob("mountonly/dst", c.digest)).toBeUndefined();
+  });
+
   it("puts and gets manifests by tag and by digest", async () => {
     const img = await pushImage(client, "app", { os: "linux", architecture: "amd64" }, { tag: "v1" });
     const byTag = await client.getManifest(parseReference(`${reg.host}/app:v1`));

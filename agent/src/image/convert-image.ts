@@ -48,6 +48,8 @@ interface CachedLayer {
   digest: string;
   size: number;
   annotations: Record<string, string>;
+  /** Where the lazy blob was pushed (`registry/repository`), to mount it from on that registry. */
+  pushedTo?: string;
 }
 
 const silent: Progress = { update() {}, done() {} };
@@ -142,7 +144,7 @@ class ConversionJob {
     const prefetch = this.init.startupOrder?.layers[layer.digest] ?? [];
     const cacheKey = prefetch.length ? `${layer.digest}-${createHash("sha256").update(prefetch.join(",")).digest("hex").slice(0, 16)}` : layer.digest;
     const cached = await this.readCache(cacheKey);
-    if (cached && (await this.dst.client.headBlob(this.dst.ref.repository, cached.digest, this.opts))) {
+    if (cached && (await this.lazyBlobPresent(cached))) {
       this.reused++;
       progress.done(`converted before: ${cached.digest}`);
       return { mediaType, digest: cached.digest, size: cached.size, annotations: { ...base, ...cached.annotations } };
@@ -165,7 +167,7 @@ class ConversionJob {
       await once(out, "finish");
       await this.dst.client.pushBlob(this.dst.ref.repository, result.digest, result.size, { path: file }, this.opts);
       const annotations = lazyAnnotations({ indexDigest: result.indexDigest, location: result.indexLocation, chunkSize: this.chunkSize, sourceDigest: layer.digest });
-      await this.writeCache(cacheKey, { digest: result.digest, size: result.size, annotations });
+      await this.writeCache(cacheKey, { digest: result.digest, size: result.size, annotations, pushedTo: `${this.dst.ref.registry}/${this.dst.ref.repository}` });
       this.converted++;
       progress.done(`converted: ${result.index.entries.length} entries, ${result.index.chunkCount} chunks${prefetch.length ? `, ${result.index.prefetch.length} startup chunks` : ""}, ${result.digest}`);
       return { mediaType, digest: result.digest, size: result.size, annotations: { ...base, ...annotations } };
@@ -174,11 +176,40 @@ class ConversionJob {
     }
   }
 
+  /**
+   * True when the lazy blob of a cached conversion is in the destination
+   * repository, or could be mounted there from a repository of the same
+   * registry that has it (where it was pushed, or the source repository).
+   */
+  private async lazyBlobPresent(cached: CachedLayer): Promise<boolean> {
+    const dst = this.dst.client;
+    if (await dst.headBlob(this.dst.ref.repository, cached.digest, this.opts)) return true;
+    const froms = new Set<string>();
+    const prefix = `${this.dst.ref.registry}/`;
+    if (cached.pushedTo?.startsWith(prefix)) froms.add(cached.pushedTo.slice(prefix.length));
+    if (this.src.ref.registry === this.dst.ref.registry) froms.add(this.src.ref.repository);
+    froms.delete(this.dst.ref.repository);
+    for (const from of froms) if (await this.tryMount(cached.digest, from)) return true;
+    return false;
+  }
+
+  /** Mount `digest` from repository `from` into the destination; false when the registry would not (or refused the request). */
+  private async tryMount(digest: string, from: string): Promise<boolean> {
+    try {
+      return await this.dst.client.mountBlob(this.dst.ref.repository, digest, from, this.opts);
+    } catch (err) {
+      if (this.init.signal?.aborted) throw err;
+      return false;
+    }
+  }
+
   /** Make `d` present in the destination repository (mount when on the same registry, else copy). */
   private async copyBlob(d: Descriptor): Promise<void> {
     const dst = this.dst.client;
     if (await dst.headBlob(this.dst.ref.repository, d.digest, this.opts)) return;
     const sameRegistry = this.src.ref.registry === this.dst.ref.registry;
+    // On one registry a mount needs no bytes at all: try it before downloading.
+    if (sameRegistry && (await this.tryMount(d.digest, this.src.ref.repository))) return;
     const dir = await mkdtemp(join(this.init.tmpDir ?? tmpdir(), "shoal-copy-"));
     try {
       const file = join(dir, "blob");

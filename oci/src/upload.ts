@@ -98,22 +98,33 @@ export async function pushBlob(ctx: ClientContext, repository: string, digest: s
   }
 }
 
-async function uploadOnce(ctx: ClientContext, repository: string, digest: string, size: number, source: BlobSource, chunkSize: number, opts: PushBlobOptions): Promise<PushBlobResult> {
+/**
+ * POST a new upload session into `repository`, asking to mount `digest`
+ * from `mountFrom` when given: status 201 (mounted, no session) or 202 with
+ * the session URL; `scope` is the token scope the session needs.
+ */
+async function openUpload(ctx: ClientContext, repository: string, digest: string, mountFrom: string | undefined, signal: AbortSignal | undefined): Promise<{ status: number; url: URL | undefined; scope: string }> {
   const start = ctx.url(apiPath(repository, "blobs/uploads/"));
   let scope = repositoryScope(repository, ["pull", "push"]);
-  if (opts.mountFrom !== undefined && opts.mountFrom !== repository) {
-    start.search = `?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(opts.mountFrom)}`;
-    scope = `${scope} ${repositoryScope(opts.mountFrom, ["pull"])}`;
+  if (mountFrom !== undefined && mountFrom !== repository) {
+    start.search = `?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(mountFrom)}`;
+    scope = `${scope} ${repositoryScope(mountFrom, ["pull"])}`;
   }
   const what = describeRequest("POST", start);
   const opened = await ctx.transport.execute(
-    { method: "POST", url: start, headers: { "content-length": "0" }, scope, expect: [201, 202], signal: opts.signal },
+    { method: "POST", url: start, headers: { "content-length": "0" }, scope, expect: [201, 202], signal },
     async (res) => {
       await discard(res.body);
       return { status: res.status, url: res.status === 202 ? location(res, what) : undefined };
     },
   );
+  return { ...opened, scope };
+}
+
+async function uploadOnce(ctx: ClientContext, repository: string, digest: string, size: number, source: BlobSource, chunkSize: number, opts: PushBlobOptions): Promise<PushBlobResult> {
+  const opened = await openUpload(ctx, repository, digest, opts.mountFrom, opts.signal);
   if (opened.status === 201) return { outcome: "mounted" };
+  const scope = opened.scope;
   let url = opened.url!;
   try {
     if (size <= ctx.settings.chunkedUploadThreshold) {
@@ -193,19 +204,9 @@ export async function mountBlob(ctx: ClientContext, repository: string, digest: 
   assertRepository(from);
   assertDigest(digest);
   if (from === repository) return false;
-  const start = ctx.url(apiPath(repository, "blobs/uploads/"));
-  start.search = `?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(from)}`;
-  const scope = `${repositoryScope(repository, ["pull", "push"])} ${repositoryScope(from, ["pull"])}`;
-  const what = describeRequest("POST", start);
-  const opened = await ctx.transport.execute(
-    { method: "POST", url: start, headers: { "content-length": "0" }, scope, expect: [201, 202], signal: opts.signal },
-    async (res) => {
-      await discard(res.body);
-      return { status: res.status, url: res.status === 202 ? location(res, what) : undefined };
-    },
-  );
+  const opened = await openUpload(ctx, repository, digest, from, opts.signal);
   if (opened.status === 201) return true;
-  await cancel(ctx, opened.url!, scope);
+  await cancel(ctx, opened.url!, opened.scope);
   return false;
 }
 

@@ -28,14 +28,17 @@ const MAX_ADDRS = 32;
 const MAX_LAYERS = 10_000;
 const MAX_STRING = 512;
 
+/** `v` when it is a non-empty string of at most `MAX_STRING` characters; else `BadRequestError` naming `what`. */
+function stringField(v: unknown, what: string): string {
+  if (typeof v !== "string" || v.length === 0 || v.length > MAX_STRING) throw new BadRequestError(`${what} must be a non-empty string of at most ${MAX_STRING} characters`);
+  return v;
+}
+
 /** Parse an announce body (untrusted JSON); throws `BadRequestError`. */
 export function parseAnnouncement(body: unknown): Announcement {
   if (typeof body !== "object" || body === null || Array.isArray(body)) throw new BadRequestError("announce: body must be a JSON object");
   const b = body as Record<string, unknown>;
-  const str = (v: unknown, what: string): string => {
-    if (typeof v !== "string" || v.length === 0 || v.length > MAX_STRING) throw new BadRequestError(`announce: ${what} must be a non-empty string of at most ${MAX_STRING} characters`);
-    return v;
-  };
+  const str = (v: unknown, what: string): string => stringField(v, `announce: ${what}`);
   const list = (v: unknown, what: string, max: number): unknown[] => {
     if (!Array.isArray(v) || v.length > max) throw new BadRequestError(`announce: ${what} must be an array of at most ${max} entries`);
     return v;
@@ -82,10 +85,7 @@ export interface PeerReport {
 export function parsePeerReport(body: unknown): PeerReport {
   if (typeof body !== "object" || body === null || Array.isArray(body)) throw new BadRequestError("report: body must be a JSON object");
   const b = body as Record<string, unknown>;
-  const str = (v: unknown, what: string): string => {
-    if (typeof v !== "string" || v.length === 0 || v.length > MAX_STRING) throw new BadRequestError(`report: ${what} must be a non-empty string of at most ${MAX_STRING} characters`);
-    return v;
-  };
+  const str = (v: unknown, what: string): string => stringField(v, `report: ${what}`);
   const chunk = str(b.chunk, "chunk");
   if (!DIGEST_RE.test(chunk)) throw new BadRequestError("report: chunk must be a sha256:<hex> digest");
   const reporter = str(b.reporter, "reporter");

@@ -1,9 +1,9 @@
 import { createHash } from "node:crypto";
 import { RegistryClient } from "@shoal/oci";
-import { startRegistry, type RunningRegistry } from "@shoal/testkit";
+import type { RunningRegistry } from "@shoal/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseRangeHeader, RangeNotSatisfiableError } from "../src/index.ts";
-import { Cleanup, prepareImage, type TestImage } from "./harness.ts";
+import { Cleanup, registryWithImage, type TestImage } from "./harness.ts";
 
 const BLOCK = 256 * 1024;
 
@@ -15,19 +15,12 @@ describe("supernode: byte ranges of any blob, against the Debian registry", () =
   let digest: string;
 
   beforeAll(async () => {
-    try {
-      registry = await startRegistry();
-      cleanup.add(() => registry.stop());
-      image = await prepareImage(registry, await cleanup.tempDir("shoal-sn-blobs-"), "team/plain", 3 * 1024 * 1024);
-      digest = image.originalLayers[0]!; // an ordinary gzip layer, never converted
-      const c = new RegistryClient({}, { registry: registry.host, plainHttp: true });
-      blob = Buffer.from(await c.getBlob(image.repository, digest, { maxSize: 1 << 30 }));
-      await c.close();
-      expect(blob.length).toBeGreaterThan(3 * BLOCK);
-    } catch (err) {
-      await cleanup.run();
-      throw err;
-    }
+    ({ registry, image } = await registryWithImage(cleanup, "team/plain", 3 * 1024 * 1024));
+    digest = image.originalLayers[0]!; // an ordinary gzip layer, never converted
+    const c = new RegistryClient({}, { registry: registry.host, plainHttp: true });
+    blob = Buffer.from(await c.getBlob(image.repository, digest, { maxSize: 1 << 30 }));
+    await c.close();
+    expect(blob.length).toBeGreaterThan(3 * BLOCK);
   });
   afterAll(() => cleanup.run());
 

@@ -1,9 +1,9 @@
 import { createHash } from "node:crypto";
 import { decodeFooter, FOOTER_SIZE } from "@shoal/blockindex";
 import { ChunkPeer, generateSwarmKey } from "@shoal/p2p";
-import { startRegistry, type RunningRegistry } from "@shoal/testkit";
+import type { RunningRegistry } from "@shoal/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { blobChunks, Cleanup, fetchChunks, prepareImage, type TestImage } from "./harness.ts";
+import { blobChunks, Cleanup, fetchChunks, registryWithImage, type TestImage } from "./harness.ts";
 
 describe("supernode chunk serving against the Debian registry", () => {
   const cleanup = new Cleanup();
@@ -11,15 +11,7 @@ describe("supernode chunk serving against the Debian registry", () => {
   let image: TestImage;
 
   beforeAll(async () => {
-    try {
-      registry = await startRegistry();
-      cleanup.add(() => registry.stop());
-      const work = await cleanup.tempDir("shoal-sn-chunks-");
-      image = await prepareImage(registry, work, "team/app", 8 * 1024 * 1024, 64 * 1024);
-    } catch (err) {
-      await cleanup.run();
-      throw err;
-    }
+    ({ registry, image } = await registryWithImage(cleanup, "team/app", 8 * 1024 * 1024, 64 * 1024));
   });
   afterAll(() => cleanup.run());
 

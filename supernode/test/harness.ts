@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { decodeIndexMembers, parseLazyAnnotations, type LayerIndex } from "@shoal/blockindex";
 import { parseReference, RegistryClient } from "@shoal/oci";
-import { largeImage, pushLayout, writeImageLayout, type RunningRegistry } from "@shoal/testkit";
+import { largeImage, pushLayout, startRegistry, writeImageLayout, type RunningRegistry } from "@shoal/testkit";
 import { pino } from "pino";
 import { createSupernode, type Supernode, type SupernodeInit } from "../src/index.ts";
 
@@ -105,3 +105,21 @@ export class Cleanup {
 export async function fetchChunks(base: string, image: { registry: string; repository: string }, layer: string, first: number, last: number): Promise<Response> {
   return fetch(`${base}/v1/chunks/${image.registry}/${image.repository}/${layer}?first=${first}&last=${last}`);
 }
+
+/**
+ * Start the Debian registry and push and convert an image of about
+ * `totalBytes` into `repository` (see `prepareImage`); both are cleaned up by
+ * `cleanup`, which also runs at once if the setup fails.
+ */
+export async function registryWithImage(cleanup: Cleanup, repository: string, totalBytes: number, chunkSize?: number): Promise<{ registry: RunningRegistry; image: TestImage }> {
+  try {
+    const registry = await startRegistry();
+    cleanup.add(() => registry.stop());
+    const work = await cleanup.tempDir(`shoal-sn-${repository.replace(/\//g, "-")}-`);
+    return { registry, image: await prepareImage(registry, work, repository, totalBytes, chunkSize) };
+  } catch (err) {
+    await cleanup.run();
+    throw err;
+  }
+}
+

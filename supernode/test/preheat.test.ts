@@ -1,10 +1,10 @@
 import { access } from "node:fs/promises";
 import { join } from "node:path";
 import { chunkPaths } from "@shoal/store";
-import { freePort, startRegistry, type RunningRegistry } from "@shoal/testkit";
+import { freePort, type RunningRegistry } from "@shoal/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { chunkDigest, ownerOf, preheat, SupernodeError, type PreheatProgress } from "../src/index.ts";
-import { blobChunks, Cleanup, fetchChunks, prepareImage, type TestImage } from "./harness.ts";
+import { blobChunks, Cleanup, fetchChunks, registryWithImage, type TestImage } from "./harness.ts";
 
 const exists = (p: string) => access(p).then(() => true, () => false);
 
@@ -14,15 +14,7 @@ describe("preheat over two supernodes", () => {
   let image: TestImage;
 
   beforeAll(async () => {
-    try {
-      registry = await startRegistry();
-      cleanup.add(() => registry.stop());
-      const work = await cleanup.tempDir("shoal-sn-preheat-");
-      image = await prepareImage(registry, work, "fleet/web", 8 * 1024 * 1024, 64 * 1024);
-    } catch (err) {
-      await cleanup.run();
-      throw err;
-    }
+    ({ registry, image } = await registryWithImage(cleanup, "fleet/web", 8 * 1024 * 1024, 64 * 1024));
   });
   afterAll(() => cleanup.run());
 

@@ -13,8 +13,9 @@
  * the bridge `shlbr<pid>` of a killed run is swept by the next
  * `createNetnsLan()`. Needs root and iproute2.
  */
-import { execFileSync, spawn as spawnChild, type ChildProcess, type SpawnOptions } from "node:child_process";
+import { execFileSync, type ChildProcess, type SpawnOptions } from "node:child_process";
 import { run } from "./exec.ts";
+import { namespaceRunners, pidAlive, tbfArgs, trySync } from "./host-tools.ts";
 import { sweepStaleNetns, type Netns } from "./netns.ts";
 
 /** One member of {@link createNetnsLan}. */
@@ -46,23 +47,6 @@ let lanSeq = 0;
 const liveLans = new Set<() => void>();
 let hookInstalled = false;
 
-function trySync(cmd: string, args: string[]): string | undefined {
-  try {
-    return execFileSync(cmd, args, { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
-  } catch {
-    return undefined;
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
-
 /** Deletes `shlbr<pid>` bridges (and their `shl<pid>v<k>` veths) of processes that are gone. */
 export function sweepStaleLans(): string[] {
   sweepStaleNetns();
@@ -70,17 +54,11 @@ export function sweepStaleLans(): string[] {
   const out = trySync("ip", ["-o", "link", "show"]) ?? "";
   for (const m of out.matchAll(/^\d+:\s+(shl(?:br)?(\d+)(?:v\d+)?)[@:]/gm)) {
     const [, name, pid] = m;
-    if (alive(Number(pid))) continue;
+    if (pidAlive(Number(pid))) continue;
     trySync("ip", ["link", "del", name!]);
     swept.push(name!);
   }
   return swept;
-}
-
-function tbfArgs(dev: string, rateMbit: number): string[] {
-  const bytesPerSec = (rateMbit * 1e6) / 8;
-  const burst = Math.max(32 * 1024, Math.round(bytesPerSec / 100));
-  return ["qdisc", "replace", "dev", dev, "root", "tbf", "rate", `${rateMbit}mbit`, "burst", String(burst), "latency", "50ms"];
 }
 
 /** A /24 of 10.214.0.0/16 that no address or route on this host touches. */
@@ -198,11 +176,10 @@ export async function createNetnsLan(members: readonly NetnsLanMemberSpec[]): Pr
       await inNs("ip", "link", "set", nsIf, "up");
       await run("tc", tbfArgs(hostIf, spec.rateMbit));
       await inNs("tc", ...tbfArgs(nsIf, spec.rateMbit));
-      const track = (child: ChildProcess): ChildProcess => {
+      const runners = namespaceRunners(name, () => destroyed, (child) => {
         children.add(child);
         child.once("exit", () => children.delete(child));
-        return child;
-      };
+      });
       out.push({
         name,
         nsAddr,
@@ -213,18 +190,7 @@ export async function createNetnsLan(members: readonly NetnsLanMemberSpec[]): Pr
         get destroyed() {
           return destroyed;
         },
-        exec(cmd, args, o = {}) {
-          if (destroyed) return Promise.reject(new Error(`netns ${name} is destroyed`));
-          return run("ip", ["netns", "exec", name, cmd, ...args], o);
-        },
-        spawn(cmd, args, o = {}) {
-          if (destroyed) throw new Error(`netns ${name} is destroyed`);
-          return track(spawnChild("ip", ["netns", "exec", name, cmd, ...args], o));
-        },
-        spawnNetOnly(cmd, args, o = {}) {
-          if (destroyed) throw new Error(`netns ${name} is destroyed`);
-          return track(spawnChild("nsenter", [`--net=/run/netns/${name}`, "--", cmd, ...args], o));
-        },
+        ...runners,
         destroy,
       });
     }

@@ -11,7 +11,7 @@
  * process that was killed outright are swept by the next `createNetns()`.
  * Needs root and iproute2.
  */
-import { execFileSync, spawn as spawnChild, type ChildProcess, type SpawnOptions } from "node:child_process";
+import { execFileSync, type ChildProcess, type SpawnOptions } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { readdirSync, rmSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
@@ -20,6 +20,7 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { blobStats, parseRegistryLogLine, probeHttp, registryConfigYaml } from "./registry-common.ts";
 import { run, type RunResult } from "./exec.ts";
+import { namespaceRunners, pidAlive, tbfArgs, trySync } from "./host-tools.ts";
 import type { RegistryRequestLog, RegistryStats } from "./registry.ts";
 
 /** Options of {@link createNetns}. */
@@ -89,23 +90,6 @@ function intToIpv4(n: number): string {
   return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join(".");
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
-
-function trySync(cmd: string, args: string[]): string | undefined {
-  try {
-    return execFileSync(cmd, args, { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
-  } catch {
-    return undefined;
-  }
-}
-
 /** Pids of processes inside namespace `name` (none if it is gone). */
 function nsPidsSync(name: string): number[] {
   return (trySync("ip", ["netns", "pids", name]) ?? "").split(/\s+/).filter(Boolean).map(Number).filter((n) => n > 0);
@@ -163,7 +147,7 @@ export function sweepStaleNetns(): string[] {
   for (const line of out.split("\n")) {
     const name = line.trim().split(/\s+/)[0] ?? "";
     const m = new RegExp(`^${NAME_PREFIX}(\\d+)-\\d+$`).exec(name);
-    if (!m || alive(Number(m[1]))) continue;
+    if (!m || pidAlive(Number(m[1]))) continue;
     destroySync(name, undefined, []);
     for (const f of readdirSync(tmpdir())) {
       if (f.startsWith(`${REGISTRY_DIR_PREFIX}${name}-`)) rmSync(join(tmpdir(), f), { recursive: true, force: true });
@@ -179,13 +163,6 @@ async function hostAddresses(): Promise<Set<number>> {
   const set = new Set<number>();
   for (const m of stdout.matchAll(/\binet (\d+\.\d+\.\d+\.\d+)\//g)) set.add(ipv4ToInt(m[1]!));
   return set;
-}
-
-function tbfArgs(dev: string, rateMbit: number): string[] {
-  const bytesPerSec = (rateMbit * 1e6) / 8;
-  // 10 ms worth of tokens, at least a few full-size frames.
-  const burst = Math.max(32 * 1024, Math.round(bytesPerSec / 100));
-  return ["qdisc", "replace", "dev", dev, "root", "tbf", "rate", `${rateMbit}mbit`, "burst", String(burst), "latency", "50ms"];
 }
 
 /**
@@ -255,6 +232,10 @@ export async function createNetns(opts: CreateNetnsOptions = {}): Promise<Netns>
     }
 
     let destroyed = false;
+    const { exec, spawn } = namespaceRunners(name, () => destroyed, (child) => {
+      entry.children.add(child);
+      child.once("exit", () => entry.children.delete(child));
+    });
     return {
       name,
       nsAddr,
@@ -265,17 +246,8 @@ export async function createNetns(opts: CreateNetnsOptions = {}): Promise<Netns>
       get destroyed() {
         return destroyed;
       },
-      exec(cmd, args, o = {}) {
-        if (destroyed) return Promise.reject(new Error(`netns ${name} is destroyed`));
-        return run("ip", ["netns", "exec", name, cmd, ...args], o);
-      },
-      spawn(cmd, args, o = {}) {
-        if (destroyed) throw new Error(`netns ${name} is destroyed`);
-        const child = spawnChild("ip", ["netns", "exec", name, cmd, ...args], o);
-        entry.children.add(child);
-        child.once("exit", () => entry.children.delete(child));
-        return child;
-      },
+      exec,
+      spawn,
       async destroy() {
         if (destroyed) return;
         destroyed = true;

@@ -24,6 +24,7 @@ import { Transform, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { createGzip } from "node:zlib";
 import { run } from "./exec.ts";
+import { pidAlive } from "./host-tools.ts";
 import { MediaTypes, blobPath, ociArchitecture, tagManifest, writeLayoutBlob } from "./image-layout.ts";
 import { freePort } from "./registry.ts";
 
@@ -156,15 +157,6 @@ export async function mountsUnder(dir: string): Promise<string[]> {
 /** Lazily unmounts everything at or below `dir` (a safety net; the builders use private mount namespaces). */
 async function unmountUnder(dir: string): Promise<void> {
   for (const m of await mountsUnder(dir)) await run("umount", ["-l", m]).catch(() => {});
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
 }
 
 const systemEnv = { PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", LC_ALL: "C", LANG: "C", DEBIAN_FRONTEND: "noninteractive" };

@@ -8,11 +8,10 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { formatSwarmKey, generateSwarmKey } from "@shoal/p2p";
-import { busyboxImage, freePort, pushLayout, startRegistry, writeImageLayout } from "@shoal/testkit";
+import { busyboxImage, freePort, pushLayout, startRegistry, writeImageLayout, unmountAllUnder } from "@shoal/testkit";
 import { callAgent } from "../agent/src/cli/agent-client.ts";
 import type { AgentStatus } from "../agent/src/daemon/agent.ts";
 import { startAgent } from "../agent/test/agent-harness.ts";
-import { unmountAllUnder } from "../agent/test/mounts.ts";
 
 const run = promisify(execFile);
 const MAIN = new URL("../agent/src/cli/main.ts", import.meta.url).pathname;

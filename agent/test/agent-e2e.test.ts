@@ -7,7 +7,7 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   busyboxImage, diffTrees, edgeCaseImage, largeImage, pushLayout, snapshotTree, startRegistry, umociUnpack, writeImageLayout,
-  type LayerSpec, type RunningRegistry, type TreeSnapshot,
+  unmountAllUnder, type LayerSpec, type RunningRegistry, type TreeSnapshot,
 } from "@shoal/testkit";
 import { callAgent } from "../src/cli/agent-client.ts";
 import type { AgentStatus } from "../src/daemon/agent.ts";
@@ -16,7 +16,6 @@ import { startAgent, type RunningAgent } from "./agent-harness.ts";
 import { BACKGROUND_RUN_BYTES, PREFETCH_CONCURRENCY } from "../src/fetch/prefetcher.ts";
 
 import { shoal } from "./cli.ts";
-import { unmountAllUnder } from "./mounts.ts";
 
 const run = promisify(execFile);
 const CHUNK = 64 * 1024;

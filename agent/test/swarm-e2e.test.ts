@@ -9,13 +9,12 @@ import { ChunkPeer, formatSwarmKey, generateSwarmKey } from "@shoal/p2p";
 import { parseReference, RegistryClient } from "@shoal/oci";
 import {
   diffTrees, freePort, largeImage, pushLayout, snapshotTree, startRegistry, umociUnpack, writeImageLayout,
-  type RunningRegistry, type TreeSnapshot,
+  unmountAllUnder, type RunningRegistry, type TreeSnapshot,
 } from "@shoal/testkit";
 import { callAgent } from "../src/cli/agent-client.ts";
 import type { AgentStatus } from "../src/daemon/agent.ts";
 import { startAgent, type RunningAgent } from "./agent-harness.ts";
 import { shoal } from "./cli.ts";
-import { unmountAllUnder } from "./mounts.ts";
 
 const MAIN = fileURLToPath(new URL("../src/cli/main.ts", import.meta.url));
 

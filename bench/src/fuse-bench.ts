@@ -8,11 +8,10 @@ import { lstat, mkdir, mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { buildRealisticImage, pushLayout, startRegistry, umociUnpack } from "@shoal/testkit";
+import { buildRealisticImage, pushLayout, startRegistry, umociUnpack, unmountAllUnder } from "@shoal/testkit";
 import { callAgent } from "../../agent/src/cli/agent-client.ts";
 import type { AgentStatus } from "../../agent/src/daemon/agent.ts";
 import { startAgent } from "../../agent/test/agent-harness.ts";
-import { unmountAllUnder } from "../../agent/test/mounts.ts";
 
 const CLI = fileURLToPath(new URL("../../agent/src/cli/main.ts", import.meta.url));
 const CACHE = process.env.SHOAL_BENCH_CACHE ?? fileURLToPath(new URL("../../.cache/realistic-image", import.meta.url));

@@ -20,3 +20,4 @@ export * from "./busybox-image.ts";
 export * from "./registry-common.ts";
 export * from "./netns-lan.ts";
 export * from "./unix-socket.ts";
+export * from "./mounts.ts";

@@ -23,8 +23,8 @@ import { createInterface } from "node:readline";
 import { Transform, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { createGzip } from "node:zlib";
-import { run } from "./exec.ts";
 import { pidAlive } from "./host-tools.ts";
+import { mountsUnder, unmountAllUnder } from "./mounts.ts";
 import { MediaTypes, blobPath, ociArchitecture, tagManifest, writeLayoutBlob } from "./image-layout.ts";
 import { freePort } from "./registry.ts";
 
@@ -147,18 +147,6 @@ async function runLogged(cmd: string, args: string[], logFile: string, env?: Rec
   }
 }
 
-/** Mount points at or below `dir` (deepest first), from /proc/self/mountinfo. */
-export async function mountsUnder(dir: string): Promise<string[]> {
-  const text = await readFile("/proc/self/mountinfo", "utf8");
-  const unescape = (s: string) => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
-  return text.split("\n").map((l) => unescape(l.split(" ")[4] ?? "")).filter((p) => p === dir || p.startsWith(`${dir}/`)).sort((a, b) => b.length - a.length);
-}
-
-/** Lazily unmounts everything at or below `dir` (a safety net; the builders use private mount namespaces). */
-async function unmountUnder(dir: string): Promise<void> {
-  for (const m of await mountsUnder(dir)) await run("umount", ["-l", m]).catch(() => {});
-}
-
 const systemEnv = { PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", LC_ALL: "C", LANG: "C", DEBIAN_FRONTEND: "noninteractive" };
 
 async function readInfo(dir: string): Promise<RealisticImage | undefined> {
@@ -215,7 +203,7 @@ export async function buildRealisticImage(cacheDir: string, opts: { log?: (line:
       "--net", "--mount", "--pid", "--fork", "--kill-child", "--propagation", "private",
       "chroot", rootfs, "/debootstrap/debootstrap", "--second-stage",
     ], logFile, systemEnv);
-    await unmountUnder(rootfs);
+    await unmountAllUnder(rootfs);
 
     log("packing layer");
     const layoutDir = join(work, "layout");
@@ -293,7 +281,7 @@ export async function buildRealisticImage(cacheDir: string, opts: { log?: (line:
     log(`image ready: ${(info.compressedBytes / 2 ** 20).toFixed(1)} MiB gzip, ${(info.uncompressedBytes / 2 ** 20).toFixed(1)} MiB tar`);
     return info;
   } catch (err) {
-    await unmountUnder(work);
+    await unmountAllUnder(work);
     await rm(work, { recursive: true, force: true });
     throw err;
   }

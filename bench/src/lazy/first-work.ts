@@ -4,15 +4,16 @@
 //   shoal:    shoal mount (lazy) + the same first work
 // The registry runs in a network namespace of its own (testkit createNetns);
 // pushing and converting are setup and not measured.
-import { spawn, execFileSync, type ChildProcess } from "node:child_process";
-import { existsSync, rmSync } from "node:fs";
-import { mkdtemp, mkdir, readdir, rm, writeFile } from "node:fs/promises";
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdtemp, mkdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { DEFAULT_CLI, layerBytes, shoalCli, socketAccepts } from "../shoal-cli.ts";
+import { installExitHook, liveMountRoots, liveProcs, liveWorkDirs, stopProcess, sweepStaleWorkDirs } from "../leftovers.ts";
 import {
-  buildRealisticImage, createNetns, mountsUnder, pushLayout, run, runFirstWork, startNetnsRegistry, umociUnpack,
+  buildRealisticImage, createNetns, mountsUnder, pushLayout, run, runFirstWork, startNetnsRegistry, umociUnpack, unmountAllUnder,
   type FirstWorkResult, type Netns, type NetnsRegistry, type RealisticImage,
 } from "@shoal/testkit";
 
@@ -102,77 +103,7 @@ let { cli, cliOk } = shoalCli(CLI);
 
 
 
-// Agents and mounts of this process, cleaned up at exit whatever happens.
-const liveAgents = new Set<ChildProcess>();
-const liveMountRoots = new Set<string>();
-const liveWorkDirs = new Set<string>();
 const WORK_PREFIX = "shoal-bench-firstwork-";
-
-/** Work dirs of earlier runs that were killed outright (pid in the name), with nothing mounted inside. */
-async function sweepStaleWorkDirs(): Promise<void> {
-  for (const f of await readdir(tmpdir())) {
-    const m = new RegExp(`^${WORK_PREFIX}(\\d+)-`).exec(f);
-    if (!m) continue;
-    try {
-      process.kill(Number(m[1]), 0);
-      continue; // still running
-    } catch {
-      // gone
-    }
-    const dir = join(tmpdir(), f);
-    if ((await mountsUnder(dir)).length === 0) await rm(dir, { recursive: true, force: true });
-  }
-}
-let exitHook = false;
-function installExitHook(): void {
-  if (exitHook) return;
-  exitHook = true;
-  process.on("exit", () => {
-    for (const a of liveAgents) {
-      if (a.pid !== undefined && a.exitCode === null && a.signalCode === null) {
-        try {
-          process.kill(a.pid, "SIGKILL");
-        } catch {
-          // gone
-        }
-      }
-    }
-    for (const dir of [...liveMountRoots, ...liveWorkDirs]) {
-      try {
-        const mounts = execFileSync("findmnt", ["-rn", "-o", "TARGET"], { encoding: "utf8" }).split("\n")
-          .filter((p) => p === dir || p.startsWith(`${dir}/`)).sort((a, b) => b.length - a.length);
-        for (const m of mounts) execFileSync("umount", ["-l", m], { stdio: "ignore" });
-      } catch {
-        // best effort
-      }
-    }
-    for (const dir of liveWorkDirs) {
-      try {
-        const still = execFileSync("findmnt", ["-rn", "-o", "TARGET"], { encoding: "utf8" }).split("\n").some((p) => p.startsWith(`${dir}/`));
-        if (!still) rmSync(dir, { recursive: true, force: true });
-      } catch {
-        // best effort
-      }
-    }
-  });
-}
-
-/** Unmounts (lazily) whatever is still mounted under `dir`; true if nothing is left. */
-async function unmountAll(dir: string): Promise<boolean> {
-  for (const m of await mountsUnder(dir)) await run("umount", ["-l", m]).catch(() => {});
-  return (await mountsUnder(dir)).length === 0;
-}
-
-async function stopProcess(child: ChildProcess, graceMs: number): Promise<void> {
-  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
-  const gone = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  process.kill(child.pid, "SIGTERM");
-  const timer = setTimeout(() => {
-    if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) process.kill(child.pid, "SIGKILL");
-  }, graceMs);
-  await gone;
-  clearTimeout(timer);
-}
 
 async function runBaseline(reg: NetnsRegistry, ref: string, work: string, log: (s: string) => void): Promise<BaselineFigures> {
   const oci = join(work, "baseline-oci");
@@ -217,7 +148,7 @@ async function runShoal(
   const agentLog = join(work, "agent.log");
   const args = ["agent", "--root", root, "--plain-http", "--prefetch", prefetch, "--startup-window", "10s", "--log-level", process.env.SHOAL_BENCH_AGENT_LOG_LEVEL ?? "info"];
   const agent = spawn(process.execPath, [CLI, ...args], { stdio: ["ignore", "pipe", "pipe"] });
-  liveAgents.add(agent);
+  liveProcs.add(agent);
   let agentOut = "";
   const collect = (s: string) => {
     agentOut = (agentOut + s).slice(-4_000_000);
@@ -258,11 +189,10 @@ async function runShoal(
       if (u.code !== 0) log(`shoal umount failed (${u.code}): ${u.stderr.trim()}`);
     }
     await stopProcess(agent, 15_000);
-    liveAgents.delete(agent);
     await writeFile(agentLog, agentOut);
     // SHOAL_BENCH_LOG_DIR keeps the agent's log of each pass for a closer look
     if (process.env.SHOAL_BENCH_LOG_DIR) await writeFile(join(process.env.SHOAL_BENCH_LOG_DIR, `agent-${lazyTag}.log`), agentOut);
-    const clean = (await unmountAll(mnt)) && (await unmountAll(root));
+    const clean = (await unmountAllUnder(mnt)) && (await unmountAllUnder(root));
     if (clean) {
       liveMountRoots.delete(root);
       liveMountRoots.delete(mnt);
@@ -297,7 +227,7 @@ export async function runFirstWorkBench(opts: FirstWorkBenchOptions = {}): Promi
 
   let ns: Netns | undefined;
   let reg: NetnsRegistry | undefined;
-  await sweepStaleWorkDirs();
+  await sweepStaleWorkDirs(WORK_PREFIX);
   const work = await mkdtemp(join(tmpdir(), `${WORK_PREFIX}${process.pid}-`));
   liveWorkDirs.add(work);
   let workClean = true;

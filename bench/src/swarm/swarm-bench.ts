@@ -7,19 +7,20 @@
 //                 cold supernode, until every agent's prefetch has finished
 //   (c) optional: as (b) after `shoal preheat` into the supernode
 // Measured: wall time until all N are done, and registry blob bytes served.
-import { execFileSync, type ChildProcess } from "node:child_process";
-import { readFileSync, rmSync } from "node:fs";
+import type { ChildProcess } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
-import { mkdtemp, mkdir, readdir, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, mkdir, rm, writeFile } from "node:fs/promises";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { DEFAULT_CLI, layerBytes, shoalCli, socketAccepts } from "../shoal-cli.ts";
+import { installExitHook, liveProcs, liveWorkDirs, stopProcess, sweepStaleWorkDirs } from "../leftovers.ts";
 import { callAgent } from "../../../agent/src/cli/agent-client.ts";
 import { formatSwarmKey, generateSwarmKey } from "@shoal/p2p";
 import {
-  buildRealisticImage, createNetnsLan, mountsUnder, pushLayout, run, startNetnsRegistry,
+  buildRealisticImage, createNetnsLan, pushLayout, startNetnsRegistry, unmountAllUnder,
   type NetnsLan, type NetnsLanMember, type NetnsRegistry,
 } from "@shoal/testkit";
 
@@ -115,82 +116,6 @@ interface AgentStatusLite {
 }
 
 
-
-// Processes and dirs of this process, cleaned up at exit whatever happens.
-const liveProcs = new Set<ChildProcess>();
-const liveWorkDirs = new Set<string>();
-let exitHook = false;
-function installExitHook(): void {
-  if (exitHook) return;
-  exitHook = true;
-  process.on("exit", () => {
-    for (const a of liveProcs) {
-      if (a.pid !== undefined && a.exitCode === null && a.signalCode === null) {
-        try {
-          process.kill(a.pid, "SIGKILL");
-        } catch {
-          // gone
-        }
-      }
-    }
-    for (const dir of liveWorkDirs) {
-      try {
-        const mounts = execFileSync("findmnt", ["-rn", "-o", "TARGET"], { encoding: "utf8" }).split("\n")
-          .filter((p) => p === dir || p.startsWith(`${dir}/`)).sort((a, b) => b.length - a.length);
-        for (const m of mounts) execFileSync("umount", ["-l", m], { stdio: "ignore" });
-        const still = execFileSync("findmnt", ["-rn", "-o", "TARGET"], { encoding: "utf8" }).split("\n").some((p) => p.startsWith(`${dir}/`));
-        if (!still) rmSync(dir, { recursive: true, force: true });
-      } catch {
-        // best effort
-      }
-    }
-  });
-}
-
-async function sweepStaleWorkDirs(): Promise<void> {
-  for (const f of await readdir(tmpdir())) {
-    const m = new RegExp(`^${WORK_PREFIX}(\\d+)-`).exec(f);
-    if (!m) continue;
-    try {
-      process.kill(Number(m[1]), 0);
-      continue;
-    } catch {
-      // gone
-    }
-    const dir = join(tmpdir(), f);
-    if ((await mountsUnder(dir)).length === 0) await rm(dir, { recursive: true, force: true });
-  }
-}
-
-async function unmountAll(dir: string): Promise<boolean> {
-  for (const m of (await mountsUnder(dir)).sort((a, b) => b.length - a.length)) await run("umount", ["-l", m]).catch(() => {});
-  return (await mountsUnder(dir)).length === 0;
-}
-
-async function stopProcess(child: ChildProcess, graceMs: number): Promise<void> {
-  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) {
-    liveProcs.delete(child);
-    return;
-  }
-  const gone = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  try {
-    process.kill(child.pid, "SIGTERM");
-  } catch {
-    // gone
-  }
-  const timer = setTimeout(() => {
-    if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
-      try {
-        process.kill(child.pid, "SIGKILL");
-      } catch {
-        // gone
-      }
-    }
-  }, graceMs);
-  await gone;
-  clearTimeout(timer);
-  liveProcs.delete(child);
-}
 
 /** Linux reports process CPU times in USER_HZ ticks, 100 per second on every architecture Node runs on. */
 const USER_HZ = 100;
@@ -397,7 +322,7 @@ async function runShoal(c: ShoalCtx, tag: string): Promise<ShoalPass> {
     if (process.env.SHOAL_BENCH_LOG_DIR) {
       await Promise.all(procs.map((p, i) => writeFile(join(process.env.SHOAL_BENCH_LOG_DIR!, `${tag}-${i === 0 ? "supernode" : `agent-${i - 1}`}.log`), p.out())));
     }
-    if (await unmountAll(dir)) await rm(dir, { recursive: true, force: true });
+    if (await unmountAllUnder(dir)) await rm(dir, { recursive: true, force: true });
     else c.log(`warning: mounts left under ${dir}`);
   }
 }
@@ -429,7 +354,7 @@ export async function runSwarmBench(opts: SwarmBenchOptions): Promise<SwarmBench
   const maxN = Math.max(...sizes);
   let lan: NetnsLan | undefined;
   let reg: NetnsRegistry | undefined;
-  await sweepStaleWorkDirs();
+  await sweepStaleWorkDirs(WORK_PREFIX);
   const work = await mkdtemp(join(tmpdir(), `${WORK_PREFIX}${process.pid}-`));
   liveWorkDirs.add(work);
   try {
@@ -482,7 +407,7 @@ export async function runSwarmBench(opts: SwarmBenchOptions): Promise<SwarmBench
   } finally {
     await reg?.stop();
     await lan?.destroy();
-    if (await unmountAll(work)) {
+    if (await unmountAllUnder(work)) {
       await rm(work, { recursive: true, force: true });
       liveWorkDirs.delete(work);
     } else log(`left ${work} in place: something is still mounted under it`);

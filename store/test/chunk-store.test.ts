@@ -6,6 +6,21 @@ import { chunkBytes, countingMetrics, expectedFiles, listChunkFiles, makeChunk, 
 
 const { paths } = suiteDir();
 
+/** A db wrapper that counts `batch` calls (each one db write). */
+function batchCounter(): { counting: (db: ChunkDb) => ChunkDb; batches: () => number } {
+  let n = 0;
+  return {
+    counting: (db) => ({
+      batch: (ops, opts) => {
+        n++;
+        return db.batch(ops, opts);
+      },
+      iterator: (opts) => db.iterator(opts),
+    }),
+    batches: () => n,
+  };
+}
+
 describe("ChunkStore basics", () => {
   it("round-trips raw and compressed bytes, with partial reads and reads past the end", async () => {
     const { root, dbPath } = paths();
@@ -161,43 +176,29 @@ describe("ChunkStore persistence", () => {
 
   it("persists last-access times in batches, not one db write per read", async () => {
     const { root, dbPath } = paths();
-    let batches = 0;
-    const counting = (db: ChunkDb): ChunkDb => ({
-      batch: (ops, opts) => {
-        batches++;
-        return db.batch(ops, opts);
-      },
-      iterator: (opts) => db.iterator(opts),
-    });
+    const { counting, batches } = batchCounter();
     const s = await openStore(dbPath, { root, accessFlushMs: 60_000 }, { wrapDb: counting });
     const chunks = Array.from({ length: 5 }, (_, i) => makeChunk(200 + i));
     for (const c of chunks) await s.store.put(c.digest, c.compressed, c.raw);
-    const afterPuts = batches;
+    const afterPuts = batches();
     expect(afterPuts).toBe(5);
     for (let i = 0; i < 100; i++) await s.store.readRaw(chunks[i % 5]!.digest, 0, 1);
-    expect(batches).toBe(afterPuts);
+    expect(batches()).toBe(afterPuts);
     await s.close();
-    expect(batches).toBe(afterPuts + 1);
+    expect(batches()).toBe(afterPuts + 1);
   });
 
   it("flushes access times on its interval", async () => {
     const { root, dbPath } = paths();
-    let batches = 0;
-    const counting = (db: ChunkDb): ChunkDb => ({
-      batch: (ops, opts) => {
-        batches++;
-        return db.batch(ops, opts);
-      },
-      iterator: (opts) => db.iterator(opts),
-    });
+    const { counting, batches } = batchCounter();
     const s = await openStore(dbPath, { root, accessFlushMs: 20 }, { wrapDb: counting });
     try {
       const c = makeChunk(300);
       await s.store.put(c.digest, c.compressed, c.raw);
       await s.store.readRaw(c.digest, 0, 1);
-      const before = batches;
+      const before = batches();
       await new Promise((r) => setTimeout(r, 200));
-      expect(batches).toBe(before + 1);
+      expect(batches()).toBe(before + 1);
     } finally {
       await s.close();
     }

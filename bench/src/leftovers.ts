@@ -6,7 +6,7 @@ import { rmSync } from "node:fs";
 import { readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { mountsUnder } from "@shoal/testkit";
+import { mountsUnder, pidAlive } from "@shoal/testkit";
 
 /** Processes to kill at exit (still running ones only). */
 export const liveProcs = new Set<ChildProcess>();
@@ -55,12 +55,7 @@ export async function sweepStaleWorkDirs(prefix: string): Promise<void> {
   for (const f of await readdir(tmpdir())) {
     const m = new RegExp(`^${prefix}(\\d+)-`).exec(f);
     if (!m) continue;
-    try {
-      process.kill(Number(m[1]), 0);
-      continue; // still running
-    } catch {
-      // gone
-    }
+    if (pidAlive(Number(m[1]))) continue; // still running
     const dir = join(tmpdir(), f);
     if ((await mountsUnder(dir)).length === 0) await rm(dir, { recursive: true, force: true });
   }

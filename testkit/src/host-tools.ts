@@ -1,5 +1,5 @@
 // Small host helpers shared by the network-namespace and image-building
-// fixtures (internal to testkit: not exported from its index).
+// fixtures (only `pidAlive` is exported from testkit's index).
 import { execFileSync, spawn as spawnChild, type ChildProcess, type SpawnOptions } from "node:child_process";
 import { run, type RunResult } from "./exec.ts";
 

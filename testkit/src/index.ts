@@ -21,3 +21,4 @@ export * from "./registry-common.ts";
 export * from "./netns-lan.ts";
 export * from "./unix-socket.ts";
 export * from "./mounts.ts";
+export { pidAlive } from "./host-tools.ts";

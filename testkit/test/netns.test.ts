@@ -4,6 +4,7 @@ import { request } from "node:http";
 import { createInterface } from "node:readline";
 import { afterAll, describe, expect, it } from "vitest";
 import { createNetns, startNetnsRegistry, type Netns } from "../src/netns.ts";
+import { pidAlive } from "../src/host-tools.ts";
 
 const isRoot = process.getuid?.() === 0;
 let haveIp = false;
@@ -23,15 +24,6 @@ async function make(opts: Parameters<typeof createNetns>[0]): Promise<Netns> {
   const ns = await createNetns(opts);
   created.push(ns);
   return ns;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 const SIZE = 8 * 1024 * 1024;
@@ -129,7 +121,7 @@ describe.skipIf(!isRoot || !haveIp)("createNetns", () => {
 
     await ns.destroy();
     expect(ns.destroyed).toBe(true);
-    expect(alive(pid)).toBe(false);
+    expect(pidAlive(pid)).toBe(false);
     expect(ipText(["netns", "list"])).not.toContain(ns.name);
     const links = ipText(["-br", "link"]);
     expect(links).not.toContain(ns.hostIf);
@@ -174,7 +166,7 @@ describe.skipIf(!isRoot || !haveIp)("createNetns", () => {
     } finally {
       const pid = reg.pid!;
       await reg.stop();
-      expect(alive(pid)).toBe(false);
+      expect(pidAlive(pid)).toBe(false);
       await ns.destroy();
     }
   });

@@ -2,6 +2,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { afterAll, describe, expect, it } from "vitest";
 import { startRegistry, type RunningRegistry } from "../src/registry.ts";
+import { pidAlive } from "../src/host-tools.ts";
 
 const started: RunningRegistry[] = [];
 afterAll(async () => {
@@ -12,15 +13,6 @@ async function start(opts?: Parameters<typeof startRegistry>[0]): Promise<Runnin
   const r = await startRegistry(opts);
   started.push(r);
   return r;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Uploads `data` as a blob with plain fetch (monolithic: POST, then PUT ?digest=). */
@@ -70,7 +62,7 @@ describe("startRegistry", () => {
     const pid = reg.pid!;
     await reg.halt();
     expect(reg.stopped).toBe(true);
-    expect(alive(pid)).toBe(false);
+    expect(pidAlive(pid)).toBe(false);
     await expect(fetch(`${reg.url}/v2/`)).rejects.toThrow();
     await reg.restart();
     expect(reg.stopped).toBe(false);
@@ -82,7 +74,7 @@ describe("startRegistry", () => {
     const dir = reg.dataDir;
     expect(existsSync(dir)).toBe(true);
     await reg.stop();
-    expect(alive(newPid)).toBe(false);
+    expect(pidAlive(newPid)).toBe(false);
     expect(existsSync(dir)).toBe(false);
     await reg.stop(); // idempotent
   });

@@ -17,11 +17,10 @@ import { readdirSync, rmSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
-import { blobStats, parseRegistryLogLine, probeHttp, registryConfigYaml } from "./registry-common.ts";
+import { blobStats, RegistryLog, registryConfigYaml } from "./registry-common.ts";
 import { run, type RunResult } from "./exec.ts";
 import { namespaceRunners, pidAlive, tbfArgs, trySync } from "./host-tools.ts";
-import type { RegistryRequestLog, RegistryStats } from "./registry.ts";
+import type { RegistryStats } from "./registry.ts";
 
 /** Options of {@link createNetns}. */
 export interface CreateNetnsOptions {
@@ -316,20 +315,9 @@ export async function startNetnsRegistry(ns: Netns, opts: { port?: number; binar
   const configPath = join(dir, "config.yml");
   await writeFile(configPath, registryConfigYaml(dataDir, `${ns.nsAddr}:${port}`));
 
-  let requests: RegistryRequestLog[] = [];
-  let stderrTail: string[] = [];
-  const flushWaiters = new Map<string, () => void>();
-  let flushCounter = 0;
+  const log = new RegistryLog();
   const child = ns.spawn(opts.binary ?? "/usr/bin/docker-registry", ["serve", configPath], { stdio: ["ignore", "ignore", "pipe"] });
-  createInterface({ input: child.stderr! }).on("line", (line) => {
-    const parsed = parseRegistryLogLine(line);
-    if (!parsed) {
-      stderrTail = [...stderrTail.slice(-40), line];
-      return;
-    }
-    if ("flush" in parsed) flushWaiters.get(parsed.flush)?.();
-    else requests.push(parsed.request);
-  });
+  log.attach(child);
 
   let stopped = false;
   const stop = async (): Promise<void> => {
@@ -351,21 +339,7 @@ export async function startNetnsRegistry(ns: Netns, opts: { port?: number; binar
   const host = `${ns.nsAddr}:${port}`;
   const url = `http://${host}`;
   try {
-    const exited = new Promise<never>((_, reject) => {
-      child.once("error", reject);
-      child.once("exit", (code, sig) => reject(new Error(`docker-registry exited (${code ?? sig}) during startup:\n${stderrTail.join("\n")}`)));
-    });
-    exited.catch(() => {});
-    const deadline = Date.now() + 20_000;
-    for (;;) {
-      try {
-        await Promise.race([probeHttp(`${url}/v2/?shoal-flush=startup`), exited]);
-        break;
-      } catch (err) {
-        if (child.exitCode !== null || child.signalCode !== null || Date.now() > deadline) throw err;
-      }
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await log.waitReady(child, url);
   } catch (err) {
     await stop();
     throw err;
@@ -379,21 +353,13 @@ export async function startNetnsRegistry(ns: Netns, opts: { port?: number; binar
       return child.pid;
     },
     stats() {
-      return blobStats(requests);
+      return blobStats(log.requests);
     },
     resetStats() {
-      requests = [];
+      log.requests = [];
     },
     async settle() {
-      if (stopped) return;
-      const id = `${process.pid}-${++flushCounter}`;
-      const logged = new Promise<void>((resolve) => flushWaiters.set(id, resolve));
-      try {
-        await probeHttp(`${url}/v2/?shoal-flush=${id}`);
-        await Promise.race([logged, new Promise((r) => setTimeout(r, 5000))]);
-      } finally {
-        flushWaiters.delete(id);
-      }
+      if (!stopped) await log.settle(url);
     },
     stop,
   };

@@ -1,5 +1,7 @@
 import { randomBytes } from "node:crypto";
+import type { ChildProcess } from "node:child_process";
 import { request as httpRequest } from "node:http";
+import { createInterface } from "node:readline";
 
 /**
  * The `docker-registry serve` configuration the test registries use: JSON
@@ -91,3 +93,76 @@ export function blobStats(requests: readonly LoggedRequest[]): { blobBytes: numb
   const blobs = requests.filter((r) => r.method === "GET" && BLOB_GET.test(r.path));
   return { blobBytes: blobs.reduce((n, r) => n + r.bytes, 0), blobRequests: blobs.length, requests: [...requests] };
 }
+
+/**
+ * A docker-registry's JSON log on its stderr, read line by line: the requests
+ * it answered (for stats), the tail of other lines (for startup errors), and
+ * flush marks, so that `settle` can wait until the log has caught up.
+ */
+export class RegistryLog {
+  requests: LoggedRequest[] = [];
+  tail: string[] = [];
+  readonly #waiters = new Map<string, () => void>();
+  #counter = 0;
+  #lastLineAt = 0;
+
+  /** Read `child`'s stderr (a pipe) from now on. */
+  attach(child: ChildProcess): void {
+    createInterface({ input: child.stderr! }).on("line", (line) => this.#line(line));
+  }
+
+  #line(line: string): void {
+    this.#lastLineAt = Date.now();
+    const parsed = parseRegistryLogLine(line);
+    if (!parsed) {
+      this.tail = [...this.tail.slice(-40), line];
+      return;
+    }
+    if ("flush" in parsed) this.#waiters.get(parsed.flush)?.();
+    else this.requests.push(parsed.request);
+  }
+
+  /**
+   * Wait until the registry at `url` has logged every request made before
+   * now: a marked request, then its log line (at most 5 s); with `quiet`,
+   * also until no line arrived for 30 ms (at most 1 s more).
+   */
+  async settle(url: string, opts: { quiet?: boolean } = {}): Promise<void> {
+    const id = `${process.pid}-${++this.#counter}`;
+    const logged = new Promise<void>((resolve) => this.#waiters.set(id, resolve));
+    try {
+      await probeHttp(`${url}/v2/?shoal-flush=${id}`);
+      await Promise.race([logged, new Promise((r) => setTimeout(r, 5000))]);
+    } finally {
+      this.#waiters.delete(id);
+    }
+    if (!opts.quiet) return;
+    const until = Date.now() + 1000;
+    while (Date.now() - this.#lastLineAt < 30 && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+  }
+
+  /**
+   * Resolve once the registry `child` at `url` answers `GET /v2/` (any
+   * status), polling for up to 20 s; reject if it exits first (with the
+   * tail of its log) or `signal` aborts.
+   */
+  async waitReady(child: ChildProcess, url: string, signal?: AbortSignal): Promise<void> {
+    const exited = new Promise<never>((_, reject) => {
+      child.once("error", reject);
+      child.once("exit", (code, sig) => reject(new Error(`docker-registry exited (${code ?? sig}) during startup:\n${this.tail.join("\n")}`)));
+    });
+    exited.catch(() => {});
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      signal?.throwIfAborted();
+      try {
+        await Promise.race([probeHttp(`${url}/v2/?shoal-flush=startup`), exited]);
+        return;
+      } catch (err) {
+        if (child.exitCode !== null || child.signalCode !== null || Date.now() > deadline) throw err;
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+}
+

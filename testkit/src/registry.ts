@@ -12,8 +12,7 @@ import { createServer as createHttpServer, type Server } from "node:http";
 import { createServer as createNetServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
-import { blobStats, parseRegistryLogLine, probeHttp, registryConfigYaml, type LoggedRequest } from "./registry-common.ts";
+import { blobStats, RegistryLog, registryConfigYaml, type LoggedRequest } from "./registry-common.ts";
 
 /** Basic-auth user for htpasswd or the token server. */
 export interface RegistryUser {
@@ -232,47 +231,17 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Ru
   live.add(entry);
 
   let tokenServer: TokenServer | undefined;
-  let requests: RegistryRequestLog[] = [];
-  let stderrTail: string[] = [];
-  const flushWaiters = new Map<string, () => void>();
-  let flushCounter = 0;
+  const log = new RegistryLog();
   let stopped = false;
   let finalStopped = false;
   let port = 0;
-
-  let lastLineAt = 0;
-  const onLine = (line: string): void => {
-    lastLineAt = Date.now();
-    const parsed = parseRegistryLogLine(line);
-    if (!parsed) {
-      stderrTail = [...stderrTail.slice(-40), line];
-      return;
-    }
-    if ("flush" in parsed) flushWaiters.get(parsed.flush)?.();
-    else requests.push(parsed.request);
-  };
 
   const launch = async (): Promise<void> => {
     const c = spawn(binary, ["serve", configPath], { stdio: ["ignore", "ignore", "pipe"] });
     child = c;
     stopped = false;
-    createInterface({ input: c.stderr! }).on("line", onLine);
-    const exited = new Promise<never>((_, reject) => {
-      c.once("error", reject);
-      c.once("exit", (code, sig) => reject(new Error(`docker-registry exited (${code ?? sig}) during startup:\n${stderrTail.join("\n")}`)));
-    });
-    exited.catch(() => {});
-    const deadline = Date.now() + 20_000;
-    for (;;) {
-      opts.signal?.throwIfAborted();
-      try {
-        await Promise.race([probeHttp(`http://127.0.0.1:${port}/v2/?shoal-flush=startup`), exited]);
-        return;
-      } catch (err) {
-        if (c.exitCode !== null || c.signalCode !== null || Date.now() > deadline) throw err;
-      }
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    log.attach(c);
+    await log.waitReady(c, `http://127.0.0.1:${port}`, opts.signal);
   };
 
   const kill = async (): Promise<void> => {
@@ -308,7 +277,7 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Ru
         break;
       } catch (err) {
         await kill();
-        if (tries >= 2 || !stderrTail.some((l) => l.includes("address already in use"))) throw err;
+        if (tries >= 2 || !log.tail.some((l) => l.includes("address already in use"))) throw err;
       }
     }
   } catch (err) {
@@ -321,18 +290,7 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Ru
   }
 
   const settle = async (): Promise<void> => {
-    if (stopped) return;
-    const id = `${process.pid}-${++flushCounter}`;
-    const logged = new Promise<void>((resolve) => flushWaiters.set(id, resolve));
-    try {
-      await probeHttp(`http://127.0.0.1:${port}/v2/?shoal-flush=${id}`);
-      await Promise.race([logged, new Promise((r) => setTimeout(r, 5000))]);
-    } finally {
-      flushWaiters.delete(id);
-    }
-    // Quiet period: until no log line has arrived for 30 ms (at most 1 s).
-    const until = Date.now() + 1000;
-    while (Date.now() - lastLineAt < 30 && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+    if (!stopped) await log.settle(`http://127.0.0.1:${port}`, { quiet: true });
   };
 
   const host = `127.0.0.1:${port}`;
@@ -357,11 +315,11 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Ru
         }
       : undefined,
     stats() {
-      return blobStats(requests);
+      return blobStats(log.requests);
     },
     async resetStats() {
       const clear = (): void => {
-        requests = [];
+        log.requests = [];
         if (tokenServer) tokenServer.requests = 0;
       };
       clear();

@@ -1,53 +1,25 @@
 import { resolve } from "node:path";
 import { Option, type Command } from "commander";
 import { AGENT_SETTINGS } from "../config/agent-config.ts";
-import { resolveSettings, type Setting } from "../config/schema.ts";
 import type { AgentStatus } from "../daemon/agent.ts";
 import type { MountResult } from "../daemon/mounts.ts";
 import { callAgent } from "./agent-client.ts";
+import { settingsCommand, stopOnSignals } from "./daemon-command.ts";
 import { humanBytes } from "./progress.ts";
 
 const DEFAULT_ROOT = AGENT_SETTINGS.root.default;
 
-/** The attribute name commander gives a long flag. */
-export function camelCase(flag: string): string {
-  return flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
-}
 const rootOption = () => new Option("--root <dir>", "agent state directory").env("SHOAL_ROOT").default(DEFAULT_ROOT);
 
 /** `shoal agent`: the per-host daemon, in the foreground. Settings: flags, then SHOAL_* env, then --config FILE, then defaults. */
 export function registerAgent(program: Command): void {
   const cmd = program.command("agent").description("run the per-host agent in the foreground (lazy mounts, chunk store, prefetch)");
-  for (const s of Object.values(AGENT_SETTINGS) as Array<Setting<unknown>>) {
-    const isBool = typeof s.default === "boolean" && !s.arg;
-    const def = s.default === undefined ? "" : ` (default: ${typeof s.default === "number" && s.flag.includes("rate") ? `${s.default} = ${humanBytes(s.default)}/s` : typeof s.default === "object" ? JSON.stringify(s.default) : String(s.default)})`;
-    const opt = new Option(isBool ? `--${s.flag}` : `--${s.flag} <${s.arg ?? "value"}>`, `${s.help}; env ${s.env}${def}`);
-    cmd.addOption(opt);
-  }
-  cmd.option("--config <file>", "JSON config file whose keys are the flag names; env SHOAL_CONFIG");
-  cmd.action(async (flags: Record<string, string | boolean | undefined> & { config?: string }) => {
-    // commander names each option after its flag, in camelCase (--prefetch-rate -> prefetchRate)
-    const given = Object.fromEntries(Object.entries(AGENT_SETTINGS).map(([k, s]) => [k, flags[camelCase(s.flag)]]));
-    const config = resolveSettings(AGENT_SETTINGS, given, process.env, flags.config ?? process.env.SHOAL_CONFIG);
+  settingsCommand(cmd, AGENT_SETTINGS, async (config) => {
     const { pino } = await import("pino");
     const { createAgent } = await import("../daemon/agent.ts");
     const logger = pino({ level: config.logLevel, base: { component: "agent" } });
     const agent = await createAgent(config, logger);
-    let closing = false;
-    const stop = (signal: string) => {
-      if (closing) return;
-      closing = true;
-      logger.info({ signal }, "stopping");
-      agent.close().then(
-        () => process.exit(0),
-        (err: Error) => {
-          logger.error({ err }, "error while stopping");
-          process.exit(1);
-        },
-      );
-    };
-    process.on("SIGINT", () => stop("SIGINT"));
-    process.on("SIGTERM", () => stop("SIGTERM"));
+    stopOnSignals(logger, () => agent.close());
   });
 }
 

@@ -1,21 +1,12 @@
-import { Option, type Command } from "commander";
+import type { Command } from "commander";
 import { SUPERNODE_SETTINGS } from "../config/supernode-config.ts";
-import { resolveSettings, type Setting } from "../config/schema.ts";
-import { camelCase } from "./agent-commands.ts";
+import { settingsCommand, stopOnSignals } from "./daemon-command.ts";
 import { humanBytes, progressLine } from "./progress.ts";
 
 /** `shoal supernode`: the datacenter chunk cache, tracker and preheat API, in the foreground. */
 export function registerSupernode(program: Command): void {
   const cmd = program.command("supernode").description("run a datacenter supernode in the foreground (chunk cache, tracker, preheat)");
-  for (const s of Object.values(SUPERNODE_SETTINGS) as Array<Setting<unknown>>) {
-    const isBool = typeof s.default === "boolean" && !s.arg;
-    const def = s.default === undefined || (Array.isArray(s.default) && s.default.length === 0) ? "" : ` (default: ${typeof s.default === "object" ? JSON.stringify(s.default) : String(s.default)})`;
-    cmd.addOption(new Option(isBool ? `--${s.flag}` : `--${s.flag} <${s.arg ?? "value"}>`, `${s.help}; env ${s.env}${def}`));
-  }
-  cmd.option("--config <file>", "JSON config file whose keys are the flag names; env SHOAL_CONFIG");
-  cmd.action(async (flags: Record<string, string | boolean | undefined> & { config?: string }) => {
-    const given = Object.fromEntries(Object.entries(SUPERNODE_SETTINGS).map(([k, s]) => [k, flags[camelCase(s.flag)]]));
-    const config = resolveSettings(SUPERNODE_SETTINGS, given, process.env, flags.config ?? process.env.SHOAL_CONFIG);
+  settingsCommand(cmd, SUPERNODE_SETTINGS, async (config) => {
     const { pino } = await import("pino");
     const { createSupernode } = await import("@shoal/supernode");
     const logger = pino({ level: config.logLevel, base: { component: "supernode" } });
@@ -37,15 +28,7 @@ export function registerSupernode(program: Command): void {
         },
       } : {}),
     }, logger);
-    let closing = false;
-    const stop = (signal: string) => {
-      if (closing) return;
-      closing = true;
-      logger.info({ signal }, "stopping");
-      node.close().then(() => process.exit(0), () => process.exit(1));
-    };
-    process.on("SIGINT", () => stop("SIGINT"));
-    process.on("SIGTERM", () => stop("SIGTERM"));
+    stopOnSignals(logger, () => node.close());
   });
 }
 

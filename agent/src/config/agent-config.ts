@@ -1,11 +1,9 @@
-import { parseBool, parseBytes, parseDuration, parseListen, type Setting, type SettingsOf } from "./schema.ts";
+import { parseBool, parseBytes, parseDuration, parseList, parseListen, parsePositiveInt, parseString, type Setting, type SettingsOf } from "./schema.ts";
 
-const str = (raw: string) => raw;
-const list = (raw: string) => raw.split(",").map((s) => s.trim()).filter(Boolean);
 
 /** Every setting of `shoal agent`: one schema for flags, environment and config file. */
 export const AGENT_SETTINGS = {
-  root: { flag: "root", env: "SHOAL_ROOT", arg: "DIR", help: "state directory (chunk store, metadata, agent.sock)", default: "/var/lib/shoal", parse: str },
+  root: { flag: "root", env: "SHOAL_ROOT", arg: "DIR", help: "state directory (chunk store, metadata, agent.sock)", default: "/var/lib/shoal", parse: parseString },
   plainHttp: { flag: "plain-http", env: "SHOAL_PLAIN_HTTP", help: "talk to registries over http:// (no TLS)", default: false, parse: parseBool },
   prefetch: { flag: "prefetch", env: "SHOAL_PREFETCH", arg: "on|off", help: "stream whole images in behind the reads", default: true, parse: parseBool },
   prefetchRate: { flag: "prefetch-rate", env: "SHOAL_PREFETCH_RATE", arg: "BYTES_PER_S", help: "cap on background prefetch, compressed bytes per second (k/M/G suffixes)", default: 64 * 1024 * 1024, parse: parseBytes },
@@ -14,14 +12,14 @@ export const AGENT_SETTINGS = {
   fetchTimeout: { flag: "fetch-timeout", env: "SHOAL_FETCH_TIMEOUT", arg: "DURATION", help: "give up on a chunk (the read fails with EIO) after this long, e.g. 20s", default: 20_000, parse: parseDuration },
   startupWindow: { flag: "startup-window", env: "SHOAL_STARTUP_WINDOW", arg: "DURATION", help: "how long after a mount reads are recorded as the image's startup order", default: 10_000, parse: parseDuration },
   readAhead: { flag: "read-ahead", env: "SHOAL_READ_AHEAD", arg: "BYTES", help: "kernel read-ahead of the lazy filesystem; larger reads faster once cached, fetches more while lazy", default: 128 * 1024, parse: parseBytes },
-  supernodes: { flag: "supernode", env: "SHOAL_SUPERNODES", arg: "URL,URL,...", help: "datacenter supernodes (chunks by rendezvous hashing; tracker)", default: [] as string[], parse: list },
+  supernodes: { flag: "supernode", env: "SHOAL_SUPERNODES", arg: "URL,URL,...", help: "datacenter supernodes (chunks by rendezvous hashing; tracker)", default: [] as string[], parse: parseList },
   originFallback: { flag: "origin-fallback", env: "SHOAL_ORIGIN_FALLBACK", arg: "true|false", help: "fetch from the origin registry when peers and supernodes cannot serve a chunk", default: true, parse: parseBool },
   hedgeDelay: { flag: "hedge-delay", env: "SHOAL_HEDGE_DELAY", arg: "DURATION", help: "start the next source when one has not answered a chunk within this long", default: 1_000, parse: parseDuration },
-  swarmKey: { flag: "swarm-key", env: "SHOAL_SWARM_KEY", arg: "FILE", help: "cluster pre-shared key (libp2p swarm.key format); enables the peer swarm", default: undefined as string | undefined, parse: str },
-  p2pListen: { flag: "p2p-listen", env: "SHOAL_P2P_LISTEN", arg: "MULTIADDR", help: "libp2p listen address of the peer swarm", default: "/ip4/0.0.0.0/tcp/7071", parse: str },
+  swarmKey: { flag: "swarm-key", env: "SHOAL_SWARM_KEY", arg: "FILE", help: "cluster pre-shared key (libp2p swarm.key format); enables the peer swarm", default: undefined as string | undefined, parse: parseString },
+  p2pListen: { flag: "p2p-listen", env: "SHOAL_P2P_LISTEN", arg: "MULTIADDR", help: "libp2p listen address of the peer swarm", default: "/ip4/0.0.0.0/tcp/7071", parse: parseString },
   uploadRate: { flag: "upload-rate", env: "SHOAL_UPLOAD_RATE", arg: "BYTES_PER_S", help: "cap on chunk bytes served to peers per second", default: 64 * 1024 * 1024, parse: parseBytes },
-  maxUploads: { flag: "max-uploads", env: "SHOAL_MAX_UPLOADS", arg: "N", help: "chunks served to peers at once (more are answered busy)", default: 8, parse: (raw: string) => { const n = Number(raw); if (!Number.isInteger(n) || n < 1) throw new Error(`not a positive integer: ${raw}`); return n; } },
-  logLevel: { flag: "log-level", env: "SHOAL_LOG_LEVEL", arg: "LEVEL", help: "pino log level (trace, debug, info, warn, error)", default: "info", parse: str },
+  maxUploads: { flag: "max-uploads", env: "SHOAL_MAX_UPLOADS", arg: "N", help: "chunks served to peers at once (more are answered busy)", default: 8, parse: parsePositiveInt },
+  logLevel: { flag: "log-level", env: "SHOAL_LOG_LEVEL", arg: "LEVEL", help: "pino log level (trace, debug, info, warn, error)", default: "info", parse: parseString },
 } satisfies Record<string, Setting<unknown>>;
 
 /** Resolved settings of the agent. */

@@ -14,6 +14,16 @@ export interface Setting<T> {
   parse: (raw: string) => T;
 }
 
+/** A string setting, as given. */
+export function parseString(raw: string): string {
+  return raw;
+}
+
+/** A comma-separated list (blank entries dropped). */
+export function parseList(raw: string): string[] {
+  return raw.split(",").map((s) => s.trim()).filter(Boolean);
+}
+
 /** Parse `on|off|true|false|1|0|yes|no`. */
 export function parseBool(raw: string): boolean {
   const v = raw.trim().toLowerCase();
@@ -35,6 +45,13 @@ export function parseDuration(raw: string): number {
   const m = /^([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m)?$/.exec(raw.trim());
   if (!m) throw new InvalidArgumentError(`not a duration: ${JSON.stringify(raw)}`);
   return Math.round(Number(m[1]) * { ms: 1, s: 1000, m: 60_000 }[m[2] ?? "ms"]!);
+}
+
+/** Parse a whole number of at least 1. */
+export function parsePositiveInt(raw: string): number {
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`not a positive integer: ${raw}`);
+  return n;
 }
 
 /** Parse `HOST:PORT` (IPv6 in brackets). */

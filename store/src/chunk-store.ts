@@ -1,10 +1,10 @@
 import { mkdir, rename, statfs } from "node:fs/promises";
-import { DigestMismatchError, gunzipMemberAsync, InvalidArgumentError } from "@shoal/blockindex";
+import { DigestMismatchError, gunzipMemberAsync, InvalidArgumentError, untilAborted } from "@shoal/blockindex";
 import { pino, type Logger } from "pino";
 import { DEFAULT_ACCESS_FLUSH_MS, DEFAULT_CAPACITY_BYTES, DEFAULT_MAX_OPEN_FILES, DISK_FULL_SLACK_BYTES } from "./constants.ts";
 import { DiskFullError, StoreClosedError } from "./errors.ts";
 import { FileHandleCache } from "./file-handle-cache.ts";
-import { abortable, errnoCode, fsyncDir, isCount, isNoSpace, readAt, tempPathFor, unlinkQuiet, writeDurable } from "./files.ts";
+import { errnoCode, fsyncDir, isCount, isNoSpace, readAt, tempPathFor, unlinkQuiet, writeDurable } from "./files.ts";
 import { chunkPaths, chunksDir, digestHex, sha256Hex, type ChunkPaths } from "./layout.ts";
 import { DB_ENCODINGS, encodeRecord, recordKey, type ChunkDb, type ChunkDbOperation, type ChunkRecord } from "./records.ts";
 import { PinSet } from "./pins.ts";
@@ -209,7 +209,7 @@ export class ChunkStore {
       if (entry) return this.touch(digest, entry);
       const busy = this.pending.get(digest);
       if (!busy) break;
-      await abortable(busy.catch(() => undefined), opts.signal);
+      await untilAborted(busy.catch(() => undefined), opts.signal);
       this.assertOpen();
     }
     const actual = sha256Hex(compressed);

@@ -10,9 +10,28 @@ export const MAX_BITMAP_BYTES = 128 * 1024;
 
 /** The base64 bitmap of `count` chunks where `has(i)` says whether chunk `i` is held. */
 export function encodeChunkBitmap(count: number, has: (i: number) => boolean): string {
+  return Buffer.from(bitsOf(count, has).bits).toString("base64");
+}
+
+/**
+ * What is held of a layer of `count` chunks (`has` asked once per chunk):
+ * how many chunks, and their base64 bitmap unless none or all are held (an
+ * announce then omits the layer, or names it without a bitmap).
+ */
+export function chunkHolding(count: number, has: (i: number) => boolean): { held: number; bitmap?: string } {
+  const { bits, held } = bitsOf(count, has);
+  return held === 0 || held === count ? { held } : { held, bitmap: Buffer.from(bits).toString("base64") };
+}
+
+function bitsOf(count: number, has: (i: number) => boolean): { bits: Uint8Array; held: number } {
   const bits = new Uint8Array(Math.ceil(count / 8));
-  for (let i = 0; i < count; i++) if (has(i)) bits[i >> 3]! |= 1 << (i & 7);
-  return Buffer.from(bits).toString("base64");
+  let held = 0;
+  for (let i = 0; i < count; i++) {
+    if (!has(i)) continue;
+    bits[i >> 3]! |= 1 << (i & 7);
+    held++;
+  }
+  return { bits, held };
 }
 
 /** Bits of a base64 bitmap (untrusted input): throws `BadRequestError` when it is not base64 or too large. */

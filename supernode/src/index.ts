@@ -9,7 +9,7 @@ export { IndexCache, type IndexDb, type CachedIndex, type IndexHint } from "./in
 export { RegistryClients, parseBasicAuth, type OriginClients, type CallerCredentials, type RegistryClientsInit } from "./origins.ts";
 export { AccessCheck, type AccessCheckInit } from "./access.ts";
 export { Tracker, parseAnnouncement, parsePeerReport, type PeerReport, type Announcement, type LayerHolder, type PeerInfo, type TrackerInit } from "./tracker.ts";
-export { encodeChunkBitmap, decodeChunkBitmap, bitmapHas, MAX_BITMAP_BYTES } from "./chunk-bitmap.ts";
+export { chunkHolding, encodeChunkBitmap, decodeChunkBitmap, bitmapHas, MAX_BITMAP_BYTES } from "./chunk-bitmap.ts";
 export { PreheatJobs, parsePreheatRequest, type PreheatRequest, type PreheatStatus, type PreheatJobsInit } from "./preheat.ts";
 export { parseLayerPath, layerKey, type LayerRef } from "./layer-ref.ts";
 export { SupernodeMetrics, serveMetrics } from "./metrics.ts";

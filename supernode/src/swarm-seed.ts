@@ -5,7 +5,7 @@
  */
 import { ChunkPeer, type SwarmKey } from "@shoal/p2p";
 import type { Logger } from "pino";
-import { bitmapHas, encodeChunkBitmap } from "./chunk-bitmap.ts";
+import { bitmapHas, chunkHolding, decodeChunkBitmap } from "./chunk-bitmap.ts";
 import { chunkDigest } from "./chunk-service.ts";
 import type { IndexCache } from "./index-cache.ts";
 import type { LayerHolder } from "./tracker.ts";
@@ -77,12 +77,8 @@ export class SwarmSeed {
     if (!cached) return undefined;
     let h = this.#holdings.get(layer);
     if (!h || Date.now() - h.at > HOLDING_TTL_MS) {
-      const n = cached.index.chunkCount;
-      const held = (i: number) => this.#has(chunkDigest(cached.index.chunk(i)));
-      let count = 0;
-      for (let i = 0; i < n; i++) if (held(i)) count++;
-      const text = count === n ? undefined : encodeChunkBitmap(n, held);
-      h = { at: Date.now(), count, ...(text !== undefined ? { bits: { text, raw: new Uint8Array(Buffer.from(text, "base64")) } } : {}) };
+      const { held, bitmap } = chunkHolding(cached.index.chunkCount, (i) => this.#has(chunkDigest(cached.index.chunk(i))));
+      h = { at: Date.now(), count: held, ...(bitmap !== undefined ? { bits: { text: bitmap, raw: decodeChunkBitmap(bitmap) } } : {}) };
       this.#holdings.set(layer, h);
     }
     if (h.count === 0) return undefined;

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, describe, expect, it } from "vitest";
-import { BadRequestError, bitmapHas, parsePeerReport, decodeChunkBitmap, encodeChunkBitmap, ownerOf, rankSupernodes, Tracker } from "../src/index.ts";
+import { BadRequestError, bitmapHas, chunkHolding, parsePeerReport, decodeChunkBitmap, encodeChunkBitmap, ownerOf, rankSupernodes, Tracker } from "../src/index.ts";
 import { Cleanup } from "./harness.ts";
 
 const L1 = `sha256:${"1".repeat(64)}`;
@@ -32,6 +32,9 @@ describe("Tracker: chunk bitmaps", () => {
     expect(Array.from({ length: 24 }, (_, i) => bitmapHas(bits, i))).toEqual(Array.from({ length: 24 }, (_, i) => i < 20 && i % 3 === 0));
     expect(bitmapHas(bits, -1)).toBe(false);
     for (const bad of ["***", "abc", "A".repeat(200_000)]) expect(() => decodeChunkBitmap(bad)).toThrow(BadRequestError);
+    expect(chunkHolding(10, () => false)).toEqual({ held: 0 });
+    expect(chunkHolding(10, () => true)).toEqual({ held: 10 });
+    expect(chunkHolding(20, (i) => i % 3 === 0)).toEqual({ held: 7, bitmap: text });
   });
 
   it("answers, per chunk, only the peers that hold it; a layer announced without a bitmap counts as whole", () => {

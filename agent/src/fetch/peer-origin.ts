@@ -1,5 +1,5 @@
 import type { Chunk } from "@shoal/blockindex";
-import { bitmapHas, decodeChunkBitmap, encodeChunkBitmap, rankSupernodes } from "@shoal/supernode";
+import { bitmapHas, chunkHolding, decodeChunkBitmap, rankSupernodes } from "@shoal/supernode";
 import type { Logger } from "pino";
 import { chunkAtBlobOffset } from "./chunk-at.ts";
 import type { ChunkOrigin, RemoteLayer } from "./fetcher.ts";
@@ -45,11 +45,8 @@ export const ANNOUNCE_EVERY_MS = 10_000;
 export function holdings(layers: RemoteLayer[], has: (layer: RemoteLayer, chunk: number) => boolean): LayerHolding[] {
   const out: LayerHolding[] = [];
   for (const layer of layers) {
-    const n = layer.index.chunkCount;
-    let held = 0;
-    for (let i = 0; i < n; i++) if (has(layer, i)) held++;
-    if (held === 0) continue;
-    out.push(held === n ? { digest: layer.digest } : { digest: layer.digest, chunks: encodeChunkBitmap(n, (i) => has(layer, i)) });
+    const { held, bitmap } = chunkHolding(layer.index.chunkCount, (i) => has(layer, i));
+    if (held > 0) out.push(bitmap === undefined ? { digest: layer.digest } : { digest: layer.digest, chunks: bitmap });
   }
   return out;
 }

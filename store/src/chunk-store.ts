@@ -50,6 +50,13 @@ export interface ChunkStoreInit {
   accessFlushMs?: number;
 }
 
+/** Options of `put` and `putCompressed`. */
+export interface PutOptions {
+  signal?: AbortSignal;
+  /** The caller has just checked that sha256(compressed) is the digest: do not hash the bytes again. */
+  verified?: boolean;
+}
+
 /** A snapshot of the store's size. */
 export interface ChunkStoreStats {
   /** Chunks present. */
@@ -176,8 +183,9 @@ export class ChunkStore {
 
   /**
    * Store a chunk: `compressed` (whose sha256 must equal `digest`, else
-   * `DigestMismatchError`) and its uncompressed bytes `raw` (trusted: the
-   * caller inflated verified bytes). Atomic: a crash at any moment leaves the
+   * `DigestMismatchError`; `verified` says the caller has just checked that,
+   * and skips hashing the bytes again) and its uncompressed bytes `raw`
+   * (trusted: the caller inflated verified bytes). Atomic: a crash at any moment leaves the
    * chunk whole or absent. Idempotent: storing a present chunk only marks it
    * used. Concurrent puts of one digest share the work; if the first fails,
    * the next one tries again itself. On ENOSPC it evicts unpinned chunks once
@@ -185,7 +193,7 @@ export class ChunkStore {
    * Aborting `signal` cancels the put up to the moment files are renamed.
    * Afterwards evicts down to capacity, never the chunk just stored.
    */
-  async put(digest: string, compressed: Uint8Array, raw: Uint8Array, opts: { signal?: AbortSignal } = {}): Promise<void> {
+  async put(digest: string, compressed: Uint8Array, raw: Uint8Array, opts: PutOptions = {}): Promise<void> {
     return this.putChunk(digest, compressed, raw, raw.length, opts);
   }
 
@@ -195,12 +203,12 @@ export class ChunkStore {
    * The first `readRaw` inflates it and stores the uncompressed file. Same
    * atomicity, idempotence and disk-full handling as `put`.
    */
-  async putCompressed(digest: string, compressed: Uint8Array, rawSize: number, opts: { signal?: AbortSignal } = {}): Promise<void> {
+  async putCompressed(digest: string, compressed: Uint8Array, rawSize: number, opts: PutOptions = {}): Promise<void> {
     if (!isCount(rawSize)) throw new InvalidArgumentError(`chunk store: bad raw size ${rawSize}`);
     return this.putChunk(digest, compressed, undefined, rawSize, opts);
   }
 
-  private async putChunk(digest: string, compressed: Uint8Array, raw: Uint8Array | undefined, rawSize: number, opts: { signal?: AbortSignal }): Promise<void> {
+  private async putChunk(digest: string, compressed: Uint8Array, raw: Uint8Array | undefined, rawSize: number, opts: PutOptions): Promise<void> {
     this.assertOpen();
     const hex = digestHex(digest);
     opts.signal?.throwIfAborted();
@@ -212,8 +220,10 @@ export class ChunkStore {
       await untilAborted(busy.catch(() => undefined), opts.signal);
       this.assertOpen();
     }
-    const actual = sha256Hex(compressed);
-    if (actual !== hex) throw new DigestMismatchError(`chunk ${digest}`, digest, `sha256:${actual}`);
+    if (!opts.verified) {
+      const actual = sha256Hex(compressed);
+      if (actual !== hex) throw new DigestMismatchError(`chunk ${digest}`, digest, `sha256:${actual}`);
+    }
     const op = this.track(this.store(digest, hex, compressed, raw, rawSize, opts.signal));
     this.pending.set(digest, op);
     try {

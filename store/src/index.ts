@@ -6,6 +6,7 @@ export {
   type ChunkStoreInit,
   type ChunkStoreMetrics,
   type ChunkStoreStats,
+  type PutOptions,
   type Counter,
 } from "./chunk-store.ts";
 export { DiskFullError, StoreClosedError } from "./errors.ts";

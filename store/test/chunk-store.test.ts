@@ -75,6 +75,21 @@ describe("ChunkStore basics", () => {
     }
   });
 
+  it("takes the caller's word with verified: the bytes are not hashed again", async () => {
+    const { root, dbPath } = paths();
+    const s = await openStore(dbPath, { root });
+    try {
+      const c = makeChunk(7);
+      const other = makeChunk(8);
+      // only a caller that really checked may say so: the store stores what it is given
+      await s.store.putCompressed(c.digest, other.compressed, other.raw.length, { verified: true });
+      expect(await s.store.readCompressed(c.digest)).toEqual(other.compressed);
+      await expect(s.store.put(other.digest, c.compressed, c.raw)).rejects.toBeInstanceOf(DigestMismatchError);
+    } finally {
+      await s.close();
+    }
+  });
+
   it("is idempotent and counts metrics", async () => {
     const { root, dbPath } = paths();
     const metrics = countingMetrics();

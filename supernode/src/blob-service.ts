@@ -19,7 +19,7 @@ import type { CallerCredentials, OriginClients } from "./origins.ts";
 /** The chunk-store surface blocks need (`ChunkStore` satisfies it). */
 export interface BlockCache {
   has(digest: string): boolean;
-  putCompressed(digest: string, bytes: Uint8Array, rawSize: number, opts?: { signal?: AbortSignal }): Promise<void>;
+  putCompressed(digest: string, bytes: Uint8Array, rawSize: number, opts?: { signal?: AbortSignal; verified?: boolean }): Promise<void>;
   readCompressed(digest: string, opts?: { signal?: AbortSignal }): Promise<Buffer | undefined>;
 }
 
@@ -141,10 +141,11 @@ export class BlobService {
     const bytes = Buffer.from(await this.#origins.client(blob.registry, opts.credentials).getBlobRange(blob.repository, blob.digest, offset, length, { signal: this.#lifetime.signal }));
     this.#originBytes?.(bytes.length);
     if (bytes.length !== length) throw new SupernodeError("SHOAL_ERR_REGISTRY_PROTOCOL", `origin sent ${bytes.length} bytes for a ${length}-byte block of ${blob.digest}`);
-    if (length === size && sha256(bytes) !== blob.digest) throw new DigestMismatchError(`blob ${blob.digest}`, blob.digest, sha256(bytes));
     const digest = sha256(bytes);
+    if (length === size && digest !== blob.digest) throw new DigestMismatchError(`blob ${blob.digest}`, blob.digest, digest);
     try {
-      await this.#cache.putCompressed(digest, bytes, 0, { signal: this.#lifetime.signal });
+      // keyed by the digest just computed from these bytes: nothing to check again
+      await this.#cache.putCompressed(digest, bytes, 0, { signal: this.#lifetime.signal, verified: true });
       await this.#db.put(key, digest);
     } catch (err) {
       this.#log.warn({ blob: blob.digest, block: n, err }, "could not cache blob block");

@@ -16,7 +16,7 @@ import type { CallerCredentials, OriginClients } from "./origins.ts";
 /** The narrow chunk-store surface the service needs (`ChunkStore` satisfies it). */
 export interface ChunkCache {
   has(digest: string): boolean;
-  putCompressed(digest: string, compressed: Uint8Array, rawSize: number, opts?: { signal?: AbortSignal }): Promise<void>;
+  putCompressed(digest: string, compressed: Uint8Array, rawSize: number, opts?: { signal?: AbortSignal; verified?: boolean }): Promise<void>;
   readCompressed(digest: string, opts?: { signal?: AbortSignal }): Promise<Buffer | undefined>;
 }
 
@@ -212,7 +212,7 @@ export class ChunkService {
           // reads them inflated). Served once stored, so that a caller asking
           // again finds the chunk in the cache, not at the origin.
           try {
-            await this.#cache.putCompressed(digest, copy, chunk.uncompressedLength, { signal: this.#lifetime.signal });
+            await this.#cache.putCompressed(digest, copy, chunk.uncompressedLength, { signal: this.#lifetime.signal, verified: true });
           } catch (err) {
             // The bytes are verified: serve them even if caching failed.
             this.#log.warn({ layer: layer.digest, chunk: chunk.index, err }, "could not cache chunk");

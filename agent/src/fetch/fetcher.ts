@@ -35,9 +35,10 @@ export const MAX_RUN_BYTES = 4 << 20;
 /** The part of the chunk store the fetcher needs. */
 export interface ChunkCache {
   has(digest: string): boolean;
-  put(digest: string, compressed: Uint8Array, raw: Uint8Array): Promise<void>;
+  /** `verified`: the caller checked the bytes against the digest already (the cache need not hash them again). */
+  put(digest: string, compressed: Uint8Array, raw: Uint8Array, opts?: { verified?: boolean }): Promise<void>;
   /** Store the compressed bytes only; the first `readRaw` inflates them. */
-  putCompressed(digest: string, compressed: Uint8Array, rawSize: number): Promise<void>;
+  putCompressed(digest: string, compressed: Uint8Array, rawSize: number, opts?: { verified?: boolean }): Promise<void>;
   readRaw(digest: string, offset: number, length: number): Promise<Buffer | undefined>;
   /** True when the chunk is stored inflated too (absent: the cache always is). */
   hasRaw?(digest: string): boolean;
@@ -387,11 +388,11 @@ export class Fetcher {
   private async store(layer: RemoteLayer, chunk: Chunk, compressed: Uint8Array, inflate: boolean): Promise<Buffer | undefined> {
     const digest = hexOf(chunk.digest);
     if (!inflate) {
-      await this.cache.putCompressed(digest, compressed, chunk.uncompressedLength);
+      await this.cache.putCompressed(digest, compressed, chunk.uncompressedLength, { verified: true });
       return undefined;
     }
     const raw = await gunzipMemberAsync(compressed, chunk.uncompressedLength, { layer: layer.digest, blobOffset: chunk.offset });
-    await this.cache.put(digest, compressed, raw);
+    await this.cache.put(digest, compressed, raw, { verified: true });
     return raw;
   }
 

@@ -27,18 +27,19 @@ export class SupernodeOrigin implements ChunkOrigin {
     this.supernodes = init.supernodes.map((u) => u.replace(/\/+$/, ""));
   }
 
-  private ranked(chunk: Chunk): string[] {
+  /** The supernodes in rendezvous rank for `key` (a chunk or layer digest), those marked down moved out unless all are. */
+  private ranked(key: string): string[] {
     const now = Date.now();
-    const all = rankSupernodes(`sha256:${chunk.digest.toString("hex")}`, this.supernodes);
+    const all = rankSupernodes(key, this.supernodes);
     const up = all.filter((u) => (this.downUntil.get(u) ?? 0) <= now);
     return up.length > 0 ? up : all;
   }
 
-  private async get(url: string, layer: RemoteLayer, first: number, last: number, signal: AbortSignal): Promise<Uint8Array> {
-    const path = `/v1/chunks/${layer.registry}/${layer.repository}/${layer.digest}?first=${first}&last=${last}`;
+  /** GET `path` of supernode `url`; one that is unreachable, times out (`tryMs`) or answers 5xx is marked down for a while. */
+  private async get(url: string, path: string, signal: AbortSignal, tryMs?: number): Promise<Uint8Array> {
     let res: Response;
     try {
-      res = await fetch(`${url}${path}`, { signal });
+      res = await fetch(`${url}${path}`, { signal: tryMs === undefined ? signal : AbortSignal.any([signal, AbortSignal.timeout(tryMs)]) });
     } catch (err) {
       if (!signal.aborted) this.downUntil.set(url, Date.now() + DOWN_FOR_MS);
       throw new SupernodeError("SHOAL_ERR_SUPERNODE_UNAVAILABLE", `supernode ${url} unreachable: ${(err as Error).message}`, { cause: err });
@@ -55,12 +56,12 @@ export class SupernodeOrigin implements ChunkOrigin {
     return new Uint8Array(await res.arrayBuffer());
   }
 
-  /** Ask the owner, then the next in rank while supernodes are down. */
-  private async fromOwners(layer: RemoteLayer, first: number, last: number, signal: AbortSignal): Promise<Uint8Array> {
+  /** GET `path` of the supernode ranked first for `key`, then of the next while supernodes are unavailable. */
+  private async fromRanked(key: string, path: string, signal: AbortSignal, tryMs?: number): Promise<Uint8Array> {
     let lastErr: unknown;
-    for (const url of this.ranked(layer.index.chunk(first))) {
+    for (const url of this.ranked(key)) {
       try {
-        return await this.get(url, layer, first, last, signal);
+        return await this.get(url, path, signal, tryMs);
       } catch (err) {
         lastErr = err;
         if (signal.aborted || (err instanceof SupernodeError && err.code !== "SHOAL_ERR_SUPERNODE_UNAVAILABLE")) throw err;
@@ -69,47 +70,43 @@ export class SupernodeOrigin implements ChunkOrigin {
     throw lastErr ?? new SupernodeError("SHOAL_ERR_SUPERNODE_UNAVAILABLE", "no supernode configured");
   }
 
+  /** Chunks `first..last` of `layer` from their owner (the supernode ranked first for chunk `first`). */
+  private chunks(layer: RemoteLayer, first: number, last: number, signal: AbortSignal): Promise<Uint8Array> {
+    const path = `/v1/chunks/${layer.registry}/${layer.repository}/${layer.digest}?first=${first}&last=${last}`;
+    return this.fromRanked(chunkKey(layer, first), path, signal);
+  }
+
   /**
    * The index region of a lazy layer from the supernode that ranks first for
    * the layer (the next while one is down): the supernode reads it from the
    * origin once for every agent. Unverified: the caller checks `indexDigest`.
    */
-  async fetchIndex(layer: { registry: string; repository: string; digest: string }, indexDigest: string, opts: { signal?: AbortSignal } = {}): Promise<Uint8Array> {
-    let lastErr: unknown;
-    const now = Date.now();
-    const all = rankSupernodes(layer.digest, this.supernodes);
-    const up = all.filter((u) => (this.downUntil.get(u) ?? 0) <= now);
-    for (const url of up.length > 0 ? up : all) {
-      const signal = opts.signal ? AbortSignal.any([opts.signal, AbortSignal.timeout(INDEX_TIMEOUT_MS)]) : AbortSignal.timeout(INDEX_TIMEOUT_MS);
-      try {
-        const res = await fetch(`${url}/v1/index/${layer.registry}/${layer.repository}/${layer.digest}?index=${indexDigest}`, { signal });
-        if (res.status === 200) return new Uint8Array(await res.arrayBuffer());
-        const text = (await res.text()).slice(0, 300);
-        lastErr = new SupernodeError(res.status >= 500 ? "SHOAL_ERR_SUPERNODE_UNAVAILABLE" : "SHOAL_ERR_SUPERNODE_REJECTED", `supernode ${url} answered HTTP ${res.status}: ${text}`);
-      } catch (err) {
-        if (opts.signal?.aborted) throw err;
-        lastErr = new SupernodeError("SHOAL_ERR_SUPERNODE_UNAVAILABLE", `supernode ${url} unreachable: ${(err as Error).message}`, { cause: err });
-      }
-    }
-    throw lastErr ?? new SupernodeError("SHOAL_ERR_SUPERNODE_UNAVAILABLE", "no supernode configured");
+  fetchIndex(layer: { registry: string; repository: string; digest: string }, indexDigest: string, opts: { signal?: AbortSignal } = {}): Promise<Uint8Array> {
+    const path = `/v1/index/${layer.registry}/${layer.repository}/${layer.digest}?index=${indexDigest}`;
+    return this.fromRanked(layer.digest, path, opts.signal ?? new AbortController().signal, INDEX_TIMEOUT_MS);
   }
 
   fetch(layer: RemoteLayer, chunk: Chunk, opts: { signal: AbortSignal }): Promise<Uint8Array> {
-    return this.fromOwners(layer, chunk.index, chunk.index, opts.signal);
+    return this.chunks(layer, chunk.index, chunk.index, opts.signal);
   }
 
   async fetchRange(layer: RemoteLayer, offset: number, length: number, opts: { signal: AbortSignal }): Promise<Uint8Array> {
     const first = chunkAtBlobOffset(layer, offset);
     const last = chunkAtBlobOffset(layer, offset + length - 1);
     // split the run where the owning supernode changes
-    const parts: Array<[number, number]> = [];
+    const parts: Array<{ first: number; last: number; owner: string | undefined }> = [];
     for (let i = first; i <= last; i++) {
-      const owner = this.ranked(layer.index.chunk(i))[0];
+      const owner = this.ranked(chunkKey(layer, i))[0];
       const cur = parts.at(-1);
-      if (cur && this.ranked(layer.index.chunk(cur[0]))[0] === owner && cur[1] === i - 1) cur[1] = i;
-      else parts.push([i, i]);
+      if (cur && cur.owner === owner) cur.last = i;
+      else parts.push({ first: i, last: i, owner });
     }
-    const pieces = await Promise.all(parts.map(([a, b]) => this.fromOwners(layer, a, b, opts.signal)));
+    const pieces = await Promise.all(parts.map((p) => this.chunks(layer, p.first, p.last, opts.signal)));
     return pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces);
   }
+}
+
+/** The rendezvous key of chunk `i` of `layer`: its digest. */
+function chunkKey(layer: RemoteLayer, i: number): string {
+  return `sha256:${layer.index.chunk(i).digest.toString("hex")}`;
 }

@@ -71,31 +71,25 @@ export class Tracker {
   /** Tell every supernode which layers and chunks this peer holds. Failures are logged, not thrown. */
   async announce(self: PeerInfo, holdings: LayerHolding[]): Promise<void> {
     const chunks = Object.fromEntries(holdings.filter((h) => h.chunks !== undefined).map((h) => [h.digest, h.chunks]));
-    const body = JSON.stringify({ peerId: self.peerId, addrs: self.addrs, layers: holdings.map((h) => h.digest), chunks });
-    await Promise.all(this.supernodes.map(async (url) => {
-      try {
-        const res = await fetch(`${url}/v1/announce`, {
-          method: "POST", headers: { "content-type": "application/json" },
-          body, signal: AbortSignal.timeout(5000),
-        });
-        await res.body?.cancel();
-      } catch (err) {
-        this.logger.debug({ supernode: url, err: (err as Error).message }, "announce failed");
-      }
-    }));
+    await this.postToAll("/v1/announce", { peerId: self.peerId, addrs: self.addrs, layers: holdings.map((h) => h.digest), chunks });
   }
 
   /** Tell every supernode that `peerId` served this peer bytes of `chunk` that failed their digest. Failures are logged, not thrown. */
   async report(self: string, peerId: string, chunk: string): Promise<void> {
+    await this.postToAll("/v1/report", { reporter: self, peerId, chunk });
+  }
+
+  /** POST `body` as JSON to `path` of every supernode (5 s each); failures are logged at debug level. */
+  private async postToAll(path: string, body: unknown): Promise<void> {
+    const json = JSON.stringify(body);
     await Promise.all(this.supernodes.map(async (url) => {
       try {
-        const res = await fetch(`${url}/v1/report`, {
-          method: "POST", headers: { "content-type": "application/json" },
-          body: JSON.stringify({ reporter: self, peerId, chunk }), signal: AbortSignal.timeout(5000),
+        const res = await fetch(`${url}${path}`, {
+          method: "POST", headers: { "content-type": "application/json" }, body: json, signal: AbortSignal.timeout(5000),
         });
         await res.body?.cancel();
       } catch (err) {
-        this.logger.debug({ supernode: url, err: (err as Error).message }, "report failed");
+        this.logger.debug({ supernode: url, path, err: (err as Error).message }, "supernode call failed");
       }
     }));
   }

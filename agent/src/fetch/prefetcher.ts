@@ -183,7 +183,7 @@ export class PrefetchJob {
       while (!signal.aborted) {
         const next = todo.shift();
         if (!next) return;
-        while (this.fetcher.foreground > 0 || performance.now() - this.fetcher.lastForegroundAt < QUIET_MS || this.busy?.()) await sleep(100, signal);
+        while (this.readsUnderWay() || this.busy?.()) await sleep(100, signal);
         await this.fetcher.inflateLocal(this.layers[next[0]]!, next[1]).catch((err: Error) => {
           this.logger.warn({ layer: this.layers[next[0]]!.digest, chunk: next[1], err: err.message }, "inflating a stored chunk failed");
         });
@@ -193,6 +193,11 @@ export class PrefetchJob {
     if (signal.aborted) return;
     this.inflatedFlag = this.order.every(([li, c]) => this.fetcher.hasInflated(this.layers[li]!, c));
     this.logger.info({ chunks: this.order.length, complete: this.inflatedFlag }, "inflated copies stored");
+  }
+
+  /** True while an on-demand fetch is under way or started less than `QUIET_MS` ago: background work waits. */
+  private readsUnderWay(): boolean {
+    return this.fetcher.foreground > 0 || performance.now() - this.fetcher.lastForegroundAt < QUIET_MS;
   }
 
   /** Sorted positions grouped into `[layer, first, last]` runs of adjacent chunks up to `MAX_RUN_BYTES`. */
@@ -259,7 +264,7 @@ export class PrefetchJob {
         }
         try {
           // on-demand reads first: wait while any is under way, and for a quiet spell after the last
-          while (this.fetcher.foreground > 0 || performance.now() - this.fetcher.lastForegroundAt < QUIET_MS) await sleep(20, signal);
+          while (this.readsUnderWay()) await sleep(20, signal);
           await this.limiter.take(bytes, signal);
           await this.fetcher.ensureRange(layer, c, last, { signal, background: true, maxRunBytes: BACKGROUND_RUN_BYTES });
         } catch (err) {

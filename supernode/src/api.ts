@@ -2,11 +2,11 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Logger } from "pino";
 import { parseRangeHeader, RangeNotSatisfiableError, type BlobService } from "./blob-service.ts";
-import type { ChunkService } from "./chunk-service.ts";
+import type { ChunkRequestOptions, ChunkService } from "./chunk-service.ts";
 import type { SwarmSeed } from "./swarm-seed.ts";
 import { MAX_JSON_BODY } from "./constants.ts";
 import { BadRequestError, errorBody, httpStatusOf, SupernodeError } from "./errors.ts";
-import { DIGEST_RE, parseLayerPath } from "./layer-ref.ts";
+import { DIGEST_RE, parseLayerPath, type LayerRef } from "./layer-ref.ts";
 import { parseBasicAuth } from "./origins.ts";
 import { parsePreheatRequest, type PreheatJobs } from "./preheat.ts";
 import { parseAnnouncement, parsePeerReport, type PeerReport, type Tracker } from "./tracker.ts";
@@ -84,6 +84,21 @@ export function createApiHandler(c: ApiComponents): (req: IncomingMessage, res: 
   };
 }
 
+/**
+ * The blob a `/v1/chunks|index|blobs/<registry>/<repo>/<digest>` request
+ * names, and the options to serve it with: the caller's credentials, and the
+ * `index` query parameter as a hint when given. The raw path is parsed so
+ * that %2F inside a segment cannot forge extra segments.
+ */
+function blobRequest(req: IncomingMessage, url: URL, prefix: string, signal: AbortSignal): { layer: LayerRef; opts: ChunkRequestOptions } {
+  const rawPath = (req.url ?? "").split("?")[0]!;
+  const layer = parseLayerPath(rawPath.slice(prefix.length));
+  const indexDigest = url.searchParams.get("index");
+  if (indexDigest !== null && !DIGEST_RE.test(indexDigest)) throw new BadRequestError("query parameter index must be a sha256:<hex> digest");
+  const credentials = parseBasicAuth(req.headers.authorization);
+  return { layer, opts: { signal, ...(credentials ? { credentials } : {}), ...(indexDigest ? { hint: { indexDigest } } : {}) } };
+}
+
 async function handle(c: ApiComponents, req: IncomingMessage, res: ServerResponse, signal: AbortSignal): Promise<void> {
   let url: URL;
   try {
@@ -100,19 +115,8 @@ async function handle(c: ApiComponents, req: IncomingMessage, res: ServerRespons
     return sendJson(res, 200, { ok: true, ...(c.seed ? { peerId: c.seed.peerId, addrs: c.seed.addrs } : {}) });
   }
   if (method === "GET" && path.startsWith(CHUNKS_PREFIX)) {
-    // Use the raw path so that %2F inside a segment cannot forge extra segments.
-    const rawPath = (req.url ?? "").split("?")[0]!;
-    const layer = parseLayerPath(rawPath.slice(CHUNKS_PREFIX.length));
-    const first = decimal(url.searchParams, "first");
-    const last = decimal(url.searchParams, "last");
-    const indexDigest = url.searchParams.get("index");
-    if (indexDigest !== null && !DIGEST_RE.test(indexDigest)) throw new BadRequestError("query parameter index must be a sha256:<hex> digest");
-    const credentials = parseBasicAuth(req.headers.authorization);
-    const parts = await c.chunks.getChunks(layer, first, last, {
-      signal,
-      ...(credentials ? { credentials } : {}),
-      ...(indexDigest ? { hint: { indexDigest } } : {}),
-    });
+    const { layer, opts } = blobRequest(req, url, CHUNKS_PREFIX, signal);
+    const parts = await c.chunks.getChunks(layer, decimal(url.searchParams, "first"), decimal(url.searchParams, "last"), opts);
     const total = parts.reduce((n, p) => n + p.length, 0);
     res.writeHead(200, {
       "content-type": "application/octet-stream",
@@ -125,10 +129,7 @@ async function handle(c: ApiComponents, req: IncomingMessage, res: ServerRespons
     return;
   }
   if ((method === "GET" || method === "HEAD") && path.startsWith(BLOBS_PREFIX)) {
-    const rawPath = (req.url ?? "").split("?")[0]!;
-    const blob = parseLayerPath(rawPath.slice(BLOBS_PREFIX.length));
-    const credentials = parseBasicAuth(req.headers.authorization);
-    const opts = { signal, ...(credentials ? { credentials } : {}) };
+    const { layer: blob, opts } = blobRequest(req, url, BLOBS_PREFIX, signal);
     const size = await c.blobs.size(blob, opts);
     const range = parseRangeHeader(req.headers.range, size);
     const { start, end } = range ?? { start: 0, end: size };
@@ -144,16 +145,8 @@ async function handle(c: ApiComponents, req: IncomingMessage, res: ServerRespons
     return;
   }
   if (method === "GET" && path.startsWith(INDEX_PREFIX)) {
-    const rawPath = (req.url ?? "").split("?")[0]!;
-    const layer = parseLayerPath(rawPath.slice(INDEX_PREFIX.length));
-    const indexDigest = url.searchParams.get("index");
-    if (indexDigest !== null && !DIGEST_RE.test(indexDigest)) throw new BadRequestError("query parameter index must be a sha256:<hex> digest");
-    const credentials = parseBasicAuth(req.headers.authorization);
-    const cached = await c.chunks.getIndex(layer, {
-      signal,
-      ...(credentials ? { credentials } : {}),
-      ...(indexDigest ? { hint: { indexDigest } } : {}),
-    });
+    const { layer, opts } = blobRequest(req, url, INDEX_PREFIX, signal);
+    const cached = await c.chunks.getIndex(layer, opts);
     res.writeHead(200, {
       "content-type": "application/octet-stream",
       "content-length": cached.bytes.length,

@@ -1,4 +1,4 @@
-import { ShoalError } from "@shoal/blockindex";
+import { ShoalError } from "@shoal/base";
 
 /** The image (or one of its layers) was not converted by `shoal convert`. */
 export class NotConvertedError extends ShoalError {

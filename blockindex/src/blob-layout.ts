@@ -1,3 +1,4 @@
+import { InvalidArgumentError } from "@shoal/base";
 import { createHash } from "node:crypto";
 import { LayerFormatError } from "./errors.ts";
 import { extraMember, extraMemberSize, MAX_EXTRA_PAYLOAD, readExtraMembers } from "./gzip-member.ts";
@@ -44,19 +45,19 @@ export function encodeIndexTrailer(index: LayerIndex, dataSize: number): { bytes
 /**
  * Read the footer member (the last `FOOTER_SIZE` bytes of a lazy blob whose
  * total size is `blobSize`) and return where the index is. Throws
- * `LayerFormatError` (`SHOAL_ERR_NOT_LAZY`) when the blob has no shoal footer.
+ * `LayerFormatError` (`SHOAL_ERR_NOT_CONVERTED`) when the blob has no shoal footer.
  */
 export function decodeFooter(tail: Uint8Array, blobSize: number, layer?: string): IndexLocation {
   const at = blobSize - FOOTER_SIZE;
   let payload: Buffer;
   try {
-    if (tail.length !== FOOTER_SIZE) throw new Error("wrong footer size");
+    if (tail.length !== FOOTER_SIZE) throw new InvalidArgumentError(`footer must be ${FOOTER_SIZE} bytes, not ${tail.length}`);
     payload = readExtraMembers(tail, "S", "F", { layer, blobOffset: at });
   } catch (err) {
-    throw new LayerFormatError("SHOAL_ERR_NOT_LAZY", "blob has no shoal footer: not a converted lazy layer", { layer, blobOffset: at }, { cause: err });
+    throw new LayerFormatError("SHOAL_ERR_NOT_CONVERTED", "blob has no shoal footer: not a converted lazy layer", { layer, blobOffset: at }, { cause: err });
   }
   if (payload.length !== FOOTER_PAYLOAD || !payload.subarray(0, 8).equals(FOOTER_MAGIC)) {
-    throw new LayerFormatError("SHOAL_ERR_NOT_LAZY", "blob has no shoal footer: not a converted lazy layer", { layer, blobOffset: at });
+    throw new LayerFormatError("SHOAL_ERR_NOT_CONVERTED", "blob has no shoal footer: not a converted lazy layer", { layer, blobOffset: at });
   }
   const offset = Number(payload.readBigUInt64BE(8));
   const size = Number(payload.readBigUInt64BE(16));

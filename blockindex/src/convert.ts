@@ -1,8 +1,9 @@
+import { InvalidArgumentError } from "@shoal/base";
 import { createHash } from "node:crypto";
 import { availableParallelism } from "node:os";
 import { Readable } from "node:stream";
 import { createGunzip } from "node:zlib";
-import { InvalidArgumentError, LayerFormatError } from "./errors.ts";
+import { LayerFormatError } from "./errors.ts";
 import { encodeIndexTrailer, type IndexLocation } from "./blob-layout.ts";
 import { gzipMember } from "./gzip-member.ts";
 import { LayerIndex } from "./layer-index.ts";

@@ -1,21 +1,8 @@
 /**
- * Typed errors shared by every shoal package.
- *
- * Every error shoal raises on purpose is a `ShoalError`: it has a stable
- * `code` (`SHOAL_ERR_*`) that callers and edges (CLI exit messages, OCI
- * error codes, errno, gRPC codes) switch on, a `name` equal to its class
- * name, and an optional `cause`. Messages never contain credentials.
+ * Typed errors of the lazy layer format. The error set itself (`ShoalError`,
+ * its codes and their translations) lives in `@shoal/base`.
  */
-export class ShoalError extends Error {
-  /** Stable machine-readable code, e.g. `SHOAL_ERR_DIGEST_MISMATCH`. */
-  readonly code: string;
-
-  constructor(code: string, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.code = code;
-    this.name = new.target.name;
-  }
-}
+import { ShoalError, type ErrorCode } from "@shoal/base";
 
 /** Where in a layer a format error was found. Offsets are byte offsets. */
 export interface LayerPosition {
@@ -41,20 +28,9 @@ function where(pos: LayerPosition): string {
  */
 export class LayerFormatError extends ShoalError {
   readonly position: LayerPosition;
-  constructor(code: string, message: string, position: LayerPosition = {}, options?: { cause?: unknown }) {
+  constructor(code: ErrorCode, message: string, position: LayerPosition = {}, options?: { cause?: unknown }) {
     super(code, message + where(position), options);
     this.position = position;
-  }
-}
-
-/** Bytes did not hash to the digest that authenticates them. */
-export class DigestMismatchError extends ShoalError {
-  readonly expected: string;
-  readonly actual: string;
-  constructor(what: string, expected: string, actual: string) {
-    super("SHOAL_ERR_DIGEST_MISMATCH", `${what}: digest mismatch: expected ${expected}, got ${actual}`);
-    this.expected = expected;
-    this.actual = actual;
   }
 }
 
@@ -76,9 +52,3 @@ export class NotFoundError extends ShoalError {
   }
 }
 
-/** Bad arguments from a caller (a flag, a size, a range). */
-export class InvalidArgumentError extends ShoalError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super("SHOAL_ERR_INVALID_ARGUMENT", message, options);
-  }
-}

@@ -1,3 +1,4 @@
+import { InvalidArgumentError } from "@shoal/base";
 import { crc32, deflateRaw, inflateRaw, inflateRawSync, constants } from "node:zlib";
 import { promisify } from "node:util";
 import { LayerFormatError } from "./errors.ts";
@@ -48,7 +49,7 @@ export async function gzipMember(data: Uint8Array, level = 6): Promise<Buffer> {
  * `MAX_EXTRA_PAYLOAD` bytes.
  */
 export function extraMember(si1: string, si2: string, payload: Uint8Array): Buffer {
-  if (payload.length > MAX_EXTRA_PAYLOAD) throw new RangeError("extra payload too large");
+  if (payload.length > MAX_EXTRA_PAYLOAD) throw new InvalidArgumentError(`gzip extra payload of ${payload.length} bytes is larger than ${MAX_EXTRA_PAYLOAD}`);
   const sub = Buffer.alloc(4);
   sub[0] = si1.charCodeAt(0);
   sub[1] = si2.charCodeAt(0);

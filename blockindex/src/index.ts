@@ -11,4 +11,3 @@ export { MergedTree, normalizeUserPath, type MergedNode, type MergedInode } from
 export * from "./media-types.ts";
 export * from "./annotations.ts";
 export { gunzipMember, gunzipMemberAsync } from "./gzip-member.ts";
-export { untilAborted } from "./abort.ts";

@@ -1,3 +1,4 @@
+import { InvalidArgumentError } from "@shoal/base";
 import { LayerFormatError } from "./errors.ts";
 import type { EntryType, TarEntry } from "./tar-entry.ts";
 import { hashBytes, hashPath, PathTable } from "./path-table.ts";
@@ -95,7 +96,7 @@ export class LayerIndex {
 
   /** Chunk `i`; throws RangeError when out of range. */
   chunk(i: number): Chunk {
-    if (!Number.isInteger(i) || i < 0 || i >= this.lengths.length) throw new RangeError(`chunk ${i} out of range`);
+    if (!Number.isInteger(i) || i < 0 || i >= this.lengths.length) throw new InvalidArgumentError(`chunk ${i} out of range 0..${this.lengths.length - 1}`);
     const uncompressedOffset = i * this.chunkSize;
     return {
       index: i,
@@ -124,7 +125,7 @@ export class LayerIndex {
    */
   chunksForRange(offset: number, length: number): { first: number; last: number } | undefined {
     if (length === 0) return undefined;
-    if (offset < 0 || length < 0 || offset + length > this.uncompressedSize) throw new RangeError(`range ${offset}+${length} outside the layer`);
+    if (offset < 0 || length < 0 || offset + length > this.uncompressedSize) throw new InvalidArgumentError(`range ${offset}+${length} outside the layer`);
     return { first: Math.floor(offset / this.chunkSize), last: Math.floor((offset + length - 1) / this.chunkSize) };
   }
 

@@ -1,5 +1,5 @@
+import { DigestMismatchError, InvalidArgumentError } from "@shoal/base";
 import { createHash } from "node:crypto";
-import { DigestMismatchError, InvalidArgumentError } from "./errors.ts";
 import { gunzipMemberAsync } from "./gzip-member.ts";
 import type { Chunk, LayerIndex } from "./layer-index.ts";
 import type { TarEntry } from "./tar-entry.ts";

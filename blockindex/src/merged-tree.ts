@@ -1,4 +1,5 @@
-import { NotFoundError, ShoalError } from "./errors.ts";
+import { ShoalError } from "@shoal/base";
+import { NotFoundError } from "./errors.ts";
 import type { LayerIndex } from "./layer-index.ts";
 import { OPAQUE_MARKER, WHITEOUT_PREFIX, type TarEntry } from "./tar-entry.ts";
 import { baseName, normalizeTarPath, parentPath } from "./tar-path.ts";

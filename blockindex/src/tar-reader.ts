@@ -1,3 +1,4 @@
+import type { ErrorCode } from "@shoal/base";
 import { LayerFormatError } from "./errors.ts";
 import type { EntryType, TarEntry } from "./tar-entry.ts";
 import { normalizeTarPath } from "./tar-path.ts";
@@ -107,7 +108,7 @@ export class TarParser {
     throw this.error("SHOAL_ERR_TAR_TRUNCATED", "tar stream ends inside an entry", this.pos);
   }
 
-  private error(code: string, message: string, offset: number): LayerFormatError {
+  private error(code: ErrorCode, message: string, offset: number): LayerFormatError {
     return new LayerFormatError(code, message, { layer: this.layer, tarOffset: offset });
   }
 

@@ -1,3 +1,4 @@
+import { InvalidArgumentError } from "@shoal/base";
 /** Growable byte buffer writing LEB128 varints, used by the index encoder. */
 export class ByteWriter {
   private buf = Buffer.alloc(1 << 16);
@@ -14,7 +15,7 @@ export class ByteWriter {
 
   /** Unsigned integer up to Number.MAX_SAFE_INTEGER. */
   uint(v: number): void {
-    if (!Number.isSafeInteger(v) || v < 0) throw new RangeError(`not an unsigned safe integer: ${v}`);
+    if (!Number.isSafeInteger(v) || v < 0) throw new InvalidArgumentError(`not an unsigned safe integer: ${v}`);
     this.ensure(8);
     while (v >= 0x80) {
       this.buf[this.len++] = (v % 0x80) | 0x80;

@@ -1,14 +1,11 @@
+import { DigestMismatchError, InvalidArgumentError } from "@shoal/base";
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  convertLayer, decodeFooter, decodeIndexMembers, DigestMismatchError, FOOTER_SIZE, LayerReader,
-  OCI_LAYER_GZIP, OCI_LAYER_TAR, OCI_LAYER_ZSTD, UnsupportedMediaTypeError, InvalidArgumentError,
-  type Chunk, type ChunkSource, type ConvertInit,
-} from "@shoal/blockindex";
+import { convertLayer, decodeFooter, decodeIndexMembers, FOOTER_SIZE, LayerReader, OCI_LAYER_GZIP, OCI_LAYER_TAR, OCI_LAYER_ZSTD, UnsupportedMediaTypeError, type Chunk, type ChunkSource, type ConvertInit } from "@shoal/blockindex";
 import { gnuTar, gz, pieces, prng, tempDir } from "./helpers.ts";
 
 const CHUNK = 64 * 1024;

@@ -1,7 +1,8 @@
+import { ShoalError } from "@shoal/base";
 import { mkdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { convertLayer, decodeIndexMembers, LayerIndex, OCI_LAYER_GZIP, OCI_LAYER_TAR, ShoalError } from "@shoal/blockindex";
+import { convertLayer, decodeIndexMembers, LayerIndex, OCI_LAYER_GZIP, OCI_LAYER_TAR } from "@shoal/blockindex";
 import { gnuTar, gz, prng, tempDir } from "./helpers.ts";
 
 async function* once(b: Buffer): AsyncGenerator<Buffer> {

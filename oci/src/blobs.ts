@@ -1,9 +1,8 @@
 /** Reading blobs: HEAD, whole (buffered or streamed) and ranges. All verified or bounds-checked. */
+import { InvalidArgumentError, assertDigest, Digester, verifyDigest } from "@shoal/base";
 import type { IncomingHttpHeaders } from "node:http";
-import { InvalidArgumentError } from "@shoal/blockindex";
 import { closeBody, discard, headerValue, readLimited } from "./body.ts";
 import { apiPath, type ClientContext } from "./context.ts";
-import { assertDigest, Digester, verifyDigest } from "./digest.ts";
 import { RegistryError } from "./errors.ts";
 import { repositoryScope } from "./authenticator.ts";
 import { assertRepository } from "./reference.ts";

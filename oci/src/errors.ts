@@ -1,9 +1,9 @@
+import { ShoalError } from "@shoal/base";
 /**
  * Typed errors of the OCI package. All are `ShoalError`s with a stable
  * `code`. Messages name methods, registries, repositories and digests, never
  * credentials, tokens, `Authorization` values or URL query strings.
  */
-import { ShoalError } from "@shoal/blockindex";
 
 /** The codes a `RegistryError` can carry. */
 export type RegistryErrorCode =

@@ -8,7 +8,6 @@ export type { Logger } from "./logger.ts";
 export { noopLogger } from "./logger.ts";
 export type { ImageReference } from "./reference.ts";
 export { parseReference, makeReference, registryApiHost, manifestReference, assertRepository, assertTag } from "./reference.ts";
-export { isDigest, assertDigest, digestOf, verifyDigest, Digester } from "./digest.ts";
 export * from "./media-types.ts";
 export type { Descriptor, ImageManifest, ImageIndex, Manifest } from "./manifest.ts";
 export { parseManifest, isIndex } from "./manifest.ts";

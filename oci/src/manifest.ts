@@ -3,7 +3,7 @@
  * parsed from bytes with their shape checked. The bytes stay the source of
  * truth for digests; the parsed objects are for reading.
  */
-import { isDigest } from "./digest.ts";
+import { isDigest } from "@shoal/base";
 import { InvalidManifestError, UnsupportedManifestError } from "./errors.ts";
 import {
   isImageManifestMediaType,

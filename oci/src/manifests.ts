@@ -1,9 +1,8 @@
 /** Fetching, resolving and pushing manifests. */
-import { DigestMismatchError, InvalidArgumentError } from "@shoal/blockindex";
+import { DigestMismatchError, InvalidArgumentError, digestOf, isDigest, verifyDigest } from "@shoal/base";
 import { repositoryScope } from "./authenticator.ts";
 import { discard, headerValue } from "./body.ts";
 import { apiPath, type ClientContext } from "./context.ts";
-import { digestOf, isDigest, verifyDigest } from "./digest.ts";
 import { InvalidReferenceError, RegistryError, UnsupportedManifestError } from "./errors.ts";
 import { isIndex, parseManifest, type ImageIndex, type ImageManifest, type Manifest } from "./manifest.ts";
 import { MANIFEST_MEDIA_TYPES, stripMediaTypeParameters } from "./media-types.ts";

@@ -1,4 +1,5 @@
 /** Platforms (os/architecture/variant) and choosing a manifest from an index. */
+import { InvalidArgumentError } from "@shoal/base";
 import { NoMatchingPlatformError } from "./errors.ts";
 import type { Descriptor, ImageIndex } from "./manifest.ts";
 
@@ -44,7 +45,7 @@ export function hostPlatform(): Platform {
 export function parsePlatform(s: string): Platform {
   const parts = s.split("/");
   if (parts.length < 2 || parts.length > 3 || parts.some((p) => p.length === 0)) {
-    throw new TypeError(`invalid platform ${JSON.stringify(s)}: want os/arch[/variant]`);
+    throw new InvalidArgumentError(`invalid platform ${JSON.stringify(s)}: want os/arch[/variant]`);
   }
   const platform: Platform = { os: parts[0]!, architecture: parts[1]! };
   if (parts[2] !== undefined) platform.variant = parts[2];

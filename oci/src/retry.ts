@@ -1,5 +1,4 @@
 /** Retry policy: which failures are transient, and exponential backoff with jitter within a budget. */
-import { setTimeout as delay } from "node:timers/promises";
 
 /** Limits on retrying one operation. */
 export interface RetryOptions {
@@ -120,12 +119,3 @@ export function parseRetryAfter(value: string | string[] | undefined, now: numbe
   return Math.max(0, date - now);
 }
 
-/** Waits `ms`; rejects with `signal.reason` if the signal aborts first. */
-export async function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  try {
-    await delay(ms, undefined, signal ? { signal } : undefined);
-  } catch (err) {
-    if (signal?.aborted) throw signal.reason;
-    throw err;
-  }
-}

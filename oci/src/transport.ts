@@ -3,17 +3,17 @@
  * redirects, and retries with backoff for transient failures. Everything
  * above it speaks in `RegistryError`s.
  */
+import { ShoalError, sleep } from "@shoal/base";
 import type { IncomingHttpHeaders } from "node:http";
 import type { Readable } from "node:stream";
 import type { Dispatcher } from "undici";
-import { ShoalError } from "@shoal/blockindex";
 import type { Authenticator } from "./authenticator.ts";
 import { closeBody, discard, readLimited } from "./body.ts";
 import { MAX_REDIRECTS, USER_AGENT } from "./constants.ts";
 import { RegistryError, type RegistryErrorDetail } from "./errors.ts";
 import type { Logger } from "./logger.ts";
 import { describeDetails, errorFromResponse, readErrorDetails } from "./response-errors.ts";
-import { isRetryableNetworkError, isRetryableStatus, networkErrorCode, parseRetryAfter, RetryBudget, sleep, type RetryOptions } from "./retry.ts";
+import { isRetryableNetworkError, isRetryableStatus, networkErrorCode, parseRetryAfter, RetryBudget, type RetryOptions } from "./retry.ts";
 
 /** HTTP methods the registry API uses. */
 export type HttpMethod = "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE";

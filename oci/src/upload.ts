@@ -1,16 +1,15 @@
 /** Pushing blobs: existence check, cross-repository mount, monolithic and chunked uploads. */
+import { InvalidArgumentError, assertDigest, sleep } from "@shoal/base";
 import { createReadStream } from "node:fs";
 import { stat } from "node:fs/promises";
 import type { Readable } from "node:stream";
-import { InvalidArgumentError } from "@shoal/blockindex";
 import { repositoryScope } from "./authenticator.ts";
 import { discard, headerValue } from "./body.ts";
 import { headBlob } from "./blobs.ts";
 import { apiPath, type ClientContext } from "./context.ts";
-import { assertDigest } from "./digest.ts";
 import { RegistryError } from "./errors.ts";
 import { assertRepository } from "./reference.ts";
-import { isRetryableNetworkError, RetryBudget, sleep } from "./retry.ts";
+import { isRetryableNetworkError, RetryBudget } from "./retry.ts";
 import { describeRequest, type TransportResponse } from "./transport.ts";
 
 /** Where a blob's bytes come from: a file (re-read on each attempt) or memory. */

@@ -1,3 +1,4 @@
+import { InvalidArgumentError } from "@shoal/base";
 import { describe, expect, it } from "vitest";
 import {
   hostPlatform,
@@ -141,7 +142,7 @@ describe("selectPlatform", () => {
 
   it("parsePlatform checks its input", () => {
     expect(parsePlatform("linux/arm/v7")).toEqual(armv7);
-    expect(() => parsePlatform("linux")).toThrow(TypeError);
-    expect(() => parsePlatform("linux//v7")).toThrow(TypeError);
+    expect(() => parsePlatform("linux")).toThrow(InvalidArgumentError);
+    expect(() => parsePlatform("linux//v7")).toThrow(InvalidArgumentError);
   });
 });

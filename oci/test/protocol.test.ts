@@ -1,8 +1,8 @@
 /** RegistryClient protocol details against scripted servers on 127.0.0.1. */
+import { DigestMismatchError } from "@shoal/base";
 import { createHash } from "node:crypto";
 import { inspect } from "node:util";
 import { afterEach, describe, expect, it } from "vitest";
-import { DigestMismatchError } from "@shoal/blockindex";
 import { MEDIA_TYPE_OCI_MANIFEST, RegistryClient, RegistryError, staticCredentials } from "../src/index.ts";
 import { captureLogger, caught, fakeServer, type FakeServer } from "./helpers.ts";
 

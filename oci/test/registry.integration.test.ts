@@ -1,11 +1,11 @@
 /** RegistryClient against the real Distribution registry (docker-registry), started on 127.0.0.1. */
+import { DigestMismatchError } from "@shoal/base";
 import { execFile } from "node:child_process";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { inspect, promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DigestMismatchError } from "@shoal/blockindex";
 import { startRegistry, type RunningRegistry } from "@shoal/testkit";
 import {
   isIndex,

@@ -1,5 +1,6 @@
 // ChunkPeer: a libp2p node (TCP, noise, yamux, pnet) that serves verified chunks from the local
 // store to other cluster members and fetches chunks from them.
+import { TokenBucket, AbortedError, InvalidArgumentError, ShoalError, toShoalError } from "@shoal/base";
 import { noise } from "@chainsafe/libp2p-noise";
 import { yamux } from "@chainsafe/libp2p-yamux";
 import type { Libp2p, PrivateKey, Stream } from "@libp2p/interface";
@@ -28,7 +29,6 @@ import { MAX_BODY_FRAME_BYTES, MAX_CHUNKS_PER_REQUEST, MAX_REQUEST_BYTES, Status
 import type { StatusCode } from "./protocol.ts";
 import { formatSwarmKey, toSwarmKey } from "./swarm-key.ts";
 import type { SwarmKey } from "./swarm-key.ts";
-import { TokenBucket } from "./token-bucket.ts";
 
 /**
  * Where served chunks come from: the agent's chunk store. It must return only chunks that were
@@ -159,7 +159,7 @@ export class ChunkPeer {
     const node = this.node;
     if (!node) return;
     this.node = undefined;
-    this.stopController.abort(new Error("chunk peer stopped"));
+    this.stopController.abort(new AbortedError("chunk peer stopped"));
     await node.stop();
   }
 
@@ -207,8 +207,8 @@ export class ChunkPeer {
    * than PeerNotFoundError. At most MAX_CHUNKS_PER_REQUEST digests (else TypeError).
    */
   async fetchChunks(peer: PeerAddress, digests: string[], options: { signal?: AbortSignal } = {}): Promise<Array<Uint8Array | undefined>> {
-    if (digests.length === 0 || digests.length > MAX_CHUNKS_PER_REQUEST) throw new TypeError(`ask for 1 to ${MAX_CHUNKS_PER_REQUEST} chunks at once, not ${digests.length}`);
-    for (const digest of digests) if (!isChunkDigest(digest)) throw new TypeError(`not a chunk digest: ${digest}`);
+    if (digests.length === 0 || digests.length > MAX_CHUNKS_PER_REQUEST) throw new InvalidArgumentError(`ask for 1 to ${MAX_CHUNKS_PER_REQUEST} chunks at once, not ${digests.length}`);
+    for (const digest of digests) if (!isChunkDigest(digest)) throw new InvalidArgumentError(`not a chunk digest: ${digest}`);
     const node = this.started();
     const { signal } = options;
     signal?.throwIfAborted();
@@ -245,17 +245,17 @@ export class ChunkPeer {
         }
         out.push(body);
       }
-      await stream.close({ signal }).catch(() => stream.abort(new Error("close failed")));
+      await stream.close({ signal }).catch(() => stream.abort(new AbortedError("close failed")));
       return out;
     } catch (err) {
-      stream.abort(err instanceof Error ? err : new Error(String(err)));
+      stream.abort(toShoalError(err));
       if (err instanceof PeerBusyError || err instanceof PeerProtocolError) throw err;
       throw failure(peer.peerId, "transfer failed", err, signal);
     }
   }
 
   private started(): Libp2p {
-    if (!this.node) throw new Error("ChunkPeer is not started");
+    if (!this.node) throw new ShoalError("SHOAL_ERR_SHUTTING_DOWN", "ChunkPeer is not started");
     return this.node;
   }
 
@@ -298,7 +298,7 @@ export class ChunkPeer {
       await stream.close({ signal: stopSignal });
     } catch (err) {
       this.logger?.debug({ err, remote: stream.id }, "chunk upload aborted");
-      stream.abort(err instanceof Error ? err : new Error(String(err)));
+      stream.abort(toShoalError(err));
     } finally {
       if (uploading) this.active--;
     }
@@ -318,7 +318,7 @@ function failure(peerId: string, what: string, err: unknown, signal: AbortSignal
   if (signal?.aborted) {
     const reason: unknown = signal.reason;
     if (reason instanceof Error && reason.name === "TimeoutError") return new PeerUnavailableError(peerId, `${what}: timed out`, { cause: reason });
-    return reason instanceof Error ? reason : new Error(String(reason));
+    return reason instanceof Error ? reason : new AbortedError(String(reason));
   }
   return new PeerUnavailableError(peerId, `${what}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
 }

@@ -1,5 +1,5 @@
+import { ShoalError } from "@shoal/base";
 // Typed errors of @shoal/p2p. Each has a stable `code`; callers branch on the class or the code.
-import { ShoalError } from "@shoal/blockindex";
 
 /** A swarm key file or value is malformed (code `SHOAL_ERR_SWARM_KEY`). */
 export class SwarmKeyError extends ShoalError {

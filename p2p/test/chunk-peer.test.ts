@@ -1,3 +1,4 @@
+import { InvalidArgumentError } from "@shoal/base";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -64,7 +65,7 @@ describe("ChunkPeer", () => {
       uploadsRefused: 0,
       uploadsActive: 0,
     });
-    await expect(client.fetchChunk(target, "sha256:XYZ", { signal })).rejects.toBeInstanceOf(TypeError);
+    await expect(client.fetchChunk(target, "sha256:XYZ", { signal })).rejects.toBeInstanceOf(InvalidArgumentError);
   });
 
   it("fetches a run of chunks in one request, missing ones as undefined, in order", async () => {
@@ -76,9 +77,9 @@ describe("ChunkPeer", () => {
     const got = await client.fetchChunks(target, [digestOf(chunks[0]!), MISSING_DIGEST, digestOf(chunks[1]!), digestOf(chunks[2]!)], { signal });
     expect(got).toEqual([chunks[0], undefined, chunks[1], chunks[2]]);
     expect(server.stats()).toMatchObject({ uploadsServed: 3, uploadsNotFound: 1, uploadsActive: 0 });
-    await expect(client.fetchChunks(target, [], { signal })).rejects.toBeInstanceOf(TypeError);
-    await expect(client.fetchChunks(target, Array.from({ length: MAX_CHUNKS_PER_REQUEST + 1 }, () => MISSING_DIGEST), { signal })).rejects.toBeInstanceOf(TypeError);
-    await expect(client.fetchChunks(target, [digestOf(chunks[0]!), "sha256:XYZ"], { signal })).rejects.toBeInstanceOf(TypeError);
+    await expect(client.fetchChunks(target, [], { signal })).rejects.toBeInstanceOf(InvalidArgumentError);
+    await expect(client.fetchChunks(target, Array.from({ length: MAX_CHUNKS_PER_REQUEST + 1 }, () => MISSING_DIGEST), { signal })).rejects.toBeInstanceOf(InvalidArgumentError);
+    await expect(client.fetchChunks(target, [digestOf(chunks[0]!), "sha256:XYZ"], { signal })).rejects.toBeInstanceOf(InvalidArgumentError);
   });
 
   it("a peer with a different swarm key or no key cannot fetch", async () => {

@@ -1,5 +1,6 @@
+import { DigestMismatchError, InvalidArgumentError, untilAborted, AbortedError } from "@shoal/base";
 import { mkdir, rename, statfs } from "node:fs/promises";
-import { DigestMismatchError, gunzipMemberAsync, InvalidArgumentError, untilAborted } from "@shoal/blockindex";
+import { gunzipMemberAsync } from "@shoal/blockindex";
 import { pino, type Logger } from "pino";
 import { DEFAULT_ACCESS_FLUSH_MS, DEFAULT_CAPACITY_BYTES, DEFAULT_MAX_OPEN_FILES, DISK_FULL_SLACK_BYTES } from "./constants.ts";
 import { DiskFullError, StoreClosedError } from "./errors.ts";
@@ -290,7 +291,7 @@ export class ChunkStore {
     const temp = tempPathFor(paths.raw);
     try {
       await writeDurable(temp, raw);
-      if (this.entries.get(digest) !== entry || this.pending.has(digest)) throw new Error("chunk removed meanwhile");
+      if (this.entries.get(digest) !== entry || this.pending.has(digest)) throw new AbortedError(`chunk ${digest} was removed while its inflated copy was written`);
       await rename(temp, paths.raw);
     } catch (err) {
       await unlinkQuiet(temp);

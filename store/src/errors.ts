@@ -1,4 +1,4 @@
-import { ShoalError } from "@shoal/blockindex";
+import { ShoalError } from "@shoal/base";
 
 /**
  * The file system holding the chunk store is full (ENOSPC / EDQUOT), even

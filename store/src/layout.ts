@@ -1,6 +1,6 @@
+import { InvalidArgumentError } from "@shoal/base";
 import { createHash } from "node:crypto";
 import path from "node:path";
-import { InvalidArgumentError } from "@shoal/blockindex";
 
 /**
  * On-disk layout of the chunk store:

@@ -1,5 +1,5 @@
+import { DigestMismatchError, InvalidArgumentError } from "@shoal/base";
 import { readFile } from "node:fs/promises";
-import { DigestMismatchError, InvalidArgumentError } from "@shoal/blockindex";
 import { describe, expect, it } from "vitest";
 import { ChunkStore, StoreClosedError, chunkPaths, type ChunkDb } from "../src/index.ts";
 import { chunkBytes, countingMetrics, expectedFiles, listChunkFiles, makeChunk, openStore, suiteDir } from "./helpers.ts";

@@ -1,8 +1,8 @@
+import { ShoalError } from "@shoal/base";
 import { execFile } from "node:child_process";
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import { promisify } from "node:util";
-import { ShoalError } from "@shoal/blockindex";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DiskFullError } from "../src/index.ts";
 import { countingMetrics, expectedFiles, listChunkFiles, makeRandomChunk, openStore, removeDir, tempDir, type TestChunk } from "./helpers.ts";

@@ -4,10 +4,10 @@
  * supernode checks (HEAD blob with the caller's credentials) that the
  * registry lets this caller read this layer, and remembers a yes for a while.
  */
+import { untilAborted } from "@shoal/base";
 import { createHash } from "node:crypto";
 import { RegistryError } from "@shoal/oci";
 import { DEFAULT_ACCESS_TTL_MS } from "./constants.ts";
-import { untilAborted } from "@shoal/blockindex";
 import { layerKey, type LayerRef } from "./layer-ref.ts";
 import type { CallerCredentials, OriginClients } from "./origins.ts";
 

@@ -1,11 +1,11 @@
 /** The supernode's HTTP API: routing, parsing at the edge, JSON errors `{code, message}`. */
+import { BadRequestError, errorBody, httpStatusOf, ShoalError } from "@shoal/base";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Logger } from "pino";
 import { parseRangeHeader, RangeNotSatisfiableError, type BlobService } from "./blob-service.ts";
 import type { ChunkRequestOptions, ChunkService } from "./chunk-service.ts";
 import type { SwarmSeed } from "./swarm-seed.ts";
 import { MAX_JSON_BODY } from "./constants.ts";
-import { BadRequestError, errorBody, httpStatusOf, SupernodeError } from "./errors.ts";
 import { DIGEST_RE, parseLayerPath, type LayerRef } from "./layer-ref.ts";
 import { parseBasicAuth } from "./origins.ts";
 import { parsePreheatRequest, type PreheatJobs } from "./preheat.ts";
@@ -68,7 +68,7 @@ export function createApiHandler(c: ApiComponents): (req: IncomingMessage, res: 
   return (req, res) => {
     const ac = new AbortController();
     res.on("close", () => {
-      if (!res.writableFinished) ac.abort(new SupernodeError("SHOAL_ERR_BAD_REQUEST", "client went away"));
+      if (!res.writableFinished) ac.abort(new ShoalError("SHOAL_ERR_BAD_REQUEST", "client went away"));
     });
     handle(c, req, res, ac.signal).catch((err: unknown) => {
       const status = httpStatusOf(err);
@@ -110,7 +110,7 @@ async function handle(c: ApiComponents, req: IncomingMessage, res: ServerRespons
   const method = req.method ?? "GET";
   const route = (m: string, p: string) => method === m && path === p;
 
-  if (!c.ready()) throw new SupernodeError("SHOAL_ERR_SHUTTING_DOWN", "supernode is not ready");
+  if (!c.ready()) throw new ShoalError("SHOAL_ERR_SHUTTING_DOWN", "supernode is not ready");
   if (route("GET", "/v1/health")) {
     return sendJson(res, 200, { ok: true, ...(c.seed ? { peerId: c.seed.peerId, addrs: c.seed.addrs } : {}) });
   }
@@ -186,5 +186,5 @@ async function handle(c: ApiComponents, req: IncomingMessage, res: ServerRespons
   if (method === "GET" && path.startsWith("/v1/preheat/")) {
     return sendJson(res, 200, c.preheat.status(path.slice("/v1/preheat/".length)));
   }
-  throw new SupernodeError("SHOAL_ERR_NOT_FOUND", `no route ${method} ${path.slice(0, 200)}`);
+  throw new ShoalError("SHOAL_ERR_NOT_FOUND", `no route ${method} ${path.slice(0, 200)}`);
 }

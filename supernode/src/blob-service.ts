@@ -7,12 +7,11 @@
  * its digest; blocks of larger blobs are cached as the origin served them
  * (the caller verifies the whole blob).
  */
+import { DigestMismatchError, untilAborted, ShoalError } from "@shoal/base";
 import { createHash } from "node:crypto";
-import { DigestMismatchError, untilAborted } from "@shoal/blockindex";
 import type { Logger } from "pino";
 import type { AccessCheck } from "./access.ts";
 import { DEFAULT_BLOB_BLOCK_BYTES } from "./constants.ts";
-import { SupernodeError } from "./errors.ts";
 import type { LayerRef } from "./layer-ref.ts";
 import type { CallerCredentials, OriginClients } from "./origins.ts";
 
@@ -36,7 +35,7 @@ export interface BlobReadOptions {
 }
 
 /** A byte range that lies outside the blob: HTTP 416. */
-export class RangeNotSatisfiableError extends SupernodeError {
+export class RangeNotSatisfiableError extends ShoalError {
   readonly size: number;
   constructor(message: string, size: number) {
     super("SHOAL_ERR_RANGE_NOT_SATISFIABLE", message);
@@ -80,7 +79,7 @@ export class BlobService {
     if (!p) {
       p = (async () => {
         const head = await this.#origins.client(blob.registry, opts.credentials).headBlob(blob.repository, blob.digest, { signal: this.#lifetime.signal });
-        if (!head) throw new SupernodeError("SHOAL_ERR_REGISTRY_NOT_FOUND", `blob ${blob.digest} not found in ${blob.registry}/${blob.repository}`);
+        if (!head) throw new ShoalError("SHOAL_ERR_REGISTRY_NOT_FOUND", `blob ${blob.digest} not found in ${blob.registry}/${blob.repository}`);
         return head.size;
       })();
       this.#sizes.set(key, p);
@@ -140,7 +139,7 @@ export class BlobService {
     // Origin fetches are shared by every caller: not aborted by any one of them.
     const bytes = Buffer.from(await this.#origins.client(blob.registry, opts.credentials).getBlobRange(blob.repository, blob.digest, offset, length, { signal: this.#lifetime.signal }));
     this.#originBytes?.(bytes.length);
-    if (bytes.length !== length) throw new SupernodeError("SHOAL_ERR_REGISTRY_PROTOCOL", `origin sent ${bytes.length} bytes for a ${length}-byte block of ${blob.digest}`);
+    if (bytes.length !== length) throw new ShoalError("SHOAL_ERR_REGISTRY_PROTOCOL", `origin sent ${bytes.length} bytes for a ${length}-byte block of ${blob.digest}`);
     const digest = sha256(bytes);
     if (length === size && digest !== blob.digest) throw new DigestMismatchError(`blob ${blob.digest}`, blob.digest, digest);
     try {
@@ -155,7 +154,7 @@ export class BlobService {
 
   /** Abort origin fetches in flight. */
   close(): void {
-    this.#lifetime.abort(new SupernodeError("SHOAL_ERR_SHUTTING_DOWN", "supernode is shutting down"));
+    this.#lifetime.abort(new ShoalError("SHOAL_ERR_SHUTTING_DOWN", "supernode is shutting down"));
   }
 }
 

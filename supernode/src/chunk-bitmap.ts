@@ -1,9 +1,9 @@
+import { BadRequestError } from "@shoal/base";
 /**
  * Which chunks of a layer a peer holds, as agents announce them to the
  * tracker: bit `i` (byte `i >> 3`, least significant bit first) is set when
  * chunk `i` is held and verified. Carried in JSON as base64.
  */
-import { BadRequestError } from "./errors.ts";
 
 /** Largest bitmap accepted, bytes (2^20 chunks: 256 GiB of layer at 256 KiB chunks). */
 export const MAX_BITMAP_BYTES = 128 * 1024;

@@ -4,10 +4,10 @@
  * once; adjacent missing chunks of one call in one range request), verified
  * against the layer index before they are cached or served.
  */
-import { chunkMatches, DigestMismatchError, untilAborted, type Chunk, type LayerIndex } from "@shoal/blockindex";
+import { DigestMismatchError, untilAborted, BadRequestError, ShoalError } from "@shoal/base";
+import { chunkMatches, type Chunk, type LayerIndex } from "@shoal/blockindex";
 import type { Logger } from "pino";
 import { DEFAULT_MAX_CHUNKS_PER_REQUEST, DEFAULT_MAX_RANGE_BYTES } from "./constants.ts";
-import { BadRequestError, SupernodeError } from "./errors.ts";
 import type { AccessCheck } from "./access.ts";
 import type { CachedIndex, IndexCache, IndexHint } from "./index-cache.ts";
 import type { LayerRef } from "./layer-ref.ts";
@@ -135,13 +135,13 @@ export class ChunkService {
 
   #checkRange(index: LayerIndex, first: number, last: number): void {
     if (!Number.isSafeInteger(first) || !Number.isSafeInteger(last) || first < 0 || first > last || last >= index.chunkCount) {
-      throw new SupernodeError("SHOAL_ERR_CHUNK_RANGE", `chunks ${first}..${last} outside the layer's ${index.chunkCount} chunks`);
+      throw new ShoalError("SHOAL_ERR_CHUNK_RANGE", `chunks ${first}..${last} outside the layer's ${index.chunkCount} chunks`);
     }
     if (last - first + 1 > this.#maxChunks) throw new BadRequestError(`at most ${this.#maxChunks} chunks per request`);
   }
 
   async #obtain(layer: LayerRef, index: LayerIndex, positions: readonly number[], read: boolean, opts: ChunkRequestOptions): Promise<(Buffer | undefined)[]> {
-    if (this.#lifetime.signal.aborted) throw new SupernodeError("SHOAL_ERR_SHUTTING_DOWN", "supernode is shutting down");
+    if (this.#lifetime.signal.aborted) throw new ShoalError("SHOAL_ERR_SHUTTING_DOWN", "supernode is shutting down");
     const results: Promise<Buffer | undefined>[] = [];
     const runs: { chunks: Chunk[]; waits: Deferred[] }[] = [];
     let run: { chunks: Chunk[]; waits: Deferred[] } | undefined;
@@ -240,7 +240,7 @@ export class ChunkService {
 
   /** Abort origin fetches in flight and wait for them to settle. */
   async close(): Promise<void> {
-    this.#lifetime.abort(new SupernodeError("SHOAL_ERR_SHUTTING_DOWN", "supernode is shutting down"));
+    this.#lifetime.abort(new ShoalError("SHOAL_ERR_SHUTTING_DOWN", "supernode is shutting down"));
     await Promise.all([...this.#work]);
   }
 }

@@ -1,6 +1,5 @@
 /** Client side of the supernode API used by the CLI: preheat an image on every supernode. */
-import { setTimeout as sleep } from "node:timers/promises";
-import { SupernodeError } from "./errors.ts";
+import { ShoalError, sleep } from "@shoal/base";
 import type { PreheatStatus } from "./preheat.ts";
 import { normalizeSupernodeUrl } from "./rendezvous.ts";
 
@@ -38,18 +37,18 @@ async function call(url: string, init: RequestInit): Promise<unknown> {
     res = await fetch(url, init);
   } catch (err) {
     if ((init.signal as AbortSignal | undefined)?.aborted) throw err;
-    throw new SupernodeError("SHOAL_ERR_SUPERNODE_UNAVAILABLE", `${new URL(url).origin}: ${(err as Error).message}`, { cause: err });
+    throw new ShoalError("SHOAL_ERR_SUPERNODE_UNAVAILABLE", `${new URL(url).origin}: ${(err as Error).message}`, { cause: err });
   }
   const text = await res.text();
   let body: unknown;
   try {
     body = JSON.parse(text);
   } catch {
-    throw new SupernodeError(res.status >= 500 ? "SHOAL_ERR_SUPERNODE_UNAVAILABLE" : "SHOAL_ERR_SUPERNODE_PROTOCOL", `${new URL(url).origin}: HTTP ${res.status}, not JSON`);
+    throw new ShoalError(res.status >= 500 ? "SHOAL_ERR_SUPERNODE_UNAVAILABLE" : "SHOAL_ERR_SUPERNODE_PROTOCOL", `${new URL(url).origin}: HTTP ${res.status}, not JSON`);
   }
   if (!res.ok) {
     const e = body as { code?: unknown; message?: unknown };
-    throw new SupernodeError(
+    throw new ShoalError(
       res.status >= 500 && e.code === "SHOAL_ERR_SHUTTING_DOWN" ? "SHOAL_ERR_SUPERNODE_UNAVAILABLE" : "SHOAL_ERR_PREHEAT_FAILED",
       `${new URL(url).origin}: ${typeof e.code === "string" ? e.code : `HTTP ${res.status}`}: ${typeof e.message === "string" ? e.message : ""}`,
     );
@@ -61,20 +60,20 @@ async function call(url: string, init: RequestInit): Promise<unknown> {
  * Post a preheat job for `image` to every supernode (each fetches the
  * chunks it owns by rendezvous hashing), poll until all are done, calling
  * `onProgress` with the sums. Resolves with the final progress; rejects
- * with `SupernodeError` (`SHOAL_ERR_PREHEAT_FAILED` naming the supernode
+ * with `ShoalError` (`SHOAL_ERR_PREHEAT_FAILED` naming the supernode
  * and its job's error code, or `SHOAL_ERR_SUPERNODE_UNAVAILABLE`) as soon
  * as any job fails or a supernode cannot be reached.
  */
 export async function preheat(opts: PreheatOptions): Promise<PreheatProgress> {
   const nodes = [...new Set(opts.supernodes.map(normalizeSupernodeUrl))];
-  if (nodes.length === 0) throw new SupernodeError("SHOAL_ERR_BAD_REQUEST", "preheat: no supernodes given");
+  if (nodes.length === 0) throw new ShoalError("SHOAL_ERR_BAD_REQUEST", "preheat: no supernodes given");
   const headers: Record<string, string> = { "content-type": "application/json" };
   if (opts.authorization) headers.authorization = opts.authorization;
   const body = JSON.stringify({ image: opts.image, ...(opts.platform ? { platform: opts.platform } : {}) });
   const ids = await Promise.all(
     nodes.map(async (n) => {
       const r = (await call(`${n}/v1/preheat`, { method: "POST", headers, body, ...(opts.signal ? { signal: opts.signal } : {}) })) as { id?: unknown };
-      if (typeof r.id !== "string") throw new SupernodeError("SHOAL_ERR_SUPERNODE_PROTOCOL", `${n}: preheat answer has no id`);
+      if (typeof r.id !== "string") throw new ShoalError("SHOAL_ERR_SUPERNODE_PROTOCOL", `${n}: preheat answer has no id`);
       return r.id;
     }),
   );
@@ -85,7 +84,7 @@ export async function preheat(opts: PreheatOptions): Promise<PreheatProgress> {
     const p: PreheatProgress = { chunksDone: 0, chunksTotal: 0, bytesDone: 0, bytesTotal: 0, supernodesDone: 0, supernodes: nodes.length };
     statuses.forEach((s, i) => {
       if (s.state === "failed") {
-        throw new SupernodeError("SHOAL_ERR_PREHEAT_FAILED", `${nodes[i]}: preheat failed: ${s.error?.code ?? "unknown"}: ${s.error?.message ?? ""}`);
+        throw new ShoalError("SHOAL_ERR_PREHEAT_FAILED", `${nodes[i]}: preheat failed: ${s.error?.code ?? "unknown"}: ${s.error?.message ?? ""}`);
       }
       p.chunksDone += s.chunksDone;
       p.chunksTotal += s.chunksTotal;
@@ -95,6 +94,6 @@ export async function preheat(opts: PreheatOptions): Promise<PreheatProgress> {
     });
     opts.onProgress?.(p);
     if (p.supernodesDone === nodes.length) return p;
-    await sleep(opts.pollMs ?? 500, undefined, opts.signal ? { signal: opts.signal } : {});
+    await sleep(opts.pollMs ?? 500, opts.signal);
   }
 }

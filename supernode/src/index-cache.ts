@@ -1,6 +1,7 @@
 /** Layer indexes the supernode has read: in memory and in LevelDB, fetched from the origin once. */
+import { untilAborted } from "@shoal/base";
 import { createHash } from "node:crypto";
-import { decodeFooter, decodeIndexMembers, FOOTER_SIZE, LayerFormatError, untilAborted, type IndexLocation, type LayerIndex } from "@shoal/blockindex";
+import { decodeFooter, decodeIndexMembers, FOOTER_SIZE, LayerFormatError, type IndexLocation, type LayerIndex } from "@shoal/blockindex";
 import type { Logger } from "pino";
 import { MAX_INDEX_SIZE } from "./constants.ts";
 import type { LayerRef } from "./layer-ref.ts";
@@ -52,7 +53,7 @@ export class IndexCache {
     this.#log = components.logger.child({ component: "index-cache" });
   }
 
-  /** The index of `layer`; throws `LayerFormatError` (`SHOAL_ERR_NOT_LAZY`, …) or a `RegistryError`. */
+  /** The index of `layer`; throws `LayerFormatError` (`SHOAL_ERR_NOT_CONVERTED`, …) or a `RegistryError`. */
   async get(layer: LayerRef, opts: { signal?: AbortSignal; credentials?: CallerCredentials; hint?: IndexHint } = {}): Promise<CachedIndex> {
     let p = this.#memory.get(layer.digest);
     if (!p) {

@@ -2,7 +2,6 @@
 export { createSupernode, type Supernode, type SupernodeInit, type ListenAddress } from "./supernode.ts";
 export { preheat, type PreheatOptions, type PreheatProgress } from "./client.ts";
 export { ownerOf, rankSupernodes, normalizeSupernodeUrl } from "./rendezvous.ts";
-export { SupernodeError, BadRequestError, httpStatusOf, type SupernodeErrorCode } from "./errors.ts";
 export { BlobService, parseRangeHeader, RangeNotSatisfiableError, type BlobReadOptions, type BlockCache, type BlockDb } from "./blob-service.ts";
 export { ChunkService, chunkDigest, type ChunkCache, type ChunkServiceInit, type ChunkServiceObserver, type ChunkRequestOptions } from "./chunk-service.ts";
 export { IndexCache, type IndexDb, type CachedIndex, type IndexHint } from "./index-cache.ts";

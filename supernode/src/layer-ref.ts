@@ -1,6 +1,6 @@
 /** Naming one layer blob in one repository of one registry. */
+import { BadRequestError } from "@shoal/base";
 import { assertRepository } from "@shoal/oci";
-import { BadRequestError } from "./errors.ts";
 
 /** A layer blob: `registry/repository@digest`. */
 export interface LayerRef {

@@ -1,8 +1,8 @@
 /** Registry clients of the supernode: one per registry, plus one per distinct caller credentials. */
+import { BadRequestError, ShoalError } from "@shoal/base";
 import { createHash } from "node:crypto";
 import { RegistryClient, staticCredentials, type Logger as RegistryLogger } from "@shoal/oci";
 import { MAX_CREDENTIAL_CLIENTS } from "./constants.ts";
-import { BadRequestError, SupernodeError } from "./errors.ts";
 
 /** Credentials a caller passed (parsed from `Authorization: Basic`). Never logged. */
 export interface CallerCredentials {
@@ -55,7 +55,7 @@ export class RegistryClients implements OriginClients {
 
   client(registry: string, credentials?: CallerCredentials): RegistryClient {
     if (this.#init.allowedRegistries && !this.#init.allowedRegistries.includes(registry)) {
-      throw new SupernodeError("SHOAL_ERR_REGISTRY_NOT_ALLOWED", `registry ${registry} is not served by this supernode`);
+      throw new ShoalError("SHOAL_ERR_REGISTRY_NOT_ALLOWED", `registry ${registry} is not served by this supernode`);
     }
     const key = credentials
       ? `${registry}\0${createHash("sha256").update(`${credentials.username}\0${credentials.password}`).digest("hex")}`

@@ -1,11 +1,11 @@
 /** Preheat jobs: pull this supernode's share of an image's chunks into its cache. */
+import { BadRequestError, errorBody, ShoalError } from "@shoal/base";
 import { randomUUID } from "node:crypto";
 import { parseLazyAnnotations, type LayerIndex } from "@shoal/blockindex";
 import { parsePlatform, parseReference, type ImageReference, type Platform } from "@shoal/oci";
 import type { Logger } from "pino";
 import { chunkDigest, type ChunkService } from "./chunk-service.ts";
 import { DEFAULT_PREHEAT_CONCURRENCY, PREHEAT_JOB_RETENTION_MS } from "./constants.ts";
-import { BadRequestError, errorBody, SupernodeError } from "./errors.ts";
 import type { IndexHint } from "./index-cache.ts";
 import type { LayerRef } from "./layer-ref.ts";
 import type { CallerCredentials, OriginClients } from "./origins.ts";
@@ -89,13 +89,13 @@ export class PreheatJobs {
     this.#peers = (init.peers ?? []).map(normalizeSupernodeUrl);
     this.#concurrency = init.concurrency ?? DEFAULT_PREHEAT_CONCURRENCY;
     if (this.#peers.length > 0 && (this.#self === undefined || !this.#peers.includes(this.#self))) {
-      throw new SupernodeError("SHOAL_ERR_BAD_REQUEST", "supernode: self must be one of peers");
+      throw new ShoalError("SHOAL_ERR_BAD_REQUEST", "supernode: self must be one of peers");
     }
   }
 
   /** Start a job; returns its id at once. */
   start(req: PreheatRequest, opts: { credentials?: CallerCredentials } = {}): string {
-    if (this.#lifetime.signal.aborted) throw new SupernodeError("SHOAL_ERR_SHUTTING_DOWN", "supernode is shutting down");
+    if (this.#lifetime.signal.aborted) throw new ShoalError("SHOAL_ERR_SHUTTING_DOWN", "supernode is shutting down");
     this.#forgetOld();
     const id = randomUUID();
     const job: Job = { status: { state: "running", chunksDone: 0, chunksTotal: 0, bytesDone: 0, bytesTotal: 0 } };
@@ -123,7 +123,7 @@ export class PreheatJobs {
   /** A job's status; `SHOAL_ERR_PREHEAT_NOT_FOUND` when unknown (or forgotten an hour after it ended). */
   status(id: string): PreheatStatus {
     const job = this.#jobs.get(id);
-    if (!job) throw new SupernodeError("SHOAL_ERR_PREHEAT_NOT_FOUND", `no preheat job ${JSON.stringify(id.slice(0, 64))}`);
+    if (!job) throw new ShoalError("SHOAL_ERR_PREHEAT_NOT_FOUND", `no preheat job ${JSON.stringify(id.slice(0, 64))}`);
     return { ...job.status };
   }
 
@@ -134,7 +134,7 @@ export class PreheatJobs {
     const layers: { ref: LayerRef; hint: IndexHint }[] = [];
     for (const desc of resolved.manifest.layers) {
       const info = parseLazyAnnotations(desc.annotations, desc.digest);
-      if (!info) throw new SupernodeError("SHOAL_ERR_NOT_LAZY", `layer ${desc.digest} of ${formatRef(req.image)} is not a lazy layer: run shoal convert first`);
+      if (!info) throw new ShoalError("SHOAL_ERR_NOT_CONVERTED", `layer ${desc.digest} of ${formatRef(req.image)} is not a lazy layer: run shoal convert first`);
       layers.push({ ref: { registry: req.image.registry, repository: req.image.repository, digest: desc.digest }, hint: { location: info.location, indexDigest: info.indexDigest } });
     }
     const opts = { signal, ...(credentials ? { credentials } : {}) };
@@ -201,7 +201,7 @@ export class PreheatJobs {
 
   /** Abort running jobs and wait for them to end. */
   async close(): Promise<void> {
-    this.#lifetime.abort(new SupernodeError("SHOAL_ERR_SHUTTING_DOWN", "supernode is shutting down"));
+    this.#lifetime.abort(new ShoalError("SHOAL_ERR_SHUTTING_DOWN", "supernode is shutting down"));
     await Promise.all([...this.#running]);
   }
 }

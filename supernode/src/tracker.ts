@@ -1,7 +1,7 @@
 /** Which peers hold which layers and chunks: announcements that expire unless renewed. */
+import { BadRequestError } from "@shoal/base";
 import { bitmapHas, decodeChunkBitmap } from "./chunk-bitmap.ts";
 import { DEFAULT_BAN_MS, DEFAULT_REPORTS_TO_BAN, DEFAULT_TRACKER_TTL_MS, MAX_PEERS_ANSWERED } from "./constants.ts";
-import { BadRequestError } from "./errors.ts";
 import { DIGEST_RE } from "./layer-ref.ts";
 
 /** One peer as agents see it. */

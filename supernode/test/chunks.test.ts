@@ -103,7 +103,7 @@ describe("supernode chunk serving against the Debian registry", () => {
     expect(wrong.status).toBe(502);
     expect(((await wrong.json()) as { code: string }).code).toBe("SHOAL_ERR_DIGEST_MISMATCH");
     const notLazy = await fetch(`${sn.url}/v1/index/${image.registry}/${image.repository}/${image.originalLayers[0]}`);
-    expect(((await notLazy.json()) as { code: string }).code).toBe("SHOAL_ERR_NOT_LAZY");
+    expect(((await notLazy.json()) as { code: string }).code).toBe("SHOAL_ERR_NOT_CONVERTED");
   });
 
   it("in the peer swarm, serves its cached chunks over libp2p and lists itself only for those", async () => {
@@ -161,7 +161,7 @@ describe("supernode chunk serving against the Debian registry", () => {
     await expectError(`${base}/${layer.digest}?first=0&last=${n}`, 416, "SHOAL_ERR_CHUNK_RANGE");
     await expectError(`${base}/sha256:${"0".repeat(64)}?first=0&last=0`, 404, "SHOAL_ERR_REGISTRY_NOT_FOUND");
     await expectError(`/v1/chunks/${image.registry}/nosuch/repo/${layer.digest}?first=0&last=0`, 404, "SHOAL_ERR_REGISTRY_NOT_FOUND");
-    await expectError(`${base}/${image.originalLayers[0]}?first=0&last=0`, 422, "SHOAL_ERR_NOT_LAZY");
+    await expectError(`${base}/${image.originalLayers[0]}?first=0&last=0`, 422, "SHOAL_ERR_NOT_CONVERTED");
     await expectError(`${base}/${layer.digest}?first=0&last=0&index=sha256:${"1".repeat(64)}`, 502, "SHOAL_ERR_DIGEST_MISMATCH");
     await expectError(`/v1/chunks/127.0.0.1:1/${image.repository}/${layer.digest}?first=0&last=0`, 502, "SHOAL_ERR_REGISTRY_UNAVAILABLE");
     await expectError(`/v1/nothing`, 404, "SHOAL_ERR_NOT_FOUND");

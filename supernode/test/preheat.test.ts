@@ -1,9 +1,10 @@
+import { ShoalError } from "@shoal/base";
 import { access } from "node:fs/promises";
 import { join } from "node:path";
 import { chunkPaths } from "@shoal/store";
 import { freePort, type RunningRegistry } from "@shoal/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { chunkDigest, ownerOf, preheat, SupernodeError, type PreheatProgress } from "../src/index.ts";
+import { chunkDigest, ownerOf, preheat, type PreheatProgress } from "../src/index.ts";
 import { blobChunks, Cleanup, fetchChunks, registryWithImage, type TestImage } from "./harness.ts";
 
 const exists = (p: string) => access(p).then(() => true, () => false);
@@ -73,11 +74,11 @@ describe("preheat over two supernodes", () => {
   it("reports a job on a non-lazy image as failed, with a typed error on the client", async () => {
     const sn = await cleanup.supernode({ root: await cleanup.tempDir("shoal-sn-p2-") });
     const err = await preheat({ supernodes: [sn.url], image: image.original, pollMs: 20 }).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(SupernodeError);
-    expect((err as SupernodeError).code).toBe("SHOAL_ERR_PREHEAT_FAILED");
-    expect((err as Error).message).toContain("SHOAL_ERR_NOT_LAZY");
+    expect(err).toBeInstanceOf(ShoalError);
+    expect((err as ShoalError).code).toBe("SHOAL_ERR_PREHEAT_FAILED");
+    expect((err as Error).message).toContain("SHOAL_ERR_NOT_CONVERTED");
     const bad = await preheat({ supernodes: [sn.url], image: "NOT A REF" }).catch((e: unknown) => e);
-    expect((bad as SupernodeError).code).toBe("SHOAL_ERR_PREHEAT_FAILED");
+    expect((bad as ShoalError).code).toBe("SHOAL_ERR_PREHEAT_FAILED");
     expect((bad as Error).message).toContain("SHOAL_ERR_BAD_REQUEST");
     const missing = await preheat({ supernodes: [sn.url], image: `${image.registry}/fleet/web:nope`, pollMs: 20 }).catch((e: unknown) => e);
     expect((missing as Error).message).toContain("SHOAL_ERR_REGISTRY_NOT_FOUND");
@@ -85,7 +86,7 @@ describe("preheat over two supernodes", () => {
     expect(unknown.status).toBe(404);
     expect(((await unknown.json()) as { code: string }).code).toBe("SHOAL_ERR_PREHEAT_NOT_FOUND");
     const down = await preheat({ supernodes: ["http://127.0.0.1:1"], image: image.ref }).catch((e: unknown) => e);
-    expect((down as SupernodeError).code).toBe("SHOAL_ERR_SUPERNODE_UNAVAILABLE");
+    expect((down as ShoalError).code).toBe("SHOAL_ERR_SUPERNODE_UNAVAILABLE");
     expect((await fetch(`${sn.url}/v1/health`)).status).toBe(200);
   });
 });

@@ -1,6 +1,7 @@
+import { BadRequestError } from "@shoal/base";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, describe, expect, it } from "vitest";
-import { BadRequestError, bitmapHas, chunkHolding, parsePeerReport, decodeChunkBitmap, encodeChunkBitmap, ownerOf, rankSupernodes, Tracker } from "../src/index.ts";
+import { bitmapHas, chunkHolding, parsePeerReport, decodeChunkBitmap, encodeChunkBitmap, ownerOf, rankSupernodes, Tracker } from "../src/index.ts";
 import { Cleanup } from "./harness.ts";
 
 const L1 = `sha256:${"1".repeat(64)}`;

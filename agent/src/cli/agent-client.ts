@@ -1,6 +1,6 @@
+import { isErrorCode, ShoalError } from "@shoal/base";
 import { request } from "node:http";
 import { join } from "node:path";
-import { ShoalError } from "@shoal/blockindex";
 
 /** The agent could not be reached, or answered an error. */
 export class AgentClientError extends ShoalError {}
@@ -24,15 +24,16 @@ export function callAgent<T>(root: string, method: string, path: string, body?: 
           return reject(new AgentClientError("SHOAL_ERR_AGENT_PROTOCOL", `agent answered HTTP ${res.statusCode} with non-JSON`));
         }
         if (res.statusCode === 200) return resolve(json as T);
-        const e = json as { code?: string; message?: string };
-        reject(new AgentClientError(e.code ?? "SHOAL_ERR_AGENT", e.message ?? `agent answered HTTP ${res.statusCode}`));
+        const e = json as { code?: unknown; message?: unknown };
+        const message = typeof e.message === "string" ? e.message : `agent answered HTTP ${res.statusCode}`;
+        reject(new AgentClientError(isErrorCode(e.code) ? e.code : "SHOAL_ERR_AGENT_PROTOCOL", message));
       });
     });
-    req.on("timeout", () => req.destroy(new Error("agent did not answer in time")));
+    req.on("timeout", () => req.destroy(new AgentClientError("SHOAL_ERR_AGENT_UNAVAILABLE", "agent did not answer in time")));
     req.on("error", (err: NodeJS.ErrnoException) => {
       if (err.code === "ENOENT" || err.code === "ECONNREFUSED") {
         reject(new AgentClientError("SHOAL_ERR_AGENT_NOT_RUNNING", `no agent is running for root ${root} (nothing listens on ${socketPath}); start one with: shoal agent --root ${root}`));
-      } else reject(new AgentClientError("SHOAL_ERR_AGENT", `cannot reach the agent at ${socketPath}: ${err.message}`, { cause: err }));
+      } else reject(new AgentClientError("SHOAL_ERR_AGENT_UNAVAILABLE", `cannot reach the agent at ${socketPath}: ${err.message}`, { cause: err }));
     });
     if (body !== undefined) req.write(JSON.stringify(body));
     req.end();

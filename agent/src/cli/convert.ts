@@ -1,6 +1,7 @@
+import { InvalidArgumentError, parseBytes } from "@shoal/base";
 import type { Command } from "commander";
 import { DEFAULT_CHUNK_SIZE } from "@shoal/blockindex";
-import { cacheDir, parseBytes } from "./common.ts";
+import { cacheDir } from "./common.ts";
 import { progressLine } from "./progress.ts";
 
 /** `shoal convert SRC DST`. */
@@ -22,7 +23,7 @@ export function registerConvert(program: Command): void {
       const startupOrder = opts.startupOrder ? await readStartupOrder(opts.startupOrder) : undefined;
       const src = imageArg(srcArg);
       const dst = imageArg(dstArg);
-      if (dst.digest) throw new Error("destination must be a tag, not a digest");
+      if (dst.digest) throw new InvalidArgumentError(`destination ${dstArg} must be a tag, not a digest`);
       const srcClient = clientFor(src, opts);
       const dstClient = dst.registry === src.registry ? srcClient : clientFor(dst, opts);
       try {

@@ -1,5 +1,6 @@
+import { InvalidArgumentError } from "@shoal/base";
 import type { Command } from "commander";
-import { InvalidArgumentError, normalizeUserPath, type MergedNode, type TarEntry } from "@shoal/blockindex";
+import { normalizeUserPath, type MergedNode, type TarEntry } from "@shoal/blockindex";
 import type { LazyImage } from "../image/lazy-image.ts";
 import type { RegistryOptions } from "./common.ts";
 import { humanBytes } from "./progress.ts";

@@ -1,4 +1,5 @@
-import { parseBool, parseBytes, parseDuration, parseList, parseListen, parsePositiveInt, parseString, type Setting, type SettingsOf } from "./schema.ts";
+import { parseBytes, parseDuration } from "@shoal/base";
+import { parseBool, parseList, parseListen, parsePositiveInt, parseString, type Setting, type SettingsOf } from "./schema.ts";
 
 
 /** Every setting of `shoal agent`: one schema for flags, environment and config file. */

@@ -1,5 +1,6 @@
+import { InvalidArgumentError } from "@shoal/base";
+
 import { readFileSync } from "node:fs";
-import { InvalidArgumentError } from "@shoal/blockindex";
 
 /** One setting: its flag, environment variable, config-file key, default and help. */
 export interface Setting<T> {
@@ -30,21 +31,6 @@ export function parseBool(raw: string): boolean {
   if (["on", "true", "1", "yes"].includes(v)) return true;
   if (["off", "false", "0", "no"].includes(v)) return false;
   throw new InvalidArgumentError(`not a boolean (on/off): ${JSON.stringify(raw)}`);
-}
-
-/** Parse a byte count with optional k/M/G/T suffix (powers of 1024), e.g. `512M`, `10G`. */
-export function parseBytes(raw: string): number {
-  const m = /^([0-9]+(?:\.[0-9]+)?)\s*([kKmMgGtT]?)(?:i?[bB])?$/.exec(raw.trim());
-  if (!m) throw new InvalidArgumentError(`not a byte count: ${JSON.stringify(raw)}`);
-  const mult = { "": 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 }[m[2]!.toLowerCase()]!;
-  return Math.floor(Number(m[1]) * mult);
-}
-
-/** Parse a duration in ms, with an optional unit (`ms`, `s`, `m`), e.g. `20s`. */
-export function parseDuration(raw: string): number {
-  const m = /^([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m)?$/.exec(raw.trim());
-  if (!m) throw new InvalidArgumentError(`not a duration: ${JSON.stringify(raw)}`);
-  return Math.round(Number(m[1]) * { ms: 1, s: 1000, m: 60_000 }[m[2] ?? "ms"]!);
 }
 
 /** Parse a whole number of at least 1. */

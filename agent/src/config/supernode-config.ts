@@ -1,4 +1,5 @@
-import { parseBool, parseBytes, parseList, parseListen, parsePositiveInt, parseString, type Setting, type SettingsOf } from "./schema.ts";
+import { parseBytes } from "@shoal/base";
+import { parseBool, parseList, parseListen, parsePositiveInt, parseString, type Setting, type SettingsOf } from "./schema.ts";
 
 
 /** Every setting of `shoal supernode`: one schema for flags, environment and config file. */

@@ -1,8 +1,8 @@
+import { InvalidArgumentError } from "@shoal/base";
 import { mkdir } from "node:fs/promises";
 import type { Server } from "node:http";
 import { join } from "node:path";
 import { Level } from "level";
-import { InvalidArgumentError } from "@shoal/blockindex";
 import type { ChunkPeer } from "@shoal/p2p";
 import type { Logger } from "pino";
 import type { AgentConfig } from "../config/agent-config.ts";

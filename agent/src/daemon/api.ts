@@ -1,21 +1,12 @@
+import { errorBody, httpStatusOf, InvalidArgumentError } from "@shoal/base";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { rm } from "node:fs/promises";
-import { InvalidArgumentError, ShoalError } from "@shoal/blockindex";
 import type { Logger } from "pino";
 
 /** A route handler: gets the parsed JSON body (or undefined) and the query, returns a JSON-able result. */
 export type Handler = (body: unknown, query: URLSearchParams) => Promise<unknown>;
 
 const MAX_BODY = 1 << 20;
-
-/** HTTP status for an error: typed errors by code, anything else 500. */
-function statusOf(err: unknown): number {
-  if (!(err instanceof ShoalError)) return 500;
-  if (err instanceof InvalidArgumentError || /INVALID|NO_MOUNTPOINT|BAD_|NOT_CONVERTED/.test(err.code)) return 400;
-  if (/NOT_FOUND|NOT_MOUNTED|UNKNOWN/.test(err.code)) return 404;
-  if (/BUSY|ALREADY/.test(err.code)) return 409;
-  return 502;
-}
 
 async function readBody(req: IncomingMessage): Promise<unknown> {
   const parts: Buffer[] = [];
@@ -35,8 +26,9 @@ async function readBody(req: IncomingMessage): Promise<unknown> {
 
 /**
  * The agent's control API: JSON over HTTP on a unix socket. Routes are
- * `"METHOD /path"` keys. Errors answer `{ code, message }` with a status
- * derived from the error code; unexpected errors are logged and answered 500.
+ * `"METHOD /path"` keys. Errors answer `{ code, message }` (`errorBody`) with
+ * the status the error set gives their code (`httpStatusOf`); failures of
+ * ours (5xx) are logged.
  */
 export async function serveApi(socketPath: string, routes: Record<string, Handler>, logger: Logger): Promise<Server> {
   const log = logger.child({ component: "api" });
@@ -49,10 +41,9 @@ export async function serveApi(socketPath: string, routes: Record<string, Handle
       .then((body) => handler(body, url.searchParams))
       .then((result) => reply(200, result ?? {}))
       .catch((err: unknown) => {
-        const status = statusOf(err);
-        if (status === 500) log.error({ err, route: `${req.method} ${url.pathname}` }, "request failed");
-        const code = err instanceof ShoalError ? err.code : "SHOAL_ERR_INTERNAL";
-        reply(status, { code, message: (err as Error).message });
+        const status = httpStatusOf(err);
+        if (status >= 500) log.error({ err, route: `${req.method} ${url.pathname}` }, "request failed");
+        reply(status, errorBody(err));
       });
   });
   await rm(socketPath, { force: true });

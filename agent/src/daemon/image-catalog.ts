@@ -1,3 +1,4 @@
+import { ShoalError } from "@shoal/base";
 import { decodeIndexMembers, parseLazyAnnotations, type LayerIndex, type LazyLayerInfo } from "@shoal/blockindex";
 import { parseManifest, parseReference, type ImageManifest, type ImageReference } from "@shoal/oci";
 import type { Logger } from "pino";
@@ -74,7 +75,7 @@ export class ImageCatalog {
     let manifest: ImageManifest | undefined;
     if (digest) manifest = await this.storedManifest(digest);
     if (!manifest) {
-      if (opts.offline) throw new Error(`image ${refText} is not in the local catalog`);
+      if (opts.offline) throw new ShoalError("SHOAL_ERR_NOT_FOUND", `image ${refText} is not in the local catalog`);
       const resolved = await this.origin.client(ref.registry).resolveImage(ref, opts);
       digest = resolved.digest;
       manifest = resolved.manifest;
@@ -93,7 +94,7 @@ export class ImageCatalog {
           let bytes: Uint8Array;
           if (cached) bytes = cached;
           else {
-            if (opts.offline) throw new Error(`index of ${d.digest} is not in the local catalog`);
+            if (opts.offline) throw new ShoalError("SHOAL_ERR_NOT_FOUND", `index of ${d.digest} is not in the local catalog`);
             const got = await this.fetchIndex(ref, d.digest, info, opts);
             bytes = got.bytes;
             if (got.fromRegistry) bytesFetched += bytes.length;

@@ -1,7 +1,8 @@
+import { InvalidArgumentError, ShoalError } from "@shoal/base";
 import { createHash } from "node:crypto";
 import { stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { InvalidArgumentError, MergedTree, ShoalError } from "@shoal/blockindex";
+import { MergedTree } from "@shoal/blockindex";
 import type { Logger } from "pino";
 import type { Fetcher, RemoteLayer } from "../fetch/fetcher.ts";
 import { PrefetchJob, type ChunkPos, type PrefetchProgress } from "../fetch/prefetcher.ts";

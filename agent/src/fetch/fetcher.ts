@@ -1,5 +1,6 @@
+import { ShoalError, untilAborted, AbortedError } from "@shoal/base";
 import { createHash } from "node:crypto";
-import { chunkMatches, gunzipMemberAsync, ShoalError, untilAborted, type Chunk, type LayerIndex } from "@shoal/blockindex";
+import { chunkMatches, gunzipMemberAsync, type Chunk, type LayerIndex } from "@shoal/blockindex";
 import type { Logger } from "pino";
 
 /** A lazy layer the agent reads: where it lives and its index. */
@@ -63,7 +64,7 @@ export class FetchError extends ShoalError {
 }
 
 /** The abort reason of a hedged fetch whose other source answered first. */
-class HedgeLostError extends Error {
+class HedgeLostError extends AbortedError {
   constructor() {
     super("another source answered");
   }

@@ -1,3 +1,4 @@
+import { ShoalError } from "@shoal/base";
 import type { Chunk } from "@shoal/blockindex";
 import { bitmapHas, chunkHolding, decodeChunkBitmap, rankSupernodes } from "@shoal/supernode";
 import type { Logger } from "pino";
@@ -162,7 +163,7 @@ export class PeerOrigin implements ChunkOrigin {
   async fetch(layer: RemoteLayer, chunk: Chunk, opts: { signal: AbortSignal }): Promise<Uint8Array> {
     const digest = `sha256:${chunk.digest.toString("hex")}`;
     const peers = this.candidates(layer.digest, chunk.index).sort(() => Math.random() - 0.5).slice(0, 2);
-    let lastErr: unknown = new Error("no peer holds this chunk");
+    let lastErr: unknown = new ShoalError("SHOAL_ERR_PEER_NOT_FOUND", `no peer holds chunk ${chunk.index} of ${layer.digest}`);
     for (const p of peers) {
       try {
         const bytes = await this.peer.fetchChunk(p, digest, { signal: opts.signal });
@@ -188,7 +189,7 @@ export class PeerOrigin implements ChunkOrigin {
     else {
       for (const i of ids) {
         const p = pick(this.candidates(layer.digest, i));
-        if (!p) throw new Error(`no peer holds chunk ${i}`);
+        if (!p) throw new ShoalError("SHOAL_ERR_PEER_NOT_FOUND", `no peer holds chunk ${i} of ${layer.digest}`);
         plan.set(p, [...(plan.get(p) ?? []), i]);
       }
     }
@@ -199,7 +200,7 @@ export class PeerOrigin implements ChunkOrigin {
         const digests = batch.map((i) => `sha256:${layer.index.chunk(i).digest.toString("hex")}`);
         const got = await this.peer.fetchChunks(p, digests, { signal: opts.signal });
         got.forEach((bytes, j) => {
-          if (!bytes) throw new Error(`peer ${p.peerId} does not hold chunk ${batch[j]}`);
+          if (!bytes) throw new ShoalError("SHOAL_ERR_PEER_NOT_FOUND", `peer ${p.peerId} does not hold chunk ${batch[j]} of ${layer.digest}`);
           parts.set(batch[j]!, bytes);
           this.lastServer.set(digests[j]!, p.peerId);
         });

@@ -1,3 +1,4 @@
+import { sleep, TokenBucket, AbortedError } from "@shoal/base";
 import type { Logger } from "pino";
 import { MAX_RUN_BYTES, type Fetcher, type RemoteLayer } from "./fetcher.ts";
 
@@ -39,51 +40,6 @@ export interface PrefetchProgress {
   head: ChunkPos[];
 }
 
-/** Token bucket: `take(n)` resolves once `n` tokens (bytes) are available at `rate` per second. */
-class RateLimiter {
-  private tokens: number;
-  private last = performance.now();
-  private readonly rate: number;
-  private readonly burst: number;
-
-  constructor(rate: number, burst = Math.max(rate / 4, 4 << 20)) {
-    this.rate = rate;
-    this.burst = burst;
-    this.tokens = this.burst;
-  }
-
-  /** Pay for `n` bytes before sending them: waits until the bucket holds them (in burst-sized slices). */
-  async take(n: number, signal: AbortSignal): Promise<void> {
-    let left = n;
-    while (left > 0) {
-      const slice = Math.min(left, this.burst);
-      for (;;) {
-        const now = performance.now();
-        this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) / 1000) * this.rate);
-        this.last = now;
-        if (this.tokens >= slice) break;
-        await sleep(Math.max(5, ((slice - this.tokens) / this.rate) * 1000), signal);
-      }
-      this.tokens -= slice;
-      left -= slice;
-    }
-  }
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(signal.reason);
-    const t = setTimeout(() => {
-      signal.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(t);
-      reject(signal.reason);
-    };
-    signal.addEventListener("abort", onAbort, { once: true });
-  });
-}
 
 /**
  * Streams every chunk of an image into the store at a bounded rate,
@@ -97,7 +53,7 @@ export class PrefetchJob {
   private readonly layers: RemoteLayer[];
   private readonly order: ChunkPos[];
   private readonly controller = new AbortController();
-  private readonly limiter: RateLimiter;
+  private readonly limiter: TokenBucket;
   private readonly concurrency: number;
   private failures = 0;
   private readonly startupChunks: number;
@@ -115,7 +71,7 @@ export class PrefetchJob {
     this.busy = components.busy;
     this.logger = components.logger.child({ component: "prefetch" });
     this.layers = init.layers;
-    this.limiter = new RateLimiter(init.rateBytesPerSec, init.burstBytes);
+    this.limiter = new TokenBucket({ rate: init.rateBytesPerSec, burst: init.burstBytes ?? Math.max(init.rateBytesPerSec / 4, 4 << 20) });
     this.concurrency = init.concurrency ?? PREFETCH_CONCURRENCY;
     const seen = new Set<string>();
     this.order = [];
@@ -142,7 +98,7 @@ export class PrefetchJob {
 
   /** Stop fetching (chunks in flight complete). */
   stop(): void {
-    this.controller.abort(new Error("prefetch stopped"));
+    this.controller.abort(new AbortedError("prefetch stopped"));
   }
 
   /**
@@ -265,7 +221,7 @@ export class PrefetchJob {
         try {
           // on-demand reads first: wait while any is under way, and for a quiet spell after the last
           while (this.readsUnderWay()) await sleep(20, signal);
-          await this.limiter.take(bytes, signal);
+          await this.limiter.take(bytes, { signal });
           await this.fetcher.ensureRange(layer, c, last, { signal, background: true, maxRunBytes: BACKGROUND_RUN_BYTES });
         } catch (err) {
           if (signal.aborted) return;

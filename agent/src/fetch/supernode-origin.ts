@@ -1,5 +1,5 @@
+import { ShoalError } from "@shoal/base";
 import type { Chunk } from "@shoal/blockindex";
-import { ShoalError } from "@shoal/blockindex";
 import type { ChunkOrigin, RemoteLayer } from "./fetcher.ts";
 import { rankSupernodes } from "@shoal/supernode";
 import { chunkAtBlobOffset } from "./chunk-at.ts";

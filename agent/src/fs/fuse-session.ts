@@ -11,12 +11,12 @@
  * with asynchronous fs calls; a synchronous fs call on the mount from this
  * process's main thread deadlocks it.
  */
+import { ShoalError } from "@shoal/base";
 import { closeSync, existsSync, openSync, writev, writevSync, writeFile } from "node:fs";
 import { mkdir, stat } from "node:fs/promises";
 import { resolve } from "node:path";
 import { Worker } from "node:worker_threads";
 import type { Logger } from "pino";
-import { ShoalError } from "@shoal/blockindex";
 import { MAX_BACKGROUND, MAX_PAGES, MAX_WRITE } from "./constants.ts";
 import {
   decodeRequest, Errno, FUSE_KERNEL_MINOR_VERSION, FUSE_KERNEL_VERSION, FUSE_MIN_MINOR_VERSION, InitFlag, Op, outHeader,
@@ -104,7 +104,7 @@ export class FuseSession {
    * Needs root (CAP_SYS_ADMIN). Rejects with `ShoalError` (`SHOAL_ERR_MOUNT`).
    */
   async mount(opts: { signal?: AbortSignal } = {}): Promise<void> {
-    if (this.fd !== undefined) throw new ShoalError("SHOAL_ERR_MOUNT", `${this.mountpoint} is already mounted by this session`);
+    if (this.fd !== undefined) throw new ShoalError("SHOAL_ERR_MOUNT_FAILED", `${this.mountpoint} is already mounted by this session`);
     await this.detachStale(opts);
     await mkdir(this.mountpoint, { recursive: true });
     const fd = openSync("/dev/fuse", "r+");
@@ -124,7 +124,7 @@ export class FuseSession {
     }
     this.fd = fd;
     const ready = new Promise<void>((res, rej) => (this.ready = { resolve: res, reject: rej }));
-    const onAbort = () => this.ready?.reject(new ShoalError("SHOAL_ERR_MOUNT", "mount aborted", { cause: opts.signal?.reason }));
+    const onAbort = () => this.ready?.reject(new ShoalError("SHOAL_ERR_MOUNT_FAILED", "mount aborted", { cause: opts.signal?.reason }));
     opts.signal?.addEventListener("abort", onAbort, { once: true });
     this.startReader(fd);
     try {
@@ -150,7 +150,7 @@ export class FuseSession {
       await unmountPath(this.mountpoint, { lazy: true, signal: opts.signal });
       return;
     }
-    throw new ShoalError("SHOAL_ERR_MOUNT", `${this.mountpoint} is already served by another process`);
+    throw new ShoalError("SHOAL_ERR_MOUNT_FAILED", `${this.mountpoint} is already served by another process`);
   }
 
   private startReader(fd: number): void {
@@ -167,7 +167,7 @@ export class FuseSession {
         this.readerEnded = true;
         if (msg.end) this.log.error({ code: msg.end }, "reading /dev/fuse failed; the session stops");
         else if (!this.stopping) this.log.warn({ mountpoint: this.mountpoint }, "the FUSE connection was ended from outside (unmounted or aborted)");
-        this.ready?.reject(new ShoalError("SHOAL_ERR_MOUNT", `FUSE session at ${this.mountpoint} ended before INIT`));
+        this.ready?.reject(new ShoalError("SHOAL_ERR_MOUNT_FAILED", `FUSE session at ${this.mountpoint} ended before INIT`));
       }
     });
     worker.on("error", (err) => this.log.error({ err }, "FUSE reader thread failed"));
@@ -214,7 +214,7 @@ export class FuseSession {
     const kernelFlags = req.body.readUInt32LE(12);
     if (major < FUSE_KERNEL_VERSION || (major === FUSE_KERNEL_VERSION && minor < FUSE_MIN_MINOR_VERSION)) {
       this.replyError(req.unique, Errno.EPROTO);
-      this.ready?.reject(new ShoalError("SHOAL_ERR_MOUNT", `kernel FUSE protocol ${major}.${minor} is too old (need 7.${FUSE_MIN_MINOR_VERSION})`));
+      this.ready?.reject(new ShoalError("SHOAL_ERR_MOUNT_FAILED", `kernel FUSE protocol ${major}.${minor} is too old (need 7.${FUSE_MIN_MINOR_VERSION})`));
       return;
     }
     const out = Buffer.alloc(INIT_OUT_SIZE);

@@ -3,7 +3,8 @@
  * index, a way to read its uncompressed bytes, and (for hardlinks into lower
  * layers) a way to find a file in the layers below.
  */
-import { MergedTree, untilAborted, type LayerIndex, type LayerReader, type TarEntry } from "@shoal/blockindex";
+import { untilAborted } from "@shoal/base";
+import { MergedTree, type LayerIndex, type LayerReader, type TarEntry } from "@shoal/blockindex";
 
 /** Reads a layer's uncompressed tar stream. */
 export interface LayerData {

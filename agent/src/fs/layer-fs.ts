@@ -4,9 +4,9 @@
  * stack. Metadata comes from each layer's index (built into a tree once);
  * file bytes from the layer's `LayerData`.
  */
+import { errnoNameOf, InvalidArgumentError, ShoalError } from "@shoal/base";
 import { join } from "node:path";
 import { pino, type Logger } from "pino";
-import { InvalidArgumentError, ShoalError } from "@shoal/blockindex";
 import {
   DEFAULT_ATTR_TIMEOUT_S, DEFAULT_ENTRY_TIMEOUT_S, DEFAULT_FS_NAME, DEFAULT_READ_AHEAD_KB, ROOT_TIMEOUT_S,
 } from "./constants.ts";
@@ -305,10 +305,9 @@ export class LayerFilesystem implements FuseHandler {
 
   /** Map a data error to errno, once, at this edge. */
   private errnoFor(err: unknown, node: FsNode): number {
-    if (err instanceof ShoalError && err.code === "SHOAL_ERR_NOT_FOUND") return Errno.ENOENT;
-    if (err instanceof Error && err.name === "AbortError") return Errno.EINTR;
-    this.log.warn({ err, layer: node.layer, path: node.path }, "reading layer data failed");
-    return Errno.EIO;
+    const name = errnoNameOf(err);
+    if (name === "EIO") this.log.warn({ err, layer: node.layer, path: node.path }, "reading layer data failed");
+    return Errno[name];
   }
 
   private readdir(req: FuseRequest, plus: boolean): void {

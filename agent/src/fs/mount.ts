@@ -4,10 +4,10 @@
  * is asynchronous on purpose: a synchronous call that touches a FUSE mount
  * served by this process would deadlock it.
  */
+import { InvalidArgumentError, ShoalError } from "@shoal/base";
 import { spawn } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { dirname, relative, resolve, sep } from "node:path";
-import { InvalidArgumentError, ShoalError } from "@shoal/blockindex";
 
 /** Options of {@link runCommand}. */
 export interface RunOptions {
@@ -32,10 +32,10 @@ export function runCommand(cmd: string, args: readonly string[], opts: RunOption
     child.stderr!.setEncoding("utf8").on("data", (d: string) => {
       if (stderr.length < 8192) stderr += d;
     });
-    child.on("error", (err) => reject(new ShoalError("SHOAL_ERR_MOUNT", `${cmd} ${args.join(" ")}: ${err.message}`, { cause: err })));
+    child.on("error", (err) => reject(new ShoalError("SHOAL_ERR_MOUNT_FAILED", `${cmd} ${args.join(" ")}: ${err.message}`, { cause: err })));
     child.on("close", (code, signal) => {
       if (code === 0) resolvePromise();
-      else reject(new ShoalError("SHOAL_ERR_MOUNT", `${cmd} ${args.join(" ")} failed (${code ?? signal}): ${stderr.trim()}`));
+      else reject(new ShoalError("SHOAL_ERR_MOUNT_FAILED", `${cmd} ${args.join(" ")} failed (${code ?? signal}): ${stderr.trim()}`));
     });
   });
 }

@@ -1,16 +1,12 @@
+import { InvalidArgumentError } from "@shoal/base";
 import { createHash } from "node:crypto";
 import { createWriteStream } from "node:fs";
 import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { once } from "node:events";
-import {
-  ANNOTATION_PREFIX, convertLayer, DEFAULT_CHUNK_SIZE, DOCKER_LAYER_GZIP, InvalidArgumentError, layerCompression, lazyAnnotations,
-  OCI_LAYER_GZIP, parseLazyAnnotations,
-} from "@shoal/blockindex";
-import {
-  isIndex, type Descriptor, type FetchedManifest, type ImageIndex, type ImageManifest, type ImageReference, type RegistryClient,
-} from "@shoal/oci";
+import { ANNOTATION_PREFIX, convertLayer, DEFAULT_CHUNK_SIZE, DOCKER_LAYER_GZIP, layerCompression, lazyAnnotations, OCI_LAYER_GZIP, parseLazyAnnotations } from "@shoal/blockindex";
+import { isIndex, type Descriptor, type FetchedManifest, type ImageIndex, type ImageManifest, type ImageReference, type RegistryClient, UnsupportedManifestError } from "@shoal/oci";
 import type { Progress } from "../cli/progress.ts";
 import type { StartupOrder } from "./startup-order.ts";
 
@@ -100,7 +96,7 @@ class ConversionJob {
     const manifests: Descriptor[] = [];
     for (const d of fetched.manifest.manifests) {
       const child = await this.src.client.getManifest({ repository: this.src.ref.repository, digest: d.digest }, this.opts);
-      if (isIndex(child.manifest)) throw new Error(`nested index ${d.digest} is not supported`);
+      if (isIndex(child.manifest)) throw new UnsupportedManifestError(child.mediaType, `nested index ${d.digest} in ${this.src.ref.toString()}`);
       const out = await this.convertManifest(child as FetchedManifest<ImageManifest>, undefined);
       manifests.push({ ...d, digest: out.digest, size: out.size, mediaType: out.mediaType });
     }

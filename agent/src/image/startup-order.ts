@@ -1,5 +1,5 @@
+import { InvalidArgumentError } from "@shoal/base";
 import { readFile } from "node:fs/promises";
-import { InvalidArgumentError } from "@shoal/blockindex";
 
 /**
  * The chunks an image reads at startup, per layer, as recorded by an agent

@@ -3,7 +3,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { AGENT_SETTINGS } from "../../src/config/agent-config.ts";
-import { parseBytes, parseDuration, parseListen, resolveSettings } from "../../src/config/schema.ts";
+import { parseBytes, parseDuration } from "@shoal/base";
+import { parseListen, resolveSettings } from "../../src/config/schema.ts";
 
 describe("agent settings", () => {
   it("takes flags over env over config file over defaults", () => {

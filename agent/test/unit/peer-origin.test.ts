@@ -94,7 +94,7 @@ describe("PeerOrigin", () => {
     peer.asked.length = 0;
     for (let k = 0; k < 10; k++) await origin.fetch(layer, layer.index.chunk(4), { signal: AbortSignal.timeout(1000) });
     expect(new Set(peer.asked)).toEqual(new Set(["evens"]));
-    await expect(origin.fetch(layer, layer.index.chunk(1), { signal: AbortSignal.timeout(1000) })).rejects.toThrow(/no peer holds this chunk/);
+    await expect(origin.fetch(layer, layer.index.chunk(1), { signal: AbortSignal.timeout(1000) })).rejects.toThrow(/no peer holds chunk 1 of/);
     expect(tracker.asked).toBe(1);
   });
 

@@ -1,3 +1,5 @@
+import { setTimeout as delay } from "node:timers/promises";
+
 /**
  * `p`, or a rejection with the signal's reason as soon as `signal` aborts
  * (the work behind `p` goes on; the listener is removed once `p` settles).
@@ -20,4 +22,18 @@ export function untilAborted<T>(p: Promise<T>, signal: AbortSignal | undefined):
       },
     );
   });
+}
+
+/**
+ * Resolve after `ms`; reject with the signal's own reason as soon as
+ * `signal` aborts (node:timers/promises rejects with a generic AbortError,
+ * which loses what the caller aborted for). The one sleep of shoal.
+ */
+export async function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  try {
+    await delay(ms, undefined, signal ? { signal } : {});
+  } catch (err) {
+    if (signal?.aborted) throw signal.reason;
+    throw err;
+  }
 }

@@ -3,9 +3,22 @@
  * digits) and sha512 (128), the two algorithms the OCI image spec registers.
  */
 import { createHash, type Hash } from "node:crypto";
-import { DigestMismatchError, InvalidArgumentError } from "@shoal/blockindex";
+import { DigestMismatchError, InvalidArgumentError } from "./errors.ts";
 
 const DIGEST_RE = /^(?:sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$/;
+
+/** A `sha256:<64 lower-case hex>` digest, the only form chunk and layer digests take on shoal's own wire. */
+export const SHA256_DIGEST_RE = /^sha256:[0-9a-f]{64}$/;
+
+/** True when `s` is a well-formed `sha256:<hex>` digest. */
+export function isSha256Digest(s: unknown): s is string {
+  return typeof s === "string" && SHA256_DIGEST_RE.test(s);
+}
+
+/** The digest string `sha256:<hex>` of a raw 32-byte sha256 hash (as the layer index stores chunk digests). */
+export function sha256Hex(hash: Uint8Array): string {
+  return `sha256:${Buffer.from(hash.buffer, hash.byteOffset, hash.byteLength).toString("hex")}`;
+}
 
 /** True when `s` is a well-formed sha256 or sha512 digest. */
 export function isDigest(s: string): boolean {

@@ -23,7 +23,7 @@ export default tseslint.config(
   { files: ["*/src/**/*.ts"], rules: onlyShoalErrors },
   {
     // CLI entry points, scripts, benches and tests may print.
-    files: ["agent/src/cli/**", "scripts/**", "bench/**", "**/test/**", "testkit/**"],
+    files: ["cli/src/**", "scripts/**", "bench/**", "**/test/**", "testkit/**"],
     rules: { "no-console": "off" },
   },
   {

@@ -2,27 +2,25 @@
 // a lazy image, read lazily with `shoal ls`/`shoal cat`, mounted by an agent
 // and run with chroot; then a supernode and two agents in a swarm, the
 // second served by the first. Prints what each step fetched. Cleans up.
-import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { formatSwarmKey, generateSwarmKey } from "@shoal/p2p";
-import { busyboxImage, freePort, pushLayout, startRegistry, writeImageLayout, unmountAllUnder } from "@shoal/testkit";
-import { callAgent } from "../agent/src/cli/agent-client.ts";
-import type { AgentStatus } from "../agent/src/daemon/agent.ts";
-import { startAgent } from "../agent/test/agent-harness.ts";
+import { AgentClient } from "@shoal/agent/client";
+import {
+  busyboxImage, freePort, pushLayout, runShoal, startAgent, startRegistry, startSupernode, writeImageLayout, unmountAllUnder, type RunningAgent, type ShoalDaemon,
+} from "@shoal/testkit";
 
 const run = promisify(execFile);
-const MAIN = new URL("../agent/src/cli/main.ts", import.meta.url).pathname;
 const say = (s: string) => console.log(`\n\x1b[1m== ${s}\x1b[0m`);
 
 async function shoal(args: string[], opts: { quiet?: boolean } = {}): Promise<string> {
   console.log(`$ shoal ${args.join(" ")}`);
   // asynchronously: this process reads the registry's log pipe and must keep reading it
-  const r = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-    execFile(process.execPath, [MAIN, ...args], { encoding: "utf8", maxBuffer: 1 << 26 }, (err, stdout, stderr) => resolve({ code: err ? (typeof err.code === "number" ? err.code : 1) : 0, stdout, stderr }));
-  });
+  const ran = await runShoal(args);
+  const r = { code: ran.code, stdout: ran.stdout.toString(), stderr: ran.stderr };
   if (r.stderr) process.stdout.write(r.stderr.replace(/^(?=.)/gm, "  "));
   if (r.stdout && !opts.quiet) process.stdout.write(r.stdout.replace(/^(?=.)/gm, "  "));
   if (r.code !== 0) throw new Error(`shoal ${args[0]} failed (exit ${r.code})`);
@@ -31,9 +29,9 @@ async function shoal(args: string[], opts: { quiet?: boolean } = {}): Promise<st
 
 const work = await mkdtemp(join(tmpdir(), "shoal-demo-"));
 const registry = await startRegistry();
-let agent: Awaited<ReturnType<typeof startAgent>> | undefined;
-let supernode: ChildProcess | undefined;
-const swarm: Array<Awaited<ReturnType<typeof startAgent>>> = [];
+let agent: RunningAgent | undefined;
+let supernode: ShoalDaemon | undefined;
+const swarm: RunningAgent[] = [];
 try {
   say(`a Debian docker-registry on ${registry.host}`);
   const layout = await writeImageLayout(join(work, "layout"), busyboxImage({ dataBytes: 32 << 20 }), { tag: "v1" });
@@ -70,8 +68,7 @@ try {
   say("a supernode and two agents in a swarm: the second agent's chunks come from the first and the supernode");
   const snPort = await freePort();
   const snUrl = `http://127.0.0.1:${snPort}`;
-  supernode = spawn(process.execPath, [MAIN, "supernode", "--root", join(work, "supernode"), "--listen", `127.0.0.1:${snPort}`, "--plain-http", "--log-level", "warn"], { stdio: "ignore" });
-  while (!(await fetch(`${snUrl}/v1/health`).then((r) => r.ok, () => false))) await new Promise((r) => setTimeout(r, 100));
+  supernode = await startSupernode(join(work, "supernode"), snPort, ["--log-level", "warn"]);
   console.log(`supernode at ${snUrl}`);
   const keyFile = join(work, "swarm.key");
   await writeFile(keyFile, formatSwarmKey(generateSwarmKey()));
@@ -87,7 +84,7 @@ try {
     console.log(`$ sha256sum ${dir}/app/data.bin   # agent ${i + 1} reads 32 MiB`);
     // asynchronously: this process reads the registry's log pipe, and must keep reading it
     process.stdout.write((await run("sha256sum", [join(dir, "app/data.bin")])).stdout.replace(/^(?=.)/gm, "  "));
-    const st = await callAgent<AgentStatus>(a.root, "GET", "/v1/status");
+    const st = await new AgentClient({ root: a.root }).status();
     const by = Object.entries(st.sources).filter(([src]) => src !== "cache").map(([src, t]) => `${src} ${(t.bytes / 1048576).toFixed(1)} MiB`).join(", ");
     console.log(`agent ${i + 1} fetched: ${by || "nothing"}`);
   }
@@ -95,10 +92,7 @@ try {
 } finally {
   await agent?.stop();
   for (const a of swarm) await a.stop();
-  if (supernode?.pid && supernode.exitCode === null) {
-    supernode.kill("SIGTERM");
-    await new Promise((r) => supernode!.once("exit", r));
-  }
+  await supernode?.stop();
   await unmountAllUnder(work);
   await registry.stop();
   await rm(work, { recursive: true, force: true });

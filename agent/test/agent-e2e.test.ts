@@ -6,16 +6,13 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
-  busyboxImage, diffTrees, edgeCaseImage, largeImage, pushLayout, snapshotTree, startRegistry, umociUnpack, writeImageLayout,
-  unmountAllUnder, type LayerSpec, type RunningRegistry, type TreeSnapshot,
+  busyboxImage, diffTrees, edgeCaseImage, largeImage, pushLayout, snapshotTree, startRegistry, umociUnpack, writeImageLayout, unmountAllUnder, type LayerSpec, type RunningRegistry, type TreeSnapshot, runShoal, startAgent, type RunningAgent,
 } from "@shoal/testkit";
-import { callAgent } from "../src/cli/agent-client.ts";
-import type { AgentStatus } from "../src/daemon/agent.ts";
-import type { MountResult } from "../src/daemon/mounts.ts";
-import { startAgent, type RunningAgent } from "./agent-harness.ts";
-import { BACKGROUND_RUN_BYTES, PREFETCH_CONCURRENCY } from "../src/fetch/prefetcher.ts";
+import { callAgent } from "@shoal/agent/client";
+import type { AgentStatus } from "../src/index.ts";
+import type { MountResult } from "../src/index.ts";
+import { BACKGROUND_RUN_BYTES, PREFETCH_CONCURRENCY } from "@shoal/fetch";
 
-import { shoal } from "./cli.ts";
 
 const run = promisify(execFile);
 const CHUNK = 64 * 1024;
@@ -28,7 +25,7 @@ let work: string;
 async function prepare(name: string, layers: LayerSpec[], chunkSize = CHUNK): Promise<{ lazy: string; original: TreeSnapshot }> {
   const layout = await writeImageLayout(join(work, `${name}-src`), layers, { tag: "v1" });
   await pushLayout(layout.dir, "v1", `${registry.host}/${name}:v1`);
-  const conv = await shoal(["convert", "--plain-http", "--no-cache", "--chunk-size", String(chunkSize), `${registry.host}/${name}:v1`, `${registry.host}/${name}:lazy`]);
+  const conv = await runShoal(["convert", "--plain-http", "--no-cache", "--chunk-size", String(chunkSize), `${registry.host}/${name}:v1`, `${registry.host}/${name}:lazy`]);
   expect(conv.code, conv.stderr).toBe(0);
   const original = await snapshotTree((await umociUnpack(layout.dir, "v1", join(work, `${name}-unpack`))).rootfs);
   return { lazy: `${registry.host}/${name}:lazy`, original };
@@ -91,7 +88,7 @@ describe("shoal agent: lazy mounts", () => {
   it("runs a program from a lazily mounted image with chroot", async () => {
     const dir = join(work, "mnt-busybox");
     await mkdir(dir);
-    const res = await shoal(["mount", "--root", agent.root, busybox.lazy, dir]);
+    const res = await runShoal(["mount", "--root", agent.root, busybox.lazy, dir]);
     expect(res.code, res.stderr).toBe(0);
     expect(res.stdout.toString()).toMatch(/pulled in [0-9.]+ s/);
     const { stdout } = await run("chroot", [dir, "/bin/sh", "-c", "/app/run.sh && echo $((6 * 7))"]);
@@ -99,25 +96,25 @@ describe("shoal agent: lazy mounts", () => {
   });
 
   it("shoal status reports images, mounts and bytes per source", async () => {
-    const res = await shoal(["status", "--root", agent.root, "--json"]);
+    const res = await runShoal(["status", "--root", agent.root, "--json"]);
     expect(res.code, res.stderr).toBe(0);
     const s = JSON.parse(res.stdout.toString()) as AgentStatus;
     expect(s.mounts.map((m) => m.mountpoint)).toEqual(expect.arrayContaining([join(work, "mnt-edge"), join(work, "mnt-busybox")]));
     expect(s.sources.origin?.bytes).toBeGreaterThan(0);
-    const text = await shoal(["status", "--root", agent.root]);
+    const text = await runShoal(["status", "--root", agent.root]);
     expect(text.stdout.toString()).toMatch(/source origin: \d+ chunks/);
   });
 
   it("refuses bad requests with clear errors", async () => {
-    const missing = await shoal(["mount", "--root", agent.root, busybox.lazy, join(work, "does-not-exist")]);
+    const missing = await runShoal(["mount", "--root", agent.root, busybox.lazy, join(work, "does-not-exist")]);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(/does not exist/);
     await mkdir(join(work, "mnt-unconverted"));
-    const unconverted = await shoal(["mount", "--root", agent.root, `${registry.host}/busybox:v1`, join(work, "mnt-unconverted")]);
+    const unconverted = await runShoal(["mount", "--root", agent.root, `${registry.host}/busybox:v1`, join(work, "mnt-unconverted")]);
     expect(unconverted.code).toBe(1);
     expect(unconverted.stderr).toMatch(/SHOAL_ERR_NOT_CONVERTED/);
     expect(unconverted.stderr).toMatch(/convert it first: shoal convert/);
-    const noAgent = await shoal(["status", "--root", join(work, "no-agent-here")]);
+    const noAgent = await runShoal(["status", "--root", join(work, "no-agent-here")]);
     expect(noAgent.code).toBe(1);
     expect(noAgent.stderr).toMatch(/SHOAL_ERR_AGENT_NOT_RUNNING/);
   });
@@ -128,7 +125,7 @@ describe("shoal agent: lazy mounts", () => {
     const exited = new Promise((r) => holder.once("exit", r).once("error", r));
     try {
       await new Promise((r) => setTimeout(r, 200));
-      const busy = await shoal(["umount", "--root", agent.root, dir]);
+      const busy = await runShoal(["umount", "--root", agent.root, dir]);
       expect(busy.code).toBe(1);
       expect(busy.stderr).toMatch(/SHOAL_ERR_BUSY/);
       const { stdout } = await run("chroot", [dir, "/bin/echo", "still mounted"]);
@@ -137,7 +134,7 @@ describe("shoal agent: lazy mounts", () => {
       holder.kill("SIGKILL");
       await exited;
     }
-    const ok = await shoal(["umount", "--root", agent.root, dir]);
+    const ok = await runShoal(["umount", "--root", agent.root, dir]);
     expect(ok.code, ok.stderr).toBe(0);
     expect((await readFile("/proc/self/mounts", "utf8")).includes(` ${dir} `)).toBe(false);
   });
@@ -221,7 +218,7 @@ describe("shoal agent: laziness, prefetch, restarts, faults", () => {
       await mount(agent, rec.lazy, dir);
       await readFile(join(dir, img.smallFile.path));
       await new Promise((r) => setTimeout(r, 1500));
-      expect((await shoal(["umount", "--root", agent.root, dir])).code).toBe(0);
+      expect((await runShoal(["umount", "--root", agent.root, dir])).code).toBe(0);
       await mount(agent, rec.lazy, dir);
       const s = await callAgent<AgentStatus>(agent.root, "GET", "/v1/status");
       const p = s.images[0]!.prefetch!;
@@ -230,14 +227,14 @@ describe("shoal agent: laziness, prefetch, restarts, faults", () => {
       expect(p.head[0]![0]).toBe(img.smallFile.layerIndex);
 
       // the order travels with the image: exported, embedded by convert, used by a fresh agent
-      const exported = await shoal(["startup-order", "--root", agent.root, dir]);
+      const exported = await runShoal(["startup-order", "--root", agent.root, dir]);
       expect(exported.code, exported.stderr).toBe(0);
       const orderFile = join(work, "order.json");
       const { writeFile } = await import("node:fs/promises");
       await writeFile(orderFile, exported.stdout);
       const order = JSON.parse(exported.stdout.toString()) as { chunkSize: number; layers: Record<string, number[]> };
       expect(order.chunkSize).toBe(256 * 1024);
-      const traced = await shoal(["convert", "--plain-http", "--no-cache", "--chunk-size", "262144", "--startup-order", orderFile, `${registry.host}/record:v1`, `${registry.host}/record:traced`]);
+      const traced = await runShoal(["convert", "--plain-http", "--no-cache", "--chunk-size", "262144", "--startup-order", orderFile, `${registry.host}/record:v1`, `${registry.host}/record:traced`]);
       expect(traced.code, traced.stderr).toBe(0);
       expect(traced.stderr).toMatch(/startup chunks/);
       const fresh = await startAgent(join(work, "root-record-2"), ["--plain-http", "--prefetch", "on", "--prefetch-rate", "1k"]);

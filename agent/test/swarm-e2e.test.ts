@@ -1,22 +1,17 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ChunkPeer, formatSwarmKey, generateSwarmKey } from "@shoal/p2p";
 import { parseReference, RegistryClient } from "@shoal/oci";
 import {
-  diffTrees, freePort, largeImage, pushLayout, snapshotTree, startRegistry, umociUnpack, writeImageLayout,
-  unmountAllUnder, type RunningRegistry, type TreeSnapshot,
+  diffTrees, freePort, largeImage, pushLayout, snapshotTree, startRegistry, umociUnpack, writeImageLayout, unmountAllUnder, type RunningRegistry, type TreeSnapshot, runShoal, startSupernode as startSupernodeProcess, startAgent, type RunningAgent,
 } from "@shoal/testkit";
-import { callAgent } from "../src/cli/agent-client.ts";
-import type { AgentStatus } from "../src/daemon/agent.ts";
-import { startAgent, type RunningAgent } from "./agent-harness.ts";
-import { shoal } from "./cli.ts";
+import { callAgent } from "@shoal/agent/client";
+import type { AgentStatus } from "../src/index.ts";
 
-const MAIN = fileURLToPath(new URL("../src/cli/main.ts", import.meta.url));
 
 let registry: RunningRegistry;
 let work: string;
@@ -25,29 +20,15 @@ const supernodes: Array<{ url: string; child: ChildProcess }> = [];
 const agents: RunningAgent[] = [];
 
 async function startSupernode(name: string, port: number, all: string[], extra: string[] = []): Promise<{ url: string; child: ChildProcess }> {
-  const url = `http://127.0.0.1:${port}`;
-  const child = spawn(process.execPath, [MAIN, "supernode", "--root", join(work, name), "--listen", `127.0.0.1:${port}`, "--supernodes", all.join(","), "--plain-http", "--log-level", "warn", ...extra], { stdio: ["ignore", "ignore", "pipe"] });
-  let log = "";
-  child.stderr!.on("data", (d: Buffer) => (log += d.toString()));
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`supernode exited: ${log}`);
-    try {
-      if ((await fetch(`${url}/v1/health`)).status === 200) break;
-    } catch {
-      // not yet
-    }
-    if (Date.now() > deadline) throw new Error(`supernode not ready: ${log}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return { url, child };
+  const sn = await startSupernodeProcess(join(work, name), port, ["--supernodes", all.join(","), "--log-level", "warn", ...extra]);
+  return { url: `http://127.0.0.1:${port}`, child: sn.child };
 }
 
 async function prepare(name: string, seed: number): Promise<{ lazy: string; original: TreeSnapshot; imageBytes: number }> {
   const img = largeImage({ totalBytes: 12 << 20, seed, layers: 2 });
   const layout = await writeImageLayout(join(work, `${name}-src`), img.layers, { tag: "v1" });
   await pushLayout(layout.dir, "v1", `${registry.host}/${name}:v1`);
-  const conv = await shoal(["convert", "--plain-http", "--no-cache", `${registry.host}/${name}:v1`, `${registry.host}/${name}:lazy`]);
+  const conv = await runShoal(["convert", "--plain-http", "--no-cache", `${registry.host}/${name}:v1`, `${registry.host}/${name}:lazy`]);
   expect(conv.code, conv.stderr).toBe(0);
   const original = await snapshotTree((await umociUnpack(layout.dir, "v1", join(work, `${name}-unpack`))).rootfs);
   const c = new RegistryClient({}, { registry: registry.host, plainHttp: true });
@@ -102,7 +83,7 @@ describe("supernodes, preheat and the peer swarm", () => {
     const img = await prepare("peak", 21);
     await registry.settle();
     await registry.resetStats();
-    const pre = await shoal(["preheat", "--supernode", supernodes.map((s) => s.url).join(","), img.lazy]);
+    const pre = await runShoal(["preheat", "--supernode", supernodes.map((s) => s.url).join(","), img.lazy]);
     expect(pre.code, pre.stderr).toBe(0);
     expect(pre.stderr).toMatch(/done/);
     await registry.settle();
@@ -175,7 +156,7 @@ describe("supernodes, preheat and the peer swarm", () => {
     try {
       const health = (await (await fetch(`${seed.url}/v1/health`)).json()) as { peerId?: string };
       expect(health.peerId).toMatch(/^12D3Koo/);
-      const pre = await shoal(["preheat", "--supernode", seed.url, img.lazy]);
+      const pre = await runShoal(["preheat", "--supernode", seed.url, img.lazy]);
       expect(pre.code, pre.stderr).toBe(0);
       const a = await startAgent(join(work, "seeded"), [
         "--plain-http", "--prefetch", "off", "--supernode", seed.url, "--swarm-key", keyFile, "--p2p-listen", "/ip4/127.0.0.1/tcp/0", "--origin-fallback", "false",

@@ -11,7 +11,7 @@ const DIGEST_RE = /^(?:sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$/;
 export const SHA256_DIGEST_RE = /^sha256:[0-9a-f]{64}$/;
 
 /** True when `s` is a well-formed `sha256:<hex>` digest. */
-export function isSha256Digest(s: unknown): s is string {
+export function isSha256Digest(s: unknown): boolean {
   return typeof s === "string" && SHA256_DIGEST_RE.test(s);
 }
 

@@ -8,12 +8,9 @@ import { lstat, mkdir, mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { buildRealisticImage, pushLayout, startRegistry, umociUnpack, unmountAllUnder } from "@shoal/testkit";
-import { callAgent } from "../../agent/src/cli/agent-client.ts";
-import type { AgentStatus } from "../../agent/src/daemon/agent.ts";
-import { startAgent } from "../../agent/test/agent-harness.ts";
+import { AgentClient } from "@shoal/agent/client";
+import { buildRealisticImage, pushLayout, runShoalOk, startAgent, startRegistry, umociUnpack, unmountAllUnder, type RunningAgent } from "@shoal/testkit";
 
-const CLI = fileURLToPath(new URL("../../agent/src/cli/main.ts", import.meta.url));
 const CACHE = process.env.SHOAL_BENCH_CACHE ?? fileURLToPath(new URL("../../.cache/realistic-image", import.meta.url));
 
 function dropCaches(): void {
@@ -81,18 +78,19 @@ export async function runFuseBench(log: (s: string) => void = (s) => console.err
   const image = await buildRealisticImage(CACHE, { log });
   const registry = await startRegistry();
   const work = await mkdtemp(join(tmpdir(), "shoal-bench-fuse-"));
-  let agent: Awaited<ReturnType<typeof startAgent>> | undefined;
+  let agent: RunningAgent | undefined;
   try {
     await pushLayout(image.layoutDir, image.tag, `${registry.host}/bench/realistic:v1`);
-    execFileSync(process.execPath, [CLI, "convert", "--plain-http", `${registry.host}/bench/realistic:v1`, `${registry.host}/bench/realistic:lazy`], { stdio: "ignore" });
+    await runShoalOk(["convert", "--plain-http", `${registry.host}/bench/realistic:v1`, `${registry.host}/bench/realistic:lazy`]);
     const local = (await umociUnpack(image.layoutDir, image.tag, join(work, "bundle"))).rootfs;
     agent = await startAgent(join(work, "root"), ["--plain-http", "--prefetch", "on", "--prefetch-rate", "1G", "--log-level", "warn"]);
     const mnt = join(work, "mnt");
     await mkdir(mnt);
-    await callAgent(agent.root, "POST", "/v1/mounts", { image: `${registry.host}/bench/realistic:lazy`, mountpoint: mnt });
+    const client = new AgentClient({ root: agent.root });
+    await client.mount(`${registry.host}/bench/realistic:lazy`, mnt);
     log("waiting for prefetch to complete (all chunks local, and stored inflated)");
     for (;;) {
-      const s = await callAgent<AgentStatus>(agent.root, "GET", "/v1/status");
+      const s = await client.status();
       if (s.images[0]?.prefetch?.finished && s.images[0].prefetch.inflated) break;
       await new Promise((r) => setTimeout(r, 250));
     }

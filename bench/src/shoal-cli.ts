@@ -1,13 +1,11 @@
-// What the benches share for driving shoal: its CLI, agent sockets, layer sizes.
-import { spawn } from "node:child_process";
-import { fileURLToPath } from "node:url";
-import { socketAccepts, type NetnsRegistry } from "@shoal/testkit";
+// What the benches share for driving shoal: the testkit's one way to run it, with the
+// entry point a bench was told to use (`--cli PATH`, to compare another checkout), and layer sizes.
+import { runShoal, runShoalOk, SHOAL_MAIN, startShoal, type NetnsRegistry, type Readiness, type ShoalDaemon } from "@shoal/testkit";
+import type { ChildProcess, SpawnOptions } from "node:child_process";
+import { liveProcs } from "./leftovers.ts";
 
-/** Agent sockets: the benches wait for one to accept before calling it. */
-export { socketAccepts };
-
-/** The repository's `shoal` entry point, run with this Node. */
-export const DEFAULT_CLI = fileURLToPath(new URL("../../agent/src/cli/main.ts", import.meta.url));
+/** This checkout's `shoal` entry point. */
+export const DEFAULT_CLI = SHOAL_MAIN;
 
 /** A CLI result: exit code and output. */
 export interface CliResult {
@@ -17,27 +15,24 @@ export interface CliResult {
 }
 
 /**
- * Runners of the shoal CLI at `cliPath`: `cli` resolves with the exit code
- * and output (never rejects on a non-zero exit); `cliOk` resolves stdout and
- * rejects with stderr when the exit code is not 0. Asynchronous on purpose:
- * a bench must keep reading its registries' log pipes.
+ * Runners of the shoal CLI at `main`: `cli` resolves with the exit code and
+ * output (never rejects on a non-zero exit); `cliOk` resolves stdout and
+ * rejects with stderr when the exit code is not 0; `daemon` starts one
+ * (agent, supernode) and waits until `ready` answers, its log in `logFile`.
  */
-export function shoalCli(cliPath: string = DEFAULT_CLI): { cli: (args: string[]) => Promise<CliResult>; cliOk: (args: string[]) => Promise<string> } {
-  const cli = (args: string[]) => new Promise<CliResult>((resolve, reject) => {
-    const child = spawn(process.execPath, [cliPath, ...args], { stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (s: string) => (stdout += s));
-    child.stderr.setEncoding("utf8").on("data", (s: string) => (stderr += s));
-    child.once("error", reject);
-    child.once("close", (code, sig) => resolve({ code: code ?? (sig ? 128 : 1), stdout, stderr }));
-  });
-  const cliOk = async (args: string[]) => {
-    const r = await cli(args);
-    if (r.code !== 0) throw new Error(`shoal ${args.join(" ")} failed (${r.code}):\n${r.stderr.trim()}`);
-    return r.stdout;
+export function shoalCli(main: string = DEFAULT_CLI) {
+  return {
+    cli: async (args: string[]): Promise<CliResult> => {
+      const r = await runShoal(args, { main });
+      return { code: r.code, stdout: r.stdout.toString(), stderr: r.stderr };
+    },
+    cliOk: (args: string[]): Promise<string> => runShoalOk(args, { main }),
+    daemon: async (args: string[], opts: { logFile: string; ready: Readiness; timeoutMs?: number; spawn?: (cmd: string, args: readonly string[], o: SpawnOptions) => ChildProcess }): Promise<ShoalDaemon> => {
+      const d = await startShoal(args, { ...opts, main });
+      liveProcs.add(d.child);
+      return d;
+    },
   };
-  return { cli, cliOk };
 }
 
 /** Compressed layer bytes of `repo:tag`'s manifest (single-platform image) in `reg`. */

@@ -1,4 +1,4 @@
-import { LayerFormatError } from "./errors.ts";
+import { LayerFormatError, NotConvertedError } from "./errors.ts";
 import type { IndexLocation } from "./blob-layout.ts";
 
 /** Prefix that makes containerd pass these annotations to snapshotters as labels. */
@@ -62,4 +62,17 @@ export function parseLazyAnnotations(annotations: Readonly<Record<string, string
     chunkSize: num(ANN_CHUNK_SIZE),
     ...(source && DIGEST.test(source) ? { sourceDigest: source } : {}),
   };
+}
+
+/**
+ * The lazy-layer annotations of every layer of an image manifest, bottom
+ * first. Throws `NotConvertedError` naming `image` and the first layer that
+ * is not lazy, and `LayerFormatError` for malformed annotations.
+ */
+export function requireLazyLayers(layers: ReadonlyArray<{ digest: string; annotations?: Readonly<Record<string, string>> }>, image: string): LazyLayerInfo[] {
+  return layers.map((d, i) => {
+    const info = parseLazyAnnotations(d.annotations, d.digest);
+    if (!info) throw new NotConvertedError(image, `layer ${i} (${d.digest}) has no shoal index`);
+    return info;
+  });
 }

@@ -52,3 +52,10 @@ export class NotFoundError extends ShoalError {
   }
 }
 
+
+/** An image, or one of its layers, is not a shoal lazy image: convert it first (`shoal convert`). */
+export class NotConvertedError extends ShoalError {
+  constructor(image: string, detail: string) {
+    super("SHOAL_ERR_NOT_CONVERTED", `${image} is not a shoal lazy image (${detail}); convert it first: shoal convert ${image} DST`);
+  }
+}

@@ -1,4 +1,4 @@
-import { InvalidArgumentError } from "@shoal/base";
+import { InvalidArgumentError, sha256Hex } from "@shoal/base";
 import { LayerFormatError } from "./errors.ts";
 import type { EntryType, TarEntry } from "./tar-entry.ts";
 import { hashBytes, hashPath, PathTable } from "./path-table.ts";
@@ -37,6 +37,11 @@ export interface Chunk {
   uncompressedOffset: number;
   /** Uncompressed length: `chunkSize`, less for the last chunk. */
   uncompressedLength: number;
+}
+
+/** The digest string of a chunk, `sha256:<hex>` of its compressed bytes: how stores, peers and the tracker name it. */
+export function chunkDigest(chunk: Chunk): string {
+  return sha256Hex(chunk.digest);
 }
 
 /** Everything needed to build a `LayerIndex`. */

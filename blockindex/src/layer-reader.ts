@@ -10,7 +10,7 @@ import type { TarEntry } from "./tar-entry.ts";
  * blob bytes at `[chunk.offset, chunk.offset + chunk.length)`. They need not
  * verify them; `LayerReader` does.
  */
-export interface ChunkSource {
+export interface LayerChunks {
   fetchChunk(chunk: Chunk, opts?: { signal?: AbortSignal }): Promise<Uint8Array>;
 }
 
@@ -20,15 +20,15 @@ export function chunkMatches(chunk: Chunk, bytes: Uint8Array): boolean {
 }
 
 /**
- * Reads file data out of one lazy layer through a `ChunkSource`, verifying
+ * Reads file data out of one lazy layer through a `LayerChunks`, verifying
  * every chunk against the index before inflating it.
  */
 export class LayerReader {
   readonly index: LayerIndex;
-  private readonly source: ChunkSource;
+  private readonly source: LayerChunks;
   private readonly layer: string | undefined;
 
-  constructor(components: { index: LayerIndex; source: ChunkSource }, init: { layer?: string } = {}) {
+  constructor(components: { index: LayerIndex; source: LayerChunks }, init: { layer?: string } = {}) {
     this.index = components.index;
     this.source = components.source;
     this.layer = init.layer;

@@ -5,7 +5,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { convertLayer, decodeFooter, decodeIndexMembers, FOOTER_SIZE, LayerReader, OCI_LAYER_GZIP, OCI_LAYER_TAR, OCI_LAYER_ZSTD, UnsupportedMediaTypeError, type Chunk, type ChunkSource, type ConvertInit } from "@shoal/blockindex";
+import { convertLayer, decodeFooter, decodeIndexMembers, FOOTER_SIZE, LayerReader, OCI_LAYER_GZIP, OCI_LAYER_TAR, OCI_LAYER_ZSTD, UnsupportedMediaTypeError, type Chunk, type LayerChunks, type ConvertInit } from "@shoal/blockindex";
 import { gnuTar, gz, pieces, prng, tempDir } from "./helpers.ts";
 
 const CHUNK = 64 * 1024;
@@ -17,7 +17,7 @@ async function convert(blob: Buffer, mediaType = OCI_LAYER_GZIP, init: ConvertIn
   return { result, bytes: Buffer.concat(out) };
 }
 
-function memorySource(blob: Buffer, tamper?: (c: Chunk, b: Buffer) => Buffer): ChunkSource & { fetched: number[] } {
+function memorySource(blob: Buffer, tamper?: (c: Chunk, b: Buffer) => Buffer): LayerChunks & { fetched: number[] } {
   const fetched: number[] = [];
   return {
     fetched,
@@ -82,7 +82,7 @@ describe("convertLayer", () => {
     expect(c.result.digest).toBe(a.result.digest);
   });
 
-  it("reads every file through a ChunkSource, fetching only the chunks that hold it", async () => {
+  it("reads every file through a LayerChunks, fetching only the chunks that hold it", async () => {
     const { result, bytes } = await convert(gz(tar));
     const source = memorySource(bytes);
     const reader = new LayerReader({ index: result.index, source });

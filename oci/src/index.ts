@@ -26,3 +26,4 @@ export type { ManifestTarget, FetchedManifest, ResolvedImage } from "./manifests
 export type { OpenBlob } from "./blobs.ts";
 export { parseContentRange } from "./blobs.ts";
 export type { BlobSource, PushBlobOptions, PushBlobResult } from "./upload.ts";
+export { RegistryClientPool, MAX_CREDENTIAL_CLIENTS, type RegistryClients, type RegistryClientPoolInit } from "./client-pool.ts";

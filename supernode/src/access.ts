@@ -4,12 +4,11 @@
  * supernode checks (HEAD blob with the caller's credentials) that the
  * registry lets this caller read this layer, and remembers a yes for a while.
  */
+import { layerKey, type LayerRef } from "@shoal/swarm";
 import { untilAborted } from "@shoal/base";
 import { createHash } from "node:crypto";
-import { RegistryError } from "@shoal/oci";
+import { RegistryError, type Credentials, type RegistryClients } from "@shoal/oci";
 import { DEFAULT_ACCESS_TTL_MS } from "./constants.ts";
-import { layerKey, type LayerRef } from "./layer-ref.ts";
-import type { CallerCredentials, OriginClients } from "./origins.ts";
 
 /** Settings of an `AccessCheck`. */
 export interface AccessCheckInit {
@@ -21,7 +20,7 @@ export interface AccessCheckInit {
 
 /** See the module comment. */
 export class AccessCheck {
-  readonly #origins: OriginClients;
+  readonly #origins: RegistryClients;
   readonly #now: () => number;
   readonly #ttl: number;
   readonly #max: number;
@@ -29,7 +28,7 @@ export class AccessCheck {
   readonly #verified = new Map<string, number>();
   readonly #inflight = new Map<string, Promise<void>>();
 
-  constructor(components: { origins: OriginClients; now?: () => number }, init: AccessCheckInit = {}) {
+  constructor(components: { origins: RegistryClients; now?: () => number }, init: AccessCheckInit = {}) {
     this.#origins = components.origins;
     this.#now = components.now ?? Date.now;
     this.#ttl = init.ttlMs ?? DEFAULT_ACCESS_TTL_MS;
@@ -42,7 +41,7 @@ export class AccessCheck {
    * otherwise. When the registry is unavailable, a caller verified before
    * (however long ago) is let through so that the cache keeps serving.
    */
-  async check(layer: LayerRef, credentials: CallerCredentials | undefined, opts: { signal?: AbortSignal } = {}): Promise<void> {
+  async check(layer: LayerRef, credentials: Credentials | undefined, opts: { signal?: AbortSignal } = {}): Promise<void> {
     if (this.#ttl === 0) return;
     const who = credentials ? createHash("sha256").update(`${credentials.username}\0${credentials.password}`).digest("hex") : "-";
     const key = `${layerKey(layer)}\0${who}`;
@@ -56,7 +55,7 @@ export class AccessCheck {
     await untilAborted(p, opts.signal);
   }
 
-  async #verify(layer: LayerRef, credentials: CallerCredentials | undefined, key: string, seenBefore: boolean): Promise<void> {
+  async #verify(layer: LayerRef, credentials: Credentials | undefined, key: string, seenBefore: boolean): Promise<void> {
     try {
       const head = await this.#origins.client(layer.registry, credentials).headBlob(layer.repository, layer.digest);
       if (!head) throw new RegistryError("SHOAL_ERR_REGISTRY_NOT_FOUND", `blob ${layer.repository}@${layer.digest} not found in ${layer.registry}`, { status: 404 });

@@ -1,15 +1,17 @@
 /** The supernode's HTTP API: routing, parsing at the edge, JSON errors `{code, message}`. */
-import { BadRequestError, errorBody, httpStatusOf, ShoalError } from "@shoal/base";
+import {
+  ANNOUNCE_PATH, BLOBS_PREFIX, CHUNK_LENGTHS_HEADER, CHUNKS_PREFIX, HEALTH_PATH, INDEX_DIGEST_HEADER, INDEX_OFFSET_HEADER, INDEX_PREFIX, MAX_JSON_BODY, PEERS_PATH,
+  parseAnnouncement, parseBasicAuth, parseLayerPath, parsePeerReport, parsePreheatRequest, PREHEAT_PATH, PREHEAT_PREFIX, REPORT_PATH, type LayerRef, type PeerReport,
+} from "@shoal/swarm";
+import { AbortedError, BadRequestError, errorBody, httpStatusOf, isSha256Digest, ShoalError } from "@shoal/base";
+import { readJson, sendError, sendJson } from "@shoal/service";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Logger } from "pino";
 import { parseRangeHeader, RangeNotSatisfiableError, type BlobService } from "./blob-service.ts";
 import type { ChunkRequestOptions, ChunkService } from "./chunk-service.ts";
 import type { SwarmSeed } from "./swarm-seed.ts";
-import { MAX_JSON_BODY } from "./constants.ts";
-import { DIGEST_RE, parseLayerPath, type LayerRef } from "./layer-ref.ts";
-import { parseBasicAuth } from "./origins.ts";
-import { parsePreheatRequest, type PreheatJobs } from "./preheat.ts";
-import { parseAnnouncement, parsePeerReport, type PeerReport, type Tracker } from "./tracker.ts";
+import { type PreheatJobs } from "./preheat.ts";
+import { type PeerTable } from "./peer-table.ts";
 
 /** What the API handler needs. */
 export interface ApiComponents {
@@ -17,7 +19,7 @@ export interface ApiComponents {
   blobs: BlobService;
   /** The supernode's own chunk peer, when it joined the swarm: listed as a holder of what it caches. */
   seed?: SwarmSeed;
-  tracker: Tracker;
+  tracker: PeerTable;
   preheat: PreheatJobs;
   logger: Logger;
   /** Called with the number of chunk bytes sent. */
@@ -28,33 +30,7 @@ export interface ApiComponents {
   ready(): boolean;
 }
 
-const CHUNKS_PREFIX = "/v1/chunks/";
-const INDEX_PREFIX = "/v1/index/";
-const BLOBS_PREFIX = "/v1/blobs/";
 const DECIMAL = /^(0|[1-9][0-9]{0,15})$/;
-
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) }).end(text);
-}
-
-async function readJson(req: IncomingMessage, signal: AbortSignal): Promise<unknown> {
-  const parts: Buffer[] = [];
-  let size = 0;
-  for await (const part of req) {
-    signal.throwIfAborted();
-    size += (part as Buffer).length;
-    // Past the limit, read on (discarding) so the client sees the answer rather than a reset; give up at 16x.
-    if (size > MAX_JSON_BODY * 16) break;
-    if (size <= MAX_JSON_BODY) parts.push(part as Buffer);
-  }
-  if (size > MAX_JSON_BODY) throw new BadRequestError(`request body larger than ${MAX_JSON_BODY} bytes`);
-  try {
-    return JSON.parse(Buffer.concat(parts).toString("utf8"));
-  } catch (err) {
-    throw new BadRequestError("request body is not valid JSON", { cause: err });
-  }
-}
 
 function decimal(q: URLSearchParams, name: string): number {
   const v = q.get(name);
@@ -68,18 +44,14 @@ export function createApiHandler(c: ApiComponents): (req: IncomingMessage, res: 
   return (req, res) => {
     const ac = new AbortController();
     res.on("close", () => {
-      if (!res.writableFinished) ac.abort(new ShoalError("SHOAL_ERR_BAD_REQUEST", "client went away"));
+      if (!res.writableFinished) ac.abort(new AbortedError("client went away"));
     });
     handle(c, req, res, ac.signal).catch((err: unknown) => {
       const status = httpStatusOf(err);
       if (status >= 500) log.warn({ method: req.method, path: (req.url ?? "").split("?")[0], err }, "request failed");
       else log.debug({ method: req.method, path: (req.url ?? "").split("?")[0], code: errorBody(err).code }, "request refused");
-      if (res.headersSent) {
-        res.destroy();
-        return;
-      }
-      if (err instanceof RangeNotSatisfiableError) res.setHeader("content-range", `bytes */${err.size}`);
-      sendJson(res, status, errorBody(err));
+      if (err instanceof RangeNotSatisfiableError && !res.headersSent) res.setHeader("content-range", `bytes */${err.size}`);
+      sendError(res, err);
     });
   };
 }
@@ -94,7 +66,7 @@ function blobRequest(req: IncomingMessage, url: URL, prefix: string, signal: Abo
   const rawPath = (req.url ?? "").split("?")[0]!;
   const layer = parseLayerPath(rawPath.slice(prefix.length));
   const indexDigest = url.searchParams.get("index");
-  if (indexDigest !== null && !DIGEST_RE.test(indexDigest)) throw new BadRequestError("query parameter index must be a sha256:<hex> digest");
+  if (indexDigest !== null && !isSha256Digest(indexDigest)) throw new BadRequestError("query parameter index must be a sha256:<hex> digest");
   const credentials = parseBasicAuth(req.headers.authorization);
   return { layer, opts: { signal, ...(credentials ? { credentials } : {}), ...(indexDigest ? { hint: { indexDigest } } : {}) } };
 }
@@ -111,7 +83,7 @@ async function handle(c: ApiComponents, req: IncomingMessage, res: ServerRespons
   const route = (m: string, p: string) => method === m && path === p;
 
   if (!c.ready()) throw new ShoalError("SHOAL_ERR_SHUTTING_DOWN", "supernode is not ready");
-  if (route("GET", "/v1/health")) {
+  if (route("GET", HEALTH_PATH)) {
     return sendJson(res, 200, { ok: true, ...(c.seed ? { peerId: c.seed.peerId, addrs: c.seed.addrs } : {}) });
   }
   if (method === "GET" && path.startsWith(CHUNKS_PREFIX)) {
@@ -121,7 +93,7 @@ async function handle(c: ApiComponents, req: IncomingMessage, res: ServerRespons
     res.writeHead(200, {
       "content-type": "application/octet-stream",
       "content-length": total,
-      "x-shoal-chunk-lengths": parts.map((p) => p.length).join(","),
+      [CHUNK_LENGTHS_HEADER]: parts.map((p) => p.length).join(","),
     });
     for (const p of parts) res.write(p);
     res.end();
@@ -150,41 +122,41 @@ async function handle(c: ApiComponents, req: IncomingMessage, res: ServerRespons
     res.writeHead(200, {
       "content-type": "application/octet-stream",
       "content-length": cached.bytes.length,
-      "x-shoal-index-offset": String(cached.location.offset),
-      "x-shoal-index-digest": cached.indexDigest,
+      [INDEX_OFFSET_HEADER]: String(cached.location.offset),
+      [INDEX_DIGEST_HEADER]: cached.indexDigest,
     });
     res.end(cached.bytes);
     c.served?.(cached.bytes.length);
     return;
   }
-  if (route("POST", "/v1/report")) {
-    const r = parsePeerReport(await readJson(req, signal));
+  if (route("POST", REPORT_PATH)) {
+    const r = parsePeerReport(await readJson(req, { maxBytes: MAX_JSON_BODY, signal }));
     const banned = c.tracker.report(r);
     c.reported?.(r, banned);
     return sendJson(res, 200, { banned });
   }
-  if (route("POST", "/v1/announce")) {
-    const a = parseAnnouncement(await readJson(req, signal));
+  if (route("POST", ANNOUNCE_PATH)) {
+    const a = parseAnnouncement(await readJson(req, { maxBytes: MAX_JSON_BODY, signal }));
     const ttlMs = c.tracker.announce(a);
     return sendJson(res, 200, { ttlMs });
   }
-  if (route("GET", "/v1/peers")) {
+  if (route("GET", PEERS_PATH)) {
     const layer = url.searchParams.get("layer");
-    if (layer === null || !DIGEST_RE.test(layer)) throw new BadRequestError("query parameter layer must be a sha256:<hex> digest");
+    if (layer === null || !isSha256Digest(layer)) throw new BadRequestError("query parameter layer must be a sha256:<hex> digest");
     const chunk = url.searchParams.get("chunk");
     if (chunk !== null && !/^(0|[1-9][0-9]{0,8})$/.test(chunk)) throw new BadRequestError("query parameter chunk must be a chunk index");
     const chunkIndex = chunk === null ? undefined : Number(chunk);
     const self = c.seed?.holder(layer, chunkIndex);
     return sendJson(res, 200, [...c.tracker.peers(layer, chunkIndex), ...(self ? [self] : [])]);
   }
-  if (route("POST", "/v1/preheat")) {
-    const body = parsePreheatRequest(await readJson(req, signal));
+  if (route("POST", PREHEAT_PATH)) {
+    const body = parsePreheatRequest(await readJson(req, { maxBytes: MAX_JSON_BODY, signal }));
     const credentials = parseBasicAuth(req.headers.authorization);
     const id = c.preheat.start(body, credentials ? { credentials } : {});
     return sendJson(res, 202, { id });
   }
-  if (method === "GET" && path.startsWith("/v1/preheat/")) {
-    return sendJson(res, 200, c.preheat.status(path.slice("/v1/preheat/".length)));
+  if (method === "GET" && path.startsWith(PREHEAT_PREFIX)) {
+    return sendJson(res, 200, c.preheat.status(path.slice(PREHEAT_PREFIX.length)));
   }
   throw new ShoalError("SHOAL_ERR_NOT_FOUND", `no route ${method} ${path.slice(0, 200)}`);
 }

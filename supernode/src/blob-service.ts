@@ -7,13 +7,13 @@
  * its digest; blocks of larger blobs are cached as the origin served them
  * (the caller verifies the whole blob).
  */
+import { type Credentials, type RegistryClients } from "@shoal/oci";
+import { type LayerRef } from "@shoal/swarm";
 import { DigestMismatchError, untilAborted, ShoalError } from "@shoal/base";
 import { createHash } from "node:crypto";
 import type { Logger } from "pino";
 import type { AccessCheck } from "./access.ts";
 import { DEFAULT_BLOB_BLOCK_BYTES } from "./constants.ts";
-import type { LayerRef } from "./layer-ref.ts";
-import type { CallerCredentials, OriginClients } from "./origins.ts";
 
 /** The chunk-store surface blocks need (`ChunkStore` satisfies it). */
 export interface BlockCache {
@@ -31,7 +31,7 @@ export interface BlockDb {
 /** Options of one blob read. */
 export interface BlobReadOptions {
   signal?: AbortSignal;
-  credentials?: CallerCredentials;
+  credentials?: Credentials;
 }
 
 /** A byte range that lies outside the blob: HTTP 416. */
@@ -49,7 +49,7 @@ const sha256 = (b: Uint8Array): string => `sha256:${createHash("sha256").update(
 export class BlobService {
   readonly #cache: BlockCache;
   readonly #db: BlockDb;
-  readonly #origins: OriginClients;
+  readonly #origins: RegistryClients;
   readonly #access: AccessCheck | undefined;
   readonly #log: Logger;
   readonly #blockBytes: number;
@@ -59,7 +59,7 @@ export class BlobService {
   readonly #originBytes: ((n: number) => void) | undefined;
 
   constructor(
-    components: { cache: BlockCache; db: BlockDb; origins: OriginClients; logger: Logger; access?: AccessCheck; originBytes?: (n: number) => void },
+    components: { cache: BlockCache; db: BlockDb; origins: RegistryClients; logger: Logger; access?: AccessCheck; originBytes?: (n: number) => void },
     init: { blockBytes?: number } = {},
   ) {
     this.#cache = components.cache;

@@ -4,14 +4,14 @@
  * once; adjacent missing chunks of one call in one range request), verified
  * against the layer index before they are cached or served.
  */
+import { type Credentials, type RegistryClients } from "@shoal/oci";
+import { MAX_CHUNKS_PER_REQUEST, type LayerRef } from "@shoal/swarm";
 import { DigestMismatchError, untilAborted, BadRequestError, ShoalError } from "@shoal/base";
-import { chunkMatches, type Chunk, type LayerIndex } from "@shoal/blockindex";
+import { chunkDigest, chunkMatches, type Chunk, type LayerIndex } from "@shoal/blockindex";
 import type { Logger } from "pino";
-import { DEFAULT_MAX_CHUNKS_PER_REQUEST, DEFAULT_MAX_RANGE_BYTES } from "./constants.ts";
+import { DEFAULT_MAX_RANGE_BYTES } from "./constants.ts";
 import type { AccessCheck } from "./access.ts";
 import type { CachedIndex, IndexCache, IndexHint } from "./index-cache.ts";
-import type { LayerRef } from "./layer-ref.ts";
-import type { CallerCredentials, OriginClients } from "./origins.ts";
 
 /** The narrow chunk-store surface the service needs (`ChunkStore` satisfies it). */
 export interface ChunkCache {
@@ -36,13 +36,8 @@ export interface ChunkServiceInit {
 /** Options of one chunk request. */
 export interface ChunkRequestOptions {
   signal?: AbortSignal;
-  credentials?: CallerCredentials;
+  credentials?: Credentials;
   hint?: IndexHint;
-}
-
-/** The hex digest string of a chunk: `sha256:<hex>` of its compressed bytes. */
-export function chunkDigest(chunk: Chunk): string {
-  return `sha256:${chunk.digest.toString("hex")}`;
 }
 
 interface Deferred {
@@ -67,7 +62,7 @@ function deferred(): Deferred {
 export class ChunkService {
   readonly #indexes: IndexCache;
   readonly #cache: ChunkCache;
-  readonly #origins: OriginClients;
+  readonly #origins: RegistryClients;
   readonly #observer: ChunkServiceObserver;
   readonly #log: Logger;
   readonly #maxChunks: number;
@@ -78,7 +73,7 @@ export class ChunkService {
   readonly #access: AccessCheck | undefined;
 
   constructor(
-    components: { indexes: IndexCache; cache: ChunkCache; origins: OriginClients; logger: Logger; observer?: ChunkServiceObserver; access?: AccessCheck },
+    components: { indexes: IndexCache; cache: ChunkCache; origins: RegistryClients; logger: Logger; observer?: ChunkServiceObserver; access?: AccessCheck },
     init: ChunkServiceInit = {},
   ) {
     this.#indexes = components.indexes;
@@ -87,7 +82,7 @@ export class ChunkService {
     this.#origins = components.origins;
     this.#observer = components.observer ?? {};
     this.#log = components.logger.child({ component: "chunks" });
-    this.#maxChunks = init.maxChunksPerRequest ?? DEFAULT_MAX_CHUNKS_PER_REQUEST;
+    this.#maxChunks = init.maxChunksPerRequest ?? MAX_CHUNKS_PER_REQUEST;
     this.#maxRange = init.maxRangeBytes ?? DEFAULT_MAX_RANGE_BYTES;
   }
 
@@ -186,7 +181,7 @@ export class ChunkService {
     return again!;
   }
 
-  async #fetchRun(layer: LayerRef, chunks: Chunk[], waits: Deferred[], credentials: CallerCredentials | undefined): Promise<void> {
+  async #fetchRun(layer: LayerRef, chunks: Chunk[], waits: Deferred[], credentials: Credentials | undefined): Promise<void> {
     const first = chunks[0]!;
     const last = chunks[chunks.length - 1]!;
     const length = last.offset + last.length - first.offset;

@@ -10,20 +10,12 @@ export const DEFAULT_BAN_MS = 60 * 60 * 1000;
 export const DEFAULT_TRACKER_TTL_MS = 60_000;
 /** Blocks that byte ranges of any blob are fetched and cached in, bytes. */
 export const DEFAULT_BLOB_BLOCK_BYTES = 4 * 1024 * 1024;
-/** Most peers one `GET /v1/peers` answers (a random sample of the holders). */
-export const MAX_PEERS_ANSWERED = 64;
-/** Most chunks one `GET /v1/chunks` may ask for. */
-export const DEFAULT_MAX_CHUNKS_PER_REQUEST = 256;
 /** Largest single range request to the origin, bytes; longer runs are split. */
 export const DEFAULT_MAX_RANGE_BYTES = 32 * 1024 * 1024;
 /** Retry budget of one origin request, ms. */
 export const DEFAULT_ORIGIN_RETRY_MS = 10_000;
 /** Range requests a preheat job keeps in flight. */
 export const DEFAULT_PREHEAT_CONCURRENCY = 4;
-/** Largest JSON request body, bytes. */
-export const MAX_JSON_BODY = 1024 * 1024;
-/** Registry clients kept per distinct caller credentials (LRU). */
-export const MAX_CREDENTIAL_CLIENTS = 64;
 /** Largest index region read from a blob, bytes. */
 export const MAX_INDEX_SIZE = 64 * 1024 * 1024;
 /** Finished preheat jobs are forgotten after this long, ms. */

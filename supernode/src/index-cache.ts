@@ -1,11 +1,11 @@
 /** Layer indexes the supernode has read: in memory and in LevelDB, fetched from the origin once. */
+import { type Credentials, type RegistryClients } from "@shoal/oci";
+import { type LayerRef } from "@shoal/swarm";
 import { untilAborted } from "@shoal/base";
 import { createHash } from "node:crypto";
 import { decodeFooter, decodeIndexMembers, FOOTER_SIZE, LayerFormatError, type IndexLocation, type LayerIndex } from "@shoal/blockindex";
 import type { Logger } from "pino";
 import { MAX_INDEX_SIZE } from "./constants.ts";
-import type { LayerRef } from "./layer-ref.ts";
-import type { CallerCredentials, OriginClients } from "./origins.ts";
 
 /** The narrow key-value surface the index cache needs (a utf8 `Level` satisfies it). */
 export interface IndexDb {
@@ -42,19 +42,19 @@ function sha256(bytes: Uint8Array): string {
  */
 export class IndexCache {
   readonly #db: IndexDb;
-  readonly #origins: OriginClients;
+  readonly #origins: RegistryClients;
   readonly #log: Logger;
   readonly #memory = new Map<string, Promise<CachedIndex>>();
   readonly #loaded = new Map<string, CachedIndex>();
 
-  constructor(components: { db: IndexDb; origins: OriginClients; logger: Logger }) {
+  constructor(components: { db: IndexDb; origins: RegistryClients; logger: Logger }) {
     this.#db = components.db;
     this.#origins = components.origins;
     this.#log = components.logger.child({ component: "index-cache" });
   }
 
   /** The index of `layer`; throws `LayerFormatError` (`SHOAL_ERR_NOT_CONVERTED`, …) or a `RegistryError`. */
-  async get(layer: LayerRef, opts: { signal?: AbortSignal; credentials?: CallerCredentials; hint?: IndexHint } = {}): Promise<CachedIndex> {
+  async get(layer: LayerRef, opts: { signal?: AbortSignal; credentials?: Credentials; hint?: IndexHint } = {}): Promise<CachedIndex> {
     let p = this.#memory.get(layer.digest);
     if (!p) {
       p = this.#load(layer, opts);
@@ -77,7 +77,7 @@ export class IndexCache {
     return this.#loaded.get(digest);
   }
 
-  async #load(layer: LayerRef, opts: { credentials?: CallerCredentials; hint?: IndexHint }): Promise<CachedIndex> {
+  async #load(layer: LayerRef, opts: { credentials?: Credentials; hint?: IndexHint }): Promise<CachedIndex> {
     const key = KEY_PREFIX + layer.digest;
     const stored = await this.#db.get(key).catch(() => undefined);
     if (stored) {

@@ -1,8 +1,8 @@
-/** The supernode's Prometheus metrics, served on their own listener. */
-import { createServer, type Server } from "node:http";
+/** The supernode's Prometheus metrics (served by a `MetricsServer` of @shoal/service). */
+import { type PreheatStatus } from "@shoal/swarm";
 import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
 import type { ChunkServiceObserver } from "./chunk-service.ts";
-import type { PreheatObserver, PreheatStatus } from "./preheat.ts";
+import type { PreheatObserver } from "./preheat.ts";
 
 /** Counters and gauges of one supernode (a registry of its own). */
 export class SupernodeMetrics implements ChunkServiceObserver, PreheatObserver {
@@ -58,33 +58,4 @@ export class SupernodeMetrics implements ChunkServiceObserver, PreheatObserver {
     this.#preheatTotal.set({ job: id }, s.chunksTotal);
   }
 
-  /** Serve `GET /metrics` on `host:port` (port 0: any); `refresh` runs before each scrape. */
-  listen(host: string, port: number, refresh?: () => void): Promise<Server> {
-    return serveMetrics(this.registry, host, port, refresh);
-  }
-
-}
-
-/**
- * Serve `registry` as Prometheus text at `GET /metrics` on `host:port`
- * (port 0: any free port); other paths answer 404. `refresh` runs before
- * each scrape, to set gauges from live state. Resolves once listening.
- */
-export async function serveMetrics(registry: Registry, host: string, port: number, refresh?: () => void): Promise<Server> {
-  const server = createServer((req, res) => {
-    if (req.url !== "/metrics") {
-      res.writeHead(404).end("not found\n");
-      return;
-    }
-    refresh?.();
-    registry.metrics().then(
-      (text) => res.writeHead(200, { "content-type": registry.contentType }).end(text),
-      (err: Error) => res.writeHead(500).end(err.message),
-    );
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(port, host, () => resolve());
-  });
-  return server;
 }

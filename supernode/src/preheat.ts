@@ -1,51 +1,13 @@
 /** Preheat jobs: pull this supernode's share of an image's chunks into its cache. */
-import { BadRequestError, errorBody, ShoalError } from "@shoal/base";
+import { type Credentials, type RegistryClients } from "@shoal/oci";
+import { errorBody, ShoalError } from "@shoal/base";
 import { randomUUID } from "node:crypto";
-import { parseLazyAnnotations, type LayerIndex } from "@shoal/blockindex";
-import { parsePlatform, parseReference, type ImageReference, type Platform } from "@shoal/oci";
+import { chunkDigest, requireLazyLayers, type LayerIndex } from "@shoal/blockindex";
+import { normalizeSupernodeUrl, ownerOf, type LayerRef, type PreheatRequest, type PreheatStatus } from "@shoal/swarm";
 import type { Logger } from "pino";
-import { chunkDigest, type ChunkService } from "./chunk-service.ts";
+import type { ChunkService } from "./chunk-service.ts";
 import { DEFAULT_PREHEAT_CONCURRENCY, PREHEAT_JOB_RETENTION_MS } from "./constants.ts";
 import type { IndexHint } from "./index-cache.ts";
-import type { LayerRef } from "./layer-ref.ts";
-import type { CallerCredentials, OriginClients } from "./origins.ts";
-import { normalizeSupernodeUrl, ownerOf } from "./rendezvous.ts";
-
-/** A validated `POST /v1/preheat` body. */
-export interface PreheatRequest {
-  image: ImageReference;
-  platform?: Platform;
-}
-
-/** Parse a preheat body (untrusted JSON); throws `BadRequestError`. */
-export function parsePreheatRequest(body: unknown): PreheatRequest {
-  if (typeof body !== "object" || body === null || Array.isArray(body)) throw new BadRequestError("preheat: body must be a JSON object");
-  const b = body as Record<string, unknown>;
-  if (typeof b.image !== "string" || b.image.length === 0) throw new BadRequestError("preheat: image must be a non-empty string");
-  let image: ImageReference;
-  try {
-    image = parseReference(b.image);
-  } catch (err) {
-    throw new BadRequestError(`preheat: ${(err as Error).message}`, { cause: err });
-  }
-  if (b.platform === undefined) return { image };
-  if (typeof b.platform !== "string") throw new BadRequestError("preheat: platform must be a string os/arch[/variant]");
-  try {
-    return { image, platform: parsePlatform(b.platform) };
-  } catch (err) {
-    throw new BadRequestError(`preheat: ${(err as Error).message}`, { cause: err });
-  }
-}
-
-/** State of a preheat job as `GET /v1/preheat/:id` returns it. Totals count only this supernode's share. */
-export interface PreheatStatus {
-  state: "running" | "done" | "failed";
-  chunksDone: number;
-  chunksTotal: number;
-  bytesDone: number;
-  bytesTotal: number;
-  error?: { code: string; message: string };
-}
 
 /** Progress callbacks of preheat jobs (metrics). */
 export interface PreheatObserver {
@@ -70,7 +32,7 @@ interface Job {
 /** Runs and remembers preheat jobs. */
 export class PreheatJobs {
   readonly #chunks: ChunkService;
-  readonly #origins: OriginClients;
+  readonly #origins: RegistryClients;
   readonly #log: Logger;
   readonly #observer: PreheatObserver;
   readonly #self: string | undefined;
@@ -80,7 +42,7 @@ export class PreheatJobs {
   readonly #running = new Set<Promise<void>>();
   readonly #lifetime = new AbortController();
 
-  constructor(components: { chunks: ChunkService; origins: OriginClients; logger: Logger; observer?: PreheatObserver }, init: PreheatJobsInit = {}) {
+  constructor(components: { chunks: ChunkService; origins: RegistryClients; logger: Logger; observer?: PreheatObserver }, init: PreheatJobsInit = {}) {
     this.#chunks = components.chunks;
     this.#origins = components.origins;
     this.#log = components.logger.child({ component: "preheat" });
@@ -94,7 +56,7 @@ export class PreheatJobs {
   }
 
   /** Start a job; returns its id at once. */
-  start(req: PreheatRequest, opts: { credentials?: CallerCredentials } = {}): string {
+  start(req: PreheatRequest, opts: { credentials?: Credentials } = {}): string {
     if (this.#lifetime.signal.aborted) throw new ShoalError("SHOAL_ERR_SHUTTING_DOWN", "supernode is shutting down");
     this.#forgetOld();
     const id = randomUUID();
@@ -108,7 +70,7 @@ export class PreheatJobs {
         job.status.state = "failed";
         job.status.error = errorBody(err);
         if (job.status.error.code === "SHOAL_ERR_INTERNAL") job.status.error.message = (err as Error)?.message ?? String(err);
-        this.#log.warn({ id, image: formatRef(req.image), err }, "preheat failed");
+        this.#log.warn({ id, image: req.image.toString(), err }, "preheat failed");
       },
     );
     const tracked = p.finally(() => {
@@ -127,16 +89,15 @@ export class PreheatJobs {
     return { ...job.status };
   }
 
-  async #run(id: string, job: Job, req: PreheatRequest, credentials: CallerCredentials | undefined): Promise<void> {
+  async #run(id: string, job: Job, req: PreheatRequest, credentials: Credentials | undefined): Promise<void> {
     const signal = this.#lifetime.signal;
     const client = this.#origins.client(req.image.registry, credentials);
     const resolved = await client.resolveImage(req.image, { signal, ...(req.platform ? { platform: req.platform } : {}) });
-    const layers: { ref: LayerRef; hint: IndexHint }[] = [];
-    for (const desc of resolved.manifest.layers) {
-      const info = parseLazyAnnotations(desc.annotations, desc.digest);
-      if (!info) throw new ShoalError("SHOAL_ERR_NOT_CONVERTED", `layer ${desc.digest} of ${formatRef(req.image)} is not a lazy layer: run shoal convert first`);
-      layers.push({ ref: { registry: req.image.registry, repository: req.image.repository, digest: desc.digest }, hint: { location: info.location, indexDigest: info.indexDigest } });
-    }
+    const infos = requireLazyLayers(resolved.manifest.layers, req.image.toString());
+    const layers: { ref: LayerRef; hint: IndexHint }[] = resolved.manifest.layers.map((desc, i) => ({
+      ref: { registry: req.image.registry, repository: req.image.repository, digest: desc.digest },
+      hint: { location: infos[i]!.location, indexDigest: infos[i]!.indexDigest },
+    }));
     const opts = { signal, ...(credentials ? { credentials } : {}) };
     const plans: { ref: LayerRef; index: LayerIndex; positions: number[] }[] = [];
     const seen = new Set<string>();
@@ -155,7 +116,7 @@ export class PreheatJobs {
       plans.push({ ref: l.ref, index, positions });
     }
     this.#observer.progress?.(id, job.status);
-    this.#log.info({ id, image: formatRef(req.image), chunks: job.status.chunksTotal, bytes: job.status.bytesTotal }, "preheat started");
+    this.#log.info({ id, image: req.image.toString(), chunks: job.status.chunksTotal, bytes: job.status.bytesTotal }, "preheat started");
     // Batches of adjacent owned chunks, worked on `concurrency` at a time.
     const batches: { ref: LayerRef; index: LayerIndex; positions: number[] }[] = [];
     for (const p of plans) {
@@ -204,8 +165,4 @@ export class PreheatJobs {
     this.#lifetime.abort(new ShoalError("SHOAL_ERR_SHUTTING_DOWN", "supernode is shutting down"));
     await Promise.all([...this.#running]);
   }
-}
-
-function formatRef(r: ImageReference): string {
-  return `${r.registry}/${r.repository}${r.tag ? `:${r.tag}` : ""}${r.digest ? `@${r.digest}` : ""}`;
 }

@@ -1,8 +1,9 @@
 /** Wiring of one supernode process: LevelDB, chunk store, origins, API server, metrics. */
+
 import { mkdir } from "node:fs/promises";
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
+import { createServer } from "node:http";
 import { join } from "node:path";
+import { RegistryClientPool } from "@shoal/oci";
 import { ChunkStore } from "@shoal/store";
 import { Level } from "level";
 import type { Logger } from "pino";
@@ -13,16 +14,10 @@ import { ChunkService } from "./chunk-service.ts";
 import { DEFAULT_CACHE_SIZE, DEFAULT_ORIGIN_RETRY_MS } from "./constants.ts";
 import { IndexCache, type IndexDb } from "./index-cache.ts";
 import { SupernodeMetrics } from "./metrics.ts";
-import { RegistryClients } from "./origins.ts";
 import { PreheatJobs } from "./preheat.ts";
 import { SwarmSeed, type SwarmSeedInit } from "./swarm-seed.ts";
-import { Tracker } from "./tracker.ts";
-
-/** A host and TCP port to listen on (port 0: any free port). */
-export interface ListenAddress {
-  host: string;
-  port: number;
-}
+import { PeerTable } from "./peer-table.ts";
+import { baseUrl, closeServer, Lifecycle, listenTcp, MetricsServer, type ListenAddress } from "@shoal/service";
 
 /** Settings of `createSupernode`. */
 export interface SupernodeInit {
@@ -70,27 +65,6 @@ export interface Supernode {
   close(): Promise<void>;
 }
 
-function listen(server: Server, addr: ListenAddress): Promise<AddressInfo> {
-  return new Promise((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(addr.port, addr.host, () => {
-      server.off("error", reject);
-      resolve(server.address() as AddressInfo);
-    });
-  });
-}
-
-function baseUrl(a: AddressInfo): string {
-  return `http://${a.family === "IPv6" ? `[${a.address}]` : a.address}:${a.port}`;
-}
-
-function closeServer(server: Server): Promise<void> {
-  return new Promise((resolve) => {
-    server.close(() => resolve());
-    server.closeAllConnections();
-  });
-}
-
 /**
  * Start a supernode: open its database and chunk store under `init.root`,
  * listen on `init.listen` (and `init.metricsListen`), and serve the API
@@ -100,44 +74,40 @@ function closeServer(server: Server): Promise<void> {
  */
 export async function createSupernode(init: SupernodeInit, logger: Logger): Promise<Supernode> {
   const log = logger.child({ component: "supernode" });
-  await mkdir(init.root, { recursive: true });
-  const level = new Level<string, string>(join(init.root, "meta"), { keyEncoding: "utf8", valueEncoding: "utf8" });
-  await level.open();
-  const cleanup: (() => Promise<void>)[] = [() => level.close()];
-  const closeAll = async () => {
-    for (const f of cleanup.reverse()) await f().catch((err: unknown) => log.warn({ err }, "close failed"));
-    cleanup.length = 0;
-  };
-  try {
+  const life = new Lifecycle({ logger: log });
+  return life.build(async () => {
+    await mkdir(init.root, { recursive: true });
+    const level = new Level<string, string>(join(init.root, "meta"), { keyEncoding: "utf8", valueEncoding: "utf8" });
+    await level.open();
+    life.defer("database", () => level.close());
     const store = await ChunkStore.open({ db: level, logger }, { root: join(init.root, "store"), capacityBytes: init.cacheSize ?? DEFAULT_CACHE_SIZE });
-    cleanup.push(() => store.close());
+    life.defer("chunk store", () => store.close());
     const metrics = new SupernodeMetrics();
-    const origins = new RegistryClients(
+    const origins = new RegistryClientPool(
       { logger },
-      { plainHttp: init.plainHttp === true, maxRetryTimeMs: init.originRetryMs ?? DEFAULT_ORIGIN_RETRY_MS, ...(init.allowedRegistries ? { allowedRegistries: init.allowedRegistries } : {}) },
+      { userAgent: "shoal-supernode/0.1", plainHttp: init.plainHttp === true, maxRetryTimeMs: init.originRetryMs ?? DEFAULT_ORIGIN_RETRY_MS, ...(init.allowedRegistries ? { allowedRegistries: init.allowedRegistries } : {}) },
     );
-    cleanup.push(() => origins.close());
+    life.defer("registry clients", () => origins.close());
     const db: IndexDb = { get: async (k) => (await level.get(k)) ?? undefined, put: (k, v) => level.put(k, v) };
     const indexes = new IndexCache({ db, origins, logger });
     const access = new AccessCheck({ origins }, init.accessTtlMs !== undefined ? { ttlMs: init.accessTtlMs } : {});
     const chunks = new ChunkService({ indexes, cache: store, origins, logger, observer: metrics, access });
-    cleanup.push(() => chunks.close());
+    life.defer("chunk service", () => chunks.close());
     const blobs = new BlobService({ cache: store, db, origins, logger, access, originBytes: (n) => metrics.originBytes(n) }, init.blobBlockBytes !== undefined ? { blockBytes: init.blobBlockBytes } : {});
-    cleanup.push(async () => blobs.close());
-    const tracker = new Tracker({}, init.trackerTtlMs !== undefined ? { ttlMs: init.trackerTtlMs } : {});
+    life.defer("blob service", () => blobs.close());
+    const tracker = new PeerTable({}, init.trackerTtlMs !== undefined ? { ttlMs: init.trackerTtlMs } : {});
     let ready = false;
     // The handler is attached once `self` is known (the bound port); no request can arrive in between.
     const server = createServer();
-    const address = await listen(server, init.listen);
-    cleanup.push(() => closeServer(server));
-    const url = baseUrl(address);
+    const url = baseUrl(await listenTcp(server, init.listen));
+    life.defer("API server", () => closeServer(server));
     const preheat = new PreheatJobs({ chunks, origins, logger, observer: metrics }, { self: init.self ?? url, peers: init.peers ?? [] });
-    cleanup.push(() => preheat.close());
+    life.defer("preheat jobs", () => preheat.close());
     let seed: SwarmSeed | undefined;
     if (init.swarm) {
-      seed = await SwarmSeed.start({ cache: store, indexes, logger }, { ...init.swarm, keyFile: join(init.root, "peer.key") });
-      const started = seed;
-      cleanup.push(() => started.stop());
+      const started = await SwarmSeed.start({ cache: store, indexes, logger }, { ...init.swarm, keyFile: join(init.root, "peer.key") });
+      life.defer("swarm seed", () => started.stop());
+      seed = started;
     }
     server.on("request", createApiHandler({ chunks, blobs, tracker, ...(seed ? { seed } : {}), preheat, logger, served: (n) => metrics.served(n), reported: (r, banned) => {
       metrics.reported(banned);
@@ -145,28 +115,23 @@ export async function createSupernode(init: SupernodeInit, logger: Logger): Prom
     }, ready: () => ready }));
     let metricsUrl: string | undefined;
     if (init.metricsListen) {
-      const ms = await metrics.listen(init.metricsListen.host, init.metricsListen.port, () => {
+      const refresh = () => {
         metrics.storeBytes.set(store.stats().bytes);
         if (seed) metrics.swarm(seed.stats());
-      });
-      cleanup.push(() => closeServer(ms));
-      metricsUrl = baseUrl(ms.address() as AddressInfo);
+      };
+      metricsUrl = (await life.start("metrics server", new MetricsServer({ registry: metrics.registry, refresh }, { listen: init.metricsListen }))).url;
     }
     ready = true;
     log.info({ url, metricsUrl, peers: init.peers?.length ?? 0, ...(seed ? { peerId: seed.peerId, p2p: seed.addrs } : {}) }, "supernode ready");
-    let closing: Promise<void> | undefined;
     return {
       url,
       metricsUrl,
       peer: seed ? { peerId: seed.peerId, addrs: seed.addrs } : undefined,
-      close: () => {
+      close: async () => {
         ready = false;
-        closing ??= closeAll().then(() => log.info("supernode closed"));
-        return closing;
+        await life.close();
+        log.info("supernode closed");
       },
     };
-  } catch (err) {
-    await closeAll();
-    throw err;
-  }
+  });
 }

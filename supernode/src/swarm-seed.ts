@@ -3,12 +3,11 @@
  * (same swarm key) that serves the chunks in its cache, and lists itself to
  * agents as a holder of the chunks of every layer whose index it has read.
  */
+import { type LayerHolder, bitmapHas, chunkHolding, decodeChunkBitmap } from "@shoal/swarm";
 import { ChunkPeer, type SwarmKey } from "@shoal/p2p";
 import type { Logger } from "pino";
-import { bitmapHas, chunkHolding, decodeChunkBitmap } from "./chunk-bitmap.ts";
-import { chunkDigest } from "./chunk-service.ts";
+import { chunkDigest } from "@shoal/blockindex";
 import type { IndexCache } from "./index-cache.ts";
-import type { LayerHolder } from "./tracker.ts";
 
 /** Settings of the supernode's swarm membership. */
 export interface SwarmSeedInit {

@@ -3,7 +3,8 @@ import { parseReference, RegistryClient, staticCredentials } from "@shoal/oci";
 import { startRegistry, type RunningRegistry } from "@shoal/testkit";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createSupernode, preheat } from "../src/index.ts";
+import { preheat } from "@shoal/swarm";
+import { createSupernode } from "../src/index.ts";
 import { blobChunks, Cleanup, prepareImage, type TestImage } from "./harness.ts";
 
 const user = "shoal-user";
@@ -85,7 +86,7 @@ describe("credentials pass through to a private registry", () => {
     expect(ranged.status).toBe(206);
     expect(Buffer.from(await ranged.arrayBuffer()).equals(layer.blob.subarray(0, 10))).toBe(true);
 
-    const p = await preheat({ supernodes: [sn.url], image: privRef, authorization: basic, pollMs: 20 });
+    const p = await preheat({ supernodes: [sn.url], image: privRef, credentials: { username: user, password }, pollMs: 20 });
     expect(p.chunksDone).toBe(p.chunksTotal);
     const denied = await preheat({ supernodes: [sn.url], image: privRef, pollMs: 20 }).catch((e: unknown) => e as Error);
     expect((denied as Error).message).toContain("SHOAL_ERR_REGISTRY_UNAUTHORIZED");

@@ -1,25 +1,16 @@
 /** Shared setup of the supernode tests: a converted image in a real registry, supernodes in-process. */
-import { execFile } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { decodeIndexMembers, parseLazyAnnotations, type LayerIndex } from "@shoal/blockindex";
 import { parseReference, RegistryClient } from "@shoal/oci";
-import { largeImage, pushLayout, startRegistry, writeImageLayout, type RunningRegistry } from "@shoal/testkit";
+import { largeImage, pushLayout, runShoalOk, startRegistry, writeImageLayout, type RunningRegistry } from "@shoal/testkit";
 import { pino } from "pino";
 import { createSupernode, type Supernode, type SupernodeInit } from "../src/index.ts";
 
-const CLI = fileURLToPath(new URL("../../agent/src/cli/main.ts", import.meta.url));
-
 /** Run `shoal convert --plain-http SRC DST`; rejects with stderr on failure. */
-export function convert(src: string, dst: string, cacheHome: string, chunkSize?: number): Promise<void> {
-  const args = [CLI, "convert", "--plain-http", ...(chunkSize ? ["--chunk-size", String(chunkSize)] : []), src, dst];
-  return new Promise((resolve, reject) => {
-    execFile(process.execPath, args, { env: { ...process.env, XDG_CACHE_HOME: cacheHome }, timeout: 120_000, maxBuffer: 1 << 26 }, (err, _stdout, stderr) =>
-      err ? reject(new Error(`convert failed: ${String(stderr)}`, { cause: err })) : resolve(),
-    );
-  });
+export async function convert(src: string, dst: string, cacheHome: string, chunkSize?: number): Promise<void> {
+  await runShoalOk(["convert", "--plain-http", ...(chunkSize ? ["--chunk-size", String(chunkSize)] : []), src, dst], { env: { XDG_CACHE_HOME: cacheHome } });
 }
 
 /** One converted layer with its whole blob and decoded index. */

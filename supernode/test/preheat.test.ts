@@ -4,7 +4,8 @@ import { join } from "node:path";
 import { chunkPaths } from "@shoal/store";
 import { freePort, type RunningRegistry } from "@shoal/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { chunkDigest, ownerOf, preheat, type PreheatProgress } from "../src/index.ts";
+import { chunkDigest } from "@shoal/blockindex";
+import { ownerOf, preheat, type PreheatProgress } from "@shoal/swarm";
 import { blobChunks, Cleanup, fetchChunks, registryWithImage, type TestImage } from "./harness.ts";
 
 const exists = (p: string) => access(p).then(() => true, () => false);

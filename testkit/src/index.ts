@@ -22,3 +22,4 @@ export * from "./netns-lan.ts";
 export * from "./unix-socket.ts";
 export * from "./mounts.ts";
 export { pidAlive } from "./host-tools.ts";
+export * from "./shoal-process.ts";

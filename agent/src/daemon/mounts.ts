@@ -2,15 +2,13 @@ import { InvalidArgumentError, ShoalError } from "@shoal/base";
 import { createHash } from "node:crypto";
 import { stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { MergedTree } from "@shoal/blockindex";
+import { MergedTree, type StartupOrder } from "@shoal/blockindex";
+import { PrefetchJob, type ChunkPos, type Fetcher, type PrefetchProgress, type RemoteLayer } from "@shoal/fetch";
 import type { Logger } from "pino";
-import type { Fetcher, RemoteLayer } from "../fetch/fetcher.ts";
-import { PrefetchJob, type ChunkPos, type PrefetchProgress } from "../fetch/prefetcher.ts";
 import type { LayerFilesystem, LowerFile } from "../fs/index.ts";
 import { isMountpoint, mountOverlay, unmountPath } from "../fs/index.ts";
 import type { CatalogImage, ImageCatalog } from "./image-catalog.ts";
 import type { KeyValue } from "./kv.ts";
-import type { StartupOrder } from "../image/startup-order.ts";
 
 /** The part of the chunk store mounts need: pinning chunks of mounted images. */
 export interface ChunkPinning {

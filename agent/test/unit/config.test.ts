@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { AGENT_SETTINGS } from "../../src/config/agent-config.ts";
 import { parseBytes, parseDuration } from "@shoal/base";
-import { parseListen, resolveSettings } from "../../src/config/schema.ts";
+import { parseListen, resolveSettings } from "@shoal/service";
 
 describe("agent settings", () => {
   it("takes flags over env over config file over defaults", () => {

@@ -4,14 +4,12 @@
 //   shoal:    shoal mount (lazy) + the same first work
 // The registry runs in a network namespace of its own (testkit createNetns);
 // pushing and converting are setup and not measured.
-import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
 import { mkdtemp, mkdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { DEFAULT_CLI, layerBytes, shoalCli, socketAccepts } from "../shoal-cli.ts";
-import { installExitHook, liveMountRoots, liveProcs, liveWorkDirs, stopProcess, sweepStaleWorkDirs } from "../leftovers.ts";
+import { DEFAULT_CLI, layerBytes, shoalCli } from "../shoal-cli.ts";
+import { installExitHook, liveMountRoots, liveWorkDirs, stopProcess, sweepStaleWorkDirs } from "../leftovers.ts";
 import {
   buildRealisticImage, createNetns, mountsUnder, pushLayout, run, runFirstWork, startNetnsRegistry, umociUnpack, unmountAllUnder,
   type FirstWorkResult, type Netns, type NetnsRegistry, type RealisticImage,
@@ -97,7 +95,7 @@ export interface FirstWorkBenchResult {
 const sec = (t0: number) => (performance.now() - t0) / 1000;
 
 let CLI = DEFAULT_CLI;
-let { cli, cliOk } = shoalCli(CLI);
+let { cli, cliOk, daemon } = shoalCli(CLI);
 
 
 
@@ -145,25 +143,10 @@ async function runShoal(
   await mkdir(mnt, { recursive: true });
   liveMountRoots.add(root);
   liveMountRoots.add(mnt);
-  const agentLog = join(work, "agent.log");
   const args = ["agent", "--root", root, "--plain-http", "--prefetch", prefetch, "--startup-window", "10s", "--log-level", process.env.SHOAL_BENCH_AGENT_LOG_LEVEL ?? "info"];
-  const agent = spawn(process.execPath, [CLI, ...args], { stdio: ["ignore", "pipe", "pipe"] });
-  liveProcs.add(agent);
-  let agentOut = "";
-  const collect = (s: string) => {
-    agentOut = (agentOut + s).slice(-4_000_000);
-  };
-  agent.stdout.setEncoding("utf8").on("data", collect);
-  agent.stderr.setEncoding("utf8").on("data", collect);
+  const agent = await daemon(args, { logFile: join(work, `agent-${lazyTag}.log`), ready: { socket: join(root, "agent.sock") } });
   let mounted = false;
   try {
-    const sock = join(root, "agent.sock");
-    const deadline = Date.now() + 60_000;
-    while (!(existsSync(sock) && (await socketAccepts(sock)))) {
-      if (agent.exitCode !== null || agent.signalCode !== null) throw new Error(`shoal agent exited (${agent.exitCode ?? agent.signalCode}):\n${agentOut.trim()}`);
-      if (Date.now() > deadline) throw new Error(`shoal agent not ready after 60 s:\n${agentOut.trim()}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
 
     reg.resetStats();
     log(`shoal: mount + first work (prefetch ${prefetch})`);
@@ -188,10 +171,9 @@ async function runShoal(
       const u = await cli(["umount", "--root", root, mnt]);
       if (u.code !== 0) log(`shoal umount failed (${u.code}): ${u.stderr.trim()}`);
     }
-    await stopProcess(agent, 15_000);
-    await writeFile(agentLog, agentOut);
+    await stopProcess(agent.child, 15_000);
     // SHOAL_BENCH_LOG_DIR keeps the agent's log of each pass for a closer look
-    if (process.env.SHOAL_BENCH_LOG_DIR) await writeFile(join(process.env.SHOAL_BENCH_LOG_DIR, `agent-${lazyTag}.log`), agentOut);
+    if (process.env.SHOAL_BENCH_LOG_DIR) await writeFile(join(process.env.SHOAL_BENCH_LOG_DIR, `agent-${lazyTag}.log`), agent.logs());
     const clean = (await unmountAllUnder(mnt)) && (await unmountAllUnder(root));
     if (clean) {
       liveMountRoots.delete(root);
@@ -213,7 +195,7 @@ export async function runFirstWorkBench(opts: FirstWorkBenchOptions = {}): Promi
   const rateMbit = opts.rateMbit ?? 100;
   const prefetch = opts.prefetch ?? "off";
   CLI = opts.cli ?? DEFAULT_CLI;
-  ({ cli, cliOk } = shoalCli(CLI));
+  ({ cli, cliOk, daemon } = shoalCli(CLI));
   installExitHook();
   // Children talk to the namespace address only: no proxy may redirect them.
   const savedProxy: Record<string, string | undefined> = {};

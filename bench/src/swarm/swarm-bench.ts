@@ -7,21 +7,19 @@
 //                 cold supernode, until every agent's prefetch has finished
 //   (c) optional: as (b) after `shoal preheat` into the supernode
 // Measured: wall time until all N are done, and registry blob bytes served.
-import type { ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { mkdtemp, mkdir, rm, writeFile } from "node:fs/promises";
-import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { DEFAULT_CLI, layerBytes, shoalCli, socketAccepts } from "../shoal-cli.ts";
-import { installExitHook, liveProcs, liveWorkDirs, stopProcess, sweepStaleWorkDirs } from "../leftovers.ts";
-import { callAgent } from "../../../agent/src/cli/agent-client.ts";
+import { DEFAULT_CLI, layerBytes, shoalCli } from "../shoal-cli.ts";
+import { installExitHook, liveWorkDirs, stopProcess, sweepStaleWorkDirs } from "../leftovers.ts";
+import { callAgent } from "@shoal/agent/client";
 import { formatSwarmKey, generateSwarmKey } from "@shoal/p2p";
 import {
   buildRealisticImage, createNetnsLan, pushLayout, startNetnsRegistry, unmountAllUnder,
-  type NetnsLan, type NetnsLanMember, type NetnsRegistry,
+  type NetnsLan, type NetnsLanMember, type NetnsRegistry, type Readiness, type ShoalDaemon,
 } from "@shoal/testkit";
 
 const DEFAULT_CACHE = fileURLToPath(new URL("../../../.cache/realistic-image", import.meta.url));
@@ -101,10 +99,10 @@ export interface SwarmBenchResult {
 }
 
 const sec = (t0: number) => (performance.now() - t0) / 1000;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms)); // polling only, never measured
 
 let CLI = DEFAULT_CLI;
-let { cliOk } = shoalCli(CLI);
+let { cliOk, daemon } = shoalCli(CLI);
 
 
 
@@ -132,43 +130,9 @@ function cpuSecondsOf(pid: number | undefined): number {
   }
 }
 
-/** A long-running shoal process in a member namespace, its output kept (tail). */
-interface Proc {
-  child: ChildProcess;
-  out: () => string;
-}
-
-/** Extra Node flags for the shoal processes (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`), from `SHOAL_BENCH_NODE_ARGS`. */
-const NODE_ARGS = (process.env.SHOAL_BENCH_NODE_ARGS ?? "").split(" ").filter(Boolean);
-
-function startShoal(member: NetnsLanMember, args: string[]): Proc {
-  const child = member.spawnNetOnly(process.execPath, [...NODE_ARGS, CLI, ...args], { stdio: ["ignore", "pipe", "pipe"] });
-  liveProcs.add(child);
-  let out = "";
-  const collect = (s: string) => {
-    out = (out + s).slice(-1_000_000);
-  };
-  child.stdout!.setEncoding("utf8").on("data", collect);
-  child.stderr!.setEncoding("utf8").on("data", collect);
-  return { child, out: () => out };
-}
-
-async function waitTcp(host: string, port: number, proc: Proc, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = connect({ host, port });
-      s.once("connect", () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.once("error", () => resolve(false));
-    });
-    if (ok) return;
-    if (proc.child.exitCode !== null || proc.child.signalCode !== null) throw new Error(`process exited:\n${proc.out().slice(-4000)}`);
-    if (Date.now() > deadline) throw new Error(`${host}:${port} not listening after ${timeoutMs} ms:\n${proc.out().slice(-4000)}`);
-    await sleep(100);
-  }
+/** Start a shoal daemon in `member`'s network namespace, its log beside its state. */
+function startIn(member: NetnsLanMember, args: string[], logFile: string, ready: Readiness, timeoutMs: number): Promise<ShoalDaemon> {
+  return daemon(args, { logFile, ready, timeoutMs, spawn: (cmd, a, o) => member.spawnNetOnly(cmd, a, o) });
 }
 
 async function runBaseline(reg: NetnsRegistry, ref: string, hosts: NetnsLanMember[], work: string): Promise<BaselinePass> {
@@ -204,7 +168,7 @@ async function runShoal(c: ShoalCtx, tag: string): Promise<ShoalPass> {
   const dir = join(c.work, tag);
   await mkdir(dir, { recursive: true });
   const snUrl = `http://${c.supernode.nsAddr}:${SUPERNODE_PORT}`;
-  const procs: Proc[] = [];
+  const procs: ShoalDaemon[] = [];
   const roots = c.hosts.map((_, i) => join(dir, `agent-${i}`));
   const mnts = c.hosts.map((_, i) => join(dir, `mnt-${i}`));
   const mounted = new Set<number>();
@@ -212,11 +176,9 @@ async function runShoal(c: ShoalCtx, tag: string): Promise<ShoalPass> {
   try {
     const snRoot = join(dir, "supernode");
     await mkdir(snRoot, { recursive: true });
-    const sn = startShoal(c.supernode, [
+    procs.push(await startIn(c.supernode, [
       "supernode", "--root", snRoot, "--listen", `${c.supernode.nsAddr}:${SUPERNODE_PORT}`, "--supernodes", snUrl, "--plain-http", "--log-level", logLevel,
-    ]);
-    procs.push(sn);
-    await waitTcp(c.supernode.nsAddr, SUPERNODE_PORT, sn, 60_000);
+    ], join(dir, "supernode.log"), { tcp: { host: c.supernode.nsAddr, port: SUPERNODE_PORT } }, 60_000));
 
     await c.reg.settle();
     c.reg.resetStats();
@@ -230,25 +192,16 @@ async function runShoal(c: ShoalCtx, tag: string): Promise<ShoalPass> {
       preheatRegistryBytes = c.reg.stats().blobBytes;
     }
 
-    for (let i = 0; i < c.hosts.length; i++) {
+    // every agent starts at once; each is waited for until its socket answers
+    procs.push(...await Promise.all(c.hosts.map(async (h, i) => {
       await mkdir(roots[i]!, { recursive: true });
       await mkdir(mnts[i]!, { recursive: true });
-      procs.push(startShoal(c.hosts[i]!, [
+      return startIn(h, [
         "agent", "--root", roots[i]!, "--plain-http", "--supernode", snUrl, "--swarm-key", c.keyFile,
-        "--p2p-listen", `/ip4/${c.hosts[i]!.nsAddr}/tcp/0`, "--prefetch", "on", "--prefetch-rate", "1G",
+        "--p2p-listen", `/ip4/${h.nsAddr}/tcp/0`, "--prefetch", "on", "--prefetch-rate", "1G",
         "--origin-fallback", String(c.originFallback), "--log-level", logLevel,
-      ]));
-    }
-    const deadline = Date.now() + 120_000;
-    for (let i = 0; i < c.hosts.length; i++) {
-      const sock = join(roots[i]!, "agent.sock");
-      const p = procs[i + 1]!;
-      while (!(await socketAccepts(sock))) {
-        if (p.child.exitCode !== null || p.child.signalCode !== null) throw new Error(`agent ${i} exited:\n${p.out().slice(-4000)}`);
-        if (Date.now() > deadline) throw new Error(`agent ${i} not ready after 120 s:\n${p.out().slice(-4000)}`);
-        await sleep(100);
-      }
-    }
+      ], join(dir, `agent-${i}.log`), { socket: join(roots[i]!, "agent.sock") }, 120_000);
+    })));
 
     await c.reg.settle();
     const before = c.reg.stats();
@@ -272,7 +225,7 @@ async function runShoal(c: ShoalCtx, tag: string): Promise<ShoalPass> {
       for (let i = 0; i < c.hosts.length; i++) {
         if (doneAt[i] !== undefined) continue;
         const p = procs[i + 1]!;
-        if (p.child.exitCode !== null || p.child.signalCode !== null) throw new Error(`agent ${i} exited during the pass:\n${p.out().slice(-4000)}`);
+        if (p.child.exitCode !== null || p.child.signalCode !== null) throw new Error(`agent ${i} exited during the pass:\n${p.logs().slice(-4000)}`);
         const s = await callAgent<AgentStatusLite>(roots[i]!, "GET", "/v1/status", undefined, { timeoutMs: 30_000 });
         last[i] = s;
         if (s.images[0]?.prefetch?.finished) doneAt[i] = sec(t0);
@@ -320,7 +273,7 @@ async function runShoal(c: ShoalCtx, tag: string): Promise<ShoalPass> {
     await Promise.all([...mounted].map((i) => callAgent(roots[i]!, "DELETE", `/v1/mounts?mountpoint=${encodeURIComponent(mnts[i]!)}`, undefined, { timeoutMs: 20_000 }).catch(() => {})));
     await Promise.all(procs.map((p) => stopProcess(p.child, 10_000)));
     if (process.env.SHOAL_BENCH_LOG_DIR) {
-      await Promise.all(procs.map((p, i) => writeFile(join(process.env.SHOAL_BENCH_LOG_DIR!, `${tag}-${i === 0 ? "supernode" : `agent-${i - 1}`}.log`), p.out())));
+      await Promise.all(procs.map((p, i) => writeFile(join(process.env.SHOAL_BENCH_LOG_DIR!, `${tag}-${i === 0 ? "supernode" : `agent-${i - 1}`}.log`), p.logs())));
     }
     if (await unmountAllUnder(dir)) await rm(dir, { recursive: true, force: true });
     else c.log(`warning: mounts left under ${dir}`);
@@ -342,7 +295,7 @@ export async function runSwarmBench(opts: SwarmBenchOptions): Promise<SwarmBench
   const sizes = opts.hosts;
   if (sizes.length === 0 || sizes.some((n) => !Number.isInteger(n) || n < 1 || n > 64)) throw new Error("hosts: integers from 1 to 64");
   CLI = opts.cli ?? DEFAULT_CLI;
-  ({ cliOk } = shoalCli(CLI));
+  ({ cliOk, daemon } = shoalCli(CLI));
   installExitHook();
   const savedProxy: Record<string, string | undefined> = {};
   for (const k of ["http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"]) {

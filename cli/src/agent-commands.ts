@@ -1,0 +1,73 @@
+import { humanBytes } from "@shoal/base";
+import { Option, type Command } from "commander";
+import { AGENT_SETTINGS } from "@shoal/agent/config";
+import { AgentClient } from "@shoal/agent/client";
+import { settingsCommand, stopOnSignals } from "./daemon-command.ts";
+
+const DEFAULT_ROOT = AGENT_SETTINGS.root.default;
+
+const rootOption = () => new Option("--root <dir>", "agent state directory").env("SHOAL_ROOT").default(DEFAULT_ROOT);
+
+/** `shoal agent`: the per-host daemon, in the foreground. Settings: flags, then SHOAL_* env, then --config FILE, then defaults. */
+export function registerAgent(program: Command): void {
+  const cmd = program.command("agent").description("run the per-host agent in the foreground (lazy mounts, chunk store, prefetch)");
+  settingsCommand(cmd, AGENT_SETTINGS, async (config) => {
+    const { pino } = await import("pino");
+    const { createAgent } = await import("@shoal/agent");
+    const logger = pino({ level: config.logLevel, base: { component: "agent" } });
+    const agent = await createAgent(config, logger);
+    stopOnSignals(logger, () => agent.close());
+  });
+}
+
+/** `shoal mount`, `shoal umount`, `shoal status`: talk to the agent. */
+export function registerMountCommands(program: Command): void {
+  program
+    .command("mount")
+    .description("mount an image's root filesystem read-only and lazily (fetches manifest, config and indexes only)")
+    .argument("<image>", "lazy image reference")
+    .argument("<mountpoint>", "existing directory")
+    .addOption(rootOption())
+    .action(async (image: string, mountpoint: string, opts: { root: string }) => {
+      const r = await new AgentClient({ root: opts.root }).mount(image, mountpoint);
+      process.stdout.write(`mounted ${image} (${r.digest}) at ${r.mountpoint}: ${r.layers} layers, pulled in ${(r.pullMs / 1000).toFixed(3)} s, ${humanBytes(r.bytesFetched)} fetched\n`);
+    });
+  program
+    .command("umount")
+    .description("unmount an image mounted by shoal mount")
+    .argument("<mountpoint>", "the mountpoint")
+    .addOption(rootOption())
+    .action(async (mountpoint: string, opts: { root: string }) => {
+      await new AgentClient({ root: opts.root }).unmount(mountpoint);
+    });
+  program
+    .command("startup-order")
+    .description("print (JSON) the chunks the image mounted at MOUNTPOINT read at startup, for shoal convert --startup-order")
+    .argument("<mountpoint>", "a shoal mount whose startup window has passed")
+    .addOption(rootOption())
+    .action(async (mountpoint: string, opts: { root: string }) => {
+      const order = await new AgentClient({ root: opts.root }).startupOrder(mountpoint);
+      process.stdout.write(`${JSON.stringify(order)}\n`);
+    });
+  program
+    .command("status")
+    .description("images, mounts, bytes fetched per source, prefetch progress")
+    .addOption(rootOption())
+    .option("--json", "print JSON")
+    .action(async (opts: { root: string; json?: boolean }) => {
+      const s = await new AgentClient({ root: opts.root }).status();
+      if (opts.json) {
+        process.stdout.write(`${JSON.stringify(s, null, 2)}\n`);
+        return;
+      }
+      const lines = [`agent root ${s.root}`, `store: ${s.store.chunks} chunks, ${humanBytes(s.store.bytes)} of ${humanBytes(s.store.capacityBytes)}`];
+      for (const [src, t] of Object.entries(s.sources)) lines.push(`source ${src}: ${t.chunks} chunks, ${humanBytes(t.bytes)}`);
+      if (s.hedges > 0) lines.push(`hedged fetches: ${s.hedges}`);
+      for (const img of s.images) {
+        const p = img.prefetch;
+        lines.push(`image ${img.image} (${img.digest.slice(0, 19)}), ${img.layers} layers${p ? `, prefetch ${p.chunksDone}/${p.chunksTotal} chunks (${((100 * p.bytesDone) / Math.max(1, p.bytesTotal)).toFixed(0)}%)${p.finished ? (p.inflated ? " done" : " done, inflating") : ""}` : ""}`);
+      }
+      for (const m of s.mounts) lines.push(`mount ${m.mountpoint} <- ${m.image}`);
+      process.stdout.write(`${lines.join("\n")}\n`);
+    });
+}

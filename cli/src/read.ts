@@ -1,0 +1,116 @@
+import { InvalidArgumentError, humanBytes } from "@shoal/base";
+import type { Command } from "commander";
+import { LayerReader, MergedTree, normalizeUserPath, type Chunk, type MergedNode, type TarEntry } from "@shoal/blockindex";
+import { parseReference } from "@shoal/oci";
+import type { RegistryOptions } from "./common.ts";
+
+interface ReadOptions extends RegistryOptions {
+  stats?: boolean;
+}
+
+/** An image opened for reading through its indexes, counting what it fetched from the registry. */
+interface ReadableImage {
+  tree: MergedTree;
+  /** A reader for layer `i`: chunks from the registry, verified. */
+  reader(i: number): LayerReader;
+}
+
+async function withImage(imageText: string, opts: ReadOptions, fn: (img: ReadableImage) => Promise<void>): Promise<void> {
+  const { openImage, RegistryIndexSource, RegistrySource } = await import("@shoal/fetch");
+  const { registryClients } = await import("./registry-cli.ts");
+  const ref = parseReference(imageText);
+  const clients = registryClients(opts);
+  try {
+    const img = await openImage(clients, ref, [new RegistryIndexSource({ clients })]);
+    const stats = { requests: img.layers.length, bytes: img.registryIndexBytes };
+    const source = new RegistrySource({ clients });
+    await fn({
+      tree: MergedTree.build(img.layers.map((l) => l.index)),
+      reader(i) {
+        const layer = img.layers[i]!;
+        const chunks = {
+          async fetchChunk(c: Chunk, o: { signal?: AbortSignal } = {}) {
+            const [bytes] = await source.fetchChunks(layer, c.index, c.index, { signal: o.signal ?? new AbortController().signal });
+            stats.requests++;
+            stats.bytes += bytes!.length;
+            return bytes!;
+          },
+        };
+        return new LayerReader({ index: layer.index, source: chunks }, { layer: layer.digest });
+      },
+    });
+    if (opts.stats) {
+      const total = img.resolved.manifest.layers.reduce((s, l) => s + l.size, 0);
+      process.stderr.write(`fetched ${humanBytes(stats.bytes)} in ${stats.requests} range requests (${((100 * stats.bytes) / Math.max(1, total)).toFixed(2)}% of the image's ${humanBytes(total)})\n`);
+    }
+  } finally {
+    await clients.close();
+  }
+}
+
+const TYPE_CHAR: Record<TarEntry["type"], string> = { file: "-", hardlink: "-", symlink: "l", chardev: "c", blockdev: "b", dir: "d", fifo: "p" };
+
+/** `drwxr-xr-x`-style mode string, with setuid/setgid/sticky. */
+export function modeString(e: TarEntry): string {
+  const m = e.mode;
+  const rwx = (bits: number, special: boolean, ch: string) =>
+    `${bits & 4 ? "r" : "-"}${bits & 2 ? "w" : "-"}${special ? (bits & 1 ? ch : ch.toUpperCase()) : bits & 1 ? "x" : "-"}`;
+  return TYPE_CHAR[e.type] + rwx(m >> 6, (m & 0o4000) !== 0, "s") + rwx(m >> 3, (m & 0o2000) !== 0, "s") + rwx(m, (m & 0o1000) !== 0, "t");
+}
+
+function line(node: MergedNode, name: string): string {
+  const e = node.inode.entry;
+  const size = e.type === "chardev" || e.type === "blockdev" ? `${e.devmajor}, ${e.devminor}` : String(e.size);
+  const time = new Date(e.mtimeSec * 1000).toISOString().replace(/\.000Z$/, "Z");
+  const link = e.type === "symlink" ? ` -> ${e.linkname}` : "";
+  return `${modeString(e)} ${String(e.uid).padStart(5)} ${String(e.gid).padStart(5)} ${size.padStart(10)} ${time} ${name}${link}\n`;
+}
+
+/** `shoal ls IMAGE [PATH]`. */
+export function registerLs(program: Command): void {
+  program
+    .command("ls")
+    .description("list a directory (or one file) of an image lazily, through its indexes only")
+    .argument("<image>", "lazy image reference")
+    .argument("[path]", "path inside the image", "/")
+    .option("--plain-http", "use http:// instead of https://")
+    .option("-R, --recursive", "list subdirectories recursively")
+    .option("--stats", "print the bytes fetched to stderr")
+    .action(async (image: string, path: string, opts: ReadOptions & { recursive?: boolean }) => {
+      await withImage(image, opts, async (img) => {
+        const node = img.tree.resolve(normalizeUserPath(path), { follow: true });
+        const out: string[] = [];
+        if (!node.children) out.push(line(node, "/" + node.path));
+        else if (opts.recursive) {
+          for (const n of img.tree.walk(node)) if (n !== node) out.push(line(n, "/" + n.path));
+        } else {
+          for (const name of [...node.children.keys()].sort()) out.push(line(node.children.get(name)!, name));
+        }
+        process.stdout.write(out.join(""));
+      });
+    });
+}
+
+/** `shoal cat IMAGE PATH`. */
+export function registerCat(program: Command): void {
+  program
+    .command("cat")
+    .description("print a file of an image, fetching only the chunks that hold it")
+    .argument("<image>", "lazy image reference")
+    .argument("<path>", "path of a regular file inside the image (symlinks are followed)")
+    .option("--plain-http", "use http:// instead of https://")
+    .option("--stats", "print the bytes fetched to stderr")
+    .action(async (image: string, path: string, opts: ReadOptions) => {
+      await withImage(image, opts, async (img) => {
+        const node = img.tree.resolve(normalizeUserPath(path), { follow: true });
+        const e = node.inode.entry;
+        if (e.type !== "file") throw new InvalidArgumentError(`${path}: not a regular file (${e.type})`);
+        const reader = img.reader(node.inode.layer);
+        const step = reader.index.chunkSize;
+        for (let off = 0; off < e.size; off += step) {
+          const bytes = await reader.read(e, off, step);
+          if (!process.stdout.write(bytes)) await new Promise((r) => process.stdout.once("drain", r));
+        }
+      });
+    });
+}

@@ -1,0 +1,58 @@
+import { humanBytes } from "@shoal/base";
+import type { Command } from "commander";
+import { SUPERNODE_SETTINGS } from "@shoal/supernode/config";
+import { settingsCommand, stopOnSignals } from "./daemon-command.ts";
+import { progressLine } from "./progress.ts";
+
+/** `shoal supernode`: the datacenter chunk cache, tracker and preheat API, in the foreground. */
+export function registerSupernode(program: Command): void {
+  const cmd = program.command("supernode").description("run a datacenter supernode in the foreground (chunk cache, tracker, preheat)");
+  settingsCommand(cmd, SUPERNODE_SETTINGS, async (config) => {
+    const { pino } = await import("pino");
+    const { createSupernode } = await import("@shoal/supernode");
+    const logger = pino({ level: config.logLevel, base: { component: "supernode" } });
+    const self = config.advertise ?? `http://${config.listen.host}:${config.listen.port}`;
+    const node = await createSupernode({
+      root: config.root,
+      listen: config.listen,
+      plainHttp: config.plainHttp,
+      cacheSize: config.cacheSize,
+      ...(config.metricsListen ? { metricsListen: config.metricsListen } : {}),
+      peers: config.peers.length > 0 ? config.peers : [self],
+      self,
+      ...(config.swarmKey ? {
+        swarm: {
+          swarmKey: await (await import("@shoal/p2p")).readSwarmKey(config.swarmKey),
+          listen: [config.p2pListen],
+          uploadRate: config.uploadRate,
+          maxUploads: config.maxUploads,
+        },
+      } : {}),
+    }, logger);
+    stopOnSignals(logger, () => node.close());
+  });
+}
+
+/** `shoal preheat`: pull a whole image into the supernodes before a peak, with progress. */
+export function registerPreheat(program: Command): void {
+  program
+    .command("preheat")
+    .description("fetch every chunk of a lazy image into the supernodes that own them; exits 0 when done")
+    .argument("<image>", "lazy image reference")
+    .requiredOption("--supernode <urls>", "supernode base URLs, comma separated (every supernode of the datacenter)")
+    .option("--platform <os/arch>", "platform of an index (default: this host's)")
+    .option("--plain-http", "the image's registry speaks http:// (the supernodes must run with --plain-http too)")
+    .action(async (image: string, opts: { supernode: string; platform?: string }) => {
+      const { preheat } = await import("@shoal/swarm");
+      const supernodes = opts.supernode.split(",").map((s) => s.trim()).filter(Boolean);
+      const bar = progressLine(`preheat ${image}`);
+      const result = await preheat({
+        supernodes,
+        image,
+        ...(opts.platform ? { platform: opts.platform } : {}),
+        onProgress: (p: { bytesDone: number; bytesTotal: number }) => bar.update(p.bytesDone, p.bytesTotal),
+      });
+      const done = result as { chunksTotal?: number; bytesTotal?: number };
+      bar.done(`done: ${done.chunksTotal ?? "?"} chunks, ${humanBytes(done.bytesTotal ?? 0)} in ${supernodes.length} supernode(s)`);
+    });
+}

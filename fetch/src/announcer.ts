@@ -1,0 +1,69 @@
+/**
+ * The agent's announce schedule: it tells the tracker which chunks of which
+ * layers it holds, at once when its mounts change, at most once a second
+ * while chunks arrive, and at least every ten seconds (the tracker forgets
+ * peers that stay silent).
+ */
+import { chunkHolding, ANNOUNCE_CHANGED_MS, ANNOUNCE_EVERY_MS, type LayerHolding, type PeerInfo, type TrackerClient } from "@shoal/swarm";
+import type { RemoteLayer } from "./remote-layer.ts";
+
+/**
+ * What to announce for `layers`: each layer of which at least one chunk is
+ * held (`has`), with a bitmap of the chunks held unless it is held whole.
+ */
+export function holdings(layers: readonly RemoteLayer[], has: (layer: RemoteLayer, chunk: number) => boolean): LayerHolding[] {
+  const out: LayerHolding[] = [];
+  for (const layer of layers) {
+    const { held, bitmap } = chunkHolding(layer.index.chunkCount, (i) => has(layer, i));
+    if (held > 0) out.push(bitmap === undefined ? { digest: layer.digest } : { digest: layer.digest, chunks: bitmap });
+  }
+  return out;
+}
+
+/** What the announcer reads of the agent. */
+export interface AnnouncerComponents {
+  tracker: TrackerClient;
+  /** This peer as others dial it. */
+  self: PeerInfo;
+  /** The layers of every mounted image. */
+  layers(): readonly RemoteLayer[];
+  /** True when chunk `i` of `layer` is held, verified. */
+  has(layer: RemoteLayer, i: number): boolean;
+  /** A number that changes whenever chunks arrive or leave (the store's chunk count). */
+  version(): number;
+}
+
+/** See the module comment. A component: `start` announces once and starts the schedule; `stop` ends it. */
+export class Announcer {
+  readonly #c: AnnouncerComponents;
+  readonly #changedMs: number;
+  readonly #everyMs: number;
+  #timer: NodeJS.Timeout | undefined;
+  #lastVersion = Number.NaN;
+  #lastAt = 0;
+
+  constructor(components: AnnouncerComponents, init: { changedMs?: number; everyMs?: number } = {}) {
+    this.#c = components;
+    this.#changedMs = init.changedMs ?? ANNOUNCE_CHANGED_MS;
+    this.#everyMs = init.everyMs ?? ANNOUNCE_EVERY_MS;
+  }
+
+  async start(): Promise<void> {
+    await this.announce();
+    this.#timer ??= setInterval(() => {
+      if (this.#c.version() !== this.#lastVersion || Date.now() - this.#lastAt >= this.#everyMs) void this.announce();
+    }, this.#changedMs).unref();
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+
+  /** Announce now (the mounts changed). Failures are logged by the tracker client. */
+  announce(): Promise<void> {
+    this.#lastVersion = this.#c.version();
+    this.#lastAt = Date.now();
+    return this.#c.tracker.announce(this.#c.self, holdings(this.#c.layers(), (l, i) => this.#c.has(l, i)));
+  }
+}

@@ -1,0 +1,30 @@
+/**
+ * On-demand reads, as background work sees them: the prefetcher and the
+ * idle-time inflation wait while a read is fetching and for a quiet spell
+ * after, so that a container's reads never queue behind the stream.
+ */
+export class DemandActivity {
+  #active = 0;
+  #lastStart = Number.NEGATIVE_INFINITY;
+  readonly #now: () => number;
+
+  constructor(components: { now?: () => number } = {}) {
+    this.#now = components.now ?? (() => performance.now());
+  }
+
+  /** An on-demand fetch starts; call the function returned when it ends (once). */
+  begin(): () => void {
+    this.#active++;
+    this.#lastStart = this.#now();
+    let ended = false;
+    return () => {
+      if (!ended) this.#active--;
+      ended = true;
+    };
+  }
+
+  /** True while an on-demand fetch is under way, or one started less than `quietMs` ago. */
+  busy(quietMs: number): boolean {
+    return this.#active > 0 || this.#now() - this.#lastStart < quietMs;
+  }
+}

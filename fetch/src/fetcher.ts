@@ -1,0 +1,381 @@
+/**
+ * The read path's one way to get chunk data: from the local chunk cache,
+ * else from the sources in order, verified against the layer index, then
+ * stored.
+ */
+import { digestOf, ShoalError, untilAborted } from "@shoal/base";
+import { chunkDigest, chunkMatches, gunzipMemberAsync, type Chunk } from "@shoal/blockindex";
+import type { Logger } from "pino";
+import type { ChunkCache } from "./chunk-cache.ts";
+import type { ChunkSource } from "./chunk-source.ts";
+import { DemandActivity } from "./demand.ts";
+import { allAborted, Flights } from "./flights.ts";
+import { hedgedRace, HedgeLostError } from "./race.ts";
+import type { RemoteLayer } from "./remote-layer.ts";
+
+/** Largest run of adjacent chunks fetched in one request, bytes. */
+export const MAX_RUN_BYTES = 4 << 20;
+
+/** What the fetcher reports to metrics. */
+export interface FetchObserver {
+  /** One request answered by `source`: `bytes` of verified chunks in `seconds`. */
+  fetched(source: string, bytes: number, seconds: number): void;
+  cacheHit(bytes: number): void;
+  failed(source: string, reason: "error" | "timeout" | "digest"): void;
+  /** A fetch from `from` was slow, so `to` was asked too. */
+  hedged?(from: string, to: string): void;
+}
+
+/** A chunk could not be had from any source in time. */
+export class FetchError extends ShoalError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("SHOAL_ERR_FETCH_FAILED", message, options);
+  }
+}
+
+/** Per-source totals, for `shoal status`. */
+export type SourceTotals = Record<string, { chunks: number; bytes: number }>;
+
+/** What `Fetcher.stats` answers. */
+export interface FetchStats {
+  sources: SourceTotals;
+  /** Fetches hedged onto a second source because the first was slow. */
+  hedges: number;
+}
+
+/** Options of one read or ensure. */
+export interface FetchOptions {
+  /** The caller's: aborting it stops its wait, and the fetch too once no other caller waits for it. */
+  signal?: AbortSignal;
+  /** Background work (the prefetcher): does not count as on-demand activity. */
+  background?: boolean;
+}
+
+/** Weight of the newest sample in a source's latency average. */
+const LATENCY_EWMA_WEIGHT = 0.2;
+/** A source is hedged after this many times its average latency (and never before `hedgeMs`). */
+const HEDGE_LATENCY_FACTOR = 3;
+
+/**
+ * Concurrent requests for one chunk share one fetch. Each chunk has one
+ * deadline (`timeoutMs`) from when it was first asked for, across every
+ * source, run and retry; the caller's `AbortSignal` reaches every source,
+ * combined with it. A chunk failing its digest is asked of the same source
+ * once more, then of the next; when none serves it the request fails with
+ * `FetchError`. On-demand fetches mark `demand`, which background work waits on.
+ */
+export class Fetcher {
+  /** On-demand activity, for background work to yield to. */
+  readonly demand: DemandActivity;
+  private readonly cache: ChunkCache;
+  private readonly sources: readonly ChunkSource[];
+  private readonly logger: Logger;
+  private readonly observer: FetchObserver | undefined;
+  private readonly timeoutMs: number;
+  private readonly hedgeMs: number;
+  /** Fetches under way per chunk digest: the uncompressed bytes, or undefined when stored compressed only. */
+  private readonly flights = new Flights<Buffer | undefined>();
+  private readonly totals: SourceTotals = {};
+  private hedges = 0;
+  /** Average latency of one chunk fetch per source, ms. */
+  private readonly latencyMs = new Map<string, number>();
+
+  constructor(
+    components: { cache: ChunkCache; sources: readonly ChunkSource[]; logger: Logger; observer?: FetchObserver; demand?: DemandActivity },
+    init: { timeoutMs?: number; hedgeMs?: number } = {},
+  ) {
+    this.cache = components.cache;
+    this.sources = components.sources;
+    this.logger = components.logger.child({ component: "fetcher" });
+    this.observer = components.observer;
+    this.demand = components.demand ?? new DemandActivity();
+    this.timeoutMs = init.timeoutMs ?? 20_000;
+    this.hedgeMs = init.hedgeMs ?? 1_000;
+  }
+
+  /** Bytes and chunks obtained per source (`cache` for local hits), and hedges: a copy. */
+  stats(): FetchStats {
+    return { sources: structuredClone(this.totals), hedges: this.hedges };
+  }
+
+  /** True when chunk `i` of `layer` is in the local store. */
+  has(layer: RemoteLayer, i: number): boolean {
+    return this.cache.has(chunkDigest(layer.index.chunk(i)));
+  }
+
+  /** True when chunk `i` of `layer` is in the local store inflated (ready for reads without inflating). */
+  hasInflated(layer: RemoteLayer, i: number): boolean {
+    const digest = chunkDigest(layer.index.chunk(i));
+    return this.cache.has(digest) && this.cache.hasRaw(digest);
+  }
+
+  /** Inflate a local compressed-only chunk into the store; true when it is stored inflated. */
+  inflateLocal(layer: RemoteLayer, i: number): Promise<boolean> {
+    return this.cache.inflateStored(chunkDigest(layer.index.chunk(i)));
+  }
+
+  /** Make chunk `i` of `layer` local (fetching it if needed) and return its uncompressed bytes. */
+  async ensure(layer: RemoteLayer, i: number, opts: FetchOptions = {}): Promise<Buffer> {
+    const chunk = layer.index.chunk(i);
+    const digest = chunkDigest(chunk);
+    for (;;) {
+      if (this.cache.has(digest)) {
+        const raw = await this.cache.readRaw(digest, 0, chunk.uncompressedLength);
+        if (raw && raw.length === chunk.uncompressedLength) {
+          this.hit(raw.length);
+          return raw;
+        }
+      }
+      const raw = await this.flights.join(digest, (signal) => this.fetchOne(layer, chunk, opts.background === true, true, this.deadline(signal)), opts.signal);
+      if (raw) return raw;
+      // A background fetch stored it compressed only: read it (inflating) from the store.
+      const stored = await this.cache.readRaw(digest, 0, chunk.uncompressedLength);
+      if (stored && stored.length === chunk.uncompressedLength) return stored;
+    }
+  }
+
+  /**
+   * Make chunks `first..last` of `layer` local. Missing chunks are fetched in
+   * runs of adjacent chunks, one request per run (up to `maxRunBytes`), from
+   * the first source that can serve the whole run; each chunk is verified on
+   * its own, and one that fails (or is missing from the run) is fetched
+   * alone through every source. Chunks are stored inflated when `inflate`
+   * (default: unless `background`), else compressed only.
+   */
+  async ensureRange(layer: RemoteLayer, first: number, last: number, opts: FetchOptions & { inflate?: boolean; maxRunBytes?: number } = {}): Promise<void> {
+    const maxRun = opts.maxRunBytes ?? MAX_RUN_BYTES;
+    const background = opts.background === true;
+    const inflate = opts.inflate ?? !background;
+    const waits: Promise<unknown>[] = [];
+    let run: number[] = [];
+    let bytes = 0;
+    const flush = () => {
+      if (run.length > 0) waits.push(...this.startRun(layer, run, background, inflate, opts.signal));
+      run = [];
+      bytes = 0;
+    };
+    for (let i = first; i <= last; i++) {
+      const chunk = layer.index.chunk(i);
+      const digest = chunkDigest(chunk);
+      if (this.cache.has(digest)) {
+        flush();
+        continue;
+      }
+      if (this.flights.has(digest)) {
+        flush();
+        waits.push(this.flights.join(digest, () => Promise.resolve(undefined), opts.signal));
+        continue;
+      }
+      if (bytes + chunk.length > maxRun) flush();
+      run.push(i);
+      bytes += chunk.length;
+    }
+    flush();
+    await Promise.all(waits);
+  }
+
+  /**
+   * Uncompressed bytes `[offset, offset + length)` of `layer`'s tar stream,
+   * from the store where present, fetching the missing chunks (in runs when
+   * the read spans several).
+   */
+  async read(layer: RemoteLayer, offset: number, length: number, opts: FetchOptions = {}): Promise<Buffer> {
+    const range = layer.index.chunksForRange(offset, length);
+    if (!range) return Buffer.alloc(0);
+    // What a read over several chunks then reads back from the store was fetched now, not a cache hit.
+    let fresh = false;
+    if (range.last > range.first) {
+      for (let i = range.first; i <= range.last && !fresh; i++) fresh = !this.has(layer, i);
+      if (fresh) await this.ensureRange(layer, range.first, range.last, opts);
+    }
+    const parts = await Promise.all(
+      Array.from({ length: range.last - range.first + 1 }, async (_, k) => {
+        const i = range.first + k;
+        const chunk = layer.index.chunk(i);
+        const from = Math.max(offset, chunk.uncompressedOffset) - chunk.uncompressedOffset;
+        const to = Math.min(offset + length, chunk.uncompressedOffset + chunk.uncompressedLength) - chunk.uncompressedOffset;
+        const digest = chunkDigest(chunk);
+        if (this.cache.has(digest)) {
+          const part = await this.cache.readRaw(digest, from, to - from);
+          if (part && part.length === to - from) {
+            if (!fresh) this.hit(part.length);
+            return part;
+          }
+        }
+        const raw = await this.ensure(layer, i, opts);
+        return raw.subarray(from, to);
+      }),
+    );
+    return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+  }
+
+  /**
+   * Start one flight per chunk of `ids` (adjacent, missing); the run is
+   * fetched in one request once every flight is started, and its signal
+   * aborts when every chunk's askers are gone. Resolves per chunk.
+   */
+  private startRun(layer: RemoteLayer, ids: number[], background: boolean, inflate: boolean, caller: AbortSignal | undefined): Promise<unknown>[] {
+    let release!: (fetched: Map<number, Buffer | undefined>) => void;
+    const runDone = new Promise<Map<number, Buffer | undefined>>((resolve) => (release = resolve));
+    const signals: AbortSignal[] = [];
+    const waits = ids.map((i) => {
+      const chunk = layer.index.chunk(i);
+      return this.flights.join(chunkDigest(chunk), async (signal) => {
+        signals.push(signal);
+        const deadline = this.deadline(signal);
+        const fetched = await untilAborted(runDone, deadline);
+        return fetched.has(i) ? fetched.get(i) : this.fetchOne(layer, chunk, background, inflate, deadline);
+      }, caller);
+    });
+    if (ids.length === 1) release(new Map());
+    else this.fetchRun(layer, ids, background, inflate, this.deadline(allAborted(signals))).then(release, () => release(new Map()));
+    return waits;
+  }
+
+  /** `signal` combined with a fresh deadline of `timeoutMs`. */
+  private deadline(signal: AbortSignal): AbortSignal {
+    return AbortSignal.any([signal, AbortSignal.timeout(this.timeoutMs)]);
+  }
+
+  /** Fetch adjacent chunks `ids` in one request; resolves the verified, stored ones (uncompressed, or undefined when not `inflate`). */
+  private async fetchRun(layer: RemoteLayer, ids: number[], background: boolean, inflate: boolean, signal: AbortSignal): Promise<Map<number, Buffer | undefined>> {
+    const out = new Map<number, Buffer | undefined>();
+    const source = this.sources.find((s) => !s.canServe || ids.every((i) => s.canServe!(layer, i)));
+    if (!source) return out;
+    const first = ids[0]!;
+    const last = ids.at(-1)!;
+    const end = background ? undefined : this.demand.begin();
+    const started = performance.now();
+    try {
+      const pieces = await source.fetchChunks(layer, first, last, { signal });
+      const seconds = (performance.now() - started) / 1000;
+      let bytes = 0;
+      await Promise.all(ids.map(async (i, k) => {
+        const chunk = layer.index.chunk(i);
+        const piece = pieces[k];
+        if (!piece || !chunkMatches(chunk, piece)) {
+          source.reportBad?.(layer, i);
+          this.observer?.failed(source.name, "digest");
+          this.logger.error({ layer: layer.digest, chunk: i, source: source.name }, "chunk of a run failed its digest");
+          return;
+        }
+        out.set(i, await this.store(layer, chunk, piece, inflate));
+        this.count(source.name, piece.length);
+        bytes += piece.length;
+      }));
+      this.observer?.fetched(source.name, bytes, seconds);
+      this.logger.debug({ layer: layer.digest, first, last, source: source.name, bytes, background }, "chunk run fetched");
+    } catch (err) {
+      this.observer?.failed(source.name, signal.aborted ? "timeout" : "error");
+      this.logger.warn({ layer: layer.digest, first, last, err: (err as Error).message }, "chunk run fetch failed; chunks are fetched one by one");
+    } finally {
+      end?.();
+    }
+    return out;
+  }
+
+  /**
+   * One chunk through the sources in a hedged race (`hedgedRace`): a source
+   * slower than its hedge delay gets company, the first verified answer
+   * wins; the last resort is asked only when the others failed.
+   */
+  private async fetchOne(layer: RemoteLayer, chunk: Chunk, background: boolean, inflate: boolean, signal: AbortSignal): Promise<Buffer | undefined> {
+    const end = background ? undefined : this.demand.begin();
+    const errors: string[] = [];
+    try {
+      const entrants = this.sources.filter((s) => !s.canServe || s.canServe(layer, chunk.index));
+      const won = await hedgedRace({
+        entrants,
+        signal,
+        attempt: (s, sig) => this.attempt(layer, chunk, s, sig, errors),
+        hedgeAfterMs: (s) => this.hedgeDelay(s),
+        isLastResort: (s) => s.lastResort === true,
+        onHedge: (from, to) => {
+          this.hedges++;
+          this.observer?.hedged?.(from.name, to.name);
+        },
+      }).catch((err: unknown) => {
+        if (!(err instanceof Error && err.name === "TimeoutError")) throw err;
+        errors.push(`timed out after ${this.timeoutMs} ms`);
+        return undefined;
+      });
+      if (!won) throw new FetchError(`chunk ${chunk.index} of ${layer.digest} unavailable: ${errors.join("; ") || "no sources"}`);
+      const raw = await this.store(layer, chunk, won.value.bytes, inflate);
+      this.observer?.fetched(won.winner.name, won.value.bytes.length, won.value.seconds);
+      this.count(won.winner.name, won.value.bytes.length);
+      this.logger.debug({ layer: layer.digest, chunk: chunk.index, source: won.winner.name, bytes: won.value.bytes.length, background }, "chunk fetched");
+      return raw;
+    } finally {
+      end?.();
+    }
+  }
+
+  /** Up to two tries at one source; the verified bytes, or undefined (reasons appended to `errors`). */
+  private async attempt(layer: RemoteLayer, chunk: Chunk, source: ChunkSource, signal: AbortSignal, errors: string[]): Promise<{ bytes: Uint8Array; seconds: number } | undefined> {
+    for (let attempt = 1; attempt <= 2; attempt++) {
+      const started = performance.now();
+      let bytes: Uint8Array | undefined;
+      try {
+        [bytes] = await source.fetchChunks(layer, chunk.index, chunk.index, { signal });
+      } catch (err) {
+        if (signal.aborted && signal.reason instanceof HedgeLostError) return undefined; // not a failure of this source
+        const timedOut = signal.aborted;
+        const reason = timedOut ? `timed out after ${this.timeoutMs} ms` : (err as Error).message;
+        errors.push(`${source.name}: ${reason}`);
+        this.observer?.failed(source.name, timedOut ? "timeout" : "error");
+        this.logger.warn({ layer: layer.digest, chunk: chunk.index, source: source.name, err: reason }, "chunk fetch failed");
+        return undefined; // clients retry already; the next source gets a turn
+      }
+      if (bytes && chunkMatches(chunk, bytes)) {
+        const ms = performance.now() - started;
+        this.observeLatency(source, ms);
+        return { bytes, seconds: ms / 1000 };
+      }
+      const actual = bytes ? digestOf(bytes) : "nothing";
+      errors.push(`${source.name}: digest mismatch (got ${actual})`);
+      source.reportBad?.(layer, chunk.index);
+      this.observer?.failed(source.name, "digest");
+      this.logger.error({ layer: layer.digest, chunk: chunk.index, source: source.name, expected: chunkDigest(chunk), actual, attempt }, "chunk failed its digest");
+    }
+    return undefined;
+  }
+
+  /**
+   * How long to wait on `source` before asking the next source too: the
+   * configured hedge delay, or a few times the source's average latency when
+   * that is longer. When every source is slow alike (a loaded host, a busy
+   * swarm), hedging would only double the load; a source slow against its
+   * own record is what hedging is for.
+   */
+  private hedgeDelay(source: ChunkSource): number {
+    return Math.max(this.hedgeMs, HEDGE_LATENCY_FACTOR * (this.latencyMs.get(source.name) ?? 0));
+  }
+
+  private observeLatency(source: ChunkSource, ms: number): void {
+    const avg = this.latencyMs.get(source.name);
+    this.latencyMs.set(source.name, avg === undefined ? ms : avg + LATENCY_EWMA_WEIGHT * (ms - avg));
+  }
+
+  /** Store verified `compressed` bytes of `chunk`, inflated too when `inflate` (then returns them). */
+  private async store(layer: RemoteLayer, chunk: Chunk, compressed: Uint8Array, inflate: boolean): Promise<Buffer | undefined> {
+    const digest = chunkDigest(chunk);
+    if (!inflate) {
+      await this.cache.putCompressed(digest, compressed, chunk.uncompressedLength, { verified: true });
+      return undefined;
+    }
+    const raw = await gunzipMemberAsync(compressed, chunk.uncompressedLength, { layer: layer.digest, blobOffset: chunk.offset });
+    await this.cache.put(digest, compressed, raw, { verified: true });
+    return raw;
+  }
+
+  private hit(bytes: number): void {
+    this.observer?.cacheHit(bytes);
+    this.count("cache", bytes);
+  }
+
+  private count(source: string, bytes: number): void {
+    const t = (this.totals[source] ??= { chunks: 0, bytes: 0 });
+    t.chunks++;
+    t.bytes += bytes;
+  }
+}

@@ -1,0 +1,14 @@
+// Public surface of @shoal/fetch: the read path the agent, the snapshotter and the registry mirror share.
+export type { RemoteLayer } from "./remote-layer.ts";
+export { checkRun, runBytes, splitRun, type ChunkSource, type SourceName } from "./chunk-source.ts";
+export type { ChunkCache } from "./chunk-cache.ts";
+export { DemandActivity } from "./demand.ts";
+export { Flights, allAborted } from "./flights.ts";
+export { hedgedRace, HedgeLostError, type HedgedRaceInit } from "./race.ts";
+export { Fetcher, FetchError, MAX_RUN_BYTES, type FetchObserver, type FetchOptions, type FetchStats, type SourceTotals } from "./fetcher.ts";
+export { PrefetchJob, BACKGROUND_RUN_BYTES, QUIET_MS, PREFETCH_CONCURRENCY, type ChunkPos, type PrefetchProgress, type RateLimit } from "./prefetcher.ts";
+export { RegistrySource } from "./sources/registry-source.ts";
+export { SupernodeSource } from "./sources/supernode-source.ts";
+export { PeerSource, type ChunkPeerLike, type PeerDirectory } from "./sources/peer-source.ts";
+export { openImage, lazyLayersOf, fetchIndexBytes, decodeLayerIndex, RegistryIndexSource, type IndexSource, type OpenedImage } from "./image.ts";
+export { Announcer, holdings, type AnnouncerComponents } from "./announcer.ts";

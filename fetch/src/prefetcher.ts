@@ -1,0 +1,269 @@
+/**
+ * The background stream: every chunk of a mounted image into the store at a
+ * bounded rate, behind the reads, so that the image stops depending on the
+ * network.
+ */
+import { AbortedError, sleep, TokenBucket } from "@shoal/base";
+import type { Logger } from "pino";
+import type { DemandActivity } from "./demand.ts";
+import { MAX_RUN_BYTES, type Fetcher } from "./fetcher.ts";
+import type { RemoteLayer } from "./remote-layer.ts";
+
+/** What the stream pays before it fetches (a `TokenBucket` of bytes per second). */
+export interface RateLimit {
+  /** Resolves once `bytes` may be fetched; rejects with the signal's reason when it aborts. */
+  take(bytes: number, opts: { signal?: AbortSignal }): Promise<void>;
+}
+
+/**
+ * Largest run the background stream fetches in one request: small enough
+ * that an agent killed mid-run loses little, large enough to keep request
+ * overhead low.
+ */
+export const BACKGROUND_RUN_BYTES = 1 << 20;
+
+/** How long the background stream stays quiet after an on-demand fetch started. */
+export const QUIET_MS = 500;
+
+/** Background runs in flight at once. */
+export const PREFETCH_CONCURRENCY = 4;
+
+/** Chunks inflated at once by the idle-time pass (libuv pool work, leaving room for reads). */
+const INFLATE_CONCURRENCY = 2;
+
+/** Startup chunks fetched at once after a mount. */
+const STARTUP_CONCURRENCY = 8;
+
+/** A chunk by position: layer number in the image (0 = bottom) and chunk index. */
+export type ChunkPos = readonly [layer: number, chunk: number];
+
+/** Progress of one image's prefetch. */
+export interface PrefetchProgress {
+  chunksDone: number;
+  chunksTotal: number;
+  bytesDone: number;
+  bytesTotal: number;
+  finished: boolean;
+  /** Every chunk is also stored inflated (the idle-time pass after `finished`), so reads inflate nothing. */
+  inflated: boolean;
+  failures: number;
+  /** Chunks taken first from the image's recorded startup order. */
+  startupChunks: number;
+  /** The first few chunks of the order, for inspection. */
+  head: ChunkPos[];
+}
+
+
+/**
+ * Streams every chunk of an image into the store at a bounded rate,
+ * `first` (the recorded startup order) before the rest, layer by layer.
+ * On-demand reads come first: workers pause while any foreground fetch is
+ * under way. A chunk that fails is retried after the others, up to 3 times.
+ */
+export class PrefetchJob {
+  private readonly fetcher: Fetcher;
+  private readonly logger: Logger;
+  private readonly layers: RemoteLayer[];
+  private readonly order: ChunkPos[];
+  private readonly controller = new AbortController();
+  private readonly limiter: RateLimit;
+  private readonly demand: DemandActivity;
+  private readonly concurrency: number;
+  private failures = 0;
+  private readonly startupChunks: number;
+  private finishedFlag = false;
+  private inflatedFlag = false;
+  /** True while the host has better things to do than idle-time work (serving peers). */
+  private readonly busy: (() => boolean) | undefined;
+  /** What `progress` has counted so far: chunks not yet seen local, and totals. */
+  private seen: { pending: ChunkPos[]; chunksDone: number; bytesDone: number; bytesTotal: number } | undefined;
+  /** Resolves when every chunk is local (or the job was stopped). */
+  readonly done: Promise<void>;
+
+  /**
+   * `demand` defaults to the fetcher's; `limiter` to a token bucket of
+   * `rateBytesPerSec` with a burst of `burstBytes` (default a quarter of a
+   * second's worth, at least 4 MiB).
+   */
+  constructor(
+    components: { fetcher: Fetcher; logger: Logger; busy?: () => boolean; demand?: DemandActivity; limiter?: RateLimit },
+    init: { layers: RemoteLayer[]; first?: ChunkPos[]; rateBytesPerSec: number; burstBytes?: number; concurrency?: number; spread?: boolean; random?: () => number },
+  ) {
+    this.fetcher = components.fetcher;
+    this.demand = components.demand ?? components.fetcher.demand;
+    this.busy = components.busy;
+    this.logger = components.logger.child({ component: "prefetch" });
+    this.layers = init.layers;
+    this.limiter = components.limiter ?? new TokenBucket({ rate: init.rateBytesPerSec, burst: init.burstBytes ?? Math.max(init.rateBytesPerSec / 4, 4 << 20) });
+    this.concurrency = init.concurrency ?? PREFETCH_CONCURRENCY;
+    const seen = new Set<string>();
+    this.order = [];
+    const add = (p: ChunkPos) => {
+      const key = `${p[0]}:${p[1]}`;
+      const layer = this.layers[p[0]];
+      if (!layer || p[1] < 0 || p[1] >= layer.index.chunkCount || seen.has(key)) return;
+      seen.add(key);
+      this.order.push(p);
+    };
+    for (const p of init.first ?? []) add(p);
+    this.startupChunks = this.order.length;
+    // The rest layer by layer, each starting at a random chunk and wrapping
+    // around: agents streaming the same image at the same moment then hold
+    // different chunks early and can serve each other.
+    const random = init.random ?? Math.random;
+    this.layers.forEach((l, li) => {
+      const n = l.index.chunkCount;
+      const start = init.spread === false || n === 0 ? 0 : Math.floor(random() * n);
+      for (let k = 0; k < n; k++) add([li, (start + k) % n]);
+    });
+    this.done = this.run();
+  }
+
+  /** Stop fetching (chunks in flight complete). */
+  stop(): void {
+    this.controller.abort(new AbortedError("prefetch stopped"));
+  }
+
+  /**
+   * Where the job stands. Chunks only become local (the mount pins them), so
+   * each call checks only the chunks not yet seen local: status polls stay
+   * cheap on large images.
+   */
+  progress(): PrefetchProgress {
+    if (!this.seen) {
+      let bytesTotal = 0;
+      for (const [li, c] of this.order) bytesTotal += this.layers[li]!.index.chunk(c).length;
+      this.seen = { pending: [...this.order], chunksDone: 0, bytesDone: 0, bytesTotal };
+    }
+    const seen = this.seen;
+    seen.pending = seen.pending.filter(([li, c]) => {
+      if (!this.fetcher.has(this.layers[li]!, c)) return true;
+      seen.chunksDone++;
+      seen.bytesDone += this.layers[li]!.index.chunk(c).length;
+      return false;
+    });
+    return {
+      chunksDone: seen.chunksDone, chunksTotal: this.order.length, bytesDone: seen.bytesDone, bytesTotal: seen.bytesTotal,
+      finished: this.finishedFlag, inflated: this.inflatedFlag, failures: this.failures, startupChunks: this.startupChunks, head: this.order.slice(0, 8),
+    };
+  }
+
+  /**
+   * Idle-time pass once every chunk is local: store the inflated copy of
+   * each chunk the background stream stored compressed only, in the order
+   * reads are likely (startup first), yielding to on-demand reads and
+   * waiting while the host serves peers (`busy`). Deferred to here so that
+   * hosts fetching an image at the same moment spend their CPU on getting
+   * and sharing it first.
+   */
+  private async inflateAll(signal: AbortSignal): Promise<void> {
+    const todo = this.order.filter(([li, c]) => !this.fetcher.hasInflated(this.layers[li]!, c));
+    const worker = async () => {
+      while (!signal.aborted) {
+        const next = todo.shift();
+        if (!next) return;
+        while (this.readsUnderWay() || this.busy?.()) await sleep(100, signal);
+        await this.fetcher.inflateLocal(this.layers[next[0]]!, next[1]).catch((err: Error) => {
+          this.logger.warn({ layer: this.layers[next[0]]!.digest, chunk: next[1], err: err.message }, "inflating a stored chunk failed");
+        });
+      }
+    };
+    await Promise.all(Array.from({ length: INFLATE_CONCURRENCY }, worker)).catch(() => {});
+    if (signal.aborted) return;
+    this.inflatedFlag = this.order.every(([li, c]) => this.fetcher.hasInflated(this.layers[li]!, c));
+    this.logger.info({ chunks: this.order.length, complete: this.inflatedFlag }, "inflated copies stored");
+  }
+
+  /** True while an on-demand fetch is under way or started less than `QUIET_MS` ago: background work waits. */
+  private readsUnderWay(): boolean {
+    return this.demand.busy(QUIET_MS);
+  }
+
+  /** Sorted positions grouped into `[layer, first, last]` runs of adjacent chunks up to `MAX_RUN_BYTES`. */
+  private runsOf(sorted: ChunkPos[]): Array<[number, number, number]> {
+    const runs: Array<[number, number, number]> = [];
+    let bytes = 0;
+    for (const [li, c] of sorted) {
+      const len = this.layers[li]!.index.chunk(c).length;
+      const cur = runs.at(-1);
+      if (cur && cur[0] === li && cur[2] === c - 1 && bytes + len <= MAX_RUN_BYTES) {
+        cur[2] = c;
+        bytes += len;
+      } else {
+        runs.push([li, c, c]);
+        bytes = len;
+      }
+    }
+    return runs;
+  }
+
+  private async run(): Promise<void> {
+    // The startup chunks are what a container reads first: fetch them at once,
+    // in parallel and unthrottled, and store them inflated, before streaming
+    // the rest (stored compressed, inflated on their first read).
+    const startup = this.order.slice(0, this.startupChunks);
+    const signal0 = this.controller.signal;
+    // Adjacent chunks go in one request; runs go in the order their first chunk was read.
+    const rank = new Map(startup.map(([li, c], k) => [`${li}:${c}`, k]));
+    const runs = this.runsOf([...startup].sort((a, b) => a[0] - b[0] || a[1] - b[1]))
+      .map((r) => ({ r, at: Math.min(...Array.from({ length: r[2] - r[1] + 1 }, (_, k) => rank.get(`${r[0]}:${r[1] + k}`)!)) }))
+      .sort((x, y) => x.at - y.at)
+      .map((x) => x.r);
+    let next = 0;
+    const startupWorker = async () => {
+      while (!signal0.aborted && next < runs.length) {
+        const [li, first, last] = runs[next++]!;
+        await this.fetcher.ensureRange(this.layers[li]!, first, last, { signal: signal0, background: true, inflate: true }).catch((err: Error) => {
+          if (!signal0.aborted) this.logger.warn({ first, last, err: err.message }, "startup prefetch of chunks failed");
+        });
+      }
+    };
+    await Promise.all(Array.from({ length: STARTUP_CONCURRENCY }, startupWorker));
+    const queue = this.order.slice(this.startupChunks);
+    const attempts = new Map<ChunkPos, number>();
+    const signal = this.controller.signal;
+    const worker = async () => {
+      while (!signal.aborted) {
+        const next = queue.shift();
+        if (!next) return;
+        const [li, c] = next;
+        const layer = this.layers[li]!;
+        if (this.fetcher.has(layer, c)) continue;
+        // extend to a run of adjacent missing chunks queued right behind it
+        let last = c;
+        let bytes = layer.index.chunk(c).length;
+        while (queue.length > 0) {
+          const [nl, nc] = queue[0]!;
+          if (nl !== li || nc !== last + 1 || this.fetcher.has(layer, nc)) break;
+          const more = layer.index.chunk(nc).length;
+          if (bytes + more > BACKGROUND_RUN_BYTES) break;
+          queue.shift();
+          last = nc;
+          bytes += more;
+        }
+        try {
+          // on-demand reads first: wait while any is under way, and for a quiet spell after the last
+          while (this.readsUnderWay()) await sleep(20, signal);
+          await this.limiter.take(bytes, { signal });
+          await this.fetcher.ensureRange(layer, c, last, { signal, background: true, maxRunBytes: BACKGROUND_RUN_BYTES });
+        } catch (err) {
+          if (signal.aborted) return;
+          const n = (attempts.get(next) ?? 0) + 1;
+          attempts.set(next, n);
+          this.failures++;
+          this.logger.warn({ layer: layer.digest, chunk: c, attempt: n, err: (err as Error).message }, "prefetch of a chunk failed");
+          if (n < 3) queue.push(next);
+          await sleep(200 * n, signal).catch(() => {});
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: this.concurrency }, worker));
+    if (!signal.aborted) {
+      // startup chunks that failed above get one more go at the normal pace
+      for (const [li, c] of startup) if (!this.fetcher.has(this.layers[li]!, c)) await this.fetcher.ensure(this.layers[li]!, c, { signal, background: true }).catch(() => {});
+      this.finishedFlag = this.order.every(([li, c]) => this.fetcher.has(this.layers[li]!, c));
+      this.logger.info({ chunks: this.order.length, complete: this.finishedFlag }, "prefetch finished");
+      if (this.finishedFlag) await this.inflateAll(signal);
+    }
+  }
+}

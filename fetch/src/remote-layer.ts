@@ -1,0 +1,15 @@
+/** A lazy layer as the read path sees it. */
+import type { LayerIndex } from "@shoal/blockindex";
+
+/** A lazy layer the agent reads: where it lives and its index. */
+export interface RemoteLayer {
+  /** Digest of the lazy blob. */
+  digest: string;
+  /** Registry host as in references (`127.0.0.1:5000`, `docker.io`). */
+  registry: string;
+  repository: string;
+  /** The layer's index, verified against the manifest's annotation. */
+  index: LayerIndex;
+  /** Digest of the layer it was converted from (from its annotations), when recorded. */
+  sourceDigest?: string;
+}

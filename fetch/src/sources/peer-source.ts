@@ -1,0 +1,141 @@
+/** Neighbouring agents as a chunk source, over the libp2p chunk protocol. */
+import { ShoalError } from "@shoal/base";
+import { chunkDigest } from "@shoal/blockindex";
+import { bitmapHas, type Holder, type PeerInfo } from "@shoal/swarm";
+import type { Logger } from "pino";
+import { checkRun, type ChunkSource } from "../chunk-source.ts";
+import type { RemoteLayer } from "../remote-layer.ts";
+
+/** The part of the libp2p chunk peer (`@shoal/p2p` `ChunkPeer`) the source uses. */
+export interface ChunkPeerLike {
+  readonly peerId: string;
+  readonly addrs: string[];
+  fetchChunk(peer: PeerInfo, digest: string, opts: { signal?: AbortSignal }): Promise<Uint8Array>;
+  /** Several chunks in one request; undefined for each the peer does not hold. */
+  fetchChunks(peer: PeerInfo, digests: string[], opts: { signal?: AbortSignal }): Promise<Array<Uint8Array | undefined>>;
+}
+
+/** Who holds what, and where to report liars: the tracker (`@shoal/swarm` `TrackerClient`). */
+export interface PeerDirectory {
+  /** Peers holding (part of) `layer`, with their chunk bitmaps; [] when nobody can say. */
+  peers(layer: string): Promise<Holder[]>;
+  /** `peerId` served `self` bytes of chunk digest `chunk` that failed their digest. */
+  report(self: string, peerId: string, chunk: string): Promise<void>;
+}
+
+/** Most chunks asked of one peer in one request (the p2p protocol's limit). */
+const MAX_CHUNKS_PER_PEER_REQUEST = 32;
+
+/** How long a layer's list of holders is used before it is asked again, ms: bitmaps grow fast while a swarm starts. */
+const PEER_LIST_TTL_MS = 1_000;
+
+/**
+ * Neighbouring agents as a chunk source, over the libp2p chunk protocol.
+ * The tracker says which peers hold which chunks of a layer (refreshed
+ * every second while in use); a chunk is asked only of peers that hold it,
+ * a random one, then another. A run of adjacent chunks goes in one request
+ * to one peer holding all of them, else in one request per peer to holders
+ * of each. A peer whose bytes fail verification is dropped for good,
+ * logged, and reported to the supernodes (whose trackers stop listing a
+ * peer several others reported).
+ */
+export class PeerSource implements ChunkSource {
+  readonly name = "peer";
+  /** Peers dropped for serving bad bytes. */
+  private readonly dropped = new Set<string>();
+  private readonly peer: ChunkPeerLike;
+  private readonly tracker: PeerDirectory;
+  private readonly logger: Logger;
+  private readonly lists = new Map<string, { at: number; peers: Holder[]; refreshing?: Promise<void> }>();
+  private readonly lastServer = new Map<string, string>();
+
+  constructor(components: { peer: ChunkPeerLike; tracker: PeerDirectory; logger: Logger }) {
+    this.peer = components.peer;
+    this.tracker = components.tracker;
+    this.logger = components.logger.child({ component: "peers" });
+  }
+
+  /** Peers dropped for serving bytes that failed verification, for status. */
+  droppedPeers(): string[] {
+    return [...this.dropped];
+  }
+
+  /** Peers holding chunk `chunk` of `layer` (any part of it when undefined), by the last list the tracker gave. */
+  private candidates(layer: string, chunk?: number): Holder[] {
+    const entry = this.lists.get(layer);
+    if (!entry || Date.now() - entry.at > PEER_LIST_TTL_MS) void this.refresh(layer);
+    return (entry?.peers ?? []).filter((p) => p.peerId !== this.peer.peerId && !this.dropped.has(p.peerId) && (chunk === undefined || !p.bits || bitmapHas(p.bits, chunk)));
+  }
+
+  private refresh(layer: string): Promise<void> {
+    const entry = this.lists.get(layer) ?? { at: 0, peers: [] };
+    this.lists.set(layer, entry);
+    entry.refreshing ??= this.tracker.peers(layer).then((peers) => {
+      entry.peers = peers;
+      entry.at = Date.now();
+    }).finally(() => { entry.refreshing = undefined; });
+    return entry.refreshing;
+  }
+
+  canServe(layer: RemoteLayer, chunk?: number): boolean {
+    return this.candidates(layer.digest, chunk).length > 0;
+  }
+
+  /** A single chunk from one random holder, then another; a run from one peer holding all of it, else from a holder per chunk. */
+  async fetchChunks(layer: RemoteLayer, first: number, last: number, opts: { signal: AbortSignal }): Promise<Uint8Array[]> {
+    checkRun(layer, first, last);
+    if (first === last) return [await this.fetchOne(layer, first, opts.signal)];
+    const ids = Array.from({ length: last - first + 1 }, (_, k) => first + k);
+    const pick = <T>(xs: T[]): T | undefined => xs[Math.floor(Math.random() * xs.length)];
+    const plan = new Map<Holder, number[]>();
+    const whole = pick(this.candidates(layer.digest).filter((p) => ids.every((i) => !p.bits || bitmapHas(p.bits, i))));
+    if (whole) plan.set(whole, ids);
+    else {
+      for (const i of ids) {
+        const p = pick(this.candidates(layer.digest, i));
+        if (!p) throw new ShoalError("SHOAL_ERR_PEER_NOT_FOUND", `no peer holds chunk ${i} of ${layer.digest}`);
+        plan.set(p, [...(plan.get(p) ?? []), i]);
+      }
+    }
+    const parts = new Map<number, Uint8Array>();
+    await Promise.all([...plan].map(async ([p, want]) => {
+      for (let k = 0; k < want.length; k += MAX_CHUNKS_PER_PEER_REQUEST) {
+        const batch = want.slice(k, k + MAX_CHUNKS_PER_PEER_REQUEST);
+        const digests = batch.map((i) => chunkDigest(layer.index.chunk(i)));
+        const got = await this.peer.fetchChunks(p, digests, { signal: opts.signal });
+        got.forEach((bytes, j) => {
+          if (!bytes) throw new ShoalError("SHOAL_ERR_PEER_NOT_FOUND", `peer ${p.peerId} does not hold chunk ${batch[j]} of ${layer.digest}`);
+          parts.set(batch[j]!, bytes);
+          this.lastServer.set(digests[j]!, p.peerId);
+        });
+      }
+    }));
+    return ids.map((i) => parts.get(i)!);
+  }
+
+  private async fetchOne(layer: RemoteLayer, i: number, signal: AbortSignal): Promise<Uint8Array> {
+    const digest = chunkDigest(layer.index.chunk(i));
+    const peers = this.candidates(layer.digest, i).sort(() => Math.random() - 0.5).slice(0, 2);
+    let lastErr: unknown = new ShoalError("SHOAL_ERR_PEER_NOT_FOUND", `no peer holds chunk ${i} of ${layer.digest}`);
+    for (const p of peers) {
+      try {
+        const bytes = await this.peer.fetchChunk(p, digest, { signal });
+        this.lastServer.set(digest, p.peerId);
+        return bytes;
+      } catch (err) {
+        lastErr = err;
+        if (signal.aborted) throw signal.reason;
+      }
+    }
+    throw lastErr;
+  }
+
+  reportBad(layer: RemoteLayer, chunk: number): void {
+    const digest = chunkDigest(layer.index.chunk(chunk));
+    const peerId = this.lastServer.get(digest);
+    if (!peerId || this.dropped.has(peerId)) return;
+    this.dropped.add(peerId);
+    this.logger.warn({ peer: peerId, chunk: digest }, "peer served a chunk that failed its digest; dropped and reported");
+    void this.tracker.report(this.peer.peerId, peerId, digest);
+  }
+}

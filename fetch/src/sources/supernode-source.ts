@@ -1,0 +1,44 @@
+/** The datacenter supernodes as a source of chunks and of layer indexes. */
+import { chunkDigest, type LazyLayerInfo } from "@shoal/blockindex";
+import type { LayerRef, SupernodeSet } from "@shoal/swarm";
+import { checkRun, type ChunkSource } from "../chunk-source.ts";
+import type { IndexSource } from "../image.ts";
+import type { RemoteLayer } from "../remote-layer.ts";
+
+/** Longest wait for a layer index from one supernode, ms. */
+const INDEX_TIMEOUT_MS = 15_000;
+
+/**
+ * Each chunk belongs to the supernode that ranks first for its digest (the
+ * preheat split uses the same ranking); a run is split where the owner
+ * changes. A supernode that is down moves its share to the next in rank
+ * (see `SupernodeSet`). Indexes belong to the supernode ranked first for the
+ * layer digest, which reads each from the registry once for every agent.
+ */
+export class SupernodeSource implements ChunkSource, IndexSource {
+  readonly name = "supernode";
+  private readonly supernodes: SupernodeSet;
+
+  constructor(components: { supernodes: SupernodeSet }) {
+    this.supernodes = components.supernodes;
+  }
+
+  async fetchChunks(layer: RemoteLayer, first: number, last: number, opts: { signal: AbortSignal }): Promise<Uint8Array[]> {
+    checkRun(layer, first, last);
+    const key = (i: number) => chunkDigest(layer.index.chunk(i));
+    const parts: Array<{ first: number; last: number; owner: string | undefined }> = [];
+    for (let i = first; i <= last; i++) {
+      const owner = this.supernodes.ownerOf(key(i))?.url;
+      const cur = parts.at(-1);
+      if (cur && cur.owner === owner) cur.last = i;
+      else parts.push({ first: i, last: i, owner });
+    }
+    const pieces = await Promise.all(parts.map((p) => this.supernodes.first(key(p.first), (c, signal) => c.chunks(layer, p.first, p.last, { signal }), opts)));
+    return pieces.flat();
+  }
+
+  /** The index region of a lazy layer (unverified: the caller checks it against `info.indexDigest`). */
+  fetchIndex(layer: LayerRef, info: LazyLayerInfo, opts: { signal?: AbortSignal } = {}): Promise<Uint8Array> {
+    return this.supernodes.first(layer.digest, (c, signal) => c.index(layer, info.indexDigest, { signal }), { ...opts, tryMs: INDEX_TIMEOUT_MS });
+  }
+}

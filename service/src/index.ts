@@ -1,0 +1,7 @@
+// Public surface of @shoal/service: what every shoal daemon shares.
+export {
+  resolveSettings, parseBool, parseList, parseListen, parsePositiveInt, parseString, type Setting, type SettingsOf,
+} from "./settings.ts";
+export { Lifecycle, Interval, type Component } from "./lifecycle.ts";
+export { listenTcp, listenUnix, baseUrl, closeServer, sendJson, sendError, readJson, type ListenAddress } from "./http.ts";
+export { MetricsServer } from "./metrics-server.ts";

@@ -1,0 +1,22 @@
+import { parseBytes } from "@shoal/base";
+import { parseBool, parseList, parseListen, parsePositiveInt, parseString, type Setting, type SettingsOf } from "@shoal/service";
+
+
+/** Every setting of `shoal supernode`: one schema for flags, environment and config file. */
+export const SUPERNODE_SETTINGS = {
+  root: { flag: "root", env: "SHOAL_SUPERNODE_ROOT", arg: "DIR", help: "state directory (chunk cache, indexes)", default: "/var/lib/shoal-supernode", parse: parseString },
+  listen: { flag: "listen", env: "SHOAL_SUPERNODE_LISTEN", arg: "HOST:PORT", help: "address of the chunk, tracker and preheat API", default: { host: "127.0.0.1", port: 7070 } as { host: string; port: number }, parse: parseListen },
+  advertise: { flag: "advertise", env: "SHOAL_SUPERNODE_ADVERTISE", arg: "URL", help: "this supernode's base URL as agents reach it (default http://LISTEN)", default: undefined as string | undefined, parse: parseString },
+  peers: { flag: "supernodes", env: "SHOAL_SUPERNODES", arg: "URL,URL,...", help: "every supernode of the datacenter, this one included, for splitting preheats by rendezvous hashing", default: [] as string[], parse: parseList },
+  plainHttp: { flag: "plain-http", env: "SHOAL_PLAIN_HTTP", help: "talk to registries over http:// (no TLS)", default: false, parse: parseBool },
+  cacheSize: { flag: "cache-size", env: "SHOAL_CACHE_SIZE", arg: "BYTES", help: "chunk cache capacity (LRU beyond it)", default: 100 * 1024 ** 3, parse: parseBytes },
+  metricsListen: { flag: "metrics-listen", env: "SHOAL_METRICS_LISTEN", arg: "HOST:PORT", help: "serve Prometheus metrics at http://HOST:PORT/metrics", default: undefined as { host: string; port: number } | undefined, parse: parseListen },
+  swarmKey: { flag: "swarm-key", env: "SHOAL_SWARM_KEY", arg: "FILE", help: "cluster pre-shared key (libp2p swarm.key format): join the agents' peer swarm and serve cached chunks there too", default: undefined as string | undefined, parse: parseString },
+  p2pListen: { flag: "p2p-listen", env: "SHOAL_P2P_LISTEN", arg: "MULTIADDR", help: "libp2p listen address in the peer swarm (with --swarm-key)", default: "/ip4/0.0.0.0/tcp/7072", parse: parseString },
+  uploadRate: { flag: "upload-rate", env: "SHOAL_UPLOAD_RATE", arg: "BYTES_PER_S", help: "cap on chunk bytes served to peers per second (with --swarm-key)", default: 256 * 1024 * 1024, parse: parseBytes },
+  maxUploads: { flag: "max-uploads", env: "SHOAL_MAX_UPLOADS", arg: "N", help: "chunk requests from peers served at once (more are answered busy)", default: 32, parse: parsePositiveInt },
+  logLevel: { flag: "log-level", env: "SHOAL_LOG_LEVEL", arg: "LEVEL", help: "pino log level", default: "info", parse: parseString },
+} satisfies Record<string, Setting<unknown>>;
+
+/** Resolved settings of a supernode. */
+export type SupernodeConfig = SettingsOf<typeof SUPERNODE_SETTINGS>;

@@ -1,0 +1,143 @@
+/** Which peers hold which layers and chunks: announcements that expire unless renewed. */
+import { bitmapHas, decodeChunkBitmap, MAX_PEERS_ANSWERED, type Announcement, type LayerHolder, type PeerReport } from "@shoal/swarm";
+import { DEFAULT_BAN_MS, DEFAULT_REPORTS_TO_BAN, DEFAULT_TRACKER_TTL_MS } from "./constants.ts";
+
+/** What one peer holds of one layer: its bitmap (decoded and as announced), or undefined for the whole layer. */
+type Holding = { bits: Uint8Array; text: string } | undefined;
+
+interface Entry {
+  addrs: string[];
+  layers: Map<string, Holding>;
+  expires: number;
+}
+
+/** Settings of a `PeerTable`. */
+export interface PeerTableInit {
+  /** Entries expire this long after their last announce, ms. */
+  ttlMs?: number;
+  /** Distinct reporters after which a peer is no longer listed. Default 2. */
+  reportsToBan?: number;
+  /** How long a banned peer stays unlisted (its announces are ignored), ms. Default 1 h. */
+  banMs?: number;
+}
+
+/**
+ * The tracker's table, in memory. An announce replaces the peer's previous entry (addrs,
+ * layers and chunk bitmaps) and renews it for `ttlMs`; expired entries are
+ * never returned and are swept lazily.
+ */
+export class PeerTable {
+  readonly #peers = new Map<string, Entry>();
+  readonly #byLayer = new Map<string, Set<string>>();
+  readonly #ttl: number;
+  readonly #reportsToBan: number;
+  readonly #banMs: number;
+  /** Reporters per reported peer (kept while the ban window lasts). */
+  readonly #reports = new Map<string, { reporters: Set<string>; since: number }>();
+  /** Banned peers and until when. */
+  readonly #banned = new Map<string, number>();
+  readonly #now: () => number;
+  #lastSweep = 0;
+
+  constructor(components: { now?: () => number } = {}, init: PeerTableInit = {}) {
+    this.#now = components.now ?? Date.now;
+    this.#ttl = init.ttlMs ?? DEFAULT_TRACKER_TTL_MS;
+    this.#reportsToBan = init.reportsToBan ?? DEFAULT_REPORTS_TO_BAN;
+    this.#banMs = init.banMs ?? DEFAULT_BAN_MS;
+  }
+
+  /**
+   * Record that `reporter` got bad bytes from `peerId`. Once enough distinct
+   * peers reported it, it is dropped and its announces are ignored for the
+   * ban time. Returns true when the peer is banned now. (One reporter alone
+   * cannot ban a peer: an agent already stops asking a peer that lied to it.)
+   */
+  report(r: PeerReport): boolean {
+    if (this.isBanned(r.peerId)) return true;
+    const now = this.#now();
+    let e = this.#reports.get(r.peerId);
+    if (!e || now - e.since > this.#banMs) this.#reports.set(r.peerId, (e = { reporters: new Set(), since: now }));
+    e.reporters.add(r.reporter);
+    if (e.reporters.size < this.#reportsToBan) return false;
+    this.#reports.delete(r.peerId);
+    this.#banned.set(r.peerId, now + this.#banMs);
+    this.#remove(r.peerId);
+    return true;
+  }
+
+  /** True while `peerId` is banned. */
+  isBanned(peerId: string): boolean {
+    const until = this.#banned.get(peerId);
+    if (until === undefined) return false;
+    if (until > this.#now()) return true;
+    this.#banned.delete(peerId);
+    return false;
+  }
+
+  /** Record an announcement (ignored from a banned peer); returns the TTL granted, ms. */
+  announce(a: Announcement): number {
+    if (this.isBanned(a.peerId)) return this.#ttl;
+    this.#remove(a.peerId);
+    const layers = new Map<string, Holding>();
+    for (const l of a.layers) {
+      const text = a.chunks?.[l];
+      layers.set(l, text === undefined ? undefined : { bits: decodeChunkBitmap(text), text });
+    }
+    const entry: Entry = { addrs: [...new Set(a.addrs)], layers, expires: this.#now() + this.#ttl };
+    this.#peers.set(a.peerId, entry);
+    for (const l of entry.layers.keys()) {
+      let s = this.#byLayer.get(l);
+      if (!s) this.#byLayer.set(l, (s = new Set()));
+      s.add(a.peerId);
+    }
+    // Sweeping is O(peers): at most once per second (or per TTL, if shorter) on announces.
+    if (this.#now() - this.#lastSweep >= Math.min(1000, this.#ttl)) this.#sweep();
+    return this.#ttl;
+  }
+
+  /**
+   * Live peers holding `layer` (with their chunk bitmaps), or only those
+   * holding chunk `chunk` of it when given; at most `MAX_PEERS_ANSWERED`,
+   * a random sample when more qualify, in random order.
+   */
+  peers(layer: string, chunk?: number): LayerHolder[] {
+    const now = this.#now();
+    const out: LayerHolder[] = [];
+    for (const id of this.#byLayer.get(layer) ?? []) {
+      const e = this.#peers.get(id);
+      if (!e || e.expires <= now) continue;
+      const held = e.layers.get(layer);
+      if (chunk !== undefined && held && !bitmapHas(held.bits, chunk)) continue;
+      out.push({ peerId: id, addrs: [...e.addrs], ...(held ? { chunks: held.text } : {}) });
+    }
+    // Fisher-Yates: spread load over holders, and bound the answer.
+    for (let i = out.length - 1; i > 0; i--) {
+      const j = Math.floor(Math.random() * (i + 1));
+      [out[i], out[j]] = [out[j]!, out[i]!];
+    }
+    return out.slice(0, MAX_PEERS_ANSWERED);
+  }
+
+  /** Number of live peers. */
+  size(): number {
+    this.#sweep();
+    return this.#peers.size;
+  }
+
+  #sweep(): void {
+    const now = this.#now();
+    this.#lastSweep = now;
+    for (const [id, e] of this.#peers) if (e.expires <= now) this.#remove(id);
+  }
+
+  #remove(peerId: string): void {
+    const e = this.#peers.get(peerId);
+    if (!e) return;
+    this.#peers.delete(peerId);
+    for (const l of e.layers.keys()) {
+      const s = this.#byLayer.get(l);
+      s?.delete(peerId);
+      if (s?.size === 0) this.#byLayer.delete(l);
+    }
+  }
+}

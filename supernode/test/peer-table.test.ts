@@ -1,0 +1,132 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import { afterAll, describe, expect, it } from "vitest";
+import { bitmapHas, decodeChunkBitmap, encodeChunkBitmap } from "@shoal/swarm";
+import { PeerTable } from "../src/index.ts";
+import { Cleanup } from "./harness.ts";
+
+const L1 = `sha256:${"1".repeat(64)}`;
+const L2 = `sha256:${"2".repeat(64)}`;
+
+describe("PeerTable", () => {
+  it("returns live peers per layer and forgets them after the TTL unless re-announced", () => {
+    let now = 1000;
+    const t = new PeerTable({ now: () => now }, { ttlMs: 100 });
+    t.announce({ peerId: "a", addrs: ["/ip4/10.0.0.1/tcp/1"], layers: [L1] });
+    t.announce({ peerId: "b", addrs: ["/ip4/10.0.0.2/tcp/1"], layers: [L1, L2] });
+    expect(t.peers(L1).map((p) => p.peerId).sort()).toEqual(["a", "b"]);
+    expect(t.peers(L2)).toEqual([{ peerId: "b", addrs: ["/ip4/10.0.0.2/tcp/1"] }]);
+    now += 60;
+    t.announce({ peerId: "b", addrs: ["/ip4/10.0.0.2/tcp/2"], layers: [L2] });
+    now += 60;
+    expect(t.peers(L1)).toEqual([]);
+    expect(t.peers(L2)).toEqual([{ peerId: "b", addrs: ["/ip4/10.0.0.2/tcp/2"] }]);
+    now += 100;
+    expect(t.peers(L2)).toEqual([]);
+    expect(t.size()).toBe(0);
+  });
+});
+
+describe("PeerTable: chunk bitmaps", () => {
+  it("answers, per chunk, only the peers that hold it; a layer announced without a bitmap counts as whole", () => {
+    const t = new PeerTable();
+    t.announce({ peerId: "even", addrs: ["x"], layers: [L1], chunks: { [L1]: encodeChunkBitmap(10, (i) => i % 2 === 0) } });
+    t.announce({ peerId: "odd", addrs: ["y"], layers: [L1, L2], chunks: { [L1]: encodeChunkBitmap(10, (i) => i % 2 === 1) } });
+    t.announce({ peerId: "whole", addrs: ["z"], layers: [L1] });
+    expect(t.peers(L1, 4).map((p) => p.peerId).sort()).toEqual(["even", "whole"]);
+    expect(t.peers(L1, 7).map((p) => p.peerId).sort()).toEqual(["odd", "whole"]);
+    expect(t.peers(L1, 10).map((p) => p.peerId)).toEqual(["whole"]);
+    expect(t.peers(L2, 3).map((p) => p.peerId)).toEqual(["odd"]);
+    const all = t.peers(L1);
+    expect(all).toHaveLength(3);
+    const even = all.find((p) => p.peerId === "even")!;
+    expect(bitmapHas(decodeChunkBitmap(even.chunks!), 8)).toBe(true);
+    expect(all.find((p) => p.peerId === "whole")!.chunks).toBeUndefined();
+    // a new announce replaces the old bitmap
+    t.announce({ peerId: "even", addrs: ["x"], layers: [L1], chunks: { [L1]: encodeChunkBitmap(10, () => false) } });
+    expect(t.peers(L1, 4).map((p) => p.peerId)).toEqual(["whole"]);
+  });
+
+  it("answers at most 64 peers, a different sample each time", () => {
+    const t = new PeerTable();
+    for (let i = 0; i < 200; i++) t.announce({ peerId: `p${i}`, addrs: ["x"], layers: [L1] });
+    const a = t.peers(L1);
+    const b = t.peers(L1);
+    expect(a).toHaveLength(64);
+    expect(new Set(a.map((p) => p.peerId)).size).toBe(64);
+    expect(a.map((p) => p.peerId)).not.toEqual(b.map((p) => p.peerId));
+  });
+});
+
+describe("PeerTable: reports of peers that served bad chunks", () => {
+  it("stops listing a peer reported by enough distinct peers, ignores its announces while banned, and lists it again after", () => {
+    let now = 0;
+    const t = new PeerTable({ now: () => now }, { ttlMs: 10_000, reportsToBan: 2, banMs: 1000 });
+    const chunk = `sha256:${"a".repeat(64)}`;
+    t.announce({ peerId: "liar", addrs: ["x"], layers: [L1] });
+    t.announce({ peerId: "honest", addrs: ["y"], layers: [L1] });
+    expect(t.report({ reporter: "v1", peerId: "liar", chunk })).toBe(false);
+    expect(t.report({ reporter: "v1", peerId: "liar", chunk })).toBe(false); // the same reporter twice counts once
+    expect(t.peers(L1).map((p) => p.peerId).sort()).toEqual(["honest", "liar"]);
+    expect(t.report({ reporter: "v2", peerId: "liar", chunk })).toBe(true);
+    expect(t.peers(L1).map((p) => p.peerId)).toEqual(["honest"]);
+    t.announce({ peerId: "liar", addrs: ["x"], layers: [L1] });
+    expect(t.peers(L1).map((p) => p.peerId)).toEqual(["honest"]);
+    now += 1001;
+    t.announce({ peerId: "liar", addrs: ["x"], layers: [L1] });
+    expect(t.peers(L1).map((p) => p.peerId).sort()).toEqual(["honest", "liar"]);
+  });
+
+});
+
+
+describe("tracker over HTTP", () => {
+  const cleanup = new Cleanup();
+  afterAll(() => cleanup.run());
+
+  it("announce, peers, expiry, and 400 JSON errors for bad requests", async () => {
+    const sn = await cleanup.supernode({ root: await cleanup.tempDir("shoal-sn-t-"), trackerTtlMs: 1000 });
+    const post = (body: string) => fetch(`${sn.url}/v1/announce`, { method: "POST", headers: { "content-type": "application/json" }, body });
+    const peers = async (layer: string) => (await (await fetch(`${sn.url}/v1/peers?layer=${layer}`)).json()) as { peerId: string }[];
+    expect((await post(JSON.stringify({ peerId: "a", addrs: ["x"], layers: [L1] }))).status).toBe(200);
+    const res = await post(JSON.stringify({ peerId: "b", addrs: ["y"], layers: [L1, L2] }));
+    expect(await res.json()).toEqual({ ttlMs: 1000 });
+    expect((await peers(L1)).map((p) => p.peerId).sort()).toEqual(["a", "b"]);
+    await sleep(500);
+    await post(JSON.stringify({ peerId: "b", addrs: ["y"], layers: [L1, L2] }));
+    await sleep(700);
+    expect(await peers(L1)).toEqual([{ peerId: "b", addrs: ["y"] }]);
+
+    for (const body of ["{", "[]", "null", JSON.stringify({ peerId: "", addrs: [], layers: [] }), JSON.stringify({ peerId: "c", addrs: "x", layers: [] }), JSON.stringify({ peerId: "c", addrs: [], layers: ["nope"] })]) {
+      const r = await post(body);
+      expect(r.status, body).toBe(400);
+      expect(await r.json()).toMatchObject({ code: "SHOAL_ERR_BAD_REQUEST" });
+    }
+    const big = await post(JSON.stringify({ peerId: "c", addrs: [], layers: [], pad: "x".repeat(2 * 1024 * 1024) }));
+    expect(big.status).toBe(400);
+    // per-chunk answers and bitmap validation
+    expect((await post(JSON.stringify({ peerId: "c", addrs: ["z"], layers: [L2], chunks: { [L2]: encodeChunkBitmap(8, (i) => i === 5) } }))).status).toBe(200);
+    const holders = async (q: string) => ((await (await fetch(`${sn.url}/v1/peers?layer=${L2}${q}`)).json()) as { peerId: string }[]).map((p) => p.peerId).sort();
+    expect(await holders("&chunk=5")).toEqual(["b", "c"]);
+    expect(await holders("&chunk=4")).toEqual(["b"]);
+    for (const chunks of [{ [L2]: "***" }, { [L1]: "AA==" }, [], "x"]) {
+      const r = await post(JSON.stringify({ peerId: "d", addrs: [], layers: [L2], chunks }));
+      expect(r.status, JSON.stringify(chunks)).toBe(400);
+    }
+    for (const q of ["", "?layer=", "?layer=sha256:xyz", `?layer=${L2}&chunk=-1`, `?layer=${L2}&chunk=x`]) {
+      const r = await fetch(`${sn.url}/v1/peers${q}`);
+      expect(r.status).toBe(400);
+      expect(await r.json()).toMatchObject({ code: "SHOAL_ERR_BAD_REQUEST" });
+    }
+    const wrongMethod = await fetch(`${sn.url}/v1/announce`);
+    expect(wrongMethod.status).toBe(404);
+    expect((await fetch(`${sn.url}/v1/health`)).status).toBe(200);
+  });
+
+  it("serves Prometheus metrics on its own listener", async () => {
+    const sn = await cleanup.supernode({ root: await cleanup.tempDir("shoal-sn-m-"), metricsListen: { host: "127.0.0.1", port: 0 } });
+    const text = await (await fetch(`${sn.metricsUrl}/metrics`)).text();
+    for (const name of ["shoal_supernode_origin_bytes_total", "shoal_supernode_served_bytes_total", "shoal_supernode_cache_hits_total", "shoal_supernode_preheat_chunks_done"]) {
+      expect(text).toContain(name);
+    }
+  });
+});

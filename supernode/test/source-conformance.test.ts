@@ -1,0 +1,32 @@
+// The ChunkSource conformance suite (@shoal/fetch/testsuite) against the agents' supernode source,
+// talking to real supernodes in front of the Debian registry: one supernode, and two that split the chunks.
+import { SupernodeSource } from "@shoal/fetch";
+import { chunkSourceSuite, describeSuite } from "@shoal/fetch/testsuite";
+import { SupernodeSet } from "@shoal/swarm";
+import { afterAll, beforeAll } from "vitest";
+import { Cleanup, registryWithImage, type TestImage } from "./harness.ts";
+import type { Supernode } from "../src/index.ts";
+
+const cleanup = new Cleanup();
+let image: TestImage;
+let one: Supernode;
+let pair: Supernode[];
+
+beforeAll(async () => {
+  ({ image } = await registryWithImage(cleanup, "suite/app", 2 * 1024 * 1024, 64 * 1024));
+  one = await cleanup.supernode({ root: await cleanup.tempDir("shoal-sn-suite-") });
+  pair = [await cleanup.supernode({ root: await cleanup.tempDir("shoal-sn-suite-a-") }), await cleanup.supernode({ root: await cleanup.tempDir("shoal-sn-suite-b-") })];
+}, 120_000);
+afterAll(() => cleanup.run());
+
+const subject = (urls: string[]) => {
+  const l = image.layers[0]!;
+  return {
+    source: new SupernodeSource({ supernodes: new SupernodeSet({ urls }) }),
+    layer: { digest: l.digest, registry: image.registry, repository: image.repository, index: l.index },
+    blob: l.blob,
+  };
+};
+
+describeSuite("ChunkSource: SupernodeSource against one supernode", chunkSourceSuite, async () => subject([one.url]));
+describeSuite("ChunkSource: SupernodeSource against two supernodes splitting a run by owner", chunkSourceSuite, async () => subject(pair.map((s) => s.url)));

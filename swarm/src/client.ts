@@ -1,0 +1,164 @@
+/**
+ * The one client of the supernode API. Every caller (the agent's chunk and
+ * index sources, its tracker client, `shoal preheat`) goes through it, so
+ * the routes, the decoding of answers and the errors are coded once.
+ */
+import { isErrorCode, ShoalError, type ErrorCode } from "@shoal/base";
+import { MAX_CHUNKS_PER_REQUEST } from "./constants.ts";
+import type { Credentials } from "@shoal/oci";
+import { basicAuthorization } from "./credentials.ts";
+import type { LayerRef } from "./layer-ref.ts";
+import {
+  parseHolders, parsePreheatStatus, type Announcement, type Health, type Holder, type PeerReport, type PreheatStatus,
+} from "./messages.ts";
+import {
+  ANNOUNCE_PATH, CHUNK_LENGTHS_HEADER, chunksPath, HEALTH_PATH, indexPath, peersPath, PREHEAT_PATH, preheatJobPath, REPORT_PATH,
+} from "./routes.ts";
+
+/**
+ * A supernode call that failed. `code` says how: `SHOAL_ERR_SUPERNODE_UNAVAILABLE`
+ * (unreachable, timed out, or 5xx: try the next supernode),
+ * `SHOAL_ERR_SUPERNODE_REJECTED` (4xx: the request itself was refused, as
+ * another supernode would refuse it too) or `SHOAL_ERR_SUPERNODE_PROTOCOL`
+ * (an answer the client cannot use). `remoteCode` is the supernode's own
+ * error code, when it answered one.
+ */
+export class SupernodeCallError extends ShoalError {
+  readonly status: number | undefined;
+  readonly remoteCode: ErrorCode | undefined;
+  constructor(code: "SHOAL_ERR_SUPERNODE_UNAVAILABLE" | "SHOAL_ERR_SUPERNODE_REJECTED" | "SHOAL_ERR_SUPERNODE_PROTOCOL", message: string, init: { status?: number; remoteCode?: ErrorCode; cause?: unknown } = {}) {
+    super(code, message, init.cause === undefined ? undefined : { cause: init.cause });
+    this.status = init.status;
+    this.remoteCode = init.remoteCode;
+  }
+}
+
+/** Options of one call. */
+export interface CallOptions {
+  signal?: AbortSignal;
+  /** The caller's registry credentials, passed on for the supernode's access check. */
+  credentials?: Credentials;
+}
+
+/** A typed client of one supernode's API (see `routes.ts`). */
+export class SupernodeClient {
+  /** Base URL, without a trailing slash. */
+  readonly url: string;
+
+  constructor(init: { url: string }) {
+    this.url = init.url.replace(/\/+$/, "");
+  }
+
+  /**
+   * Compressed bytes of chunks `first..last` (inclusive chunk positions) of
+   * the lazy layer `layer`, one buffer per chunk, in order, as the
+   * supernode sent them (unverified). Runs longer than the API's limit go
+   * in several requests.
+   */
+  async chunks(layer: LayerRef, first: number, last: number, opts: CallOptions & { indexDigest?: string } = {}): Promise<Uint8Array[]> {
+    const out: Uint8Array[] = [];
+    for (let from = first; from <= last; from += MAX_CHUNKS_PER_REQUEST) {
+      const to = Math.min(last, from + MAX_CHUNKS_PER_REQUEST - 1);
+      const res = await this.#call("GET", chunksPath(layer, from, to, opts.indexDigest), opts);
+      const bytes = new Uint8Array(await res.arrayBuffer());
+      const lengths = (res.headers.get(CHUNK_LENGTHS_HEADER) ?? "").split(",").map(Number);
+      if (lengths.length !== to - from + 1 || lengths.some((n) => !Number.isSafeInteger(n) || n < 0) || lengths.reduce((a, b) => a + b, 0) !== bytes.length) {
+        throw new SupernodeCallError("SHOAL_ERR_SUPERNODE_PROTOCOL", `${this.url}: chunk lengths do not match the ${to - from + 1} chunks sent`);
+      }
+      let at = 0;
+      for (const n of lengths) {
+        out.push(bytes.subarray(at, at + n));
+        at += n;
+      }
+    }
+    return out;
+  }
+
+  /** The index region of the lazy layer `layer` (unverified: check it against `indexDigest`). */
+  async index(layer: LayerRef, indexDigest: string | undefined, opts: CallOptions = {}): Promise<Uint8Array> {
+    const res = await this.#call("GET", indexPath(layer, indexDigest), opts);
+    return new Uint8Array(await res.arrayBuffer());
+  }
+
+  /** Tell the tracker which layers (and chunks) this peer holds; resolves the time to live it granted, ms. */
+  async announce(a: Announcement, opts: CallOptions = {}): Promise<number> {
+    const body = await this.#json("POST", ANNOUNCE_PATH, opts, a);
+    return Number((body as { ttlMs?: unknown }).ttlMs);
+  }
+
+  /** Tell the tracker that `r.peerId` sent `r.reporter` bytes failing their digest; resolves whether it is banned now. */
+  async report(r: PeerReport, opts: CallOptions = {}): Promise<boolean> {
+    const body = await this.#json("POST", REPORT_PATH, opts, r);
+    return (body as { banned?: unknown }).banned === true;
+  }
+
+  /** Peers holding (part of) `layer`, or chunk `chunk` of it, with their bitmaps decoded. */
+  async peers(layer: string, opts: CallOptions & { chunk?: number } = {}): Promise<Holder[]> {
+    const body = await this.#json("GET", peersPath(layer, opts.chunk), opts);
+    try {
+      return parseHolders(body);
+    } catch (err) {
+      throw new SupernodeCallError("SHOAL_ERR_SUPERNODE_PROTOCOL", `${this.url}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  /** Start a preheat job of `image` (this supernode's share of its chunks); resolves the job id. */
+  async startPreheat(req: { image: string; platform?: string }, opts: CallOptions = {}): Promise<string> {
+    const body = (await this.#json("POST", PREHEAT_PATH, opts, req)) as { id?: unknown };
+    if (typeof body.id !== "string") throw new SupernodeCallError("SHOAL_ERR_SUPERNODE_PROTOCOL", `${this.url}: preheat answer has no id`);
+    return body.id;
+  }
+
+  /** The state of preheat job `id`. */
+  async preheatStatus(id: string, opts: CallOptions = {}): Promise<PreheatStatus> {
+    const body = await this.#json("GET", preheatJobPath(id), opts);
+    try {
+      return parsePreheatStatus(body);
+    } catch (err) {
+      throw new SupernodeCallError("SHOAL_ERR_SUPERNODE_PROTOCOL", `${this.url}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  /** `GET /v1/health`. */
+  async health(opts: CallOptions = {}): Promise<Health> {
+    return (await this.#json("GET", HEALTH_PATH, opts)) as Health;
+  }
+
+  async #json(method: string, path: string, opts: CallOptions, body?: unknown): Promise<unknown> {
+    const res = await this.#call(method, path, opts, body);
+    try {
+      return await res.json();
+    } catch (err) {
+      throw new SupernodeCallError("SHOAL_ERR_SUPERNODE_PROTOCOL", `${this.url}: ${method} ${path.split("?")[0]}: answer is not JSON`, { cause: err });
+    }
+  }
+
+  /** One request; a 2xx answer, else the error it stands for. A caller's abort rejects with the signal's reason. */
+  async #call(method: string, path: string, opts: CallOptions, body?: unknown): Promise<Response> {
+    const headers: Record<string, string> = {};
+    if (body !== undefined) headers["content-type"] = "application/json";
+    if (opts.credentials) headers.authorization = basicAuthorization(opts.credentials);
+    let res: Response;
+    try {
+      res = await fetch(`${this.url}${path}`, {
+        method, headers, ...(body !== undefined ? { body: JSON.stringify(body) } : {}), ...(opts.signal ? { signal: opts.signal } : {}),
+      });
+    } catch (err) {
+      if (opts.signal?.aborted) throw opts.signal.reason;
+      throw new SupernodeCallError("SHOAL_ERR_SUPERNODE_UNAVAILABLE", `supernode ${this.url} unreachable: ${(err as Error).message}`, { cause: err });
+    }
+    if (res.ok) return res;
+    const text = (await res.text().catch(() => "")).slice(0, 1000);
+    let remoteCode: ErrorCode | undefined;
+    let detail = text.slice(0, 300);
+    try {
+      const e = JSON.parse(text) as { code?: unknown; message?: unknown };
+      if (isErrorCode(e.code)) remoteCode = e.code;
+      detail = `${remoteCode ?? ""}${typeof e.message === "string" ? `: ${e.message}` : ""}`;
+    } catch {
+      // not JSON: keep the text
+    }
+    const code = res.status >= 500 ? "SHOAL_ERR_SUPERNODE_UNAVAILABLE" : "SHOAL_ERR_SUPERNODE_REJECTED";
+    throw new SupernodeCallError(code, `supernode ${this.url} answered HTTP ${res.status} to ${method} ${path.split("?")[0]}: ${detail}`, { status: res.status, ...(remoteCode ? { remoteCode } : {}) });
+  }
+}

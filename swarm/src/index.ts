@@ -1,0 +1,15 @@
+// Public surface of @shoal/swarm: the supernode API as both sides see it.
+export * from "./constants.ts";
+export * from "./routes.ts";
+export { parseLayerPath, layerPath, layerKey, assertRegistryName, type LayerRef } from "./layer-ref.ts";
+export {
+  parseAnnouncement, parsePeerReport, parsePreheatRequest, parseHolders, parsePreheatStatus,
+  type PeerInfo, type LayerHolder, type Holder, type Announcement, type PeerReport, type PreheatRequest, type PreheatStatus, type Health,
+} from "./messages.ts";
+export { chunkHolding, encodeChunkBitmap, decodeChunkBitmap, bitmapHas, MAX_BITMAP_BYTES } from "./chunk-bitmap.ts";
+export { rankSupernodes, ownerOf, normalizeSupernodeUrl } from "./rendezvous.ts";
+export { parseBasicAuth, basicAuthorization } from "./credentials.ts";
+export { SupernodeClient, SupernodeCallError, type CallOptions } from "./client.ts";
+export { SupernodeSet } from "./supernode-set.ts";
+export { TrackerClient, type LayerHolding } from "./tracker-client.ts";
+export { preheat, type PreheatOptions, type PreheatProgress } from "./preheat-client.ts";

@@ -1,0 +1,64 @@
+/**
+ * The routes of the supernode API: one place for their paths, query
+ * parameters and headers. Blob routes name a blob by
+ * `<registry>/<repository>/<digest>` after their prefix (see `layerPath`).
+ *
+ * | route | answer |
+ * |---|---|
+ * | `GET /v1/health` | `Health` |
+ * | `GET /v1/chunks/<blob>?first=A&last=B[&index=D]` | compressed chunks A..B of a lazy layer, concatenated; `x-shoal-chunk-lengths` lists their lengths |
+ * | `GET /v1/index/<blob>[?index=D]` | the index region of a lazy layer; `x-shoal-index-offset`, `x-shoal-index-digest` |
+ * | `GET, HEAD /v1/blobs/<blob>` with optional `Range` | bytes of any blob (206 for a range) |
+ * | `POST /v1/announce` | body `Announcement`; answers `{ ttlMs }` |
+ * | `POST /v1/report` | body `PeerReport`; answers `{ banned }` |
+ * | `GET /v1/peers?layer=L[&chunk=N]` | `LayerHolder[]` |
+ * | `POST /v1/preheat` | body `PreheatRequest`; answers 202 `{ id }` |
+ * | `GET /v1/preheat/<id>` | `PreheatStatus` |
+ *
+ * Errors answer `{ code, message }` with the status the error set gives the code.
+ * `Authorization: Basic` carries the caller's registry credentials on blob routes and preheat.
+ */
+import { layerPath, type LayerRef } from "./layer-ref.ts";
+
+/** Path prefixes of the blob routes. */
+export const CHUNKS_PREFIX = "/v1/chunks/";
+export const INDEX_PREFIX = "/v1/index/";
+export const BLOBS_PREFIX = "/v1/blobs/";
+export const PREHEAT_PREFIX = "/v1/preheat/";
+
+/** Fixed routes. */
+export const HEALTH_PATH = "/v1/health";
+export const ANNOUNCE_PATH = "/v1/announce";
+export const REPORT_PATH = "/v1/report";
+export const PEERS_PATH = "/v1/peers";
+export const PREHEAT_PATH = "/v1/preheat";
+
+/** Response headers. */
+export const CHUNK_LENGTHS_HEADER = "x-shoal-chunk-lengths";
+export const INDEX_OFFSET_HEADER = "x-shoal-index-offset";
+export const INDEX_DIGEST_HEADER = "x-shoal-index-digest";
+
+/** `GET` path of chunks `first..last` (inclusive) of a lazy layer; `indexDigest` lets the supernode check the index it holds. */
+export function chunksPath(layer: LayerRef, first: number, last: number, indexDigest?: string): string {
+  return `${CHUNKS_PREFIX}${layerPath(layer)}?first=${first}&last=${last}${indexDigest ? `&index=${indexDigest}` : ""}`;
+}
+
+/** `GET` path of a lazy layer's index region. */
+export function indexPath(layer: LayerRef, indexDigest?: string): string {
+  return `${INDEX_PREFIX}${layerPath(layer)}${indexDigest ? `?index=${indexDigest}` : ""}`;
+}
+
+/** `GET`/`HEAD` path of any blob. */
+export function blobPath(blob: LayerRef): string {
+  return `${BLOBS_PREFIX}${layerPath(blob)}`;
+}
+
+/** `GET` path of the holders of a layer (of one chunk of it, when given). */
+export function peersPath(layer: string, chunk?: number): string {
+  return `${PEERS_PATH}?layer=${encodeURIComponent(layer)}${chunk === undefined ? "" : `&chunk=${chunk}`}`;
+}
+
+/** `GET` path of a preheat job. */
+export function preheatJobPath(id: string): string {
+  return `${PREHEAT_PREFIX}${encodeURIComponent(id)}`;
+}

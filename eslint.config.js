@@ -1,5 +1,6 @@
 // @ts-check
 import tseslint from "typescript-eslint";
+import shoal from "./lint/package-graph.js";
 
 /** Library code raises shoal's own errors only: a closed set of codes that every edge can translate. */
 const onlyShoalErrors = {
@@ -20,6 +21,7 @@ export default tseslint.config(
       "@typescript-eslint/consistent-type-imports": "error",
     },
   },
+  { plugins: { shoal }, rules: { "shoal/package-graph": "error" } },
   { files: ["*/src/**/*.ts"], rules: onlyShoalErrors },
   {
     // CLI entry points, scripts, benches and tests may print.

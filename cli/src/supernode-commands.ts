@@ -1,6 +1,6 @@
 import { humanBytes } from "@shoal/base";
 import type { Command } from "commander";
-import { SUPERNODE_SETTINGS } from "@shoal/supernode/config";
+import { SUPERNODE_SETTINGS } from "./supernode-settings.ts";
 import { settingsCommand, stopOnSignals } from "./daemon-command.ts";
 import { progressLine } from "./progress.ts";
 

@@ -125,12 +125,14 @@ export async function startShoal(args: readonly string[], opts: {
   env?: NodeJS.ProcessEnv;
   timeoutMs?: number;
   main?: string;
+  /** Node flags before the entry point (e.g. `--import HOOK`). */
+  nodeArgs?: readonly string[];
   spawn?: (cmd: string, args: readonly string[], opts: SpawnOptions) => ChildProcess;
 }): Promise<ShoalDaemon> {
   mkdirSync(dirname(opts.logFile), { recursive: true });
   const fd = openSync(opts.logFile, "a");
   const run = opts.spawn ?? spawn;
-  const child = run(process.execPath, [...NODE_ARGS, opts.main ?? SHOAL_MAIN, ...args], { stdio: ["ignore", fd, fd], env: { ...process.env, ...opts.env } });
+  const child = run(process.execPath, [...NODE_ARGS, ...(opts.nodeArgs ?? []), opts.main ?? SHOAL_MAIN, ...args], { stdio: ["ignore", fd, fd], env: { ...process.env, ...opts.env } });
   closeSync(fd);
   killOnExit(child);
   const logs = () => {
@@ -183,12 +185,13 @@ export interface RunningAgent extends ShoalDaemon {
 }
 
 /** Start `shoal agent --root ROOT ...args` (log in ROOT) and wait for its socket. */
-export async function startAgent(root: string, args: readonly string[] = [], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<RunningAgent> {
+export async function startAgent(root: string, args: readonly string[] = [], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv; nodeArgs?: readonly string[] } = {}): Promise<RunningAgent> {
   const daemon = await startShoal(["agent", "--root", root, ...args], {
     logFile: join(root, `agent-${Date.now()}.log`),
     ready: { socket: join(root, "agent.sock") },
     env: { SHOAL_LOG_LEVEL: process.env.SHOAL_LOG_LEVEL ?? "info", ...opts.env },
     ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}),
+    ...(opts.nodeArgs ? { nodeArgs: opts.nodeArgs } : {}),
   });
   return Object.assign(daemon, { root });
 }

@@ -2,7 +2,12 @@ import { parseBytes } from "@shoal/base";
 import { parseBool, parseList, parseListen, parsePositiveInt, parseString, type Setting, type SettingsOf } from "@shoal/service";
 
 
-/** Every setting of `shoal supernode`: one schema for flags, environment and config file. */
+/**
+ * Every setting of `shoal supernode`: one schema for flags, environment and
+ * config file. Here, not in @shoal/supernode, so that the CLI loads no
+ * supernode code until `shoal supernode` runs; the command maps these
+ * settings onto `createSupernode`'s init.
+ */
 export const SUPERNODE_SETTINGS = {
   root: { flag: "root", env: "SHOAL_SUPERNODE_ROOT", arg: "DIR", help: "state directory (chunk cache, indexes)", default: "/var/lib/shoal-supernode", parse: parseString },
   listen: { flag: "listen", env: "SHOAL_SUPERNODE_LISTEN", arg: "HOST:PORT", help: "address of the chunk, tracker and preheat API", default: { host: "127.0.0.1", port: 7070 } as { host: string; port: number }, parse: parseListen },

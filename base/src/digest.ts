@@ -16,7 +16,7 @@ export function isSha256Digest(s: unknown): boolean {
 }
 
 /** The digest string `sha256:<hex>` of a raw 32-byte sha256 hash (as the layer index stores chunk digests). */
-export function sha256Hex(hash: Uint8Array): string {
+export function digestOfHash(hash: Uint8Array): string {
   return `sha256:${Buffer.from(hash.buffer, hash.byteOffset, hash.byteLength).toString("hex")}`;
 }
 

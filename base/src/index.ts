@@ -1,6 +1,6 @@
 // Public surface of @shoal/base: what every shoal package shares. Pure: no I/O, no network, no process state.
 export * from "./errors.ts";
-export { isDigest, assertDigest, digestOf, verifyDigest, Digester, SHA256_DIGEST_RE, isSha256Digest, sha256Hex } from "./digest.ts";
+export { isDigest, assertDigest, digestOf, verifyDigest, Digester, SHA256_DIGEST_RE, isSha256Digest, digestOfHash } from "./digest.ts";
 export { untilAborted, sleep } from "./abort.ts";
 export { TokenBucket, type TokenBucketInit, type TokenBucketComponents } from "./token-bucket.ts";
 export { parseBytes, parseDuration, humanBytes } from "./units.ts";

@@ -7,11 +7,10 @@ import { createReadStream } from "node:fs";
 import { lstat, mkdir, mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { AgentClient } from "@shoal/agent/client";
-import { buildRealisticImage, pushLayout, runShoalOk, startAgent, startRegistry, umociUnpack, unmountAllUnder, type RunningAgent } from "@shoal/testkit";
+import { realisticImage } from "./setup.ts";
+import { pushLayout, runShoalOk, startAgent, startRegistry, umociUnpack, unmountAllUnder, type RunningAgent } from "@shoal/testkit";
 
-const CACHE = process.env.SHOAL_BENCH_CACHE ?? fileURLToPath(new URL("../../.cache/realistic-image", import.meta.url));
 
 function dropCaches(): void {
   execFileSync("sync");
@@ -75,7 +74,7 @@ export interface FuseBenchResult {
 }
 
 export async function runFuseBench(log: (s: string) => void = (s) => console.error(s)): Promise<FuseBenchResult> {
-  const image = await buildRealisticImage(CACHE, { log });
+  const image = await realisticImage(log);
   const registry = await startRegistry();
   const work = await mkdtemp(join(tmpdir(), "shoal-bench-fuse-"));
   let agent: RunningAgent | undefined;

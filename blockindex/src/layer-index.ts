@@ -1,4 +1,4 @@
-import { InvalidArgumentError, sha256Hex } from "@shoal/base";
+import { InvalidArgumentError, digestOfHash } from "@shoal/base";
 import { LayerFormatError } from "./errors.ts";
 import type { EntryType, TarEntry } from "./tar-entry.ts";
 import { hashBytes, hashPath, PathTable } from "./path-table.ts";
@@ -41,7 +41,7 @@ export interface Chunk {
 
 /** The digest string of a chunk, `sha256:<hex>` of its compressed bytes: how stores, peers and the tracker name it. */
 export function chunkDigest(chunk: Chunk): string {
-  return sha256Hex(chunk.digest);
+  return digestOfHash(chunk.digest);
 }
 
 /** Everything needed to build a `LayerIndex`. */

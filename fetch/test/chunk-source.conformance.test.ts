@@ -10,7 +10,7 @@ import { startRegistry, type RunningRegistry } from "@shoal/testkit";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PeerSource, RegistrySource, checkRun, type ChunkSource, type RemoteLayer } from "../src/index.ts";
-import { BlobSource, chunkSourceSuite, describeSuite, failedChecks, type ChunkSourceSubject } from "../testsuite/index.ts";
+import { MemorySource, chunkSourceSuite, describeSuite, failedChecks, type ChunkSourceSubject } from "../testsuite/index.ts";
 import { layerFixture } from "./helpers.ts";
 
 const logger = pino({ level: "silent" });
@@ -34,7 +34,7 @@ afterAll(async () => {
 
 const subject = (source: ChunkSource, layer: RemoteLayer = fixture.layer): ChunkSourceSubject => ({ source, layer, blob: fixture.blob });
 
-describeSuite("ChunkSource: BlobSource (the fetcher tests' fake)", chunkSourceSuite, async () => subject(new BlobSource(fixture.blob)));
+describeSuite("ChunkSource: MemorySource (the fetcher tests' fake)", chunkSourceSuite, async () => subject(new MemorySource(fixture.blob)));
 
 describeSuite("ChunkSource: RegistrySource against the Debian registry", chunkSourceSuite, async () =>
   subject(new RegistrySource({ clients }), { ...fixture.layer, registry: registry.host, repository: "suite/layer" }));
@@ -76,7 +76,7 @@ describe("the ChunkSource suite", () => {
       "rejects with the signal's reason when aborted",
     ]);
     // the same source, with the helpers every implementation uses, passes
-    const fixed: ChunkSource = { name: "fixed", fetchChunks: (l, a, b, o) => (checkRun(l, a, b), o.signal.throwIfAborted(), new BlobSource(fixture.blob).fetchChunks(l, a, b, o)) };
+    const fixed: ChunkSource = { name: "fixed", fetchChunks: (l, a, b, o) => (checkRun(l, a, b), o.signal.throwIfAborted(), new MemorySource(fixture.blob).fetchChunks(l, a, b, o)) };
     expect(await failedChecks(chunkSourceSuite, async () => subject(fixed))).toEqual([]);
   });
 });

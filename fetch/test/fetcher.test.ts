@@ -2,7 +2,7 @@ import { pino } from "pino";
 import { describe, expect, it } from "vitest";
 import { chunkDigest } from "@shoal/blockindex";
 import { BACKGROUND_RUN_BYTES, DemandActivity, Fetcher, FetchError, PrefetchJob, QUIET_MS, type ChunkSource, type RateLimit } from "../src/index.ts";
-import { BlobSource, MemoryChunkCache } from "../testsuite/index.ts";
+import { MemorySource, MemoryChunkCache } from "../testsuite/index.ts";
 import { layerFixture, pause } from "./helpers.ts";
 
 const logger = pino({ level: "silent" });
@@ -23,7 +23,7 @@ function failing(name: string, delayMs = 0): ChunkSource & { calls: number } {
 describe("Fetcher", () => {
   it("reads ranges that span chunks and serves them from the cache afterwards", async () => {
     const { layer, blob, tar } = await layerFixture();
-    const src = new BlobSource(blob);
+    const src = new MemorySource(blob);
     const f = new Fetcher({ cache: new MemoryChunkCache(), sources: [src], logger });
     expect(await f.read(layer, 60_000, 100_000)).toEqual(tar.subarray(60_000, 160_000));
     const n = src.runs.length;
@@ -34,7 +34,7 @@ describe("Fetcher", () => {
 
   it("fetches the missing chunks of a long read in one run", async () => {
     const { layer, blob, tar } = await layerFixture();
-    const src = new BlobSource(blob);
+    const src = new MemorySource(blob);
     const f = new Fetcher({ cache: new MemoryChunkCache(), sources: [src], logger });
     expect(await f.read(layer, 10, 250_000)).toEqual(tar.subarray(10, 250_010));
     expect(src.runs).toEqual([[0, layer.index.chunksForRange(10, 250_000)!.last]]);
@@ -42,7 +42,7 @@ describe("Fetcher", () => {
 
   it("shares one fetch among concurrent readers of a chunk", async () => {
     const { layer, blob } = await layerFixture();
-    const src = new BlobSource(blob, { delayMs: 50 });
+    const src = new MemorySource(blob, { delayMs: 50 });
     const f = new Fetcher({ cache: new MemoryChunkCache(), sources: [src], logger });
     await Promise.all(Array.from({ length: 20 }, () => f.read(layer, 100, 10)));
     expect(src.runs).toEqual([[0, 0]]);
@@ -50,9 +50,9 @@ describe("Fetcher", () => {
 
   it("fetches a chunk that fails its digest once more, then gives up with FetchError", async () => {
     const { layer, blob, tar } = await layerFixture();
-    const once = new Fetcher({ cache: new MemoryChunkCache(), sources: [new BlobSource(blob, { corrupt: 1 })], logger });
+    const once = new Fetcher({ cache: new MemoryChunkCache(), sources: [new MemorySource(blob, { corrupt: 1 })], logger });
     expect(await once.read(layer, 0, 10)).toEqual(tar.subarray(0, 10));
-    const always = new BlobSource(blob, { corrupt: 99 });
+    const always = new MemorySource(blob, { corrupt: 99 });
     const bad = new Fetcher({ cache: new MemoryChunkCache(), sources: [always], logger });
     await expect(bad.read(layer, 0, 10)).rejects.toBeInstanceOf(FetchError);
     expect(always.singles).toEqual([0, 0]);
@@ -60,8 +60,8 @@ describe("Fetcher", () => {
 
   it("refetches alone, through every source, a chunk of a run that failed its digest", async () => {
     const { layer, blob, tar } = await layerFixture();
-    const liar = new BlobSource(blob, { name: "peer", corrupt: 1 });
-    const honest = new BlobSource(blob, { name: "supernode" });
+    const liar = new MemorySource(blob, { name: "peer", corrupt: 1 });
+    const honest = new MemorySource(blob, { name: "supernode" });
     const f = new Fetcher({ cache: new MemoryChunkCache(), sources: [liar, honest], logger });
     expect(await f.read(layer, 0, 200_000)).toEqual(tar.subarray(0, 200_000));
     expect(liar.runs[0]![1]).toBeGreaterThan(0); // the run went to the first source
@@ -73,8 +73,8 @@ describe("Fetcher", () => {
 
   it("hedges a slow source with the next one, and the first verified answer wins", async () => {
     const { layer, blob, tar } = await layerFixture();
-    const slow = new BlobSource(blob, { name: "peer", hang: true });
-    const fast = new BlobSource(blob, { name: "supernode" });
+    const slow = new MemorySource(blob, { name: "peer", hang: true });
+    const fast = new MemorySource(blob, { name: "supernode" });
     // without the hedge the read would wait for the 60 s deadline and fail
     const f = new Fetcher({ cache: new MemoryChunkCache(), sources: [slow, fast], logger }, { hedgeMs: 100, timeoutMs: 60_000 });
     expect(await f.read(layer, 0, 10)).toEqual(tar.subarray(0, 10));
@@ -83,8 +83,8 @@ describe("Fetcher", () => {
 
   it("never hedges onto the last-resort origin; asks it only after the others failed", async () => {
     const { layer, blob, tar } = await layerFixture();
-    const slowSupernode = new BlobSource(blob, { name: "supernode", delayMs: 400 });
-    const registry = new BlobSource(blob, { lastResort: true });
+    const slowSupernode = new MemorySource(blob, { name: "supernode", delayMs: 400 });
+    const registry = new MemorySource(blob, { lastResort: true });
     const f = new Fetcher({ cache: new MemoryChunkCache(), sources: [slowSupernode, registry], logger }, { hedgeMs: 50 });
     expect(await f.read(layer, 0, 10)).toEqual(tar.subarray(0, 10));
     expect(registry.runs).toEqual([]);
@@ -95,8 +95,8 @@ describe("Fetcher", () => {
 
   it("hedges a source only when it is slow against its own average, not when it is uniformly slow", async () => {
     const { layer, blob } = await layerFixture();
-    const first = new BlobSource(blob, { name: "peer", delayMs: 150 });
-    const second = new BlobSource(blob, { name: "supernode", hang: true }); // asked only as a hedge, never answers
+    const first = new MemorySource(blob, { name: "peer", delayMs: 150 });
+    const second = new MemorySource(blob, { name: "supernode", hang: true }); // asked only as a hedge, never answers
     const f = new Fetcher({ cache: new MemoryChunkCache(), sources: [first, second], logger }, { hedgeMs: 100 });
     await f.ensure(layer, 0); // no average yet: hedged after 100 ms; the first answers at 150 ms
     expect(f.stats().hedges).toBe(1);
@@ -110,8 +110,8 @@ describe("Fetcher", () => {
 
   it("does not ask the last resort while a hedged source is still working, even after another failed", async () => {
     const { layer, blob, tar } = await layerFixture();
-    const slowSupernode = new BlobSource(blob, { name: "supernode", delayMs: 300 });
-    const registry = new BlobSource(blob, { lastResort: true });
+    const slowSupernode = new MemorySource(blob, { name: "supernode", delayMs: 300 });
+    const registry = new MemorySource(blob, { lastResort: true });
     const f = new Fetcher({ cache: new MemoryChunkCache(), sources: [failing("peer", 150), slowSupernode, registry], logger }, { hedgeMs: 50 });
     expect(await f.read(layer, 0, 10)).toEqual(tar.subarray(0, 10));
     expect(slowSupernode.singles).toEqual([0]);
@@ -121,8 +121,8 @@ describe("Fetcher", () => {
 
   it("drops to the next source when one serves corrupt bytes, and tells it", async () => {
     const { layer, blob, tar } = await layerFixture();
-    const liar = new BlobSource(blob, { name: "peer", corrupt: 99 });
-    const f = new Fetcher({ cache: new MemoryChunkCache(), sources: [liar, new BlobSource(blob)], logger });
+    const liar = new MemorySource(blob, { name: "peer", corrupt: 99 });
+    const f = new Fetcher({ cache: new MemoryChunkCache(), sources: [liar, new MemorySource(blob)], logger });
     expect(await f.read(layer, 0, 10)).toEqual(tar.subarray(0, 10));
     expect(liar.reported).toEqual([0, 0]);
     expect(f.stats().sources.peer).toBeUndefined();
@@ -131,22 +131,22 @@ describe("Fetcher", () => {
 
   it("skips sources that cannot serve the layer", async () => {
     const { layer, blob } = await layerFixture();
-    const none = Object.assign(new BlobSource(blob, { name: "peer" }), { canServe: () => false });
-    const f = new Fetcher({ cache: new MemoryChunkCache(), sources: [none, new BlobSource(blob)], logger });
+    const none = Object.assign(new MemorySource(blob, { name: "peer" }), { canServe: () => false });
+    const f = new Fetcher({ cache: new MemoryChunkCache(), sources: [none, new MemorySource(blob)], logger });
     await f.read(layer, 0, 10);
     expect(none.runs).toEqual([]);
   });
 
   it("bounds a hanging source by the fetch timeout", async () => {
     const { layer, blob } = await layerFixture();
-    const f = new Fetcher({ cache: new MemoryChunkCache(), sources: [new BlobSource(blob, { hang: true })], logger }, { timeoutMs: 200 });
+    const f = new Fetcher({ cache: new MemoryChunkCache(), sources: [new MemorySource(blob, { hang: true })], logger }, { timeoutMs: 200 });
     await expect(f.read(layer, 0, 10)).rejects.toThrow(/timed out after 200 ms/);
   });
 
   it("passes the caller's abort to the source once no other reader waits for the chunk", async () => {
     const { layer, blob, tar } = await layerFixture();
     const reasons: unknown[] = [];
-    const src = new BlobSource(blob, { delayMs: 300 });
+    const src = new MemorySource(blob, { delayMs: 300 });
     const fetchChunks = src.fetchChunks.bind(src);
     src.fetchChunks = (l, a, b, o) => {
       o.signal.addEventListener("abort", () => reasons.push(o.signal.reason), { once: true });
@@ -175,7 +175,7 @@ describe("Fetcher", () => {
     const { layer, blob } = await layerFixture();
     let now = 0;
     const demand = new DemandActivity({ now: () => now });
-    const f = new Fetcher({ cache: new MemoryChunkCache(), sources: [new BlobSource(blob)], logger, demand });
+    const f = new Fetcher({ cache: new MemoryChunkCache(), sources: [new MemorySource(blob)], logger, demand });
     await f.ensureRange(layer, 0, 1, { background: true });
     expect(demand.busy(QUIET_MS)).toBe(false);
     await f.read(layer, 200_000, 10);
@@ -209,7 +209,7 @@ function gate(): RateLimit & { grant(n: number): void; taken: number } {
 describe("PrefetchJob", () => {
   it("fetches the recorded startup chunks first, then every other chunk once", async () => {
     const { layer, blob } = await layerFixture();
-    const src = new BlobSource(blob);
+    const src = new MemorySource(blob);
     const f = new Fetcher({ cache: new MemoryChunkCache(), sources: [src], logger });
     const job = new PrefetchJob({ fetcher: f, logger }, { layers: [layer], first: [[0, 3], [0, 1]], rateBytesPerSec: 1e9, concurrency: 1 });
     await job.done;
@@ -222,7 +222,7 @@ describe("PrefetchJob", () => {
   it("stores startup chunks inflated and the background stream compressed only, then inflates those in idle time", async () => {
     const { layer, blob, tar } = await layerFixture();
     const cache = new MemoryChunkCache();
-    const f = new Fetcher({ cache, sources: [new BlobSource(blob)], logger });
+    const f = new Fetcher({ cache, sources: [new MemorySource(blob)], logger });
     const job = new PrefetchJob({ fetcher: f, logger }, { layers: [layer], first: [[0, 2]], rateBytesPerSec: 1e9, concurrency: 1 });
     await job.done;
     expect(cache.stored.get(chunkDigest(layer.index.chunk(2)))).toBe("raw");
@@ -235,7 +235,7 @@ describe("PrefetchJob", () => {
   it("puts the idle-time inflation off while the host serves peers", async () => {
     const { layer, blob } = await layerFixture();
     const cache = new MemoryChunkCache();
-    const f = new Fetcher({ cache, sources: [new BlobSource(blob)], logger });
+    const f = new Fetcher({ cache, sources: [new MemorySource(blob)], logger });
     let sharing = true;
     const job = new PrefetchJob({ fetcher: f, logger, busy: () => sharing }, { layers: [layer], rateBytesPerSec: 1e9, concurrency: 2 });
     for (let k = 0; k < 100 && !job.progress().finished; k++) await pause(20);
@@ -251,7 +251,7 @@ describe("PrefetchJob", () => {
   it("a read inflates a chunk stored compressed only", async () => {
     const { layer, blob, tar } = await layerFixture();
     const cache = new MemoryChunkCache();
-    const f = new Fetcher({ cache, sources: [new BlobSource(blob)], logger });
+    const f = new Fetcher({ cache, sources: [new MemorySource(blob)], logger });
     await f.ensureRange(layer, 0, layer.index.chunkCount - 1, { background: true });
     expect(cache.compressedOnly.size).toBe(layer.index.chunkCount);
     expect(f.hasInflated(layer, 0)).toBe(false);
@@ -261,7 +261,7 @@ describe("PrefetchJob", () => {
 
   it("gives an on-demand read the bytes of a chunk a background fetch is storing compressed", async () => {
     const { layer, blob, tar } = await layerFixture();
-    const src = new BlobSource(blob, { delayMs: 50 });
+    const src = new MemorySource(blob, { delayMs: 50 });
     const f = new Fetcher({ cache: new MemoryChunkCache(), sources: [src], logger });
     const bg = f.ensureRange(layer, 0, 0, { background: true });
     expect(await f.read(layer, 5, 100)).toEqual(tar.subarray(5, 105));
@@ -273,7 +273,7 @@ describe("PrefetchJob", () => {
     const { layer, blob } = await layerFixture();
     const firsts: number[] = [];
     for (const r of [0.1, 0.6]) {
-      const src = new BlobSource(blob);
+      const src = new MemorySource(blob);
       const f = new Fetcher({ cache: new MemoryChunkCache(), sources: [src], logger });
       const job = new PrefetchJob({ fetcher: f, logger }, { layers: [layer], rateBytesPerSec: 1e9, concurrency: 1, random: () => r });
       await job.done;
@@ -284,7 +284,7 @@ describe("PrefetchJob", () => {
 
   it("pays its rate limit for every byte before fetching it", async () => {
     const { layer, blob } = await layerFixture(2_000_000);
-    const src = new BlobSource(blob);
+    const src = new MemorySource(blob);
     const f = new Fetcher({ cache: new MemoryChunkCache(), sources: [src], logger });
     const limiter = gate();
     const fetched = () => src.runs.reduce((n, [a, b]) => n + layer.index.chunk(b).offset + layer.index.chunk(b).length - layer.index.chunk(a).offset, 0);
@@ -304,7 +304,7 @@ describe("PrefetchJob", () => {
 
   it("waits while on-demand fetches are under way, and for a quiet spell after", async () => {
     const { layer, blob } = await layerFixture();
-    const src = new BlobSource(blob);
+    const src = new MemorySource(blob);
     let now = 0;
     const demand = new DemandActivity({ now: () => now });
     const f = new Fetcher({ cache: new MemoryChunkCache(), sources: [src], logger, demand });

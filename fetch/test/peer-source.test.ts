@@ -51,7 +51,7 @@ function fakePeer(layer?: RemoteLayer, blob?: Buffer): ChunkPeerLike & { asked: 
     return undefined;
   };
   return {
-    peerId: "self", addrs: [], asked, requests,
+    peerId: "self", addrs: [], maxChunksPerRequest: 32, asked, requests,
     async fetchChunk(p: PeerInfo, digest: string) {
       asked.push(p.peerId);
       return bytesOf(digest)!;

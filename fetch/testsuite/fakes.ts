@@ -58,8 +58,8 @@ export class MemoryChunkCache implements ChunkCache {
   }
 }
 
-/** Options of a `BlobSource`. */
-export interface BlobSourceInit {
+/** Options of a `MemorySource`. */
+export interface MemorySourceInit {
   name?: string;
   lastResort?: boolean;
   /** Wait this long before each answer, ms (abortable). */
@@ -71,7 +71,7 @@ export interface BlobSourceInit {
 }
 
 /** A source serving `blob`'s chunks from memory, counting the runs it was asked for. */
-export class BlobSource implements ChunkSource {
+export class MemorySource implements ChunkSource {
   readonly name: string;
   readonly lastResort: boolean;
   /** Every run asked for, `[first, last]`. */
@@ -81,10 +81,10 @@ export class BlobSource implements ChunkSource {
   /** Wait before each answer, ms (tests change it between requests). */
   delayMs: number;
   private readonly blob: Uint8Array;
-  private readonly init: BlobSourceInit;
+  private readonly init: MemorySourceInit;
   private corrupt: number;
 
-  constructor(blob: Uint8Array, init: BlobSourceInit = {}) {
+  constructor(blob: Uint8Array, init: MemorySourceInit = {}) {
     this.blob = blob;
     this.init = init;
     this.name = init.name ?? "origin";

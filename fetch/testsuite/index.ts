@@ -2,4 +2,4 @@
 export { describeSuite, failedChecks, type Check } from "./suite.ts";
 export { chunkSourceSuite, type ChunkSourceSubject } from "./chunk-source.suite.ts";
 export { chunkCacheSuite } from "./chunk-cache.suite.ts";
-export { MemoryChunkCache, BlobSource, type BlobSourceInit } from "./fakes.ts";
+export { MemoryChunkCache, MemorySource, type MemorySourceInit } from "./fakes.ts";

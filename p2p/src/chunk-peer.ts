@@ -25,7 +25,7 @@ import {
 } from "./constants.ts";
 import { PeerBusyError, PeerNotFoundError, PeerProtocolError, PeerUnavailableError, SwarmKeyError } from "./errors.ts";
 import { loadOrCreatePeerKey } from "./peer-key.ts";
-import { MAX_BODY_FRAME_BYTES, MAX_CHUNKS_PER_REQUEST, MAX_REQUEST_BYTES, Status, decodeHeader, encodeHeader, isChunkDigest, parseRequest } from "./protocol.ts";
+import { MAX_BODY_FRAME_BYTES, MAX_CHUNKS_PER_PEER_REQUEST, MAX_REQUEST_BYTES, Status, decodeHeader, encodeHeader, isChunkDigest, parseRequest } from "./protocol.ts";
 import type { StatusCode } from "./protocol.ts";
 import { formatSwarmKey, toSwarmKey } from "./swarm-key.ts";
 import type { SwarmKey } from "./swarm-key.ts";
@@ -176,6 +176,11 @@ export class ChunkPeer {
   }
 
   /** Number of peers with an open connection to this node. 0 when stopped. */
+  /** Most chunks one `fetchChunks` may ask for. */
+  get maxChunksPerRequest(): number {
+    return MAX_CHUNKS_PER_PEER_REQUEST;
+  }
+
   connectedPeers(): number {
     return this.node?.getPeers().length ?? 0;
   }
@@ -204,10 +209,10 @@ export class ChunkPeer {
    * Fetches several chunks from `peer` in one request (one stream): the bytes of each, in
    * order, or undefined for a chunk the peer does not hold. Same errors and caveats as
    * fetchChunk (the bytes are NOT verified), except that a missing chunk is undefined rather
-   * than PeerNotFoundError. At most MAX_CHUNKS_PER_REQUEST digests (else TypeError).
+   * than PeerNotFoundError. At most MAX_CHUNKS_PER_PEER_REQUEST digests (else TypeError).
    */
   async fetchChunks(peer: PeerAddress, digests: string[], options: { signal?: AbortSignal } = {}): Promise<Array<Uint8Array | undefined>> {
-    if (digests.length === 0 || digests.length > MAX_CHUNKS_PER_REQUEST) throw new InvalidArgumentError(`ask for 1 to ${MAX_CHUNKS_PER_REQUEST} chunks at once, not ${digests.length}`);
+    if (digests.length === 0 || digests.length > MAX_CHUNKS_PER_PEER_REQUEST) throw new InvalidArgumentError(`ask for 1 to ${MAX_CHUNKS_PER_PEER_REQUEST} chunks at once, not ${digests.length}`);
     for (const digest of digests) if (!isChunkDigest(digest)) throw new InvalidArgumentError(`not a chunk digest: ${digest}`);
     const node = this.started();
     const { signal } = options;

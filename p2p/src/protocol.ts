@@ -1,6 +1,6 @@
 // Wire format of /shoal/chunk/1.1.0 (1.0.0 is the same with one digest per request).
 // Every frame is unsigned-varint length-prefixed.
-//   request:  one frame holding 1..MAX_CHUNKS_PER_REQUEST chunk digests, UTF-8
+//   request:  one frame holding 1..MAX_CHUNKS_PER_PEER_REQUEST chunk digests, UTF-8
 //             `sha256:<64 lower-case hex>`, separated by "\n"
 //   response: per digest, in order: one header frame [status u8] + (status OK only)
 //             [body length u32 big-endian], then, for OK, body frames of at most
@@ -23,9 +23,9 @@ export type StatusCode = (typeof Status)[keyof typeof Status];
 /** Largest body frame a client accepts; servers send UPLOAD_FRAME_BYTES frames. */
 export const MAX_BODY_FRAME_BYTES = 1024 * 1024;
 /** Most digests in one request. */
-export const MAX_CHUNKS_PER_REQUEST = 32;
+export const MAX_CHUNKS_PER_PEER_REQUEST = 32;
 /** Largest request frame a server accepts. */
-export const MAX_REQUEST_BYTES = MAX_CHUNKS_PER_REQUEST * 72;
+export const MAX_REQUEST_BYTES = MAX_CHUNKS_PER_PEER_REQUEST * 72;
 
 const DIGEST_RE = /^sha256:[0-9a-f]{64}$/;
 
@@ -34,10 +34,10 @@ export function isChunkDigest(digest: string): boolean {
   return DIGEST_RE.test(digest);
 }
 
-/** The digests of a request frame, or undefined when it is not 1..MAX_CHUNKS_PER_REQUEST well-formed digests. */
+/** The digests of a request frame, or undefined when it is not 1..MAX_CHUNKS_PER_PEER_REQUEST well-formed digests. */
 export function parseRequest(text: string): string[] | undefined {
   const digests = text.split("\n");
-  if (digests.length > MAX_CHUNKS_PER_REQUEST || !digests.every(isChunkDigest)) return undefined;
+  if (digests.length > MAX_CHUNKS_PER_PEER_REQUEST || !digests.every(isChunkDigest)) return undefined;
   return digests;
 }
 

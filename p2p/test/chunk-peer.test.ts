@@ -6,7 +6,7 @@ import { afterAll, afterEach, describe, expect, it } from "vitest";
 import {
   ChunkPeer,
   generateSwarmKey,
-  MAX_CHUNKS_PER_REQUEST,
+  MAX_CHUNKS_PER_PEER_REQUEST,
   PeerBusyError,
   PeerNotFoundError,
   PeerUnavailableError,
@@ -78,7 +78,7 @@ describe("ChunkPeer", () => {
     expect(got).toEqual([chunks[0], undefined, chunks[1], chunks[2]]);
     expect(server.stats()).toMatchObject({ uploadsServed: 3, uploadsNotFound: 1, uploadsActive: 0 });
     await expect(client.fetchChunks(target, [], { signal })).rejects.toBeInstanceOf(InvalidArgumentError);
-    await expect(client.fetchChunks(target, Array.from({ length: MAX_CHUNKS_PER_REQUEST + 1 }, () => MISSING_DIGEST), { signal })).rejects.toBeInstanceOf(InvalidArgumentError);
+    await expect(client.fetchChunks(target, Array.from({ length: MAX_CHUNKS_PER_PEER_REQUEST + 1 }, () => MISSING_DIGEST), { signal })).rejects.toBeInstanceOf(InvalidArgumentError);
     await expect(client.fetchChunks(target, [digestOf(chunks[0]!), "sha256:XYZ"], { signal })).rejects.toBeInstanceOf(InvalidArgumentError);
   });
 

@@ -14,7 +14,7 @@ import type { AccessCheck } from "./access.ts";
 import type { CachedIndex, IndexCache, IndexHint } from "./index-cache.ts";
 
 /** The narrow chunk-store surface the service needs (`ChunkStore` satisfies it). */
-export interface ChunkCache {
+export interface CompressedChunkStore {
   has(digest: string): boolean;
   putCompressed(digest: string, compressed: Uint8Array, rawSize: number, opts?: { signal?: AbortSignal; verified?: boolean }): Promise<void>;
   readCompressed(digest: string, opts?: { signal?: AbortSignal }): Promise<Buffer | undefined>;
@@ -61,7 +61,7 @@ function deferred(): Deferred {
 /** Serves and caches chunks; see the module comment. */
 export class ChunkService {
   readonly #indexes: IndexCache;
-  readonly #cache: ChunkCache;
+  readonly #cache: CompressedChunkStore;
   readonly #origins: RegistryClients;
   readonly #observer: ChunkServiceObserver;
   readonly #log: Logger;
@@ -73,7 +73,7 @@ export class ChunkService {
   readonly #access: AccessCheck | undefined;
 
   constructor(
-    components: { indexes: IndexCache; cache: ChunkCache; origins: RegistryClients; logger: Logger; observer?: ChunkServiceObserver; access?: AccessCheck },
+    components: { indexes: IndexCache; cache: CompressedChunkStore; origins: RegistryClients; logger: Logger; observer?: ChunkServiceObserver; access?: AccessCheck },
     init: ChunkServiceInit = {},
   ) {
     this.#indexes = components.indexes;

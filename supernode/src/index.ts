@@ -1,7 +1,7 @@
 // Public surface of @shoal/supernode: the chunk cache in front of registries, tracker and preheat.
 export { createSupernode, type Supernode, type SupernodeInit } from "./supernode.ts";
 export { BlobService, parseRangeHeader, RangeNotSatisfiableError, type BlobReadOptions, type BlockCache, type BlockDb } from "./blob-service.ts";
-export { ChunkService, type ChunkCache, type ChunkServiceInit, type ChunkServiceObserver, type ChunkRequestOptions } from "./chunk-service.ts";
+export { ChunkService, type CompressedChunkStore, type ChunkServiceInit, type ChunkServiceObserver, type ChunkRequestOptions } from "./chunk-service.ts";
 export { IndexCache, type IndexDb, type CachedIndex, type IndexHint } from "./index-cache.ts";
 
 export { AccessCheck, type AccessCheckInit } from "./access.ts";

@@ -12,7 +12,7 @@ import {
   parseHolders, parsePreheatStatus, type Announcement, type Health, type Holder, type PeerReport, type PreheatStatus,
 } from "./messages.ts";
 import {
-  ANNOUNCE_PATH, CHUNK_LENGTHS_HEADER, chunksPath, HEALTH_PATH, indexPath, peersPath, PREHEAT_PATH, preheatJobPath, REPORT_PATH,
+  ANNOUNCE_PATH, CHUNK_LENGTHS_HEADER, chunksRoute, HEALTH_PATH, indexRoute, peersRoute, PREHEAT_PATH, preheatJobRoute, REPORT_PATH,
 } from "./routes.ts";
 
 /**
@@ -59,7 +59,7 @@ export class SupernodeClient {
     const out: Uint8Array[] = [];
     for (let from = first; from <= last; from += MAX_CHUNKS_PER_REQUEST) {
       const to = Math.min(last, from + MAX_CHUNKS_PER_REQUEST - 1);
-      const res = await this.#call("GET", chunksPath(layer, from, to, opts.indexDigest), opts);
+      const res = await this.#call("GET", chunksRoute(layer, from, to, opts.indexDigest), opts);
       const bytes = new Uint8Array(await res.arrayBuffer());
       const lengths = (res.headers.get(CHUNK_LENGTHS_HEADER) ?? "").split(",").map(Number);
       if (lengths.length !== to - from + 1 || lengths.some((n) => !Number.isSafeInteger(n) || n < 0) || lengths.reduce((a, b) => a + b, 0) !== bytes.length) {
@@ -76,7 +76,7 @@ export class SupernodeClient {
 
   /** The index region of the lazy layer `layer` (unverified: check it against `indexDigest`). */
   async index(layer: LayerRef, indexDigest: string | undefined, opts: CallOptions = {}): Promise<Uint8Array> {
-    const res = await this.#call("GET", indexPath(layer, indexDigest), opts);
+    const res = await this.#call("GET", indexRoute(layer, indexDigest), opts);
     return new Uint8Array(await res.arrayBuffer());
   }
 
@@ -94,7 +94,7 @@ export class SupernodeClient {
 
   /** Peers holding (part of) `layer`, or chunk `chunk` of it, with their bitmaps decoded. */
   async peers(layer: string, opts: CallOptions & { chunk?: number } = {}): Promise<Holder[]> {
-    const body = await this.#json("GET", peersPath(layer, opts.chunk), opts);
+    const body = await this.#json("GET", peersRoute(layer, opts.chunk), opts);
     try {
       return parseHolders(body);
     } catch (err) {
@@ -111,7 +111,7 @@ export class SupernodeClient {
 
   /** The state of preheat job `id`. */
   async preheatStatus(id: string, opts: CallOptions = {}): Promise<PreheatStatus> {
-    const body = await this.#json("GET", preheatJobPath(id), opts);
+    const body = await this.#json("GET", preheatJobRoute(id), opts);
     try {
       return parsePreheatStatus(body);
     } catch (err) {

@@ -39,26 +39,26 @@ export const INDEX_OFFSET_HEADER = "x-shoal-index-offset";
 export const INDEX_DIGEST_HEADER = "x-shoal-index-digest";
 
 /** `GET` path of chunks `first..last` (inclusive) of a lazy layer; `indexDigest` lets the supernode check the index it holds. */
-export function chunksPath(layer: LayerRef, first: number, last: number, indexDigest?: string): string {
+export function chunksRoute(layer: LayerRef, first: number, last: number, indexDigest?: string): string {
   return `${CHUNKS_PREFIX}${layerPath(layer)}?first=${first}&last=${last}${indexDigest ? `&index=${indexDigest}` : ""}`;
 }
 
 /** `GET` path of a lazy layer's index region. */
-export function indexPath(layer: LayerRef, indexDigest?: string): string {
+export function indexRoute(layer: LayerRef, indexDigest?: string): string {
   return `${INDEX_PREFIX}${layerPath(layer)}${indexDigest ? `?index=${indexDigest}` : ""}`;
 }
 
 /** `GET`/`HEAD` path of any blob. */
-export function blobPath(blob: LayerRef): string {
+export function blobRoute(blob: LayerRef): string {
   return `${BLOBS_PREFIX}${layerPath(blob)}`;
 }
 
 /** `GET` path of the holders of a layer (of one chunk of it, when given). */
-export function peersPath(layer: string, chunk?: number): string {
+export function peersRoute(layer: string, chunk?: number): string {
   return `${PEERS_PATH}?layer=${encodeURIComponent(layer)}${chunk === undefined ? "" : `&chunk=${chunk}`}`;
 }
 
 /** `GET` path of a preheat job. */
-export function preheatJobPath(id: string): string {
+export function preheatJobRoute(id: string): string {
   return `${PREHEAT_PREFIX}${encodeURIComponent(id)}`;
 }

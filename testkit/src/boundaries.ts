@@ -3,10 +3,10 @@
  * inserting filler files, so fixtures can put file data on chunk boundaries.
  */
 import { BLOCK } from "./tar-header.ts";
-import type { TarEntry, TarEntryLayout, TarWriter } from "./tar-writer.ts";
+import type { TarSpec, TarEntryLayout, TarWriter } from "./tar-writer.ts";
 
 /** Makes a filler entry of `size` bytes; must give the same header size for any size. */
-export type FillerFactory = (size: number) => TarEntry;
+export type FillerFactory = (size: number) => TarSpec;
 
 const mod = (a: number, m: number): number => ((a % m) + m) % m;
 
@@ -24,8 +24,8 @@ export function checkChunkSize(chunkSize: number): void {
  * Returns the filler entry and its layout, or undefined when none was needed.
  */
 export function alignNextData(
-  w: TarWriter, next: TarEntry, chunkSize: number, residue: number, filler: FillerFactory,
-): { entry: TarEntry; layout: TarEntryLayout } | undefined {
+  w: TarWriter, next: TarSpec, chunkSize: number, residue: number, filler: FillerFactory,
+): { entry: TarSpec; layout: TarEntryLayout } | undefined {
   if (residue % BLOCK !== 0) throw new RangeError(`residue ${residue} is not a multiple of ${BLOCK}`);
   const hn = w.headerSize(next);
   if (mod(w.offset + hn - residue, chunkSize) === 0) return undefined;
@@ -38,7 +38,7 @@ export function alignNextData(
  * Adds a filler file to `w` if needed so that the archive, once finished
  * without record padding (two zero blocks), is a whole number of chunks.
  */
-export function alignEnd(w: TarWriter, chunkSize: number, filler: FillerFactory): { entry: TarEntry; layout: TarEntryLayout } | undefined {
+export function alignEnd(w: TarWriter, chunkSize: number, filler: FillerFactory): { entry: TarSpec; layout: TarEntryLayout } | undefined {
   if (mod(w.offset + 2 * BLOCK, chunkSize) === 0) return undefined;
   const hf = w.headerSize(filler(0));
   const entry = filler(mod(-(w.offset + hf + 2 * BLOCK), chunkSize));

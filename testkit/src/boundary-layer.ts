@@ -8,7 +8,7 @@ import { alignEnd, alignNextData, checkChunkSize } from "./boundaries.ts";
 import { randomBytes, textBytes } from "./prng.ts";
 import { BLOCK } from "./tar-header.ts";
 import { TarWriter } from "./tar-writer.ts";
-import type { TarEntry, TarEntryLayout } from "./tar-writer.ts";
+import type { TarSpec, TarEntryLayout } from "./tar-writer.ts";
 
 /** A file placed relative to chunk boundaries, with where its data landed. */
 export interface BoundaryFile {
@@ -22,7 +22,7 @@ export interface BoundaryFile {
 
 /** Result of {@link boundaryLayer}. */
 export interface BoundaryLayer {
-  entries: TarEntry[];
+  entries: TarSpec[];
   tar: Uint8Array;
   layout: TarEntryLayout[];
   files: BoundaryFile[];
@@ -37,25 +37,25 @@ export function boundaryLayer(chunkSize: number, seed: number): BoundaryLayer {
   checkChunkSize(chunkSize);
   const C = chunkSize;
   const w = new TarWriter({ defaultFormat: "pax" });
-  const entries: TarEntry[] = [];
+  const entries: TarSpec[] = [];
   const files: BoundaryFile[] = [];
   let pads = 0;
-  const filler = (size: number): TarEntry => ({
+  const filler = (size: number): TarSpec => ({
     path: `bnd/pad-${String(pads).padStart(2, "0")}`, type: "file", data: textBytes(seed + 500 + pads, size),
   });
-  const add = (e: TarEntry): TarEntryLayout => {
+  const add = (e: TarSpec): TarEntryLayout => {
     entries.push(e);
     return w.add(e);
   };
-  const padded = (pad: { entry: TarEntry } | undefined): void => {
+  const padded = (pad: { entry: TarSpec } | undefined): void => {
     if (!pad) return;
     entries.push(pad.entry);
     pads++;
   };
   let n = 0;
   /** Places a random file of `size` bytes so its data starts ≡ residue (mod C). */
-  const place = (name: string, size: number, residue: number, note: string, extra: Partial<TarEntry> = {}): void => {
-    const e: TarEntry = { path: `bnd/${name}`, type: "file", data: randomBytes(seed + 600 + n++, size), ...extra };
+  const place = (name: string, size: number, residue: number, note: string, extra: Partial<TarSpec> = {}): void => {
+    const e: TarSpec = { path: `bnd/${name}`, type: "file", data: randomBytes(seed + 600 + n++, size), ...extra };
     padded(alignNextData(w, e, C, ((residue % C) + C) % C, filler));
     const l = add(e);
     files.push({ path: e.path, dataOffset: l.dataOffset, size, note });

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import type { LayerSpec } from "./image-layout.ts";
-import { writeTar, type TarEntry } from "./tar-writer.ts";
+import { writeTar, type TarSpec } from "./tar-writer.ts";
 
 /** Applets linked in the sample image. */
 const APPLETS = ["sh", "ls", "cat", "echo", "sha256sum", "wc", "head", "find", "sleep", "true"];
@@ -12,11 +12,11 @@ const APPLETS = ["sh", "ls", "cat", "echo", "sha256sum", "wc", "head", "find", "
  */
 export function busyboxImage(opts: { dataBytes?: number } = {}): LayerSpec[] {
   const busybox = readFileSync("/bin/busybox");
-  const dir = (path: string): TarEntry => ({ path, type: "dir", mode: 0o755 });
-  const base: TarEntry[] = [
+  const dir = (path: string): TarSpec => ({ path, type: "dir", mode: 0o755 });
+  const base: TarSpec[] = [
     dir("bin"), dir("etc"), dir("tmp"), dir("proc"), dir("dev"), dir("sys"), dir("root"),
     { path: "bin/busybox", type: "file", mode: 0o755, data: busybox },
-    ...APPLETS.map((a): TarEntry => ({ path: `bin/${a}`, type: "symlink", linkname: "busybox" })),
+    ...APPLETS.map((a): TarSpec => ({ path: `bin/${a}`, type: "symlink", linkname: "busybox" })),
     { path: "etc/passwd", type: "file", mode: 0o644, data: Buffer.from("root:x:0:0:root:/root:/bin/sh\n") },
   ];
   const n = opts.dataBytes ?? 8 << 20;
@@ -26,7 +26,7 @@ export function busyboxImage(opts: { dataBytes?: number } = {}): LayerSpec[] {
     x = (Math.imul(x, 1103515245) + 12345) >>> 0;
     data.writeUInt32LE(x, i);
   }
-  const app: TarEntry[] = [
+  const app: TarSpec[] = [
     dir("app"),
     { path: "app/run.sh", type: "file", mode: 0o755, data: Buffer.from("#!/bin/sh\necho \"hello from a lazy image\"\n") },
     { path: "app/data.bin", type: "file", mode: 0o644, data },

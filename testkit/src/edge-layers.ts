@@ -4,7 +4,7 @@
  * has its own entry, so `umoci unpack` is deterministic.
  */
 import { randomBytes, textBytes } from "./prng.ts";
-import type { TarEntry } from "./tar-writer.ts";
+import type { TarSpec } from "./tar-writer.ts";
 
 /** Which xattr namespaces the fixture uses (all round-trip through umoci as root on ext4). */
 export interface XattrChoice {
@@ -14,11 +14,11 @@ export interface XattrChoice {
 }
 
 const t = (s: string): Uint8Array => new TextEncoder().encode(s);
-const dir = (path: string, extra: Partial<TarEntry> = {}): TarEntry => ({ path, type: "dir", ...extra });
-const file = (path: string, data: Uint8Array, extra: Partial<TarEntry> = {}): TarEntry => ({ path, type: "file", data, ...extra });
+const dir = (path: string, extra: Partial<TarSpec> = {}): TarSpec => ({ path, type: "dir", ...extra });
+const file = (path: string, data: Uint8Array, extra: Partial<TarSpec> = {}): TarSpec => ({ path, type: "file", data, ...extra });
 
 /** Layer 0: base tree with every entry type, modes, owners, mtimes and xattrs. */
-export function baseLayer(seed: number, x: XattrChoice): TarEntry[] {
+export function baseLayer(seed: number, x: XattrChoice): TarSpec[] {
   const xa = (user: Record<string, string | Uint8Array>, trusted: Record<string, string>): Record<string, string | Uint8Array> => ({
     ...(x.user ? user : {}), ...(x.trusted ? trusted : {}),
   });
@@ -97,8 +97,8 @@ export function baseLayer(seed: number, x: XattrChoice): TarEntry[] {
     }),
     file("xattr/trusted-only", t("trusted\n"), { xattrs: xa({}, { "trusted.shoal.only": "trusted without user" }) }),
     ...(x.security ? [file("xattr/security", t("security\n"), { xattrs: { "security.shoal": "1" } })] : []),
-    ...(x.trusted ? [{ path: "xattr/symlink", type: "symlink", linkname: "user", xattrs: { "trusted.link": "on a symlink" } } satisfies TarEntry] : []),
-    ...(x.trusted ? [{ path: "xattr/fifo", type: "fifo", xattrs: { "trusted.fifo": "on a fifo" } } satisfies TarEntry] : []),
+    ...(x.trusted ? [{ path: "xattr/symlink", type: "symlink", linkname: "user", xattrs: { "trusted.link": "on a symlink" } } satisfies TarSpec] : []),
+    ...(x.trusted ? [{ path: "xattr/fifo", type: "fifo", xattrs: { "trusted.fifo": "on a fifo" } } satisfies TarSpec] : []),
   ];
 }
 
@@ -114,7 +114,7 @@ function deepDirs(root: string, depth: number): string[] {
 }
 
 /** Layer 1: long names and link targets in ustar (prefix), PAX and GNU form. */
-export function longNamesLayer(seed: number): TarEntry[] {
+export function longNamesLayer(seed: number): TarSpec[] {
   const pax = deepDirs("long", 7);
   const gnu = deepDirs("long-gnu", 7);
   const paxDeep = `${pax[6]}/pax-deep.txt`;
@@ -153,8 +153,8 @@ export function longNamesLayer(seed: number): TarEntry[] {
  * changes, a hardlink broken by replacement and (optionally) one to a file of
  * a lower layer.
  */
-export function changesLayer(seed: number, crossLayerHardlink: boolean): TarEntry[] {
-  const entries: TarEntry[] = [
+export function changesLayer(seed: number, crossLayerHardlink: boolean): TarSpec[] {
+  const entries: TarSpec[] = [
     dir(".", { mtime: 1_650_000_000 }),
     { path: ".wh.rootfile", type: "file" },
     dir("etc", { mtime: 1_650_000_001 }),
@@ -191,8 +191,8 @@ export function changesLayer(seed: number, crossLayerHardlink: boolean): TarEntr
 }
 
 /** Layer 4: `count` small files (0..4 KiB, text or random) in directories of 100. */
-export function manySmallFilesLayer(seed: number, count: number): TarEntry[] {
-  const entries: TarEntry[] = [dir("many")];
+export function manySmallFilesLayer(seed: number, count: number): TarSpec[] {
+  const entries: TarSpec[] = [dir("many")];
   const dirs = Math.ceil(count / 100);
   for (let d = 0; d < dirs; d++) {
     const dn = `many/d${String(d).padStart(3, "0")}`;

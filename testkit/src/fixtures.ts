@@ -12,13 +12,13 @@ import type { LayerCompression, LayerSpec } from "./image-layout.ts";
 import { expectedTree } from "./model.ts";
 import { randomBytes } from "./prng.ts";
 import { writeTar } from "./tar-writer.ts";
-import type { TarEntry, TarEntryLayout, TarFormat } from "./tar-writer.ts";
+import type { TarSpec, TarEntryLayout, TarFormat } from "./tar-writer.ts";
 import type { NodeInfo, NodeType } from "./tree.ts";
 
 /** A fixture layer: a {@link LayerSpec} plus the entries it was built from. */
 export interface FixtureLayer extends LayerSpec {
   name: string;
-  entries: TarEntry[];
+  entries: TarSpec[];
   /** Where each entry (including filler files) landed in `tar`. */
   layout: TarEntryLayout[];
 }
@@ -29,7 +29,7 @@ export interface FixtureImage {
 }
 
 /** Default chunk size of the lazy format: 1 MiB of uncompressed stream. */
-export const DEFAULT_CHUNK_SIZE = 1_048_576;
+export const FIXTURE_CHUNK_SIZE = 1_048_576;
 
 /** Options of {@link edgeCaseImage}. */
 export interface EdgeCaseOptions {
@@ -63,7 +63,7 @@ export interface EdgeCaseImage extends FixtureImage {
 }
 
 function buildLayer(
-  name: string, entries: TarEntry[], compression: LayerCompression,
+  name: string, entries: TarSpec[], compression: LayerCompression,
   opts: { defaultFormat?: TarFormat; recordSize?: number } = {},
 ): FixtureLayer {
   const { tar, layout } = writeTar(entries, opts);
@@ -87,7 +87,7 @@ function buildLayer(
  * 4 "many-files" (gzip): `smallFileCount` small files.
  */
 export function edgeCaseImage(opts: EdgeCaseOptions = {}): EdgeCaseImage {
-  const chunkSize = opts.chunkSize ?? DEFAULT_CHUNK_SIZE;
+  const chunkSize = opts.chunkSize ?? FIXTURE_CHUNK_SIZE;
   const seed = opts.seed ?? 1;
   const x: XattrChoice = { user: true, trusted: true, security: false, ...opts.xattrs };
   const bnd = boundaryLayer(chunkSize, seed);
@@ -158,8 +158,8 @@ export function largeImage(opts: LargeImageOptions): LargeImage {
   let fileCount = 0;
   let k = 0;
   for (let li = 0; li < nLayers; li++) {
-    const entries: TarEntry[] = [{ path: "big", type: "dir" }];
-    const files: TarEntry[] = [];
+    const entries: TarSpec[] = [{ path: "big", type: "dir" }];
+    const files: TarSpec[] = [];
     let bytes = 0;
     while (bytes < perLayer && fileBytes < opts.totalBytes) {
       const size = Math.min(min + (((k * 2654435761) >>> 0) % (max - min + 1)), opts.totalBytes - fileBytes);
@@ -173,7 +173,7 @@ export function largeImage(opts: LargeImageOptions): LargeImage {
     if (li === nLayers - 1) {
       const mid = Math.floor(files.length / 2);
       const dirs = smallPath.split("/").slice(0, -1).map((_, i, a) => a.slice(0, i + 1).join("/"));
-      entries.push(...dirs.map((d): TarEntry => ({ path: d, type: "dir" })), ...files.slice(0, mid));
+      entries.push(...dirs.map((d): TarSpec => ({ path: d, type: "dir" })), ...files.slice(0, mid));
       entries.push({ path: smallPath, type: "file", data: smallData }, ...files.slice(mid));
     } else {
       entries.push(...files);

@@ -62,3 +62,20 @@ export function namespaceRunners(name: string, destroyed: () => boolean, track: 
     },
   };
 }
+
+/** Kill every process inside network namespace `name` (SIGKILL, until none is left or 50 rounds), then delete it. Synchronous: exit hooks use it. */
+export function deleteNamespaceSync(name: string): void {
+  for (let round = 0; round < 50; round++) {
+    const pids = (trySync("ip", ["netns", "pids", name]) ?? "").split(/\s+/).filter(Boolean).map(Number).filter((n) => n > 0);
+    if (pids.length === 0) break;
+    for (const pid of pids) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // gone
+      }
+    }
+    execFileSync("sleep", ["0.02"]);
+  }
+  trySync("ip", ["netns", "del", name]);
+}

@@ -104,7 +104,7 @@ export function ociArchitecture(nodeArch: string = process.arch): string {
 }
 
 /** Path of blob `digest` inside layout `dir`. */
-export function blobPath(dir: string, digest: string): string {
+export function layoutBlobPath(dir: string, digest: string): string {
   const [alg, hex] = digest.split(":");
   if (!alg || !hex) throw new Error(`bad digest ${digest}`);
   return join(dir, "blobs", alg, hex);
@@ -112,14 +112,14 @@ export function blobPath(dir: string, digest: string): string {
 
 /** Reads blob `digest` from layout `dir` (not verified). */
 export async function readLayoutBlob(dir: string, digest: string, opts: { signal?: AbortSignal } = {}): Promise<Uint8Array> {
-  return new Uint8Array(await readFile(blobPath(dir, digest), { signal: opts.signal }));
+  return new Uint8Array(await readFile(layoutBlobPath(dir, digest), { signal: opts.signal }));
 }
 
 /** Writes `bytes` as a blob of layout `dir` and returns its digest. */
 export async function writeLayoutBlob(dir: string, bytes: Uint8Array, opts: { signal?: AbortSignal } = {}): Promise<string> {
   const digest = sha256Digest(bytes);
   await mkdir(join(dir, "blobs", "sha256"), { recursive: true });
-  await writeFile(blobPath(dir, digest), bytes, { signal: opts.signal });
+  await writeFile(layoutBlobPath(dir, digest), bytes, { signal: opts.signal });
   return digest;
 }
 

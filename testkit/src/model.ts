@@ -5,14 +5,14 @@
  */
 import { createHash } from "node:crypto";
 import { DEFAULT_MTIME } from "./tar-writer.ts";
-import type { TarEntry } from "./tar-writer.ts";
+import type { TarSpec } from "./tar-writer.ts";
 import type { NodeInfo, NodeType } from "./tree.ts";
 
 const WH_PREFIX = ".wh.";
 const WH_OPAQUE = ".wh..wh..opq";
 
 /** Normalizes a tar path to the snapshot form: no "./", no leading or trailing "/"; "." for the root. */
-export function normalizeTarPath(p: string): string {
+export function modelPath(p: string): string {
   const parts = p.split("/").filter((s) => s !== "" && s !== ".");
   if (parts.includes("..")) throw new Error(`model: ".." in ${p}`);
   return parts.length === 0 ? "." : parts.join("/");
@@ -27,7 +27,7 @@ function hex(v: string | Uint8Array): string {
   return Buffer.from(typeof v === "string" ? new TextEncoder().encode(v) : v).toString("hex");
 }
 
-const NODE_TYPE: Record<Exclude<TarEntry["type"], "hardlink">, NodeType> = {
+const NODE_TYPE: Record<Exclude<TarSpec["type"], "hardlink">, NodeType> = {
   file: "file", symlink: "symlink", char: "char", block: "block", dir: "dir", fifo: "fifo",
 };
 
@@ -35,7 +35,7 @@ const DEFAULT_MODE: Record<NodeType, number> = {
   file: 0o644, symlink: 0o777, char: 0o666, block: 0o666, dir: 0o755, fifo: 0o644, socket: 0o755,
 };
 
-function nodeOf(e: TarEntry): NodeInfo {
+function nodeOf(e: TarSpec): NodeInfo {
   if (e.type === "hardlink") throw new Error("unreachable");
   const type = NODE_TYPE[e.type];
   const n: NodeInfo = {
@@ -76,7 +76,7 @@ function nodeOf(e: TarEntry): NodeInfo {
  * changes); a hardlink shares its target's node (and inode). Every parent
  * directory must exist (fixtures always carry explicit directory entries).
  */
-export function expectedTree(layers: ReadonlyArray<{ entries: readonly TarEntry[] }>): Map<string, NodeInfo> {
+export function expectedTree(layers: ReadonlyArray<{ entries: readonly TarSpec[] }>): Map<string, NodeInfo> {
   const nodes = new Map<string, NodeInfo>();
   const inode = new Map<string, number>();
   let nextInode = 1;
@@ -98,7 +98,7 @@ export function expectedTree(layers: ReadonlyArray<{ entries: readonly TarEntry[
       }
     };
     for (const e of layer.entries) {
-      const p = normalizeTarPath(e.path);
+      const p = modelPath(e.path);
       const base = p.slice(p.lastIndexOf("/") + 1);
       const dir = parentOf(p);
       if (base === WH_OPAQUE) {
@@ -114,7 +114,7 @@ export function expectedTree(layers: ReadonlyArray<{ entries: readonly TarEntry[
       const old = nodes.get(p);
       if (old && !(old.type === "dir" && e.type === "dir")) removeTree(p, new Set(), true);
       if (e.type === "hardlink") {
-        const t = normalizeTarPath(e.linkname ?? "");
+        const t = modelPath(e.linkname ?? "");
         const target = nodes.get(t);
         if (!target || target.type === "dir") throw new Error(`model: bad hardlink ${p} -> ${t}`);
         nodes.set(p, target);

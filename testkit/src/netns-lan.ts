@@ -13,9 +13,9 @@
  * the bridge `shlbr<pid>` of a killed run is swept by the next
  * `createNetnsLan()`. Needs root and iproute2.
  */
-import { execFileSync, type ChildProcess, type SpawnOptions } from "node:child_process";
+import type { ChildProcess, SpawnOptions } from "node:child_process";
 import { run } from "./exec.ts";
-import { namespaceRunners, pidAlive, tbfArgs, trySync } from "./host-tools.ts";
+import { deleteNamespaceSync, namespaceRunners, pidAlive, tbfArgs, trySync } from "./host-tools.ts";
 import { sweepStaleNetns, type Netns } from "./netns.ts";
 
 /** One member of {@link createNetnsLan}. */
@@ -104,21 +104,7 @@ export async function createNetnsLan(members: readonly NetnsLanMemberSpec[]): Pr
         }
       }
     }
-    for (const ns of nsNames) {
-      for (let round = 0; round < 50; round++) {
-        const pids = (trySync("ip", ["netns", "pids", ns]) ?? "").split(/\s+/).filter(Boolean).map(Number).filter((n) => n > 0);
-        if (pids.length === 0) break;
-        for (const pid of pids) {
-          try {
-            process.kill(pid, "SIGKILL");
-          } catch {
-            // gone
-          }
-        }
-        execFileSync("sleep", ["0.02"]);
-      }
-      trySync("ip", ["netns", "del", ns]);
-    }
+    for (const ns of nsNames) deleteNamespaceSync(ns);
     for (const v of vethNames) trySync("ip", ["link", "del", v]);
     trySync("ip", ["link", "del", bridge]);
   };

@@ -11,7 +11,7 @@
  * process that was killed outright are swept by the next `createNetns()`.
  * Needs root and iproute2.
  */
-import { execFileSync, type ChildProcess, type SpawnOptions } from "node:child_process";
+import type { ChildProcess, SpawnOptions } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { readdirSync, rmSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
@@ -19,7 +19,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { blobStats, RegistryLog, registryConfigYaml } from "./registry-common.ts";
 import { run, type RunResult } from "./exec.ts";
-import { namespaceRunners, pidAlive, tbfArgs, trySync } from "./host-tools.ts";
+import { deleteNamespaceSync, namespaceRunners, pidAlive, tbfArgs, trySync } from "./host-tools.ts";
 import type { RegistryStats } from "./registry.ts";
 
 /** Options of {@link createNetns}. */
@@ -89,11 +89,6 @@ function intToIpv4(n: number): string {
   return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join(".");
 }
 
-/** Pids of processes inside namespace `name` (none if it is gone). */
-function nsPidsSync(name: string): number[] {
-  return (trySync("ip", ["netns", "pids", name]) ?? "").split(/\s+/).filter(Boolean).map(Number).filter((n) => n > 0);
-}
-
 /** Synchronous teardown, for the exit hook and stale sweeps. */
 function destroySync(name: string, hostIf: string | undefined, children: Iterable<ChildProcess>): void {
   for (const c of children) {
@@ -105,19 +100,7 @@ function destroySync(name: string, hostIf: string | undefined, children: Iterabl
       }
     }
   }
-  for (let round = 0; round < 50; round++) {
-    const pids = nsPidsSync(name);
-    if (pids.length === 0) break;
-    for (const pid of pids) {
-      try {
-        process.kill(pid, "SIGKILL");
-      } catch {
-        // gone
-      }
-    }
-    execFileSync("sleep", ["0.02"]);
-  }
-  trySync("ip", ["netns", "del", name]);
+  deleteNamespaceSync(name);
   if (hostIf !== undefined) trySync("ip", ["link", "del", hostIf]);
 }
 

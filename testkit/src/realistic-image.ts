@@ -25,7 +25,7 @@ import { pipeline } from "node:stream/promises";
 import { createGzip } from "node:zlib";
 import { pidAlive } from "./host-tools.ts";
 import { mountsUnder, unmountAllUnder } from "./mounts.ts";
-import { MediaTypes, blobPath, ociArchitecture, tagManifest, writeLayoutBlob } from "./image-layout.ts";
+import { MediaTypes, layoutBlobPath, ociArchitecture, tagManifest, writeLayoutBlob } from "./image-layout.ts";
 import { freePort } from "./registry.ts";
 
 /** Bump when the recipe changes: it keys the cache. */
@@ -152,8 +152,8 @@ const systemEnv = { PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sb
 async function readInfo(dir: string): Promise<RealisticImage | undefined> {
   try {
     const info = JSON.parse(await readFile(join(dir, "image.json"), "utf8")) as RealisticImage;
-    await stat(blobPath(info.layoutDir, info.manifestDigest));
-    for (const l of info.layers) if ((await stat(blobPath(info.layoutDir, l.digest))).size !== l.size) return undefined;
+    await stat(layoutBlobPath(info.layoutDir, info.manifestDigest));
+    for (const l of info.layers) if ((await stat(layoutBlobPath(info.layoutDir, l.digest))).size !== l.size) return undefined;
     return { ...info, cached: true };
   } catch {
     return undefined;
@@ -236,7 +236,7 @@ export async function buildRealisticImage(cacheDir: string, opts: { log?: (line:
     if (code !== 0) throw new Error(`tar failed (${code}): ${tarErr.trim()}`);
     const layerDigest = `sha256:${gzTap.hash.digest("hex")}`;
     const diffId = `sha256:${rawTap.hash.digest("hex")}`;
-    await rename(tmpBlob, blobPath(layoutDir, layerDigest));
+    await rename(tmpBlob, layoutBlobPath(layoutDir, layerDigest));
     const layer = { digest: layerDigest, size: gzTap.bytes, mediaType: MediaTypes.ociLayerGzip, diffId };
 
     const created = new Date().toISOString().replace(/\.\d+Z$/, "Z");

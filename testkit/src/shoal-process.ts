@@ -27,7 +27,7 @@ export interface ShoalRun {
 }
 
 /** Options of a run: `main` runs another checkout's entry point (benches compare two). */
-export interface RunOptions {
+export interface ShoalRunOptions {
   env?: NodeJS.ProcessEnv;
   timeoutMs?: number;
   main?: string;
@@ -38,7 +38,7 @@ export interface RunOptions {
  * an exit code (`code` 128 for a signal). Asynchronous on purpose: a caller
  * must keep reading its own children's pipes meanwhile.
  */
-export function runShoal(args: readonly string[], opts: RunOptions = {}): Promise<ShoalRun> {
+export function runShoal(args: readonly string[], opts: ShoalRunOptions = {}): Promise<ShoalRun> {
   return new Promise((resolve, reject) => {
     execFile(process.execPath, [...NODE_ARGS, opts.main ?? SHOAL_MAIN, ...args], {
       encoding: "buffer", maxBuffer: 1 << 30, timeout: opts.timeoutMs ?? 300_000, env: { ...process.env, ...opts.env },
@@ -50,7 +50,7 @@ export function runShoal(args: readonly string[], opts: RunOptions = {}): Promis
 }
 
 /** Run `shoal ...args`; resolves its stdout as text, rejects with its stderr when it exits non-zero. */
-export async function runShoalOk(args: readonly string[], opts: RunOptions = {}): Promise<string> {
+export async function runShoalOk(args: readonly string[], opts: ShoalRunOptions = {}): Promise<string> {
   const r = await runShoal(args, opts);
   if (r.code !== 0) throw new Error(`shoal ${args.join(" ")} failed (exit ${r.code}):\n${r.stderr.trim()}`);
   return r.stdout.toString();

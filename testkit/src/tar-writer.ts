@@ -28,7 +28,7 @@ export type TarFormat = "ustar" | "pax" | "gnu";
 export type PaxField = "path" | "linkpath" | "size" | "uid" | "gid" | "uname" | "gname" | "mtime";
 
 /** One tar entry. Omitted fields get fixed defaults (never host-dependent). */
-export interface TarEntry {
+export interface TarSpec {
   /** Path as stored (e.g. "etc/passwd" or "./etc/passwd"); dirs get a trailing "/" if missing. */
   path: string;
   type: TarEntryType;
@@ -151,7 +151,7 @@ function metaEntry(format: TarFormat, typeflag: string, name: string, payload: U
   return concatBytes([hdr, body]);
 }
 
-function fail(e: TarEntry, why: string): never {
+function fail(e: TarSpec, why: string): never {
   throw new Error(`tar: entry ${JSON.stringify(e.path)} (${e.format ?? "default"} format): ${why}`);
 }
 
@@ -159,7 +159,7 @@ function fail(e: TarEntry, why: string): never {
  * Encodes the header blocks of `entry` ('x'/'L'/'K' pseudo-entries followed by
  * the main header). Throws when the entry cannot be represented in its format.
  */
-export function encodeHeaders(entry: TarEntry, defaultFormat: TarFormat = "pax"): Uint8Array {
+export function encodeHeaders(entry: TarSpec, defaultFormat: TarFormat = "pax"): Uint8Array {
   const format = entry.format ?? defaultFormat;
   const e = { ...entry, format };
   const type = entry.type;
@@ -252,12 +252,12 @@ export class TarWriter {
   }
 
   /** Bytes of header blocks (incl. 'x'/'L'/'K') that `add(entry)` would write before the data. */
-  headerSize(entry: TarEntry): number {
+  headerSize(entry: TarSpec): number {
     return encodeHeaders(entry, this.defaultFormat).length;
   }
 
   /** Appends `entry` (headers, data, zero padding to a block boundary). */
-  add(entry: TarEntry): TarEntryLayout {
+  add(entry: TarSpec): TarEntryLayout {
     if (this.#finished) throw new Error("tar: add after finish");
     const headers = encodeHeaders(entry, this.defaultFormat);
     const data = entry.type === "file" ? (entry.data ?? new Uint8Array(0)) : new Uint8Array(0);
@@ -292,7 +292,7 @@ export class TarWriter {
 
 /** Convenience: writes `entries` in order and returns the archive and layouts. */
 export function writeTar(
-  entries: readonly TarEntry[],
+  entries: readonly TarSpec[],
   opts: { defaultFormat?: TarFormat; recordSize?: number } = {},
 ): { tar: Uint8Array; layout: TarEntryLayout[] } {
   const w = new TarWriter(opts);

@@ -8,7 +8,7 @@ import { edgeCaseImage } from "../src/fixtures.ts";
 import { expectedTree } from "../src/model.ts";
 import { paxRecord } from "../src/tar-header.ts";
 import { encodeHeaders, TarWriter, writeTar } from "../src/tar-writer.ts";
-import type { TarEntry } from "../src/tar-writer.ts";
+import type { TarSpec } from "../src/tar-writer.ts";
 import { diffTrees, snapshotTree } from "../src/tree.ts";
 
 const t = (s: string): Uint8Array => new TextEncoder().encode(s);
@@ -61,7 +61,7 @@ describe("tar writer", () => {
     const deep = `${"d".repeat(60)}/${"e".repeat(60)}/${"f".repeat(90)}/${"g".repeat(80)}.txt`;
     const prefixed = `${"p".repeat(120)}/short-name`;
     const longTarget = `${"t".repeat(150)}/${"u".repeat(150)}`;
-    const entries: TarEntry[] = [
+    const entries: TarSpec[] = [
       { path: "d", type: "dir", mode: 0o1777, format: "ustar" },
       { path: "d/reg", type: "file", data: t("hello"), mode: 0o4755, uid: 1000, gid: 100 },
       { path: deep, type: "file", data: t("pax"), format: "pax" },

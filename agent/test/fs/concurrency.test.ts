@@ -5,7 +5,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { randomBytes, textBytes, writeTar, type TarEntry as FixtureEntry } from "@shoal/testkit";
+import { randomBytes, textBytes, writeTar, type TarSpec as FixtureEntry } from "@shoal/testkit";
 import { LayerFilesystem } from "../../src/fs/index.ts";
 import { Cleanup, memoryLayer, rawData, readInChild, tempDir } from "./helpers.ts";
 

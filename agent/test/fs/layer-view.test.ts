@@ -1,7 +1,7 @@
 import { lstat, readdir, readFile, readlink } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { devNumbers, edgeCaseImage, readXattrs, run, writeTar, type TarEntry as FixtureEntry } from "@shoal/testkit";
+import { devNumbers, edgeCaseImage, readXattrs, run, writeTar, type TarSpec as FixtureEntry } from "@shoal/testkit";
 import { LayerFilesystem, type LayerSnapshot } from "../../src/fs/index.ts";
 import { Cleanup, memoryLayer, stack, tempDir, type MemoryLayer } from "./helpers.ts";
 

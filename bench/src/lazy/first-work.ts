@@ -7,15 +7,14 @@
 import { mkdtemp, mkdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { DEFAULT_CLI, layerBytes, shoalCli } from "../shoal-cli.ts";
+import { realisticImage, withoutProxies } from "../setup.ts";
 import { installExitHook, liveMountRoots, liveWorkDirs, stopProcess, sweepStaleWorkDirs } from "../leftovers.ts";
 import {
-  buildRealisticImage, createNetns, mountsUnder, pushLayout, run, runFirstWork, startNetnsRegistry, umociUnpack, unmountAllUnder,
+  createNetns, mountsUnder, pushLayout, run, runFirstWork, startNetnsRegistry, umociUnpack, unmountAllUnder,
   type FirstWorkResult, type Netns, type NetnsRegistry, type RealisticImage,
 } from "@shoal/testkit";
 
-const DEFAULT_CACHE = fileURLToPath(new URL("../../../.cache/realistic-image", import.meta.url));
 
 /** Options of {@link runFirstWorkBench}. */
 export interface FirstWorkBenchOptions {
@@ -197,14 +196,9 @@ export async function runFirstWorkBench(opts: FirstWorkBenchOptions = {}): Promi
   CLI = opts.cli ?? DEFAULT_CLI;
   ({ cli, cliOk, daemon } = shoalCli(CLI));
   installExitHook();
-  // Children talk to the namespace address only: no proxy may redirect them.
-  const savedProxy: Record<string, string | undefined> = {};
-  for (const k of ["http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"]) {
-    savedProxy[k] = process.env[k];
-    delete process.env[k];
-  }
+  const restoreProxies = withoutProxies();
 
-  const image = await buildRealisticImage(opts.cacheDir ?? process.env.SHOAL_BENCH_CACHE ?? DEFAULT_CACHE, { log });
+  const image = await realisticImage(log, opts.cacheDir);
   log(`image: ${(image.compressedBytes / 2 ** 20).toFixed(1)} MiB compressed, ${(image.uncompressedBytes / 2 ** 20).toFixed(1)} MiB uncompressed${image.cached ? " (cached)" : ""}`);
 
   let ns: Netns | undefined;
@@ -254,7 +248,7 @@ export async function runFirstWorkBench(opts: FirstWorkBenchOptions = {}): Promi
       liveWorkDirs.delete(work);
     }
     else log(`left ${work} in place: something is still mounted under it`);
-    for (const [k, v] of Object.entries(savedProxy)) if (v !== undefined) process.env[k] = v;
+    restoreProxies();
   }
 }
 

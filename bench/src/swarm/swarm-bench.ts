@@ -12,17 +12,16 @@ import { availableParallelism } from "node:os";
 import { mkdtemp, mkdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { DEFAULT_CLI, layerBytes, shoalCli } from "../shoal-cli.ts";
+import { realisticImage, withoutProxies } from "../setup.ts";
 import { installExitHook, liveWorkDirs, stopProcess, sweepStaleWorkDirs } from "../leftovers.ts";
 import { callAgent } from "@shoal/agent/client";
 import { formatSwarmKey, generateSwarmKey } from "@shoal/p2p";
 import {
-  buildRealisticImage, createNetnsLan, pushLayout, startNetnsRegistry, unmountAllUnder,
+  createNetnsLan, pushLayout, startNetnsRegistry, unmountAllUnder,
   type NetnsLan, type NetnsLanMember, type NetnsRegistry, type Readiness, type ShoalDaemon,
 } from "@shoal/testkit";
 
-const DEFAULT_CACHE = fileURLToPath(new URL("../../../.cache/realistic-image", import.meta.url));
 const WORK_PREFIX = "shoal-bench-swarm-";
 const SUPERNODE_PORT = 7070;
 
@@ -297,13 +296,9 @@ export async function runSwarmBench(opts: SwarmBenchOptions): Promise<SwarmBench
   CLI = opts.cli ?? DEFAULT_CLI;
   ({ cliOk, daemon } = shoalCli(CLI));
   installExitHook();
-  const savedProxy: Record<string, string | undefined> = {};
-  for (const k of ["http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"]) {
-    savedProxy[k] = process.env[k];
-    delete process.env[k];
-  }
+  const restoreProxies = withoutProxies();
 
-  const image = await buildRealisticImage(opts.cacheDir ?? process.env.SHOAL_BENCH_CACHE ?? DEFAULT_CACHE, { log });
+  const image = await realisticImage(log, opts.cacheDir);
   const maxN = Math.max(...sizes);
   let lan: NetnsLan | undefined;
   let reg: NetnsRegistry | undefined;
@@ -364,7 +359,7 @@ export async function runSwarmBench(opts: SwarmBenchOptions): Promise<SwarmBench
       await rm(work, { recursive: true, force: true });
       liveWorkDirs.delete(work);
     } else log(`left ${work} in place: something is still mounted under it`);
-    for (const [k, v] of Object.entries(savedProxy)) if (v !== undefined) process.env[k] = v;
+    restoreProxies();
   }
 }
 

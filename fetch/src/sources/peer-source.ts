@@ -10,6 +10,8 @@ import type { RemoteLayer } from "../remote-layer.ts";
 export interface ChunkPeerLike {
   readonly peerId: string;
   readonly addrs: string[];
+  /** Most chunks one `fetchChunks` may ask for (the protocol's limit). */
+  readonly maxChunksPerRequest: number;
   fetchChunk(peer: PeerInfo, digest: string, opts: { signal?: AbortSignal }): Promise<Uint8Array>;
   /** Several chunks in one request; undefined for each the peer does not hold. */
   fetchChunks(peer: PeerInfo, digests: string[], opts: { signal?: AbortSignal }): Promise<Array<Uint8Array | undefined>>;
@@ -22,9 +24,6 @@ export interface PeerDirectory {
   /** `peerId` served `self` bytes of chunk digest `chunk` that failed their digest. */
   report(self: string, peerId: string, chunk: string): Promise<void>;
 }
-
-/** Most chunks asked of one peer in one request (the p2p protocol's limit). */
-const MAX_CHUNKS_PER_PEER_REQUEST = 32;
 
 /** How long a layer's list of holders is used before it is asked again, ms: bitmaps grow fast while a swarm starts. */
 const PEER_LIST_TTL_MS = 1_000;
@@ -99,8 +98,8 @@ export class PeerSource implements ChunkSource {
     }
     const parts = new Map<number, Uint8Array>();
     await Promise.all([...plan].map(async ([p, want]) => {
-      for (let k = 0; k < want.length; k += MAX_CHUNKS_PER_PEER_REQUEST) {
-        const batch = want.slice(k, k + MAX_CHUNKS_PER_PEER_REQUEST);
+      for (let k = 0; k < want.length; k += this.peer.maxChunksPerRequest) {
+        const batch = want.slice(k, k + this.peer.maxChunksPerRequest);
         const digests = batch.map((i) => chunkDigest(layer.index.chunk(i)));
         const got = await this.peer.fetchChunks(p, digests, { signal: opts.signal });
         got.forEach((bytes, j) => {

@@ -1,28 +1,46 @@
 // The `shoal` command line. Each command lives in its own file; this wires them.
 import { Command } from "commander";
-import { registerConvert } from "./convert.ts";
-import { registerLs, registerCat } from "./read.ts";
-import { reportError } from "./common.ts";
 import { registerAgent, registerMountCommands } from "./agent-commands.ts";
+import { registerConvert } from "./convert.ts";
+import { registerCat, registerLs } from "./read.ts";
 import { registerPreheat, registerSupernode } from "./supernode-commands.ts";
 
-const program = new Command()
-  .name("shoal")
-  .description("Peer-to-peer distribution and lazy loading of container images")
-  .showHelpAfterError()
-  .exitOverride((err) => process.exit(err.exitCode));
+/** Every command of `shoal`, ready to parse (loading a command's code waits until it runs). */
+export function buildProgram(): Command {
+  const program = new Command()
+    .name("shoal")
+    .description("Peer-to-peer distribution and lazy loading of container images")
+    .showHelpAfterError()
+    .exitOverride((err) => process.exit(err.exitCode));
+  registerConvert(program);
+  registerLs(program);
+  registerCat(program);
+  registerAgent(program);
+  registerMountCommands(program);
+  registerSupernode(program);
+  registerPreheat(program);
+  return program;
+}
 
-registerConvert(program);
-registerLs(program);
-registerCat(program);
-registerAgent(program);
-registerMountCommands(program);
-registerSupernode(program);
-registerPreheat(program);
-
-try {
-  await program.parseAsync(process.argv);
-} catch (err) {
-  // exit now: a daemon that failed half-way may hold handles open
-  process.exit(reportError(err));
+/**
+ * The CLI reference in Markdown (docs/cli.md), made from the commands' own
+ * help, so that the two cannot disagree.
+ */
+export function cliReference(): string {
+  const program = buildProgram();
+  // as a pipe shows it (80 columns), whatever the terminal this runs in
+  const help = (c: Command) => c.configureHelp({ ...c.configureHelp(), helpWidth: 80 }).helpInformation().trimEnd();
+  const parts = [
+    "# The `shoal` command line",
+    "",
+    "Generated from the commands' own `--help` by `npm run cli-doc`; a test checks that this file matches them.",
+    "Every setting of `shoal agent` and `shoal supernode` is a flag, an environment variable and a key of the",
+    "JSON config file (`--config FILE` or `SHOAL_CONFIG`; keys are the flag names), in that order of precedence.",
+    "",
+    "```",
+    help(program),
+    "```",
+  ];
+  for (const c of program.commands) parts.push("", `## shoal ${c.name()}`, "", "```", help(c), "```");
+  return `${parts.join("\n")}\n`;
 }

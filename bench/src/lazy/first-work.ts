@@ -28,7 +28,7 @@ export interface FirstWorkBenchOptions {
   chunkSize?: number;
   /** Skip the shoal half. */
   baselineOnly?: boolean;
-  /** The shoal CLI entry (run with this Node). Default: the repo's agent/src/cli/main.ts. */
+  /** The shoal CLI entry (run with this Node). Default: this checkout's cli/src/main.ts. */
   cli?: string;
   /** Progress lines (default: stderr). */
   log?: (line: string) => void;

@@ -24,7 +24,7 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 export const PACKAGES = {
   base: { floor: 0, imports: [] },
   blockindex: { floor: 1, imports: ["base"] },
-  oci: { floor: 2, imports: ["base", "blockindex"] },
+  oci: { floor: 2, imports: ["base"] },
   store: { floor: 2, imports: ["base", "blockindex"] },
   p2p: { floor: 2, imports: ["base", "blockindex"] },
   service: { floor: 2, imports: ["base"] },

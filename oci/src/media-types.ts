@@ -1,4 +1,4 @@
-/** Media types of OCI and Docker manifests, configs and layers. */
+/** Media types of OCI and Docker manifests, indexes and configs. */
 
 /** OCI image manifest. */
 export const MEDIA_TYPE_OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
@@ -18,14 +18,7 @@ export const MEDIA_TYPE_OCI_CONFIG = "application/vnd.oci.image.config.v1+json";
 /** Docker image config. */
 export const MEDIA_TYPE_DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json";
 
-/** OCI layer, uncompressed tar. */
-export const MEDIA_TYPE_OCI_LAYER_TAR = "application/vnd.oci.image.layer.v1.tar";
-/** OCI layer, gzip-compressed tar. */
-export const MEDIA_TYPE_OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip";
-/** OCI layer, zstd-compressed tar. */
-export const MEDIA_TYPE_OCI_LAYER_ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd";
-/** Docker layer, gzip-compressed tar. */
-export const MEDIA_TYPE_DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+// Layer media types live with the layer format: @shoal/blockindex (OCI_LAYER_GZIP, ...).
 
 /** A media type of an image manifest (one platform). */
 export type ImageManifestMediaType = typeof MEDIA_TYPE_OCI_MANIFEST | typeof MEDIA_TYPE_DOCKER_MANIFEST;

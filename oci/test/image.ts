@@ -1,7 +1,8 @@
 /** Test helper: builds small images (config + random layers) and pushes them with a RegistryClient. */
 import { expect } from "vitest";
 import { createHash, randomBytes } from "node:crypto";
-import { MEDIA_TYPE_OCI_CONFIG, MEDIA_TYPE_OCI_INDEX, MEDIA_TYPE_OCI_LAYER_GZIP, MEDIA_TYPE_OCI_MANIFEST, type Descriptor, type Platform, type RegistryClient } from "../src/index.ts";
+import { OCI_LAYER_GZIP } from "@shoal/blockindex";
+import { MEDIA_TYPE_OCI_CONFIG, MEDIA_TYPE_OCI_INDEX, MEDIA_TYPE_OCI_MANIFEST, type Descriptor, type Platform, type RegistryClient } from "../src/index.ts";
 
 export interface Blob {
   bytes: Uint8Array;
@@ -39,7 +40,7 @@ export async function pushImage(client: RegistryClient, repo: string, platform: 
     schemaVersion: 2,
     mediaType,
     config: { mediaType: MEDIA_TYPE_OCI_CONFIG, digest: config.digest, size: config.size },
-    layers: layers.map((l) => ({ mediaType: MEDIA_TYPE_OCI_LAYER_GZIP, digest: l.digest, size: l.size })),
+    layers: layers.map((l) => ({ mediaType: OCI_LAYER_GZIP, digest: l.digest, size: l.size })),
   });
   const digest = blobOf(bytes).digest;
   expect(await client.putManifest(repo, opts.tag ?? digest, bytes, mediaType)).toBe(digest);

@@ -119,6 +119,7 @@ export const ERROR_CODES = {
   SHOAL_ERR_PEER_UNAVAILABLE: { kind: "unavailable", summary: "a peer could not be reached or the transfer broke off" },
   SHOAL_ERR_PEER_BUSY: { kind: "unavailable", summary: "a peer is at its upload cap" },
   SHOAL_ERR_FETCH_FAILED: { kind: "unavailable", summary: "no source could serve a chunk in time" },
+  SHOAL_ERR_TIMEOUT: { kind: "unavailable", summary: "an operation ran past its deadline" },
   SHOAL_ERR_AGENT_NOT_RUNNING: { kind: "unavailable", summary: "no agent listens on the root's socket" },
   SHOAL_ERR_AGENT_UNAVAILABLE: { kind: "unavailable", summary: "the agent's socket could not be reached" },
   SHOAL_ERR_SHUTTING_DOWN: { kind: "unavailable", summary: "the service is starting or shutting down" },
@@ -193,14 +194,16 @@ export class AbortedError extends ShoalError {
 }
 
 /**
- * `err` as a `ShoalError`: itself when it is one; an `AbortError` or
- * `TimeoutError` (from `AbortSignal`) as `SHOAL_ERR_ABORTED`; anything else
- * as `SHOAL_ERR_INTERNAL` with `err` as its cause.
+ * `err` as a `ShoalError`: itself when it is one; an `AbortError` (from
+ * `AbortSignal`) as `SHOAL_ERR_ABORTED`; a `TimeoutError` (a deadline,
+ * `AbortSignal.timeout`) as `SHOAL_ERR_TIMEOUT`; anything else as
+ * `SHOAL_ERR_INTERNAL` with `err` as its cause.
  */
 export function toShoalError(err: unknown): ShoalError {
   if (err instanceof ShoalError) return err;
   const e = err instanceof Error ? err : new ShoalError("SHOAL_ERR_INTERNAL", String(err));
-  if (e.name === "AbortError" || e.name === "TimeoutError") return new AbortedError(e.message, { cause: e });
+  if (e.name === "AbortError") return new AbortedError(e.message, { cause: e });
+  if (e.name === "TimeoutError") return new ShoalError("SHOAL_ERR_TIMEOUT", e.message, { cause: e });
   return new ShoalError("SHOAL_ERR_INTERNAL", e.message, { cause: e });
 }
 

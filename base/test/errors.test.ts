@@ -28,6 +28,7 @@ describe("the error set", () => {
     expect(errnoNameOf(e("SHOAL_ERR_FETCH_FAILED"))).toBe("EIO");
     expect(errnoNameOf(new AbortedError("stop"))).toBe("EINTR");
     expect(errnoNameOf(new DOMException("gone", "AbortError"))).toBe("EINTR");
+    expect(errnoNameOf(new DOMException("deadline", "TimeoutError"))).toBe("EIO"); // a deadline is not an interrupt
     expect(grpcStatusOf(e("SHOAL_ERR_ALREADY_MOUNTED"))).toEqual({ name: "ALREADY_EXISTS", code: 6 });
     expect(grpcStatusOf(e("SHOAL_ERR_FETCH_FAILED"))).toEqual({ name: "UNAVAILABLE", code: 14 });
     expect(ociErrorOf(e("SHOAL_ERR_REGISTRY_DENIED"))).toBe("DENIED");

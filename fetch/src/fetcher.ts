@@ -223,13 +223,20 @@ export class Fetcher {
       return this.flights.join(chunkDigest(chunk), async (signal) => {
         signals.push(signal);
         const deadline = this.deadline(signal);
-        const fetched = await untilAborted(runDone, deadline);
+        const fetched = await untilAborted(runDone, deadline).catch((err: unknown) => {
+          throw deadline.aborted && !signal.aborted ? this.timedOut(chunk, layer, err) : err;
+        });
         return fetched.has(i) ? fetched.get(i) : this.fetchOne(layer, chunk, background, inflate, deadline);
       }, caller);
     });
     if (ids.length === 1) release(new Map());
     else this.fetchRun(layer, ids, background, inflate, this.deadline(allAborted(signals))).then(release, () => release(new Map()));
     return waits;
+  }
+
+  /** The error of a chunk whose deadline passed. */
+  private timedOut(chunk: Chunk, layer: RemoteLayer, cause: unknown, errors: string[] = []): FetchError {
+    return new FetchError(`chunk ${chunk.index} of ${layer.digest} unavailable: timed out after ${this.timeoutMs} ms${errors.length ? ` (${errors.join("; ")})` : ""}`, { cause });
   }
 
   /** `signal` combined with a fresh deadline of `timeoutMs`. */
@@ -295,9 +302,8 @@ export class Fetcher {
           this.observer?.hedged?.(from.name, to.name);
         },
       }).catch((err: unknown) => {
-        if (!(err instanceof Error && err.name === "TimeoutError")) throw err;
-        errors.push(`timed out after ${this.timeoutMs} ms`);
-        return undefined;
+        if (signal.aborted && signal.reason instanceof Error && signal.reason.name === "TimeoutError") throw this.timedOut(chunk, layer, err, errors);
+        throw err;
       });
       if (!won) throw new FetchError(`chunk ${chunk.index} of ${layer.digest} unavailable: ${errors.join("; ") || "no sources"}`);
       const raw = await this.store(layer, chunk, won.value.bytes, inflate);

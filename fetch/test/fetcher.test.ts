@@ -143,6 +143,14 @@ describe("Fetcher", () => {
     await expect(f.read(layer, 0, 10)).rejects.toThrow(/timed out after 200 ms/);
   });
 
+  it("fails a run that outlives the deadline with FetchError, as a single chunk does", async () => {
+    const { layer, blob } = await layerFixture();
+    const f = new Fetcher({ cache: new MemoryChunkCache(), sources: [new MemorySource(blob, { hang: true })], logger }, { timeoutMs: 200 });
+    const err = await f.read(layer, 0, 200_000).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(FetchError);
+    expect((err as Error).message).toMatch(/timed out after 200 ms/);
+  });
+
   it("passes the caller's abort to the source once no other reader waits for the chunk", async () => {
     const { layer, blob, tar } = await layerFixture();
     const reasons: unknown[] = [];

@@ -1,0 +1,37 @@
+// An agent whose start fails half way closes what it opened: its FUSE session is not left mounted,
+// and its control socket does not linger.
+import { existsSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { createServer, type Server } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { runShoal, unmountAllUnder } from "@shoal/testkit";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { isMountpoint } from "../src/fs/index.ts";
+
+let work: string;
+let busy: Server;
+let port: number;
+beforeAll(async () => {
+  work = await mkdtemp(join(tmpdir(), "shoal-start-fail-"));
+  busy = createServer();
+  await new Promise<void>((resolve) => busy.listen(0, "127.0.0.1", resolve));
+  port = (busy.address() as { port: number }).port;
+});
+afterAll(async () => {
+  busy.close();
+  await unmountAllUnder(work);
+  await rm(work, { recursive: true, force: true });
+});
+
+describe("an agent that cannot start", () => {
+  it("fails with one line, leaving no FUSE mount and no control socket behind", async () => {
+    const root = join(work, "root");
+    // the metrics listener is the last part to start: the database, store, FUSE session and API are open by then
+    const r = await runShoal(["agent", "--root", root, "--plain-http", "--metrics-listen", `127.0.0.1:${port}`], { timeoutMs: 60_000 });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^shoal: .*EADDRINUSE.* \[SHOAL_ERR_[A-Z_]+\]$/m);
+    expect(await isMountpoint(join(root, "layers"))).toBe(false);
+    expect(existsSync(join(root, "agent.sock"))).toBe(false);
+  });
+});

@@ -10,6 +10,7 @@ import { LayerIndex } from "./layer-index.ts";
 import { layerCompression } from "./media-types.ts";
 import type { TarEntry } from "./tar-entry.ts";
 import { TarParser } from "./tar-reader.ts";
+import { DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE } from "./constants.ts";
 
 /**
  * Default uncompressed bytes per chunk (one gzip member each). 256 KiB: on
@@ -18,9 +19,6 @@ import { TarParser } from "./tar-reader.ts";
  * merges adjacent chunks into one request, so small chunks cost little on
  * big reads); the blob is 0.5% larger than with 1 MiB chunks.
  */
-export const DEFAULT_CHUNK_SIZE = 256 * 1024;
-export const MIN_CHUNK_SIZE = 4096;
-export const MAX_CHUNK_SIZE = 64 << 20;
 
 /** Settings for `convertLayer`. */
 export interface ConvertInit {

@@ -1,8 +1,8 @@
 import { InvalidArgumentError, parseBytes } from "@shoal/base";
 import type { Command } from "commander";
-import { DEFAULT_CHUNK_SIZE, parseStartupOrder, type StartupOrder } from "@shoal/blockindex";
+import { DEFAULT_CHUNK_SIZE } from "@shoal/blockindex/constants";
+import type { StartupOrder } from "@shoal/blockindex";
 import { readFile } from "node:fs/promises";
-import { parseReference } from "@shoal/oci";
 import { cacheDir } from "./common.ts";
 import { progressLine } from "./progress.ts";
 
@@ -14,6 +14,7 @@ async function readStartupOrder(path: string): Promise<StartupOrder> {
   } catch (err) {
     throw new InvalidArgumentError(`cannot read startup order ${path}: ${(err as Error).message}`, { cause: err });
   }
+  const { parseStartupOrder } = await import("@shoal/blockindex");
   return parseStartupOrder(doc, path);
 }
 
@@ -32,6 +33,7 @@ export function registerConvert(program: Command): void {
       // loaded here, not at start-up, so commands that do not need them start fast
       const { convertImage } = await import("@shoal/convert");
       const { registryClients } = await import("./registry-cli.ts");
+      const { parseReference } = await import("@shoal/oci");
             const startupOrder = opts.startupOrder ? await readStartupOrder(opts.startupOrder) : undefined;
       const src = parseReference(srcArg);
       const dst = parseReference(dstArg);

@@ -3,7 +3,7 @@
 import { humanBytes } from "@shoal/base";
 import { Option, type Command } from "commander";
 import type { Logger } from "pino";
-import { resolveSettings, type Setting, type SettingsOf } from "@shoal/service";
+import { resolveSettings, type Setting, type SettingsOf } from "@shoal/service/settings";
 
 /** The attribute name commander gives a long flag. */
 export function camelCase(flag: string): string {

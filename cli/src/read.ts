@@ -1,7 +1,6 @@
 import { InvalidArgumentError, humanBytes } from "@shoal/base";
 import type { Command } from "commander";
-import { LayerReader, MergedTree, normalizeUserPath, type Chunk, type MergedNode, type TarEntry } from "@shoal/blockindex";
-import { parseReference } from "@shoal/oci";
+import type { Chunk, LayerReader, MergedNode, MergedTree, TarEntry } from "@shoal/blockindex";
 import type { RegistryOptions } from "./common.ts";
 
 interface ReadOptions extends RegistryOptions {
@@ -11,13 +10,17 @@ interface ReadOptions extends RegistryOptions {
 /** An image opened for reading through its indexes, counting what it fetched from the registry. */
 interface ReadableImage {
   tree: MergedTree;
+  /** A path as given on the command line, as the tree names it. */
+  normalize(path: string): string;
   /** A reader for layer `i`: chunks from the registry, verified. */
   reader(i: number): LayerReader;
 }
 
 async function withImage(imageText: string, opts: ReadOptions, fn: (img: ReadableImage) => Promise<void>): Promise<void> {
   const { openImage, RegistryIndexSource, RegistrySource } = await import("@shoal/fetch");
+  const { LayerReader, MergedTree, normalizeUserPath } = await import("@shoal/blockindex");
   const { registryClients } = await import("./registry-cli.ts");
+  const { parseReference } = await import("@shoal/oci");
   const ref = parseReference(imageText);
   const clients = registryClients(opts);
   try {
@@ -26,6 +29,7 @@ async function withImage(imageText: string, opts: ReadOptions, fn: (img: Readabl
     const source = new RegistrySource({ clients });
     await fn({
       tree: MergedTree.build(img.layers.map((l) => l.index)),
+      normalize: normalizeUserPath,
       reader(i) {
         const layer = img.layers[i]!;
         const chunks = {
@@ -78,7 +82,7 @@ export function registerLs(program: Command): void {
     .option("--stats", "print the bytes fetched to stderr")
     .action(async (image: string, path: string, opts: ReadOptions & { recursive?: boolean }) => {
       await withImage(image, opts, async (img) => {
-        const node = img.tree.resolve(normalizeUserPath(path), { follow: true });
+        const node = img.tree.resolve(img.normalize(path), { follow: true });
         const out: string[] = [];
         if (!node.children) out.push(line(node, "/" + node.path));
         else if (opts.recursive) {
@@ -102,7 +106,7 @@ export function registerCat(program: Command): void {
     .option("--stats", "print the bytes fetched to stderr")
     .action(async (image: string, path: string, opts: ReadOptions) => {
       await withImage(image, opts, async (img) => {
-        const node = img.tree.resolve(normalizeUserPath(path), { follow: true });
+        const node = img.tree.resolve(img.normalize(path), { follow: true });
         const e = node.inode.entry;
         if (e.type !== "file") throw new InvalidArgumentError(`${path}: not a regular file (${e.type})`);
         const reader = img.reader(node.inode.layer);

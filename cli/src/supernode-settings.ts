@@ -1,5 +1,5 @@
 import { parseBytes } from "@shoal/base";
-import { parseBool, parseList, parseListen, parsePositiveInt, parseString, type Setting, type SettingsOf } from "@shoal/service";
+import { parseBool, parseList, parseListen, parsePositiveInt, parseString, type Setting, type SettingsOf } from "@shoal/service/settings";
 
 
 /**

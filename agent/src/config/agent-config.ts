@@ -1,5 +1,5 @@
 import { parseBytes, parseDuration } from "@shoal/base";
-import { parseBool, parseList, parseListen, parsePositiveInt, parseString, type Setting, type SettingsOf } from "@shoal/service";
+import { parseBool, parseList, parseListen, parsePositiveInt, parseString, type Setting, type SettingsOf } from "@shoal/service/settings";
 
 
 /** Every setting of `shoal agent`: one schema for flags, environment and config file. */

@@ -32,10 +32,11 @@ export const PACKAGES = {
   fetch: { floor: 4, imports: ["base", "blockindex", "oci", "swarm"] },
   convert: { floor: 5, imports: ["base", "blockindex", "oci"] },
   supernode: { floor: 5, imports: ["base", "blockindex", "oci", "store", "p2p", "service", "swarm"] },
-  agent: { floor: 5, imports: ["base", "blockindex", "oci", "store", "p2p", "service", "swarm", "fetch"], lazy: ["p2p"] },
-  cli: { floor: 6, imports: ["base", "blockindex", "oci", "p2p", "service", "swarm", "fetch", "convert", "supernode", "agent"] },
+  snapshotter: { floor: 5, imports: ["base", "blockindex"] },
+  agent: { floor: 6, imports: ["base", "blockindex", "oci", "store", "p2p", "service", "swarm", "fetch", "snapshotter"], lazy: ["p2p"] },
+  cli: { floor: 7, imports: ["base", "blockindex", "oci", "p2p", "service", "swarm", "fetch", "convert", "supernode", "snapshotter", "agent"] },
   testkit: { floor: 1, imports: ["base"] },
-  bench: { floor: 7, imports: Object.keys({ base: 0, blockindex: 0, oci: 0, store: 0, p2p: 0, service: 0, swarm: 0, fetch: 0, convert: 0, supernode: 0, agent: 0, cli: 0, testkit: 0 }) },
+  bench: { floor: 8, imports: ["base", "blockindex", "oci", "store", "p2p", "service", "swarm", "fetch", "convert", "supernode", "snapshotter", "agent", "cli", "testkit"] },
 };
 
 const BUILTINS = new Set([...builtinModules, ...builtinModules.map((m) => `node:${m}`)]);

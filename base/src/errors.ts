@@ -66,6 +66,7 @@ export const ERROR_CODES = {
   SHOAL_ERR_INVALID_REFERENCE: { kind: "invalid", summary: "not a valid image reference, repository, tag or digest" },
   SHOAL_ERR_SWARM_KEY: { kind: "invalid", summary: "a swarm key file or value is malformed" },
   SHOAL_ERR_NO_MOUNTPOINT: { kind: "invalid", summary: "a mountpoint does not exist or is not a directory" },
+  SHOAL_ERR_PARENT_NOT_COMMITTED: { kind: "invalid", summary: "a snapshot's parent is active or a view, not committed" },
   SHOAL_ERR_SYMLINK_LOOP: { kind: "invalid", summary: "too many levels of symbolic links in an image path" },
   // not found, exists, conflict
   SHOAL_ERR_NOT_FOUND: { kind: "not-found", summary: "no such path in the image, route or object" },
@@ -75,6 +76,8 @@ export const ERROR_CODES = {
   SHOAL_ERR_NOT_MOUNTED: { kind: "not-found", summary: "a path is not a shoal mount" },
   SHOAL_ERR_NO_MATCHING_PLATFORM: { kind: "not-found", summary: "an index has no manifest for the wanted platform" },
   SHOAL_ERR_ALREADY_MOUNTED: { kind: "exists", summary: "a mountpoint is already a mountpoint" },
+  SHOAL_ERR_SNAPSHOT_EXISTS: { kind: "exists", summary: "a snapshot key or name is taken (for a remote snapshot: its target exists)" },
+  SHOAL_ERR_SNAPSHOT_IN_USE: { kind: "conflict", summary: "a snapshot has children or is mounted, and cannot be removed" },
   SHOAL_ERR_BUSY: { kind: "conflict", summary: "a mount is in use and cannot be unmounted" },
   // access
   SHOAL_ERR_REGISTRY_UNAUTHORIZED: { kind: "unauthorized", summary: "the registry refused the credentials, or there were none (401)" },
@@ -97,6 +100,7 @@ export const ERROR_CODES = {
   SHOAL_ERR_BAD_ANNOTATION: { kind: "malformed", summary: "a layer's shoal annotations are malformed" },
   SHOAL_ERR_INVALID_MANIFEST: { kind: "malformed", summary: "manifest bytes are not a well-formed manifest or index" },
   SHOAL_ERR_PEER_KEY: { kind: "malformed", summary: "a peer key file exists but does not decode" },
+  SHOAL_ERR_SNAPSHOT_KIND: { kind: "precondition", summary: "a snapshot is of the wrong kind for the operation (a commit of a view, the mounts of a committed one)" },
   SHOAL_ERR_NOT_CONVERTED: { kind: "precondition", summary: "an image or layer is not a shoal lazy image: convert it first" },
   SHOAL_ERR_UNSUPPORTED: { kind: "unsupported", summary: "a valid image shoal cannot serve (e.g. layers of different chunk sizes)" },
   SHOAL_ERR_UNSUPPORTED_MEDIA_TYPE: { kind: "unsupported", summary: "a layer media type or compression shoal does not handle" },
@@ -113,6 +117,7 @@ export const ERROR_CODES = {
   SHOAL_ERR_SUPERNODE_PROTOCOL: { kind: "upstream", summary: "a supernode answered something shoal cannot use" },
   SHOAL_ERR_PREHEAT_FAILED: { kind: "upstream", summary: "a preheat job failed on a supernode" },
   SHOAL_ERR_PEER_PROTOCOL: { kind: "upstream", summary: "a peer broke the chunk protocol" },
+  SHOAL_ERR_CONTAINERD: { kind: "upstream", summary: "containerd (or a snapshotter through it) refused a call" },
   SHOAL_ERR_AGENT_PROTOCOL: { kind: "upstream", summary: "the agent answered something the client cannot use" },
   // not available now
   SHOAL_ERR_SUPERNODE_UNAVAILABLE: { kind: "unavailable", summary: "no supernode could be reached, or one answered 5xx" },
@@ -122,6 +127,7 @@ export const ERROR_CODES = {
   SHOAL_ERR_TIMEOUT: { kind: "unavailable", summary: "an operation ran past its deadline" },
   SHOAL_ERR_AGENT_NOT_RUNNING: { kind: "unavailable", summary: "no agent listens on the root's socket" },
   SHOAL_ERR_AGENT_UNAVAILABLE: { kind: "unavailable", summary: "the agent's socket could not be reached" },
+  SHOAL_ERR_LAYER_UNAVAILABLE: { kind: "unavailable", summary: "a lazy layer a snapshot stands on is not mounted now" },
   SHOAL_ERR_SHUTTING_DOWN: { kind: "unavailable", summary: "the service is starting or shutting down" },
   SHOAL_ERR_STORE_CLOSED: { kind: "unavailable", summary: "the chunk store was used after it closed" },
   // the machine

@@ -23,3 +23,4 @@ export * from "./unix-socket.ts";
 export * from "./mounts.ts";
 export { pidAlive } from "./host-tools.ts";
 export * from "./shoal-process.ts";
+export * from "./containerd.ts";

@@ -128,6 +128,7 @@ export const ERROR_CODES = {
   SHOAL_ERR_AGENT_NOT_RUNNING: { kind: "unavailable", summary: "no agent listens on the root's socket" },
   SHOAL_ERR_AGENT_UNAVAILABLE: { kind: "unavailable", summary: "the agent's socket could not be reached" },
   SHOAL_ERR_LAYER_UNAVAILABLE: { kind: "unavailable", summary: "a lazy layer a snapshot stands on is not mounted now" },
+  SHOAL_ERR_CONTAINERD_UNAVAILABLE: { kind: "unavailable", summary: "containerd does not answer on its socket" },
   SHOAL_ERR_SHUTTING_DOWN: { kind: "unavailable", summary: "the service is starting or shutting down" },
   SHOAL_ERR_STORE_CLOSED: { kind: "unavailable", summary: "the chunk store was used after it closed" },
   // the machine

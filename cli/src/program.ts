@@ -1,6 +1,7 @@
 // The `shoal` command line. Each command lives in its own file; this wires them.
 import { Command } from "commander";
 import { registerAgent, registerMountCommands } from "./agent-commands.ts";
+import { registerContainerdConfig, registerPull } from "./containerd-commands.ts";
 import { registerConvert } from "./convert.ts";
 import { registerCat, registerLs } from "./read.ts";
 import { registerPreheat, registerSupernode } from "./supernode-commands.ts";
@@ -19,6 +20,8 @@ export function buildProgram(): Command {
   registerMountCommands(program);
   registerSupernode(program);
   registerPreheat(program);
+  registerPull(program);
+  registerContainerdConfig(program);
   return program;
 }
 

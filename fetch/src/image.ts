@@ -5,7 +5,7 @@
  * verified against the manifest's annotation wherever it came from. The
  * agent's catalog and `shoal ls`/`shoal cat` both open images this way.
  */
-import { decodeIndexMembers, requireLazyLayers, type LayerIndex, type LazyLayerInfo } from "@shoal/blockindex";
+import { decodeIndexMembers, parseLazyAnnotations, requireLazyLayers, type LayerIndex, type LazyLayerInfo } from "@shoal/blockindex";
 import type { ImageManifest, ImageReference, Platform, RegistryClients, ResolvedImage } from "@shoal/oci";
 import type { LayerRef } from "@shoal/swarm";
 import type { Logger } from "pino";
@@ -76,11 +76,22 @@ export interface OpenedImage {
  * layer is not lazy.
  */
 export async function lazyLayersOf(ref: ImageReference, manifest: ImageManifest, index: (layer: LayerRef, info: LazyLayerInfo) => Promise<LayerIndex>): Promise<RemoteLayer[]> {
-  const infos = requireLazyLayers(manifest.layers, ref.toString());
-  return Promise.all(manifest.layers.map(async (d, i) => {
-    const info = infos[i]!;
+  requireLazyLayers(manifest.layers, ref.toString());
+  return (await layerSlotsOf(ref, manifest, index)) as RemoteLayer[];
+}
+
+/**
+ * Every layer of `manifest`, bottom first: a `RemoteLayer` (with its index)
+ * where the layer is lazy, undefined where it is an ordinary one (an image
+ * built on a converted base, say). Throws `LayerFormatError` for malformed
+ * shoal annotations.
+ */
+export async function layerSlotsOf(ref: ImageReference, manifest: ImageManifest, index: (layer: LayerRef, info: LazyLayerInfo) => Promise<LayerIndex>): Promise<Array<RemoteLayer | undefined>> {
+  return Promise.all(manifest.layers.map(async (d) => {
+    const info = parseLazyAnnotations(d.annotations, d.digest);
+    if (!info) return undefined;
     const layer: LayerRef = { registry: ref.registry, repository: ref.repository, digest: d.digest };
-    return { ...layer, index: await index(layer, info), ...(info.sourceDigest ? { sourceDigest: info.sourceDigest } : {}) };
+    return { ...layer, index: await index(layer, info), indexDigest: info.indexDigest, ...(info.sourceDigest ? { sourceDigest: info.sourceDigest } : {}) };
   }));
 }
 

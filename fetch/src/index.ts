@@ -10,5 +10,5 @@ export { PrefetchJob, BACKGROUND_RUN_BYTES, QUIET_MS, PREFETCH_CONCURRENCY, type
 export { RegistrySource } from "./sources/registry-source.ts";
 export { SupernodeSource } from "./sources/supernode-source.ts";
 export { PeerSource, type ChunkPeerLike, type PeerDirectory } from "./sources/peer-source.ts";
-export { openImage, lazyLayersOf, fetchIndexBytes, decodeLayerIndex, RegistryIndexSource, type IndexSource, type OpenedImage } from "./image.ts";
+export { openImage, lazyLayersOf, layerSlotsOf, fetchIndexBytes, decodeLayerIndex, RegistryIndexSource, type IndexSource, type OpenedImage } from "./image.ts";
 export { Announcer, holdings, type AnnouncerComponents } from "./announcer.ts";

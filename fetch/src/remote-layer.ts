@@ -10,6 +10,8 @@ export interface RemoteLayer {
   repository: string;
   /** The layer's index, verified against the manifest's annotation. */
   index: LayerIndex;
+  /** The index's digest (the manifest annotation), when the layer was opened from a manifest. */
+  indexDigest?: string;
   /** Digest of the layer it was converted from (from its annotations), when recorded. */
   sourceDigest?: string;
 }

@@ -6,3 +6,4 @@ export { parseFilter, parseFilters, matches, type Filter, type Selector } from "
 export { serveSnapshots, snapshotsHandlers, snapshotsService, snapshotsPackage, type SnapshotsServer } from "./grpc-server.ts";
 export { diskUsage } from "./usage.ts";
 export { SnapshotsClient, SnapshotsCallError } from "./client.ts";
+export { CriImages, CriCallError, type CriAuth } from "./cri-client.ts";

@@ -8,18 +8,20 @@ import { ShoalError } from "@shoal/base";
 /** The kind of a snapshot, as containerd's `Kind`. */
 export type SnapshotKind = "view" | "active" | "committed";
 
-/** Where a remote (lazy) snapshot's layer lives. */
+/** Where a remote (lazy) snapshot's layer lives: what it takes to mount it again after a restart. */
 export interface RemoteLayerRecord {
   /** The layer directory in the agent's FUSE session. */
   dirId: string;
-  registry: string;
-  repository: string;
+  /** The image it came with, by digest: `registry/repository@sha256:...`. */
+  ref: string;
+  /** The image manifest's digest. */
+  image: string;
+  /** The layer's position in that image (0 = bottom). */
+  position: number;
   /** The layer blob's digest. */
   digest: string;
-  /** The digest of the image manifest the layer came with, when known. */
-  image?: string;
-  /** The layer's position in that image (0 = bottom). */
-  position?: number;
+  /** Who uses the layer on the agent's side (one user per remote snapshot). */
+  user: string;
 }
 
 /** One snapshot. */

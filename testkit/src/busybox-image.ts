@@ -10,7 +10,7 @@ const APPLETS = ["sh", "ls", "cat", "echo", "sha256sum", "wc", "head", "find", "
  * /bin/busybox and applet symlinks, and an app layer with a script and a
  * few MiB of data, so lazy reads have something to skip.
  */
-export function busyboxImage(opts: { dataBytes?: number } = {}): LayerSpec[] {
+export function busyboxImage(opts: { dataBytes?: number; marker?: string } = {}): LayerSpec[] {
   const busybox = readFileSync("/bin/busybox");
   const dir = (path: string): TarSpec => ({ path, type: "dir", mode: 0o755 });
   const base: TarSpec[] = [
@@ -18,6 +18,8 @@ export function busyboxImage(opts: { dataBytes?: number } = {}): LayerSpec[] {
     { path: "bin/busybox", type: "file", mode: 0o755, data: busybox },
     ...APPLETS.map((a): TarSpec => ({ path: `bin/${a}`, type: "symlink", linkname: "busybox" })),
     { path: "etc/passwd", type: "file", mode: 0o644, data: Buffer.from("root:x:0:0:root:/root:/bin/sh\n") },
+    // a different marker makes a different base layer (another diffID), so images do not share it
+    ...(opts.marker ? [{ path: "etc/marker", type: "file", mode: 0o644, data: Buffer.from(opts.marker) } satisfies TarSpec] : []),
   ];
   const n = opts.dataBytes ?? 8 << 20;
   const data = Buffer.alloc(n);

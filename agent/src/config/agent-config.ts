@@ -20,6 +20,7 @@ export const AGENT_SETTINGS = {
   p2pListen: { flag: "p2p-listen", env: "SHOAL_P2P_LISTEN", arg: "MULTIADDR", help: "libp2p listen address of the peer swarm", default: "/ip4/0.0.0.0/tcp/7071", parse: parseString },
   uploadRate: { flag: "upload-rate", env: "SHOAL_UPLOAD_RATE", arg: "BYTES_PER_S", help: "cap on chunk bytes served to peers per second", default: 64 * 1024 * 1024, parse: parseBytes },
   maxUploads: { flag: "max-uploads", env: "SHOAL_MAX_UPLOADS", arg: "N", help: "chunks served to peers at once (more are answered busy)", default: 8, parse: parsePositiveInt },
+  snapshotterListen: { flag: "snapshotter-listen", env: "SHOAL_SNAPSHOTTER_LISTEN", arg: "SOCKET|off", help: "unix socket of the containerd snapshotter (proxy plugin; default ROOT/snapshotter.sock)", default: "", parse: parseString },
   logLevel: { flag: "log-level", env: "SHOAL_LOG_LEVEL", arg: "LEVEL", help: "pino log level (trace, debug, info, warn, error)", default: "info", parse: parseString },
 } satisfies Record<string, Setting<unknown>>;
 

@@ -13,13 +13,16 @@ import {
 import { RegistryClientPool } from "@shoal/oci";
 import { Lifecycle, MetricsServer } from "@shoal/service";
 import { ChunkStore } from "@shoal/store";
+import { serveSnapshots, SnapshotRecords, Snapshotter } from "@shoal/snapshotter";
 import { SupernodeSet, TrackerClient } from "@shoal/swarm";
 import { Level } from "level";
 import type { Logger } from "pino";
 import type { AgentConfig } from "../config/agent-config.ts";
-import { isMountpoint, LayerFilesystem, unmountPath } from "../fs/index.ts";
+import { dirsInUse, isMountpoint, LayerFilesystem, unmountPath } from "../fs/index.ts";
 import { serveApi } from "./api.ts";
+import { ActiveImages } from "./active-images.ts";
 import { ImageCatalog } from "./image-catalog.ts";
+import { AgentRemoteLayers } from "./remote-layers.ts";
 import { levelKeyValue } from "./kv.ts";
 import { AgentMetrics } from "./metrics.ts";
 import { MountManager, parseMountRequest } from "./mounts.ts";
@@ -102,14 +105,27 @@ export async function createAgent(config: AgentConfig, logger: Logger): Promise<
     const fs = new LayerFilesystem({ logger }, { mountpoint: layersDir, readAheadKb: Math.max(4, Math.round(config.readAhead / 1024)) });
     await fs.mount();
     life.defer("layer filesystem", () => fs.unmount());
-    const mounts = new MountManager({ catalog, fs, fetcher, store, db, logger, ...(peer ? { sharing: recentlyUploading(peer) } : {}) }, {
+    const images = new ActiveImages({ fs, fetcher, store, db, logger, ...(peer ? { sharing: recentlyUploading(peer) } : {}) }, {
       layersDir,
       prefetch: config.prefetch,
       prefetchRate: config.prefetchRate,
       startupWindowMs: config.startupWindow,
     });
+    const mounts = new MountManager({ catalog, images, db, logger });
     await mounts.restore();
     life.defer("mounts", () => mounts.shutdown());
+
+    // containerd's snapshotter: remote snapshots of lazy layers, ordinary ones for the rest
+    const snapshotter = new Snapshotter(
+      { records: new SnapshotRecords({ db }), mounts: { inUse: dirsInUse }, logger, remote: new AgentRemoteLayers({ catalog, images, store }) },
+      { root: join(root, "snapshots") },
+    );
+    await snapshotter.restore();
+    const snapshotterSocket = config.snapshotterListen === "off" ? undefined : config.snapshotterListen || join(root, "snapshotter.sock");
+    if (snapshotterSocket) {
+      const served = await serveSnapshots(snapshotter, snapshotterSocket, logger);
+      life.defer("snapshots API", () => served.close());
+    }
 
     if (peer && tracker) {
       const announcer = new Announcer({
@@ -150,7 +166,7 @@ export async function createAgent(config: AgentConfig, logger: Logger): Promise<
       });
       await life.start("metrics server", new MetricsServer({ registry: metrics.registry, refresh }, { listen: config.metricsListen }));
     }
-    logger.info({ root, socket: join(root, "agent.sock"), metrics: config.metricsListen }, "agent ready");
+    logger.info({ root, socket: join(root, "agent.sock"), snapshotter: snapshotterSocket, metrics: config.metricsListen }, "agent ready");
     return { config, mounts, fetcher, store, metrics, status, close: () => life.close() };
   });
 }

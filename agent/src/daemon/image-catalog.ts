@@ -1,6 +1,6 @@
 import { ShoalError } from "@shoal/base";
-import type { LayerIndex } from "@shoal/blockindex";
-import { decodeLayerIndex, fetchIndexBytes, lazyLayersOf, type IndexSource, type RemoteLayer } from "@shoal/fetch";
+import { requireLazyLayers, type LayerIndex } from "@shoal/blockindex";
+import { decodeLayerIndex, fetchIndexBytes, layerSlotsOf, type IndexSource, type RemoteLayer } from "@shoal/fetch";
 import { parseManifest, parseReference, type ImageManifest, type ImageReference, type RegistryClients } from "@shoal/oci";
 import type { Logger } from "pino";
 import type { KeyValue } from "./kv.ts";
@@ -9,9 +9,21 @@ import type { KeyValue } from "./kv.ts";
 export interface CatalogImage {
   ref: ImageReference;
   digest: string;
+  /** The lazy layers, bottom first (every layer, unless the image was loaded `partial`). */
   layers: RemoteLayer[];
+  /** Every layer by position, bottom first: the lazy layer, or undefined for an ordinary one. */
+  slots: Array<RemoteLayer | undefined>;
+  /** Every layer's blob digest, bottom first. */
+  digests: string[];
   /** Registry bytes spent on manifests and indexes by this load (0 when all came from the local catalog). */
   bytesFetched: number;
+}
+
+/** An image a lazy layer came with, and the layer's position in it (0 = bottom). */
+export interface LayerLocation {
+  ref: string;
+  digest: string;
+  position: number;
 }
 
 interface StoredImage {
@@ -44,10 +56,12 @@ export class ImageCatalog {
   /**
    * Load `refText`: by digest from the local catalog when known, else from
    * the registry (manifest, then each layer's index from the index sources).
-   * Throws `NotConvertedError` for images that are not lazy; with `offline`,
-   * `SHOAL_ERR_NOT_FOUND` for what is not in the local catalog.
+   * Throws `NotConvertedError` for images that are not lazy (with `partial`,
+   * ordinary layers are undefined slots instead); with `offline`,
+   * `SHOAL_ERR_NOT_FOUND` for what is not in the local catalog. Every lazy
+   * layer loaded is remembered by its index digest (`findLayer`).
    */
-  async load(refText: string, opts: { signal?: AbortSignal; offline?: boolean } = {}): Promise<CatalogImage> {
+  async load(refText: string, opts: { signal?: AbortSignal; offline?: boolean; partial?: boolean } = {}): Promise<CatalogImage> {
     const ref = parseReference(refText);
     let bytesFetched = 0;
     let digest = ref.digest;
@@ -62,7 +76,8 @@ export class ImageCatalog {
       const stored: StoredImage = { ref: ref.toString(), manifest: Buffer.from(resolved.bytes).toString("utf8"), mediaType: resolved.mediaType };
       await this.db.put(`image!${digest}`, JSON.stringify(stored));
     }
-    const layers = await lazyLayersOf(ref, manifest, async (layer, info) => {
+    if (!opts.partial) requireLazyLayers(manifest.layers, ref.toString());
+    const slots = await layerSlotsOf(ref, manifest, async (layer, info) => {
       const known = this.indexes.get(layer.digest);
       if (known) return known;
       const cached = await this.db.getBuffer(`index!${layer.digest}`);
@@ -79,8 +94,20 @@ export class ImageCatalog {
       this.indexes.set(layer.digest, index);
       return index;
     });
+    const layers = slots.filter((l): l is RemoteLayer => l !== undefined);
+    await Promise.all(slots.map(async (l, position) => {
+      if (!l?.indexDigest) return;
+      const key = `lazyidx!${l.indexDigest}`;
+      if (!(await this.db.get(key))) await this.db.put(key, JSON.stringify({ ref: ref.toString(), digest: digest!, position } satisfies LayerLocation));
+    }));
     this.logger.debug({ image: ref.toString(), digest, layers: layers.length, bytesFetched }, "image loaded");
-    return { ref, digest: digest!, layers, bytesFetched };
+    return { ref, digest: digest!, layers, slots, digests: manifest.layers.map((d) => d.digest), bytesFetched };
+  }
+
+  /** Where a lazy layer loaded before was found (by its index digest): the image and its position there. */
+  async findLayer(indexDigest: string): Promise<LayerLocation | undefined> {
+    const text = await this.db.get(`lazyidx!${indexDigest}`);
+    return text === undefined ? undefined : (JSON.parse(text) as LayerLocation);
   }
 
   private async storedManifest(digest: string): Promise<ImageManifest | undefined> {

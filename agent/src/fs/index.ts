@@ -4,5 +4,5 @@ export { LayerFilesystem, type FsCounters, type LayerFilesystemInit } from "./la
 export { lowerResolver, readerLayerData, type LayerData, type LayerSnapshot, type LowerFile } from "./layer-data.ts";
 export { OPAQUE_XATTR } from "./layer-tree.ts";
 export {
-  findMount, isMountpoint, mountOverlay, readMountInfo, unmountPath, type MountInfo, type OverlayOptions,
+  dirsInUse, findMount, isMountpoint, mountOverlay, readMountInfo, unmountPath, type MountInfo, type OverlayOptions,
 } from "./mount.ts";

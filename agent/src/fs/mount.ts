@@ -7,7 +7,7 @@
 import { InvalidArgumentError, ShoalError } from "@shoal/base";
 import { spawn } from "node:child_process";
 import { readFile } from "node:fs/promises";
-import { dirname, relative, resolve, sep } from "node:path";
+import { dirname, join, relative, resolve, sep } from "node:path";
 
 /** Options of {@link runCommand}. */
 export interface RunOptions {
@@ -44,9 +44,13 @@ export function runCommand(cmd: string, args: readonly string[], opts: RunOption
 export interface MountInfo {
   /** Device of the mounted filesystem ("major:minor"). */
   device: string;
+  /** The directory of that filesystem this mount shows (not "/" for a bind mount of a subdirectory). */
+  root: string;
   mountpoint: string;
   fstype: string;
   source: string;
+  /** The filesystem's own options (an overlay's lowerdir, upperdir, workdir). */
+  superOptions: string;
 }
 
 const unescapeMount = (s: string): string => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
@@ -60,7 +64,9 @@ export async function readMountInfo(): Promise<MountInfo[]> {
     const f = line.split(" ");
     const dash = f.indexOf("-", 6);
     if (dash < 0) continue;
-    out.push({ device: f[2]!, mountpoint: unescapeMount(f[4]!), fstype: f[dash + 1]!, source: unescapeMount(f[dash + 2] ?? "") });
+    out.push({
+      device: f[2]!, root: unescapeMount(f[3]!), mountpoint: unescapeMount(f[4]!), fstype: f[dash + 1]!, source: unescapeMount(f[dash + 2] ?? ""), superOptions: unescapeMount(f[dash + 3] ?? ""),
+    });
   }
   return out;
 }
@@ -69,6 +75,26 @@ export async function readMountInfo(): Promise<MountInfo[]> {
 export async function findMount(path: string): Promise<MountInfo | undefined> {
   const abs = resolve(path);
   return (await readMountInfo()).filter((m) => m.mountpoint === abs).at(-1);
+}
+
+/**
+ * True when a mount uses one of `dirs`: as an overlay's lower, upper or work
+ * directory, as the source of a bind mount, or as a mountpoint.
+ */
+export async function dirsInUse(dirs: readonly string[]): Promise<boolean> {
+  const table = await readMountInfo();
+  for (const raw of dirs) {
+    const d = resolve(raw);
+    // the mount the directory lives on, and the directory as that filesystem names it
+    const home = table.filter((m) => d === m.mountpoint || d.startsWith(m.mountpoint === "/" ? "/" : `${m.mountpoint}/`)).at(-1);
+    const rel = home ? join(home.root, relative(home.mountpoint, d)) : undefined;
+    for (const m of table) {
+      if (m.mountpoint === d) return true;
+      if (m.fstype === "overlay" && m.superOptions.split(",").some((o) => /^(lowerdir|upperdir|workdir)=/.test(o) && o.slice(o.indexOf("=") + 1).split(":").includes(d))) return true;
+      if (home && rel && m !== home && m.device === home.device && (m.root === rel || m.root.startsWith(`${rel}/`))) return true;
+    }
+  }
+  return false;
 }
 
 /** Whether something is mounted at exactly `path`. */

@@ -1,0 +1,244 @@
+/**
+ * The lazy images in use on this host, whoever uses them (`shoal mount`, the
+ * snapshotter's remote snapshots): each lazy layer as a directory of the one
+ * FUSE session (`ROOT/layers/<id>`, shared by every user, removed with its
+ * last), the image's chunks pinned in the store, its background stream
+ * (recorded startup chunks first), and the recording of the chunks its
+ * first seconds read.
+ */
+import { createHash } from "node:crypto";
+import { join } from "node:path";
+import { chunkDigest, MergedTree } from "@shoal/blockindex";
+import { PrefetchJob, type ChunkPos, type Fetcher, type PrefetchProgress, type RemoteLayer } from "@shoal/fetch";
+import type { Logger } from "pino";
+import type { LayerData, LayerFilesystem, LowerFile } from "../fs/index.ts";
+import type { CatalogImage } from "./image-catalog.ts";
+import type { KeyValue } from "./kv.ts";
+
+/** The part of the chunk store images need: pinning the chunks of images in use. */
+export interface ChunkPinning {
+  pin(owner: string, digests: Iterable<string>): void;
+  unpin(owner: string): void;
+}
+
+/** Settings of `ActiveImages`. */
+export interface ActiveImagesInit {
+  layersDir: string;
+  prefetch: boolean;
+  prefetchRate: number;
+  startupWindowMs: number;
+}
+
+interface ActiveImage {
+  image: CatalogImage;
+  /** Layer directory ids by position; undefined for ordinary layers. */
+  ids: Array<string | undefined>;
+  /** Users, and the topmost position each uses. */
+  users: Map<string, number>;
+  job?: PrefetchJob;
+}
+
+/** Layer directory ids: a chain over every layer digest below and at each position (a layer's directory depends on the layers below it). */
+export function chainIds(digests: readonly string[]): string[] {
+  const ids: string[] = [];
+  let prev = "";
+  for (const d of digests) {
+    prev = createHash("sha256").update(`${prev} ${d}`).digest("hex").slice(0, 32);
+    ids.push(prev);
+  }
+  return ids;
+}
+
+/** See the module comment. */
+export class ActiveImages {
+  private readonly fs: LayerFilesystem;
+  private readonly fetcher: Fetcher;
+  private readonly store: ChunkPinning;
+  private readonly db: KeyValue;
+  private readonly logger: Logger;
+  private readonly init: ActiveImagesInit;
+  /** True while the host serves its swarm (prefetch jobs put their idle-time work off meanwhile). */
+  private readonly sharing: (() => boolean) | undefined;
+  private readonly images = new Map<string, ActiveImage>();
+  private readonly layerUsers = new Map<string, number>();
+  /** Recorders of startup reads: layer id → callbacks. */
+  private readonly recorders = new Map<string, Set<(layerId: string, chunk: number) => void>>();
+
+  constructor(components: { fs: LayerFilesystem; fetcher: Fetcher; store: ChunkPinning; db: KeyValue; logger: Logger; sharing?: () => boolean }, init: ActiveImagesInit) {
+    this.fs = components.fs;
+    this.fetcher = components.fetcher;
+    this.store = components.store;
+    this.db = components.db;
+    this.logger = components.logger.child({ component: "images" });
+    this.sharing = components.sharing;
+    this.init = init;
+  }
+
+  /**
+   * Start using layers `0..upTo` (default: all) of `img` for `user`: their
+   * directories exist when this resolves. Returns every position's directory
+   * (undefined for ordinary layers), bottom first. Using an image again for
+   * the same user widens what it uses, never narrows it.
+   */
+  async use(img: CatalogImage, user: string, upTo = img.slots.length - 1): Promise<Array<string | undefined>> {
+    let active = this.images.get(img.digest);
+    if (!active) {
+      const chain = chainIds(img.digests);
+      active = { image: img, ids: img.slots.map((l, i) => (l ? chain[i] : undefined)), users: new Map() };
+      this.images.set(img.digest, active);
+      this.store.pin(img.digest, img.layers.flatMap((l) => Array.from({ length: l.index.chunkCount }, (_, c) => chunkDigest(l.index.chunk(c)))));
+      let first = await this.startupOrder(img.digest);
+      // No local record: use the startup order the image carries in its indexes, if any.
+      if (first.length === 0) first = img.layers.flatMap((l, li) => l.index.prefetch.map((c): ChunkPos => [li, c]));
+      this.record(active);
+      if (this.init.prefetch) {
+        active.job = new PrefetchJob({ fetcher: this.fetcher, logger: this.logger, ...(this.sharing ? { busy: this.sharing } : {}) }, { layers: img.layers, first, rateBytesPerSec: this.init.prefetchRate });
+      }
+    }
+    const before = active.users.get(user) ?? -1;
+    for (let i = before + 1; i <= upTo; i++) this.addLayer(active, i);
+    active.users.set(user, Math.max(before, upTo));
+    return active.ids.map((id) => (id === undefined ? undefined : join(this.init.layersDir, id)));
+  }
+
+  /** `user` stops using image `digest`; the image's layers and stream go with its last user. */
+  release(digest: string, user: string): void {
+    const active = this.images.get(digest);
+    const upTo = active?.users.get(user);
+    if (!active || upTo === undefined) return;
+    active.users.delete(user);
+    for (let i = 0; i <= upTo; i++) this.releaseLayer(active.ids[i]);
+    if (active.users.size > 0) return;
+    active.job?.stop();
+    this.store.unpin(digest);
+    this.images.delete(digest);
+  }
+
+  /** The directory of layer `id` when the FUSE session serves it now. */
+  dir(id: string): string | undefined {
+    return this.fs.has(id) ? join(this.init.layersDir, id) : undefined;
+  }
+
+  /** The image `digest` while in use. */
+  image(digest: string): CatalogImage | undefined {
+    return this.images.get(digest)?.image;
+  }
+
+  /** Per-image prefetch progress. */
+  status(): Array<{ image: string; digest: string; layers: number; prefetch?: PrefetchProgress }> {
+    return [...this.images.entries()].map(([digest, a]) => ({
+      image: a.image.ref.toString(), digest, layers: a.image.slots.length, ...(a.job ? { prefetch: a.job.progress() } : {}),
+    }));
+  }
+
+  /** The lazy layers of every image in use, one per digest. */
+  layers(): RemoteLayer[] {
+    const byDigest = new Map<string, RemoteLayer>();
+    for (const a of this.images.values()) for (const l of a.image.layers) if (!byDigest.has(l.digest)) byDigest.set(l.digest, l);
+    return [...byDigest.values()];
+  }
+
+  /** The prefetch job of image `digest`, if any (tests wait on `done`). */
+  prefetchJob(digest: string): PrefetchJob | undefined {
+    return this.images.get(digest)?.job;
+  }
+
+  /** Stop every background stream (at shutdown; directories go with the FUSE session). */
+  stop(): void {
+    for (const a of this.images.values()) a.job?.stop();
+  }
+
+  /** The startup order recorded for image `digest` (chunk positions in its lazy layers), or []. */
+  async startupOrder(digest: string): Promise<ChunkPos[]> {
+    const text = await this.db.get(`startup!${digest}`);
+    if (!text) return [];
+    try {
+      return JSON.parse(text) as ChunkPos[];
+    } catch {
+      return [];
+    }
+  }
+
+  /** Add the directory of position `i` of `active` unless the filesystem has it (ordinary positions have none). */
+  private addLayer(active: ActiveImage, i: number): void {
+    const id = active.ids[i];
+    const layer = active.image.slots[i];
+    if (id === undefined || layer === undefined) return;
+    this.layerUsers.set(id, (this.layerUsers.get(id) ?? 0) + 1);
+    if (this.fs.has(id)) return;
+    const { slots } = active.image;
+    let lower: MergedTree | undefined;
+    // the lazy layers below this one; ordinary layers below are not in the FUSE session
+    const below = slots.slice(0, i).flatMap((l, p) => (l ? [{ layer: l, id: active.ids[p]! }] : []));
+    this.fs.addLayer({
+      id,
+      index: layer.index,
+      data: this.dataOf(layer, id),
+      resolveLower: (path: string): LowerFile | undefined => {
+        lower ??= MergedTree.build(below.map((b) => b.layer.index));
+        const node = lower.lookup(path);
+        if (!node) return undefined;
+        const b = below[node.inode.layer];
+        // an implicit directory (made for paths, in no layer) carries no data
+        if (!b) return { entry: node.inode.entry, data: this.dataOf(layer, id) };
+        return { entry: node.inode.entry, data: this.dataOf(b.layer, b.id), layerId: b.id };
+      },
+    });
+  }
+
+  private dataOf(l: RemoteLayer, lid: string): LayerData {
+    return {
+      read: (offset: number, length: number, opts?: { signal?: AbortSignal }) => {
+        const rec = this.recorders.get(lid);
+        if (rec) {
+          const range = l.index.chunksForRange(offset, length);
+          if (range) for (let c = range.first; c <= range.last; c++) for (const f of rec) f(lid, c);
+        }
+        return this.fetcher.read(l, offset, length, opts);
+      },
+    };
+  }
+
+  private releaseLayer(id: string | undefined): void {
+    if (id === undefined) return;
+    const n = (this.layerUsers.get(id) ?? 1) - 1;
+    if (n > 0) {
+      this.layerUsers.set(id, n);
+      return;
+    }
+    this.layerUsers.delete(id);
+    this.fs.removeLayer(id);
+  }
+
+  /** Record the chunks read in the first `startupWindowMs` of `active`; save them as its startup order. */
+  private record(active: ActiveImage): void {
+    const img = active.image;
+    const lazyIds = img.slots.flatMap((l, p) => (l ? [active.ids[p]!] : []));
+    const seen = new Set<string>();
+    const order: ChunkPos[] = [];
+    const onRead = (layerId: string, chunk: number) => {
+      const li = lazyIds.indexOf(layerId);
+      const key = `${li}:${chunk}`;
+      if (li < 0 || seen.has(key)) return;
+      seen.add(key);
+      order.push([li, chunk]);
+    };
+    for (const id of lazyIds) {
+      let set = this.recorders.get(id);
+      if (!set) this.recorders.set(id, (set = new Set()));
+      set.add(onRead);
+    }
+    const timer = setTimeout(() => {
+      for (const id of lazyIds) {
+        const set = this.recorders.get(id);
+        set?.delete(onRead);
+        if (set && set.size === 0) this.recorders.delete(id);
+      }
+      if (order.length > 0) {
+        this.db.put(`startup!${img.digest}`, JSON.stringify(order)).catch((err: Error) => this.logger.warn({ err: err.message }, "could not save startup order"));
+        this.logger.info({ digest: img.digest, chunks: order.length }, "startup order recorded");
+      }
+    }, this.init.startupWindowMs);
+    timer.unref();
+  }
+}

@@ -1,0 +1,150 @@
+// The agent as containerd's remote snapshotter: a containerd 1.6 from Debian started by the test, its
+// CRI plugin configured with the shoal snapshotter; `shoal pull` (CRI PullImage) of a converted image
+// downloads no layer, `ctr run --snapshotter shoal` runs a program from it, and the container's tree
+// equals umoci's unpack of the original. An unconverted image goes through the same snapshotter as
+// ordinary snapshots.
+import { execFile } from "node:child_process";
+import { createHash } from "node:crypto";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { SnapshotsClient } from "@shoal/snapshotter";
+import {
+  busyboxImage, diffTrees, pushLayout, runShoal, runShoalOk, snapshotTree, startAgent, startContainerd, startRegistry, umociUnpack, unmountAllUnder, writeImageLayout,
+  type RunningAgent, type RunningContainerd, type RunningRegistry, type TreeSnapshot,
+} from "@shoal/testkit";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { withMounted } from "@shoal/snapshotter/testsuite";
+
+const run = promisify(execFile);
+
+let work: string;
+let registry: RunningRegistry;
+let agent: RunningAgent;
+let containerd: RunningContainerd;
+let original: TreeSnapshot;
+let diffIds: string[];
+let imageBytes: number;
+let plain: { tree: TreeSnapshot; diffIds: string[] };
+let mixed: { tree: TreeSnapshot; diffIds: string[] };
+
+const OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
+
+async function manifestOf(repo: string, tag: string): Promise<{ layers: Array<{ size: number; annotations?: Record<string, string> }> } & Record<string, unknown>> {
+  const res = await fetch(`${registry.url}/v2/${repo}/manifests/${tag}`, { headers: { accept: OCI_MANIFEST } });
+  return (await res.json()) as never;
+}
+
+/** Push `name` (a busybox image) as repo:v1 and return its tree and diffIDs. */
+async function pushImage(repo: string, opts: { dataBytes: number; marker?: string }): Promise<{ tree: TreeSnapshot; diffIds: string[] }> {
+  const layout = await writeImageLayout(join(work, `layout-${repo}`), busyboxImage(opts), { tag: "v1" });
+  await pushLayout(layout.dir, "v1", `${registry.host}/${repo}:v1`);
+  return { tree: await snapshotTree((await umociUnpack(layout.dir, "v1", join(work, `bundle-${repo}`))).rootfs), diffIds: layout.diffIds };
+}
+
+/** The chain ID of the top layer (containerd's snapshot name for it): identity.ChainID over the diffIDs. */
+function chainId(ids: string[]): string {
+  return ids.reduce((acc, d) => (acc ? `sha256:${createHash("sha256").update(`${acc} ${d}`).digest("hex")}` : d), "");
+}
+
+const ctr = (...args: string[]) => run("ctr", ["--address", containerd.address, "-n", "k8s.io", ...args], { maxBuffer: 1 << 24 });
+
+beforeAll(async () => {
+  work = await mkdtemp(join(tmpdir(), "shoal-snap-e2e-"));
+  registry = await startRegistry();
+  ({ tree: original, diffIds } = await pushImage("app", { dataBytes: 16 << 20 }));
+  const convert = (repo: string) => runShoalOk(["convert", "--plain-http", "--chunk-size", "65536", `${registry.host}/${repo}:v1`, `${registry.host}/${repo}:lazy`], { env: { XDG_CACHE_HOME: join(work, "cache") } });
+  await convert("app");
+  imageBytes = (await manifestOf("app", "lazy")).layers.reduce((n, l) => n + l.size, 0);
+  plain = await pushImage("plain", { dataBytes: 1 << 20, marker: "plain" });
+  // a mixed image: the original (ordinary) base layer under the converted (lazy) app layer
+  mixed = await pushImage("mixed", { dataBytes: 4 << 20, marker: "mixed" });
+  await convert("mixed");
+  const [ordinary, lazy] = [await manifestOf("mixed", "v1"), await manifestOf("mixed", "lazy")];
+  const m = { ...lazy, layers: [ordinary.layers[0]!, lazy.layers[1]!] };
+  const put = await fetch(`${registry.url}/v2/mixed/manifests/m`, { method: "PUT", headers: { "content-type": OCI_MANIFEST }, body: JSON.stringify(m) });
+  expect(put.status).toBe(201);
+  agent = await startAgent(join(work, "agent"), ["--plain-http", "--prefetch", "off"]);
+  // containerd's CRI plugin speaks plain HTTP to the test registry through a hosts.toml
+  const certs = join(work, "certs.d");
+  await mkdir(join(certs, registry.host), { recursive: true });
+  await writeFile(join(certs, registry.host, "hosts.toml"), `server = "${registry.url}"\n[host."${registry.url}"]\n  capabilities = ["pull", "resolve"]\n`);
+  containerd = await startContainerd(join(work, "containerd"), {
+    snapshotters: { shoal: join(agent.root, "snapshotter.sock") }, criSnapshotter: "shoal", criRegistryConfigPath: certs,
+  });
+}, 180_000);
+
+afterAll(async () => {
+  await containerd?.stop();
+  await agent?.stop();
+  await registry?.stop();
+  await unmountAllUnder(work);
+  await rm(work, { recursive: true, force: true });
+});
+
+/** The tree of the image's top snapshot, through a view that containerd makes on the shoal snapshotter. */
+async function viewTree(key: string, parent: string): Promise<TreeSnapshot> {
+  const api = new SnapshotsClient({ socket: containerd.address, snapshotter: "shoal", namespace: "k8s.io" });
+  try {
+    // a gc.root label keeps containerd's garbage collector off a view that no lease holds
+    const mounts = await api.view(key, parent, { "containerd.io/gc.root": new Date().toISOString() });
+    try {
+      return await withMounted(work, mounts, (dir) => snapshotTree(dir));
+    } finally {
+      await api.remove(key);
+    }
+  } finally {
+    api.close();
+  }
+}
+
+describe("the shoal snapshotter under containerd's CRI plugin", () => {
+  it("pulls a converted image lazily: remote snapshots, under 5% of the image from the registry", async () => {
+    await registry.settle();
+    await registry.resetStats();
+    const r = await runShoal(["pull", "--address", containerd.address, `${registry.host}/app:lazy`]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.toString()).toMatch(/^pulled .*app:lazy \(sha256:[0-9a-f]{64}\)/);
+    await registry.settle();
+    const st = registry.stats();
+    expect(st.blobBytes / imageBytes).toBeLessThan(0.05);
+    // every layer is a committed snapshot of the shoal snapshotter, named by its chain ID
+    const { stdout } = await ctr("snapshots", "--snapshotter", "shoal", "ls");
+    for (let i = 1; i <= diffIds.length; i++) expect(stdout).toContain(chainId(diffIds.slice(0, i)));
+  });
+
+  it("runs a program from it with ctr run --snapshotter shoal, and its tree equals umoci's", async () => {
+    const { stdout } = await ctr("run", "--rm", "--snapshotter", "shoal", `${registry.host}/app:lazy`, "lazy-run", "/app/run.sh");
+    expect(stdout).toBe("hello from a lazy image\n");
+    expect(diffTrees(original, await viewTree("tree-lazy", chainId(diffIds)))).toEqual([]);
+  });
+
+  it("takes an unconverted image through the same snapshotter as ordinary snapshots", async () => {
+    const r = await runShoal(["pull", "--address", containerd.address, `${registry.host}/plain:v1`]);
+    expect(r.code, r.stderr).toBe(0);
+    const { stdout } = await ctr("run", "--rm", "--snapshotter", "shoal", `${registry.host}/plain:v1`, "plain-run", "/bin/cat", "/etc/marker");
+    expect(stdout).toBe("plain");
+    expect(diffTrees(plain.tree, await viewTree("tree-plain", chainId(plain.diffIds)))).toEqual([]);
+  });
+
+  it("stacks a lazy layer on an ordinary one in one chain", async () => {
+    const r = await runShoal(["pull", "--address", containerd.address, `${registry.host}/mixed:m`]);
+    expect(r.code, r.stderr).toBe(0);
+    const { stdout } = await ctr("run", "--rm", "--snapshotter", "shoal", `${registry.host}/mixed:m`, "mixed-run", "/bin/sh", "-c", "cat /etc/marker; /app/run.sh");
+    expect(stdout).toBe("mixedhello from a lazy image\n");
+    expect(diffTrees(mixed.tree, await viewTree("tree-mixed", chainId(mixed.diffIds)))).toEqual([]);
+    // the app layer is the shoal agent's: a remote snapshot, the base one an ordinary one containerd filled
+    const status = JSON.parse((await runShoalOk(["status", "--root", agent.root, "--json"]))) as { images: Array<{ image: string }> };
+    expect(status.images.some((i) => i.image.includes("/mixed@sha256:"))).toBe(true);
+  });
+
+  it("refuses what it cannot do with one clear line", async () => {
+    const wrongNs = await runShoal(["pull", "--address", containerd.address, "--namespace", "default", `${registry.host}/app:lazy`]);
+    expect(wrongNs.code).toBe(1);
+    expect(wrongNs.stderr).toMatch(/^shoal: .*k8s\.io.* \[SHOAL_ERR_INVALID_ARGUMENT\]\n$/);
+    const noContainerd = await runShoal(["pull", "--address", join(work, "nothing.sock"), `${registry.host}/app:lazy`]);
+    expect(noContainerd.code).toBe(1);
+    expect(noContainerd.stderr).toMatch(/^shoal: .*is containerd running there\? \[SHOAL_ERR_CONTAINERD_UNAVAILABLE\]\n$/);
+  });
+});

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
-  busyboxImage, diffTrees, edgeCaseImage, largeImage, pushLayout, snapshotTree, startRegistry, umociUnpack, writeImageLayout, unmountAllUnder, type LayerSpec, type RunningRegistry, type TreeSnapshot, runShoal, startAgent, type RunningAgent,
+  busyboxImage, diffTrees, edgeCaseImage, largeImage, pushLayout, snapshotTree, startRegistry, umociUnpack, writeImageLayout, unmountAllUnder, type LayerSpec, type RunningRegistry, type TreeSnapshot, runShoal, startAgent, type RunningAgent, waitFor,
 } from "@shoal/testkit";
 import { callAgent } from "@shoal/agent/client";
 import type { AgentStatus } from "../src/index.ts";
@@ -34,16 +34,6 @@ async function prepare(name: string, layers: LayerSpec[], chunkSize = CHUNK): Pr
 async function mount(agent: RunningAgent, image: string, dir: string): Promise<MountResult> {
   await mkdir(dir, { recursive: true });
   return callAgent<MountResult>(agent.root, "POST", "/v1/mounts", { image, mountpoint: dir });
-}
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 120_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
 }
 
 async function prefetchFinished(agent: RunningAgent): Promise<AgentStatus | undefined> {

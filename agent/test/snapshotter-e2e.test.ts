@@ -5,14 +5,14 @@
 // ordinary snapshots.
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { SnapshotsClient } from "@shoal/snapshotter";
 import {
   busyboxImage, diffTrees, pushLayout, runShoal, runShoalOk, snapshotTree, startAgent, startContainerd, startRegistry, umociUnpack, unmountAllUnder, writeImageLayout,
-  type RunningAgent, type RunningContainerd, type RunningRegistry, type TreeSnapshot,
+  type RunningAgent, type RunningContainerd, type RunningRegistry, type TreeSnapshot, waitFor,
 } from "@shoal/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { withMounted } from "@shoal/snapshotter/testsuite";
@@ -29,6 +29,7 @@ let imageBytes: number;
 let plain: { tree: TreeSnapshot; diffIds: string[] };
 let mixed: { tree: TreeSnapshot; diffIds: string[] };
 
+const AGENT_ARGS = ["--plain-http", "--prefetch", "off"];
 const OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
 
 async function manifestOf(repo: string, tag: string): Promise<{ layers: Array<{ size: number; annotations?: Record<string, string> }> } & Record<string, unknown>> {
@@ -48,6 +49,10 @@ function chainId(ids: string[]): string {
   return ids.reduce((acc, d) => (acc ? `sha256:${createHash("sha256").update(`${acc} ${d}`).digest("hex")}` : d), "");
 }
 
+async function dropCaches(): Promise<void> {
+  await run("sh", ["-c", "sync; echo 3 > /proc/sys/vm/drop_caches"]);
+}
+
 const ctr = (...args: string[]) => run("ctr", ["--address", containerd.address, "-n", "k8s.io", ...args], { maxBuffer: 1 << 24 });
 
 beforeAll(async () => {
@@ -65,7 +70,7 @@ beforeAll(async () => {
   const m = { ...lazy, layers: [ordinary.layers[0]!, lazy.layers[1]!] };
   const put = await fetch(`${registry.url}/v2/mixed/manifests/m`, { method: "PUT", headers: { "content-type": OCI_MANIFEST }, body: JSON.stringify(m) });
   expect(put.status).toBe(201);
-  agent = await startAgent(join(work, "agent"), ["--plain-http", "--prefetch", "off"]);
+  agent = await startAgent(join(work, "agent"), AGENT_ARGS);
   // containerd's CRI plugin speaks plain HTTP to the test registry through a hosts.toml
   const certs = join(work, "certs.d");
   await mkdir(join(certs, registry.host), { recursive: true });
@@ -138,6 +143,40 @@ describe("the shoal snapshotter under containerd's CRI plugin", () => {
     const status = JSON.parse((await runShoalOk(["status", "--root", agent.root, "--json"]))) as { images: Array<{ image: string }> };
     expect(status.images.some((i) => i.image.includes("/mixed@sha256:"))).toBe(true);
   });
+
+  it("keeps a running container reading across a SIGKILL of the agent; a second container then fetches nothing again", async () => {
+    // the container hashes its files in a loop; its output goes to a file on the host
+    const out = join(work, "reader.out");
+    const loop = "i=0; while :; do sha256sum /app/data.bin /bin/busybox || echo FAIL; i=$((i+1)); echo pass $i; done";
+    await ctr("run", "-d", "--snapshotter", "shoal", "--log-uri", `file://${out}`, `${registry.host}/app:lazy`, "reader", "/bin/sh", "-c", loop);
+    const text = () => readFile(out, "utf8").catch(() => "");
+    const passes = async () => Number(/pass (\d+)\n(?![\s\S]*pass)/.exec(await text())?.[1] ?? 0);
+    try {
+      await waitFor("the reader's first passes", async () => ((await passes()) >= 2 ? true : undefined));
+      await agent.kill();
+      // every page, dentry and inode dropped: the reads go to FUSE while no agent runs, with node ids the kernel holds
+      await dropCaches();
+      const before = await passes();
+      agent = await startAgent(agent.root, AGENT_ARGS);
+      await dropCaches();
+      await waitFor("passes after the restart", async () => ((await passes()) >= before + 3 ? true : undefined));
+    } finally {
+      await ctr("task", "kill", "-s", "SIGKILL", "reader").catch(() => undefined);
+      await waitFor("the reader to stop", async () => ((await ctr("task", "ls")).stdout.includes("reader") ? undefined : true), 30_000).catch(() => undefined);
+      await ctr("container", "delete", "reader").catch(() => undefined);
+    }
+    const lines = (await text()).split("\n");
+    expect(lines.filter((l) => /FAIL|No such|error/i.test(l))).toEqual([]);
+    const hashes = new Set(lines.filter((l) => l.endsWith("/app/data.bin")));
+    expect(hashes.size).toBe(1);
+    // the restarted agent adopted the connection: every chunk the second container reads is local
+    await registry.settle();
+    await registry.resetStats();
+    const { stdout } = await ctr("run", "--rm", "--snapshotter", "shoal", `${registry.host}/app:lazy`, "second", "/bin/sh", "-c", "sha256sum /app/data.bin");
+    expect(hashes.has(stdout.trim())).toBe(true);
+    await registry.settle();
+    expect(registry.stats().blobBytes).toBe(0);
+  }, 180_000);
 
   it("refuses what it cannot do with one clear line", async () => {
     const wrongNs = await runShoal(["pull", "--address", containerd.address, "--namespace", "default", `${registry.host}/app:lazy`]);

@@ -79,6 +79,7 @@ export const ERROR_CODES = {
   SHOAL_ERR_SNAPSHOT_EXISTS: { kind: "exists", summary: "a snapshot key or name is taken (for a remote snapshot: its target exists)" },
   SHOAL_ERR_SNAPSHOT_IN_USE: { kind: "conflict", summary: "a snapshot has children or is mounted, and cannot be removed" },
   SHOAL_ERR_BUSY: { kind: "conflict", summary: "a mount is in use and cannot be unmounted" },
+  SHOAL_ERR_ALREADY_RUNNING: { kind: "exists", summary: "another process already serves that socket (an agent, a FUSE keeper)" },
   // access
   SHOAL_ERR_REGISTRY_UNAUTHORIZED: { kind: "unauthorized", summary: "the registry refused the credentials, or there were none (401)" },
   SHOAL_ERR_REGISTRY_DENIED: { kind: "denied", summary: "the registry denied an authenticated caller (403)" },
@@ -128,6 +129,7 @@ export const ERROR_CODES = {
   SHOAL_ERR_AGENT_NOT_RUNNING: { kind: "unavailable", summary: "no agent listens on the root's socket" },
   SHOAL_ERR_AGENT_UNAVAILABLE: { kind: "unavailable", summary: "the agent's socket could not be reached" },
   SHOAL_ERR_LAYER_UNAVAILABLE: { kind: "unavailable", summary: "a lazy layer a snapshot stands on is not mounted now" },
+  SHOAL_ERR_KEEPER_UNAVAILABLE: { kind: "unavailable", summary: "the FUSE keeper could not be started or reached, or broke its protocol" },
   SHOAL_ERR_CONTAINERD_UNAVAILABLE: { kind: "unavailable", summary: "containerd does not answer on its socket" },
   SHOAL_ERR_SHUTTING_DOWN: { kind: "unavailable", summary: "the service is starting or shutting down" },
   SHOAL_ERR_STORE_CLOSED: { kind: "unavailable", summary: "the chunk store was used after it closed" },

@@ -15,8 +15,12 @@ export function registerAgent(program: Command): void {
     const { pino } = await import("pino");
     const { createAgent } = await import("@shoal/agent");
     const logger = pino({ level: config.logLevel, base: { component: "agent" } });
-    const agent = await createAgent(config, logger);
+    const agent = await createAgent(config, logger, { keeperCommand: [process.execPath, ...process.execArgv, process.argv[1]!, "fuse-keeper"] });
     stopOnSignals(logger, () => agent.close());
+    void agent.failed.then((err) => {
+      logger.fatal({ err: err.message }, "the agent cannot serve any more; exiting (a restart restores its mounts)");
+      void agent.close().finally(() => process.exit(1));
+    });
   });
 }
 

@@ -3,6 +3,7 @@ import { Command } from "commander";
 import { registerAgent, registerMountCommands } from "./agent-commands.ts";
 import { registerContainerdConfig, registerPull } from "./containerd-commands.ts";
 import { registerConvert } from "./convert.ts";
+import { registerFuseKeeper } from "./keeper-command.ts";
 import { registerCat, registerLs } from "./read.ts";
 import { registerPreheat, registerSupernode } from "./supernode-commands.ts";
 
@@ -18,6 +19,7 @@ export function buildProgram(): Command {
   registerCat(program);
   registerAgent(program);
   registerMountCommands(program);
+  registerFuseKeeper(program);
   registerSupernode(program);
   registerPreheat(program);
   registerPull(program);
@@ -37,7 +39,7 @@ export function cliReference(): string {
     "# The `shoal` command line",
     "",
     "Generated from the commands' own `--help` by `npm run cli-doc`; a test checks that this file matches them.",
-    "Every setting of `shoal agent` and `shoal supernode` is a flag, an environment variable and a key of the",
+    "Every setting of `shoal agent`, `shoal fuse-keeper` and `shoal supernode` is a flag, an environment variable and a key of the",
     "JSON config file (`--config FILE` or `SHOAL_CONFIG`; keys are the flag names), in that order of precedence.",
     "",
     "```",

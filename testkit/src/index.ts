@@ -24,3 +24,4 @@ export * from "./mounts.ts";
 export { pidAlive } from "./host-tools.ts";
 export * from "./shoal-process.ts";
 export * from "./containerd.ts";
+export * from "./wait.ts";

@@ -21,6 +21,8 @@ export const AGENT_SETTINGS = {
   uploadRate: { flag: "upload-rate", env: "SHOAL_UPLOAD_RATE", arg: "BYTES_PER_S", help: "cap on chunk bytes served to peers per second", default: 64 * 1024 * 1024, parse: parseBytes },
   maxUploads: { flag: "max-uploads", env: "SHOAL_MAX_UPLOADS", arg: "N", help: "chunks served to peers at once (more are answered busy)", default: 8, parse: parsePositiveInt },
   snapshotterListen: { flag: "snapshotter-listen", env: "SHOAL_SNAPSHOTTER_LISTEN", arg: "SOCKET|off", help: "unix socket of the containerd snapshotter (proxy plugin; default ROOT/snapshotter.sock)", default: "", parse: parseString },
+  fuseKeeper: { flag: "fuse-keeper", env: "SHOAL_FUSE_KEEPER", arg: "on|off", help: "keep FUSE connections in a separate process (shoal fuse-keeper) so that mounts and containers survive agent restarts; off: in the agent, they end with it", default: true, parse: parseBool },
+  fuseHold: { flag: "fuse-hold", env: "SHOAL_FUSE_HOLD", arg: "DURATION", help: "how long the FUSE keeper holds requests while no agent runs before they fail with EIO; 0 waits for ever", default: 120_000, parse: parseDuration },
   logLevel: { flag: "log-level", env: "SHOAL_LOG_LEVEL", arg: "LEVEL", help: "pino log level (trace, debug, info, warn, error)", default: "info", parse: parseString },
 } satisfies Record<string, Setting<unknown>>;
 

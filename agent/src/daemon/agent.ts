@@ -18,7 +18,8 @@ import { SupernodeSet, TrackerClient } from "@shoal/swarm";
 import { Level } from "level";
 import type { Logger } from "pino";
 import type { AgentConfig } from "../config/agent-config.ts";
-import { dirsInUse, isMountpoint, LayerFilesystem, unmountPath } from "../fs/index.ts";
+import { dirsInUse, InProcessMounter, LayerFilesystem, type FuseMounter } from "../fs/index.ts";
+import { KeeperMounter } from "../keeper/keeper-mounter.ts";
 import { serveApi } from "./api.ts";
 import { ActiveImages } from "./active-images.ts";
 import { ImageCatalog } from "./image-catalog.ts";
@@ -36,8 +37,15 @@ export interface Agent {
   readonly metrics: AgentMetrics;
   /** Status as `shoal status` shows it. */
   status(): Promise<AgentStatus>;
-  /** Stop serving: unmount overlays and the FUSE session (mount records are kept for the next start). */
+  /**
+   * Stop serving. With the FUSE keeper, mounts stay (the keeper holds their
+   * requests for the next agent) unless nothing uses the FUSE session; without
+   * it, overlays and the FUSE session are unmounted. Records are kept for the
+   * next start either way.
+   */
   close(): Promise<void>;
+  /** Settles only if the agent can no longer serve (the FUSE keeper went away): the caller should exit, and a restart restores. */
+  readonly failed: Promise<Error>;
 }
 
 /** What `GET /v1/status` answers. */
@@ -68,15 +76,15 @@ interface SwarmPeer extends ChunkPeerLike {
  * from the last run, the tracker announcer, the control API on
  * `ROOT/agent.sock` and, if configured, Prometheus metrics.
  */
-export async function createAgent(config: AgentConfig, logger: Logger): Promise<Agent> {
+export async function createAgent(config: AgentConfig, logger: Logger, components: { keeperCommand?: readonly string[] } = {}): Promise<Agent> {
   const life = new Lifecycle({ logger });
+  let started = false;
+  let fail: (err: Error) => void = () => undefined;
+  const failed = new Promise<Error>((res) => (fail = res));
   return life.build(async () => {
     const root = config.root;
     await mkdir(root, { recursive: true });
     const layersDir = join(root, "layers");
-    // A FUSE mount left by a killed agent answers ENOTCONN: clear it before anything touches it.
-    if (await isMountpoint(layersDir)) await unmountPath(layersDir, { lazy: true });
-    await mkdir(layersDir, { recursive: true });
     const level = new Level<string, string>(join(root, "meta"), { keyEncoding: "utf8", valueEncoding: "utf8" });
     await level.open();
     life.defer("database", () => level.close());
@@ -102,9 +110,13 @@ export async function createAgent(config: AgentConfig, logger: Logger): Promise<
     const indexSources: IndexSource[] = [...(supernodeSource ? [supernodeSource] : []), new RegistryIndexSource({ clients })];
     const catalog = new ImageCatalog({ db, clients, indexSources, logger });
 
-    const fs = new LayerFilesystem({ logger }, { mountpoint: layersDir, readAheadKb: Math.max(4, Math.round(config.readAhead / 1024)) });
+    const mounter = fuseMounter(config, logger, components.keeperCommand, fail);
+    life.defer("FUSE mounter", () => mounter.close());
+    const fs = new LayerFilesystem({ logger, mounter }, { mountpoint: layersDir, readAheadKb: Math.max(4, Math.round(config.readAhead / 1024)) });
     await fs.mount();
-    life.defer("layer filesystem", () => fs.unmount());
+    // Kept across a stop only where it can outlive this process, only once started, only while in use.
+    const keep = () => config.fuseKeeper && started && fs.layerCount > 0;
+    life.defer("layer filesystem", () => (keep() ? fs.detach() : fs.unmount()));
     const images = new ActiveImages({ fs, fetcher, store, db, logger, ...(peer ? { sharing: recentlyUploading(peer) } : {}) }, {
       layersDir,
       prefetch: config.prefetch,
@@ -112,15 +124,19 @@ export async function createAgent(config: AgentConfig, logger: Logger): Promise<
       startupWindowMs: config.startupWindow,
     });
     const mounts = new MountManager({ catalog, images, db, logger });
-    await mounts.restore();
-    life.defer("mounts", () => mounts.shutdown());
+    life.defer("mounts", () => mounts.shutdown(!keep()));
 
     // containerd's snapshotter: remote snapshots of lazy layers, ordinary ones for the rest
     const snapshotter = new Snapshotter(
       { records: new SnapshotRecords({ db }), mounts: { inUse: dirsInUse }, logger, remote: new AgentRemoteLayers({ catalog, images, store }) },
       { root: join(root, "snapshots") },
     );
+    // Restart: every layer in use back in the FUSE session before it serves (an adopted
+    // connection's held requests name their node ids), then the overlays, which read it.
+    await mounts.restoreLayers();
     await snapshotter.restore();
+    mounter.ready();
+    await mounts.restoreOverlays(fs.adopted);
     const snapshotterSocket = config.snapshotterListen === "off" ? undefined : config.snapshotterListen || join(root, "snapshotter.sock");
     if (snapshotterSocket) {
       const served = await serveSnapshots(snapshotter, snapshotterSocket, logger);
@@ -166,9 +182,23 @@ export async function createAgent(config: AgentConfig, logger: Logger): Promise<
       });
       await life.start("metrics server", new MetricsServer({ registry: metrics.registry, refresh }, { listen: config.metricsListen }));
     }
-    logger.info({ root, socket: join(root, "agent.sock"), snapshotter: snapshotterSocket, metrics: config.metricsListen }, "agent ready");
-    return { config, mounts, fetcher, store, metrics, status, close: () => life.close() };
+    logger.info({ root, socket: join(root, "agent.sock"), snapshotter: snapshotterSocket, metrics: config.metricsListen, fuseKeeper: config.fuseKeeper, adopted: fs.adopted }, "agent ready");
+    started = true;
+    return { config, mounts, fetcher, store, metrics, status, close: () => life.close(), failed };
   });
+}
+
+/** Where the FUSE connections live: the keeper (started with `keeperCommand` when none answers), or this process. */
+function fuseMounter(config: AgentConfig, logger: Logger, keeperCommand: readonly string[] | undefined, fail: (err: Error) => void): FuseMounter {
+  if (!config.fuseKeeper) return new InProcessMounter({ logger });
+  const socket = join(config.root, "fuse-keeper.sock");
+  const command = [
+    ...(keeperCommand ?? [process.execPath, ...process.execArgv, process.argv[1]!, "fuse-keeper"]),
+    "--socket", socket, "--hold", `${config.fuseHold}ms`, "--pid-file", join(config.root, "fuse-keeper.pid"), "--log-level", config.logLevel,
+  ];
+  const mounter = new KeeperMounter({ logger }, { socket, command, logFile: join(config.root, "fuse-keeper.log") });
+  mounter.onLost = fail;
+  return mounter;
 }
 
 /** The libp2p chunk peer, serving the store; libp2p is loaded only here, only with a swarm key. */

@@ -41,6 +41,8 @@ export class MountManager {
   private readonly db: KeyValue;
   private readonly logger: Logger;
   private readonly mounts = new Map<string, MountRecord>();
+  /** Mounts whose layers are restored and whose overlays are not yet. */
+  private readonly restoring = new Map<string, CatalogImage>();
   /** Called after the set of mounted images changed (the agent re-announces its layers). */
   onChange: (() => void) | undefined;
 
@@ -84,25 +86,59 @@ export class MountManager {
     this.onChange?.();
   }
 
-  /** Re-establish the mounts persisted by an earlier run (stale mounts at the mountpoints are cleared first). */
-  async restore(): Promise<void> {
+  /**
+   * First half of a restart: the layers of every mount persisted by an
+   * earlier run, back in the FUSE session, from local metadata only. Makes no
+   * FUSE request, so it runs before the session serves.
+   */
+  async restoreLayers(): Promise<void> {
     for (const [, text] of await this.db.entries("mount!")) {
       const record = JSON.parse(text) as MountRecord;
       try {
-        if (await isMountpoint(record.mountpoint)) await unmountPath(record.mountpoint, { lazy: true });
         const img = await this.catalog.load(`${record.image.replace(/@sha256:[0-9a-f]{64}$/, "")}@${record.digest}`, { offline: true });
-        await this.attach(img, record.mountpoint);
+        await this.images.use(img, `mount:${record.mountpoint}`);
         this.mounts.set(record.mountpoint, record);
-        this.logger.info({ mountpoint: record.mountpoint, image: record.image }, "mount restored");
+        this.restoring.set(record.mountpoint, img);
       } catch (err) {
         this.logger.error({ mountpoint: record.mountpoint, err: (err as Error).message }, "could not restore mount");
       }
     }
   }
 
-  /** Unmount every overlay (keeping the records, so a restart restores them). */
-  async shutdown(): Promise<void> {
+  /**
+   * Second half, once the FUSE session serves: an overlay for each restored
+   * mount. With `keepLive` (the FUSE connection outlived the last agent) an
+   * overlay still mounted there is kept as it is, open files and all;
+   * otherwise a stale one is cleared and mounted again.
+   */
+  async restoreOverlays(keepLive: boolean): Promise<void> {
+    for (const [mountpoint, img] of this.restoring) {
+      this.restoring.delete(mountpoint);
+      try {
+        const live = await isMountpoint(mountpoint);
+        if (live && keepLive) {
+          this.logger.info({ mountpoint, image: img.ref.toString() }, "mount kept across the restart");
+          continue;
+        }
+        if (live) await unmountPath(mountpoint, { lazy: true });
+        await mountOverlay({ lowerdirs: [...((await this.images.use(img, `mount:${mountpoint}`)) as string[])].reverse(), target: mountpoint });
+        this.logger.info({ mountpoint, image: img.ref.toString() }, "mount restored");
+      } catch (err) {
+        this.mounts.delete(mountpoint);
+        this.images.release(img.digest, `mount:${mountpoint}`);
+        this.logger.error({ mountpoint, err: (err as Error).message }, "could not restore mount");
+      }
+    }
+  }
+
+  /**
+   * Stop background work; with `unmount`, unmount every overlay too (keeping
+   * the records, so a restart restores them). Without it the overlays stay,
+   * on a FUSE connection that outlives this process.
+   */
+  async shutdown(unmount: boolean): Promise<void> {
     this.images.stop();
+    if (!unmount) return;
     for (const m of this.mounts.keys()) {
       await unmountPath(m, { lazy: true }).catch((err: Error) => this.logger.warn({ mountpoint: m, err: err.message }, "unmount at shutdown failed"));
     }

@@ -1,186 +1,37 @@
 /**
- * One FUSE session spoken directly over /dev/fuse: mount (via mount(8) with
- * the device fd), a reader thread, the INIT handshake, replies, kernel cache
- * notifications and unmount. What the requests mean is up to a
- * {@link FuseHandler}.
- *
- * Requests are read by a worker thread with blocking read(2) calls (Node has
- * no poll for character devices) and handled on the main thread; replies are
- * written synchronously (writes to /dev/fuse never block). The libuv thread
- * pool is never held by the session, so the process may read its own mount
- * with asynchronous fs calls; a synchronous fs call on the mount from this
- * process's main thread deadlocks it.
+ * One FUSE session: the requests of one connection decoded and handed to a
+ * {@link FuseHandler}, and its replies and kernel notifications encoded, over
+ * a {@link FuseTransport} (the device in this process, or the FUSE keeper's).
  */
-import { ShoalError } from "@shoal/base";
-import { closeSync, existsSync, openSync, writev, writevSync, writeFile } from "node:fs";
-import { mkdir, stat } from "node:fs/promises";
-import { resolve } from "node:path";
-import { Worker } from "node:worker_threads";
 import type { Logger } from "pino";
-import { MAX_BACKGROUND, MAX_PAGES, MAX_WRITE } from "./constants.ts";
-import {
-  decodeRequest, Errno, FUSE_KERNEL_MINOR_VERSION, FUSE_KERNEL_VERSION, FUSE_MIN_MINOR_VERSION, InitFlag, Op, outHeader,
-  type FuseRequest,
-} from "./fuse-abi.ts";
-import { findMount, runCommand, unmountPath } from "./mount.ts";
+import { decodeRequest, Errno, Op, outHeader, type FuseRequest } from "./fuse-abi.ts";
+import type { FuseTransport } from "./fuse-transport.ts";
 
 /** What a session hands its requests to. */
 export interface FuseHandler {
   /**
-   * Handle one request (INIT, INTERRUPT, FORGET and DESTROY are the
-   * session's). Must answer exactly once through `session.reply` or
-   * `session.replyError`, now or later, and must not throw.
+   * Handle one request (INIT, INTERRUPT and DESTROY are the session's).
+   * Must answer exactly once through `session.reply` or
+   * `session.replyError`, now or later (FORGET: never), and must not throw.
    */
   handle(req: FuseRequest, session: FuseSession): void;
   /** Abort request `unique` if it is still running; true when it was found. */
   interrupt(unique: bigint): boolean;
 }
 
-/** Settings of a {@link FuseSession}. */
-export interface FuseSessionInit {
-  mountpoint: string;
-  /** Mount source and subtype; default "shoal". */
-  fsName: string;
-  /** Read-ahead of the mount in KiB (set through /sys/class/bdi), 0 to keep the kernel's. */
-  readAheadKb: number;
-}
-
-/** The reader thread: blocking reads of /dev/fuse, one request per message. */
-const READER_SOURCE = `
-const { workerData, parentPort } = require("node:worker_threads");
-const { readSync } = require("node:fs");
-const buf = Buffer.allocUnsafe(workerData.size);
-for (;;) {
-  let n;
-  try {
-    n = readSync(workerData.fd, buf, 0, buf.length, null);
-  } catch (err) {
-    if (err.code === "EINTR" || err.code === "EAGAIN" || err.code === "ENOENT") continue;
-    parentPort.postMessage({ end: err.code === "ENODEV" ? null : String(err.code || err) });
-    break;
-  }
-  const ab = new ArrayBuffer(n);
-  new Uint8Array(ab).set(buf.subarray(0, n));
-  parentPort.postMessage(ab, [ab]);
-}
-`;
-
-const INIT_OUT_SIZE = 64;
-const FUSECTL = "/sys/fs/fuse/connections";
 const INT_REQ_BIT = 1n;
 
-/** A mounted (or mountable) FUSE session. */
+/** See the module comment. */
 export class FuseSession {
-  readonly mountpoint: string;
+  readonly transport: FuseTransport;
   private readonly handler: FuseHandler;
   private readonly log: Logger;
-  private readonly init: FuseSessionInit;
-  private fd: number | undefined;
-  private worker: Worker | undefined;
-  private workerExit: Promise<void> | undefined;
-  private ready: { resolve: () => void; reject: (err: Error) => void } | undefined;
-  private device: string | undefined;
-  private readerEnded = false;
-  private stopping = false;
-  private unmounting: Promise<void> | undefined;
-  private readonly notifying = new Set<Promise<void>>();
 
-  constructor(components: { handler: FuseHandler; logger: Logger }, init: FuseSessionInit) {
+  constructor(components: { handler: FuseHandler; transport: FuseTransport; logger: Logger }) {
     this.handler = components.handler;
+    this.transport = components.transport;
     this.log = components.logger;
-    this.init = init;
-    this.mountpoint = resolve(init.mountpoint);
-  }
-
-  /** Whether the session is mounted and serving (false once the connection has ended, even from outside). */
-  get mounted(): boolean {
-    return this.fd !== undefined && !this.readerEnded;
-  }
-
-  /**
-   * Mount at the mountpoint (created if missing) and resolve once the
-   * kernel's INIT handshake is done. A dead mount of the same type left
-   * there by a crashed process is detached first; a live one is an error.
-   * Needs root (CAP_SYS_ADMIN). Rejects with `ShoalError` (`SHOAL_ERR_MOUNT`).
-   */
-  async mount(opts: { signal?: AbortSignal } = {}): Promise<void> {
-    if (this.fd !== undefined) throw new ShoalError("SHOAL_ERR_MOUNT_FAILED", `${this.mountpoint} is already mounted by this session`);
-    await this.detachStale(opts);
-    await mkdir(this.mountpoint, { recursive: true });
-    const fd = openSync("/dev/fuse", "r+");
-    const uid = process.getuid?.() ?? 0;
-    const gid = process.getgid?.() ?? 0;
-    const options = [
-      "ro", "nosuid", "nodev", "default_permissions", "allow_other", `fd=3`, "rootmode=40000", `user_id=${uid}`, `group_id=${gid}`,
-    ].join(",");
-    try {
-      await runCommand("mount", ["-i", "-t", `fuse.${this.init.fsName}`, "-o", options, this.init.fsName, this.mountpoint], {
-        fds: [fd], signal: opts.signal,
-      });
-      this.device = (await findMount(this.mountpoint))?.device;
-    } catch (err) {
-      closeSync(fd);
-      throw err;
-    }
-    this.fd = fd;
-    const ready = new Promise<void>((res, rej) => (this.ready = { resolve: res, reject: rej }));
-    const onAbort = () => this.ready?.reject(new ShoalError("SHOAL_ERR_MOUNT_FAILED", "mount aborted", { cause: opts.signal?.reason }));
-    opts.signal?.addEventListener("abort", onAbort, { once: true });
-    this.startReader(fd);
-    try {
-      await ready;
-      await this.tuneReadAhead();
-    } catch (err) {
-      await this.unmount().catch((e: unknown) => this.log.error({ err: e }, "unmount after a failed mount failed"));
-      throw err;
-    } finally {
-      opts.signal?.removeEventListener("abort", onAbort);
-    }
-  }
-
-  /** Detach a dead mount of our type at the mountpoint (ENOTCONN); refuse a live one. */
-  private async detachStale(opts: { signal?: AbortSignal }): Promise<void> {
-    const existing = await findMount(this.mountpoint);
-    if (existing?.fstype !== `fuse.${this.init.fsName}`) return;
-    try {
-      await stat(this.mountpoint);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "ENOTCONN") throw err;
-      this.log.warn({ mountpoint: this.mountpoint }, "detaching a dead FUSE mount left by an earlier process");
-      await unmountPath(this.mountpoint, { lazy: true, signal: opts.signal });
-      return;
-    }
-    throw new ShoalError("SHOAL_ERR_MOUNT_FAILED", `${this.mountpoint} is already served by another process`);
-  }
-
-  private startReader(fd: number): void {
-    const worker = new Worker(READER_SOURCE, { eval: true, workerData: { fd, size: MAX_WRITE + 64 * 1024 } });
-    this.worker = worker;
-    this.readerEnded = false;
-    this.workerExit = new Promise((res) => worker.once("exit", () => {
-      this.readerEnded = true;
-      res();
-    }));
-    worker.on("message", (msg: ArrayBuffer | { end: string | null }) => {
-      if (msg instanceof ArrayBuffer) this.dispatch(Buffer.from(msg));
-      else {
-        this.readerEnded = true;
-        if (msg.end) this.log.error({ code: msg.end }, "reading /dev/fuse failed; the session stops");
-        else if (!this.stopping) this.log.warn({ mountpoint: this.mountpoint }, "the FUSE connection was ended from outside (unmounted or aborted)");
-        this.ready?.reject(new ShoalError("SHOAL_ERR_MOUNT_FAILED", `FUSE session at ${this.mountpoint} ended before INIT`));
-      }
-    });
-    worker.on("error", (err) => this.log.error({ err }, "FUSE reader thread failed"));
-  }
-
-  private async tuneReadAhead(): Promise<void> {
-    if (!this.init.readAheadKb || !this.device) return;
-    try {
-      await new Promise<void>((res, rej) =>
-        writeFile(`/sys/class/bdi/${this.device}/read_ahead_kb`, String(this.init.readAheadKb), (err) => (err ? rej(err) : res())));
-    } catch (err) {
-      this.log.debug({ err }, "could not set read-ahead");
-    }
+    this.transport.onRequest = (buf) => this.dispatch(buf);
   }
 
   private dispatch(buf: Buffer): void {
@@ -190,171 +41,31 @@ export class FuseSession {
       return;
     }
     try {
-      switch (req.opcode) {
-        case Op.INIT: return this.handleInit(req);
-        case Op.INTERRUPT: {
-          if (req.body.length < 8 || !this.handler.interrupt(req.body.readBigUInt64LE(0))) {
-            this.replyError(req.unique | INT_REQ_BIT, Errno.EAGAIN);
-          }
-          return;
-        }
-        case Op.DESTROY: return this.reply(req.unique);
-        default: return this.handler.handle(req, this);
+      if (req.opcode === Op.INTERRUPT) {
+        if (req.body.length < 8 || !this.handler.interrupt(req.body.readBigUInt64LE(0))) this.replyError(req.unique | INT_REQ_BIT, Errno.EAGAIN);
+        return;
       }
+      this.handler.handle(req, this);
     } catch (err) {
       this.log.error({ err, opcode: req.opcode }, "FUSE request handler threw");
       this.replyError(req.unique, Errno.EIO);
     }
   }
 
-  private handleInit(req: FuseRequest): void {
-    const major = req.body.readUInt32LE(0);
-    const minor = req.body.readUInt32LE(4);
-    const maxReadahead = req.body.readUInt32LE(8);
-    const kernelFlags = req.body.readUInt32LE(12);
-    if (major < FUSE_KERNEL_VERSION || (major === FUSE_KERNEL_VERSION && minor < FUSE_MIN_MINOR_VERSION)) {
-      this.replyError(req.unique, Errno.EPROTO);
-      this.ready?.reject(new ShoalError("SHOAL_ERR_MOUNT_FAILED", `kernel FUSE protocol ${major}.${minor} is too old (need 7.${FUSE_MIN_MINOR_VERSION})`));
-      return;
-    }
-    const out = Buffer.alloc(INIT_OUT_SIZE);
-    out.writeUInt32LE(FUSE_KERNEL_VERSION, 0);
-    if (major > FUSE_KERNEL_VERSION) {
-      // The kernel retries with our major version.
-      this.reply(req.unique, [out.subarray(0, 8)]);
-      return;
-    }
-    const wanted = InitFlag.ASYNC_READ | InitFlag.PARALLEL_DIROPS | InitFlag.DO_READDIRPLUS | InitFlag.READDIRPLUS_AUTO
-      | InitFlag.MAX_PAGES | InitFlag.CACHE_SYMLINKS;
-    out.writeUInt32LE(Math.min(minor, FUSE_KERNEL_MINOR_VERSION), 4);
-    out.writeUInt32LE(maxReadahead, 8);
-    out.writeUInt32LE((wanted & kernelFlags) >>> 0, 12);
-    out.writeUInt16LE(MAX_BACKGROUND, 16);
-    out.writeUInt16LE(Math.floor((MAX_BACKGROUND * 3) / 4), 18);
-    out.writeUInt32LE(MAX_WRITE, 20);
-    out.writeUInt32LE(1, 24); // time_gran: nanoseconds
-    out.writeUInt16LE(MAX_PAGES, 28);
-    this.reply(req.unique, [out]);
-    this.log.debug({ kernel: `${major}.${minor}`, flags: (wanted & kernelFlags).toString(16) }, "FUSE session initialised");
-    this.ready?.resolve();
-    this.ready = undefined;
-  }
-
   /** Answer request `unique` with the concatenation of `parts`. Never throws. */
   reply(unique: bigint, parts: readonly Buffer[] = []): void {
-    if (this.fd === undefined) return;
     let len = 0;
     for (const p of parts) len += p.length;
-    try {
-      writevSync(this.fd, [outHeader(unique, 0, len), ...parts]);
-    } catch (err) {
-      this.writeFailed(err);
-    }
+    this.transport.write([outHeader(unique, 0, len), ...parts]);
   }
 
   /** Answer request `unique` with errno `errno` (positive). Never throws. */
   replyError(unique: bigint, errno: number): void {
-    if (this.fd === undefined) return;
-    try {
-      writevSync(this.fd, [outHeader(unique, -errno, 0)]);
-    } catch (err) {
-      this.writeFailed(err);
-    }
+    this.transport.write([outHeader(unique, -errno, 0)]);
   }
 
-  private writeFailed(err: unknown): void {
-    // ENOENT: the request was interrupted and is gone; nothing to do.
-    if ((err as NodeJS.ErrnoException).code !== "ENOENT") this.log.warn({ err }, "writing a FUSE reply failed");
-  }
-
-  /**
-   * Send kernel notification `code` with `payload`, asynchronously (a
-   * notification may wait for locks held by requests this thread answers).
-   * Best effort: failures (e.g. nothing cached) are ignored.
-   */
+  /** Send kernel notification `code` with `payload`. Best effort, never throws. */
   notify(code: number, payload: Buffer): void {
-    if (this.fd === undefined || this.readerEnded) return;
-    const sent = new Promise<void>((res) => writev(this.fd!, [outHeader(0n, code, payload.length), payload], (err) => {
-      if (err && err.code !== "ENOENT") this.log.debug({ err, code }, "FUSE notification failed");
-      res();
-    }));
-    this.notifying.add(sent);
-    void sent.then(() => this.notifying.delete(sent));
-  }
-
-  /**
-   * Unmount and stop the reader. A busy mount is detached lazily and its
-   * connection aborted (through /sys/fs/fuse/connections, mounting fusectl
-   * if needed), so processes still using it get ENOTCONN. Idempotent.
-   */
-  unmount(opts: { signal?: AbortSignal } = {}): Promise<void> {
-    this.unmounting ??= this.doUnmount(opts).finally(() => (this.unmounting = undefined));
-    return this.unmounting;
-  }
-
-  private async doUnmount(opts: { signal?: AbortSignal }): Promise<void> {
-    const fd = this.fd;
-    if (fd === undefined) return;
-    this.stopping = true;
-    let detached = false;
-    if (await this.ownsTopMount()) {
-      try {
-        await unmountPath(this.mountpoint, opts);
-        detached = true;
-      } catch (err) {
-        this.log.warn({ err, mountpoint: this.mountpoint }, "unmount failed; detaching lazily");
-        await unmountPath(this.mountpoint, { ...opts, lazy: true });
-      }
-    }
-    // After a plain unmount the reader ends by itself (ENODEV); a lazily
-    // detached or foreign-unmounted connection may live on until aborted.
-    const ends = detached || this.readerEnded || (await this.endConnection());
-    if (ends) await this.workerExit;
-    else this.worker?.unref();
-    await Promise.all(this.notifying);
-    this.fd = undefined;
-    this.worker = undefined;
-    this.stopping = false;
-    if (ends) closeSync(fd);
-  }
-
-  /**
-   * Whether the mount at the mountpoint is this session's. Device numbers are
-   * unique only among live superblocks: once our connection has ended, a
-   * mount with our number is ours only if it is dead too.
-   */
-  private async ownsTopMount(): Promise<boolean> {
-    const top = await findMount(this.mountpoint);
-    if (!top || top.device !== this.device) return false;
-    if (!this.readerEnded) return true;
-    return stat(this.mountpoint).then(() => false, (err: NodeJS.ErrnoException) => err.code === "ENOTCONN");
-  }
-
-  /**
-   * End our connection through fusectl: true when it is gone or was
-   * aborted, false when that cannot be done. fusectl is mounted for the
-   * moment if the host has not mounted it.
-   */
-  private async endConnection(): Promise<boolean> {
-    const minor = this.device?.split(":")[1];
-    if (!minor) return false;
-    let mountedHere = false;
-    if (!(await findMount(FUSECTL))) {
-      await runCommand("mount", ["-t", "fusectl", "fusectl", FUSECTL]).then(
-        () => (mountedHere = true),
-        (err: unknown) => this.log.debug({ err }, "mounting fusectl failed"),
-      );
-      if (!mountedHere) return false;
-    }
-    try {
-      const dir = `${FUSECTL}/${minor}`;
-      if (!existsSync(dir)) return true;
-      return await new Promise<boolean>((res) => writeFile(`${dir}/abort`, "1", (err) => {
-        if (err && existsSync(dir)) this.log.warn({ err }, "could not abort the FUSE connection; it ends when its last user closes it");
-        res(!err || !existsSync(dir));
-      }));
-    } finally {
-      if (mountedHere) await unmountPath(FUSECTL).catch((err: unknown) => this.log.debug({ err }, "unmounting fusectl failed"));
-    }
+    this.transport.notify([outHeader(0n, code, payload.length), payload]);
   }
 }

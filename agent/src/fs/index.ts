@@ -6,3 +6,5 @@ export { OPAQUE_XATTR } from "./layer-tree.ts";
 export {
   dirsInUse, findMount, isMountpoint, mountOverlay, readMountInfo, unmountPath, type MountInfo, type OverlayOptions,
 } from "./mount.ts";
+export { FuseDevice, type FuseMountInit } from "./fuse-device.ts";
+export { InProcessMounter, type FuseMounter, type FuseTransport } from "./fuse-transport.ts";

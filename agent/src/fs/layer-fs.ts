@@ -5,7 +5,7 @@
  * file bytes from the layer's `LayerData`.
  */
 import { errnoNameOf, InvalidArgumentError, ShoalError } from "@shoal/base";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { pino, type Logger } from "pino";
 import {
   DEFAULT_ATTR_TIMEOUT_S, DEFAULT_ENTRY_TIMEOUT_S, DEFAULT_FS_NAME, DEFAULT_READ_AHEAD_KB, ROOT_TIMEOUT_S,
@@ -16,6 +16,7 @@ import {
   type Attr, type FuseRequest,
 } from "./fuse-abi.ts";
 import { FuseSession, type FuseHandler } from "./fuse-session.ts";
+import { InProcessMounter, type FuseMounter } from "./fuse-transport.ts";
 import type { LayerSnapshot } from "./layer-data.ts";
 import { LayerTree, type FsNode } from "./layer-tree.ts";
 
@@ -48,6 +49,13 @@ export interface LayerFilesystemInit {
 }
 
 const ROOT_INO = 1;
+/**
+ * Node ids are `slot * SLOT_SPAN + n`: a layer's slot is kept with the FUSE
+ * connection and its nodes are numbered in index order, so a restarted agent
+ * gives every node the id the kernel already holds.
+ */
+const SLOT_SPAN = 2 ** 28;
+const MAX_SLOT = 2 ** 53 / SLOT_SPAN - 1;
 const O_ACCMODE = 3;
 const O_TRUNC = 0o1000;
 const LAYER_ID = /^[A-Za-z0-9._@+=-]{1,255}$/;
@@ -76,45 +84,73 @@ export class LayerFilesystem implements FuseHandler {
   readonly counters: FsCounters = { ops: {}, errors: {}, bytesRead: 0 };
 
   private readonly log: Logger;
-  private readonly session: FuseSession;
+  private readonly mounter: FuseMounter;
+  private readonly init: LayerFilesystemInit;
+  private session: FuseSession | undefined;
+  private slots: SlotTable = { next: 1, ids: {} };
   private readonly entryTimeout: number;
   private readonly attrTimeout: number;
   private readonly layers = new Map<string, LayerTree>();
   private readonly nodes = new Map<number, FsNode>();
   private readonly inflight = new Map<bigint, AbortController>();
-  private nextIno = ROOT_INO + 1;
   private rootMtime = Math.floor(Date.now() / 1000);
 
-  constructor(components: { logger?: Logger }, init: LayerFilesystemInit) {
+  /** `mounter` gives the FUSE connection (default: mounted in this process). */
+  constructor(components: { logger?: Logger; mounter?: FuseMounter }, init: LayerFilesystemInit) {
     this.log = (components.logger ?? pino({ level: "silent" })).child({ component: "layerfs" });
+    this.mounter = components.mounter ?? new InProcessMounter({ logger: this.log });
     this.entryTimeout = init.entryTimeout ?? DEFAULT_ENTRY_TIMEOUT_S;
     this.attrTimeout = init.attrTimeout ?? DEFAULT_ATTR_TIMEOUT_S;
-    this.session = new FuseSession({ handler: this, logger: this.log }, {
-      mountpoint: init.mountpoint, fsName: init.fsName ?? DEFAULT_FS_NAME, readAheadKb: init.readAheadKb ?? DEFAULT_READ_AHEAD_KB,
-    });
-    this.mountpoint = this.session.mountpoint;
+    this.init = init;
+    this.mountpoint = resolve(init.mountpoint);
   }
 
   /** Whether the filesystem is mounted. */
   get mounted(): boolean {
-    return this.session.mounted;
+    return this.session?.transport.mounted ?? false;
+  }
+
+  /** Whether the connection outlived an earlier agent (overlays on its layers are alive); see `FuseTransport.adopted`. */
+  get adopted(): boolean {
+    return this.session?.transport.adopted ?? false;
   }
 
   /**
-   * Mount at `mountpoint` (created if missing) and resolve once the kernel
-   * has connected. Needs root. Rejects with `ShoalError` (`SHOAL_ERR_MOUNT`)
-   * when mounting fails or it is mounted already.
+   * Mount at `mountpoint` (created if missing), or attach to the connection
+   * the mounter holds there, and resolve once the kernel has connected.
+   * Add layers before the mounter is made ready: an adopted connection's
+   * requests wait until then. Needs root. Rejects with `ShoalError`
+   * (`SHOAL_ERR_MOUNT_FAILED`) when mounting fails or it is mounted already.
    */
-  mount(opts: { signal?: AbortSignal } = {}): Promise<void> {
-    return this.session.mount(opts);
+  async mount(opts: { signal?: AbortSignal } = {}): Promise<void> {
+    if (this.session?.transport.mounted) throw new ShoalError("SHOAL_ERR_MOUNT_FAILED", `${this.mountpoint} is already mounted by this session`);
+    const transport = await this.mounter.attach({
+      mountpoint: this.mountpoint, fsName: this.init.fsName ?? DEFAULT_FS_NAME, readAheadKb: this.init.readAheadKb ?? DEFAULT_READ_AHEAD_KB,
+    }, opts);
+    this.session = new FuseSession({ handler: this, transport, logger: this.log });
+    const kept = parseSlotTable(transport.state);
+    if (kept && this.layers.size > 0) throw new ShoalError("SHOAL_ERR_MOUNT_FAILED", "layers were added before attaching to a connection that has node ids already");
+    if (kept) this.slots = kept;
+    else transport.saveState(this.slots);
+  }
+
+  /** The session of the mounted connection (requests only arrive once there is one). */
+  private get connection(): FuseSession {
+    if (!this.session) throw new ShoalError("SHOAL_ERR_MOUNT_FAILED", `${this.mountpoint} is not mounted`);
+    return this.session;
   }
 
   /**
    * Unmount. Overlays stacked on the layers must be unmounted first; a busy
    * mount is detached lazily and its connection aborted. Idempotent.
    */
-  unmount(opts: { signal?: AbortSignal } = {}): Promise<void> {
-    return this.session.unmount(opts);
+  async unmount(opts: { signal?: AbortSignal } = {}): Promise<void> {
+    await this.session?.transport.unmount(opts);
+  }
+
+  /** Let go of the connection, leaving it mounted where it can outlive this process (see `FuseTransport.detach`). */
+  async detach(): Promise<void> {
+    await this.session?.transport.detach();
   }
 
   /**
@@ -126,7 +162,13 @@ export class LayerFilesystem implements FuseHandler {
     const { id } = snapshot;
     if (!LAYER_ID.test(id) || id === "." || id === "..") throw new InvalidArgumentError(`bad layer id ${JSON.stringify(id)}`);
     if (this.layers.has(id)) throw new InvalidArgumentError(`layer ${id} is already in the filesystem`);
-    const tree = LayerTree.build(snapshot, () => this.nextIno++, (layerId, path) => this.layers.get(layerId)?.lookup(path));
+    const slot = this.slotOf(id);
+    let n = 0;
+    const alloc = () => {
+      if (++n >= SLOT_SPAN) throw new InvalidArgumentError(`layer ${id} has more than ${SLOT_SPAN - 1} entries`);
+      return slot * SLOT_SPAN + n;
+    };
+    const tree = LayerTree.build(snapshot, alloc, (layerId, path) => this.layers.get(layerId)?.lookup(path));
     for (const n of tree.nodes) this.nodes.set(n.ino, n);
     this.layers.set(id, tree);
     this.rootChanged();
@@ -146,9 +188,25 @@ export class LayerFilesystem implements FuseHandler {
     payload.writeBigUInt64LE(BigInt(ROOT_INO), 0);
     payload.writeUInt32LE(name.length, 8);
     name.copy(payload, 16);
-    this.session.notify(NOTIFY_INVAL_ENTRY, payload);
+    this.session?.notify(NOTIFY_INVAL_ENTRY, payload);
     this.rootChanged();
     return true;
+  }
+
+  /** The slot of layer `id` on this connection: the one it had, else a new one (kept with the connection first). */
+  private slotOf(id: string): number {
+    const had = this.slots.ids[id];
+    if (had !== undefined) return had;
+    if (this.slots.next > MAX_SLOT) throw new ShoalError("SHOAL_ERR_MOUNT_FAILED", "the FUSE connection has run out of node ids; remount it");
+    const slot = this.slots.next++;
+    this.slots.ids[id] = slot;
+    this.session?.transport.saveState(this.slots);
+    return slot;
+  }
+
+  /** How many layers are served. */
+  get layerCount(): number {
+    return this.layers.size;
   }
 
   /** Whether layer `id` is being served. */
@@ -166,7 +224,7 @@ export class LayerFilesystem implements FuseHandler {
     const payload = Buffer.alloc(24);
     payload.writeBigUInt64LE(BigInt(ROOT_INO), 0);
     payload.writeBigInt64LE(-1n, 8); // no page cache to drop; attributes only
-    this.session.notify(NOTIFY_INVAL_INODE, payload);
+    this.session?.notify(NOTIFY_INVAL_INODE, payload);
   }
 
   private rootAttr(): Attr {
@@ -211,7 +269,7 @@ export class LayerFilesystem implements FuseHandler {
     this.inflight.delete(unique);
     ac.abort();
     this.counters.errors.read = (this.counters.errors.read ?? 0) + 1;
-    this.session.replyError(unique, Errno.EINTR);
+    this.connection.replyError(unique, Errno.EINTR);
     return true;
   }
 
@@ -222,7 +280,7 @@ export class LayerFilesystem implements FuseHandler {
       const name = opName(req.opcode);
       this.counters.errors[name] = (this.counters.errors[name] ?? 0) + 1;
     }
-    this.session.replyError(req.unique, errno);
+    this.connection.replyError(req.unique, errno);
   }
 
   /** The node of request `req`, or undefined after answering ESTALE. Root (1) is not a node. */
@@ -237,37 +295,37 @@ export class LayerFilesystem implements FuseHandler {
     if (req.nodeid === ROOT_INO) {
       const tree = this.layers.get(name);
       if (!tree) return this.fail(req, Errno.ENOENT);
-      return this.session.reply(req.unique, [entryOut(tree.root, ROOT_TIMEOUT_S, this.attrTimeout)]);
+      return this.connection.reply(req.unique, [entryOut(tree.root, ROOT_TIMEOUT_S, this.attrTimeout)]);
     }
     const dir = this.node(req);
     if (!dir) return;
     if (!dir.children) return this.fail(req, Errno.ENOTDIR);
     const child = dir.children.get(name);
     // A miss is cached too (node id 0): layers never change.
-    this.session.reply(req.unique, [entryOut(child, this.entryTimeout, this.attrTimeout)]);
+    this.connection.reply(req.unique, [entryOut(child, this.entryTimeout, this.attrTimeout)]);
   }
 
   private getattr(req: FuseRequest): void {
-    if (req.nodeid === ROOT_INO) return this.session.reply(req.unique, [attrOut(this.rootAttr(), ROOT_TIMEOUT_S)]);
+    if (req.nodeid === ROOT_INO) return this.connection.reply(req.unique, [attrOut(this.rootAttr(), ROOT_TIMEOUT_S)]);
     const node = this.node(req);
-    if (node) this.session.reply(req.unique, [attrOut(node, this.attrTimeout)]);
+    if (node) this.connection.reply(req.unique, [attrOut(node, this.attrTimeout)]);
   }
 
   private readlink(req: FuseRequest): void {
     const node = this.node(req);
     if (!node) return;
     if (node.linkname === undefined) return this.fail(req, Errno.EINVAL);
-    this.session.reply(req.unique, [Buffer.from(node.linkname)]);
+    this.connection.reply(req.unique, [Buffer.from(node.linkname)]);
   }
 
   private open(req: FuseRequest, dir: boolean): void {
     const flags = req.body.readUInt32LE(0);
-    if (req.nodeid === ROOT_INO) return dir ? this.session.reply(req.unique, [openOut(0)]) : this.fail(req, Errno.EISDIR);
+    if (req.nodeid === ROOT_INO) return dir ? this.connection.reply(req.unique, [openOut(0)]) : this.fail(req, Errno.EISDIR);
     const node = this.node(req);
     if (!node) return;
     if (dir !== Boolean(node.children)) return this.fail(req, dir ? Errno.ENOTDIR : Errno.EISDIR);
     if ((flags & O_ACCMODE) !== 0 || flags & O_TRUNC) return this.fail(req, Errno.EROFS);
-    this.session.reply(req.unique, [openOut(dir ? FOPEN_KEEP_CACHE | FOPEN_CACHE_DIR : FOPEN_KEEP_CACHE)]);
+    this.connection.reply(req.unique, [openOut(dir ? FOPEN_KEEP_CACHE | FOPEN_CACHE_DIR : FOPEN_KEEP_CACHE)]);
   }
 
   private read(req: FuseRequest): void {
@@ -277,7 +335,7 @@ export class LayerFilesystem implements FuseHandler {
     const offset = Number(req.body.readBigUInt64LE(8));
     const size = req.body.readUInt32LE(16);
     const end = Math.min(node.size, offset + size);
-    if (!node.data || offset >= end) return this.session.reply(req.unique);
+    if (!node.data || offset >= end) return this.connection.reply(req.unique);
     const n = end - offset;
     const ac = new AbortController();
     const unique = req.unique;
@@ -294,7 +352,7 @@ export class LayerFilesystem implements FuseHandler {
         this.inflight.delete(unique);
         if (buf.length < n) throw new ShoalError("SHOAL_ERR_SHORT_READ", `layer data returned ${buf.length} of ${n} bytes`);
         this.counters.bytesRead += n;
-        this.session.reply(unique, [buf.length === n ? buf : buf.subarray(0, n)]);
+        this.connection.reply(unique, [buf.length === n ? buf : buf.subarray(0, n)]);
       },
     ).catch((err: unknown) => {
       if (this.inflight.get(unique) === ac) this.inflight.delete(unique);
@@ -341,7 +399,7 @@ export class LayerFilesystem implements FuseHandler {
       }
       pos = writeDirent(out, pos, attr.ino, k + 1, (attr.mode >> 12) & 0xf, name);
     }
-    this.session.reply(req.unique, [out.subarray(0, pos)]);
+    this.connection.reply(req.unique, [out.subarray(0, pos)]);
   }
 
   private getxattr(req: FuseRequest): void {
@@ -351,9 +409,9 @@ export class LayerFilesystem implements FuseHandler {
     const size = req.body.readUInt32LE(0);
     const value = node.xattrs?.get(cString(req.body, 8));
     if (!value) return this.fail(req, Errno.ENODATA);
-    if (size === 0) return this.session.reply(req.unique, [xattrSizeOut(value.length)]);
+    if (size === 0) return this.connection.reply(req.unique, [xattrSizeOut(value.length)]);
     if (value.length > size) return this.fail(req, Errno.ERANGE);
-    this.session.reply(req.unique, [value]);
+    this.connection.reply(req.unique, [value]);
   }
 
   private listxattr(req: FuseRequest): void {
@@ -361,14 +419,26 @@ export class LayerFilesystem implements FuseHandler {
     const node = req.nodeid === ROOT_INO ? undefined : this.node(req);
     if (!node && req.nodeid !== ROOT_INO) return;
     const list = Buffer.from([...(node?.xattrs?.keys() ?? [])].map((k) => `${k}\0`).join(""));
-    if (size === 0) return this.session.reply(req.unique, [xattrSizeOut(list.length)]);
+    if (size === 0) return this.connection.reply(req.unique, [xattrSizeOut(list.length)]);
     if (list.length > size) return this.fail(req, Errno.ERANGE);
-    this.session.reply(req.unique, [list]);
+    this.connection.reply(req.unique, [list]);
   }
 
   private statfs(req: FuseRequest): void {
     let bytes = 0;
     for (const t of this.layers.values()) bytes += t.fileBytes;
-    this.session.reply(req.unique, [statfsOut({ blocks: Math.ceil(bytes / 4096), files: this.nodes.size + 1 })]);
+    this.connection.reply(req.unique, [statfsOut({ blocks: Math.ceil(bytes / 4096), files: this.nodes.size + 1 })]);
   }
+}
+
+/** Layer slots of one FUSE connection: slot by layer id, and the next free one (slots are never reused). */
+interface SlotTable {
+  next: number;
+  ids: Record<string, number>;
+}
+
+function parseSlotTable(state: unknown): SlotTable | undefined {
+  const s = state as Partial<SlotTable> | undefined;
+  if (!s || typeof s.next !== "number" || typeof s.ids !== "object" || s.ids === null) return undefined;
+  return { next: s.next, ids: { ...s.ids } };
 }

@@ -108,7 +108,8 @@ export async function isMountpoint(path: string): Promise<boolean> {
  * because the mount is busy or nothing is mounted there.
  */
 export async function unmountPath(target: string, opts: { lazy?: boolean; signal?: AbortSignal } = {}): Promise<void> {
-  await runCommand("umount", [...(opts.lazy ? ["-l"] : []), resolve(target)], { signal: opts.signal });
+  // -c: the path is absolute already, and canonicalising it would stat a mount that may not answer
+  await runCommand("umount", ["-c", ...(opts.lazy ? ["-l"] : []), resolve(target)], { signal: opts.signal });
 }
 
 /** Options of {@link mountOverlay}. */

@@ -9,10 +9,10 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { SnapshotsClient } from "@shoal/snapshotter";
+import { SnapshotsClient, type SnapshotsCallError } from "@shoal/snapshotter";
 import {
   busyboxImage, diffTrees, pushLayout, runShoal, runShoalOk, snapshotTree, startAgent, startContainerd, startRegistry, umociUnpack, unmountAllUnder, writeImageLayout,
-  type RunningAgent, type RunningContainerd, type RunningRegistry, type TreeSnapshot, waitFor,
+  type RunningAgent, type RunningContainerd, type RunningRegistry, type TreeSnapshot, waitFor, mountsUnder,
 } from "@shoal/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { withMounted } from "@shoal/snapshotter/testsuite";
@@ -29,7 +29,8 @@ let imageBytes: number;
 let plain: { tree: TreeSnapshot; diffIds: string[] };
 let mixed: { tree: TreeSnapshot; diffIds: string[] };
 
-const AGENT_ARGS = ["--plain-http", "--prefetch", "off"];
+// a short fetch timeout bounds the outage tests (a remote Prepare waits at most this long)
+const AGENT_ARGS = ["--plain-http", "--prefetch", "off", "--fetch-timeout", "5s"];
 const OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
 
 async function manifestOf(repo: string, tag: string): Promise<{ layers: Array<{ size: number; annotations?: Record<string, string> }> } & Record<string, unknown>> {
@@ -48,6 +49,34 @@ async function pushImage(repo: string, opts: { dataBytes: number; marker?: strin
 function chainId(ids: string[]): string {
   return ids.reduce((acc, d) => (acc ? `sha256:${createHash("sha256").update(`${acc} ${d}`).digest("hex")}` : d), "");
 }
+
+/** The labels containerd's CRI plugin sends with the Prepare of layer `position` of repo:tag (target: a made-up chain ID). */
+async function remoteLabels(repo: string, tag: string, position: number): Promise<Record<string, string>> {
+  const res = await fetch(`${registry.url}/v2/${repo}/manifests/${tag}`, { headers: { accept: OCI_MANIFEST } });
+  const manifest = (await res.json()) as { layers: Array<{ digest: string; annotations?: Record<string, string> }> };
+  const layer = manifest.layers[position]!;
+  return {
+    ...layer.annotations,
+    "containerd.io/snapshot.ref": `sha256:${createHash("sha256").update(`${repo}:${tag}:${position}:${Math.random()}`).digest("hex")}`,
+    "containerd.io/snapshot/cri.image-ref": `${registry.host}/${repo}:${tag}`,
+    "containerd.io/snapshot/cri.layer-digest": layer.digest,
+    "containerd.io/snapshot/cri.manifest-digest": res.headers.get("docker-content-digest")!,
+  };
+}
+
+/**
+ * The name under which containerd keeps its snapshot `name` in the agent:
+ * the target itself for a remote snapshot, `NAMESPACE/ID/NAME` for one it committed.
+ */
+async function backendName(api: SnapshotsClient, name: string): Promise<string> {
+  const all = await api.list();
+  const found = all.find((i) => i.kind === "committed" && (i.name === name || i.name.endsWith(`/${name}`) || i.labels["containerd.io/snapshot.ref"] === name));
+  if (!found) throw new Error(`no snapshot of containerd's named ${name} among ${JSON.stringify(all.map((i) => [i.name, i.kind, i.labels["containerd.io/snapshot.ref"]]))}`);
+  return found.name;
+}
+
+/** The agent's own snapshotter socket (no containerd in between). */
+const direct = () => new SnapshotsClient({ socket: join(agent.root, "snapshotter.sock") });
 
 async function dropCaches(): Promise<void> {
   await run("sh", ["-c", "sync; echo 3 > /proc/sys/vm/drop_caches"]);
@@ -70,6 +99,15 @@ beforeAll(async () => {
   const m = { ...lazy, layers: [ordinary.layers[0]!, lazy.layers[1]!] };
   const put = await fetch(`${registry.url}/v2/mixed/manifests/m`, { method: "PUT", headers: { "content-type": OCI_MANIFEST }, body: JSON.stringify(m) });
   expect(put.status).toBe(201);
+  // never pulled: its Prepare reaches the registry (for the outage tests)
+  await pushImage("late", { dataBytes: 1 << 20, marker: "late" });
+  await convert("late");
+  // a lazy image (never mounted) whose bottom layer names an index digest its index bytes do not hash to
+  const bad = await manifestOf("late", "lazy");
+  const bottom = bad.layers[0]!;
+  bottom.annotations = { ...bottom.annotations, "containerd.io/snapshot/shoal.index.digest": `sha256:${"ab".repeat(32)}` };
+  const putBad = await fetch(`${registry.url}/v2/late/manifests/bad-index`, { method: "PUT", headers: { "content-type": OCI_MANIFEST }, body: JSON.stringify(bad) });
+  expect(putBad.status).toBe(201);
   agent = await startAgent(join(work, "agent"), AGENT_ARGS);
   // containerd's CRI plugin speaks plain HTTP to the test registry through a hosts.toml
   const certs = join(work, "certs.d");
@@ -177,6 +215,101 @@ describe("the shoal snapshotter under containerd's CRI plugin", () => {
     await registry.settle();
     expect(registry.stats().blobBytes).toBe(0);
   }, 180_000);
+
+  it("survives a containerd restart: a running container, the snapshots and new containers", async () => {
+    await ctr("run", "-d", "--snapshotter", "shoal", `${registry.host}/app:lazy`, "sleeper", "/bin/sleep", "600");
+    try {
+      await containerd.restart();
+      expect((await ctr("task", "ls")).stdout).toMatch(/sleeper\s+\d+\s+RUNNING/);
+      const { stdout: snapshots } = await ctr("snapshots", "--snapshotter", "shoal", "ls");
+      expect(snapshots).toContain(chainId(diffIds));
+      const { stdout } = await ctr("run", "--rm", "--snapshotter", "shoal", `${registry.host}/app:lazy`, "after-restart", "/app/run.sh");
+      expect(stdout).toBe("hello from a lazy image\n");
+    } finally {
+      await ctr("task", "kill", "-s", "SIGKILL", "sleeper").catch(() => undefined);
+      await waitFor("the sleeper to stop", async () => ((await ctr("task", "ls")).stdout.includes("sleeper") ? undefined : true), 30_000).catch(() => undefined);
+      await ctr("container", "delete", "sleeper").catch(() => undefined);
+    }
+  });
+
+  it("after a reboot (every mount gone) restores every committed snapshot from its metadata, without the network", async () => {
+    // the reboot: containerd and the agent stop, the keeper too, and nothing stays mounted
+    await containerd.stop();
+    await agent.stop();
+    await unmountAllUnder(agent.root);
+    expect(await mountsUnder(work)).toEqual([]);
+    await registry.halt();
+    try {
+      agent = await startAgent(agent.root, AGENT_ARGS);
+      await containerd.restart();
+      // every chunk of app:lazy was read before: the whole tree comes back with the registry down
+      expect(diffTrees(original, await viewTree("tree-after-reboot", chainId(diffIds)))).toEqual([]);
+      const { stdout } = await ctr("run", "--rm", "--snapshotter", "shoal", `${registry.host}/app:lazy`, "after-reboot", "/app/run.sh");
+      expect(stdout).toBe("hello from a lazy image\n");
+    } finally {
+      await registry.restart();
+    }
+  });
+
+  it("refuses bad Prepares with a clear gRPC error, creating nothing, and stays up", async () => {
+    const api = direct();
+    try {
+      const refused = async (p: Promise<unknown>) => p.then(() => "accepted", (e: unknown) => (e as SnapshotsCallError).status);
+      // labels that do not parse
+      const labels = await remoteLabels("app", "lazy", 1);
+      expect(await refused(api.prepare("bad-labels", "", { ...labels, "containerd.io/snapshot/shoal.index.digest": "sha256:nope" }))).toBe("INVALID_ARGUMENT");
+      expect(await refused(api.stat("bad-labels"))).toBe("NOT_FOUND");
+      // an index that fails its digest: refused, not left to containerd
+      const badIndex = await remoteLabels("late", "bad-index", 0);
+      expect(await refused(api.prepare("bad-index", "", badIndex))).toBe("FAILED_PRECONDITION");
+      expect(await refused(api.stat("bad-index"))).toBe("NOT_FOUND");
+      expect(await refused(api.stat(badIndex["containerd.io/snapshot.ref"]!))).toBe("NOT_FOUND");
+      // a parent that does not exist; a key reused
+      expect(await refused(api.prepare("orphan", "no-such-parent"))).toBe("NOT_FOUND");
+      await api.prepare("reused", "");
+      expect(await refused(api.prepare("reused", ""))).toBe("ALREADY_EXISTS");
+      // removed while mounted: refused and kept; removed once unmounted
+      const mounts = await api.prepare("in-use", await backendName(api, chainId(diffIds)));
+      await withMounted(work, mounts, async () => {
+        expect(await refused(api.remove("in-use"))).toBe("FAILED_PRECONDITION");
+        expect((await api.stat("in-use")).kind).toBe("active");
+      });
+      await api.remove("in-use");
+      await api.remove("reused");
+      expect(await refused(api.stat("in-use"))).toBe("NOT_FOUND");
+      // the agent is up
+      expect((await runShoalOk(["status", "--root", agent.root])).toString()).toMatch(/^agent root /);
+    } finally {
+      api.close();
+    }
+  });
+
+  it("with the registry down at a lazy Prepare: refused everywhere makes an ordinary snapshot, a hang UNAVAILABLE in bounded time", async () => {
+    const api = direct();
+    try {
+      const base = await remoteLabels("late", "lazy", 0);
+      await registry.halt();
+      try {
+        // nothing can serve the layer (connections refused): containerd gets an ordinary snapshot to fill
+        const mounts = await api.prepare("late-refused", "", base);
+        expect(mounts[0]?.type).toBe("bind");
+        expect((await api.stat("late-refused")).kind).toBe("active");
+        await api.remove("late-refused");
+      } finally {
+        await registry.restart();
+      }
+      registry.freeze();
+      try {
+        const hung = await api.prepare("late-hung", "", base).then(() => "accepted", (e: unknown) => (e as SnapshotsCallError).status);
+        expect(hung).toBe("UNAVAILABLE");
+        expect(await api.stat("late-hung").then(() => "found", (e: unknown) => (e as SnapshotsCallError).status)).toBe("NOT_FOUND");
+      } finally {
+        registry.thaw();
+      }
+    } finally {
+      api.close();
+    }
+  }, 60_000);
 
   it("refuses what it cannot do with one clear line", async () => {
     const wrongNs = await runShoal(["pull", "--address", containerd.address, "--namespace", "default", `${registry.host}/app:lazy`]);

@@ -15,7 +15,7 @@
  */
 import { mkdir, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { BadRequestError, ShoalError, toShoalError } from "@shoal/base";
+import { BadRequestError, kindOf, ShoalError, toShoalError, type ErrorKind } from "@shoal/base";
 import type { Logger } from "pino";
 import { parseFilters } from "./filters.ts";
 import { parseLabels, TARGET_LABEL, type SnapshotLabels } from "./labels.ts";
@@ -67,6 +67,20 @@ export interface MountTable {
 export interface SnapshotterInit {
   /** Where ordinary snapshots keep their directories. */
   root: string;
+  /** How long mounting a remote layer may take before `Prepare` answers UNAVAILABLE, ms (default 30 s). */
+  remoteTimeoutMs?: number;
+}
+
+/**
+ * Failures after which a lazy layer is left to containerd as an ordinary
+ * snapshot: shoal cannot serve it from any of its sources, and containerd,
+ * with its own hosts and credentials, may. Bad labels, corrupt or malformed
+ * indexes, deadlines and local failures are errors instead.
+ */
+const FALLBACK_KINDS: ReadonlySet<ErrorKind> = new Set(["precondition", "not-found", "upstream", "unavailable", "unauthorized", "denied", "unsupported"]);
+
+function fallsBack(err: ShoalError): boolean {
+  return err.code !== "SHOAL_ERR_TIMEOUT" && FALLBACK_KINDS.has(kindOf(err));
 }
 
 const kindError = (message: string) => new ShoalError("SHOAL_ERR_SNAPSHOT_KIND", message);
@@ -78,6 +92,7 @@ export class Snapshotter {
   readonly #mounts: MountTable;
   readonly #log: Logger;
   readonly #root: string;
+  readonly #remoteTimeoutMs: number;
   #queue: Promise<unknown> = Promise.resolve();
 
   constructor(components: { records: SnapshotRecords; mounts: MountTable; logger: Logger; remote?: RemoteLayers }, init: SnapshotterInit) {
@@ -86,6 +101,7 @@ export class Snapshotter {
     this.#mounts = components.mounts;
     this.#log = components.logger.child({ component: "snapshotter" });
     this.#root = init.root;
+    this.#remoteTimeoutMs = init.remoteTimeoutMs ?? 30_000;
   }
 
   /** Run `fn` after every operation queued before it. */
@@ -148,11 +164,19 @@ export class Snapshotter {
     if (existing) return true;
     const chain = await this.#chain(parent);
     let layer: RemoteLayerRecord;
+    const deadline = AbortSignal.timeout(this.#remoteTimeoutMs);
     try {
-      layer = await this.#remote!.acquire(labels, [...chain].reverse(), opts);
-    } catch (err) {
-      if (opts.signal?.aborted) throw err;
-      this.#log.warn({ key, target: labels.target, err: toShoalError(err).message }, "lazy layer cannot be mounted; preparing an ordinary snapshot, which containerd fills");
+      layer = await this.#remote!.acquire(labels, [...chain].reverse(), { signal: opts.signal ? AbortSignal.any([opts.signal, deadline]) : deadline });
+    } catch (cause) {
+      if (opts.signal?.aborted) throw cause;
+      const err = deadline.aborted
+        ? new ShoalError("SHOAL_ERR_TIMEOUT", `the lazy layer ${labels.lazy?.indexDigest ?? ""} could not be mounted within ${this.#remoteTimeoutMs} ms; try again`, { cause })
+        : toShoalError(cause);
+      if (!fallsBack(err)) {
+        this.#log.warn({ key, target: labels.target, err: err.message, code: err.code }, "lazy layer refused");
+        throw err;
+      }
+      this.#log.warn({ key, target: labels.target, err: err.message, code: err.code }, "lazy layer cannot be mounted from any source; preparing an ordinary snapshot, which containerd fills");
       return false;
     }
     try {

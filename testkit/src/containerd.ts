@@ -17,8 +17,11 @@ export interface RunningContainerd {
   /** Its gRPC socket (`ctr --address`). */
   readonly address: string;
   readonly dir: string;
+  /** The current containerd process. */
   readonly child: ChildProcess;
   logs(): string;
+  /** SIGTERM, wait, and start it again with the same config and state (containers and mounts stay, as in a service restart). */
+  restart(): Promise<void>;
   /** SIGTERM, wait, and unmount what it left under its directory. */
   stop(): Promise<void>;
 }
@@ -61,6 +64,39 @@ export async function startContainerd(dir: string, opts: ContainerdOptions = {})
   if (opts.extra) lines.push(opts.extra);
   await writeFile(config, `${lines.join("\n")}\n`);
   const logFile = join(dir, "containerd.log");
+  const logs = () => {
+    try {
+      return readFileSync(logFile, "utf8");
+    } catch {
+      return "";
+    }
+  };
+  let child = await spawnContainerd(config, address, logFile, logs);
+  const terminate = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill("SIGTERM");
+    const t = setTimeout(() => child.kill("SIGKILL"), 15_000);
+    await new Promise((r) => child.once("exit", r));
+    clearTimeout(t);
+  };
+  return {
+    address, dir, logs,
+    get child() {
+      return child;
+    },
+    async restart() {
+      await terminate();
+      child = await spawnContainerd(config, address, logFile, logs);
+    },
+    async stop() {
+      await terminate();
+      await unmountAllUnder(dir);
+    },
+  };
+}
+
+/** Start containerd with `config`; resolves once `ctr version` answers on `address`. */
+async function spawnContainerd(config: string, address: string, logFile: string, logs: () => string): Promise<ChildProcess> {
   const fd = openSync(logFile, "a");
   const child = spawn("containerd", ["--config", config], { stdio: ["ignore", fd, fd] });
   closeSync(fd);
@@ -72,33 +108,14 @@ export async function startContainerd(dir: string, opts: ContainerdOptions = {})
       for (const c of live) if (c.pid && c.exitCode === null) try { process.kill(c.pid, "SIGKILL"); } catch { /* gone */ }
     });
   }
-  const logs = () => {
-    try {
-      return readFileSync(logFile, "utf8");
-    } catch {
-      return "";
-    }
-  };
   const deadline = Date.now() + 30_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`containerd exited (${child.exitCode}):\n${logs().slice(-4000)}`);
-    if (await run("ctr", ["--address", address, "version"]).then(() => true, () => false)) break;
+    if (await run("ctr", ["--address", address, "version"]).then(() => true, () => false)) return child;
     if (Date.now() > deadline) {
       child.kill("SIGKILL");
       throw new Error(`containerd did not answer in 30 s:\n${logs().slice(-4000)}`);
     }
     await new Promise((r) => setTimeout(r, 100));
   }
-  return {
-    address, dir, child, logs,
-    async stop() {
-      if (child.exitCode === null) {
-        child.kill("SIGTERM");
-        const t = setTimeout(() => child.kill("SIGKILL"), 15_000);
-        await new Promise((r) => child.once("exit", r));
-        clearTimeout(t);
-      }
-      await unmountAllUnder(dir);
-    },
-  };
 }

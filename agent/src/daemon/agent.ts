@@ -129,7 +129,7 @@ export async function createAgent(config: AgentConfig, logger: Logger, component
     // containerd's snapshotter: remote snapshots of lazy layers, ordinary ones for the rest
     const snapshotter = new Snapshotter(
       { records: new SnapshotRecords({ db }), mounts: { inUse: dirsInUse }, logger, remote: new AgentRemoteLayers({ catalog, images, store }) },
-      { root: join(root, "snapshots") },
+      { root: join(root, "snapshots"), remoteTimeoutMs: config.fetchTimeout },
     );
     // Restart: every layer in use back in the FUSE session before it serves (an adopted
     // connection's held requests name their node ids), then the overlays, which read it.

@@ -268,19 +268,19 @@ export class FuseDevice {
     const fd = this.fd;
     if (fd === undefined) return;
     this.stopping = true;
-    let detached = false;
     if (await this.ownsTopMount()) {
       try {
         await unmountPath(this.mountpoint, opts);
-        detached = true;
       } catch (err) {
         this.log.warn({ err, mountpoint: this.mountpoint }, "unmount failed; detaching lazily");
         await unmountPath(this.mountpoint, { ...opts, lazy: true });
       }
     }
-    // After a plain unmount the reader ends by itself (ENODEV); a lazily
-    // detached or foreign-unmounted connection may live on until aborted.
-    const ends = detached || this.readerEnded || (await this.endConnection());
+    // A plain unmount ends the connection only when nothing else holds its
+    // superblock; an overlay over a layer directory does (overlayfs clones
+    // the lower mounts), as do lazily detached or foreign-unmounted mounts.
+    // The connection is then aborted, else the reader would wait forever.
+    const ends = this.readerEnded || (await this.endConnection());
     if (ends) await this.workerExit;
     else this.worker?.unref();
     await Promise.all(this.notifying);

@@ -93,8 +93,9 @@ export class KeeperMounter implements FuseMounter {
     let mounted = true;
     let state = held.state;
     const send = (type: number, payload: readonly Buffer[] | Buffer) => {
-      if (!mounted) return;
       const s = link.socket;
+      // after close() the socket is ending: the keeper holds what is unanswered for the next agent
+      if (!mounted || !s.writable) return;
       s.cork();
       for (const part of frame(type, held.id, payload)) s.write(part);
       s.uncork();

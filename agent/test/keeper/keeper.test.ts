@@ -9,7 +9,7 @@ import { promisify } from "node:util";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { waitFor, writeTar } from "@shoal/testkit";
-import { LayerFilesystem, type LayerData } from "../../src/fs/index.ts";
+import { LayerFilesystem, mountOverlay, type LayerData } from "../../src/fs/index.ts";
 import { FuseKeeper, KeeperMounter } from "../../src/keeper/index.ts";
 import { Frame, FrameReader, frame } from "../../src/keeper/protocol.ts";
 import { Cleanup, memoryLayer, tempDir, type MemoryLayer } from "../fs/helpers.ts";
@@ -134,5 +134,31 @@ describe("the FUSE keeper's hold time", () => {
     const again = await start();
     expect((await exec("cat", [join(work, "layers/l/g")])).stdout).toBe("more\n");
     await again.close();
+  });
+});
+
+describe("stopping the FUSE keeper", () => {
+  const cleanup = new Cleanup();
+
+  afterAll(() => cleanup.run());
+
+  it("ends a connection that an overlay still holds, so the overlay's readers get an error rather than a hang", async () => {
+    const work = cleanup.dir(await tempDir("keeper-stop"));
+    const keeper = new FuseKeeper({ logger: silent }, { socket: join(work, "keeper.sock"), holdMs: 0 });
+    await keeper.start();
+    const layer = await memoryLayer("l", writeTar([{ path: "f", type: "file", data: t("x\n") }, { path: "g", type: "file", data: t("y\n") }]).tar);
+    const mounter = new KeeperMounter({ logger: silent }, { socket: join(work, "keeper.sock"), command: ["false"], logFile: join(work, "unused.log") });
+    const fs = new LayerFilesystem({ mounter }, { mountpoint: join(work, "layers") });
+    await fs.mount();
+    fs.addLayer({ id: "l", index: layer.index, data: layer.data });
+    mounter.ready();
+    const rootfs = cleanup.mount(join(work, "rootfs"));
+    await exec("mkdir", [rootfs]);
+    // overlayfs clones the lower mount: unmounting the layer directory leaves its connection alive
+    await mountOverlay({ lowerdirs: [fs.layerPath("l")], target: rootfs });
+    expect((await exec("cat", [join(rootfs, "f")])).stdout).toBe("x\n");
+    await mounter.close();
+    await keeper.stop();
+    await expect(exec("cat", [join(rootfs, "g")])).rejects.toMatchObject({ stderr: expect.stringMatching(/not connected/) });
   });
 });

@@ -32,6 +32,8 @@ export interface ContainerdOptions {
   snapshotters?: Record<string, string>;
   /** The CRI plugin's snapshotter (default: containerd's overlayfs). */
   criSnapshotter?: string;
+  /** The CRI plugin's pause image (`sandbox_image`), pulled at the first RunPodSandbox. */
+  criSandboxImage?: string;
   /** A hosts.toml directory for the CRI plugin's registries (`config_path`). */
   criRegistryConfigPath?: string;
   /** More TOML, appended. */
@@ -59,6 +61,9 @@ export async function startContainerd(dir: string, opts: ContainerdOptions = {})
     lines.push(`[proxy_plugins.${name}]`, '  type = "snapshot"', `  address = "${socket}"`);
   }
   lines.push('[plugins."io.containerd.grpc.v1.cri"]', "  disable_tcp_service = true", '  stream_server_address = "127.0.0.1"', '  stream_server_port = "0"');
+  // a pod's pause container asks for oom_score_adj -998, which a process less privileged may not set: no lower than containerd's own
+  lines.push("  restrict_oom_score_adj = true");
+  if (opts.criSandboxImage) lines.push(`  sandbox_image = "${opts.criSandboxImage}"`);
   lines.push('[plugins."io.containerd.grpc.v1.cri".containerd]', `  snapshotter = "${opts.criSnapshotter ?? "overlayfs"}"`, "  disable_snapshot_annotations = false");
   if (opts.criRegistryConfigPath) lines.push('[plugins."io.containerd.grpc.v1.cri".registry]', `  config_path = "${opts.criRegistryConfigPath}"`);
   if (opts.extra) lines.push(opts.extra);

@@ -25,3 +25,4 @@ export { pidAlive } from "./host-tools.ts";
 export * from "./shoal-process.ts";
 export * from "./containerd.ts";
 export * from "./wait.ts";
+export * from "./cri-runtime.ts";

@@ -290,6 +290,24 @@ export async function buildRealisticImage(cacheDir: string, opts: { log?: (line:
 /** The python modules imported by the first check. */
 export const FIRST_WORK_PYTHON = "import json, sqlite3, http.server, email, xml.dom.minidom, asyncio, decimal";
 
+/** The nginx config of the second check: one worker, serving Debian's default page on 127.0.0.1:`port`. */
+export function firstWorkNginxConf(port: string): string {
+  return `worker_processes 1;
+pid /tmp/shoal-nginx.pid;
+error_log stderr notice;
+events { worker_connections 64; }
+http {
+  include /etc/nginx/mime.types;
+  access_log off;
+  server {
+    listen 127.0.0.1:${port};
+    root /var/www/html;
+    index index.html index.nginx-debian.html;
+  }
+}
+`;
+}
+
 /** What "first useful work" is, in order. */
 export const FIRST_WORK_CHECKS: readonly { name: string; description: string }[] = [
   { name: "python-imports", description: `chroot ROOTFS python3 -c "${FIRST_WORK_PYTHON}"` },
@@ -306,6 +324,20 @@ export interface FirstWorkResult {
   pageBytes: number;
 }
 
+/** The first work itself, for sh: `$IN` runs a program in the root (empty inside a container), `$R` is the root's path from here. */
+const FIRST_WORK_STEPS = `
+$IN /usr/bin/python3 -c "${FIRST_WORK_PYTHON}"
+echo python-ok
+cat > "$R/tmp/shoal-nginx.conf" <<EOF
+${firstWorkNginxConf("$PORT")}EOF
+$IN /usr/sbin/nginx -c /tmp/shoal-nginx.conf -g 'daemon off;' &
+NGINX=$!
+echo "nginx-pid $NGINX"
+read _ || true
+kill "$NGINX"
+wait "$NGINX" || true
+`;
+
 // $1 rootfs (read-only is fine), $2 empty scratch dir, $3 port. Runs as pid 1 of
 // fresh pid and mount namespaces: everything it starts or mounts ends with it.
 const FIRST_WORK_SCRIPT = `
@@ -321,32 +353,23 @@ for d in null:1:3 zero:1:5 random:1:8 urandom:1:9; do
   rm -f "$M/dev/$n"; mknod -m 666 "$M/dev/$n" c \${r%%:*} \${r#*:}
 done
 mount -t proc proc "$M/proc"
-chroot "$M" /usr/bin/python3 -c "${FIRST_WORK_PYTHON}"
-echo python-ok
-cat > "$M/tmp/shoal-nginx.conf" <<EOF
-worker_processes 1;
-pid /tmp/shoal-nginx.pid;
-error_log stderr notice;
-events { worker_connections 64; }
-http {
-  include /etc/nginx/mime.types;
-  access_log off;
-  server {
-    listen 127.0.0.1:$PORT;
-    root /var/www/html;
-    index index.html index.nginx-debian.html;
-  }
-}
-EOF
-chroot "$M" /usr/sbin/nginx -c /tmp/shoal-nginx.conf -g 'daemon off;' &
-NGINX=$!
-echo "nginx-pid $NGINX"
-read _ || true
-kill "$NGINX"
-wait "$NGINX" || true
+IN="chroot $M"; R="$M"
+${FIRST_WORK_STEPS}
 umount "$M/proc"
 umount "$M"
 umount "$T"
+echo done
+`;
+
+/**
+ * The first work as a container's command (`sh -c SCRIPT sh PORT`, on the host's network):
+ * what {@link runFirstWork} does in a chroot, with the container's own writable root.
+ */
+export const FIRST_WORK_CONTAINER_SCRIPT = `
+set -eu
+PORT="$1"; IN=""; R=""
+mkdir -p /tmp
+${FIRST_WORK_STEPS}
 echo done
 `;
 
@@ -375,13 +398,31 @@ function httpGet(url: string): Promise<{ status: number; bytes: number }> {
  * no mount or process behind. Rejects on any failure or after `timeoutMs`.
  */
 export async function runFirstWork(rootfs: string, opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<FirstWorkResult> {
-  const port = await freePort();
   const scratch = await mkdtemp(join(tmpdir(), "shoal-firstwork-"));
+  try {
+    return await runFirstWorkCommand("unshare", (port) => [
+      "--mount", "--pid", "--fork", "--kill-child", "--propagation", "private",
+      "sh", "-c", FIRST_WORK_SCRIPT, "sh", rootfs, scratch, String(port),
+    ], opts);
+  } finally {
+    // The tmpfs lived in the private namespace; the host dir is empty.
+    await rm(scratch, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Runs `command` with `args(port)`, a process that does the first work as
+ * {@link FIRST_WORK_CONTAINER_SCRIPT} does (prints `python-ok`, then
+ * `nginx-pid N`, serves on 127.0.0.1:port, stops nginx and exits once its
+ * stdin gets a line), and times it from the spawn until nginx answers 200.
+ * Rejects on any failure or after `timeoutMs` (the process is then killed).
+ */
+export async function runFirstWorkCommand(
+  command: string, args: (port: number) => string[], opts: { timeoutMs?: number; signal?: AbortSignal } = {},
+): Promise<FirstWorkResult> {
+  const port = await freePort();
   const t0 = performance.now();
-  const child = spawn("unshare", [
-    "--mount", "--pid", "--fork", "--kill-child", "--propagation", "private",
-    "sh", "-c", FIRST_WORK_SCRIPT, "sh", rootfs, scratch, String(port),
-  ], { stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, ...systemEnv } });
+  const child = spawn(command, args(port), { stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, ...systemEnv } });
   let stderr = "";
   child.stderr!.setEncoding("utf8").on("data", (s: string) => {
     stderr = (stderr + s).slice(-8000);
@@ -438,7 +479,5 @@ export async function runFirstWork(rootfs: string, opts: { timeoutMs?: number; s
     clearTimeout(timer);
     kill();
     await exited.catch(() => {});
-    // The tmpfs lived in the private namespace; the host dir is empty.
-    await rm(scratch, { recursive: true, force: true });
   }
 }

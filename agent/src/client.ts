@@ -63,9 +63,9 @@ export class AgentClient {
     return callAgent<AgentStatus>(this.root, "GET", "/v1/status");
   }
 
-  /** Mount `image` read-only and lazily at `mountpoint` (an existing directory). */
-  mount(image: string, mountpoint: string): Promise<MountResult> {
-    return callAgent<MountResult>(this.root, "POST", "/v1/mounts", { image, mountpoint: resolve(mountpoint) });
+  /** Mount `image` read-only and lazily at `mountpoint` (an existing empty directory; with `force`, a non-empty one). */
+  mount(image: string, mountpoint: string, opts: { force?: boolean } = {}): Promise<MountResult> {
+    return callAgent<MountResult>(this.root, "POST", "/v1/mounts", { image, mountpoint: resolve(mountpoint), ...(opts.force ? { force: true } : {}) });
   }
 
   /** Unmount a shoal mount. */

@@ -1,6 +1,6 @@
 import { execFile, execFileSync, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -107,6 +107,67 @@ describe("shoal agent: lazy mounts", () => {
     const noAgent = await runShoal(["status", "--root", join(work, "no-agent-here")]);
     expect(noAgent.code).toBe(1);
     expect(noAgent.stderr).toMatch(/SHOAL_ERR_AGENT_NOT_RUNNING/);
+  });
+
+  it("refuses mountpoints that would cover the host, the agent or a shoal mount, and paths that are not absolute and clean", async () => {
+    // an agent that mounts where it should not is undone at once, so that a failing run leaves the host whole
+    const attempt = (dir: string) => callAgent<MountResult>(agent.root, "POST", "/v1/mounts", { image: busybox.lazy, mountpoint: dir }).then(
+      async (r) => {
+        await callAgent(agent.root, "DELETE", `/v1/mounts?mountpoint=${encodeURIComponent(r.mountpoint)}`).catch(() => execFileSync("umount", ["-l", r.mountpoint]));
+        return "mounted";
+      },
+      (e: { code?: string }) => e.code,
+    );
+    const passwd = await readFile("/etc/passwd", "utf8");
+    for (const dir of ["/etc", "/", "/usr/lib", agent.root, join(agent.root, "layers"), work, join(work, "mnt-busybox", "bin")]) {
+      expect([dir, await attempt(dir)]).toEqual([dir, "SHOAL_ERR_MOUNTPOINT_REFUSED"]);
+    }
+    expect(await readFile("/etc/passwd", "utf8")).toBe(passwd);
+    expect((await callAgent<AgentStatus>(agent.root, "GET", "/v1/status")).root).toBe(agent.root);
+    await mkdir(join(work, "mnt-clean"));
+    for (const dir of ["mnt-clean", `${work}/x/../mnt-clean`, `${work}//mnt-clean`]) {
+      expect([dir, await attempt(dir)]).toEqual([dir, "SHOAL_ERR_INVALID_ARGUMENT"]);
+    }
+    // the CLI resolves a relative path itself
+    const rel = await runShoal(["mount", "--root", agent.root, busybox.lazy, "mnt-clean"], { cwd: work });
+    expect(rel.code, rel.stderr).toBe(0);
+    expect(rel.stdout.toString()).toContain(`at ${join(work, "mnt-clean")}:`);
+    expect((await runShoal(["umount", "--root", agent.root, "mnt-clean"], { cwd: work })).code).toBe(0);
+  });
+
+  it("covers a non-empty directory only when asked to (--force), and shows it again when unmounted", async () => {
+    const dir = join(work, "mnt-full");
+    await mkdir(dir);
+    await writeFile(join(dir, "mine.txt"), "mine");
+    const refused = await runShoal(["mount", "--root", agent.root, busybox.lazy, dir]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/^shoal: .*is not empty \(1 entries\).*--force.* \[SHOAL_ERR_MOUNTPOINT_NOT_EMPTY\]\n$/);
+    const forced = await runShoal(["mount", "--root", agent.root, "--force", busybox.lazy, dir]);
+    expect(forced.code, forced.stderr).toBe(0);
+    expect(await readFile(join(dir, "app/run.sh"), "utf8")).toContain("hello from a lazy image");
+    expect((await runShoal(["umount", "--root", agent.root, dir])).code).toBe(0);
+    expect(await readFile(join(dir, "mine.txt"), "utf8")).toBe("mine");
+  });
+
+  it("removes the record of a mount unmounted from outside; a restart does not cover a directory that changed", async () => {
+    const gone = join(work, "mnt-gone");
+    const changed = join(work, "mnt-changed");
+    await mount(agent, busybox.lazy, gone);
+    await mount(agent, busybox.lazy, changed);
+    execFileSync("umount", ["-l", gone]);
+    const u = await runShoal(["umount", "--root", agent.root, gone]);
+    expect(u.code, u.stderr).toBe(0);
+    const mountpoints = async () => (await callAgent<AgentStatus>(agent.root, "GET", "/v1/status")).mounts.map((m) => m.mountpoint);
+    expect(await mountpoints()).not.toContain(gone);
+    // while the agent is down, the mount goes and the directory fills: the next agent leaves it alone
+    await agent.stop();
+    execFileSync("umount", ["-l", changed]);
+    await writeFile(join(changed, "new.txt"), "new");
+    agent = await startAgent(agent.root, ["--plain-http", "--prefetch", "off"]);
+    expect(await mountpoints()).not.toContain(changed);
+    expect(await mountpoints()).toContain(join(work, "mnt-edge"));
+    expect(await readFile(join(changed, "new.txt"), "utf8")).toBe("new");
+    expect((await readFile("/proc/self/mounts", "utf8")).includes(` ${changed} `)).toBe(false);
   });
 
   it("will not unmount a busy mount, then unmounts it", async () => {

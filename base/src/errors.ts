@@ -79,11 +79,13 @@ export const ERROR_CODES = {
   SHOAL_ERR_SNAPSHOT_EXISTS: { kind: "exists", summary: "a snapshot key or name is taken (for a remote snapshot: its target exists)" },
   SHOAL_ERR_SNAPSHOT_IN_USE: { kind: "conflict", summary: "a snapshot has children or is mounted, and cannot be removed" },
   SHOAL_ERR_BUSY: { kind: "conflict", summary: "a mount is in use and cannot be unmounted" },
+  SHOAL_ERR_MOUNTPOINT_NOT_EMPTY: { kind: "conflict", summary: "a mountpoint is not empty and covering it was not asked for (--force)" },
   SHOAL_ERR_ALREADY_RUNNING: { kind: "exists", summary: "another process already serves that socket (an agent, a FUSE keeper)" },
   // access
   SHOAL_ERR_REGISTRY_UNAUTHORIZED: { kind: "unauthorized", summary: "the registry refused the credentials, or there were none (401)" },
   SHOAL_ERR_REGISTRY_DENIED: { kind: "denied", summary: "the registry denied an authenticated caller (403)" },
   SHOAL_ERR_REGISTRY_NOT_ALLOWED: { kind: "denied", summary: "the registry is not on the supernode's allow list" },
+  SHOAL_ERR_MOUNTPOINT_REFUSED: { kind: "denied", summary: "a mountpoint is a system directory, the agent's root, or inside or above a shoal mount" },
   // ranges
   SHOAL_ERR_RANGE_NOT_SATISFIABLE: { kind: "range", summary: "a byte range lies outside the blob (416)" },
   SHOAL_ERR_CHUNK_RANGE: { kind: "range", summary: "a chunk range lies outside the layer's index" },

@@ -30,10 +30,11 @@ export function registerMountCommands(program: Command): void {
     .command("mount")
     .description("mount an image's root filesystem read-only and lazily (fetches manifest, config and indexes only)")
     .argument("<image>", "lazy image reference")
-    .argument("<mountpoint>", "existing directory")
+    .argument("<mountpoint>", "existing empty directory (not a system directory, not inside the agent's root or another shoal mount)")
+    .option("--force", "mount over a directory that is not empty (its entries are hidden until the image is unmounted)")
     .addOption(rootOption())
-    .action(async (image: string, mountpoint: string, opts: { root: string }) => {
-      const r = await new AgentClient({ root: opts.root }).mount(image, mountpoint);
+    .action(async (image: string, mountpoint: string, opts: { root: string; force?: boolean }) => {
+      const r = await new AgentClient({ root: opts.root }).mount(image, mountpoint, { force: opts.force === true });
       process.stdout.write(`mounted ${image} (${r.digest}) at ${r.mountpoint}: ${r.layers} layers, pulled in ${(r.pullMs / 1000).toFixed(3)} s, ${humanBytes(r.bytesFetched)} fetched\n`);
     });
   program

@@ -31,6 +31,8 @@ export interface ShoalRunOptions {
   env?: NodeJS.ProcessEnv;
   timeoutMs?: number;
   main?: string;
+  /** Working directory (default: this process's). */
+  cwd?: string;
 }
 
 /**
@@ -41,7 +43,7 @@ export interface ShoalRunOptions {
 export function runShoal(args: readonly string[], opts: ShoalRunOptions = {}): Promise<ShoalRun> {
   return new Promise((resolve, reject) => {
     execFile(process.execPath, [...NODE_ARGS, opts.main ?? SHOAL_MAIN, ...args], {
-      encoding: "buffer", maxBuffer: 1 << 30, timeout: opts.timeoutMs ?? 300_000, env: { ...process.env, ...opts.env },
+      encoding: "buffer", maxBuffer: 1 << 30, timeout: opts.timeoutMs ?? 300_000, env: { ...process.env, ...opts.env }, ...(opts.cwd ? { cwd: opts.cwd } : {}),
     }, (err, stdout, stderr) => {
       if (err && typeof err.code !== "number" && !err.signal) return reject(err);
       resolve({ code: typeof err?.code === "number" ? err.code : err ? 128 : 0, stdout, stderr: stderr.toString() });

@@ -123,7 +123,7 @@ export async function createAgent(config: AgentConfig, logger: Logger, component
       prefetchRate: config.prefetchRate,
       startupWindowMs: config.startupWindow,
     });
-    const mounts = new MountManager({ catalog, images, db, logger });
+    const mounts = new MountManager({ catalog, images, db, logger }, { root });
     life.defer("mounts", () => mounts.shutdown(!keep()));
 
     // containerd's snapshotter: remote snapshots of lazy layers, ordinary ones for the rest
@@ -163,7 +163,7 @@ export async function createAgent(config: AgentConfig, logger: Logger, component
       "GET /v1/status": () => status(),
       "POST /v1/mounts": (body) => {
         const req = parseMountRequest(body);
-        return mounts.mount(req.image, req.mountpoint);
+        return mounts.mount(req.image, req.mountpoint, { force: req.force });
       },
       "GET /v1/startup-order": (_body, query) => mounts.exportStartupOrder(query.get("mountpoint") ?? ""),
       "DELETE /v1/mounts": async (_body, query) => {

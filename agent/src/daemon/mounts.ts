@@ -1,6 +1,5 @@
 import { InvalidArgumentError, ShoalError } from "@shoal/base";
-import { stat } from "node:fs/promises";
-import { resolve } from "node:path";
+import { readdir, realpath, stat } from "node:fs/promises";
 import type { StartupOrder } from "@shoal/blockindex";
 import type { PrefetchJob, PrefetchProgress, RemoteLayer } from "@shoal/fetch";
 import type { Logger } from "pino";
@@ -8,6 +7,7 @@ import { isMountpoint, mountOverlay, unmountPath } from "../fs/index.ts";
 import type { ActiveImages } from "./active-images.ts";
 import type { CatalogImage, ImageCatalog } from "./image-catalog.ts";
 import type { KeyValue } from "./kv.ts";
+import { checkMountpointPolicy, checkMountpointSyntax } from "./mountpoint-policy.ts";
 
 /** A mount as persisted (and restored after a restart). */
 export interface MountRecord {
@@ -15,6 +15,8 @@ export interface MountRecord {
   image: string;
   digest: string;
   mountedAt: string;
+  /** The directory under the mount (device and inode) and whether it was empty, so a restart covers only that same directory. */
+  dir?: { dev: number; ino: number; empty: boolean };
 }
 
 /** What `mount` reports. */
@@ -46,44 +48,75 @@ export class MountManager {
   /** Called after the set of mounted images changed (the agent re-announces its layers). */
   onChange: (() => void) | undefined;
 
-  constructor(components: { catalog: ImageCatalog; images: ActiveImages; db: KeyValue; logger: Logger }) {
+  private readonly root: string;
+  /** Mountpoints being mounted now (checked, not yet recorded). */
+  private readonly pending = new Set<string>();
+
+  constructor(components: { catalog: ImageCatalog; images: ActiveImages; db: KeyValue; logger: Logger }, init: { root: string }) {
+    this.root = init.root;
     this.catalog = components.catalog;
     this.images = components.images;
     this.db = components.db;
     this.logger = components.logger.child({ component: "mounts" });
   }
 
-  /** Mount `image` read-only at `mountpoint` (an existing, empty-or-not, unmounted directory). */
-  async mount(image: string, mountpointArg: string, opts: { signal?: AbortSignal } = {}): Promise<MountResult> {
-    const started = performance.now();
-    const mountpoint = resolve(mountpointArg);
-    await this.checkMountpoint(mountpoint);
-    const img = await this.catalog.load(image, opts);
-    await this.attach(img, mountpoint);
-    const record: MountRecord = { mountpoint, image: img.ref.toString(), digest: img.digest, mountedAt: new Date().toISOString() };
-    this.mounts.set(mountpoint, record);
+  /**
+   * Mount `image` read-only at `mountpointArg`: an absolute, clean path to an
+   * existing directory that is not a mountpoint, not a system directory, not
+   * the agent's root and not inside or above a shoal mount; empty, unless
+   * `force` (then the image covers what is there until it is unmounted).
+   */
+  async mount(image: string, mountpointArg: string, opts: { force?: boolean; signal?: AbortSignal } = {}): Promise<MountResult> {
+    const t0 = performance.now();
+    const { mountpoint, dir } = await this.checkMountpoint(mountpointArg, opts.force ?? false);
+    this.pending.add(mountpoint);
+    let record: MountRecord;
+    let img: CatalogImage;
+    try {
+      img = await this.catalog.load(image, opts.signal ? { signal: opts.signal } : {});
+      await this.attach(img, mountpoint);
+      record = { mountpoint, image: img.ref.toString(), digest: img.digest, mountedAt: new Date().toISOString(), dir };
+      this.mounts.set(mountpoint, record);
+    } finally {
+      this.pending.delete(mountpoint);
+    }
     await this.db.put(`mount!${mountpoint}`, JSON.stringify(record));
-    const pullMs = performance.now() - started;
+    const pullMs = performance.now() - t0;
     this.logger.info({ image: record.image, digest: img.digest, mountpoint, pullMs: Math.round(pullMs), bytesFetched: img.bytesFetched }, "image mounted");
     this.onChange?.();
     return { mountpoint, digest: img.digest, layers: img.layers.length, pullMs, bytesFetched: img.bytesFetched };
   }
 
-  /** Unmount `mountpoint`. A busy mount is an error and stays mounted. */
+  /**
+   * Unmount `mountpointArg`. A busy mount is an error and stays mounted; a
+   * record whose mount is already gone (unmounted from outside) is removed.
+   */
   async unmount(mountpointArg: string): Promise<void> {
-    const mountpoint = resolve(mountpointArg);
-    const record = this.mounts.get(mountpoint);
-    if (!record) throw new MountError("SHOAL_ERR_NOT_MOUNTED", `${mountpoint} is not a shoal mount`);
-    try {
-      await unmountPath(mountpoint);
-    } catch (err) {
-      throw new MountError("SHOAL_ERR_BUSY", `cannot unmount ${mountpoint}: ${(err as Error).message}`, { cause: err });
+    const mountpoint = await this.recordedMountpoint(mountpointArg);
+    const record = this.mounts.get(mountpoint)!;
+    if (await isMountpoint(mountpoint)) {
+      try {
+        await unmountPath(mountpoint);
+      } catch (err) {
+        throw new MountError("SHOAL_ERR_BUSY", `cannot unmount ${mountpoint}: ${(err as Error).message}`, { cause: err });
+      }
+    } else {
+      this.logger.warn({ mountpoint }, "the mount was already gone (unmounted from outside shoal); removing its record");
     }
     this.mounts.delete(mountpoint);
     await this.db.del(`mount!${mountpoint}`);
     this.detach(record.digest, mountpoint);
     this.logger.info({ mountpoint }, "image unmounted");
     this.onChange?.();
+  }
+
+  /** The recorded mountpoint `arg` names (as given, or with symlinks resolved), or SHOAL_ERR_NOT_MOUNTED. */
+  private async recordedMountpoint(arg: string): Promise<string> {
+    const clean = checkMountpointSyntax(arg);
+    if (this.mounts.has(clean)) return clean;
+    const real = await realpath(clean).catch(() => clean);
+    if (this.mounts.has(real)) return real;
+    throw new MountError("SHOAL_ERR_NOT_MOUNTED", `${clean} is not a shoal mount`);
   }
 
   /**
@@ -121,6 +154,14 @@ export class MountManager {
           continue;
         }
         if (live) await unmountPath(mountpoint, { lazy: true });
+        const changed = await this.dirChanged(mountpoint);
+        if (changed) {
+          this.mounts.delete(mountpoint);
+          this.images.release(img.digest, `mount:${mountpoint}`);
+          await this.db.del(`mount!${mountpoint}`);
+          this.logger.error({ mountpoint, image: img.ref.toString(), why: changed }, "mount not restored: its directory is not the one it covered; record removed");
+          continue;
+        }
         await mountOverlay({ lowerdirs: [...((await this.images.use(img, `mount:${mountpoint}`)) as string[])].reverse(), target: mountpoint });
         this.logger.info({ mountpoint, image: img.ref.toString() }, "mount restored");
       } catch (err) {
@@ -159,15 +200,38 @@ export class MountManager {
     return this.images.prefetchJob(digest);
   }
 
-  private async checkMountpoint(mountpoint: string): Promise<void> {
+  /** The canonical mountpoint for `arg` and the directory it covers, or why shoal refuses it. */
+  private async checkMountpoint(arg: string, force: boolean): Promise<{ mountpoint: string; dir: NonNullable<MountRecord["dir"]> }> {
+    const clean = checkMountpointSyntax(arg);
+    let mountpoint: string;
     let st;
     try {
+      mountpoint = await realpath(clean);
       st = await stat(mountpoint);
     } catch {
-      throw new MountError("SHOAL_ERR_NO_MOUNTPOINT", `mountpoint ${mountpoint} does not exist`);
+      throw new MountError("SHOAL_ERR_NO_MOUNTPOINT", `mountpoint ${clean} does not exist`);
     }
-    if (!st.isDirectory()) throw new MountError("SHOAL_ERR_NO_MOUNTPOINT", `mountpoint ${mountpoint} is not a directory`);
-    if (this.mounts.has(mountpoint) || (await isMountpoint(mountpoint))) throw new MountError("SHOAL_ERR_ALREADY_MOUNTED", `${mountpoint} is already a mountpoint`);
+    if (!st.isDirectory()) throw new MountError("SHOAL_ERR_NO_MOUNTPOINT", `mountpoint ${clean} is not a directory`);
+    const taken = () => new MountError("SHOAL_ERR_ALREADY_MOUNTED", `${mountpoint} is already a mountpoint`);
+    if (this.mounts.has(mountpoint) || this.pending.has(mountpoint)) throw taken();
+    checkMountpointPolicy(mountpoint, { root: await realpath(this.root), mounted: [...this.mounts.keys(), ...this.pending] });
+    if (await isMountpoint(mountpoint)) throw taken();
+    const entries = (await readdir(mountpoint)).length;
+    if (entries > 0 && !force) {
+      throw new MountError("SHOAL_ERR_MOUNTPOINT_NOT_EMPTY", `${mountpoint} is not empty (${entries} entries); the image would hide them: use --force to cover them anyway`);
+    }
+    return { mountpoint, dir: { dev: st.dev, ino: st.ino, empty: entries === 0 } };
+  }
+
+  /** Why the directory at `mountpoint` is not the one its record covered (gone, replaced, filled), or undefined. */
+  private async dirChanged(mountpoint: string): Promise<string | undefined> {
+    const want = this.mounts.get(mountpoint)?.dir;
+    if (!want) return undefined; // a record of an older agent: nothing to compare
+    const st = await stat(mountpoint).catch(() => undefined);
+    if (!st?.isDirectory()) return "the directory is gone";
+    if (st.dev !== want.dev || st.ino !== want.ino) return "another directory is there now";
+    if (want.empty && (await readdir(mountpoint)).length > 0) return "the directory was empty and is not any more";
+    return undefined;
   }
 
   private async attach(img: CatalogImage, mountpoint: string): Promise<void> {
@@ -189,8 +253,7 @@ export class MountManager {
    * by source layer digest, for `shoal convert --startup-order`.
    */
   async exportStartupOrder(mountpointArg: string): Promise<StartupOrder> {
-    const record = this.mounts.get(resolve(mountpointArg));
-    if (!record) throw new MountError("SHOAL_ERR_NOT_MOUNTED", `${resolve(mountpointArg)} is not a shoal mount`);
+    const record = this.mounts.get(await this.recordedMountpoint(mountpointArg))!;
     const img = this.images.image(record.digest)!;
     const order = await this.images.startupOrder(record.digest);
     if (order.length === 0) throw new MountError("SHOAL_ERR_NOT_FOUND", `no startup order recorded yet for ${record.image}: read from the mount, then wait for the startup window to pass`);
@@ -206,10 +269,11 @@ export class MountManager {
 }
 
 /** Validate a mount request's fields. */
-export function parseMountRequest(body: unknown): { image: string; mountpoint: string } {
-  const b = body as { image?: unknown; mountpoint?: unknown } | null;
+export function parseMountRequest(body: unknown): { image: string; mountpoint: string; force: boolean } {
+  const b = body as { image?: unknown; mountpoint?: unknown; force?: unknown } | null;
   if (!b || typeof b.image !== "string" || typeof b.mountpoint !== "string" || !b.image || !b.mountpoint) {
     throw new InvalidArgumentError("mount request needs string fields image and mountpoint");
   }
-  return { image: b.image, mountpoint: b.mountpoint };
+  if (b.force !== undefined && typeof b.force !== "boolean") throw new InvalidArgumentError("mount request field force must be a boolean");
+  return { image: b.image, mountpoint: b.mountpoint, force: b.force === true };
 }

@@ -40,6 +40,8 @@ export const InitFlag = {
   PARALLEL_DIROPS: 1 << 18,
   DO_READDIRPLUS: 1 << 13,
   READDIRPLUS_AUTO: 1 << 14,
+  /** Zero-message opens: an OPEN answered ENOSYS counts as success, and the kernel sends no OPEN or RELEASE again. */
+  NO_OPEN_SUPPORT: 1 << 17,
   MAX_PAGES: 1 << 22,
   CACHE_SYMLINKS: 1 << 23,
 } as const;

@@ -213,7 +213,7 @@ export class FuseDevice {
       return;
     }
     const wanted = InitFlag.ASYNC_READ | InitFlag.PARALLEL_DIROPS | InitFlag.DO_READDIRPLUS | InitFlag.READDIRPLUS_AUTO
-      | InitFlag.MAX_PAGES | InitFlag.CACHE_SYMLINKS;
+      | InitFlag.MAX_PAGES | InitFlag.CACHE_SYMLINKS | InitFlag.NO_OPEN_SUPPORT;
     out.writeUInt32LE(Math.min(minor, FUSE_KERNEL_MINOR_VERSION), 4);
     out.writeUInt32LE(maxReadahead, 8);
     out.writeUInt32LE((wanted & kernelFlags) >>> 0, 12);

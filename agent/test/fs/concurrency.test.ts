@@ -55,6 +55,16 @@ describe("concurrent and bulk reads", () => {
     expect(fs.counters.errors).toEqual({});
   });
 
+  it("keeps a file's pages across opens: reading it again from another process asks FUSE for nothing", async () => {
+    const path = join(fs.layerPath("small"), files[301]!.path);
+    const ops = () => ({ ...fs.counters.ops });
+    expect(await readInChild([path])).toEqual([sha(files[301]!.data!)]);
+    const before = ops();
+    expect(await readInChild([path])).toEqual([sha(files[301]!.data!)]);
+    const after = ops();
+    expect({ read: (after.read ?? 0) - (before.read ?? 0), open: (after.open ?? 0) - (before.open ?? 0) }).toEqual({ read: 0, open: 0 });
+  });
+
   it("serves parallel readers in this process too, while fewer than the libuv threads block", async () => {
     const dir = fs.layerPath("small");
     const rest = files.slice(200, 203);

@@ -1,6 +1,6 @@
 import { execFile, execFileSync, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, open, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -236,6 +236,31 @@ describe("shoal agent: laziness, prefetch, restarts, faults", () => {
       expect(sha(await readFile(join(dir, img.smallFile.path)))).toBe(img.smallFile.sha256.replace("sha256:", ""));
       await registry.settle();
       expect(registry.stats().blobBytes / manifestBytes).toBeLessThan(0.05);
+    } finally {
+      await agent.stop();
+    }
+  });
+
+  it("fetches a file whole at its first read, in a few requests, while the read waits for its own chunk only", async () => {
+    const whole = await prepare("whole", busyboxImage({ dataBytes: 2 << 20, marker: "whole" }));
+    const agent = await startAgent(join(work, "root-whole"), ["--plain-http", "--prefetch", "off"]);
+    try {
+      const dir = join(work, "mnt-whole");
+      await mount(agent, whole.lazy, dir);
+      await registry.settle();
+      await registry.resetStats();
+      const h = await open(join(dir, "app/data.bin"));
+      try {
+        const { bytesRead } = await h.read(Buffer.alloc(100), 0, 100, 0);
+        expect(bytesRead).toBe(100);
+      } finally {
+        await h.close();
+      }
+      // 2 MiB in 64 KiB chunks: 32 chunks, from the one request of the read and a run or two beside it
+      const chunks = async () => (await callAgent<AgentStatus>(agent.root, "GET", "/v1/status")).sources.origin?.chunks ?? 0;
+      await waitFor("the whole file local", async () => ((await chunks()) >= 32 ? true : undefined), 30_000);
+      await registry.settle();
+      expect(registry.stats().blobRequests).toBeLessThanOrEqual(4);
     } finally {
       await agent.stop();
     }

@@ -16,6 +16,9 @@ import type { RemoteLayer } from "./remote-layer.ts";
 /** Largest run of adjacent chunks fetched in one request, bytes. */
 export const MAX_RUN_BYTES = 4 << 20;
 
+/** Chunks served before they are stored, at most; past it a fetch waits for its chunk's write. */
+const MAX_LANDING = 64;
+
 /** What the fetcher reports to metrics. */
 export interface FetchObserver {
   /** One request answered by `source`: `bytes` of verified chunks in `seconds`. */
@@ -79,6 +82,14 @@ export class Fetcher {
   private hedges = 0;
   /** Average latency of one chunk fetch per source, ms. */
   private readonly latencyMs = new Map<string, number>();
+  /**
+   * Verified, inflated chunks handed to their readers while the store still
+   * writes them (a durable write is several disk syncs, which no reader
+   * should wait for); reads find them here until the write has settled.
+   */
+  private readonly landing = new Map<string, Buffer>();
+  /** Their writes, for `drain`. */
+  private readonly writes = new Set<Promise<unknown>>();
 
   constructor(
     components: { cache: ChunkCache; sources: readonly ChunkSource[]; logger: Logger; observer?: FetchObserver; demand?: DemandActivity },
@@ -93,14 +104,20 @@ export class Fetcher {
     this.hedgeMs = init.hedgeMs ?? 1_000;
   }
 
+  /** Resolves once every chunk served before it was stored has been written (or failed to be): before the store closes. */
+  async drain(): Promise<void> {
+    while (this.writes.size > 0) await Promise.all([...this.writes]);
+  }
+
   /** Bytes and chunks obtained per source (`cache` for local hits), and hedges: a copy. */
   stats(): FetchStats {
     return { sources: structuredClone(this.totals), hedges: this.hedges };
   }
 
-  /** True when chunk `i` of `layer` is in the local store. */
+  /** True when chunk `i` of `layer` is in the local store (or being written to it). */
   has(layer: RemoteLayer, i: number): boolean {
-    return this.cache.has(chunkDigest(layer.index.chunk(i)));
+    const digest = chunkDigest(layer.index.chunk(i));
+    return this.cache.has(digest) || this.landing.has(digest);
   }
 
   /** True when chunk `i` of `layer` is in the local store inflated (ready for reads without inflating). */
@@ -119,6 +136,11 @@ export class Fetcher {
     const chunk = layer.index.chunk(i);
     const digest = chunkDigest(chunk);
     for (;;) {
+      const landed = this.landing.get(digest);
+      if (landed) {
+        this.hit(landed.length);
+        return landed;
+      }
       if (this.cache.has(digest)) {
         const raw = await this.cache.readRaw(digest, 0, chunk.uncompressedLength);
         if (raw && raw.length === chunk.uncompressedLength) {
@@ -157,7 +179,7 @@ export class Fetcher {
     for (let i = first; i <= last; i++) {
       const chunk = layer.index.chunk(i);
       const digest = chunkDigest(chunk);
-      if (this.cache.has(digest)) {
+      if (this.cache.has(digest) || this.landing.has(digest)) {
         flush();
         continue;
       }
@@ -195,6 +217,11 @@ export class Fetcher {
         const from = Math.max(offset, chunk.uncompressedOffset) - chunk.uncompressedOffset;
         const to = Math.min(offset + length, chunk.uncompressedOffset + chunk.uncompressedLength) - chunk.uncompressedOffset;
         const digest = chunkDigest(chunk);
+        const landed = this.landing.get(digest);
+        if (landed) {
+          if (!fresh) this.hit(to - from);
+          return landed.subarray(from, to);
+        }
         if (this.cache.has(digest)) {
           const part = await this.cache.readRaw(digest, from, to - from);
           if (part && part.length === to - from) {
@@ -271,7 +298,7 @@ export class Fetcher {
         bytes += piece.length;
       }));
       this.observer?.fetched(source.name, bytes, seconds);
-      this.logger.debug({ layer: layer.digest, first, last, source: source.name, bytes, background }, "chunk run fetched");
+      this.logger.debug({ layer: layer.digest, first, last, source: source.name, bytes, background, fetchMs: Math.round(seconds * 1000) }, "chunk run fetched");
     } catch (err) {
       this.observer?.failed(source.name, signal.aborted ? "timeout" : "error");
       this.logger.warn({ layer: layer.digest, first, last, err: (err as Error).message }, "chunk run fetch failed; chunks are fetched one by one");
@@ -309,7 +336,7 @@ export class Fetcher {
       const raw = await this.store(layer, chunk, won.value.bytes, inflate);
       this.observer?.fetched(won.winner.name, won.value.bytes.length, won.value.seconds);
       this.count(won.winner.name, won.value.bytes.length);
-      this.logger.debug({ layer: layer.digest, chunk: chunk.index, source: won.winner.name, bytes: won.value.bytes.length, background }, "chunk fetched");
+      this.logger.debug({ layer: layer.digest, chunk: chunk.index, source: won.winner.name, bytes: won.value.bytes.length, background, fetchMs: Math.round(won.value.seconds * 1000) }, "chunk fetched");
       return raw;
     } finally {
       end?.();
@@ -370,7 +397,21 @@ export class Fetcher {
       return undefined;
     }
     const raw = await gunzipMemberAsync(compressed, chunk.uncompressedLength, { layer: layer.digest, blobOffset: chunk.offset });
-    await this.cache.put(digest, compressed, raw, { verified: true });
+    const written = this.cache.put(digest, compressed, raw, { verified: true });
+    if (this.landing.size >= MAX_LANDING) {
+      await written;
+      return raw;
+    }
+    // the reader has its bytes now; the write settles behind it
+    this.landing.set(digest, raw);
+    const settled = written.then(
+      () => undefined,
+      (err: unknown) => this.logger.warn({ layer: layer.digest, chunk: chunk.index, err: (err as Error).message }, "a fetched chunk could not be stored; it was served, and is fetched again when read again"),
+    ).finally(() => {
+      this.landing.delete(digest);
+      this.writes.delete(settled);
+    });
+    this.writes.add(settled);
     return raw;
   }
 

@@ -40,6 +40,31 @@ describe("Fetcher", () => {
     expect(src.runs).toEqual([[0, layer.index.chunksForRange(10, 250_000)!.last]]);
   });
 
+  it("hands a chunk to its reader before the store has written it, and serves it from memory until then", async () => {
+    const { layer, blob, tar } = await layerFixture();
+    const src = new MemorySource(blob);
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    // a store whose writes wait for the gate, as a disk sync would
+    const cache = new (class extends MemoryChunkCache {
+      override async put(d: string, c: Uint8Array, raw: Uint8Array, o?: { verified?: boolean }): Promise<void> {
+        await gate;
+        return super.put(d, c, raw, o);
+      }
+    })();
+    const f = new Fetcher({ cache, sources: [src], logger });
+    expect(await f.read(layer, 100, 10)).toEqual(tar.subarray(100, 110));
+    expect(cache.has(chunkDigest(layer.index.chunk(0)))).toBe(false);
+    // read again while the write waits: no second fetch
+    expect(await f.read(layer, 200, 10)).toEqual(tar.subarray(200, 210));
+    expect(f.has(layer, 0)).toBe(true);
+    expect(src.runs).toEqual([[0, 0]]);
+    const drained = f.drain();
+    release();
+    await drained;
+    expect(cache.has(chunkDigest(layer.index.chunk(0)))).toBe(true);
+  });
+
   it("shares one fetch among concurrent readers of a chunk", async () => {
     const { layer, blob } = await layerFixture();
     const src = new MemorySource(blob, { delayMs: 50 });

@@ -15,6 +15,13 @@ import type { LayerData, LayerFilesystem, LowerFile } from "../fs/index.ts";
 import type { CatalogImage } from "./image-catalog.ts";
 import type { KeyValue } from "./kv.ts";
 
+/**
+ * How much of a file its first read fetches early (uncompressed bytes from
+ * the file's start): binaries and libraries are read almost whole by the
+ * loader, so one request for the file saves a round trip per chunk.
+ */
+export const WHOLE_FILE_BYTES = 8 << 20;
+
 /** The part of the chunk store images need: pinning the chunks of images in use. */
 export interface ChunkPinning {
   pin(owner: string, digests: Iterable<string>): void;
@@ -195,6 +202,14 @@ export class ActiveImages {
           if (range) for (let c = range.first; c <= range.last; c++) for (const f of rec) f(lid, c);
         }
         return this.fetcher.read(l, offset, length, opts);
+      },
+      readingFile: (offset: number, length: number) => {
+        // the file's chunks in runs, up to WHOLE_FILE_BYTES; the chunk being read is in flight already and is skipped
+        const range = l.index.chunksForRange(offset, Math.min(length, WHOLE_FILE_BYTES));
+        if (!range || range.last === range.first) return;
+        this.fetcher.ensureRange(l, range.first, range.last).catch((err: unknown) => {
+          this.logger.debug({ layer: l.digest, err: (err as Error).message }, "fetching a file early failed; its reads fetch what they need");
+        });
       },
     };
   }

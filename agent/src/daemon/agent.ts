@@ -107,6 +107,7 @@ export async function createAgent(config: AgentConfig, logger: Logger, component
     ];
     if (sources.length === 0) throw new InvalidArgumentError("no chunk source: --origin-fallback=false needs --supernode");
     const fetcher = new Fetcher({ cache: store, sources, logger, observer: metrics }, { timeoutMs: config.fetchTimeout, hedgeMs: config.hedgeDelay });
+    life.defer("chunk writes", () => fetcher.drain());
     const indexSources: IndexSource[] = [...(supernodeSource ? [supernodeSource] : []), new RegistryIndexSource({ clients })];
     const catalog = new ImageCatalog({ db, clients, indexSources, logger });
 

@@ -17,6 +17,13 @@ export interface LayerData {
    * reading process is interrupted.
    */
   read(offset: number, length: number, opts?: { signal?: AbortSignal }): Promise<Buffer>;
+  /**
+   * A reader started on the file at `[offset, offset + length)` of the
+   * stream (called once per file, after its first `read` began): make the
+   * file's bytes local early, beside that read and never ahead of it.
+   * Optional; never throws; what it fetches is the implementation's bound.
+   */
+  readingFile?(offset: number, length: number): void;
 }
 
 /** A file of a lower layer, as a cross-layer hardlink names it. */

@@ -93,6 +93,8 @@ export class LayerFilesystem implements FuseHandler {
   private readonly layers = new Map<string, LayerTree>();
   private readonly nodes = new Map<number, FsNode>();
   private readonly inflight = new Map<bigint, AbortController>();
+  /** Regular files read at least once (their `readingFile` was called); dropped with their layer. */
+  private readonly filesStarted = new WeakSet<FsNode>();
   private rootMtime = Math.floor(Date.now() / 1000);
 
   /** `mounter` gives the FUSE connection (default: mounted in this process). */
@@ -348,6 +350,11 @@ export class LayerFilesystem implements FuseHandler {
       pending = node.data.read(node.dataOffset + offset, n, { signal: ac.signal });
     } catch (err) {
       pending = Promise.reject(err as Error);
+    }
+    // the first read of a file: the rest of it, early (the loader and interpreters read files almost whole)
+    if (node.data.readingFile && !this.filesStarted.has(node)) {
+      this.filesStarted.add(node);
+      node.data.readingFile(node.dataOffset, node.size);
     }
     pending.then(
       (buf) => {

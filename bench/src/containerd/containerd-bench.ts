@@ -130,7 +130,7 @@ export async function runContainerdBench(opts: ContainerdBenchOptions = {}): Pro
     const root = join(work, "shoal");
     await mkdir(root, { recursive: true });
     liveMountRoots.add(root);
-    agent = await daemon(["agent", "--root", root, "--plain-http", "--prefetch", prefetch, "--log-level", "warn"], {
+    agent = await daemon(["agent", "--root", root, "--plain-http", "--prefetch", prefetch, "--log-level", process.env.SHOAL_BENCH_AGENT_LOG_LEVEL ?? "warn"], {
       logFile: join(work, "agent.log"), ready: { socket: join(root, "snapshotter.sock") },
     });
     // the CRI plugin (shoal pull) reaches the plain-HTTP registry through a hosts.toml
@@ -152,6 +152,8 @@ export async function runContainerdBench(opts: ContainerdBenchOptions = {}): Pro
   } finally {
     await containerd?.stop();
     if (agent) await stopProcess(agent.child, 15_000);
+    // SHOAL_BENCH_LOG_DIR keeps the agent's log for a closer look
+    if (agent && process.env.SHOAL_BENCH_LOG_DIR) await writeFile(join(process.env.SHOAL_BENCH_LOG_DIR, "agent-containerd.log"), agent.logs());
     await reg?.stop();
     await ns?.destroy();
     // the agent's snapshots stay mounted after it stops (the FUSE keeper holds them): end both

@@ -356,6 +356,35 @@ describe("shoal agent: laziness, prefetch, restarts, faults", () => {
     }
   });
 
+  it("a registry that accepts and never answers: a read fails with EIO within one --fetch-timeout, retries included", async () => {
+    const agent = await startAgent(join(work, "root-frozen"), ["--plain-http", "--prefetch", "off", "--fetch-timeout", "3s"]);
+    const dir = join(work, "mnt-frozen");
+    try {
+      await mount(agent, `${registry.host}/busybox:lazy`, dir);
+      registry.freeze();
+      const started = Date.now();
+      let code: string | undefined;
+      try {
+        const h = await open(join(dir, "app/run.sh"));
+        try {
+          await h.read(Buffer.alloc(16), 0, 16, 0);
+        } finally {
+          await h.close();
+        }
+      } catch (e) {
+        code = (e as NodeJS.ErrnoException).code;
+      } finally {
+        registry.thaw();
+      }
+      const elapsed = Date.now() - started;
+      expect(code).toBe("EIO");
+      // one deadline: not one per retry, per source or per request the kernel makes again
+      expect(elapsed).toBeLessThan(5_500);
+    } finally {
+      await agent.stop();
+    }
+  });
+
   it("survives SIGKILL during prefetch: mounts come back, no chunk is fetched twice, the tree is intact", async () => {
     const img = largeImage({ totalBytes: 24 << 20, seed: 9 });
     const big = await prepare("kill", img.layers, 256 * 1024);

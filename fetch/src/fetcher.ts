@@ -19,6 +19,14 @@ export const MAX_RUN_BYTES = 4 << 20;
 /** Chunks served before they are stored, at most; past it a fetch waits for its chunk's write. */
 const MAX_LANDING = 64;
 
+/**
+ * How long a chunk whose deadline passed (its sources hung) fails again at
+ * once: the kernel reads a page again right after a failed readahead, and
+ * that read must not wait a second deadline. Short, so reads succeed soon
+ * after an outage ends.
+ */
+export const FAILURE_MEMORY_MS = 1000;
+
 /** What the fetcher reports to metrics. */
 export interface FetchObserver {
   /** One request answered by `source`: `bytes` of verified chunks in `seconds`. */
@@ -31,8 +39,11 @@ export interface FetchObserver {
 
 /** A chunk could not be had from any source in time. */
 export class FetchError extends ShoalError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super("SHOAL_ERR_FETCH_FAILED", message, options);
+  /** The chunk's deadline (`timeoutMs`) passed: its sources hung rather than failed. */
+  readonly timedOut: boolean;
+  constructor(message: string, options?: { cause?: unknown; timedOut?: boolean }) {
+    super("SHOAL_ERR_FETCH_FAILED", message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.timedOut = options?.timedOut === true;
   }
 }
 
@@ -90,6 +101,8 @@ export class Fetcher {
   private readonly landing = new Map<string, Buffer>();
   /** Their writes, for `drain`. */
   private readonly writes = new Set<Promise<unknown>>();
+  /** Chunks whose last on-demand fetch timed out, by digest: when, and why. */
+  private readonly failures = new Map<string, { at: number; err: FetchError }>();
 
   constructor(
     components: { cache: ChunkCache; sources: readonly ChunkSource[]; logger: Logger; observer?: FetchObserver; demand?: DemandActivity },
@@ -204,6 +217,33 @@ export class Fetcher {
   async read(layer: RemoteLayer, offset: number, length: number, opts: FetchOptions = {}): Promise<Buffer> {
     const range = layer.index.chunksForRange(offset, length);
     if (!range) return Buffer.alloc(0);
+    for (let i = range.first; i <= range.last; i++) {
+      const failed = this.recentFailure(layer, i);
+      if (failed) throw failed;
+    }
+    try {
+      return await this.readChunks(layer, range, offset, length, opts);
+    } catch (err) {
+      // only a deadline that passed: a source that refuses fails fast anyway, and may be back at once
+      if (err instanceof FetchError && err.timedOut) {
+        if (this.failures.size > 10_000) this.failures.clear();
+        for (let i = range.first; i <= range.last; i++) if (!this.has(layer, i)) this.failures.set(chunkDigest(layer.index.chunk(i)), { at: performance.now(), err });
+      }
+      throw err;
+    }
+  }
+
+  /** The error of chunk `i`'s fetch if it failed less than `FAILURE_MEMORY_MS` ago (and it is not local since). */
+  private recentFailure(layer: RemoteLayer, i: number): FetchError | undefined {
+    const digest = chunkDigest(layer.index.chunk(i));
+    const f = this.failures.get(digest);
+    if (!f) return undefined;
+    if (performance.now() - f.at < FAILURE_MEMORY_MS && !this.has(layer, i)) return f.err;
+    this.failures.delete(digest);
+    return undefined;
+  }
+
+  private async readChunks(layer: RemoteLayer, range: { first: number; last: number }, offset: number, length: number, opts: FetchOptions): Promise<Buffer> {
     // What a read over several chunks then reads back from the store was fetched now, not a cache hit.
     let fresh = false;
     if (range.last > range.first) {
@@ -263,7 +303,7 @@ export class Fetcher {
 
   /** The error of a chunk whose deadline passed. */
   private timedOut(chunk: Chunk, layer: RemoteLayer, cause: unknown, errors: string[] = []): FetchError {
-    return new FetchError(`chunk ${chunk.index} of ${layer.digest} unavailable: timed out after ${this.timeoutMs} ms${errors.length ? ` (${errors.join("; ")})` : ""}`, { cause });
+    return new FetchError(`chunk ${chunk.index} of ${layer.digest} unavailable: timed out after ${this.timeoutMs} ms${errors.length ? ` (${errors.join("; ")})` : ""}`, { cause, timedOut: true });
   }
 
   /** `signal` combined with a fresh deadline of `timeoutMs`. */

@@ -1,7 +1,7 @@
 import { pino } from "pino";
 import { describe, expect, it } from "vitest";
 import { chunkDigest } from "@shoal/blockindex";
-import { BACKGROUND_RUN_BYTES, DemandActivity, Fetcher, FetchError, PrefetchJob, QUIET_MS, type ChunkSource, type RateLimit } from "../src/index.ts";
+import { BACKGROUND_RUN_BYTES, DemandActivity, FAILURE_MEMORY_MS, Fetcher, FetchError, PrefetchJob, QUIET_MS, type ChunkSource, type RateLimit } from "../src/index.ts";
 import { MemorySource, MemoryChunkCache } from "../testsuite/index.ts";
 import { layerFixture, pause } from "./helpers.ts";
 
@@ -63,6 +63,28 @@ describe("Fetcher", () => {
     release();
     await drained;
     expect(cache.has(chunkDigest(layer.index.chunk(0)))).toBe(true);
+  });
+
+  it("fails a read again at once right after its chunk's deadline passed, and asks the sources again after FAILURE_MEMORY_MS", async () => {
+    const { layer } = await layerFixture();
+    // accepts and never answers: every fetch ends at its deadline
+    const down = {
+      name: "hung",
+      calls: 0,
+      fetchChunks(_l: unknown, _f: number, _t: number, o: { signal: AbortSignal }): Promise<Uint8Array[]> {
+        this.calls++;
+        return new Promise((_, reject) => o.signal.addEventListener("abort", () => reject(o.signal.reason as Error), { once: true }));
+      },
+    };
+    const f = new Fetcher({ cache: new MemoryChunkCache(), sources: [down], logger }, { timeoutMs: 100 });
+    await expect(f.read(layer, 100, 10)).rejects.toThrow(FetchError);
+    const calls = down.calls;
+    // the kernel's read after a failed readahead: no second wait
+    await expect(f.read(layer, 100, 10)).rejects.toThrow(FetchError);
+    expect(down.calls).toBe(calls);
+    await pause(FAILURE_MEMORY_MS + 50);
+    await expect(f.read(layer, 100, 10)).rejects.toThrow(FetchError);
+    expect(down.calls).toBeGreaterThan(calls);
   });
 
   it("shares one fetch among concurrent readers of a chunk", async () => {

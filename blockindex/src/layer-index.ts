@@ -2,6 +2,7 @@ import { InvalidArgumentError, digestOfHash } from "@shoal/base";
 import { LayerFormatError } from "./errors.ts";
 import type { EntryType, TarEntry } from "./tar-entry.ts";
 import { hashBytes, hashPath, PathTable } from "./path-table.ts";
+import { isNormalizedTarPath } from "./tar-path.ts";
 import { ByteReader, ByteWriter } from "./varint.ts";
 
 /** Magic at the start of an encoded index. */
@@ -233,6 +234,7 @@ export class LayerIndex {
       buf.copy(scratch, common, r.pos, r.pos + suffixLen);
       r.pos += suffixLen;
       const path = scratch.toString("utf8", 0, len);
+      if (!isNormalizedTarPath(path)) throw fail(`entry ${i} has a path that is absolute, escapes the layer root or is not clean: ${JSON.stringify(path)}`);
       hashes[i] = hashBytes(scratch, 0, len);
       prevLen = len;
       const e: TarEntry = {
@@ -248,7 +250,10 @@ export class LayerIndex {
       };
       e.dataOffset = prevEnd + r.uint();
       if (e.dataOffset + e.size > uncompressedSize) throw fail(`entry ${e.path} runs past the end of the layer`);
-      if (flags & F_LINK) e.linkname = r.string();
+      if (flags & F_LINK) {
+        e.linkname = r.string();
+        if (type === "hardlink" && !isNormalizedTarPath(e.linkname)) throw fail(`hardlink ${JSON.stringify(path)} names a target outside the layer: ${JSON.stringify(e.linkname)}`);
+      }
       if (flags & F_DEV) {
         e.devmajor = r.uint();
         e.devminor = r.uint();

@@ -16,6 +16,18 @@ export function normalizeTarPath(raw: string, fail: (message: string) => Error):
   return parts.join("/");
 }
 
+/**
+ * True when `path` is in the form `normalizeTarPath` gives: relative, no
+ * empty, `.` or `..` component, no NUL (the root is `""`). What an index
+ * decoder checks of paths it did not normalise itself.
+ */
+export function isNormalizedTarPath(path: string): boolean {
+  if (path === "") return true;
+  if (path.charCodeAt(0) === 47 || path.charCodeAt(path.length - 1) === 47 || path.includes("\0") || path.includes("//")) return false;
+  if (path === "." || path === ".." || path.startsWith("./") || path.startsWith("../") || path.endsWith("/.") || path.endsWith("/..")) return false;
+  return !path.includes("/./") && !path.includes("/../");
+}
+
 /** Parent of a normalised path (`""` for top-level names and for the root). */
 export function parentPath(path: string): string {
   const i = path.lastIndexOf("/");

@@ -109,6 +109,7 @@ export const ERROR_CODES = {
   SHOAL_ERR_UNSUPPORTED_MEDIA_TYPE: { kind: "unsupported", summary: "a layer media type or compression shoal does not handle" },
   SHOAL_ERR_UNSUPPORTED_MANIFEST: { kind: "unsupported", summary: "a manifest media type shoal does not handle (schema 1, artifacts)" },
   SHOAL_ERR_DIGEST_MISMATCH: { kind: "corrupt", summary: "bytes did not hash to the digest that authenticates them" },
+  SHOAL_ERR_BAD_CONFIG: { kind: "malformed", summary: "an image config is not JSON, or its rootfs.diff_ids do not list one digest per layer" },
   // services shoal depends on
   SHOAL_ERR_REGISTRY_UNAVAILABLE: { kind: "upstream", summary: "the registry failed (network, 429, 5xx) through every retry" },
   SHOAL_ERR_REGISTRY_REJECTED: { kind: "upstream", summary: "the registry refused a request with another 4xx" },

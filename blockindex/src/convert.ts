@@ -1,7 +1,7 @@
 import { InvalidArgumentError } from "@shoal/base";
 import { createHash } from "node:crypto";
 import { availableParallelism } from "node:os";
-import { Readable } from "node:stream";
+import { pipeline, Readable } from "node:stream";
 import { createGunzip } from "node:zlib";
 import { LayerFormatError } from "./errors.ts";
 import { encodeIndexTrailer, type IndexLocation } from "./blob-layout.ts";
@@ -121,8 +121,10 @@ export async function convertLayer(
       yield piece;
     }
   };
+  // pipeline, not pipe: a failing source (a digest check, a dropped connection) must reach the
+  // reader of the inflated stream, and a failing inflate must stop the source
   const tarStream: AsyncIterable<Uint8Array> =
-    compression === "gzip" ? Readable.from(counted()).pipe(createGunzip()) : counted();
+    compression === "gzip" ? pipeline(Readable.from(counted()), createGunzip(), () => undefined) : counted();
 
   try {
     for await (const piece of tarStream) {

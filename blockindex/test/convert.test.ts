@@ -119,6 +119,30 @@ describe("convertLayer", () => {
     expect((err as Error).message).toMatch(/layer test, blob offset \d+/);
   });
 
+  it("ends in a typed error, never a hang, for gzip corrupted anywhere near its start", async () => {
+    const blob = gz(tar);
+    for (const at of [0, 1, 3, 10, 12, 20, 40, 100, 1000]) {
+      const bad = Buffer.from(blob);
+      bad[at] = bad[at]! ^ 0xff;
+      const err = await convert(bad).then(() => undefined, (e: unknown) => e);
+      // a flip may leave valid deflate that inflates to a tar the parser refuses, or to the same bytes (then no error)
+      if (err !== undefined) expect([at, (err as { code?: string }).code]).toEqual([at, expect.stringMatching(/^SHOAL_ERR_(GZIP_CORRUPT|TAR_[A-Z_]+)$/)]);
+    }
+  });
+
+  it("rejects with the source's own error when the source fails mid-stream (as a digest check does)", async () => {
+    const blob = gz(tar);
+    async function* failing() {
+      yield blob.subarray(0, 50_000);
+      throw new DigestMismatchError("blob sha256:abc", "sha256:abc", "sha256:def");
+    }
+    for (const mediaType of [OCI_LAYER_GZIP, OCI_LAYER_TAR]) {
+      const src = mediaType === OCI_LAYER_GZIP ? failing() : (async function* () { yield tar.subarray(0, 50_000); throw new DigestMismatchError("blob sha256:abc", "sha256:abc", "sha256:def"); })();
+      const err = await convertLayer(src, mediaType, () => undefined, { chunkSize: CHUNK }).then(() => undefined, (e: unknown) => e);
+      expect(err).toBeInstanceOf(DigestMismatchError);
+    }
+  });
+
   it("reproduces the bytes GNU tar extracts", async () => {
     const { result, bytes } = await convert(gz(tar));
     const reader = new LayerReader({ index: result.index, source: memorySource(bytes) });

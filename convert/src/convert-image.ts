@@ -1,5 +1,5 @@
 /** Converting an image in a registry into a lazy image, pushed beside it. */
-import { InvalidArgumentError } from "@shoal/base";
+import { DigestMismatchError, InvalidArgumentError, ShoalError } from "@shoal/base";
 import { createHash } from "node:crypto";
 import { createWriteStream } from "node:fs";
 import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from "node:fs/promises";
@@ -115,16 +115,35 @@ class ConversionJob {
   async convertManifest(fetched: FetchedManifest<ImageManifest>, tag: string | undefined): Promise<{ digest: string; mediaType: string; size: number }> {
     const m = fetched.manifest;
     const doc = JSON.parse(Buffer.from(fetched.bytes).toString("utf8")) as { layers: Descriptor[] };
+    // the config first: a lazy image must not claim diffIDs its layers do not have
+    const diffIds = await this.diffIds(m);
     await this.copyBlob(m.config);
     const docker = m.mediaType.startsWith("application/vnd.docker.");
     const layers: Descriptor[] = [];
     for (const [i, layer] of m.layers.entries()) {
       const label = `layer ${i + 1}/${m.layers.length} ${layer.digest.slice(7, 19)}`;
-      layers.push(await this.convertLayer(layer, docker, label));
+      layers.push(await this.convertLayer(layer, docker, label, diffIds[i]!));
     }
     doc.layers = layers;
     const bytes = Buffer.from(JSON.stringify(doc, null, 2));
     return this.pushManifest(bytes, fetched.mediaType, tag);
+  }
+
+  /** The config's `rootfs.diff_ids`: its bytes verified against its digest, parsed as JSON, one sha256 digest per layer. */
+  private async diffIds(m: ImageManifest): Promise<string[]> {
+    const what = `config ${m.config.digest} of ${this.src.ref.toString()}`;
+    const bytes = await this.src.client.getBlob(this.src.ref.repository, m.config.digest, this.opts);
+    let config: unknown;
+    try {
+      config = JSON.parse(Buffer.from(bytes).toString("utf8"));
+    } catch {
+      throw new ShoalError("SHOAL_ERR_BAD_CONFIG", `${what} is not JSON`);
+    }
+    const ids = (config as { rootfs?: { diff_ids?: unknown } } | null)?.rootfs?.diff_ids;
+    if (!Array.isArray(ids) || ids.length !== m.layers.length || !ids.every((d) => typeof d === "string" && /^sha256:[0-9a-f]{64}$/.test(d))) {
+      throw new ShoalError("SHOAL_ERR_BAD_CONFIG", `${what}: rootfs.diff_ids does not list one sha256 digest for each of the ${m.layers.length} layers`);
+    }
+    return ids as string[];
   }
 
   private async pushManifest(bytes: Buffer, mediaType: string, tag: string | undefined) {
@@ -133,7 +152,7 @@ class ConversionJob {
     return { digest, mediaType, size: bytes.length };
   }
 
-  private async convertLayer(layer: Descriptor, docker: boolean, label: string): Promise<Descriptor> {
+  private async convertLayer(layer: Descriptor, docker: boolean, label: string, diffId: string): Promise<Descriptor> {
     const progress = this.init.progress?.(label) ?? silent;
     if (parseLazyAnnotations(layer.annotations, layer.digest)) {
       await this.copyBlob(layer);
@@ -154,9 +173,9 @@ class ConversionJob {
       return { mediaType, digest: cached.digest, size: cached.size, annotations: { ...base, ...cached.annotations } };
     }
     const dir = await mkdtemp(join(this.init.tmpDir ?? tmpdir(), "shoal-convert-"));
+    const file = join(dir, "layer");
+    const out = createWriteStream(file);
     try {
-      const file = join(dir, "layer");
-      const out = createWriteStream(file);
       const blob = await this.src.client.openBlob(this.src.ref.repository, layer.digest, this.opts);
       const result = await convertLayer(blob.body, layer.mediaType, async (b) => {
         if (!out.write(b)) await once(out, "drain");
@@ -169,6 +188,7 @@ class ConversionJob {
       });
       out.end();
       await once(out, "finish");
+      if (result.diffID !== diffId) throw new DigestMismatchError(`${label} of ${this.src.ref.toString()}, uncompressed (the config's diff_ids)`, diffId, result.diffID);
       await this.dst.client.pushBlob(this.dst.ref.repository, result.digest, result.size, { path: file }, this.opts);
       const annotations = lazyAnnotations({ indexDigest: result.indexDigest, location: result.indexLocation, chunkSize: this.chunkSize, sourceDigest: layer.digest });
       await this.writeCache(cacheKey, { digest: result.digest, size: result.size, annotations, pushedTo: `${this.dst.ref.registry}/${this.dst.ref.repository}` });
@@ -176,6 +196,7 @@ class ConversionJob {
       progress.done(`converted: ${result.index.entries.length} entries, ${result.index.chunkCount} chunks${prefetch.length ? `, ${result.index.prefetch.length} startup chunks` : ""}, ${result.digest}`);
       return { mediaType, digest: result.digest, size: result.size, annotations: { ...base, ...annotations } };
     } finally {
+      out.destroy();
       await rm(dir, { recursive: true, force: true });
     }
   }

@@ -11,7 +11,7 @@ import {
 import { callAgent } from "@shoal/agent/client";
 import type { AgentStatus } from "../src/index.ts";
 import type { MountResult } from "../src/index.ts";
-import { BACKGROUND_RUN_BYTES, PREFETCH_CONCURRENCY } from "@shoal/fetch";
+import { BACKGROUND_RUN_BYTES, FAILURE_MEMORY_MS, PREFETCH_CONCURRENCY } from "@shoal/fetch";
 
 
 const run = promisify(execFile);
@@ -349,6 +349,8 @@ describe("shoal agent: laziness, prefetch, restarts, faults", () => {
       }
       expect(err?.code).toBe("EIO");
       expect(Date.now() - started).toBeLessThan(15_000);
+      // a chunk whose deadline passed fails at once for FAILURE_MEMORY_MS (the kernel's re-read after a failed readahead)
+      await new Promise((r) => setTimeout(r, FAILURE_MEMORY_MS + 100));
       const ok = await readFile(join(dir, "app/data.bin"));
       expect(ok.length).toBe(8 << 20);
     } finally {

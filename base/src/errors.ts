@@ -63,6 +63,7 @@ export const ERROR_CODES = {
   // caller input
   SHOAL_ERR_INVALID_ARGUMENT: { kind: "invalid", summary: "a flag, setting, argument or API field is malformed" },
   SHOAL_ERR_BAD_REQUEST: { kind: "invalid", summary: "a request from a remote caller does not parse (path, query, body, header)" },
+  SHOAL_ERR_BODY_TOO_LARGE: { kind: "invalid", summary: "a request body is larger than the endpoint takes (413)", http: 413 },
   SHOAL_ERR_INVALID_REFERENCE: { kind: "invalid", summary: "not a valid image reference, repository, tag or digest" },
   SHOAL_ERR_SWARM_KEY: { kind: "invalid", summary: "a swarm key file or value is malformed" },
   SHOAL_ERR_NO_MOUNTPOINT: { kind: "invalid", summary: "a mountpoint does not exist or is not a directory" },

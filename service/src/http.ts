@@ -6,7 +6,7 @@
 import { rm } from "node:fs/promises";
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { BadRequestError, errorBody, httpStatusOf } from "@shoal/base";
+import { BadRequestError, errorBody, httpStatusOf, ShoalError } from "@shoal/base";
 
 /** A host and TCP port to listen on (port 0: any free port). */
 export interface ListenAddress {
@@ -80,7 +80,7 @@ export async function readJson(req: IncomingMessage, opts: { maxBytes: number; s
     if (size > opts.maxBytes * 16) break;
     if (size <= opts.maxBytes) parts.push(part as Buffer);
   }
-  if (size > opts.maxBytes) throw new BadRequestError(`request body larger than ${opts.maxBytes} bytes`);
+  if (size > opts.maxBytes) throw new ShoalError("SHOAL_ERR_BODY_TOO_LARGE", `request body larger than ${opts.maxBytes} bytes`);
   if (size === 0) return undefined;
   try {
     return JSON.parse(Buffer.concat(parts).toString("utf8"));

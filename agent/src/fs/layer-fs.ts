@@ -171,6 +171,10 @@ export class LayerFilesystem implements FuseHandler {
       return slot * SLOT_SPAN + n;
     };
     const tree = LayerTree.build(snapshot, alloc, (layerId, path) => this.layers.get(layerId)?.lookup(path));
+    if (tree.brokenLinks.length > 0) {
+      // as tar and containerd would refuse them; shown as absent, and said so
+      this.log.warn({ layer: id, count: tree.brokenLinks.length, first: tree.brokenLinks.slice(0, 5) }, "hardlinks whose target is missing or a directory are left out of the layer");
+    }
     for (const n of tree.nodes) this.nodes.set(n.ino, n);
     this.layers.set(id, tree);
     this.rootChanged();

@@ -83,6 +83,8 @@ export class LayerTree {
   readonly root: FsNode;
   /** Every node this layer owns (not nodes shared from lower layers). */
   readonly nodes: FsNode[] = [];
+  /** Hardlinks left out because their target is missing (in this layer and below) or is a directory. */
+  readonly brokenLinks: Array<{ path: string; target: string }> = [];
   /** Bytes of regular file data this layer owns. */
   fileBytes = 0;
 
@@ -202,7 +204,10 @@ export class LayerTree {
       if (e.type === "hardlink") {
         const node = this.hardlinkNode(e, resolveLower, findNode);
         if (node) parent.children!.set(base, node);
-        else parent.children!.delete(base);
+        else {
+          parent.children!.delete(base);
+          this.brokenLinks.push({ path: e.path, target: e.linkname ?? "" });
+        }
       } else if (e.type === "dir" && existing?.children && existing.layer === this.id) {
         this.setDirMeta(existing, e);
       } else {

@@ -67,6 +67,8 @@ describe("LayerTree", () => {
     expect(tree.lookup("to-dir")).toBeUndefined();
     expect(tree.lookup("to-nothing")).toBeUndefined();
     expect(seen).toContain("nothing");
+    // left out, and said so (the filesystem logs them)
+    expect(tree.brokenLinks).toEqual([{ path: "to-dir", target: "dir" }, { path: "to-nothing", target: "nothing" }]);
   });
 
   it("replaces a file by a directory (and a directory by a file) in tar order", () => {

@@ -68,7 +68,7 @@ try {
   say("a supernode and two agents in a swarm: the second agent's chunks come from the first and the supernode");
   const snPort = await freePort();
   const snUrl = `http://127.0.0.1:${snPort}`;
-  supernode = await startSupernode(join(work, "supernode"), snPort, ["--log-level", "warn"]);
+  supernode = await startSupernode(join(work, "supernode"), snPort, ["--registries", registry.host, "--log-level", "warn"]);
   console.log(`supernode at ${snUrl}`);
   const keyFile = join(work, "swarm.key");
   await writeFile(keyFile, formatSwarmKey(generateSwarmKey()));

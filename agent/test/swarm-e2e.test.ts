@@ -20,7 +20,7 @@ const supernodes: Array<{ url: string; child: ChildProcess }> = [];
 const agents: RunningAgent[] = [];
 
 async function startSupernode(name: string, port: number, all: string[], extra: string[] = []): Promise<{ url: string; child: ChildProcess }> {
-  const sn = await startSupernodeProcess(join(work, name), port, ["--supernodes", all.join(","), "--log-level", "warn", ...extra]);
+  const sn = await startSupernodeProcess(join(work, name), port, ["--supernodes", all.join(","), "--registries", registry.host, "--log-level", "warn", ...extra]);
   return { url: `http://127.0.0.1:${port}`, child: sn.child };
 }
 

@@ -16,6 +16,7 @@ export function registerSupernode(program: Command): void {
       root: config.root,
       listen: config.listen,
       plainHttp: config.plainHttp,
+      ...(config.registries.includes("*") ? {} : { allowedRegistries: config.registries }),
       cacheSize: config.cacheSize,
       ...(config.metricsListen ? { metricsListen: config.metricsListen } : {}),
       peers: config.peers.length > 0 ? config.peers : [self],

@@ -8,11 +8,20 @@ import { parseBool, parseList, parseListen, parsePositiveInt, parseString, type 
  * supernode code until `shoal supernode` runs; the command maps these
  * settings onto `createSupernode`'s init.
  */
+/**
+ * The registries a supernode fetches from unless told otherwise: the public
+ * ones most images come from. A datacenter's own registry must be named
+ * (`--registries`); `*` allows any host, which also lets anyone who reaches
+ * the supernode make it connect anywhere.
+ */
+export const DEFAULT_REGISTRIES = ["docker.io", "registry-1.docker.io", "ghcr.io", "quay.io", "registry.k8s.io", "gcr.io", "mcr.microsoft.com", "public.ecr.aws"];
+
 export const SUPERNODE_SETTINGS = {
   root: { flag: "root", env: "SHOAL_SUPERNODE_ROOT", arg: "DIR", help: "state directory (chunk cache, indexes)", default: "/var/lib/shoal-supernode", parse: parseString },
   listen: { flag: "listen", env: "SHOAL_SUPERNODE_LISTEN", arg: "HOST:PORT", help: "address of the chunk, tracker and preheat API", default: { host: "127.0.0.1", port: 7070 } as { host: string; port: number }, parse: parseListen },
   advertise: { flag: "advertise", env: "SHOAL_SUPERNODE_ADVERTISE", arg: "URL", help: "this supernode's base URL as agents reach it (default http://LISTEN)", default: undefined as string | undefined, parse: parseString },
   peers: { flag: "supernodes", env: "SHOAL_SUPERNODES", arg: "URL,URL,...", help: "every supernode of the datacenter, this one included, for splitting preheats by rendezvous hashing", default: [] as string[], parse: parseList },
+  registries: { flag: "registries", env: "SHOAL_REGISTRIES", arg: "HOST,HOST,...", help: "registries (host[:port]) the supernode may fetch from; any other gets 403 before a connection is made; * allows every host", default: DEFAULT_REGISTRIES, parse: parseList },
   plainHttp: { flag: "plain-http", env: "SHOAL_PLAIN_HTTP", help: "talk to registries over http:// (no TLS)", default: false, parse: parseBool },
   cacheSize: { flag: "cache-size", env: "SHOAL_CACHE_SIZE", arg: "BYTES", help: "chunk cache capacity (LRU beyond it)", default: 100 * 1024 ** 3, parse: parseBytes },
   metricsListen: { flag: "metrics-listen", env: "SHOAL_METRICS_LISTEN", arg: "HOST:PORT", help: "serve Prometheus metrics at http://HOST:PORT/metrics", default: undefined as { host: string; port: number } | undefined, parse: parseListen },

@@ -115,14 +115,15 @@ class ConversionJob {
   async convertManifest(fetched: FetchedManifest<ImageManifest>, tag: string | undefined): Promise<{ digest: string; mediaType: string; size: number }> {
     const m = fetched.manifest;
     const doc = JSON.parse(Buffer.from(fetched.bytes).toString("utf8")) as { layers: Descriptor[] };
-    // the config first: a lazy image must not claim diffIDs its layers do not have
-    const diffIds = await this.diffIds(m);
+    // a lazy image must not claim diffIDs its layers do not have: the config is read (once) when a
+    // layer is converted; layers converted before were checked then, and need no download now
+    let diffIds: Promise<string[]> | undefined;
     await this.copyBlob(m.config);
     const docker = m.mediaType.startsWith("application/vnd.docker.");
     const layers: Descriptor[] = [];
     for (const [i, layer] of m.layers.entries()) {
       const label = `layer ${i + 1}/${m.layers.length} ${layer.digest.slice(7, 19)}`;
-      layers.push(await this.convertLayer(layer, docker, label, diffIds[i]!));
+      layers.push(await this.convertLayer(layer, docker, label, async () => (await (diffIds ??= this.diffIds(m)))[i]!));
     }
     doc.layers = layers;
     const bytes = Buffer.from(JSON.stringify(doc, null, 2));
@@ -152,7 +153,7 @@ class ConversionJob {
     return { digest, mediaType, size: bytes.length };
   }
 
-  private async convertLayer(layer: Descriptor, docker: boolean, label: string, diffId: string): Promise<Descriptor> {
+  private async convertLayer(layer: Descriptor, docker: boolean, label: string, diffIdOf: () => Promise<string>): Promise<Descriptor> {
     const progress = this.init.progress?.(label) ?? silent;
     if (parseLazyAnnotations(layer.annotations, layer.digest)) {
       await this.copyBlob(layer);
@@ -172,6 +173,7 @@ class ConversionJob {
       progress.done(`converted before: ${cached.digest}`);
       return { mediaType, digest: cached.digest, size: cached.size, annotations: { ...base, ...cached.annotations } };
     }
+    const diffId = await diffIdOf();
     const dir = await mkdtemp(join(this.init.tmpDir ?? tmpdir(), "shoal-convert-"));
     const file = join(dir, "layer");
     const out = createWriteStream(file);

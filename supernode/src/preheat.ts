@@ -58,6 +58,8 @@ export class PreheatJobs {
   /** Start a job; returns its id at once. */
   start(req: PreheatRequest, opts: { credentials?: Credentials } = {}): string {
     if (this.#lifetime.signal.aborted) throw new ShoalError("SHOAL_ERR_SHUTTING_DOWN", "supernode is shutting down");
+    // a registry off the allow list is refused now (403), not in a job that failed
+    this.#origins.client(req.image.registry, opts.credentials);
     this.#forgetOld();
     const id = randomUUID();
     const job: Job = { status: { state: "running", chunksDone: 0, chunksTotal: 0, bytesDone: 0, bytesTotal: 0 } };

@@ -83,7 +83,7 @@ describe("tracker over HTTP", () => {
   const cleanup = new Cleanup();
   afterAll(() => cleanup.run());
 
-  it("announce, peers, expiry, and 400 JSON errors for bad requests", async () => {
+  it("announce, peers, expiry, 400 JSON errors for bad requests and 413 for oversized ones", async () => {
     const sn = await cleanup.supernode({ root: await cleanup.tempDir("shoal-sn-t-"), trackerTtlMs: 1000 });
     const post = (body: string) => fetch(`${sn.url}/v1/announce`, { method: "POST", headers: { "content-type": "application/json" }, body });
     const peers = async (layer: string) => (await (await fetch(`${sn.url}/v1/peers?layer=${layer}`)).json()) as { peerId: string }[];
@@ -102,7 +102,8 @@ describe("tracker over HTTP", () => {
       expect(await r.json()).toMatchObject({ code: "SHOAL_ERR_BAD_REQUEST" });
     }
     const big = await post(JSON.stringify({ peerId: "c", addrs: [], layers: [], pad: "x".repeat(2 * 1024 * 1024) }));
-    expect(big.status).toBe(400);
+    expect(big.status).toBe(413);
+    expect(await big.json()).toMatchObject({ code: "SHOAL_ERR_BODY_TOO_LARGE" });
     // per-chunk answers and bitmap validation
     expect((await post(JSON.stringify({ peerId: "c", addrs: ["z"], layers: [L2], chunks: { [L2]: encodeChunkBitmap(8, (i) => i === 5) } }))).status).toBe(200);
     const holders = async (q: string) => ((await (await fetch(`${sn.url}/v1/peers?layer=${L2}${q}`)).json()) as { peerId: string }[]).map((p) => p.peerId).sort();

@@ -176,7 +176,7 @@ async function runShoal(c: ShoalCtx, tag: string): Promise<ShoalPass> {
     const snRoot = join(dir, "supernode");
     await mkdir(snRoot, { recursive: true });
     procs.push(await startIn(c.supernode, [
-      "supernode", "--root", snRoot, "--listen", `${c.supernode.nsAddr}:${SUPERNODE_PORT}`, "--supernodes", snUrl, "--plain-http", "--log-level", logLevel,
+      "supernode", "--root", snRoot, "--listen", `${c.supernode.nsAddr}:${SUPERNODE_PORT}`, "--supernodes", snUrl, "--registries", c.reg.host, "--plain-http", "--log-level", logLevel,
     ], join(dir, "supernode.log"), { tcp: { host: c.supernode.nsAddr, port: SUPERNODE_PORT } }, 60_000));
 
     await c.reg.settle();

@@ -18,6 +18,8 @@ export function registerSupernode(program: Command): void {
       plainHttp: config.plainHttp,
       ...(config.registries.includes("*") ? {} : { allowedRegistries: config.registries }),
       cacheSize: config.cacheSize,
+      trackerMaxPeers: config.trackerMaxPeers,
+      trackerMaxHoldings: config.trackerMaxHoldings,
       ...(config.metricsListen ? { metricsListen: config.metricsListen } : {}),
       peers: config.peers.length > 0 ? config.peers : [self],
       self,

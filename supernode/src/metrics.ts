@@ -17,6 +17,10 @@ export class SupernodeMetrics implements ChunkServiceObserver, PreheatObserver {
   readonly #bans = new Counter({ name: "shoal_supernode_peer_bans_total", help: "Peers no longer listed after reports from several peers", registers: [this.registry] });
   readonly #peers = new Gauge({ name: "shoal_supernode_peers_connected", help: "libp2p peers connected (when in the swarm)", registers: [this.registry] });
   readonly #uploaded = new Gauge({ name: "shoal_supernode_upload_bytes", help: "Chunk bytes served to peers over libp2p since start (when in the swarm)", registers: [this.registry] });
+  /** The tracker's table against its bounds (set by the owner before each scrape). */
+  readonly trackerPeers = new Gauge({ name: "shoal_supernode_tracker_peers", help: "Peers listed by the tracker", registers: [this.registry] });
+  readonly trackerHoldings = new Gauge({ name: "shoal_supernode_tracker_holdings", help: "Layer holdings (peer, layer) listed by the tracker", registers: [this.registry] });
+  readonly trackerEvicted = new Gauge({ name: "shoal_supernode_tracker_evicted_peers", help: "Peers the tracker dropped since start to stay within its bounds", registers: [this.registry] });
   /** Bytes in the chunk store (set by the owner before each scrape). */
   readonly storeBytes = new Gauge({ name: "shoal_supernode_store_bytes", help: "Bytes in the chunk store", registers: [this.registry] });
 

@@ -9,7 +9,14 @@ interface Entry {
   addrs: string[];
   layers: Map<string, Holding>;
   expires: number;
+  /** Bytes of its bitmaps. */
+  bitmapBytes: number;
 }
+
+/** Default bounds of a `PeerTable`: about 100 MB of memory at most. */
+export const DEFAULT_TRACKER_MAX_PEERS = 10_000;
+export const DEFAULT_TRACKER_MAX_HOLDINGS = 500_000;
+export const DEFAULT_TRACKER_MAX_BITMAP_BYTES = 64 << 20;
 
 /** Settings of a `PeerTable`. */
 export interface PeerTableInit {
@@ -19,6 +26,12 @@ export interface PeerTableInit {
   reportsToBan?: number;
   /** How long a banned peer stays unlisted (its announces are ignored), ms. Default 1 h. */
   banMs?: number;
+  /** Most peers listed; past it the peers that announced longest ago go first. */
+  maxPeers?: number;
+  /** Most (peer, layer) holdings over all peers, likewise. */
+  maxHoldings?: number;
+  /** Most bytes of chunk bitmaps over all peers, likewise. */
+  maxBitmapBytes?: number;
 }
 
 /**
@@ -38,12 +51,22 @@ export class PeerTable {
   readonly #banned = new Map<string, number>();
   readonly #now: () => number;
   #lastSweep = 0;
+  readonly #max: { peers: number; holdings: number; bitmapBytes: number };
+  #holdings = 0;
+  #bitmapBytes = 0;
+  /** Peers dropped to stay within the bounds, since start. */
+  evicted = 0;
 
   constructor(components: { now?: () => number } = {}, init: PeerTableInit = {}) {
     this.#now = components.now ?? Date.now;
     this.#ttl = init.ttlMs ?? DEFAULT_TRACKER_TTL_MS;
     this.#reportsToBan = init.reportsToBan ?? DEFAULT_REPORTS_TO_BAN;
     this.#banMs = init.banMs ?? DEFAULT_BAN_MS;
+    this.#max = {
+      peers: init.maxPeers ?? DEFAULT_TRACKER_MAX_PEERS,
+      holdings: init.maxHoldings ?? DEFAULT_TRACKER_MAX_HOLDINGS,
+      bitmapBytes: init.maxBitmapBytes ?? DEFAULT_TRACKER_MAX_BITMAP_BYTES,
+    };
   }
 
   /**
@@ -79,12 +102,18 @@ export class PeerTable {
     if (this.isBanned(a.peerId)) return this.#ttl;
     this.#remove(a.peerId);
     const layers = new Map<string, Holding>();
+    let bitmapBytes = 0;
     for (const l of a.layers) {
       const text = a.chunks?.[l];
-      layers.set(l, text === undefined ? undefined : { bits: decodeChunkBitmap(text), text });
+      const held = text === undefined ? undefined : { bits: decodeChunkBitmap(text), text };
+      bitmapBytes += held ? held.bits.length + text!.length : 0;
+      layers.set(l, held);
     }
-    const entry: Entry = { addrs: [...new Set(a.addrs)], layers, expires: this.#now() + this.#ttl };
+    const entry: Entry = { addrs: [...new Set(a.addrs)], layers, expires: this.#now() + this.#ttl, bitmapBytes };
+    this.#makeRoom(entry);
     this.#peers.set(a.peerId, entry);
+    this.#holdings += layers.size;
+    this.#bitmapBytes += bitmapBytes;
     for (const l of entry.layers.keys()) {
       let s = this.#byLayer.get(l);
       if (!s) this.#byLayer.set(l, (s = new Set()));
@@ -118,6 +147,11 @@ export class PeerTable {
     return out.slice(0, MAX_PEERS_ANSWERED);
   }
 
+  /** What the table holds against its bounds, and how many peers it dropped to stay within them. */
+  stats(): { peers: number; holdings: number; bitmapBytes: number; evicted: number } {
+    return { peers: this.#peers.size, holdings: this.#holdings, bitmapBytes: this.#bitmapBytes, evicted: this.evicted };
+  }
+
   /** Number of live peers. */
   size(): number {
     this.#sweep();
@@ -130,10 +164,26 @@ export class PeerTable {
     for (const [id, e] of this.#peers) if (e.expires <= now) this.#remove(id);
   }
 
+  /** Drop the peers that announced longest ago (the map keeps announce order) until `entry` fits the bounds. */
+  #makeRoom(entry: Entry): void {
+    const over = () => this.#peers.size + 1 > this.#max.peers
+      || this.#holdings + entry.layers.size > this.#max.holdings
+      || this.#bitmapBytes + entry.bitmapBytes > this.#max.bitmapBytes;
+    if (!over()) return;
+    this.#sweep();
+    for (const id of this.#peers.keys()) {
+      if (!over()) return;
+      this.#remove(id);
+      this.evicted++;
+    }
+  }
+
   #remove(peerId: string): void {
     const e = this.#peers.get(peerId);
     if (!e) return;
     this.#peers.delete(peerId);
+    this.#holdings -= e.layers.size;
+    this.#bitmapBytes -= e.bitmapBytes;
     for (const l of e.layers.keys()) {
       const s = this.#byLayer.get(l);
       s?.delete(peerId);

@@ -49,6 +49,9 @@ export interface SupernodeInit {
   blobBlockBytes?: number;
   /** When set, only these registries are contacted. */
   allowedRegistries?: string[];
+  /** The tracker's bounds: most peers, and most (peer, layer) holdings; past them the oldest announces go. */
+  trackerMaxPeers?: number;
+  trackerMaxHoldings?: number;
   /** Join the agents' peer swarm (serve cached chunks over libp2p to holders of the swarm key). Off when absent. */
   swarm?: Omit<SwarmSeedInit, "keyFile">;
 }
@@ -95,7 +98,11 @@ export async function createSupernode(init: SupernodeInit, logger: Logger): Prom
     life.defer("chunk service", () => chunks.close());
     const blobs = new BlobService({ cache: store, db, origins, logger, access, originBytes: (n) => metrics.originBytes(n) }, init.blobBlockBytes !== undefined ? { blockBytes: init.blobBlockBytes } : {});
     life.defer("blob service", () => blobs.close());
-    const tracker = new PeerTable({}, init.trackerTtlMs !== undefined ? { ttlMs: init.trackerTtlMs } : {});
+    const tracker = new PeerTable({}, {
+      ...(init.trackerTtlMs !== undefined ? { ttlMs: init.trackerTtlMs } : {}),
+      ...(init.trackerMaxPeers !== undefined ? { maxPeers: init.trackerMaxPeers } : {}),
+      ...(init.trackerMaxHoldings !== undefined ? { maxHoldings: init.trackerMaxHoldings } : {}),
+    });
     let ready = false;
     // The handler is attached once `self` is known (the bound port); no request can arrive in between.
     const server = createServer();
@@ -117,6 +124,10 @@ export async function createSupernode(init: SupernodeInit, logger: Logger): Prom
     if (init.metricsListen) {
       const refresh = () => {
         metrics.storeBytes.set(store.stats().bytes);
+        const t = tracker.stats();
+        metrics.trackerPeers.set(t.peers);
+        metrics.trackerHoldings.set(t.holdings);
+        metrics.trackerEvicted.set(t.evicted);
         if (seed) metrics.swarm(seed.stats());
       };
       metricsUrl = (await life.start("metrics server", new MetricsServer({ registry: metrics.registry, refresh }, { listen: init.metricsListen }))).url;

@@ -131,3 +131,40 @@ describe("tracker over HTTP", () => {
     }
   });
 });
+
+describe("PeerTable: bounds", () => {
+  const layer = (i: number) => `sha256:${i.toString(16).padStart(64, "0")}`;
+
+  it("keeps at most maxPeers, dropping the peers that announced longest ago", () => {
+    const t = new PeerTable({}, { maxPeers: 3 });
+    for (const id of ["a", "b", "c", "d", "e"]) t.announce({ peerId: id, addrs: [], layers: [L1] });
+    expect(t.peers(L1).map((p) => p.peerId).sort()).toEqual(["c", "d", "e"]);
+    expect(t.stats()).toMatchObject({ peers: 3, holdings: 3, evicted: 2 });
+    // a renewed announce counts as new: "c" stays, "d" goes
+    t.announce({ peerId: "c", addrs: [], layers: [L1] });
+    t.announce({ peerId: "f", addrs: [], layers: [L1] });
+    expect(t.peers(L1).map((p) => p.peerId).sort()).toEqual(["c", "e", "f"]);
+  });
+
+  it("bounds the holdings and the bitmap bytes over all peers", () => {
+    const t = new PeerTable({}, { maxHoldings: 10, maxBitmapBytes: 4096 });
+    t.announce({ peerId: "a", addrs: [], layers: Array.from({ length: 8 }, (_, i) => layer(i)) });
+    t.announce({ peerId: "b", addrs: [], layers: Array.from({ length: 5 }, (_, i) => layer(100 + i)) });
+    expect(t.stats()).toMatchObject({ peers: 1, holdings: 5 });
+    const bits = encodeChunkBitmap(8 * 1500, () => true); // 1,500 bytes, 2,000 as text
+    t.announce({ peerId: "c", addrs: [], layers: [L1], chunks: { [L1]: bits } });
+    t.announce({ peerId: "d", addrs: [], layers: [L2], chunks: { [L2]: bits } });
+    expect(t.stats().bitmapBytes).toBeLessThanOrEqual(4096);
+    expect(t.peers(L2).map((p) => p.peerId)).toEqual(["d"]);
+  });
+
+  it("stays within its default bounds under 300 announces of 10,000 layers each", () => {
+    const t = new PeerTable();
+    const layers = Array.from({ length: 10_000 }, (_, i) => layer(i));
+    for (let p = 0; p < 300; p++) t.announce({ peerId: `p${p}`, addrs: [], layers });
+    const s = t.stats();
+    expect(s.holdings).toBeLessThanOrEqual(500_000);
+    expect(s.peers).toBe(50);
+    expect(t.peers(layers[0]!).length).toBeGreaterThan(0);
+  });
+});

@@ -10,7 +10,7 @@ import { InvalidArgumentError } from "@shoal/base";
 import {
   Announcer, Fetcher, PeerSource, RegistryIndexSource, RegistrySource, SupernodeSource, type ChunkPeerLike, type ChunkSource, type FetchStats, type IndexSource,
 } from "@shoal/fetch";
-import { RegistryClientPool } from "@shoal/oci";
+import { DockerConfigCredentialStore, RegistryClientPool } from "@shoal/oci";
 import { Lifecycle, MetricsServer } from "@shoal/service";
 import { ChunkStore } from "@shoal/store";
 import { serveSnapshots, SnapshotRecords, Snapshotter } from "@shoal/snapshotter";
@@ -99,7 +99,8 @@ export async function createAgent(config: AgentConfig, logger: Logger, component
     const tracker = supernodes ? new TrackerClient({ supernodes, logger }) : undefined;
     const peer = config.swarmKey ? await life.start("chunk peer", await swarmPeer(config, store, logger)) : undefined;
     const peers = peer && tracker ? new PeerSource({ peer, tracker, logger }) : undefined;
-    const supernodeSource = supernodes ? new SupernodeSource({ supernodes }) : undefined;
+    // the host's registry credentials go with each request, for the supernode's access check of private images
+    const supernodeSource = supernodes ? new SupernodeSource({ supernodes, credentials: new DockerConfigCredentialStore({ logger }) }) : undefined;
     const sources: ChunkSource[] = [
       ...(peers ? [peers] : []),
       ...(supernodeSource ? [supernodeSource] : []),

@@ -1,5 +1,6 @@
 /** The datacenter supernodes as a source of chunks and of layer indexes. */
 import { chunkDigest, type LazyLayerInfo } from "@shoal/blockindex";
+import type { CredentialStore, Credentials } from "@shoal/oci";
 import type { LayerRef, SupernodeSet } from "@shoal/swarm";
 import { checkRun, type ChunkSource } from "../chunk-source.ts";
 import type { IndexSource } from "../image.ts";
@@ -7,6 +8,9 @@ import type { RemoteLayer } from "../remote-layer.ts";
 
 /** Longest wait for a layer index from one supernode, ms. */
 const INDEX_TIMEOUT_MS = 15_000;
+
+/** How long a credentials lookup is reused (a `docker login` shows within this), ms. */
+const CREDENTIALS_TTL_MS = 10_000;
 
 /**
  * Each chunk belongs to the supernode that ranks first for its digest (the
@@ -18,9 +22,29 @@ const INDEX_TIMEOUT_MS = 15_000;
 export class SupernodeSource implements ChunkSource, IndexSource {
   readonly name = "supernode";
   private readonly supernodes: SupernodeSet;
+  private readonly credentials: CredentialStore | undefined;
+  private readonly lookups = new Map<string, { at: number; creds: Promise<Credentials | undefined> }>();
 
-  constructor(components: { supernodes: SupernodeSet }) {
+  /**
+   * `credentials`: the host's registry credentials, passed with every request
+   * (Basic) so that the supernode's access check lets the caller read a
+   * private image's cached chunks; without them only public images are served.
+   */
+  constructor(components: { supernodes: SupernodeSet; credentials?: CredentialStore }) {
     this.supernodes = components.supernodes;
+    this.credentials = components.credentials;
+  }
+
+  /** Call options with the credentials for `registry`, when there are any. */
+  private async withCredentials<T extends object>(registry: string, opts: T): Promise<T & { credentials?: Credentials }> {
+    if (!this.credentials) return opts;
+    let hit = this.lookups.get(registry);
+    if (!hit || performance.now() - hit.at > CREDENTIALS_TTL_MS) {
+      hit = { at: performance.now(), creds: this.credentials.get(registry).catch(() => undefined) };
+      this.lookups.set(registry, hit);
+    }
+    const creds = await hit.creds;
+    return creds ? { ...opts, credentials: creds } : opts;
   }
 
   async fetchChunks(layer: RemoteLayer, first: number, last: number, opts: { signal: AbortSignal }): Promise<Uint8Array[]> {
@@ -33,12 +57,14 @@ export class SupernodeSource implements ChunkSource, IndexSource {
       if (cur && cur.owner === owner) cur.last = i;
       else parts.push({ first: i, last: i, owner });
     }
-    const pieces = await Promise.all(parts.map((p) => this.supernodes.first(key(p.first), (c, signal) => c.chunks(layer, p.first, p.last, { signal }), opts)));
+    const auth = await this.withCredentials(layer.registry, {});
+    const pieces = await Promise.all(parts.map((p) => this.supernodes.first(key(p.first), (c, signal) => c.chunks(layer, p.first, p.last, { ...auth, signal }), opts)));
     return pieces.flat();
   }
 
   /** The index region of a lazy layer (unverified: the caller checks it against `info.indexDigest`). */
-  fetchIndex(layer: LayerRef, info: LazyLayerInfo, opts: { signal?: AbortSignal } = {}): Promise<Uint8Array> {
-    return this.supernodes.first(layer.digest, (c, signal) => c.index(layer, info.indexDigest, { signal }), { ...opts, tryMs: INDEX_TIMEOUT_MS });
+  async fetchIndex(layer: LayerRef, info: LazyLayerInfo, opts: { signal?: AbortSignal } = {}): Promise<Uint8Array> {
+    const auth = await this.withCredentials(layer.registry, {});
+    return this.supernodes.first(layer.digest, (c, signal) => c.index(layer, info.indexDigest, { ...auth, signal }), { ...opts, tryMs: INDEX_TIMEOUT_MS });
   }
 }

@@ -20,6 +20,7 @@ export function registerSupernode(program: Command): void {
       cacheSize: config.cacheSize,
       trackerMaxPeers: config.trackerMaxPeers,
       trackerMaxHoldings: config.trackerMaxHoldings,
+      maxPreheats: config.maxPreheats,
       ...(config.metricsListen ? { metricsListen: config.metricsListen } : {}),
       peers: config.peers.length > 0 ? config.peers : [self],
       self,

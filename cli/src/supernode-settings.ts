@@ -25,6 +25,7 @@ export const SUPERNODE_SETTINGS = {
   plainHttp: { flag: "plain-http", env: "SHOAL_PLAIN_HTTP", help: "talk to registries over http:// (no TLS)", default: false, parse: parseBool },
   trackerMaxPeers: { flag: "tracker-max-peers", env: "SHOAL_TRACKER_MAX_PEERS", arg: "N", help: "most peers the tracker lists; past it the peers that announced longest ago are dropped", default: 10_000, parse: parsePositiveInt },
   trackerMaxHoldings: { flag: "tracker-max-holdings", env: "SHOAL_TRACKER_MAX_HOLDINGS", arg: "N", help: "most (peer, layer) holdings the tracker keeps over all peers (about 200 bytes each), likewise", default: 500_000, parse: parsePositiveInt },
+  maxPreheats: { flag: "max-preheats", env: "SHOAL_MAX_PREHEATS", arg: "N", help: "preheat jobs running at once; more are refused with 429 until one finishes", default: 16, parse: parsePositiveInt },
   cacheSize: { flag: "cache-size", env: "SHOAL_CACHE_SIZE", arg: "BYTES", help: "chunk cache capacity (LRU beyond it)", default: 100 * 1024 ** 3, parse: parseBytes },
   metricsListen: { flag: "metrics-listen", env: "SHOAL_METRICS_LISTEN", arg: "HOST:PORT", help: "serve Prometheus metrics at http://HOST:PORT/metrics", default: undefined as { host: string; port: number } | undefined, parse: parseListen },
   swarmKey: { flag: "swarm-key", env: "SHOAL_SWARM_KEY", arg: "FILE", help: "cluster pre-shared key (libp2p swarm.key format): join the agents' peer swarm and serve cached chunks there too", default: undefined as string | undefined, parse: parseString },

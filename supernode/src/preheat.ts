@@ -22,6 +22,10 @@ export interface PreheatJobsInit {
   peers?: readonly string[];
   /** Range requests kept in flight per job. */
   concurrency?: number;
+  /** Jobs running at once; more are refused (429). Default 16. */
+  maxRunning?: number;
+  /** Job records kept (running and finished); the oldest finished ones go first. Default 1,000. */
+  maxKept?: number;
 }
 
 interface Job {
@@ -38,6 +42,8 @@ export class PreheatJobs {
   readonly #self: string | undefined;
   readonly #peers: string[];
   readonly #concurrency: number;
+  readonly #maxRunning: number;
+  readonly #maxKept: number;
   readonly #jobs = new Map<string, Job>();
   readonly #running = new Set<Promise<void>>();
   readonly #lifetime = new AbortController();
@@ -50,6 +56,8 @@ export class PreheatJobs {
     this.#self = init.self === undefined ? undefined : normalizeSupernodeUrl(init.self);
     this.#peers = (init.peers ?? []).map(normalizeSupernodeUrl);
     this.#concurrency = init.concurrency ?? DEFAULT_PREHEAT_CONCURRENCY;
+    this.#maxRunning = init.maxRunning ?? 16;
+    this.#maxKept = init.maxKept ?? 1000;
     if (this.#peers.length > 0 && (this.#self === undefined || !this.#peers.includes(this.#self))) {
       throw new ShoalError("SHOAL_ERR_BAD_REQUEST", "supernode: self must be one of peers");
     }
@@ -61,6 +69,7 @@ export class PreheatJobs {
     // a registry off the allow list is refused now (403), not in a job that failed
     this.#origins.client(req.image.registry, opts.credentials);
     this.#forgetOld();
+    if (this.#running.size >= this.#maxRunning) throw new ShoalError("SHOAL_ERR_TOO_MANY_JOBS", `${this.#running.size} preheat jobs are running, the most this supernode takes; try again when one has finished`);
     const id = randomUUID();
     const job: Job = { status: { state: "running", chunksDone: 0, chunksTotal: 0, bytesDone: 0, bytesTotal: 0 } };
     this.#jobs.set(id, job);
@@ -160,6 +169,11 @@ export class PreheatJobs {
   #forgetOld(): void {
     const cutoff = Date.now() - PREHEAT_JOB_RETENTION_MS;
     for (const [id, j] of this.#jobs) if (j.finished !== undefined && j.finished < cutoff) this.#jobs.delete(id);
+    // and never more than maxKept records (running jobs are at most maxRunning of them): the oldest finished first
+    for (const [id, j] of this.#jobs) {
+      if (this.#jobs.size < this.#maxKept) break;
+      if (j.finished !== undefined) this.#jobs.delete(id);
+    }
   }
 
   /** Abort running jobs and wait for them to end. */

@@ -52,6 +52,8 @@ export interface SupernodeInit {
   /** The tracker's bounds: most peers, and most (peer, layer) holdings; past them the oldest announces go. */
   trackerMaxPeers?: number;
   trackerMaxHoldings?: number;
+  /** Preheat jobs running at once; more are refused (429). Default 16. */
+  maxPreheats?: number;
   /** Join the agents' peer swarm (serve cached chunks over libp2p to holders of the swarm key). Off when absent. */
   swarm?: Omit<SwarmSeedInit, "keyFile">;
 }
@@ -108,7 +110,7 @@ export async function createSupernode(init: SupernodeInit, logger: Logger): Prom
     const server = createServer();
     const url = baseUrl(await listenTcp(server, init.listen));
     life.defer("API server", () => closeServer(server));
-    const preheat = new PreheatJobs({ chunks, origins, logger, observer: metrics }, { self: init.self ?? url, peers: init.peers ?? [] });
+    const preheat = new PreheatJobs({ chunks, origins, logger, observer: metrics }, { self: init.self ?? url, peers: init.peers ?? [], ...(init.maxPreheats !== undefined ? { maxRunning: init.maxPreheats } : {}) });
     life.defer("preheat jobs", () => preheat.close());
     let seed: SwarmSeed | undefined;
     if (init.swarm) {

@@ -72,6 +72,29 @@ describe("preheat over two supernodes", () => {
     expect(registry.stats().blobBytes).toBe(0);
   });
 
+  it("refuses a preheat past --max-preheats running jobs with 429, and takes one again when a job has finished", async () => {
+    const sn = await cleanup.supernode({ root: await cleanup.tempDir("shoal-sn-p3-"), maxPreheats: 1 });
+    const post = () => fetch(`${sn.url}/v1/preheat`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ image: image.ref }) });
+    // a frozen registry keeps the first job running
+    registry.freeze();
+    let id: string;
+    try {
+      const first = await post();
+      expect(first.status).toBe(202);
+      ({ id } = (await first.json()) as { id: string });
+      const second = await post();
+      expect([second.status, ((await second.json()) as { code: string }).code]).toEqual([429, "SHOAL_ERR_TOO_MANY_JOBS"]);
+    } finally {
+      registry.thaw();
+    }
+    for (;;) {
+      const st = (await (await fetch(`${sn.url}/v1/preheat/${id}`)).json()) as { state: string };
+      if (st.state !== "running") break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect((await post()).status).toBe(202);
+  });
+
   it("reports a job on a non-lazy image as failed, with a typed error on the client", async () => {
     const sn = await cleanup.supernode({ root: await cleanup.tempDir("shoal-sn-p2-") });
     const err = await preheat({ supernodes: [sn.url], image: image.original, pollMs: 20 }).catch((e: unknown) => e);

@@ -177,9 +177,13 @@ class ConversionJob {
     const dir = await mkdtemp(join(this.init.tmpDir ?? tmpdir(), "shoal-convert-"));
     const file = join(dir, "layer");
     const out = createWriteStream(file);
+    // a write failing (disk full) or one after the conversion gave up must not go unhandled
+    let outError: Error | undefined;
+    out.on("error", (err) => (outError ??= err));
     try {
       const blob = await this.src.client.openBlob(this.src.ref.repository, layer.digest, this.opts);
       const result = await convertLayer(blob.body, layer.mediaType, async (b) => {
+        if (outError) throw outError;
         if (!out.write(b)) await once(out, "drain");
       }, {
         chunkSize: this.chunkSize,
@@ -190,6 +194,7 @@ class ConversionJob {
       });
       out.end();
       await once(out, "finish");
+      if (outError) throw outError;
       if (result.diffID !== diffId) throw new DigestMismatchError(`${label} of ${this.src.ref.toString()}, uncompressed (the config's diff_ids)`, diffId, result.diffID);
       await this.dst.client.pushBlob(this.dst.ref.repository, result.digest, result.size, { path: file }, this.opts);
       const annotations = lazyAnnotations({ indexDigest: result.indexDigest, location: result.indexLocation, chunkSize: this.chunkSize, sourceDigest: layer.digest });

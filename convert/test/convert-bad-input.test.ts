@@ -1,44 +1,21 @@
 // shoal convert against source images that lie: a config that is not JSON or names other diffIDs,
 // gzip corrupted near its start, a blob whose stored bytes no longer match its digest. Every run
 // ends in one line with a stable code, pushes no manifest and leaves no temp dir.
-import { createHash } from "node:crypto";
 import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { runShoal, startRegistry, writeTar, type RunningRegistry } from "@shoal/testkit";
+import { configFor, pushForgedImage, runShoal, sha256DigestOf as digestOf, startRegistry, writeTar, type RunningRegistry } from "@shoal/testkit";
 
 const OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
-const digestOf = (b: Uint8Array) => `sha256:${createHash("sha256").update(b).digest("hex")}`;
 
 let registry: RunningRegistry;
 let work: string;
 
-async function putBlob(repo: string, bytes: Buffer): Promise<string> {
-  const digest = digestOf(bytes);
-  const start = await fetch(`${registry.url}/v2/${repo}/blobs/uploads/`, { method: "POST" });
-  expect(start.status).toBe(202);
-  const location = new URL(start.headers.get("location")!, registry.url);
-  location.searchParams.set("digest", digest);
-  const put = await fetch(location, { method: "PUT", body: bytes, headers: { "content-type": "application/octet-stream" } });
-  expect(put.status).toBe(201);
-  return digest;
-}
-
 /** Push repo:v1 with one gzip layer `layer` and config `config` (bytes, or a diffID list to write one). */
-async function pushImage(repo: string, layer: Buffer, config: Buffer | string[]): Promise<{ layerDigest: string }> {
-  const cfg = Buffer.isBuffer(config) ? config : Buffer.from(JSON.stringify({ architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: config } }));
-  const configDigest = await putBlob(repo, cfg);
-  const layerDigest = await putBlob(repo, layer);
-  const manifest = {
-    schemaVersion: 2, mediaType: OCI_MANIFEST,
-    config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: configDigest, size: cfg.length },
-    layers: [{ mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", digest: layerDigest, size: layer.length }],
-  };
-  const res = await fetch(`${registry.url}/v2/${repo}/manifests/v1`, { method: "PUT", headers: { "content-type": OCI_MANIFEST }, body: JSON.stringify(manifest) });
-  expect(res.status).toBe(201);
-  return { layerDigest };
+function pushImage(repo: string, layer: Buffer, config: Buffer | string[]): Promise<{ layerDigest: string }> {
+  return pushForgedImage(registry.url, repo, "v1", layer, Buffer.isBuffer(config) ? config : configFor(config));
 }
 
 /** `shoal convert repo:v1 repo:lazy` with its own empty TMPDIR: the result, and what it left there. */

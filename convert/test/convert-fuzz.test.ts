@@ -3,44 +3,19 @@
 // mutated), and blobs whose stored bytes no longer match their digest. Every run ends in exit 0 with
 // a lazy image whose layer inflates to the config's diffID, or in exit 1 with one line and a stable
 // code; never a crash, a hang, a pushed manifest after a failure, or a temp dir left behind.
-import { createHash } from "node:crypto";
 import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gunzipSync, gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { mulberry32, randomBytes, runShoal, startRegistry, writeTar, type RunningRegistry } from "@shoal/testkit";
+import { configFor, mulberry32, pushForgedImage, randomBytes, runShoal, sha256DigestOf as digestOf, startRegistry, writeTar, type RunningRegistry } from "@shoal/testkit";
 
 const OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
-const digestOf = (b: Uint8Array) => `sha256:${createHash("sha256").update(b).digest("hex")}`;
 const RUNS = 24;
 
 let registry: RunningRegistry;
 let work: string;
 
-async function putBlob(repo: string, bytes: Buffer): Promise<string> {
-  const digest = digestOf(bytes);
-  const start = await fetch(`${registry.url}/v2/${repo}/blobs/uploads/`, { method: "POST" });
-  const location = new URL(start.headers.get("location")!, registry.url);
-  location.searchParams.set("digest", digest);
-  const put = await fetch(location, { method: "PUT", body: bytes, headers: { "content-type": "application/octet-stream" } });
-  expect(put.status).toBe(201);
-  return digest;
-}
-
-async function pushImage(repo: string, layer: Buffer, diffId: string): Promise<string> {
-  const cfg = Buffer.from(JSON.stringify({ architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: [diffId] } }));
-  const configDigest = await putBlob(repo, cfg);
-  const layerDigest = await putBlob(repo, layer);
-  const manifest = {
-    schemaVersion: 2, mediaType: OCI_MANIFEST,
-    config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: configDigest, size: cfg.length },
-    layers: [{ mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", digest: layerDigest, size: layer.length }],
-  };
-  const res = await fetch(`${registry.url}/v2/${repo}/manifests/v1`, { method: "PUT", headers: { "content-type": OCI_MANIFEST }, body: JSON.stringify(manifest) });
-  expect(res.status).toBe(201);
-  return layerDigest;
-}
 
 beforeAll(async () => {
   registry = await startRegistry();
@@ -80,7 +55,7 @@ describe("shoal convert, fuzzed", () => {
           flip(layer, at, 1 << pick(8));
         }
       }
-      const layerDigest = await pushImage(repo, layer, diffId);
+      const { layerDigest } = await pushForgedImage(registry.url, repo, "v1", layer, configFor([diffId]));
       if (kind === "stored-bytes") {
         const hex = layerDigest.slice(7);
         const data = join(registry.dataDir, "docker/registry/v2/blobs/sha256", hex.slice(0, 2), hex, "data");

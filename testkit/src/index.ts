@@ -26,3 +26,4 @@ export * from "./shoal-process.ts";
 export * from "./containerd.ts";
 export * from "./wait.ts";
 export * from "./cri-runtime.ts";
+export * from "./forged-image.ts";

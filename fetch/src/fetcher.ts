@@ -129,7 +129,11 @@ export class Fetcher {
 
   /** True when chunk `i` of `layer` is in the local store (or being written to it). */
   has(layer: RemoteLayer, i: number): boolean {
-    const digest = chunkDigest(layer.index.chunk(i));
+    return this.isLocal(chunkDigest(layer.index.chunk(i)));
+  }
+
+  /** In the store, or served and still being written to it. */
+  private isLocal(digest: string): boolean {
     return this.cache.has(digest) || this.landing.has(digest);
   }
 
@@ -192,7 +196,7 @@ export class Fetcher {
     for (let i = first; i <= last; i++) {
       const chunk = layer.index.chunk(i);
       const digest = chunkDigest(chunk);
-      if (this.cache.has(digest) || this.landing.has(digest)) {
+      if (this.isLocal(digest)) {
         flush();
         continue;
       }
@@ -217,9 +221,12 @@ export class Fetcher {
   async read(layer: RemoteLayer, offset: number, length: number, opts: FetchOptions = {}): Promise<Buffer> {
     const range = layer.index.chunksForRange(offset, length);
     if (!range) return Buffer.alloc(0);
-    for (let i = range.first; i <= range.last; i++) {
-      const failed = this.recentFailure(layer, i);
-      if (failed) throw failed;
+    // reads pass here for every FUSE read: look only while some chunk has failed
+    if (this.failures.size > 0) {
+      for (let i = range.first; i <= range.last; i++) {
+        const failed = this.recentFailure(chunkDigest(layer.index.chunk(i)));
+        if (failed) throw failed;
+      }
     }
     try {
       return await this.readChunks(layer, range, offset, length, opts);
@@ -227,18 +234,20 @@ export class Fetcher {
       // only a deadline that passed: a source that refuses fails fast anyway, and may be back at once
       if (err instanceof FetchError && err.timedOut) {
         if (this.failures.size > 10_000) this.failures.clear();
-        for (let i = range.first; i <= range.last; i++) if (!this.has(layer, i)) this.failures.set(chunkDigest(layer.index.chunk(i)), { at: performance.now(), err });
+        for (let i = range.first; i <= range.last; i++) {
+          const digest = chunkDigest(layer.index.chunk(i));
+          if (!this.isLocal(digest)) this.failures.set(digest, { at: performance.now(), err });
+        }
       }
       throw err;
     }
   }
 
-  /** The error of chunk `i`'s fetch if it failed less than `FAILURE_MEMORY_MS` ago (and it is not local since). */
-  private recentFailure(layer: RemoteLayer, i: number): FetchError | undefined {
-    const digest = chunkDigest(layer.index.chunk(i));
+  /** The error of the fetch of chunk `digest` if it failed less than `FAILURE_MEMORY_MS` ago (and it is not local since). */
+  private recentFailure(digest: string): FetchError | undefined {
     const f = this.failures.get(digest);
     if (!f) return undefined;
-    if (performance.now() - f.at < FAILURE_MEMORY_MS && !this.has(layer, i)) return f.err;
+    if (performance.now() - f.at < FAILURE_MEMORY_MS && !this.isLocal(digest)) return f.err;
     this.failures.delete(digest);
     return undefined;
   }

@@ -55,7 +55,7 @@ export class PeerTable {
   #holdings = 0;
   #bitmapBytes = 0;
   /** Peers dropped to stay within the bounds, since start. */
-  evicted = 0;
+  #evicted = 0;
 
   constructor(components: { now?: () => number } = {}, init: PeerTableInit = {}) {
     this.#now = components.now ?? Date.now;
@@ -149,7 +149,7 @@ export class PeerTable {
 
   /** What the table holds against its bounds, and how many peers it dropped to stay within them. */
   stats(): { peers: number; holdings: number; bitmapBytes: number; evicted: number } {
-    return { peers: this.#peers.size, holdings: this.#holdings, bitmapBytes: this.#bitmapBytes, evicted: this.evicted };
+    return { peers: this.#peers.size, holdings: this.#holdings, bitmapBytes: this.#bitmapBytes, evicted: this.#evicted };
   }
 
   /** Number of live peers. */
@@ -174,7 +174,7 @@ export class PeerTable {
     for (const id of this.#peers.keys()) {
       if (!over()) return;
       this.#remove(id);
-      this.evicted++;
+      this.#evicted++;
     }
   }
 

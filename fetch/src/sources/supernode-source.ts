@@ -35,16 +35,16 @@ export class SupernodeSource implements ChunkSource, IndexSource {
     this.credentials = components.credentials;
   }
 
-  /** Call options with the credentials for `registry`, when there are any. */
-  private async withCredentials<T extends object>(registry: string, opts: T): Promise<T & { credentials?: Credentials }> {
-    if (!this.credentials) return opts;
+  /** The call option carrying the credentials for `registry`, when there are any. */
+  private async auth(registry: string): Promise<{ credentials?: Credentials }> {
+    if (!this.credentials) return {};
     let hit = this.lookups.get(registry);
     if (!hit || performance.now() - hit.at > CREDENTIALS_TTL_MS) {
       hit = { at: performance.now(), creds: this.credentials.get(registry).catch(() => undefined) };
       this.lookups.set(registry, hit);
     }
     const creds = await hit.creds;
-    return creds ? { ...opts, credentials: creds } : opts;
+    return creds ? { credentials: creds } : {};
   }
 
   async fetchChunks(layer: RemoteLayer, first: number, last: number, opts: { signal: AbortSignal }): Promise<Uint8Array[]> {
@@ -57,14 +57,14 @@ export class SupernodeSource implements ChunkSource, IndexSource {
       if (cur && cur.owner === owner) cur.last = i;
       else parts.push({ first: i, last: i, owner });
     }
-    const auth = await this.withCredentials(layer.registry, {});
+    const auth = await this.auth(layer.registry);
     const pieces = await Promise.all(parts.map((p) => this.supernodes.first(key(p.first), (c, signal) => c.chunks(layer, p.first, p.last, { ...auth, signal }), opts)));
     return pieces.flat();
   }
 
   /** The index region of a lazy layer (unverified: the caller checks it against `info.indexDigest`). */
   async fetchIndex(layer: LayerRef, info: LazyLayerInfo, opts: { signal?: AbortSignal } = {}): Promise<Uint8Array> {
-    const auth = await this.withCredentials(layer.registry, {});
+    const auth = await this.auth(layer.registry);
     return this.supernodes.first(layer.digest, (c, signal) => c.index(layer, info.indexDigest, { ...auth, signal }), { ...opts, tryMs: INDEX_TIMEOUT_MS });
   }
 }

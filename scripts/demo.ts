@@ -68,10 +68,11 @@ try {
   say("a supernode and two agents in a swarm: the second agent's chunks come from the first and the supernode");
   const snPort = await freePort();
   const snUrl = `http://127.0.0.1:${snPort}`;
-  supernode = await startSupernode(join(work, "supernode"), snPort, ["--registries", registry.host, "--log-level", "warn"]);
-  console.log(`supernode at ${snUrl}`);
   const keyFile = join(work, "swarm.key");
   await writeFile(keyFile, formatSwarmKey(generateSwarmKey()));
+  // with the swarm key the supernode's tracker takes the agents' (sealed) announces
+  supernode = await startSupernode(join(work, "supernode"), snPort, ["--registries", registry.host, "--swarm-key", keyFile, "--p2p-listen", "/ip4/127.0.0.1/tcp/0", "--log-level", "warn"]);
+  console.log(`supernode at ${snUrl}`);
   const swarmArgs = ["--plain-http", "--prefetch", "off", "--supernode", snUrl, "--swarm-key", keyFile, "--p2p-listen", "/ip4/127.0.0.1/tcp/0"];
   const first = await startAgent(join(work, "agent-1"), swarmArgs);
   swarm.push(first);

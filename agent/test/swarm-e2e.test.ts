@@ -4,7 +4,9 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ChunkPeer, formatSwarmKey, generateSwarmKey } from "@shoal/p2p";
+import { generateKeyPair } from "@libp2p/crypto/keys";
+import { ChunkPeer, formatSwarmKey, generateSwarmKey, readSwarmKey } from "@shoal/p2p";
+import { sealForTest, testPeerIdentity } from "@shoal/swarm/testsuite";
 import { parseReference, RegistryClient } from "@shoal/oci";
 import {
   diffTrees, freePort, largeImage, pushLayout, snapshotTree, startRegistry, umociUnpack, writeImageLayout, unmountAllUnder, type RunningRegistry, type TreeSnapshot, runShoal, startSupernode as startSupernodeProcess, startAgent, type RunningAgent,
@@ -19,7 +21,8 @@ let keyFile: string;
 const supernodes: Array<{ url: string; child: ChildProcess }> = [];
 const agents: RunningAgent[] = [];
 
-async function startSupernode(name: string, port: number, all: string[], extra: string[] = []): Promise<{ url: string; child: ChildProcess }> {
+/** A supernode process in the swarm (its tracker takes only members' announces), unless `extra` says otherwise. */
+async function startSupernode(name: string, port: number, all: string[], extra: string[] = ["--swarm-key", keyFile, "--p2p-listen", "/ip4/127.0.0.1/tcp/0"]): Promise<{ url: string; child: ChildProcess }> {
   const sn = await startSupernodeProcess(join(work, name), port, ["--supernodes", all.join(","), "--registries", registry.host, "--log-level", "warn", ...extra]);
   return { url: `http://127.0.0.1:${port}`, child: sn.child };
 }
@@ -152,7 +155,7 @@ describe("supernodes, preheat and the peer swarm", () => {
   it("a supernode started with the swarm key serves its cache to agents over libp2p too", async () => {
     const img = await prepare("seed", 26);
     const port = await freePort();
-    const seed = await startSupernode("supernode-seed", port, [`http://127.0.0.1:${port}`], ["--swarm-key", keyFile, "--p2p-listen", "/ip4/127.0.0.1/tcp/0"]);
+    const seed = await startSupernode("supernode-seed", port, [`http://127.0.0.1:${port}`]);
     try {
       const health = (await (await fetch(`${seed.url}/v1/health`)).json()) as { peerId?: string };
       expect(health.peerId).toMatch(/^12D3Koo/);
@@ -174,15 +177,19 @@ describe("supernodes, preheat and the peer swarm", () => {
 
   it("detects and drops a peer that serves corrupt chunks; no file is corrupted", async () => {
     const img = await prepare("rogue", 22);
-    const key = await (await import("@shoal/p2p")).readSwarmKey(keyFile);
-    const rogue = new ChunkPeer({ provider: { readCompressed: async () => randomBytes(4096) } }, { swarmKey: key, listen: ["/ip4/127.0.0.1/tcp/0"] });
+    const key = await readSwarmKey(keyFile);
+    // a member of the swarm (it has the key) that serves garbage
+    const rogueKey = await generateKeyPair("Ed25519");
+    const rogue = new ChunkPeer({ provider: { readCompressed: async () => randomBytes(4096) } }, { swarmKey: key, listen: ["/ip4/127.0.0.1/tcp/0"], privateKey: rogueKey });
     await rogue.start();
+    const post = async (url: string, body: unknown) => (await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) })).json();
     try {
       const c = new RegistryClient({}, { registry: registry.host, plainHttp: true });
       const layers = (await c.resolveImage(parseReference(img.lazy))).manifest.layers.map((l) => l.digest);
       await c.close();
+      const signer = { peerId: rogue.peerId, sign: (d: Uint8Array) => rogueKey.sign(d) };
       for (const s of supernodes) {
-        await fetch(`${s.url}/v1/announce`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ peerId: rogue.peerId, addrs: rogue.addrs, layers }) });
+        expect(await post(`${s.url}/v1/announce`, await sealForTest("announce", { peerId: rogue.peerId, addrs: rogue.addrs, layers }, signer, key.psk))).toHaveProperty("ttlMs");
       }
       const victim = await agent("victim");
       const dir = join(work, "mnt-victim");
@@ -194,10 +201,9 @@ describe("supernodes, preheat and the peer swarm", () => {
       expect(s.p2p?.dropped).toContain(rogue.peerId);
       expect(rogue.stats().uploadsServed).toBeGreaterThan(0);
       // and reported it to the supernodes
-      const reports = await Promise.all(supernodes.map(async (sn) => {
-        const res = await fetch(`${sn.url}/v1/report`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ reporter: "second-witness", peerId: rogue.peerId, chunk: `sha256:${"b".repeat(64)}` }) });
-        return (await res.json()) as { banned: boolean };
-      }));
+      const witness = testPeerIdentity();
+      const reports = await Promise.all(supernodes.map(async (sn) =>
+        (await post(`${sn.url}/v1/report`, await sealForTest("report", { reporter: witness.peerId, peerId: rogue.peerId, chunk: `sha256:${"b".repeat(64)}` }, witness, key.psk))) as { banned: boolean }));
       // a second, distinct reporter bans it: the victim's report arrived before
       expect(reports.map((r) => r.banned)).toEqual(supernodes.map(() => true));
       for (const sn of supernodes) {

@@ -64,6 +64,6 @@ export class Announcer {
   announce(): Promise<void> {
     this.#lastVersion = this.#c.version();
     this.#lastAt = Date.now();
-    return this.#c.tracker.announce(this.#c.self, holdings(this.#c.layers(), (l, i) => this.#c.has(l, i)));
+    return this.#c.tracker.announce(this.#c.self.addrs, holdings(this.#c.layers(), (l, i) => this.#c.has(l, i)));
   }
 }

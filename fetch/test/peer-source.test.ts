@@ -33,7 +33,7 @@ class FixedTracker implements PeerDirectory {
     this.asked++;
     return this.list;
   }
-  async report(_self: string, peerId: string): Promise<void> {
+  async report(peerId: string): Promise<void> {
     this.reports.push(peerId);
   }
 }

@@ -1,7 +1,8 @@
 /** The supernode's HTTP API: routing, parsing at the edge, JSON errors `{code, message}`. */
 import {
   ANNOUNCE_PATH, BLOBS_PREFIX, CHUNK_LENGTHS_HEADER, CHUNKS_PREFIX, HEALTH_PATH, INDEX_DIGEST_HEADER, INDEX_OFFSET_HEADER, INDEX_PREFIX, MAX_JSON_BODY, PEERS_PATH,
-  parseAnnouncement, parseBasicAuth, parseLayerPath, parsePeerReport, parsePreheatRequest, PREHEAT_PATH, PREHEAT_PREFIX, REPORT_PATH, type LayerRef, type PeerReport,
+  NotSwarmMemberError, openTrackerMessage, parseAnnouncement, parseBasicAuth, parseLayerPath, parsePeerReport, parsePreheatRequest, PREHEAT_PATH, PREHEAT_PREFIX, REPORT_PATH,
+  type LayerRef, type PeerReport,
 } from "@shoal/swarm";
 import { AbortedError, BadRequestError, errorBody, httpStatusOf, isSha256Digest, ShoalError } from "@shoal/base";
 import { readJson, sendError, sendJson } from "@shoal/service";
@@ -20,6 +21,8 @@ export interface ApiComponents {
   /** The supernode's own chunk peer, when it joined the swarm: listed as a holder of what it caches. */
   seed?: SwarmSeed;
   tracker: PeerTable;
+  /** `trackerMembershipKey` of the swarm key: announces and reports must prove it. Absent: the tracker takes none. */
+  trackerKey?: Uint8Array;
   preheat: PreheatJobs;
   logger: Logger;
   /** Called with the number of chunk bytes sent. */
@@ -69,6 +72,12 @@ function blobRequest(req: IncomingMessage, url: URL, prefix: string, signal: Abo
   if (indexDigest !== null && !isSha256Digest(indexDigest)) throw new BadRequestError("query parameter index must be a sha256:<hex> digest");
   const credentials = parseBasicAuth(req.headers.authorization);
   return { layer, opts: { signal, ...(credentials ? { credentials } : {}), ...(indexDigest ? { hint: { indexDigest } } : {}) } };
+}
+
+/** The membership key announces and reports must prove; none: this tracker takes no one. */
+function trackerKey(c: ApiComponents): Uint8Array {
+  if (!c.trackerKey) throw new NotSwarmMemberError("this supernode has no swarm key, so its tracker takes no announces or reports (start it with --swarm-key)");
+  return c.trackerKey;
 }
 
 async function handle(c: ApiComponents, req: IncomingMessage, res: ServerResponse, signal: AbortSignal): Promise<void> {
@@ -130,14 +139,14 @@ async function handle(c: ApiComponents, req: IncomingMessage, res: ServerRespons
     return;
   }
   if (route("POST", REPORT_PATH)) {
-    const r = parsePeerReport(await readJson(req, { maxBytes: MAX_JSON_BODY, signal }));
+    const r = parsePeerReport(openTrackerMessage(await readJson(req, { maxBytes: MAX_JSON_BODY, signal }), "report", trackerKey(c)));
     const banned = c.tracker.report(r);
     c.reported?.(r, banned);
     return sendJson(res, 200, { banned });
   }
   if (route("POST", ANNOUNCE_PATH)) {
-    const a = parseAnnouncement(await readJson(req, { maxBytes: MAX_JSON_BODY, signal }));
-    const ttlMs = c.tracker.announce(a);
+    const { ts, ...fields } = openTrackerMessage(await readJson(req, { maxBytes: MAX_JSON_BODY, signal }), "announce", trackerKey(c));
+    const ttlMs = c.tracker.announce(parseAnnouncement(fields), ts);
     return sendJson(res, 200, { ttlMs });
   }
   if (route("GET", PEERS_PATH)) {

@@ -1,5 +1,5 @@
 /** Which peers hold which layers and chunks: announcements that expire unless renewed. */
-import { bitmapHas, decodeChunkBitmap, MAX_PEERS_ANSWERED, type Announcement, type LayerHolder, type PeerReport } from "@shoal/swarm";
+import { bitmapHas, decodeChunkBitmap, MAX_PEERS_ANSWERED, NotSwarmMemberError, type Announcement, type LayerHolder, type PeerReport } from "@shoal/swarm";
 import { DEFAULT_BAN_MS, DEFAULT_REPORTS_TO_BAN, DEFAULT_TRACKER_TTL_MS } from "./constants.ts";
 
 /** What one peer holds of one layer: its bitmap (decoded and as announced), or undefined for the whole layer. */
@@ -7,6 +7,8 @@ type Holding = { bits: Uint8Array; text: string } | undefined;
 
 interface Entry {
   addrs: string[];
+  /** The announce's own time (its `ts`), when it carried one: an older or equal one is a replay. */
+  ts: number;
   layers: Map<string, Holding>;
   expires: number;
   /** Bytes of its bitmaps. */
@@ -97,9 +99,15 @@ export class PeerTable {
     return false;
   }
 
-  /** Record an announcement (ignored from a banned peer); returns the TTL granted, ms. */
-  announce(a: Announcement): number {
+  /**
+   * Record an announcement (ignored from a banned peer); returns the TTL
+   * granted, ms. `ts` is the time the peer signed it: one not newer than the
+   * peer's last accepted announce is a replay (`NotSwarmMemberError`).
+   */
+  announce(a: Announcement, ts = 0): number {
     if (this.isBanned(a.peerId)) return this.#ttl;
+    const previous = this.#peers.get(a.peerId);
+    if (previous && ts > 0 && ts <= previous.ts) throw new NotSwarmMemberError(`announce: not newer than the last one of peer ${a.peerId} (a replay?)`);
     this.#remove(a.peerId);
     const layers = new Map<string, Holding>();
     let bitmapBytes = 0;
@@ -109,7 +117,7 @@ export class PeerTable {
       bitmapBytes += held ? held.bits.length + text!.length : 0;
       layers.set(l, held);
     }
-    const entry: Entry = { addrs: [...new Set(a.addrs)], layers, expires: this.#now() + this.#ttl, bitmapBytes };
+    const entry: Entry = { addrs: [...new Set(a.addrs)], ts, layers, expires: this.#now() + this.#ttl, bitmapBytes };
     this.#makeRoom(entry);
     this.#peers.set(a.peerId, entry);
     this.#holdings += layers.size;

@@ -17,6 +17,8 @@ import { SupernodeMetrics } from "./metrics.ts";
 import { PreheatJobs } from "./preheat.ts";
 import { SwarmSeed, type SwarmSeedInit } from "./swarm-seed.ts";
 import { PeerTable } from "./peer-table.ts";
+import { toSwarmKey, type SwarmKey } from "@shoal/p2p";
+import { trackerMembershipKey } from "@shoal/swarm";
 import { baseUrl, closeServer, Lifecycle, listenTcp, MetricsServer, type ListenAddress } from "@shoal/service";
 
 /** Settings of `createSupernode`. */
@@ -56,6 +58,12 @@ export interface SupernodeInit {
   maxPreheats?: number;
   /** Join the agents' peer swarm (serve cached chunks over libp2p to holders of the swarm key). Off when absent. */
   swarm?: Omit<SwarmSeedInit, "keyFile">;
+  /**
+   * The swarm key whose members the tracker takes announces and reports from
+   * (each sealed with a proof of it). Default: `swarm.swarmKey`. Without
+   * either, the tracker takes none (403 SHOAL_ERR_NOT_SWARM_MEMBER).
+   */
+  trackerSwarmKey?: SwarmKey | Uint8Array;
 }
 
 /** A running supernode. */
@@ -118,7 +126,10 @@ export async function createSupernode(init: SupernodeInit, logger: Logger): Prom
       life.defer("swarm seed", () => started.stop());
       seed = started;
     }
-    server.on("request", createApiHandler({ chunks, blobs, tracker, ...(seed ? { seed } : {}), preheat, logger, served: (n) => metrics.served(n), reported: (r, banned) => {
+    const swarmKey = init.trackerSwarmKey ?? init.swarm?.swarmKey;
+    const trackerKey = swarmKey ? trackerMembershipKey(toSwarmKey(swarmKey).psk) : undefined;
+    if (!trackerKey) log.warn("no swarm key: the tracker takes no announces, so agents find no peers through this supernode (give --swarm-key)");
+    server.on("request", createApiHandler({ chunks, blobs, tracker, ...(trackerKey ? { trackerKey } : {}), ...(seed ? { seed } : {}), preheat, logger, served: (n) => metrics.served(n), reported: (r, banned) => {
       metrics.reported(banned);
       log.warn({ reporter: r.reporter, peer: r.peerId, chunk: r.chunk, banned }, "peer reported for a chunk that failed its digest");
     }, ready: () => ready }));

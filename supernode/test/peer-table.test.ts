@@ -1,6 +1,8 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, describe, expect, it } from "vitest";
-import { bitmapHas, decodeChunkBitmap, encodeChunkBitmap } from "@shoal/swarm";
+import { randomBytes } from "node:crypto";
+import { bitmapHas, decodeChunkBitmap, encodeChunkBitmap, type TrackerSigner } from "@shoal/swarm";
+import { sealForTest, testPeerIdentity } from "@shoal/swarm/testsuite";
 import { PeerTable } from "../src/index.ts";
 import { Cleanup } from "./harness.ts";
 
@@ -84,33 +86,41 @@ describe("tracker over HTTP", () => {
   afterAll(() => cleanup.run());
 
   it("announce, peers, expiry, 400 JSON errors for bad requests and 413 for oversized ones", async () => {
-    const sn = await cleanup.supernode({ root: await cleanup.tempDir("shoal-sn-t-"), trackerTtlMs: 1000 });
+    const psk = randomBytes(32);
+    const sn = await cleanup.supernode({ root: await cleanup.tempDir("shoal-sn-t-"), trackerTtlMs: 1000, trackerSwarmKey: psk });
+    const [a, b, c, d] = [testPeerIdentity(), testPeerIdentity(), testPeerIdentity(), testPeerIdentity()];
     const post = (body: string) => fetch(`${sn.url}/v1/announce`, { method: "POST", headers: { "content-type": "application/json" }, body });
+    const announce = async (who: TrackerSigner, fields: object) => post(JSON.stringify(await sealForTest("announce", { peerId: who.peerId, ...fields }, who, psk)));
     const peers = async (layer: string) => (await (await fetch(`${sn.url}/v1/peers?layer=${layer}`)).json()) as { peerId: string }[];
-    expect((await post(JSON.stringify({ peerId: "a", addrs: ["x"], layers: [L1] }))).status).toBe(200);
-    const res = await post(JSON.stringify({ peerId: "b", addrs: ["y"], layers: [L1, L2] }));
+    expect((await announce(a, { addrs: ["x"], layers: [L1] })).status).toBe(200);
+    const res = await announce(b, { addrs: ["y"], layers: [L1, L2] });
     expect(await res.json()).toEqual({ ttlMs: 1000 });
-    expect((await peers(L1)).map((p) => p.peerId).sort()).toEqual(["a", "b"]);
+    expect((await peers(L1)).map((p) => p.peerId).sort()).toEqual([a.peerId, b.peerId].sort());
     await sleep(500);
-    await post(JSON.stringify({ peerId: "b", addrs: ["y"], layers: [L1, L2] }));
+    await announce(b, { addrs: ["y"], layers: [L1, L2] });
     await sleep(700);
-    expect(await peers(L1)).toEqual([{ peerId: "b", addrs: ["y"] }]);
+    expect(await peers(L1)).toEqual([{ peerId: b.peerId, addrs: ["y"] }]);
 
-    for (const body of ["{", "[]", "null", JSON.stringify({ peerId: "", addrs: [], layers: [] }), JSON.stringify({ peerId: "c", addrs: "x", layers: [] }), JSON.stringify({ peerId: "c", addrs: [], layers: ["nope"] })]) {
+    for (const body of ["{", "[]", "null", JSON.stringify({ peerId: c.peerId, addrs: [], layers: [] })]) {
       const r = await post(body);
       expect(r.status, body).toBe(400);
       expect(await r.json()).toMatchObject({ code: "SHOAL_ERR_BAD_REQUEST" });
     }
-    const big = await post(JSON.stringify({ peerId: "c", addrs: [], layers: [], pad: "x".repeat(2 * 1024 * 1024) }));
+    for (const fields of [{ addrs: "x", layers: [] }, { addrs: [], layers: ["nope"] }]) {
+      const r = await announce(c, fields);
+      expect(r.status, JSON.stringify(fields)).toBe(400);
+      expect(await r.json()).toMatchObject({ code: "SHOAL_ERR_BAD_REQUEST" });
+    }
+    const big = await post(JSON.stringify({ peerId: c.peerId, addrs: [], layers: [], pad: "x".repeat(2 * 1024 * 1024) }));
     expect(big.status).toBe(413);
     expect(await big.json()).toMatchObject({ code: "SHOAL_ERR_BODY_TOO_LARGE" });
     // per-chunk answers and bitmap validation
-    expect((await post(JSON.stringify({ peerId: "c", addrs: ["z"], layers: [L2], chunks: { [L2]: encodeChunkBitmap(8, (i) => i === 5) } }))).status).toBe(200);
+    expect((await announce(c, { addrs: ["z"], layers: [L2], chunks: { [L2]: encodeChunkBitmap(8, (i) => i === 5) } })).status).toBe(200);
     const holders = async (q: string) => ((await (await fetch(`${sn.url}/v1/peers?layer=${L2}${q}`)).json()) as { peerId: string }[]).map((p) => p.peerId).sort();
-    expect(await holders("&chunk=5")).toEqual(["b", "c"]);
-    expect(await holders("&chunk=4")).toEqual(["b"]);
+    expect(await holders("&chunk=5")).toEqual([b.peerId, c.peerId].sort());
+    expect(await holders("&chunk=4")).toEqual([b.peerId]);
     for (const chunks of [{ [L2]: "***" }, { [L1]: "AA==" }, [], "x"]) {
-      const r = await post(JSON.stringify({ peerId: "d", addrs: [], layers: [L2], chunks }));
+      const r = await announce(d, { addrs: [], layers: [L2], chunks });
       expect(r.status, JSON.stringify(chunks)).toBe(400);
     }
     for (const q of ["", "?layer=", "?layer=sha256:xyz", `?layer=${L2}&chunk=-1`, `?layer=${L2}&chunk=x`]) {
@@ -121,6 +131,50 @@ describe("tracker over HTTP", () => {
     const wrongMethod = await fetch(`${sn.url}/v1/announce`);
     expect(wrongMethod.status).toBe(404);
     expect((await fetch(`${sn.url}/v1/health`)).status).toBe(200);
+  });
+
+  it("takes announces and reports only from members of its swarm, each in its own name, never replayed", async () => {
+    const psk = randomBytes(32);
+    const sn = await cleanup.supernode({ root: await cleanup.tempDir("shoal-sn-auth-"), trackerSwarmKey: psk });
+    const post = async (path: string, body: unknown) => {
+      const r = await fetch(`${sn.url}${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+      return { status: r.status, code: ((await r.json()) as { code?: string }).code };
+    };
+    const listed = async () => ((await (await fetch(`${sn.url}/v1/peers?layer=${L1}`)).json()) as { peerId: string }[]).map((p) => p.peerId);
+    const member = testPeerIdentity();
+    const outsider = testPeerIdentity();
+    const refused = { status: 403, code: "SHOAL_ERR_NOT_SWARM_MEMBER" };
+    // the attacks of the review: plain announces, and announces sealed with another swarm key
+    expect(await post("/v1/announce", { peerId: outsider.peerId, addrs: ["x"], layers: [L1] })).toMatchObject({ status: 400 });
+    expect(await post("/v1/announce", await sealForTest("announce", { peerId: outsider.peerId, addrs: ["x"], layers: [L1] }, outsider, randomBytes(32)))).toEqual(refused);
+    // a member announcing in another's name
+    expect(await post("/v1/announce", await sealForTest("announce", { peerId: outsider.peerId, addrs: ["x"], layers: [L1] }, { peerId: outsider.peerId, sign: member.sign }, psk))).toEqual(refused);
+    expect(await listed()).toEqual([]);
+    const first = await sealForTest("announce", { peerId: member.peerId, addrs: ["x"], layers: [L1] }, member, psk, Date.now() - 1000);
+    expect((await post("/v1/announce", await sealForTest("announce", { peerId: member.peerId, addrs: ["y"], layers: [L1] }, member, psk))).status).toBe(200);
+    // an older announce of the same peer, sent again by whoever saw it
+    expect(await post("/v1/announce", first)).toEqual(refused);
+    expect(await listed()).toEqual([member.peerId]);
+    // reports: two reporters ban, but only members reporting in their own names count
+    const liar = member.peerId;
+    const chunk = `sha256:${"c".repeat(64)}`;
+    const report = (who: TrackerSigner, key: Uint8Array, reporter = who.peerId) => sealForTest("report", { reporter, peerId: liar, chunk }, who, key);
+    const [w1, w2] = [testPeerIdentity(), testPeerIdentity()];
+    expect(await post("/v1/report", await report(outsider, randomBytes(32)))).toEqual(refused);
+    expect(await post("/v1/report", await report(w1, psk, w2.peerId))).toEqual(refused);
+    expect(await post("/v1/report", await sealForTest("announce", { reporter: w1.peerId, peerId: liar, chunk }, w1, psk))).toEqual(refused);
+    expect(await post("/v1/report", await report(w1, psk))).toMatchObject({ status: 200 });
+    expect(await listed()).toEqual([liar]);
+    expect(await post("/v1/report", await report(w2, psk))).toMatchObject({ status: 200 });
+    expect(await listed()).toEqual([]);
+  });
+
+  it("without a swarm key the tracker takes no announces", async () => {
+    const sn = await cleanup.supernode({ root: await cleanup.tempDir("shoal-sn-nokey-") });
+    const me = testPeerIdentity();
+    const r = await fetch(`${sn.url}/v1/announce`, { method: "POST", body: JSON.stringify(await sealForTest("announce", { peerId: me.peerId, addrs: [], layers: [L1] }, me, randomBytes(32))) });
+    expect(r.status).toBe(403);
+    expect(((await r.json()) as { code: string }).code).toBe("SHOAL_ERR_NOT_SWARM_MEMBER");
   });
 
   it("serves Prometheus metrics on its own listener", async () => {

@@ -9,8 +9,9 @@ import type { Credentials } from "@shoal/oci";
 import { basicAuthorization } from "./credentials.ts";
 import type { LayerRef } from "./layer-ref.ts";
 import {
-  parseHolders, parsePreheatStatus, type Announcement, type Health, type Holder, type PeerReport, type PreheatStatus,
+  parseHolders, parsePreheatStatus, type Health, type Holder, type PreheatStatus,
 } from "./messages.ts";
+import type { TrackerEnvelope } from "./tracker-auth.ts";
 import {
   ANNOUNCE_PATH, CHUNK_LENGTHS_HEADER, chunksRoute, HEALTH_PATH, indexRoute, peersRoute, PREHEAT_PATH, preheatJobRoute, REPORT_PATH,
 } from "./routes.ts";
@@ -80,14 +81,14 @@ export class SupernodeClient {
     return new Uint8Array(await res.arrayBuffer());
   }
 
-  /** Tell the tracker which layers (and chunks) this peer holds; resolves the time to live it granted, ms. */
-  async announce(a: Announcement, opts: CallOptions = {}): Promise<number> {
+  /** Tell the tracker which layers (and chunks) this peer holds (a sealed `Announcement`); resolves the time to live it granted, ms. */
+  async announce(a: TrackerEnvelope, opts: CallOptions = {}): Promise<number> {
     const body = await this.#json("POST", ANNOUNCE_PATH, opts, a);
     return Number((body as { ttlMs?: unknown }).ttlMs);
   }
 
-  /** Tell the tracker that `r.peerId` sent `r.reporter` bytes failing their digest; resolves whether it is banned now. */
-  async report(r: PeerReport, opts: CallOptions = {}): Promise<boolean> {
+  /** Tell the tracker that a peer sent the reporter bytes failing their digest (a sealed `PeerReport`); resolves whether it is banned now. */
+  async report(r: TrackerEnvelope, opts: CallOptions = {}): Promise<boolean> {
     const body = await this.#json("POST", REPORT_PATH, opts, r);
     return (body as { banned?: unknown }).banned === true;
   }

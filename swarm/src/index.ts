@@ -12,4 +12,8 @@ export { parseBasicAuth, basicAuthorization } from "./credentials.ts";
 export { SupernodeClient, SupernodeCallError, type CallOptions } from "./client.ts";
 export { SupernodeSet } from "./supernode-set.ts";
 export { TrackerClient, type LayerHolding } from "./tracker-client.ts";
+export {
+  sealTrackerMessage, openTrackerMessage, trackerMembershipKey, ed25519PeerId, NotSwarmMemberError, TRACKER_MAX_SKEW_MS,
+  type TrackerSigner, type TrackerEnvelope, type TrackerMessageKind,
+} from "./tracker-auth.ts";
 export { preheat, type PreheatOptions, type PreheatProgress } from "./preheat-client.ts";

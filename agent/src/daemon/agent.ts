@@ -14,7 +14,7 @@ import { DockerConfigCredentialStore, RegistryClientPool } from "@shoal/oci";
 import { Lifecycle, MetricsServer } from "@shoal/service";
 import { ChunkStore } from "@shoal/store";
 import { serveSnapshots, SnapshotRecords, Snapshotter } from "@shoal/snapshotter";
-import { SupernodeSet, TrackerClient } from "@shoal/swarm";
+import { SupernodeSet, TrackerClient, trackerMembershipKey, type TrackerSigner } from "@shoal/swarm";
 import { Level } from "level";
 import type { Logger } from "pino";
 import type { AgentConfig } from "../config/agent-config.ts";
@@ -96,8 +96,9 @@ export async function createAgent(config: AgentConfig, logger: Logger, component
     life.defer("registry clients", () => clients.close());
 
     const supernodes = config.supernodes.length > 0 ? new SupernodeSet({ urls: config.supernodes }) : undefined;
-    const tracker = supernodes ? new TrackerClient({ supernodes, logger }) : undefined;
-    const peer = config.swarmKey ? await life.start("chunk peer", await swarmPeer(config, store, logger)) : undefined;
+    const swarm = config.swarmKey ? await swarmPeer(config, store, logger) : undefined;
+    const peer = swarm ? await life.start("chunk peer", swarm.peer) : undefined;
+    const tracker = supernodes && swarm ? new TrackerClient({ supernodes, logger, signer: swarm.signer, membershipKey: swarm.membershipKey }) : undefined;
     const peers = peer && tracker ? new PeerSource({ peer, tracker, logger }) : undefined;
     // the host's registry credentials go with each request, for the supernode's access check of private images
     const supernodeSource = supernodes ? new SupernodeSource({ supernodes, credentials: new DockerConfigCredentialStore({ logger }) }) : undefined;
@@ -203,16 +204,24 @@ function fuseMounter(config: AgentConfig, logger: Logger, keeperCommand: readonl
   return mounter;
 }
 
-/** The libp2p chunk peer, serving the store; libp2p is loaded only here, only with a swarm key. */
-async function swarmPeer(config: AgentConfig, store: ChunkStore, logger: Logger): Promise<SwarmPeer> {
-  const { ChunkPeer, readSwarmKey } = await import("@shoal/p2p");
-  return new ChunkPeer({ provider: store, logger: logger.child({ component: "p2p" }) }, {
-    swarmKey: await readSwarmKey(config.swarmKey!),
+/**
+ * The libp2p chunk peer, serving the store, and what seals its tracker
+ * messages (its own key; the swarm key's membership key). libp2p is loaded
+ * only here, only with a swarm key.
+ */
+async function swarmPeer(config: AgentConfig, store: ChunkStore, logger: Logger): Promise<{ peer: SwarmPeer; signer: TrackerSigner; membershipKey: Uint8Array }> {
+  const { ChunkPeer, loadOrCreatePeerKey, readSwarmKey } = await import("@shoal/p2p");
+  const swarmKey = await readSwarmKey(config.swarmKey!);
+  const privateKey = await loadOrCreatePeerKey(join(config.root, "peer.key"));
+  const peer = new ChunkPeer({ provider: store, logger: logger.child({ component: "p2p" }) }, {
+    swarmKey,
     listen: [config.p2pListen],
     uploadRate: config.uploadRate,
     maxUploads: config.maxUploads,
-    keyFile: join(config.root, "peer.key"),
+    privateKey,
   });
+  const signer: TrackerSigner = { get peerId() { return peer.peerId; }, sign: (data) => privateKey.sign(data) };
+  return { peer, signer, membershipKey: trackerMembershipKey(swarmKey.psk) };
 }
 
 /** How long after its last upload a host still counts as serving its swarm, ms. */

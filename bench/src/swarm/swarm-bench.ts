@@ -177,6 +177,8 @@ async function runShoal(c: ShoalCtx, tag: string): Promise<ShoalPass> {
     await mkdir(snRoot, { recursive: true });
     procs.push(await startIn(c.supernode, [
       "supernode", "--root", snRoot, "--listen", `${c.supernode.nsAddr}:${SUPERNODE_PORT}`, "--supernodes", snUrl, "--registries", c.reg.host, "--plain-http", "--log-level", logLevel,
+      // a member of the swarm: its tracker takes the agents' sealed announces, and it seeds over libp2p
+      "--swarm-key", c.keyFile, "--p2p-listen", `/ip4/${c.supernode.nsAddr}/tcp/0`,
     ], join(dir, "supernode.log"), { tcp: { host: c.supernode.nsAddr, port: SUPERNODE_PORT } }, 60_000));
 
     await c.reg.settle();

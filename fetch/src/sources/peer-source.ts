@@ -21,8 +21,8 @@ export interface ChunkPeerLike {
 export interface PeerDirectory {
   /** Peers holding (part of) `layer`, with their chunk bitmaps; [] when nobody can say. */
   peers(layer: string): Promise<Holder[]>;
-  /** `peerId` served `self` bytes of chunk digest `chunk` that failed their digest. */
-  report(self: string, peerId: string, chunk: string): Promise<void>;
+  /** `peerId` served this peer bytes of chunk digest `chunk` that failed their digest. */
+  report(peerId: string, chunk: string): Promise<void>;
 }
 
 /** How long a layer's list of holders is used before it is asked again, ms: bitmaps grow fast while a swarm starts. */
@@ -135,6 +135,6 @@ export class PeerSource implements ChunkSource {
     if (!peerId || this.dropped.has(peerId)) return;
     this.dropped.add(peerId);
     this.logger.warn({ peer: peerId, chunk: digest }, "peer served a chunk that failed its digest; dropped and reported");
-    void this.tracker.report(this.peer.peerId, peerId, digest);
+    void this.tracker.report(peerId, digest);
   }
 }

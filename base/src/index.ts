@@ -4,3 +4,4 @@ export { isDigest, assertDigest, digestOf, verifyDigest, Digester, SHA256_DIGEST
 export { untilAborted, sleep } from "./abort.ts";
 export { TokenBucket, type TokenBucketInit, type TokenBucketComponents } from "./token-bucket.ts";
 export { parseBytes, parseDuration, humanBytes } from "./units.ts";
+export { LruMap } from "./lru-map.ts";

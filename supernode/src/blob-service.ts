@@ -9,11 +9,11 @@
  */
 import { type Credentials, type RegistryClients } from "@shoal/oci";
 import { type LayerRef } from "@shoal/swarm";
-import { DigestMismatchError, untilAborted, ShoalError } from "@shoal/base";
+import { DigestMismatchError, LruMap, untilAborted, ShoalError } from "@shoal/base";
 import { createHash } from "node:crypto";
 import type { Logger } from "pino";
 import type { AccessCheck } from "./access.ts";
-import { DEFAULT_BLOB_BLOCK_BYTES } from "./constants.ts";
+import { DEFAULT_BLOB_BLOCK_BYTES, MAX_BLOB_SIZES_REMEMBERED } from "./constants.ts";
 
 /** The chunk-store surface blocks need (`ChunkStore` satisfies it). */
 export interface BlockCache {
@@ -22,11 +22,16 @@ export interface BlockCache {
   readCompressed(digest: string, opts?: { signal?: AbortSignal }): Promise<Buffer | undefined>;
 }
 
-/** Where block records live (a utf8 `Level` satisfies it). */
+/** Where block records live (over a utf8 `Level`). */
 export interface BlockDb {
   get(key: string): Promise<string | undefined>;
   put(key: string, value: string): Promise<void>;
+  del(key: string): Promise<void>;
+  /** Every record whose key starts with `prefix`. */
+  entries(prefix: string): AsyncIterable<[string, string]>;
 }
+
+const BLOCK_PREFIX = "blk!";
 
 /** Options of one blob read. */
 export interface BlobReadOptions {
@@ -53,7 +58,7 @@ export class BlobService {
   readonly #access: AccessCheck | undefined;
   readonly #log: Logger;
   readonly #blockBytes: number;
-  readonly #sizes = new Map<string, Promise<number>>();
+  readonly #sizes = new LruMap<string, Promise<number>>({ maxEntries: MAX_BLOB_SIZES_REMEMBERED });
   readonly #inflight = new Map<string, Promise<Buffer>>();
   readonly #lifetime = new AbortController();
   readonly #originBytes: ((n: number) => void) | undefined;
@@ -118,7 +123,7 @@ export class BlobService {
 
   /** Block `n` of the blob: from the cache, else from the origin once for every caller. */
   #block(blob: LayerRef, n: number, size: number, opts: BlobReadOptions): Promise<Buffer> {
-    const key = `blk!${blob.digest}!${this.#blockBytes}!${n}`;
+    const key = `${BLOCK_PREFIX}${blob.digest}!${this.#blockBytes}!${n}`;
     let p = this.#inflight.get(key);
     if (!p) {
       p = this.#load(blob, n, size, key, opts).finally(() => this.#inflight.delete(key));
@@ -150,6 +155,23 @@ export class BlobService {
       this.#log.warn({ blob: blob.digest, block: n, err }, "could not cache blob block");
     }
     return bytes;
+  }
+
+  /**
+   * Delete the block records whose block is no longer in the cache (evicted),
+   * so that records stay as bounded as the cache itself; resolves how many
+   * went.
+   */
+  async sweepRecords(): Promise<number> {
+    let n = 0;
+    for await (const [key, digest] of this.#db.entries(BLOCK_PREFIX)) {
+      if (this.#lifetime.signal.aborted) break;
+      if (this.#cache.has(digest) || this.#inflight.has(key)) continue;
+      await this.#db.del(key);
+      n++;
+    }
+    if (n > 0) this.#log.info({ records: n }, "swept block records of evicted blocks");
+    return n;
   }
 
   /** Abort origin fetches in flight. */

@@ -22,3 +22,11 @@ export const MAX_INDEX_SIZE = 64 * 1024 * 1024;
 export const PREHEAT_JOB_RETENTION_MS = 60 * 60 * 1000;
 /** A caller's access to a layer, once checked with the registry, is trusted this long, ms. */
 export const DEFAULT_ACCESS_TTL_MS = 5 * 60 * 1000;
+/** Decoded indexes kept in memory: at most this many layers … */
+export const MAX_INDEXES_IN_MEMORY = 4096;
+/** … and at most this many bytes of their encoded index regions. */
+export const MAX_INDEX_BYTES_IN_MEMORY = 256 * 1024 * 1024;
+/** Blob sizes (HEAD answers) remembered. */
+export const MAX_BLOB_SIZES_REMEMBERED = 10_000;
+/** How often block records whose block left the cache are swept, ms. */
+export const BLOCK_RECORD_SWEEP_MS = 60 * 60 * 1000;

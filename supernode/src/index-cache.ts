@@ -1,11 +1,11 @@
 /** Layer indexes the supernode has read: in memory and in LevelDB, fetched from the origin once. */
 import { type Credentials, type RegistryClients } from "@shoal/oci";
 import { type LayerRef } from "@shoal/swarm";
-import { untilAborted } from "@shoal/base";
+import { LruMap, untilAborted } from "@shoal/base";
 import { createHash } from "node:crypto";
 import { decodeFooter, decodeIndexMembers, FOOTER_SIZE, LayerFormatError, type IndexLocation, type LayerIndex } from "@shoal/blockindex";
 import type { Logger } from "pino";
-import { MAX_INDEX_SIZE } from "./constants.ts";
+import { MAX_INDEX_BYTES_IN_MEMORY, MAX_INDEXES_IN_MEMORY, MAX_INDEX_SIZE } from "./constants.ts";
 
 /** The narrow key-value surface the index cache needs (a utf8 `Level` satisfies it). */
 export interface IndexDb {
@@ -44,8 +44,10 @@ export class IndexCache {
   readonly #db: IndexDb;
   readonly #origins: RegistryClients;
   readonly #log: Logger;
-  readonly #memory = new Map<string, Promise<CachedIndex>>();
-  readonly #loaded = new Map<string, CachedIndex>();
+  /** Loads in flight, one per layer however many callers ask. */
+  readonly #inflight = new Map<string, Promise<CachedIndex>>();
+  /** Decoded indexes, the most recently used kept (by count and by bytes). */
+  readonly #loaded = new LruMap<string, CachedIndex>({ maxEntries: MAX_INDEXES_IN_MEMORY, maxWeight: MAX_INDEX_BYTES_IN_MEMORY, weigh: (c) => c.bytes.length });
 
   constructor(components: { db: IndexDb; origins: RegistryClients; logger: Logger }) {
     this.#db = components.db;
@@ -55,16 +57,16 @@ export class IndexCache {
 
   /** The index of `layer`; throws `LayerFormatError` (`SHOAL_ERR_NOT_CONVERTED`, …) or a `RegistryError`. */
   async get(layer: LayerRef, opts: { signal?: AbortSignal; credentials?: Credentials; hint?: IndexHint } = {}): Promise<CachedIndex> {
-    let p = this.#memory.get(layer.digest);
-    if (!p) {
-      p = this.#load(layer, opts);
-      this.#memory.set(layer.digest, p);
-      p.catch(() => {
-        if (this.#memory.get(layer.digest) === p) this.#memory.delete(layer.digest);
-      });
+    let cached = this.#loaded.get(layer.digest);
+    if (!cached) {
+      let p = this.#inflight.get(layer.digest);
+      if (!p) {
+        p = this.#load(layer, opts).finally(() => this.#inflight.delete(layer.digest));
+        this.#inflight.set(layer.digest, p);
+        p.then((c) => this.#loaded.set(layer.digest, c), () => undefined);
+      }
+      cached = await untilAborted(p, opts.signal);
     }
-    const cached = await untilAborted(p, opts.signal);
-    this.#loaded.set(layer.digest, cached);
     const want = opts.hint?.indexDigest;
     if (want && want !== cached.indexDigest) {
       throw new LayerFormatError("SHOAL_ERR_DIGEST_MISMATCH", `index digest mismatch: expected ${want}, got ${cached.indexDigest}`, { layer: layer.digest });

@@ -9,9 +9,9 @@ import { Level } from "level";
 import type { Logger } from "pino";
 import { createApiHandler } from "./api.ts";
 import { AccessCheck } from "./access.ts";
-import { BlobService } from "./blob-service.ts";
+import { BlobService, type BlockDb } from "./blob-service.ts";
 import { ChunkService } from "./chunk-service.ts";
-import { DEFAULT_CACHE_SIZE, DEFAULT_ORIGIN_RETRY_MS } from "./constants.ts";
+import { BLOCK_RECORD_SWEEP_MS, DEFAULT_CACHE_SIZE, DEFAULT_ORIGIN_RETRY_MS } from "./constants.ts";
 import { IndexCache, type IndexDb } from "./index-cache.ts";
 import { SupernodeMetrics } from "./metrics.ts";
 import { PreheatJobs } from "./preheat.ts";
@@ -101,13 +101,23 @@ export async function createSupernode(init: SupernodeInit, logger: Logger): Prom
       { userAgent: "shoal-supernode/0.1", plainHttp: init.plainHttp === true, maxRetryTimeMs: init.originRetryMs ?? DEFAULT_ORIGIN_RETRY_MS, ...(init.allowedRegistries ? { allowedRegistries: init.allowedRegistries } : {}) },
     );
     life.defer("registry clients", () => origins.close());
-    const db: IndexDb = { get: async (k) => (await level.get(k)) ?? undefined, put: (k, v) => level.put(k, v) };
+    const db: IndexDb & BlockDb = {
+      get: async (k) => (await level.get(k)) ?? undefined,
+      put: (k, v) => level.put(k, v),
+      del: (k) => level.del(k),
+      entries: (prefix) => level.iterator({ gte: prefix, lt: `${prefix}\uffff` }),
+    };
     const indexes = new IndexCache({ db, origins, logger });
     const access = new AccessCheck({ origins }, init.accessTtlMs !== undefined ? { ttlMs: init.accessTtlMs } : {});
     const chunks = new ChunkService({ indexes, cache: store, origins, logger, observer: metrics, access });
     life.defer("chunk service", () => chunks.close());
     const blobs = new BlobService({ cache: store, db, origins, logger, access, originBytes: (n) => metrics.originBytes(n) }, init.blobBlockBytes !== undefined ? { blockBytes: init.blobBlockBytes } : {});
     life.defer("blob service", () => blobs.close());
+    // block records follow the cache: those of evicted blocks go, at start and every hour
+    const sweep = () => blobs.sweepRecords().catch((err: unknown) => void log.warn({ err }, "block record sweep failed"));
+    await sweep();
+    const sweeper = setInterval(() => void sweep(), BLOCK_RECORD_SWEEP_MS).unref();
+    life.defer("block record sweeper", () => clearInterval(sweeper));
     const tracker = new PeerTable({}, {
       ...(init.trackerTtlMs !== undefined ? { ttlMs: init.trackerTtlMs } : {}),
       ...(init.trackerMaxPeers !== undefined ? { maxPeers: init.trackerMaxPeers } : {}),

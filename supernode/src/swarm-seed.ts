@@ -8,6 +8,8 @@ import { ChunkPeer, type SwarmKey } from "@shoal/p2p";
 import type { Logger } from "pino";
 import { chunkDigest } from "@shoal/blockindex";
 import type { IndexCache } from "./index-cache.ts";
+import { LruMap } from "@shoal/base";
+import { MAX_INDEXES_IN_MEMORY } from "./constants.ts";
 
 /** Settings of the supernode's swarm membership. */
 export interface SwarmSeedInit {
@@ -32,7 +34,7 @@ export class SwarmSeed {
   readonly #indexes: IndexCache;
   readonly #has: (digest: string) => boolean;
   /** Per layer: when computed, how many chunks are cached, and the bitmap when not all. */
-  readonly #holdings = new Map<string, { at: number; count: number; bits?: { text: string; raw: Uint8Array } }>();
+  readonly #holdings = new LruMap<string, { at: number; count: number; bits?: { text: string; raw: Uint8Array } }>({ maxEntries: MAX_INDEXES_IN_MEMORY });
 
   private constructor(peer: ChunkPeer, indexes: IndexCache, has: (digest: string) => boolean) {
     this.#peer = peer;

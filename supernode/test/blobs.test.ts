@@ -1,4 +1,6 @@
 import { createHash } from "node:crypto";
+import { join } from "node:path";
+import { Level } from "level";
 import { RegistryClient } from "@shoal/oci";
 import type { RunningRegistry } from "@shoal/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -58,6 +60,31 @@ describe("supernode: byte ranges of any blob, against the Debian registry", () =
     expect(back.body.equals(blob.subarray(BLOCK, 2 * BLOCK + 6))).toBe(true);
     await registry.settle();
     expect(registry.stats().blobBytes).toBe(served);
+  });
+
+  it("keeps block records only for blocks still in its cache: those of evicted blocks are swept at start", async () => {
+    const root = await cleanup.tempDir("shoal-sn-blobs-sweep-");
+    const blocks = Math.ceil(blob.length / BLOCK);
+    const sn = await cleanup.supernode({ root, blobBlockBytes: BLOCK, cacheSize: 3 * BLOCK });
+    expect((await get(sn.url)).body.equals(blob)).toBe(true); // more blocks than the cache holds
+    await sn.close();
+    const records = async () => {
+      const level = new Level<string, string>(join(root, "meta"), { keyEncoding: "utf8", valueEncoding: "utf8" });
+      await level.open();
+      try {
+        let n = 0;
+        for await (const _ of level.keys({ gte: "blk!", lt: "blk!\uffff" })) n++;
+        return n;
+      } finally {
+        await level.close();
+      }
+    };
+    expect(await records()).toBe(blocks);
+    const again = await cleanup.supernode({ root, blobBlockBytes: BLOCK, cacheSize: 3 * BLOCK });
+    await again.close();
+    const left = await records();
+    expect(left).toBeGreaterThan(0);
+    expect(left).toBeLessThanOrEqual(3);
   });
 
   it("answers ranges it cannot serve with 416 and the size, and unknown blobs with 404", async () => {

@@ -33,10 +33,11 @@ export const PACKAGES = {
   convert: { floor: 5, imports: ["base", "blockindex", "oci"] },
   supernode: { floor: 5, imports: ["base", "blockindex", "oci", "store", "p2p", "service", "swarm"] },
   snapshotter: { floor: 5, imports: ["base", "blockindex"] },
-  agent: { floor: 6, imports: ["base", "blockindex", "oci", "store", "p2p", "service", "swarm", "fetch", "snapshotter"], lazy: ["p2p"] },
-  cli: { floor: 7, imports: ["base", "blockindex", "oci", "p2p", "service", "swarm", "fetch", "convert", "supernode", "snapshotter", "agent"] },
+  "registry-proxy": { floor: 5, imports: ["base", "oci", "service", "swarm"] },
+  agent: { floor: 6, imports: ["base", "blockindex", "oci", "store", "p2p", "service", "swarm", "fetch", "snapshotter", "registry-proxy"], lazy: ["p2p"] },
+  cli: { floor: 7, imports: ["base", "blockindex", "oci", "p2p", "service", "swarm", "fetch", "convert", "supernode", "snapshotter", "registry-proxy", "agent"] },
   testkit: { floor: 1, imports: ["base"] },
-  bench: { floor: 8, imports: ["base", "blockindex", "oci", "store", "p2p", "service", "swarm", "fetch", "convert", "supernode", "snapshotter", "agent", "cli", "testkit"] },
+  bench: { floor: 8, imports: ["base", "blockindex", "oci", "store", "p2p", "service", "swarm", "fetch", "convert", "supernode", "snapshotter", "registry-proxy", "agent", "cli", "testkit"] },
 };
 
 const BUILTINS = new Set([...builtinModules, ...builtinModules.map((m) => `node:${m}`)]);

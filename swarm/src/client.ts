@@ -13,7 +13,7 @@ import {
 } from "./messages.ts";
 import type { TrackerEnvelope } from "./tracker-auth.ts";
 import {
-  ANNOUNCE_PATH, CHUNK_LENGTHS_HEADER, chunksRoute, HEALTH_PATH, indexRoute, peersRoute, PREHEAT_PATH, preheatJobRoute, REPORT_PATH,
+  ANNOUNCE_PATH, blobRoute, CHUNK_LENGTHS_HEADER, chunksRoute, HEALTH_PATH, indexRoute, peersRoute, PREHEAT_PATH, preheatJobRoute, REPORT_PATH,
 } from "./routes.ts";
 
 /**
@@ -125,6 +125,18 @@ export class SupernodeClient {
     return (await this.#json("GET", HEALTH_PATH, opts)) as Health;
   }
 
+  /**
+   * Bytes `[start, end)` of any blob (its whole when no range is given) from
+   * the supernode's block cache, as a stream of unverified pieces: the caller
+   * checks them against the blob's digest.
+   */
+  async blob(blob: LayerRef, opts: CallOptions & { range?: { start: number; end: number } } = {}): Promise<AsyncIterable<Uint8Array>> {
+    const headers = opts.range ? { range: `bytes=${opts.range.start}-${opts.range.end - 1}` } : undefined;
+    const res = await this.#call("GET", blobRoute(blob), opts, undefined, headers);
+    if (!res.body) throw new SupernodeCallError("SHOAL_ERR_SUPERNODE_PROTOCOL", `${this.url}: blob answer has no body`);
+    return res.body;
+  }
+
   async #json(method: string, path: string, opts: CallOptions, body?: unknown): Promise<unknown> {
     const res = await this.#call(method, path, opts, body);
     try {
@@ -135,8 +147,8 @@ export class SupernodeClient {
   }
 
   /** One request; a 2xx answer, else the error it stands for. A caller's abort rejects with the signal's reason. */
-  async #call(method: string, path: string, opts: CallOptions, body?: unknown): Promise<Response> {
-    const headers: Record<string, string> = {};
+  async #call(method: string, path: string, opts: CallOptions, body?: unknown, extraHeaders?: Record<string, string>): Promise<Response> {
+    const headers: Record<string, string> = { ...extraHeaders };
     if (body !== undefined) headers["content-type"] = "application/json";
     if (opts.credentials) headers.authorization = basicAuthorization(opts.credentials);
     let res: Response;

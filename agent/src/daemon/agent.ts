@@ -11,7 +11,9 @@ import {
   Announcer, Fetcher, PeerSource, RegistryIndexSource, RegistrySource, SupernodeSource, type ChunkPeerLike, type ChunkSource, type FetchStats, type IndexSource,
 } from "@shoal/fetch";
 import { DockerConfigCredentialStore, RegistryClientPool } from "@shoal/oci";
-import { Lifecycle, MetricsServer } from "@shoal/service";
+import { baseUrl, closeServer, Lifecycle, listenTcp, MetricsServer } from "@shoal/service";
+import { RegistryMirror } from "@shoal/registry-proxy";
+import { createServer } from "node:http";
 import { ChunkStore } from "@shoal/store";
 import { serveSnapshots, SnapshotRecords, Snapshotter } from "@shoal/snapshotter";
 import { SupernodeSet, TrackerClient, trackerMembershipKey, type TrackerSigner } from "@shoal/swarm";
@@ -57,6 +59,8 @@ export interface AgentStatus {
   /** Fetches hedged onto a second source because the first was slow. */
   hedges: number;
   store: ReturnType<ChunkStore["stats"]>;
+  /** The registry mirror's base URL, when `--mirror-listen` is set. */
+  mirror?: string;
   /** Present when the peer swarm is on. */
   p2p?: { peerId: string; addrs: string[]; connected: number; bytesUploaded: number; uploadsServed: number; uploadsRefused: number; dropped: string[] };
 }
@@ -101,7 +105,8 @@ export async function createAgent(config: AgentConfig, logger: Logger, component
     const tracker = supernodes && swarm ? new TrackerClient({ supernodes, logger, signer: swarm.signer, membershipKey: swarm.membershipKey }) : undefined;
     const peers = peer && tracker ? new PeerSource({ peer, tracker, logger }) : undefined;
     // the host's registry credentials go with each request, for the supernode's access check of private images
-    const supernodeSource = supernodes ? new SupernodeSource({ supernodes, credentials: new DockerConfigCredentialStore({ logger }) }) : undefined;
+    const hostCredentials = new DockerConfigCredentialStore({ logger });
+    const supernodeSource = supernodes ? new SupernodeSource({ supernodes, credentials: hostCredentials }) : undefined;
     const sources: ChunkSource[] = [
       ...(peers ? [peers] : []),
       ...(supernodeSource ? [supernodeSource] : []),
@@ -154,11 +159,22 @@ export async function createAgent(config: AgentConfig, logger: Logger, component
       mounts.onChange = () => void announcer.announce();
     }
 
+    let mirrorUrl: string | undefined;
+    if (config.mirrorListen) {
+      const mirror = new RegistryMirror({ logger, ...(supernodes ? { supernodes } : {}), credentials: hostCredentials, observer: metrics }, {
+        plainHttp: config.plainHttp, userAgent: "shoal-agent/0.1", defaultRegistry: config.mirrorDefaultRegistry,
+      });
+      const server = createServer(mirror.handler());
+      mirrorUrl = baseUrl(await listenTcp(server, config.mirrorListen));
+      life.defer("registry mirror", () => closeServer(server));
+    }
+
     const status = async (): Promise<AgentStatus> => {
       const s = mounts.status();
       const f = fetcher.stats();
       return {
         root, mounts: s.mounts, images: s.images, sources: f.sources, hedges: f.hedges, store: store.stats(),
+        ...(mirrorUrl ? { mirror: mirrorUrl } : {}),
         ...(peer ? { p2p: { peerId: peer.peerId, addrs: peer.addrs, connected: peer.connectedPeers(), ...peer.stats(), dropped: peers?.droppedPeers() ?? [] } } : {}),
       };
     };
@@ -185,7 +201,7 @@ export async function createAgent(config: AgentConfig, logger: Logger, component
       });
       await life.start("metrics server", new MetricsServer({ registry: metrics.registry, refresh }, { listen: config.metricsListen }));
     }
-    logger.info({ root, socket: join(root, "agent.sock"), snapshotter: snapshotterSocket, metrics: config.metricsListen, fuseKeeper: config.fuseKeeper, adopted: fs.adopted }, "agent ready");
+    logger.info({ root, socket: join(root, "agent.sock"), snapshotter: snapshotterSocket, metrics: config.metricsListen, mirror: mirrorUrl, fuseKeeper: config.fuseKeeper, adopted: fs.adopted }, "agent ready");
     started = true;
     return { config, mounts, fetcher, store, metrics, status, close: () => life.close(), failed };
   });

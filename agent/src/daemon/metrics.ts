@@ -26,6 +26,8 @@ export class AgentMetrics implements FetchObserver {
   private readonly peersConnected = new Gauge({ name: "shoal_peers_connected", help: "libp2p peers connected", registers: [this.registry] });
   private readonly uploadBytes = new Counter({ name: "shoal_upload_bytes_total", help: "Chunk bytes served to peers", registers: [this.registry] });
   private readonly peersDropped = new Gauge({ name: "shoal_peers_dropped", help: "Peers dropped for serving chunks that failed verification", registers: [this.registry] });
+  private readonly mirrorRequests = new Counter({ name: "shoal_mirror_requests_total", help: "Registry mirror requests, by kind (ping, manifest, blob) and status", labelNames: ["kind", "status"], registers: [this.registry] });
+  private readonly mirrorBytes = new Counter({ name: "shoal_mirror_blob_bytes_total", help: "Blob bytes the registry mirror sent engines, by source (supernode, origin)", labelNames: ["source"], registers: [this.registry] });
   private readonly storeBytes = new Gauge({ name: "shoal_store_bytes", help: "Bytes in the chunk store", registers: [this.registry] });
   /** What the counters fed from cumulative totals had reached at the last scrape. */
   private readonly last = { ops: {} as Record<string, number>, errors: {} as Record<string, number>, uploaded: 0 };
@@ -47,6 +49,16 @@ export class AgentMetrics implements FetchObserver {
 
   failed(source: string, reason: string): void {
     this.failures.inc({ source, reason });
+  }
+
+  /** `MirrorObserver`: a mirror request answered. */
+  answered(kind: string, status: number): void {
+    this.mirrorRequests.inc({ kind, status: String(status) });
+  }
+
+  /** `MirrorObserver`: blob bytes sent to an engine. */
+  blobBytes(source: string, bytes: number): void {
+    this.mirrorBytes.inc({ source }, bytes);
   }
 
   hedged(from: string, to: string): void {

@@ -1,0 +1,183 @@
+// The agent's registry mirror with real engines: skopeo through a
+// registries.conf mirror (podman's form: the registry in the path),
+// containerd's `ctr image pull --hosts-dir` (its `?ns=` form) and `ctr run`,
+// a supernode serving the blobs, a rogue supernode whose bytes are wrong,
+// and the agent stopped (containerd falls back to the origin).
+import { createServer, type Server } from "node:http";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { randomBytes } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  busyboxImage, freePort, pushLayout, run, runShoalOk, startAgent, startContainerd, startRegistry, startSupernode, unmountAllUnder, writeImageLayout,
+  type RunningAgent, type RunningContainerd, type RunningRegistry, type ShoalDaemon,
+} from "@shoal/testkit";
+
+const OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
+let work: string;
+let registry: RunningRegistry;
+let supernode: ShoalDaemon;
+let agent: RunningAgent;
+let containerd: RunningContainerd;
+let mirrorPort: number;
+let metricsPort: number;
+const cleanups: Array<() => Promise<unknown>> = [];
+
+interface Manifest { config: { digest: string }; layers: Array<{ digest: string; size: number }> }
+async function manifestOf(ref: string): Promise<{ digest: string; manifest: Manifest }> {
+  const [repo, tag] = ref.split(":") as [string, string];
+  const res = await fetch(`${registry.url}/v2/${repo}/manifests/${tag}`, { headers: { accept: OCI_MANIFEST } });
+  return { digest: res.headers.get("docker-content-digest")!, manifest: (await res.json()) as Manifest };
+}
+
+async function metric(name: string, labels: string): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  const line = text.split("\n").find((l) => l.startsWith(`${name}{${labels}}`));
+  return line ? Number(line.split(" ").pop()) : 0;
+}
+
+/** skopeo copy through the mirror as podman would use it: a registries.conf mirror with the registry as a path prefix. */
+async function skopeoThroughMirror(ref: string, dest: string, port = mirrorPort): Promise<Manifest> {
+  const conf = join(work, `registries-${port}.conf`);
+  await writeFile(conf, [
+    "[[registry]]", `prefix = "${registry.host}"`, `location = "${registry.host}"`, "insecure = true",
+    "[[registry.mirror]]", `location = "127.0.0.1:${port}/${registry.host.replace(":", "__")}"`, "insecure = true", "",
+  ].join("\n"));
+  await run("skopeo", ["copy", "--registries-conf", conf, "--src-tls-verify=false", `docker://${registry.host}/${ref}`, `oci:${dest}:x`]);
+  const index = JSON.parse(await readFile(join(dest, "index.json"), "utf8")) as { manifests: Array<{ digest: string }> };
+  return JSON.parse(await readFile(join(dest, "blobs", "sha256", index.manifests[0]!.digest.slice(7)), "utf8")) as Manifest;
+}
+
+beforeAll(async () => {
+  work = await mkdtemp(join(tmpdir(), "shoal-mirror-"));
+  registry = await startRegistry();
+  const layout = await writeImageLayout(join(work, "layout"), busyboxImage({ dataBytes: 6 << 20, marker: "mirrored" }), { tag: "v1" });
+  await pushLayout(layout.dir, "v1", `${registry.host}/app:v1`);
+  await runShoalOk(["convert", "--plain-http", `${registry.host}/app:v1`, `${registry.host}/app:lazy`], { env: { XDG_CACHE_HOME: join(work, "cache") } });
+  const snPort = await freePort();
+  supernode = await startSupernode(join(work, "supernode"), snPort, ["--registries", registry.host, "--log-level", "warn"]);
+  cleanups.push(() => supernode.stop());
+  mirrorPort = await freePort();
+  metricsPort = await freePort();
+  agent = await startAgent(join(work, "agent"), [
+    "--plain-http", "--supernode", `http://127.0.0.1:${snPort}`, "--mirror-listen", `127.0.0.1:${mirrorPort}`, "--metrics-listen", `127.0.0.1:${metricsPort}`,
+  ]);
+  cleanups.push(() => agent.stop());
+  containerd = await startContainerd(join(work, "containerd"));
+  cleanups.push(() => containerd.stop());
+}, 180_000);
+
+afterAll(async () => {
+  for (const c of cleanups.reverse()) await c().catch(() => undefined);
+  if (work) await unmountAllUnder(work);
+  await registry?.stop();
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+describe("the registry mirror", () => {
+  it("serves skopeo (a registries.conf mirror) converted and unconverted images, the second time from the supernode's cache", async () => {
+    for (const tag of ["v1", "lazy"]) {
+      const origin = await manifestOf(`app:${tag}`);
+      const before = await metric("shoal_mirror_blob_bytes_total", 'source="supernode"');
+      await registry.settle();
+      await registry.resetStats();
+      const copied = await skopeoThroughMirror(`app:${tag}`, join(work, `skopeo-${tag}-1`));
+      expect(copied.layers.map((l) => l.digest)).toEqual(origin.manifest.layers.map((l) => l.digest));
+      expect(copied.config.digest).toBe(origin.manifest.config.digest);
+      const layerBytes = origin.manifest.layers.reduce((n, l) => n + l.size, 0);
+      // every layer byte went through the mirror from the supernode
+      expect((await metric("shoal_mirror_blob_bytes_total", 'source="supernode"')) - before).toBeGreaterThanOrEqual(layerBytes);
+      await registry.settle();
+      const firstBytes = registry.stats().blobBytes;
+      await skopeoThroughMirror(`app:${tag}`, join(work, `skopeo-${tag}-2`));
+      await registry.settle();
+      // the second copy cost the origin no blob bytes: the supernode's cache served them (the HEADs of the access checks carry none)
+      expect(registry.stats().blobBytes).toBe(firstBytes);
+    }
+  });
+
+  it("answers misses fast with OCI errors, and refuses what is not the read API", async () => {
+    const base = `http://127.0.0.1:${mirrorPort}`;
+    const t = performance.now();
+    const missing = await fetch(`${base}/v2/${registry.host}/app/manifests/nope`);
+    expect(missing.status).toBe(404);
+    expect(((await missing.json()) as { errors: Array<{ code: string }> }).errors[0]!.code).toBe("MANIFEST_UNKNOWN");
+    const blob = await fetch(`${base}/v2/app/blobs/sha256:${"0".repeat(64)}?ns=${registry.host}`);
+    expect(blob.status).toBe(404);
+    expect(((await blob.json()) as { errors: Array<{ code: string }> }).errors[0]!.code).toBe("BLOB_UNKNOWN");
+    expect(performance.now() - t).toBeLessThan(5000); // a bound on a hang, not a timing assertion
+    for (const [method, path] of [["PUT", `/v2/app/manifests/v1?ns=${registry.host}`], ["GET", "/v2/app/tags/list"], ["GET", "/etc/passwd"]] as const) {
+      const r = await fetch(`${base}${path}`, { method });
+      expect(r.status, `${method} ${path}`).toBeGreaterThanOrEqual(400);
+      expect(((await r.json()) as { errors: unknown[] }).errors.length).toBe(1);
+    }
+    const ping = await fetch(`${base}/v2/`);
+    expect(ping.status).toBe(200);
+    expect(ping.headers.get("docker-distribution-api-version")).toBe("registry/2.0");
+  });
+
+  it("serves containerd (ctr image pull --hosts-dir, ?ns=), and ctr run works from what it pulled", async () => {
+    const hostsDir = join(work, "certs.d");
+    await mkdir(join(hostsDir, registry.host), { recursive: true });
+    await writeFile(join(hostsDir, registry.host, "hosts.toml"), `server = "${registry.url}"\n[host."http://127.0.0.1:${mirrorPort}"]\n  capabilities = ["pull", "resolve"]\n`);
+    const before = await metric("shoal_mirror_requests_total", 'kind="manifest",status="200"');
+    const ctr = (...args: string[]) => run("ctr", ["--address", containerd.address, "-n", "mirror", ...args]);
+    await ctr("image", "pull", "--hosts-dir", hostsDir, `${registry.host}/app:v1`);
+    expect(await metric("shoal_mirror_requests_total", 'kind="manifest",status="200"')).toBeGreaterThan(before);
+    const { stdout } = await ctr("image", "ls", "-q");
+    expect(stdout).toContain(`${registry.host}/app:v1`);
+    const list = (await ctr("image", "ls")).stdout;
+    expect(list).toContain((await manifestOf("app:v1")).digest);
+    const out = await ctr("run", "--rm", `${registry.host}/app:v1`, "mirror-run", "/bin/cat", "/etc/marker");
+    expect(out.stdout).toContain("mirrored");
+  });
+
+  it("cuts off a blob the swarm serves wrong, so no engine gets a complete bad response; the next pull is from the origin", async () => {
+    const { manifest } = await manifestOf("app:v1");
+    const layer = manifest.layers[0]!;
+    const rogueSize = layer.size;
+    // a supernode that answers every blob with the right length of wrong bytes
+    const rogue: Server = createServer((req, res) => {
+      const m = /^bytes=(\d+)-/.exec(req.headers.range ?? "");
+      const size = Number(req.url?.includes("blobs") ? rogueSize : 0) - Number(m?.[1] ?? 0);
+      res.writeHead(200, { "content-type": "application/octet-stream", "content-length": size });
+      res.end(randomBytes(size));
+    });
+    const roguePort = await freePort();
+    await new Promise<void>((r) => rogue.listen(roguePort, "127.0.0.1", r));
+    const port = await freePort();
+    const victim = await startAgent(join(work, "victim"), ["--plain-http", "--supernode", `http://127.0.0.1:${roguePort}`, "--mirror-listen", `127.0.0.1:${port}`, "--origin-fallback", "true"]);
+    try {
+      const url = `http://127.0.0.1:${port}/v2/${registry.host}/app/blobs/${layer.digest}`;
+      const first = await fetch(url);
+      expect(first.status).toBe(200);
+      await expect(first.arrayBuffer()).rejects.toThrow(); // cut off before its end
+      const second = Buffer.from(await (await fetch(url)).arrayBuffer());
+      expect(second.length).toBe(layer.size);
+      const { createHash } = await import("node:crypto");
+      expect(`sha256:${createHash("sha256").update(second).digest("hex")}`).toBe(layer.digest);
+      // an engine's pull through this mirror gets only good blobs: a pull may fail (a layer cut off,
+      // which its digest check rejects), and is retried as engines are, until it completes, right
+      let copied: Manifest | undefined;
+      const failures: string[] = [];
+      for (let attempt = 0; attempt < 4 && !copied; attempt++) {
+        copied = await skopeoThroughMirror("app:v1", join(work, `skopeo-victim-${attempt}`), port).catch((err: Error) => void failures.push(err.message));
+      }
+      expect(copied, failures.join("\n")).toBeDefined();
+      expect(copied!.layers.map((l) => l.digest)).toEqual(manifest.layers.map((l) => l.digest));
+      for (const f of failures) expect(f).toMatch(/unexpected EOF|digest|connection reset/i);
+    } finally {
+      await victim.stop();
+      await new Promise((r) => rogue.close(r));
+    }
+  });
+
+  it("with the agent stopped, containerd falls back to the origin and the pull succeeds", async () => {
+    await agent.stop();
+    const hostsDir = join(work, "certs.d");
+    const ctr = (...args: string[]) => run("ctr", ["--address", containerd.address, "-n", "fallback", ...args]);
+    await ctr("image", "pull", "--hosts-dir", hostsDir, `${registry.host}/app:lazy`);
+    expect((await ctr("image", "ls", "-q")).stdout).toContain(`${registry.host}/app:lazy`);
+  });
+});

@@ -12,6 +12,7 @@ PACKAGES=(
   debootstrap                         # the realistic Debian image of the lazy-start bench
   libfuse2 fuse3                      # FUSE for lazy mounts
   containerd runc                     # containers from lazy mounts
+  podman                              # an engine pulling whole images through the mirror
   iproute2                            # network namespaces and tc for benches
   ca-certificates
 )

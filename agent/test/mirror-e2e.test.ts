@@ -4,7 +4,7 @@
 // a supernode serving the blobs, a rogue supernode whose bytes are wrong,
 // and the agent stopped (containerd falls back to the origin).
 import { createServer, type Server } from "node:http";
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
@@ -40,10 +40,7 @@ async function metric(name: string, labels: string): Promise<number> {
 /** skopeo copy through the mirror as podman would use it: a registries.conf mirror with the registry as a path prefix. */
 async function skopeoThroughMirror(ref: string, dest: string, port = mirrorPort): Promise<Manifest> {
   const conf = join(work, `registries-${port}.conf`);
-  await writeFile(conf, [
-    "[[registry]]", `prefix = "${registry.host}"`, `location = "${registry.host}"`, "insecure = true",
-    "[[registry.mirror]]", `location = "127.0.0.1:${port}/${registry.host.replace(":", "__")}"`, "insecure = true", "",
-  ].join("\n"));
+  await runShoalOk(["mirror-config", "podman", "--mirror", `http://127.0.0.1:${port}`, "--registry", registry.host, "--plain-http", "--config", conf, "--write"]);
   await run("skopeo", ["copy", "--registries-conf", conf, "--src-tls-verify=false", `docker://${registry.host}/${ref}`, `oci:${dest}:x`]);
   const index = JSON.parse(await readFile(join(dest, "index.json"), "utf8")) as { manifests: Array<{ digest: string }> };
   return JSON.parse(await readFile(join(dest, "blobs", "sha256", index.manifests[0]!.digest.slice(7)), "utf8")) as Manifest;
@@ -119,8 +116,9 @@ describe("the registry mirror", () => {
 
   it("serves containerd (ctr image pull --hosts-dir, ?ns=), and ctr run works from what it pulled", async () => {
     const hostsDir = join(work, "certs.d");
-    await mkdir(join(hostsDir, registry.host), { recursive: true });
-    await writeFile(join(hostsDir, registry.host, "hosts.toml"), `server = "${registry.url}"\n[host."http://127.0.0.1:${mirrorPort}"]\n  capabilities = ["pull", "resolve"]\n`);
+    // the mirror's address from the running agent, as a user would
+    await runShoalOk(["mirror-config", "containerd", "--root", agent.root, "--registry", registry.host, "--plain-http", "--config", hostsDir, "--write"]);
+    expect(await readFile(join(hostsDir, registry.host, "hosts.toml"), "utf8")).toContain(`[host."http://127.0.0.1:${mirrorPort}"]`);
     const before = await metric("shoal_mirror_requests_total", 'kind="manifest",status="200"');
     const ctr = (...args: string[]) => run("ctr", ["--address", containerd.address, "-n", "mirror", ...args]);
     await ctr("image", "pull", "--hosts-dir", hostsDir, `${registry.host}/app:v1`);
@@ -131,6 +129,18 @@ describe("the registry mirror", () => {
     expect(list).toContain((await manifestOf("app:v1")).digest);
     const out = await ctr("run", "--rm", `${registry.host}/app:v1`, "mirror-run", "/bin/cat", "/etc/marker");
     expect(out.stdout).toContain("mirrored");
+  });
+
+  it("serves podman pull (a registries.conf mirror from shoal mirror-config)", async () => {
+    const conf = join(work, "podman-registries.conf");
+    await runShoalOk(["mirror-config", "podman", "--root", agent.root, "--registry", registry.host, "--plain-http", "--config", conf, "--write"]);
+    const storage = join(work, "podman");
+    const podman = (...args: string[]) => run("podman", ["--root", join(storage, "root"), "--runroot", join(storage, "run"), "--storage-driver", "vfs", ...args], { env: { ...process.env as Record<string, string>, CONTAINERS_REGISTRIES_CONF: conf } });
+    const before = await metric("shoal_mirror_requests_total", 'kind="manifest",status="200"');
+    await podman("pull", "--quiet", `${registry.host}/app:lazy`);
+    expect(await metric("shoal_mirror_requests_total", 'kind="manifest",status="200"')).toBeGreaterThan(before);
+    const digest = (await podman("image", "inspect", "--format", "{{.Digest}}", `${registry.host}/app:lazy`)).stdout.trim();
+    expect(digest).toBe((await manifestOf("app:lazy")).digest);
   });
 
   it("cuts off a blob the swarm serves wrong, so no engine gets a complete bad response; the next pull is from the origin", async () => {
@@ -179,5 +189,65 @@ describe("the registry mirror", () => {
     const ctr = (...args: string[]) => run("ctr", ["--address", containerd.address, "-n", "fallback", ...args]);
     await ctr("image", "pull", "--hosts-dir", hostsDir, `${registry.host}/app:lazy`);
     expect((await ctr("image", "ls", "-q")).stdout).toContain(`${registry.host}/app:lazy`);
+  });
+});
+
+describe("the registry mirror in front of a registry with htpasswd auth", () => {
+  const user = "mirror-user";
+  const password = "mirror-secret-pw";
+  let priv: RunningRegistry;
+  let privAgent: RunningAgent;
+  let privSupernode: ShoalDaemon;
+  let privMirror: string;
+  let hostsDir: string;
+  let privMetrics: number;
+
+  beforeAll(async () => {
+    priv = await startRegistry({ htpasswd: { user, password } });
+    const layout = await writeImageLayout(join(work, "layout-private"), busyboxImage({ dataBytes: 2 << 20, marker: "private" }), { tag: "v1" });
+    await run("skopeo", ["copy", "--quiet", "--preserve-digests", "--dest-tls-verify=false", "--dest-creds", `${user}:${password}`, `oci:${layout.dir}:v1`, `docker://${priv.host}/team/app:v1`]);
+    const snPort = await freePort();
+    privSupernode = await startSupernode(join(work, "supernode-private"), snPort, ["--registries", priv.host, "--log-level", "warn"]);
+    const port = await freePort();
+    privMirror = `http://127.0.0.1:${port}`;
+    privMetrics = await freePort();
+    privAgent = await startAgent(join(work, "agent-private"), [
+      "--plain-http", "--supernode", `http://127.0.0.1:${snPort}`, "--mirror-listen", `127.0.0.1:${port}`, "--metrics-listen", `127.0.0.1:${privMetrics}`,
+    ]);
+    hostsDir = join(work, "certs.d-private");
+    await runShoalOk(["mirror-config", "containerd", "--root", privAgent.root, "--registry", priv.host, "--plain-http", "--config", hostsDir, "--write"]);
+  }, 120_000);
+
+  afterAll(async () => {
+    await privAgent?.stop().catch(() => undefined);
+    await privSupernode?.stop().catch(() => undefined);
+    await priv?.stop();
+  });
+
+  it("without credentials the engine gets 401 with the registry's challenge and no byte; with them the pull works; the cache serves no one else", async () => {
+    const ctr = (...args: string[]) => run("ctr", ["--address", containerd.address, "-n", "private", ...args]);
+    await expect(ctr("image", "pull", "--hosts-dir", hostsDir, `${priv.host}/team/app:v1`)).rejects.toThrow(/401|unauthorized|authoriz/i);
+    await ctr("image", "pull", "--hosts-dir", hostsDir, "--user", `${user}:${password}`, `${priv.host}/team/app:v1`);
+    expect((await ctr("image", "ls", "-q")).stdout).toContain(`${priv.host}/team/app:v1`);
+    // through the mirror, from the supernode (the engine's Basic credentials passed its access check)
+    const text = await (await fetch(`http://127.0.0.1:${privMetrics}/metrics`)).text();
+    expect(text).toMatch(/shoal_mirror_blob_bytes_total\{source="supernode"\} [1-9]/);
+    // the blobs are now in the supernode's cache; a caller without (or with wrong) credentials still gets nothing
+    const res = await fetch(`${priv.url}/v2/team/app/manifests/v1`, { headers: { accept: OCI_MANIFEST, authorization: `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}` } });
+    const manifest = (await res.json()) as Manifest;
+    for (const d of [manifest.config.digest, ...manifest.layers.map((l) => l.digest)]) {
+      for (const authorization of [undefined, `Basic ${Buffer.from(`${user}:wrong`).toString("base64")}`]) {
+        const r = await fetch(`${privMirror}/v2/team/app/blobs/${d}?ns=${priv.host}`, authorization ? { headers: { authorization } } : {});
+        expect(r.status).toBe(401);
+        expect(r.headers.get("www-authenticate")).toMatch(/^Basic /);
+        const body = Buffer.from(await r.arrayBuffer());
+        expect(body.length).toBeLessThan(1024);
+        expect(JSON.parse(body.toString()).errors[0].code).toBe("UNAUTHORIZED");
+      }
+    }
+    const m = await fetch(`${privMirror}/v2/team/app/manifests/v1?ns=${priv.host}`);
+    expect(m.status).toBe(401);
+    // and the agent's log never holds the password
+    expect(privAgent.logs()).not.toContain(password);
   });
 });

@@ -3,6 +3,7 @@ import { Command } from "commander";
 import { registerAgent, registerMountCommands } from "./agent-commands.ts";
 import { registerContainerdConfig, registerPull } from "./containerd-commands.ts";
 import { registerConvert } from "./convert.ts";
+import { registerMirrorConfig } from "./mirror-config.ts";
 import { registerFuseKeeper } from "./keeper-command.ts";
 import { registerCat, registerLs } from "./read.ts";
 import { registerPreheat, registerSupernode } from "./supernode-commands.ts";
@@ -24,6 +25,7 @@ export function buildProgram(): Command {
   registerPreheat(program);
   registerPull(program);
   registerContainerdConfig(program);
+  registerMirrorConfig(program);
   return program;
 }
 

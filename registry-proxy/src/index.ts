@@ -3,3 +3,4 @@ export { RegistryMirror, type MirrorComponents, type MirrorInit, type MirrorObse
 export { parseMirrorRequest, type MirrorRequest } from "./mirror-request.ts";
 export { sendVerified, type BlobSource, type SendReport } from "./verified-send.ts";
 export { ORIGIN_HEADERS_TIMEOUT_MS } from "./origin.ts";
+export { ENGINES, CONTAINERD_DEFAULT_HOST, containerdHostsToml, podmanRegistriesConf, withRegistryMirror, type Engine } from "./engine-config.ts";

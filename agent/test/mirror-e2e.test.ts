@@ -4,7 +4,7 @@
 // a supernode serving the blobs, a rogue supernode whose bytes are wrong,
 // and the agent stopped (containerd falls back to the origin).
 import { createServer, type Server } from "node:http";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
@@ -73,24 +73,63 @@ afterAll(async () => {
 });
 
 describe("the registry mirror", () => {
-  it("serves skopeo (a registries.conf mirror) converted and unconverted images, the second time from the supernode's cache", async () => {
-    for (const tag of ["v1", "lazy"]) {
+  it("serves skopeo (a registries.conf mirror) converted and unconverted images, the second time from the supernode's cache or the agent's store", async () => {
+    // an unconverted image's blobs come from the supernode's block cache; a converted one's layers are assembled from verified chunks ("swarm")
+    for (const [tag, source] of [["v1", "supernode"], ["lazy", "swarm"]] as const) {
       const origin = await manifestOf(`app:${tag}`);
-      const before = await metric("shoal_mirror_blob_bytes_total", 'source="supernode"');
+      const before = await metric("shoal_mirror_blob_bytes_total", `source="${source}"`);
       await registry.settle();
       await registry.resetStats();
       const copied = await skopeoThroughMirror(`app:${tag}`, join(work, `skopeo-${tag}-1`));
       expect(copied.layers.map((l) => l.digest)).toEqual(origin.manifest.layers.map((l) => l.digest));
       expect(copied.config.digest).toBe(origin.manifest.config.digest);
       const layerBytes = origin.manifest.layers.reduce((n, l) => n + l.size, 0);
-      // every layer byte went through the mirror from the supernode
-      expect((await metric("shoal_mirror_blob_bytes_total", 'source="supernode"')) - before).toBeGreaterThanOrEqual(layerBytes);
+      expect((await metric("shoal_mirror_blob_bytes_total", `source="${source}"`)) - before).toBeGreaterThanOrEqual(layerBytes);
       await registry.settle();
       const firstBytes = registry.stats().blobBytes;
       await skopeoThroughMirror(`app:${tag}`, join(work, `skopeo-${tag}-2`));
       await registry.settle();
-      // the second copy cost the origin no blob bytes: the supernode's cache served them (the HEADs of the access checks carry none)
+      // the second copy cost the origin no blob bytes (the HEADs of the access checks carry none)
       expect(registry.stats().blobBytes).toBe(firstBytes);
+    }
+  });
+
+  it("a converted image pulled through one host's mirror reaches the next host's engine from the first host, not the origin", async () => {
+    const keyFile = join(work, "swarm.key");
+    const { formatSwarmKey, generateSwarmKey } = await import("@shoal/p2p");
+    await writeFile(keyFile, formatSwarmKey(generateSwarmKey()));
+    const layout = await writeImageLayout(join(work, "layout-shared"), busyboxImage({ dataBytes: 8 << 20, marker: "shared" }), { tag: "v1" });
+    await pushLayout(layout.dir, "v1", `${registry.host}/shared:v1`);
+    await runShoalOk(["convert", "--plain-http", `${registry.host}/shared:v1`, `${registry.host}/shared:lazy`], { env: { XDG_CACHE_HOME: join(work, "cache") } });
+    const snPort = await freePort();
+    const sn = await startSupernode(join(work, "supernode-swarm"), snPort, ["--registries", registry.host, "--swarm-key", keyFile, "--p2p-listen", "/ip4/127.0.0.1/tcp/0", "--log-level", "warn"]);
+    const hosts: RunningAgent[] = [];
+    try {
+      const ports = [await freePort(), await freePort()];
+      for (const [i, port] of ports.entries()) {
+        hosts.push(await startAgent(join(work, `swarm-host-${i}`), [
+          "--plain-http", "--supernode", `http://127.0.0.1:${snPort}`, "--swarm-key", keyFile, "--p2p-listen", "/ip4/127.0.0.1/tcp/0", "--mirror-listen", `127.0.0.1:${port}`,
+        ]));
+      }
+      const { manifest } = await manifestOf("shared:lazy");
+      const layerBytes = manifest.layers.reduce((n, l) => n + l.size, 0);
+      await skopeoThroughMirror("shared:lazy", join(work, "skopeo-shared-0"), ports[0]);
+      // let the first host announce what it holds
+      const { callAgent } = await import("@shoal/agent/client");
+      await new Promise((r) => setTimeout(r, 2500));
+      await registry.settle();
+      await registry.resetStats();
+      const copied = await skopeoThroughMirror("shared:lazy", join(work, "skopeo-shared-1"), ports[1]);
+      expect(copied.layers.map((l) => l.digest)).toEqual(manifest.layers.map((l) => l.digest));
+      const s = await callAgent<{ sources: Record<string, { bytes: number } | undefined> }>(hosts[1]!.root, "GET", "/v1/status");
+      // the second host's chunks came from peers (the first host, or the supernode seeding over libp2p), none from the origin
+      expect(s.sources.peer?.bytes ?? 0).toBeGreaterThan(layerBytes / 2);
+      expect(s.sources.origin).toBeUndefined();
+      await registry.settle();
+      expect(registry.stats().blobBytes).toBeLessThan(layerBytes / 10); // configs and tails at most
+    } finally {
+      for (const h of hosts) await h.stop();
+      await sn.stop();
     }
   });
 

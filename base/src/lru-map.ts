@@ -34,6 +34,11 @@ export class LruMap<K, V> {
     return e.value;
   }
 
+  /** The values, least recently used first (not counted as uses). */
+  *values(): IterableIterator<V> {
+    for (const e of this.#map.values()) yield e.value;
+  }
+
   has(key: K): boolean {
     return this.#map.has(key);
   }

@@ -9,6 +9,7 @@ describe("LruMap", () => {
     m.set("c", 3);
     expect([m.has("a"), m.has("b"), m.has("c")]).toEqual([true, false, true]);
     expect(m.size).toBe(2);
+    expect([...m.values()]).toEqual([1, 3]);
   });
 
   it("keeps the total weight within maxWeight, but never drops the entry just set", () => {

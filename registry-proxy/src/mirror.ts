@@ -35,6 +35,19 @@ export interface MirrorObserver {
   blobBytes(source: string, bytes: number): void;
 }
 
+/**
+ * Blobs the host can assemble itself: the lazy layers of converted images,
+ * chunk by verified chunk from its store, peers and supernodes. The agent
+ * provides it; without it every blob goes to the supernodes' block caches
+ * and the origin.
+ */
+export interface LocalBlobs {
+  /** A manifest the mirror relayed (by digest, verified): its lazy layers become known. */
+  manifest(registry: string, repository: string, digest: string, bytes: Uint8Array, mediaType: string): void;
+  /** Sources for `blob` (of `size` bytes), best first; [] when the host cannot assemble it. */
+  sources(blob: LayerRef, size: number): Promise<BlobSource[]>;
+}
+
 /** Components of a `RegistryMirror`. */
 export interface MirrorComponents {
   logger: Logger;
@@ -42,6 +55,7 @@ export interface MirrorComponents {
   supernodes?: SupernodeSet;
   /** The host's registry credentials, for the supernodes' access check when the engine's own are not Basic. */
   credentials?: CredentialStore;
+  local?: LocalBlobs;
   observer?: MirrorObserver;
 }
 
@@ -155,6 +169,7 @@ export class RegistryMirror {
     const m: CachedManifest = { bytes, mediaType: up.headers.get("content-type") ?? MEDIA_TYPE_MANIFEST_FALLBACK };
     this.#allowed.set(allowKey, Date.now());
     this.#manifests.set(`${r.registry}/${r.repository}@${digest}`, m);
+    this.#c.local?.manifest(r.registry, r.repository, digest, bytes, m.mediaType);
     sendManifest(res, method, m, digest);
   }
 
@@ -172,7 +187,12 @@ export class RegistryMirror {
     const blob: LayerRef = { registry: r.registry, repository: r.repository, digest: r.reference };
     const badKey = `${r.registry}/${r.reference}`;
     const swarmBad = (this.#swarmBad.get(badKey) ?? 0) > Date.now();
+    const local = !swarmBad && this.#c.local ? await this.#c.local.sources(blob, size).catch((err: unknown) => {
+      this.#log.debug({ blob: r.reference, err: (err as Error).message }, "the host cannot assemble this blob; the supernodes and the origin serve it");
+      return [];
+    }) : [];
     const sources: BlobSource[] = [
+      ...local,
       ...(!swarmBad ? await this.#supernodeSources(blob, passed) : []),
       this.#originSource(r, passed),
     ];

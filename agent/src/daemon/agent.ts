@@ -13,6 +13,7 @@ import {
 import { DockerConfigCredentialStore, RegistryClientPool } from "@shoal/oci";
 import { baseUrl, closeServer, Lifecycle, listenTcp, MetricsServer } from "@shoal/service";
 import { RegistryMirror } from "@shoal/registry-proxy";
+import { MirrorBlobs } from "./mirror-blobs.ts";
 import { createServer } from "node:http";
 import { ChunkStore } from "@shoal/store";
 import { serveSnapshots, SnapshotRecords, Snapshotter } from "@shoal/snapshotter";
@@ -132,6 +133,8 @@ export async function createAgent(config: AgentConfig, logger: Logger, component
       startupWindowMs: config.startupWindow,
     });
     const mounts = new MountManager({ catalog, images, db, logger }, { root });
+    // what the registry mirror assembles itself: converted images' layers, through the fetch path
+    const mirrorBlobs = config.mirrorListen ? new MirrorBlobs({ catalog, fetcher, store, clients, logger, ...(supernodes ? { supernodes } : {}), ...(peers ? { peers } : {}) }) : undefined;
     life.defer("mounts", () => mounts.shutdown(!keep()));
 
     // containerd's snapshotter: remote snapshots of lazy layers, ordinary ones for the rest
@@ -153,7 +156,7 @@ export async function createAgent(config: AgentConfig, logger: Logger, component
 
     if (peer && tracker) {
       const announcer = new Announcer({
-        tracker, self: { peerId: peer.peerId, addrs: peer.addrs }, layers: () => mounts.layers(), has: (l, i) => fetcher.has(l, i), version: () => store.stats().chunks,
+        tracker, self: { peerId: peer.peerId, addrs: peer.addrs }, layers: () => [...mounts.layers(), ...(mirrorBlobs?.layers() ?? [])], has: (l, i) => fetcher.has(l, i), version: () => store.stats().chunks,
       });
       await life.start("announcer", announcer);
       mounts.onChange = () => void announcer.announce();
@@ -161,7 +164,7 @@ export async function createAgent(config: AgentConfig, logger: Logger, component
 
     let mirrorUrl: string | undefined;
     if (config.mirrorListen) {
-      const mirror = new RegistryMirror({ logger, ...(supernodes ? { supernodes } : {}), credentials: hostCredentials, observer: metrics }, {
+      const mirror = new RegistryMirror({ logger, ...(supernodes ? { supernodes } : {}), credentials: hostCredentials, local: mirrorBlobs!, observer: metrics }, {
         plainHttp: config.plainHttp, userAgent: "shoal-agent/0.1", defaultRegistry: config.mirrorDefaultRegistry,
       });
       const server = createServer(mirror.handler());

@@ -104,6 +104,13 @@ export class ImageCatalog {
     return { ref, digest: digest!, layers, slots, digests: manifest.layers.map((d) => d.digest), bytesFetched };
   }
 
+  /** Keep a manifest the registry mirror relayed (verified by `digest`), so that loading the image by digest asks no registry for it. */
+  async remember(ref: string, digest: string, bytes: Uint8Array, mediaType: string): Promise<void> {
+    if (await this.db.get(`image!${digest}`)) return;
+    const stored: StoredImage = { ref, manifest: Buffer.from(bytes).toString("utf8"), mediaType };
+    await this.db.put(`image!${digest}`, JSON.stringify(stored));
+  }
+
   /** Where a lazy layer loaded before was found (by its index digest): the image and its position there. */
   async findLayer(indexDigest: string): Promise<LayerLocation | undefined> {
     const text = await this.db.get(`lazyidx!${indexDigest}`);

@@ -59,6 +59,20 @@ export class PeerSource implements ChunkSource {
     return [...this.dropped];
   }
 
+  /**
+   * Ask the tracker for `layer`'s holders now unless a fresh list is known,
+   * and wait for the answer up to `maxWaitMs`: for a caller about to read a
+   * whole layer at once (the registry mirror), whose first requests would
+   * otherwise go out before any list arrived.
+   */
+  async warm(layer: string, maxWaitMs = 500): Promise<void> {
+    const entry = this.lists.get(layer);
+    if (entry && Date.now() - entry.at <= PEER_LIST_TTL_MS) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.refresh(layer).catch(() => undefined), new Promise<void>((r) => (timer = setTimeout(r, maxWaitMs)))]);
+    clearTimeout(timer);
+  }
+
   /** Peers holding chunk `chunk` of `layer` (any part of it when undefined), by the last list the tracker gave. */
   private candidates(layer: string, chunk?: number): Holder[] {
     const entry = this.lists.get(layer);

@@ -1,0 +1,144 @@
+/**
+ * The registry mirror's blobs that this host assembles itself: a lazy layer
+ * of a converted image is its chunks (gzip members, back to back) then its
+ * index and footer, so the mirror sends it chunk by chunk through the same
+ * fetch path as lazy reads (store, peers, supernodes, origin), each chunk
+ * verified against the index, and the tail from the supernodes' block cache
+ * or the origin. The chunks stay in the store, and the layers pulled this
+ * way are announced like mounted ones, so the next host's engine gets them
+ * from this one.
+ */
+import { LruMap, ShoalError } from "@shoal/base";
+import { chunkDigest, parseLazyAnnotations } from "@shoal/blockindex";
+import type { Fetcher, RemoteLayer } from "@shoal/fetch";
+import { isIndex, parseManifest, type RegistryClients } from "@shoal/oci";
+import type { BlobSource, LocalBlobs } from "@shoal/registry-proxy";
+import type { LayerRef, SupernodeSet } from "@shoal/swarm";
+import type { Logger } from "pino";
+import type { ImageCatalog } from "./image-catalog.ts";
+
+/** Chunks made local ahead of the one being sent, bytes. */
+const WINDOW_BYTES = 8 << 20;
+
+/** See the module comment. */
+export class MirrorBlobs implements LocalBlobs {
+  readonly #catalog: ImageCatalog;
+  readonly #fetcher: Fetcher;
+  readonly #store: { readCompressed(digest: string): Promise<Uint8Array | undefined> };
+  readonly #supernodes: SupernodeSet | undefined;
+  readonly #peers: { warm(layer: string): Promise<void> } | undefined;
+  readonly #clients: RegistryClients;
+  readonly #log: Logger;
+  /** Lazy layer blob → the manifest the mirror saw it in. */
+  readonly #byBlob = new LruMap<string, { registry: string; repository: string; manifest: string }>({ maxEntries: 100_000 });
+  /** Layers pulled through the mirror, most recent kept: announced to the tracker. */
+  readonly #pulled = new LruMap<string, RemoteLayer>({ maxEntries: 4096 });
+
+  constructor(components: {
+    catalog: ImageCatalog; fetcher: Fetcher; store: { readCompressed(digest: string): Promise<Uint8Array | undefined> };
+    supernodes?: SupernodeSet; peers?: { warm(layer: string): Promise<void> }; clients: RegistryClients; logger: Logger;
+  }) {
+    this.#peers = components.peers;
+    this.#catalog = components.catalog;
+    this.#fetcher = components.fetcher;
+    this.#store = components.store;
+    this.#supernodes = components.supernodes;
+    this.#clients = components.clients;
+    this.#log = components.logger.child({ component: "mirror-blobs" });
+  }
+
+  manifest(registry: string, repository: string, digest: string, bytes: Uint8Array, mediaType: string): void {
+    let lazy: string[];
+    try {
+      const m = parseManifest(bytes, mediaType);
+      if (isIndex(m)) return;
+      lazy = m.layers.filter((l) => parseLazyAnnotations(l.annotations, l.digest) !== undefined).map((l) => l.digest);
+    } catch {
+      return; // not one shoal can read: its blobs go the ordinary way
+    }
+    if (lazy.length === 0) return;
+    for (const d of lazy) this.#byBlob.set(d, { registry, repository, manifest: digest });
+    this.#catalog.remember(`${registry}/${repository}@${digest}`, digest, bytes, mediaType).catch((err: unknown) => {
+      this.#log.warn({ digest, err: (err as Error).message }, "could not keep a relayed manifest");
+    });
+  }
+
+  async sources(blob: LayerRef, size: number): Promise<BlobSource[]> {
+    const at = this.#byBlob.get(blob.digest);
+    if (!at) return [];
+    const image = await this.#catalog.load(`${at.registry}/${at.repository}@${at.manifest}`, { partial: true });
+    const layer = image.layers.find((l) => l.digest === blob.digest);
+    if (!layer) return [];
+    const tail = tailStart(layer);
+    if (tail === undefined || tail > size) return [];
+    this.#pulled.set(layer.digest, layer);
+    await this.#peers?.warm(layer.digest);
+    return [{ name: "swarm", open: (from, signal) => Promise.resolve(this.#stream(layer, blob, from, tail, size, signal)) }];
+  }
+
+  /** The lazy layers pulled through the mirror lately, for announces. */
+  layers(): RemoteLayer[] {
+    return [...this.#pulled.values()];
+  }
+
+  /** Bytes `[from, size)`: the chunks from the fetch path, then the tail. */
+  async *#stream(layer: RemoteLayer, blob: LayerRef, from: number, tail: number, size: number, signal: AbortSignal): AsyncGenerator<Uint8Array> {
+    const n = layer.index.chunkCount;
+    let i = 0;
+    while (i < n && layer.index.chunk(i).offset + layer.index.chunk(i).length <= from) i++;
+    const windowEnd = (start: number) => {
+      let end = start;
+      let bytes = 0;
+      while (end < n && bytes < WINDOW_BYTES) bytes += layer.index.chunk(end++).length;
+      return end - 1;
+    };
+    let next: { first: number; last: number; ready: Promise<void> } | undefined;
+    const start = (first: number) => {
+      if (first >= n) return undefined;
+      const last = windowEnd(first);
+      const ready = this.#fetcher.ensureRange(layer, first, last, { inflate: false, signal });
+      ready.catch(() => undefined);
+      return { first, last, ready };
+    };
+    next = start(i);
+    while (next) {
+      const w = next;
+      await w.ready;
+      next = start(w.last + 1);
+      for (let k = w.first; k <= w.last; k++) {
+        const chunk = layer.index.chunk(k);
+        const bytes = await this.#store.readCompressed(chunkDigest(chunk));
+        if (!bytes || bytes.length !== chunk.length) throw new ShoalError("SHOAL_ERR_NOT_FOUND", `chunk ${k} of ${layer.digest} left the store before it was sent`);
+        yield chunk.offset < from ? bytes.subarray(from - chunk.offset) : bytes;
+      }
+    }
+    if (size > tail) yield await this.#tail(blob, Math.max(from, tail), size, signal);
+  }
+
+  /** The index and footer (unverified here: the mirror checks the whole blob): the supernodes' block cache, else the origin. */
+  async #tail(blob: LayerRef, start: number, size: number, signal: AbortSignal): Promise<Uint8Array> {
+    for (const c of this.#supernodes?.ranked(blob.digest) ?? []) {
+      try {
+        const parts: Uint8Array[] = [];
+        for await (const p of await c.blob(blob, { signal, range: { start, end: size } })) parts.push(p);
+        const bytes = Buffer.concat(parts);
+        if (bytes.length === size - start) return bytes;
+      } catch (err) {
+        if (signal.aborted) throw err;
+        this.#log.debug({ supernode: c.url, blob: blob.digest, err: (err as Error).message }, "tail from the supernode failed; asking the next source");
+      }
+    }
+    return this.#clients.client(blob.registry).getBlobRange(blob.repository, blob.digest, start, size - start, { signal });
+  }
+}
+
+/** Where a lazy layer's index begins, when its chunks lie back to back from offset 0; else undefined. */
+function tailStart(layer: RemoteLayer): number | undefined {
+  let at = 0;
+  for (let i = 0; i < layer.index.chunkCount; i++) {
+    const c = layer.index.chunk(i);
+    if (c.offset !== at) return undefined;
+    at += c.length;
+  }
+  return at;
+}

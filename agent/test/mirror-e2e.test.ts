@@ -133,6 +133,41 @@ describe("the registry mirror", () => {
     }
   });
 
+  it("a peer that serves corrupt chunks: every blob the engine receives still matches its digest", async () => {
+    const { ChunkPeer, formatSwarmKey, generateSwarmKey, readSwarmKey } = await import("@shoal/p2p");
+    const { generateKeyPair } = await import("@libp2p/crypto/keys");
+    const { sealForTest } = await import("@shoal/swarm/testsuite");
+    const keyFile = join(work, "swarm-rogue.key");
+    await writeFile(keyFile, formatSwarmKey(generateSwarmKey()));
+    const key = await readSwarmKey(keyFile);
+    const snPort = await freePort();
+    const sn = await startSupernode(join(work, "supernode-rogue"), snPort, ["--registries", registry.host, "--swarm-key", keyFile, "--p2p-listen", "/ip4/127.0.0.1/tcp/0", "--log-level", "warn"]);
+    const rogueKey = await generateKeyPair("Ed25519");
+    const rogue = new ChunkPeer({ provider: { readCompressed: async () => randomBytes(4096) } }, { swarmKey: key, listen: ["/ip4/127.0.0.1/tcp/0"], privateKey: rogueKey });
+    await rogue.start();
+    const port = await freePort();
+    let victim: RunningAgent | undefined;
+    try {
+      const { manifest } = await manifestOf("app:lazy");
+      const signer = { peerId: rogue.peerId, sign: (d: Uint8Array) => rogueKey.sign(d) };
+      const sealed = await sealForTest("announce", { peerId: rogue.peerId, addrs: rogue.addrs, layers: manifest.layers.map((l) => l.digest) }, signer, key.psk);
+      expect((await fetch(`http://127.0.0.1:${snPort}/v1/announce`, { method: "POST", body: JSON.stringify(sealed) })).status).toBe(200);
+      victim = await startAgent(join(work, "victim-peer"), [
+        "--plain-http", "--supernode", `http://127.0.0.1:${snPort}`, "--swarm-key", keyFile, "--p2p-listen", "/ip4/127.0.0.1/tcp/0", "--mirror-listen", `127.0.0.1:${port}`,
+      ]);
+      const copied = await skopeoThroughMirror("app:lazy", join(work, "skopeo-victim-peer"), port);
+      expect(copied.layers.map((l) => l.digest)).toEqual(manifest.layers.map((l) => l.digest)); // skopeo checked every digest
+      const { callAgent } = await import("@shoal/agent/client");
+      const s = await callAgent<{ p2p?: { dropped: string[] } }>(victim.root, "GET", "/v1/status");
+      expect(rogue.stats().uploadsServed).toBeGreaterThan(0);
+      expect(s.p2p?.dropped).toContain(rogue.peerId);
+    } finally {
+      await victim?.stop();
+      await rogue.stop();
+      await sn.stop();
+    }
+  });
+
   it("answers misses fast with OCI errors, and refuses what is not the read API", async () => {
     const base = `http://127.0.0.1:${mirrorPort}`;
     const t = performance.now();

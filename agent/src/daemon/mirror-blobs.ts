@@ -17,8 +17,10 @@ import type { LayerRef, SupernodeSet } from "@shoal/swarm";
 import type { Logger } from "pino";
 import type { ImageCatalog } from "./image-catalog.ts";
 
-/** Chunks made local ahead of the one being sent, bytes. */
+/** Chunks made local in one go, bytes… */
 const WINDOW_BYTES = 8 << 20;
+/** … and windows in flight ahead of the one being sent. */
+const WINDOWS_AHEAD = 4;
 
 /** See the module comment. */
 export class MirrorBlobs implements LocalBlobs {
@@ -92,19 +94,27 @@ export class MirrorBlobs implements LocalBlobs {
       while (end < n && bytes < WINDOW_BYTES) bytes += layer.index.chunk(end++).length;
       return end - 1;
     };
-    let next: { first: number; last: number; ready: Promise<void> } | undefined;
     const start = (first: number) => {
-      if (first >= n) return undefined;
       const last = windowEnd(first);
       const ready = this.#fetcher.ensureRange(layer, first, last, { inflate: false, signal });
       ready.catch(() => undefined);
       return { first, last, ready };
     };
-    next = start(i);
-    while (next) {
-      const w = next;
+    // WINDOWS_AHEAD windows in flight: a cold layer streams at the link's rate, not one round trip per window
+    const queue: Array<ReturnType<typeof start>> = [];
+    let nextFirst = i;
+    const fill = () => {
+      while (queue.length < WINDOWS_AHEAD && nextFirst < n) {
+        const w = start(nextFirst);
+        queue.push(w);
+        nextFirst = w.last + 1;
+      }
+    };
+    fill();
+    while (queue.length > 0) {
+      const w = queue.shift()!;
       await w.ready;
-      next = start(w.last + 1);
+      fill();
       for (let k = w.first; k <= w.last; k++) {
         const chunk = layer.index.chunk(k);
         const bytes = await this.#store.readCompressed(chunkDigest(chunk));

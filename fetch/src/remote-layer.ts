@@ -14,4 +14,11 @@ export interface RemoteLayer {
   indexDigest?: string;
   /** Digest of the layer it was converted from (from its annotations), when recorded. */
   sourceDigest?: string;
+  /**
+   * `blocks`: not a lazy layer but any blob seen as its supernode blocks
+   * (`index` holds the block digests, no entries; "uncompressed" bytes are
+   * the blob's own). Supernodes serve it from their block cache, not as
+   * chunks of an index.
+   */
+  kind?: "blocks";
 }

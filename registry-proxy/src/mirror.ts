@@ -44,8 +44,8 @@ export interface MirrorObserver {
 export interface LocalBlobs {
   /** A manifest the mirror relayed (by digest, verified): its lazy layers become known. */
   manifest(registry: string, repository: string, digest: string, bytes: Uint8Array, mediaType: string): void;
-  /** Sources for `blob` (of `size` bytes), best first; [] when the host cannot assemble it. */
-  sources(blob: LayerRef, size: number): Promise<BlobSource[]>;
+  /** Sources for `blob` (of `size` bytes), best first; [] when the host cannot assemble it. `credentials` go to the supernodes. */
+  sources(blob: LayerRef, size: number, credentials?: Credentials): Promise<BlobSource[]>;
 }
 
 /** Components of a `RegistryMirror`. */
@@ -187,13 +187,14 @@ export class RegistryMirror {
     const blob: LayerRef = { registry: r.registry, repository: r.repository, digest: r.reference };
     const badKey = `${r.registry}/${r.reference}`;
     const swarmBad = (this.#swarmBad.get(badKey) ?? 0) > Date.now();
-    const local = !swarmBad && this.#c.local ? await this.#c.local.sources(blob, size).catch((err: unknown) => {
+    const credentials = await this.#supernodeCredentials(blob.registry, passed);
+    const local = !swarmBad && this.#c.local ? await this.#c.local.sources(blob, size, credentials).catch((err: unknown) => {
       this.#log.debug({ blob: r.reference, err: (err as Error).message }, "the host cannot assemble this blob; the supernodes and the origin serve it");
       return [];
     }) : [];
     const sources: BlobSource[] = [
       ...local,
-      ...(!swarmBad ? await this.#supernodeSources(blob, passed) : []),
+      ...(!swarmBad ? this.#supernodeSources(blob, credentials) : []),
       this.#originSource(r, passed),
     ];
     try {
@@ -241,14 +242,17 @@ export class RegistryMirror {
     return at !== undefined && Date.now() - at < ALLOWED_TTL_MS;
   }
 
-  async #supernodeSources(blob: LayerRef, passed: PassedHeaders): Promise<BlobSource[]> {
-    if (!this.#c.supernodes) return [];
-    let credentials: Credentials | undefined;
+  /** What the supernodes' access check gets: the engine's Basic credentials, else (a token) the host's own for the registry. */
+  async #supernodeCredentials(registry: string, passed: PassedHeaders): Promise<Credentials | undefined> {
     try {
-      credentials = parseBasicAuth(passed.authorization);
+      return parseBasicAuth(passed.authorization);
     } catch {
-      credentials = await this.#c.credentials?.get(blob.registry).catch(() => undefined);
+      return this.#c.credentials?.get(registry).catch(() => undefined);
     }
+  }
+
+  #supernodeSources(blob: LayerRef, credentials: Credentials | undefined): BlobSource[] {
+    if (!this.#c.supernodes) return [];
     return this.#c.supernodes.ranked(blob.digest).map((client): BlobSource => ({
       name: "supernode",
       open: (from, signal) => client.blob(blob, { signal, ...(credentials ? { credentials } : {}), ...(from > 0 ? { range: { start: from, end: Number.MAX_SAFE_INTEGER } } : {}) }),

@@ -1,6 +1,6 @@
 /** The supernode's HTTP API: routing, parsing at the edge, JSON errors `{code, message}`. */
 import {
-  ANNOUNCE_PATH, BLOBS_PREFIX, CHUNK_LENGTHS_HEADER, CHUNKS_PREFIX, HEALTH_PATH, INDEX_DIGEST_HEADER, INDEX_OFFSET_HEADER, INDEX_PREFIX, MAX_JSON_BODY, PEERS_PATH,
+  ANNOUNCE_PATH, BLOBS_PREFIX, BLOCKS_PREFIX, CHUNK_LENGTHS_HEADER, CHUNKS_PREFIX, HEALTH_PATH, INDEX_DIGEST_HEADER, INDEX_OFFSET_HEADER, INDEX_PREFIX, MAX_JSON_BODY, PEERS_PATH,
   NotSwarmMemberError, openTrackerMessage, parseAnnouncement, parseBasicAuth, parseLayerPath, parsePeerReport, parsePreheatRequest, PREHEAT_PATH, PREHEAT_PREFIX, REPORT_PATH,
   type LayerRef, type PeerReport,
 } from "@shoal/swarm";
@@ -124,6 +124,10 @@ async function handle(c: ApiComponents, req: IncomingMessage, res: ServerRespons
     res.end();
     c.served?.(end - start);
     return;
+  }
+  if (method === "GET" && path.startsWith(BLOCKS_PREFIX)) {
+    const { layer: blob, opts } = blobRequest(req, url, BLOCKS_PREFIX, signal);
+    return sendJson(res, 200, await c.blobs.blockList(blob, opts));
   }
   if (method === "GET" && path.startsWith(INDEX_PREFIX)) {
     const { layer, opts } = blobRequest(req, url, INDEX_PREFIX, signal);

@@ -8,7 +8,7 @@
  * (the caller verifies the whole blob).
  */
 import { type Credentials, type RegistryClients } from "@shoal/oci";
-import { type LayerRef } from "@shoal/swarm";
+import { type BlockList, type LayerRef } from "@shoal/swarm";
 import { DigestMismatchError, LruMap, untilAborted, ShoalError } from "@shoal/base";
 import { createHash } from "node:crypto";
 import type { Logger } from "pino";
@@ -32,6 +32,8 @@ export interface BlockDb {
 }
 
 const BLOCK_PREFIX = "blk!";
+/** Verified block lists: `blkl!<blob digest>!<block bytes>` → `BlockList` JSON. */
+const LIST_PREFIX = "blkl!";
 
 /** Options of one blob read. */
 export interface BlobReadOptions {
@@ -60,6 +62,7 @@ export class BlobService {
   readonly #blockBytes: number;
   readonly #sizes = new LruMap<string, Promise<number>>({ maxEntries: MAX_BLOB_SIZES_REMEMBERED });
   readonly #inflight = new Map<string, Promise<Buffer>>();
+  readonly #lists = new Map<string, Promise<BlockList>>();
   readonly #lifetime = new AbortController();
   readonly #originBytes: ((n: number) => void) | undefined;
 
@@ -121,6 +124,49 @@ export class BlobService {
     }
   }
 
+  /**
+   * The digests of the blob's blocks, published only once the whole blob,
+   * read in order (from the cache, else the origin), matched its digest:
+   * what lets an agent check each block a peer sends it on its own. The
+   * first call for a blob reads it whole; the list is kept.
+   */
+  async blockList(blob: LayerRef, opts: BlobReadOptions = {}): Promise<BlockList> {
+    const size = await this.size(blob, opts);
+    const key = `${LIST_PREFIX}${blob.digest}!${this.#blockBytes}`;
+    const known = await this.#db.get(key).catch(() => undefined);
+    if (known) return JSON.parse(known) as BlockList;
+    let p = this.#lists.get(key);
+    if (!p) {
+      p = this.#verifyBlocks(blob, size, key, opts).finally(() => this.#lists.delete(key));
+      p.catch(() => undefined);
+      this.#lists.set(key, p);
+    }
+    return untilAborted(p, opts.signal);
+  }
+
+  async #verifyBlocks(blob: LayerRef, size: number, key: string, opts: BlobReadOptions): Promise<BlockList> {
+    const count = Math.ceil(size / this.#blockBytes);
+    const hash = createHash("sha256");
+    const blocks: string[] = [];
+    const pending: Promise<Buffer>[] = [];
+    const want = (n: number) => {
+      if (n < count) pending.push(this.#block(blob, n, size, { ...(opts.credentials ? { credentials: opts.credentials } : {}) }));
+    };
+    want(0);
+    want(1);
+    for (let n = 0; n < count; n++) {
+      want(n + 2);
+      const block = await pending.shift()!;
+      hash.update(block);
+      blocks.push(sha256(block));
+    }
+    const got = `sha256:${hash.digest("hex")}`;
+    if (got !== blob.digest) throw new DigestMismatchError(`blob ${blob.digest}`, blob.digest, got);
+    const list: BlockList = { size, blockBytes: this.#blockBytes, blocks };
+    await this.#db.put(key, JSON.stringify(list)).catch((err: unknown) => this.#log.warn({ blob: blob.digest, err }, "could not keep a block list"));
+    return list;
+  }
+
   /** Block `n` of the blob: from the cache, else from the origin once for every caller. */
   #block(blob: LayerRef, n: number, size: number, opts: BlobReadOptions): Promise<Buffer> {
     const key = `${BLOCK_PREFIX}${blob.digest}!${this.#blockBytes}!${n}`;
@@ -167,6 +213,18 @@ export class BlobService {
     for await (const [key, digest] of this.#db.entries(BLOCK_PREFIX)) {
       if (this.#lifetime.signal.aborted) break;
       if (this.#cache.has(digest) || this.#inflight.has(key)) continue;
+      await this.#db.del(key);
+      n++;
+    }
+    for await (const [key, text] of this.#db.entries(LIST_PREFIX)) {
+      if (this.#lifetime.signal.aborted) break;
+      let blocks: string[] = [];
+      try {
+        blocks = (JSON.parse(text) as BlockList).blocks;
+      } catch {
+        // unreadable: goes
+      }
+      if (blocks.some((d) => this.#cache.has(d))) continue;
       await this.#db.del(key);
       n++;
     }

@@ -87,6 +87,19 @@ describe("supernode: byte ranges of any blob, against the Debian registry", () =
     expect(left).toBeLessThanOrEqual(3);
   });
 
+  it("publishes a blob's block digests once it read the whole blob and it matched its digest", async () => {
+    const sn = await cleanup.supernode({ root: await cleanup.tempDir("shoal-sn-blocks-"), blobBlockBytes: BLOCK });
+    const res = await fetch(`${sn.url}/v1/blocks/${image.registry}/${image.repository}/${digest}`);
+    expect(res.status).toBe(200);
+    const list = (await res.json()) as { size: number; blockBytes: number; blocks: string[] };
+    expect(list.size).toBe(blob.length);
+    expect(list.blockBytes).toBe(BLOCK);
+    const want = Array.from({ length: Math.ceil(blob.length / BLOCK) }, (_, i) => `sha256:${createHash("sha256").update(blob.subarray(i * BLOCK, (i + 1) * BLOCK)).digest("hex")}`);
+    expect(list.blocks).toEqual(want);
+    const missing = await fetch(`${sn.url}/v1/blocks/${image.registry}/${image.repository}/sha256:${"0".repeat(64)}`);
+    expect(missing.status).toBe(404);
+  });
+
   it("answers ranges it cannot serve with 416 and the size, and unknown blobs with 404", async () => {
     const sn = await cleanup.supernode({ root: await cleanup.tempDir("shoal-sn-blobs-b-"), blobBlockBytes: BLOCK });
     for (const range of [`bytes=${blob.length}-`, "bytes=10-5", "bytes=-0", "items=0-1", "bytes=0-1,5-6"]) {

@@ -9,11 +9,11 @@ import type { Credentials } from "@shoal/oci";
 import { basicAuthorization } from "./credentials.ts";
 import type { LayerRef } from "./layer-ref.ts";
 import {
-  parseHolders, parsePreheatStatus, type Health, type Holder, type PreheatStatus,
+  parseBlockList, parseHolders, parsePreheatStatus, type BlockList, type Health, type Holder, type PreheatStatus,
 } from "./messages.ts";
 import type { TrackerEnvelope } from "./tracker-auth.ts";
 import {
-  ANNOUNCE_PATH, blobRoute, CHUNK_LENGTHS_HEADER, chunksRoute, HEALTH_PATH, indexRoute, peersRoute, PREHEAT_PATH, preheatJobRoute, REPORT_PATH,
+  ANNOUNCE_PATH, blobRoute, blocksRoute, CHUNK_LENGTHS_HEADER, chunksRoute, HEALTH_PATH, indexRoute, peersRoute, PREHEAT_PATH, preheatJobRoute, REPORT_PATH,
 } from "./routes.ts";
 
 /**
@@ -135,6 +135,16 @@ export class SupernodeClient {
     const res = await this.#call("GET", blobRoute(blob), opts, undefined, headers);
     if (!res.body) throw new SupernodeCallError("SHOAL_ERR_SUPERNODE_PROTOCOL", `${this.url}: blob answer has no body`);
     return res.body;
+  }
+
+  /** The digests of `blob`'s blocks, once this supernode verified the whole blob (it reads it whole the first time). */
+  async blocks(blob: LayerRef, opts: CallOptions = {}): Promise<BlockList> {
+    const body = await this.#json("GET", blocksRoute(blob), opts);
+    try {
+      return parseBlockList(body);
+    } catch (err) {
+      throw new SupernodeCallError("SHOAL_ERR_SUPERNODE_PROTOCOL", `${this.url}: ${(err as Error).message}`, { cause: err });
+    }
   }
 
   async #json(method: string, path: string, opts: CallOptions, body?: unknown): Promise<unknown> {

@@ -3,8 +3,8 @@ export * from "./constants.ts";
 export * from "./routes.ts";
 export { parseLayerPath, layerPath, layerKey, assertRegistryName, type LayerRef } from "./layer-ref.ts";
 export {
-  parseAnnouncement, parsePeerReport, parsePreheatRequest, parseHolders, parsePreheatStatus,
-  type PeerInfo, type LayerHolder, type Holder, type Announcement, type PeerReport, type PreheatRequest, type PreheatStatus, type Health,
+  parseAnnouncement, parsePeerReport, parsePreheatRequest, parseHolders, parsePreheatStatus, parseBlockList,
+  type BlockList, type PeerInfo, type LayerHolder, type Holder, type Announcement, type PeerReport, type PreheatRequest, type PreheatStatus, type Health,
 } from "./messages.ts";
 export { chunkHolding, encodeChunkBitmap, decodeChunkBitmap, bitmapHas, MAX_BITMAP_BYTES } from "./chunk-bitmap.ts";
 export { rankSupernodes, ownerOf, normalizeSupernodeUrl } from "./rendezvous.ts";

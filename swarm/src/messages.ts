@@ -169,3 +169,28 @@ export interface Health {
   peerId?: string;
   addrs?: string[];
 }
+
+/**
+ * A blob cut into blocks of `blockBytes` (the last may be shorter), with
+ * the sha256 of each, as a supernode publishes it once the whole blob
+ * matched its digest: what lets a host check a block from a peer on its own.
+ */
+export interface BlockList {
+  size: number;
+  blockBytes: number;
+  blocks: string[];
+}
+
+/** Parse a `GET /v1/blocks/...` answer (untrusted JSON); throws `BadRequestError`. */
+export function parseBlockList(body: unknown): BlockList {
+  const o = (typeof body === "object" && body !== null ? body : {}) as Record<string, unknown>;
+  const { size, blockBytes, blocks } = o;
+  if (!Number.isSafeInteger(size) || (size as number) < 0 || !Number.isSafeInteger(blockBytes) || (blockBytes as number) <= 0 || !Array.isArray(blocks)) {
+    throw new BadRequestError("blocks: answer must have a size, a blockBytes and a list of blocks");
+  }
+  const expected = Math.ceil((size as number) / (blockBytes as number));
+  if (blocks.length !== expected || blocks.some((b) => typeof b !== "string" || !isSha256Digest(b))) {
+    throw new BadRequestError(`blocks: expected ${expected} sha256 digests`);
+  }
+  return { size: size as number, blockBytes: blockBytes as number, blocks: blocks as string[] };
+}

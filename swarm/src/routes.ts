@@ -24,6 +24,8 @@ import { layerPath, type LayerRef } from "./layer-ref.ts";
 export const CHUNKS_PREFIX = "/v1/chunks/";
 export const INDEX_PREFIX = "/v1/index/";
 export const BLOBS_PREFIX = "/v1/blobs/";
+/** `GET /v1/blocks/<registry>/<repo>/<digest>`: the digests of a blob's cache blocks, once the supernode verified the whole blob. */
+export const BLOCKS_PREFIX = "/v1/blocks/";
 export const PREHEAT_PREFIX = "/v1/preheat/";
 
 /** Fixed routes. */
@@ -51,6 +53,11 @@ export function indexRoute(layer: LayerRef, indexDigest?: string): string {
 /** `GET`/`HEAD` path of any blob. */
 export function blobRoute(blob: LayerRef): string {
   return `${BLOBS_PREFIX}${layerPath(blob)}`;
+}
+
+/** `GET` path of a blob's block digests. */
+export function blocksRoute(blob: LayerRef): string {
+  return `${BLOCKS_PREFIX}${layerPath(blob)}`;
 }
 
 /** `GET` path of the holders of a layer (of one chunk of it, when given). */

@@ -1,17 +1,19 @@
 /**
- * The registry mirror's blobs that this host assembles itself: a lazy layer
+ * The registry mirror's blobs that this host assembles itself. A lazy layer
  * of a converted image is its chunks (gzip members, back to back) then its
- * index and footer, so the mirror sends it chunk by chunk through the same
- * fetch path as lazy reads (store, peers, supernodes, origin), each chunk
- * verified against the index, and the tail from the supernodes' block cache
- * or the origin. The chunks stay in the store, and the layers pulled this
+ * index and footer; any other large blob is the supernodes' cache blocks,
+ * whose digests a supernode publishes once it verified the whole blob.
+ * Either way the mirror sends it piece by piece through the same fetch path
+ * as lazy reads (store, peers, supernodes, origin), each piece verified on
+ * its own, and a lazy layer's tail from the supernodes' block cache or the
+ * origin. The chunks stay in the store, and the layers pulled this
  * way are announced like mounted ones, so the next host's engine gets them
  * from this one.
  */
 import { LruMap, ShoalError } from "@shoal/base";
-import { chunkDigest, parseLazyAnnotations } from "@shoal/blockindex";
+import { chunkDigest, LayerIndex, parseLazyAnnotations } from "@shoal/blockindex";
 import type { Fetcher, RemoteLayer } from "@shoal/fetch";
-import { isIndex, parseManifest, type RegistryClients } from "@shoal/oci";
+import { isIndex, parseManifest, type Credentials, type RegistryClients } from "@shoal/oci";
 import type { BlobSource, LocalBlobs } from "@shoal/registry-proxy";
 import type { LayerRef, SupernodeSet } from "@shoal/swarm";
 import type { Logger } from "pino";
@@ -21,6 +23,10 @@ import type { ImageCatalog } from "./image-catalog.ts";
 const WINDOW_BYTES = 8 << 20;
 /** … and windows in flight ahead of the one being sent. */
 const WINDOWS_AHEAD = 4;
+/** Blobs up to this size (configs) are not worth a block list. */
+const MIN_BLOCKED_BYTES = 1 << 20;
+/** How long a supernode may take to publish a cold blob's block list (it reads the blob whole first), ms. */
+const BLOCK_LIST_TIMEOUT_MS = 60_000;
 
 /** See the module comment. */
 export class MirrorBlobs implements LocalBlobs {
@@ -65,11 +71,9 @@ export class MirrorBlobs implements LocalBlobs {
     });
   }
 
-  async sources(blob: LayerRef, size: number): Promise<BlobSource[]> {
+  async sources(blob: LayerRef, size: number, credentials?: Credentials): Promise<BlobSource[]> {
     const at = this.#byBlob.get(blob.digest);
-    if (!at) return [];
-    const image = await this.#catalog.load(`${at.registry}/${at.repository}@${at.manifest}`, { partial: true });
-    const layer = image.layers.find((l) => l.digest === blob.digest);
+    const layer = at ? await this.#lazyLayer(at, blob) : await this.#blockLayer(blob, size, credentials);
     if (!layer) return [];
     const tail = tailStart(layer);
     if (tail === undefined || tail > size) return [];
@@ -78,7 +82,31 @@ export class MirrorBlobs implements LocalBlobs {
     return [{ name: "swarm", open: (from, signal) => Promise.resolve(this.#stream(layer, blob, from, tail, size, signal)) }];
   }
 
-  /** The lazy layers pulled through the mirror lately, for announces. */
+  async #lazyLayer(at: { registry: string; repository: string; manifest: string }, blob: LayerRef): Promise<RemoteLayer | undefined> {
+    const image = await this.#catalog.load(`${at.registry}/${at.repository}@${at.manifest}`, { partial: true });
+    return image.layers.find((l) => l.digest === blob.digest);
+  }
+
+  /**
+   * Any other blob as its supernode blocks, when a supernode publishes their
+   * digests (it verified the whole blob): then each block is checked on its
+   * own, and peers can serve them. Small blobs go the ordinary way.
+   */
+  async #blockLayer(blob: LayerRef, size: number, credentials: Credentials | undefined): Promise<RemoteLayer | undefined> {
+    if (!this.#supernodes || size <= MIN_BLOCKED_BYTES) return undefined;
+    const list = await this.#supernodes.first(blob.digest, (c, signal) => c.blocks(blob, { signal, ...(credentials ? { credentials } : {}) }), { tryMs: BLOCK_LIST_TIMEOUT_MS });
+    if (list.size !== size) return undefined;
+    const index = new LayerIndex({
+      chunkSize: list.blockBytes,
+      uncompressedSize: size,
+      chunkLengths: list.blocks.map((_, i) => Math.min(list.blockBytes, size - i * list.blockBytes)),
+      chunkDigests: list.blocks.map((d) => Buffer.from(d.slice("sha256:".length), "hex")),
+      entries: [],
+    });
+    return { ...blob, index, kind: "blocks" };
+  }
+
+  /** The layers pulled through the mirror lately, for announces. */
   layers(): RemoteLayer[] {
     return [...this.#pulled.values()];
   }

@@ -2,7 +2,7 @@
 import { chunkDigest, type LazyLayerInfo } from "@shoal/blockindex";
 import type { CredentialStore, Credentials } from "@shoal/oci";
 import type { LayerRef, SupernodeSet } from "@shoal/swarm";
-import { checkRun, type ChunkSource } from "../chunk-source.ts";
+import { checkRun, runBytes, splitRun, type ChunkSource } from "../chunk-source.ts";
 import type { IndexSource } from "../image.ts";
 import type { RemoteLayer } from "../remote-layer.ts";
 
@@ -49,6 +49,7 @@ export class SupernodeSource implements ChunkSource, IndexSource {
 
   async fetchChunks(layer: RemoteLayer, first: number, last: number, opts: { signal: AbortSignal }): Promise<Uint8Array[]> {
     checkRun(layer, first, last);
+    if (layer.kind === "blocks") return this.fetchBlocks(layer, first, last, opts);
     const key = (i: number) => chunkDigest(layer.index.chunk(i));
     const parts: Array<{ first: number; last: number; owner: string | undefined }> = [];
     for (let i = first; i <= last; i++) {
@@ -60,6 +61,18 @@ export class SupernodeSource implements ChunkSource, IndexSource {
     const auth = await this.auth(layer.registry);
     const pieces = await Promise.all(parts.map((p) => this.supernodes.first(key(p.first), (c, signal) => c.chunks(layer, p.first, p.last, { ...auth, signal }), opts)));
     return pieces.flat();
+  }
+
+  /** Blocks `first..last` of a blob, as one byte range of the supernodes' block cache. */
+  private async fetchBlocks(layer: RemoteLayer, first: number, last: number, opts: { signal: AbortSignal }): Promise<Uint8Array[]> {
+    const auth = await this.auth(layer.registry);
+    const { start, end } = runBytes(layer, first, last);
+    const bytes = await this.supernodes.first(layer.digest, async (c, signal) => {
+      const parts: Uint8Array[] = [];
+      for await (const p of await c.blob(layer, { ...auth, signal, range: { start, end } })) parts.push(p);
+      return Buffer.concat(parts);
+    }, opts);
+    return splitRun(layer, first, last, bytes);
   }
 
   /** The index region of a lazy layer (unverified: the caller checks it against `info.indexDigest`). */

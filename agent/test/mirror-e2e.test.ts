@@ -209,16 +209,19 @@ describe("the registry mirror", () => {
     expect(out.stdout).toContain("mirrored");
   });
 
-  it("serves podman pull (a registries.conf mirror from shoal mirror-config)", async () => {
+  it("serves podman pull (a registries.conf mirror from shoal mirror-config), converted and unconverted", async () => {
     const conf = join(work, "podman-registries.conf");
     await runShoalOk(["mirror-config", "podman", "--root", agent.root, "--registry", registry.host, "--plain-http", "--config", conf, "--write"]);
     const storage = join(work, "podman");
     const podman = (...args: string[]) => run("podman", ["--root", join(storage, "root"), "--runroot", join(storage, "run"), "--storage-driver", "vfs", ...args], { env: { ...process.env as Record<string, string>, CONTAINERS_REGISTRIES_CONF: conf } });
-    const before = await metric("shoal_mirror_requests_total", 'kind="manifest",status="200"');
-    await podman("pull", "--quiet", `${registry.host}/app:lazy`);
-    expect(await metric("shoal_mirror_requests_total", 'kind="manifest",status="200"')).toBeGreaterThan(before);
-    const digest = (await podman("image", "inspect", "--format", "{{.Digest}}", `${registry.host}/app:lazy`)).stdout.trim();
-    expect(digest).toBe((await manifestOf("app:lazy")).digest);
+    for (const tag of ["v1", "lazy"]) {
+      const before = await metric("shoal_mirror_requests_total", 'kind="manifest",status="200"');
+      await podman("pull", "--quiet", `${registry.host}/app:${tag}`);
+      expect(await metric("shoal_mirror_requests_total", 'kind="manifest",status="200"'), tag).toBeGreaterThan(before);
+      // both tags are one image to podman (the conversion keeps the config): its repo digests name each pull
+      const digests = (await podman("image", "inspect", "--format", "{{.RepoDigests}}", `${registry.host}/app:${tag}`)).stdout;
+      expect(digests, tag).toContain((await manifestOf(`app:${tag}`)).digest);
+    }
   });
 
   it("cuts off a blob the swarm serves wrong, so no engine gets a complete bad response; the next pull is from the origin", async () => {

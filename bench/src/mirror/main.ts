@@ -10,6 +10,7 @@ import { readFileSync } from "node:fs";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { callAgent } from "@shoal/agent/client";
 import { formatSwarmKey, generateSwarmKey } from "@shoal/p2p";
 import {
   createNetnsLan, pushLayout, startContainerd, startNetnsRegistry, unmountAllUnder,
@@ -53,7 +54,11 @@ function cpuOf(pid: number | undefined): number {
 }
 
 /** One pass: wall time, per-host times, origin blob bytes, CPU seconds by kind of process (ctr clients not counted). */
-interface Pass { sec: number; perHost: { min: number; max: number }; registryBytes: number; cpuSec: { shoal: number; containerd: number; registry: number } }
+interface Pass {
+  sec: number; perHost: { min: number; max: number }; registryBytes: number; cpuSec: { shoal: number; containerd: number; registry: number };
+  /** Mirror passes: the agents' piece bytes by source, and their hedges. */
+  sources: Record<string, number>; hedges: number;
+}
 
 /**
  * Every host pulls `ref` at once, each with a containerd of its own started
@@ -90,7 +95,7 @@ async function timedPulls(hosts: NetnsLanMember[], ctrds: RunningContainerd[], r
   const cpu1 = cpu();
   const cpuSec = { shoal: cpu1.shoal - cpu0.shoal, containerd: cpu1.containerd - cpu0.containerd, registry: cpu1.registry - cpu0.registry };
   await reg.settle();
-  return { sec: total, perHost: { min: Math.min(...each), max: Math.max(...each) }, registryBytes: reg.stats().blobBytes, cpuSec };
+  return { sec: total, perHost: { min: Math.min(...each), max: Math.max(...each) }, registryBytes: reg.stats().blobBytes, cpuSec, sources: {}, hedges: 0 };
 }
 
 installExitHook();
@@ -146,7 +151,13 @@ try {
       ])));
       log(`N=${n}: through each host's mirror (cold supernode)`);
       const mirror = await pullAll(hosts, `mirror-${n}`, reg, ref, "bench", (i) => join(dir, `certs-${i}`), () => procs.map((p) => p.child.pid));
-      log(`  mirror: ${mirror.sec.toFixed(2)} s, registry ${(mirror.registryBytes / 2 ** 20).toFixed(1)} MiB`);
+      // where the agents' pieces came from, and how often a slow source was hedged onto the next
+      for (let i = 0; i < hosts.length; i++) {
+        const st = await callAgent<{ sources: Record<string, { bytes: number }>; hedges?: number }>(join(dir, `agent-${i}`), "GET", "/v1/status");
+        for (const [k, v] of Object.entries(st.sources)) mirror.sources[k] = (mirror.sources[k] ?? 0) + v.bytes;
+        mirror.hedges += st.hedges ?? 0;
+      }
+      log(`  mirror: ${mirror.sec.toFixed(2)} s, registry ${(mirror.registryBytes / 2 ** 20).toFixed(1)} MiB, agents' pieces by source ${JSON.stringify(Object.fromEntries(Object.entries(mirror.sources).map(([k, v]) => [k, `${(v / 2 ** 20).toFixed(1)} MiB`])))}, ${mirror.hedges} hedges`);
       rows.push({ n, direct, mirror });
     } catch (err) {
       rows.push({ n, direct, mirror: { failed: (err as Error).message.slice(0, 500) } });
@@ -181,6 +192,10 @@ for (const r of rows) {
   }
   const m = r.mirror;
   console.log(`| ${r.n} | ${r.direct.sec.toFixed(2)} | ${m.sec.toFixed(2)} | ${(r.direct.sec / m.sec).toFixed(2)}x | ${(r.direct.registryBytes / MiB).toFixed(1)} MiB | ${(m.registryBytes / MiB).toFixed(1)} MiB (${(m.registryBytes / imageBytes).toFixed(2)}x) | ${m.perHost.min.toFixed(2)}-${m.perHost.max.toFixed(2)} | ${floor(r.direct).toFixed(1)} / ${floor(m).toFixed(1)} | ${m.cpuSec.shoal.toFixed(1)}, ${m.cpuSec.containerd.toFixed(1)} |`);
+}
+for (const r of rows) {
+  if ("failed" in r.mirror) continue;
+  console.log(`N=${r.n}: the agents' pieces by source: ${Object.entries(r.mirror.sources).map(([k, v]) => `${k} ${(v / MiB).toFixed(1)} MiB`).join(", ")}; ${r.mirror.hedges} hedges`);
 }
 const one = rows.find((r) => r.n === 1 && !("failed" in r.mirror));
 const big = rows.find((r) => r.n === maxN && !("failed" in r.mirror));

@@ -5,3 +5,5 @@ export {
 export { Lifecycle, Interval, type Component } from "./lifecycle.ts";
 export { listenTcp, listenUnix, baseUrl, closeServer, sendJson, sendError, readJson, type ListenAddress } from "./http.ts";
 export { MetricsServer } from "./metrics-server.ts";
+export { statusPageHtml, STATUS_PAGE_DATA_PATH, type StatusPage } from "./status-page.ts";
+export { RecentEvents, Sampler, type RecentEvent, type Sample } from "./recent.ts";

@@ -1,6 +1,6 @@
 // ChunkPeer: a libp2p node (TCP, noise, yamux, pnet) that serves verified chunks from the local
 // store to other cluster members and fetches chunks from them.
-import { TokenBucket, AbortedError, InvalidArgumentError, ShoalError, toShoalError } from "@shoal/base";
+import { TokenBucket, AbortedError, InvalidArgumentError, LruMap, ShoalError, toShoalError } from "@shoal/base";
 import { noise } from "@chainsafe/libp2p-noise";
 import { yamux } from "@chainsafe/libp2p-yamux";
 import type { Libp2p, PrivateKey, Stream } from "@libp2p/interface";
@@ -96,6 +96,20 @@ export interface ChunkPeerStats {
   uploadsActive: number;
 }
 
+/** Chunk bytes exchanged with one peer since start. */
+export interface PeerTraffic {
+  peerId: string;
+  /** Chunk bytes this node sent it. */
+  bytesUp: number;
+  /** Chunk bytes it sent this node (before verification). */
+  bytesDown: number;
+  /** When bytes last moved either way, ms since the epoch. */
+  last: number;
+}
+
+/** Peers whose traffic is remembered; the least recently active go first. */
+const MAX_TRAFFIC_PEERS = 1024;
+
 /**
  * A libp2p node serving `/shoal/chunk/1.0.0` from its provider and fetching chunks from others.
  * Only nodes sharing the swarm key can complete a connection. Call start() before use and stop()
@@ -114,6 +128,7 @@ export class ChunkPeer {
   private readonly handshakeTimeoutMs: number;
   private readonly bucket: TokenBucket;
   private readonly counters = { bytesUploaded: 0, uploadsServed: 0, uploadsRefused: 0, uploadsNotFound: 0 };
+  private readonly traffic = new LruMap<string, PeerTraffic>({ maxEntries: MAX_TRAFFIC_PEERS });
   private active = 0;
   private node: Libp2p | undefined;
   private stopController = new AbortController();
@@ -149,7 +164,7 @@ export class ChunkPeer {
       ...(this.swarmKey ? { connectionProtector: preSharedKey({ psk: new TextEncoder().encode(formatSwarmKey(this.swarmKey)) }) } : {}),
     });
     this.stopController = new AbortController();
-    await node.handle([CHUNK_PROTOCOL, CHUNK_PROTOCOL_V1], (stream) => this.serve(stream), { maxInboundStreams: Math.max(32, this.maxUploads * 4) });
+    await node.handle([CHUNK_PROTOCOL, CHUNK_PROTOCOL_V1], (stream, connection) => this.serve(stream, connection.remotePeer.toString()), { maxInboundStreams: Math.max(32, this.maxUploads * 4) });
     await node.start();
     this.node = node;
   }
@@ -188,6 +203,19 @@ export class ChunkPeer {
   /** Snapshot of the upload counters. */
   stats(): ChunkPeerStats {
     return { ...this.counters, uploadsActive: this.active };
+  }
+
+  /** Bytes exchanged with each peer (at most the last 1,024 active), most recently active first. */
+  peerTraffic(): PeerTraffic[] {
+    return [...this.traffic.values()].reverse().map((t) => ({ ...t }));
+  }
+
+  private count(peerId: string, up: number, down: number): void {
+    const t = this.traffic.get(peerId) ?? { peerId, bytesUp: 0, bytesDown: 0, last: 0 };
+    t.bytesUp += up;
+    t.bytesDown += down;
+    t.last = Date.now();
+    this.traffic.set(peerId, t);
   }
 
   /**
@@ -249,6 +277,7 @@ export class ChunkPeer {
           filled += frame.byteLength;
         }
         out.push(body);
+        this.count(peer.peerId, 0, body.byteLength);
       }
       await stream.close({ signal }).catch(() => stream.abort(new AbortedError("close failed")));
       return out;
@@ -264,7 +293,7 @@ export class ChunkPeer {
     return this.node;
   }
 
-  private async serve(stream: Stream): Promise<void> {
+  private async serve(stream: Stream, remote: string): Promise<void> {
     const stopSignal = this.stopController.signal;
     const lp = lpStream(stream, { maxDataLength: MAX_REQUEST_BYTES });
     let uploading = false;
@@ -298,6 +327,7 @@ export class ChunkPeer {
           await lp.write(frame, { signal: stopSignal });
           this.counters.bytesUploaded += frame.byteLength;
         }
+        this.count(remote, data.byteLength, 0);
         this.counters.uploadsServed++;
       }
       await stream.close({ signal: stopSignal });

@@ -65,6 +65,10 @@ describe("ChunkPeer", () => {
       uploadsRefused: 0,
       uploadsActive: 0,
     });
+    // per-peer traffic, as each side counts it (for the status page)
+    const sent = small.byteLength * 2 + big.byteLength;
+    expect(server.peerTraffic()).toEqual([expect.objectContaining({ peerId: client.peerId, bytesUp: sent, bytesDown: 0 })]);
+    expect(client.peerTraffic()).toEqual([expect.objectContaining({ peerId: server.peerId, bytesUp: 0, bytesDown: sent })]);
     await expect(client.fetchChunk(target, "sha256:XYZ", { signal })).rejects.toBeInstanceOf(InvalidArgumentError);
   });
 

@@ -24,25 +24,37 @@ export class SupernodeMetrics implements ChunkServiceObserver, PreheatObserver {
   /** Bytes in the chunk store (set by the owner before each scrape). */
   readonly storeBytes = new Gauge({ name: "shoal_supernode_store_bytes", help: "Bytes in the chunk store", registers: [this.registry] });
 
+  /** The counters' values as plain numbers, for the status page. */
+  readonly #totals = { originBytes: 0, servedBytes: 0, hits: 0, misses: 0 };
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: "shoal_supernode_" });
   }
 
+  /** Since start: bytes from origins, bytes served, cache hits and misses. */
+  totals(): { originBytes: number; servedBytes: number; hits: number; misses: number } {
+    return { ...this.#totals };
+  }
+
   originBytes(bytes: number): void {
     this.#origin.inc(bytes);
+    this.#totals.originBytes += bytes;
   }
 
   cacheHit(): void {
     this.#hits.inc();
+    this.#totals.hits++;
   }
 
   cacheMiss(): void {
     this.#misses.inc();
+    this.#totals.misses++;
   }
 
   /** Count bytes sent to a caller. */
   served(bytes: number): void {
     this.#served.inc(bytes);
+    this.#totals.servedBytes += bytes;
   }
 
   /** Count a peer report, and a ban when it caused one. */

@@ -155,6 +155,29 @@ export class PeerTable {
     return out.slice(0, MAX_PEERS_ANSWERED);
   }
 
+  /**
+   * Per layer, how many live peers hold it and how much: whole, or the
+   * chunks their bitmaps mark (the status page's tracker view). The
+   * `limit` layers held by the most peers.
+   */
+  layerView(limit = 100): Array<{ layer: string; peers: number; whole: number; chunksHeld: number }> {
+    const now = this.#now();
+    const out: Array<{ layer: string; peers: number; whole: number; chunksHeld: number }> = [];
+    for (const [layer, ids] of this.#byLayer) {
+      const row = { layer, peers: 0, whole: 0, chunksHeld: 0 };
+      for (const id of ids) {
+        const e = this.#peers.get(id);
+        if (!e || e.expires <= now) continue;
+        row.peers++;
+        const held = e.layers.get(layer);
+        if (!held) row.whole++;
+        else row.chunksHeld += popcount(held.bits);
+      }
+      if (row.peers > 0) out.push(row);
+    }
+    return out.sort((a, b) => b.peers - a.peers || (a.layer < b.layer ? -1 : 1)).slice(0, limit);
+  }
+
   /** What the table holds against its bounds, and how many peers it dropped to stay within them. */
   stats(): { peers: number; holdings: number; bitmapBytes: number; evicted: number } {
     return { peers: this.#peers.size, holdings: this.#holdings, bitmapBytes: this.#bitmapBytes, evicted: this.#evicted };
@@ -198,4 +221,13 @@ export class PeerTable {
       if (s?.size === 0) this.#byLayer.delete(l);
     }
   }
+}
+
+/** Bits set in `bits`. */
+function popcount(bits: Uint8Array): number {
+  let n = 0;
+  for (let b of bits) {
+    for (; b; b &= b - 1) n++;
+  }
+  return n;
 }

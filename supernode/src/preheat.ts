@@ -30,7 +30,21 @@ export interface PreheatJobsInit {
 
 interface Job {
   status: PreheatStatus;
+  /** The image as asked for. */
+  image: string;
+  started: number;
+  /** Its layers, once its manifest is read: what an access check of the job's image asks the registry about. */
+  layers: LayerRef[];
   finished?: number;
+}
+
+/** A preheat job as `PreheatJobs.list` gives it. */
+export interface PreheatJobView {
+  id: string;
+  image: string;
+  started: number;
+  layers: LayerRef[];
+  status: PreheatStatus;
 }
 
 /** Runs and remembers preheat jobs. */
@@ -71,7 +85,7 @@ export class PreheatJobs {
     this.#forgetOld();
     if (this.#running.size >= this.#maxRunning) throw new ShoalError("SHOAL_ERR_TOO_MANY_JOBS", `${this.#running.size} preheat jobs are running, the most this supernode takes; try again when one has finished`);
     const id = randomUUID();
-    const job: Job = { status: { state: "running", chunksDone: 0, chunksTotal: 0, bytesDone: 0, bytesTotal: 0 } };
+    const job: Job = { image: req.image.toString(), started: Date.now(), layers: [], status: { state: "running", chunksDone: 0, chunksTotal: 0, bytesDone: 0, bytesTotal: 0 } };
     this.#jobs.set(id, job);
     const p = this.#run(id, job, req, opts.credentials).then(
       () => {
@@ -100,6 +114,11 @@ export class PreheatJobs {
     return { ...job.status };
   }
 
+  /** Every job kept, newest first. */
+  list(): PreheatJobView[] {
+    return [...this.#jobs.entries()].reverse().map(([id, j]) => ({ id, image: j.image, started: j.started, layers: [...j.layers], status: { ...j.status } }));
+  }
+
   async #run(id: string, job: Job, req: PreheatRequest, credentials: Credentials | undefined): Promise<void> {
     const signal = this.#lifetime.signal;
     const client = this.#origins.client(req.image.registry, credentials);
@@ -109,6 +128,7 @@ export class PreheatJobs {
       ref: { registry: req.image.registry, repository: req.image.repository, digest: desc.digest },
       hint: { location: infos[i]!.location, indexDigest: infos[i]!.indexDigest },
     }));
+    job.layers = layers.map((l) => l.ref);
     const opts = { signal, ...(credentials ? { credentials } : {}) };
     const plans: { ref: LayerRef; index: LayerIndex; positions: number[] }[] = [];
     const seen = new Set<string>();

@@ -19,7 +19,9 @@ import { SwarmSeed, type SwarmSeedInit } from "./swarm-seed.ts";
 import { PeerTable } from "./peer-table.ts";
 import { toSwarmKey, type SwarmKey } from "@shoal/p2p";
 import { trackerMembershipKey } from "@shoal/swarm";
-import { baseUrl, closeServer, Lifecycle, listenTcp, MetricsServer, type ListenAddress } from "@shoal/service";
+import { baseUrl, closeServer, Lifecycle, listenTcp, MetricsServer, Sampler, type ListenAddress } from "@shoal/service";
+import { PeerHealthChecks } from "./peer-health.ts";
+import { supernodePage } from "./status-page.ts";
 
 /** Settings of `createSupernode`. */
 export interface SupernodeInit {
@@ -31,7 +33,7 @@ export interface SupernodeInit {
   plainHttp?: boolean;
   /** Chunk store capacity, bytes. Default 20 GiB. */
   cacheSize?: number;
-  /** Where `/metrics` listens; none when absent. */
+  /** Where `/metrics` and the status page (`/`) listen; none when absent. */
   metricsListen?: ListenAddress;
   /** Base URLs of every supernode, this one included, for rendezvous hashing. Empty: it owns every chunk. */
   peers?: string[];
@@ -153,7 +155,14 @@ export async function createSupernode(init: SupernodeInit, logger: Logger): Prom
         metrics.trackerEvicted.set(t.evicted);
         if (seed) metrics.swarm(seed.stats());
       };
-      metricsUrl = (await life.start("metrics server", new MetricsServer({ registry: metrics.registry, refresh }, { listen: init.metricsListen }))).url;
+      // the status page on the same listener: a chart of the last 5 minutes, one sample a second
+      const history = await life.start("page samples", new Sampler({ sample: () => { const t = metrics.totals(); return { origin: t.originBytes, served: t.servedBytes }; } }, { everyMs: 1000, keep: 300 }));
+      const health = await life.start("supernode health checks", new PeerHealthChecks({ self: init.self ?? url, peers: init.peers ?? [] }));
+      const page = supernodePage({
+        url: () => url, store: () => store.stats(), metrics, history, preheat, tracker, access, supernodes: () => health.list(),
+        ...(seed ? { swarm: () => ({ peerId: seed.peerId, ...seed.stats() }) } : {}),
+      });
+      metricsUrl = (await life.start("metrics server", new MetricsServer({ registry: metrics.registry, refresh, page }, { listen: init.metricsListen }))).url;
     }
     ready = true;
     log.info({ url, metricsUrl, peers: init.peers?.length ?? 0, ...(seed ? { peerId: seed.peerId, p2p: seed.addrs } : {}) }, "supernode ready");

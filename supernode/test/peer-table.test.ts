@@ -48,6 +48,23 @@ describe("PeerTable: chunk bitmaps", () => {
     expect(t.peers(L1, 4).map((p) => p.peerId)).toEqual(["whole"]);
   });
 
+  it("summarises, per layer, how many peers hold it and how much (the status page's tracker view)", () => {
+    let now = 0;
+    const t = new PeerTable({ now: () => now }, { ttlMs: 100 });
+    t.announce({ peerId: "even", addrs: ["x"], layers: [L1], chunks: { [L1]: encodeChunkBitmap(10, (i) => i % 2 === 0) } });
+    t.announce({ peerId: "three", addrs: ["y"], layers: [L1, L2], chunks: { [L1]: encodeChunkBitmap(10, (i) => i < 3) } });
+    t.announce({ peerId: "whole", addrs: ["z"], layers: [L1] });
+    expect(t.layerView()).toEqual([
+      { layer: L1, peers: 3, whole: 1, chunksHeld: 8 },
+      { layer: L2, peers: 1, whole: 1, chunksHeld: 0 },
+    ]);
+    expect(t.layerView(1)).toHaveLength(1);
+    now += 60;
+    t.announce({ peerId: "whole", addrs: ["z"], layers: [L1] });
+    now += 60;
+    expect(t.layerView()).toEqual([{ layer: L1, peers: 1, whole: 1, chunksHeld: 0 }]);
+  });
+
   it("answers at most 64 peers, a different sample each time", () => {
     const t = new PeerTable();
     for (let i = 0; i < 200; i++) t.announce({ peerId: `p${i}`, addrs: ["x"], layers: [L1] });

@@ -56,7 +56,7 @@ export function registerMountCommands(program: Command): void {
     });
   program
     .command("status")
-    .description("images, mounts, bytes fetched per source, prefetch progress")
+    .description("images, mounts, bytes fetched per source, prefetch progress, and the status page's address")
     .addOption(rootOption())
     .option("--json", "print JSON")
     .action(async (opts: { root: string; json?: boolean }) => {
@@ -70,9 +70,10 @@ export function registerMountCommands(program: Command): void {
       if (s.hedges > 0) lines.push(`hedged fetches: ${s.hedges}`);
       for (const img of s.images) {
         const p = img.prefetch;
-        lines.push(`image ${img.image} (${img.digest.slice(0, 19)}), ${img.layers} layers${p ? `, prefetch ${p.chunksDone}/${p.chunksTotal} chunks (${((100 * p.bytesDone) / Math.max(1, p.bytesTotal)).toFixed(0)}%)${p.finished ? (p.inflated ? " done" : " done, inflating") : ""}` : ""}`);
+        lines.push(`image ${img.image} (${img.digest.slice(0, 19)}), ${img.layers} layers, ${img.chunksLocal}/${img.chunksTotal} chunks here${p ? `, prefetch ${p.chunksDone}/${p.chunksTotal} chunks (${((100 * p.bytesDone) / Math.max(1, p.bytesTotal)).toFixed(0)}%)${p.finished ? (p.inflated ? " done" : " done, inflating") : ""}` : ""}`);
       }
       for (const m of s.mounts) lines.push(`mount ${m.mountpoint} <- ${m.image}`);
+      if (s.page) lines.push(`status page: ${s.page}`);
       process.stdout.write(`${lines.join("\n")}\n`);
     });
 }

@@ -32,7 +32,8 @@ export interface FetchObserver {
   /** One request answered by `source`: `bytes` of verified chunks in `seconds`. */
   fetched(source: string, bytes: number, seconds: number): void;
   cacheHit(bytes: number): void;
-  failed(source: string, reason: "error" | "timeout" | "digest"): void;
+  /** A fetch from `source` failed; `detail` says how in words (never credentials). */
+  failed(source: string, reason: "error" | "timeout" | "digest", detail: string): void;
   /** A fetch from `from` was slow, so `to` was asked too. */
   hedged?(from: string, to: string): void;
 }
@@ -338,7 +339,7 @@ export class Fetcher {
         const piece = pieces[k];
         if (!piece || !chunkMatches(chunk, piece)) {
           source.reportBad?.(layer, i);
-          this.observer?.failed(source.name, "digest");
+          this.observer?.failed(source.name, "digest", `chunk ${i} of layer ${layer.digest} failed its digest`);
           this.logger.error({ layer: layer.digest, chunk: i, source: source.name }, "chunk of a run failed its digest");
           return;
         }
@@ -349,7 +350,7 @@ export class Fetcher {
       this.observer?.fetched(source.name, bytes, seconds);
       this.logger.debug({ layer: layer.digest, first, last, source: source.name, bytes, background, fetchMs: Math.round(seconds * 1000) }, "chunk run fetched");
     } catch (err) {
-      this.observer?.failed(source.name, signal.aborted ? "timeout" : "error");
+      this.observer?.failed(source.name, signal.aborted ? "timeout" : "error", `chunks ${first}-${last} of layer ${layer.digest}: ${(err as Error).message}`);
       this.logger.warn({ layer: layer.digest, first, last, err: (err as Error).message }, "chunk run fetch failed; chunks are fetched one by one");
     } finally {
       end?.();
@@ -404,7 +405,7 @@ export class Fetcher {
         const timedOut = signal.aborted;
         const reason = timedOut ? `timed out after ${this.timeoutMs} ms` : (err as Error).message;
         errors.push(`${source.name}: ${reason}`);
-        this.observer?.failed(source.name, timedOut ? "timeout" : "error");
+        this.observer?.failed(source.name, timedOut ? "timeout" : "error", `chunk ${chunk.index} of layer ${layer.digest}: ${reason}`);
         this.logger.warn({ layer: layer.digest, chunk: chunk.index, source: source.name, err: reason }, "chunk fetch failed");
         return undefined; // clients retry already; the next source gets a turn
       }
@@ -416,7 +417,7 @@ export class Fetcher {
       const actual = bytes ? digestOf(bytes) : "nothing";
       errors.push(`${source.name}: digest mismatch (got ${actual})`);
       source.reportBad?.(layer, chunk.index);
-      this.observer?.failed(source.name, "digest");
+      this.observer?.failed(source.name, "digest", `chunk ${chunk.index} of layer ${layer.digest}: digest mismatch`);
       this.logger.error({ layer: layer.digest, chunk: chunk.index, source: source.name, expected: chunkDigest(chunk), actual, attempt }, "chunk failed its digest");
     }
     return undefined;

@@ -70,9 +70,10 @@
   /**
    * Rates over time from cumulative samples [{t, v: {key: total}}], one line
    * per series [{key, label, color}], over the last spanMs, as SVG, with a
-   * legend giving each series' total and latest rate.
+   * legend giving each series' total (from `totals` when given, else the
+   * last sample) and latest rate.
    */
-  function rateChart(samples, series, spanMs, attrs) {
+  function rateChart(samples, series, spanMs, attrs, totals) {
     const W = 640, H = 170, L = 70, B = 20, T = 8;
     const now = samples.length > 0 ? samples[samples.length - 1].t : Date.now();
     const from = now - spanMs;
@@ -99,12 +100,12 @@
       if (pts.length === 0) return;
       svg.append(s("polyline", { points: pts.map((p) => `${x(p.t).toFixed(1)},${y(p.r).toFixed(1)}`).join(" "), stroke: series[j].color, class: "series" }));
     });
-    const last = samples.length > 0 ? samples[samples.length - 1].v : {};
+    const last = totals ?? (samples.length > 0 ? samples[samples.length - 1].v : {});
     const legend = h("ul", { class: "legend" }, series.map((sr, j) => {
       const dot = h("span", { class: "dot" });
       dot.style.background = sr.color;
       const rate = lines[j].length > 0 ? lines[j][lines[j].length - 1].r : 0;
-      return h("li", { "data-k": "series", "data-key": sr.key }, dot, `${sr.label}: `, h("b", { "data-k": "series-total" }, bytes(last[sr.key] ?? 0)), ` · ${bytes(rate)}/s`);
+      return h("li", { "data-k": "series", "data-key": sr.key }, dot, `${sr.label}: `, h("b", { "data-k": "series-total", "data-v": last[sr.key] ?? 0 }, bytes(last[sr.key] ?? 0)), ` · ${bytes(rate)}/s`);
     }));
     return h("div", { class: "chart-box", ...attrs }, svg, legend);
   }

@@ -28,6 +28,17 @@ export interface ChunkPinning {
   unpin(owner: string): void;
 }
 
+/** One image in use, as `shoal status` and the status page show it. */
+export interface ImageStatus {
+  image: string;
+  digest: string;
+  layers: number;
+  /** Chunks of its lazy layers held on this host. */
+  chunksLocal: number;
+  chunksTotal: number;
+  prefetch?: PrefetchProgress;
+}
+
 /** Settings of `ActiveImages`. */
 export interface ActiveImagesInit {
   layersDir: string;
@@ -131,11 +142,17 @@ export class ActiveImages {
     return this.images.get(digest)?.image;
   }
 
-  /** Per-image prefetch progress. */
-  status(): Array<{ image: string; digest: string; layers: number; prefetch?: PrefetchProgress }> {
-    return [...this.images.entries()].map(([digest, a]) => ({
-      image: a.image.ref.toString(), digest, layers: a.image.slots.length, ...(a.job ? { prefetch: a.job.progress() } : {}),
-    }));
+  /** Per image in use: its lazy chunks held locally (store, or landing there) and prefetch progress. */
+  status(): ImageStatus[] {
+    return [...this.images.entries()].map(([digest, a]) => {
+      let chunksLocal = 0;
+      let chunksTotal = 0;
+      for (const l of a.image.layers) {
+        chunksTotal += l.index.chunkCount;
+        for (let i = 0; i < l.index.chunkCount; i++) if (this.fetcher.has(l, i)) chunksLocal++;
+      }
+      return { image: a.image.ref.toString(), digest, layers: a.image.slots.length, chunksLocal, chunksTotal, ...(a.job ? { prefetch: a.job.progress() } : {}) };
+    });
   }
 
   /** The lazy layers of every image in use, one per digest. */

@@ -11,7 +11,7 @@ import {
   Announcer, Fetcher, PeerSource, RegistryIndexSource, RegistrySource, SupernodeSource, type ChunkPeerLike, type ChunkSource, type FetchStats, type IndexSource,
 } from "@shoal/fetch";
 import { DockerConfigCredentialStore, RegistryClientPool } from "@shoal/oci";
-import { baseUrl, closeServer, Lifecycle, listenTcp, MetricsServer } from "@shoal/service";
+import { baseUrl, closeServer, Lifecycle, listenTcp, MetricsServer, Sampler } from "@shoal/service";
 import { RegistryMirror } from "@shoal/registry-proxy";
 import { MirrorBlobs } from "./mirror-blobs.ts";
 import { createServer } from "node:http";
@@ -30,6 +30,7 @@ import { AgentRemoteLayers } from "./remote-layers.ts";
 import { levelKeyValue } from "./kv.ts";
 import { AgentMetrics } from "./metrics.ts";
 import { MountManager, parseMountRequest } from "./mounts.ts";
+import { agentPage, pageToken, sourceSample } from "./status-page.ts";
 
 /** A running agent. */
 export interface Agent {
@@ -62,6 +63,8 @@ export interface AgentStatus {
   store: ReturnType<ChunkStore["stats"]>;
   /** The registry mirror's base URL, when `--mirror-listen` is set. */
   mirror?: string;
+  /** The status page, with its token (`#token=`), when `--metrics-listen` is set. */
+  page?: string;
   /** Present when the peer swarm is on. */
   p2p?: { peerId: string; addrs: string[]; connected: number; bytesUploaded: number; uploadsServed: number; uploadsRefused: number; dropped: string[] };
 }
@@ -71,6 +74,7 @@ interface SwarmPeer extends ChunkPeerLike {
   start(): Promise<void>;
   stop(): Promise<void>;
   connectedPeers(): number;
+  peerTraffic(): Array<{ peerId: string; bytesUp: number; bytesDown: number; last: number }>;
   stats(): { bytesUploaded: number; uploadsServed: number; uploadsRefused: number; uploadsActive: number };
 }
 
@@ -172,12 +176,14 @@ export async function createAgent(config: AgentConfig, logger: Logger, component
       life.defer("registry mirror", () => closeServer(server));
     }
 
+    let pageUrl: string | undefined;
     const status = async (): Promise<AgentStatus> => {
       const s = mounts.status();
       const f = fetcher.stats();
       return {
         root, mounts: s.mounts, images: s.images, sources: f.sources, hedges: f.hedges, store: store.stats(),
         ...(mirrorUrl ? { mirror: mirrorUrl } : {}),
+        ...(pageUrl ? { page: pageUrl } : {}),
         ...(peer ? { p2p: { peerId: peer.peerId, addrs: peer.addrs, connected: peer.connectedPeers(), ...peer.stats(), dropped: peers?.droppedPeers() ?? [] } } : {}),
       };
     };
@@ -202,7 +208,22 @@ export async function createAgent(config: AgentConfig, logger: Logger, component
         fuse: () => fs.counters as { ops: Record<string, number>; errors: Record<string, number> },
         ...(peer ? { swarm: () => ({ connected: peer.connectedPeers(), bytesUploaded: peer.stats().bytesUploaded, dropped: peers?.droppedPeers().length ?? 0 }) } : {}),
       });
-      await life.start("metrics server", new MetricsServer({ registry: metrics.registry, refresh }, { listen: config.metricsListen }));
+      // the status page on the same listener: bytes by source over 5 minutes, one sample a second
+      const history = await life.start("page samples", new Sampler({ sample: () => sourceSample(fetcher.stats().sources) }, { everyMs: 1000, keep: 300 }));
+      const token = await pageToken(root);
+      const page = agentPage({
+        images: () => mounts.status().images,
+        mounts: () => mounts.status().mounts,
+        snapshots: () => snapshotter.list([]),
+        sources: () => fetcher.stats().sources,
+        history,
+        store: () => store.stats(),
+        errors: () => metrics.recent.list(),
+        ...(mirrorUrl ? { mirror: mirrorUrl } : {}),
+        ...(peer ? { swarm: () => ({ peerId: peer.peerId, connected: peer.connectedPeers(), peers: peer.peerTraffic().slice(0, 50) }) } : {}),
+      }, token);
+      const server = await life.start("metrics server", new MetricsServer({ registry: metrics.registry, refresh, page }, { listen: config.metricsListen }));
+      pageUrl = `${server.url}/#token=${token}`;
     }
     logger.info({ root, socket: join(root, "agent.sock"), snapshotter: snapshotterSocket, metrics: config.metricsListen, mirror: mirrorUrl, fuseKeeper: config.fuseKeeper, adopted: fs.adopted }, "agent ready");
     started = true;

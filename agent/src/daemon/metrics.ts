@@ -1,4 +1,5 @@
 import type { FetchObserver } from "@shoal/fetch";
+import { RecentEvents } from "@shoal/service";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 
 /** Live state the gauges are set from before each scrape. */
@@ -13,6 +14,8 @@ export interface ScrapeSources {
 /** The agent's Prometheus metrics. */
 export class AgentMetrics implements FetchObserver {
   readonly registry = new Registry();
+  /** The last distinct failures, for the status page. */
+  readonly recent = new RecentEvents();
   private readonly bytes = new Counter({ name: "shoal_fetch_bytes_total", help: "Chunk bytes obtained, by source (cache, origin)", labelNames: ["source"], registers: [this.registry] });
   private readonly chunks = new Counter({ name: "shoal_fetch_chunks_total", help: "Chunks fetched from a remote source, by source", labelNames: ["source"], registers: [this.registry] });
   private readonly failures = new Counter({ name: "shoal_fetch_failures_total", help: "Failed chunk fetches, by source and reason (error, timeout, digest)", labelNames: ["source", "reason"], registers: [this.registry] });
@@ -47,13 +50,15 @@ export class AgentMetrics implements FetchObserver {
     this.bytes.inc({ source: "cache" }, bytes);
   }
 
-  failed(source: string, reason: string): void {
+  failed(source: string, reason: string, detail: string): void {
     this.failures.inc({ source, reason });
+    this.recent.add(`fetch from ${source} failed: ${detail}`);
   }
 
   /** `MirrorObserver`: a mirror request answered. */
   answered(kind: string, status: number): void {
     this.mirrorRequests.inc({ kind, status: String(status) });
+    if (status >= 500) this.recent.add(`registry mirror answered a ${kind} request with ${status}`);
   }
 
   /** `MirrorObserver`: blob bytes sent to an engine. */

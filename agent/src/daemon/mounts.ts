@@ -1,10 +1,10 @@
 import { InvalidArgumentError, ShoalError } from "@shoal/base";
 import { readdir, realpath, stat } from "node:fs/promises";
 import type { StartupOrder } from "@shoal/blockindex";
-import type { PrefetchJob, PrefetchProgress, RemoteLayer } from "@shoal/fetch";
+import type { PrefetchJob, RemoteLayer } from "@shoal/fetch";
 import type { Logger } from "pino";
 import { isMountpoint, mountOverlay, unmountPath } from "../fs/index.ts";
-import type { ActiveImages } from "./active-images.ts";
+import type { ActiveImages, ImageStatus } from "./active-images.ts";
 import type { CatalogImage, ImageCatalog } from "./image-catalog.ts";
 import type { KeyValue } from "./kv.ts";
 import { checkMountpointPolicy, checkMountpointSyntax } from "./mountpoint-policy.ts";
@@ -186,7 +186,7 @@ export class MountManager {
   }
 
   /** Mount records and per-image prefetch progress (of every image in use, snapshots too). */
-  status(): { mounts: MountRecord[]; images: Array<{ image: string; digest: string; layers: number; prefetch?: PrefetchProgress }> } {
+  status(): { mounts: MountRecord[]; images: ImageStatus[] } {
     return { mounts: [...this.mounts.values()], images: this.images.status() };
   }
 

@@ -73,6 +73,10 @@ export function registerMountCommands(program: Command): void {
         lines.push(`image ${img.image} (${img.digest.slice(0, 19)}), ${img.layers} layers, ${img.chunksLocal}/${img.chunksTotal} chunks here${p ? `, prefetch ${p.chunksDone}/${p.chunksTotal} chunks (${((100 * p.bytesDone) / Math.max(1, p.bytesTotal)).toFixed(0)}%)${p.finished ? (p.inflated ? " done" : " done, inflating") : ""}` : ""}`);
       }
       for (const m of s.mounts) lines.push(`mount ${m.mountpoint} <- ${m.image}`);
+      if (s.p2p) {
+        lines.push(`peer ${s.p2p.peerId}: ${s.p2p.connected} connected, ${humanBytes(s.p2p.bytesUploaded)} uploaded`);
+        for (const p of s.p2p.peers.slice(0, 10)) lines.push(`  with ${p.peerId}: ${humanBytes(p.bytesUp)} up, ${humanBytes(p.bytesDown)} down`);
+      }
       if (s.page) lines.push(`status page: ${s.page}`);
       process.stdout.write(`${lines.join("\n")}\n`);
     });

@@ -15,7 +15,7 @@
       card("Origin egress", bytes(t.originBytes), "fetched from registries", { "data-k": "origin", "data-v": t.originBytes }),
       card("Served", bytes(t.servedBytes), "to agents and engines", { "data-k": "served", "data-v": t.servedBytes }),
       card("Origin per byte served", t.servedBytes > 0 ? ratio.toFixed(3) : "–", "lower is better at a peak", { "data-k": "ratio" }),
-      d.swarm ? card("Swarm", `${d.swarm.connected} peers`, `${bytes(d.swarm.bytesUploaded)} uploaded over libp2p`, { "data-k": "swarm" }) : null,
+      d.swarm ? card("Swarm", `${d.swarm.connected} ${d.swarm.connected === 1 ? "peer" : "peers"}`, `${bytes(d.swarm.bytesUploaded)} uploaded over libp2p`, { "data-k": "swarm" }) : null,
     );
     const chart = rateChart(d.history, [
       { key: "origin", label: "from origin", color: "#c62828" },

@@ -27,3 +27,4 @@ export * from "./containerd.ts";
 export * from "./wait.ts";
 export * from "./cri-runtime.ts";
 export * from "./forged-image.ts";
+export * from "./chromium.ts";

@@ -11,13 +11,14 @@ import { run } from "./exec.ts";
  * no transport prefix) over plain HTTP. Digests are preserved
  * (`--preserve-digests`: skopeo fails rather than rewrite the manifest, and
  * uncompressed layers are pushed uncompressed), so the registry serves the
- * layout's exact manifest digest. Resolves with skopeo's output.
+ * layout's exact manifest digest; `creds` log in to the registry. Resolves
+ * with skopeo's output.
  */
-export async function pushLayout(layoutDir: string, tag: string, destRef: string, opts: { signal?: AbortSignal } = {}): Promise<string> {
+export async function pushLayout(layoutDir: string, tag: string, destRef: string, opts: { signal?: AbortSignal; creds?: { username: string; password: string } } = {}): Promise<string> {
   const { stdout } = await run("skopeo", [
-    "copy", "--quiet", "--preserve-digests", "--dest-tls-verify=false",
+    "copy", "--quiet", "--preserve-digests", "--dest-tls-verify=false", ...(opts.creds ? ["--dest-creds", `${opts.creds.username}:${opts.creds.password}`] : []),
     `oci:${layoutDir}:${tag}`, `docker://${destRef}`,
-  ], opts);
+  ], opts.signal ? { signal: opts.signal } : {});
   return stdout;
 }
 

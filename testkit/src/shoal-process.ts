@@ -82,7 +82,8 @@ export interface ShoalDaemon {
 
 const live = new Set<ChildProcess>();
 let hooked = false;
-function killOnExit(child: ChildProcess): void {
+/** Kill `child` (by PID) if it still runs when this process exits. */
+export function killOnExit(child: ChildProcess): void {
   live.add(child);
   child.once("exit", () => live.delete(child));
   if (hooked) return;

@@ -66,7 +66,11 @@ export interface AgentStatus {
   /** The status page, with its token (`#token=`), when `--metrics-listen` is set. */
   page?: string;
   /** Present when the peer swarm is on. */
-  p2p?: { peerId: string; addrs: string[]; connected: number; bytesUploaded: number; uploadsServed: number; uploadsRefused: number; dropped: string[] };
+  p2p?: {
+    peerId: string; addrs: string[]; connected: number; bytesUploaded: number; uploadsServed: number; uploadsRefused: number; dropped: string[];
+    /** Chunk bytes exchanged with each peer, most recently active first. */
+    peers: Array<{ peerId: string; bytesUp: number; bytesDown: number; last: number }>;
+  };
 }
 
 /** The part of the libp2p chunk peer the agent wires in (`@shoal/p2p` `ChunkPeer`, loaded only with a swarm key). */
@@ -184,7 +188,7 @@ export async function createAgent(config: AgentConfig, logger: Logger, component
         root, mounts: s.mounts, images: s.images, sources: f.sources, hedges: f.hedges, store: store.stats(),
         ...(mirrorUrl ? { mirror: mirrorUrl } : {}),
         ...(pageUrl ? { page: pageUrl } : {}),
-        ...(peer ? { p2p: { peerId: peer.peerId, addrs: peer.addrs, connected: peer.connectedPeers(), ...peer.stats(), dropped: peers?.droppedPeers() ?? [] } } : {}),
+        ...(peer ? { p2p: { peerId: peer.peerId, addrs: peer.addrs, connected: peer.connectedPeers(), ...peer.stats(), dropped: peers?.droppedPeers() ?? [], peers: peer.peerTraffic() } } : {}),
       };
     };
     const api = await serveApi(join(root, "agent.sock"), {

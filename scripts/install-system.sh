@@ -14,7 +14,7 @@ PACKAGES=(
   containerd runc                     # containers from lazy mounts
   podman                              # an engine pulling whole images through the mirror
   iproute2                            # network namespaces and tc for benches
-  chromium                            # headless browser for the status page tests
+  chromium fonts-liberation           # headless browser (and fonts for its screenshots) for the status page tests
   ca-certificates
 )
 missing=()

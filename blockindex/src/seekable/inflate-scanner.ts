@@ -47,6 +47,9 @@ interface Huffman {
 /** Bits of a table's first level: small enough to stay in the L1 cache. */
 const PRIMARY_BITS = 10;
 
+/** Room for the largest table: a first level and one subtable per first-level entry. */
+const SCRATCH = new Int32Array((1 << PRIMARY_BITS) * (1 + (1 << (15 - PRIMARY_BITS))));
+
 /** The canonical Huffman code of `lengths` as a two-level table; throws on an over-subscribed code. */
 function huffman(lengths: Uint8Array, n: number): Huffman {
   const count = new Uint16Array(16);
@@ -69,9 +72,9 @@ function huffman(lengths: Uint8Array, n: number): Huffman {
   }
   const bits = Math.max(1, Math.min(maxLen, PRIMARY_BITS));
   const subBits = Math.max(0, maxLen - bits);
-  const long = count.slice(bits + 1).reduce((a, b) => a + b, 0);
-  // at most one subtable per long code's prefix
-  let table = new Int32Array((1 << bits) + (long > 0 ? Math.min(long, 1 << bits) << subBits : 0));
+  // built in the scratch table, then copied at its used size (zeroing a worst-case table per block costs more than decoding it)
+  const table = SCRATCH;
+  table.fill(0, 0, 1 << bits);
   let used = 1 << bits;
   for (let s = 0; s < n; s++) {
     const l = lengths[s]!;
@@ -92,13 +95,13 @@ function huffman(lengths: Uint8Array, n: number): Huffman {
     if (link === 0) {
       link = (used << 8) | (subBits << 4);
       table[prefix] = link;
+      table.fill(0, used, used + (1 << subBits));
       used += 1 << subBits;
     }
     const base = link >>> 8;
     for (let i = rev >>> bits; i < 1 << subBits; i += 1 << (l - bits)) table[base + i] = entry;
   }
-  if (used < table.length) table = table.subarray(0, used);
-  return { table, bits };
+  return { table: table.slice(0, used), bits };
 }
 
 const FIXED_LIT = (() => {
@@ -445,14 +448,20 @@ export class InflateScanner {
         op = this.#op;
         floor = Math.max(0, this.#emitFrom - this.#memberOut);
       }
-      while (bc < 15) {
-        bb |= input[pos++]! << bc;
-        bc += 8;
+      if (bc < 15) {
+        // two bytes at once: bc < 15, so the buffer stays within 31 bits
+        bb |= (input[pos]! | (input[pos + 1]! << 8)) << bc;
+        pos += 2;
+        bc += 16;
       }
       let e = lt[bb & lmask]!;
-      if ((e & 15) === 0 && e !== 0) e = lt[(e >>> 8) + ((bb >>> lbits) & ((1 << ((e >>> 4) & 15)) - 1))]!;
       let l = e & 15;
-      if (l === 0) throw corrupt("bad literal/length code", this.#base + pos);
+      if (l === 0) {
+        // a long code: its subtable (or no code at all)
+        if (e !== 0) e = lt[(e >>> 8) + ((bb >>> lbits) & ((1 << ((e >>> 4) & 15)) - 1))]!;
+        l = e & 15;
+        if (l === 0) throw corrupt("bad literal/length code", this.#base + pos);
+      }
       bb >>>= l;
       bc -= l;
       let sym = e >>> 4;
@@ -474,14 +483,19 @@ export class InflateScanner {
         bb >>>= lx;
         bc -= lx;
       }
-      while (bc < 15) {
-        bb |= input[pos++]! << bc;
-        bc += 8;
+      if (bc < 15) {
+        // two bytes at once: bc < 15, so the buffer stays within 31 bits
+        bb |= (input[pos]! | (input[pos + 1]! << 8)) << bc;
+        pos += 2;
+        bc += 16;
       }
       e = dt[bb & dmask]!;
-      if ((e & 15) === 0 && e !== 0) e = dt[(e >>> 8) + ((bb >>> dbits) & ((1 << ((e >>> 4) & 15)) - 1))]!;
       l = e & 15;
-      if (l === 0) throw corrupt("bad distance code", this.#base + pos);
+      if (l === 0) {
+        if (e !== 0) e = dt[(e >>> 8) + ((bb >>> dbits) & ((1 << ((e >>> 4) & 15)) - 1))]!;
+        l = e & 15;
+        if (l === 0) throw corrupt("bad distance code", this.#base + pos);
+      }
       bb >>>= l;
       bc -= l;
       sym = e >>> 4;

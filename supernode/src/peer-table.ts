@@ -1,5 +1,5 @@
 /** Which peers hold which layers and chunks: announcements that expire unless renewed. */
-import { bitmapHas, decodeChunkBitmap, MAX_PEERS_ANSWERED, NotSwarmMemberError, type Announcement, type LayerHolder, type PeerReport } from "@shoal/swarm";
+import { bitmapCount, bitmapHas, decodeChunkBitmap, MAX_PEERS_ANSWERED, NotSwarmMemberError, type Announcement, type LayerHolder, type PeerReport } from "@shoal/swarm";
 import { DEFAULT_BAN_MS, DEFAULT_REPORTS_TO_BAN, DEFAULT_TRACKER_TTL_MS } from "./constants.ts";
 
 /** What one peer holds of one layer: its bitmap (decoded and as announced), or undefined for the whole layer. */
@@ -171,7 +171,7 @@ export class PeerTable {
         row.peers++;
         const held = e.layers.get(layer);
         if (!held) row.whole++;
-        else row.chunksHeld += popcount(held.bits);
+        else row.chunksHeld += bitmapCount(held.bits);
       }
       if (row.peers > 0) out.push(row);
     }
@@ -221,13 +221,4 @@ export class PeerTable {
       if (s?.size === 0) this.#byLayer.delete(l);
     }
   }
-}
-
-/** Bits set in `bits`. */
-function popcount(bits: Uint8Array): number {
-  let n = 0;
-  for (let b of bits) {
-    for (; b; b &= b - 1) n++;
-  }
-  return n;
 }

@@ -47,3 +47,12 @@ export function decodeChunkBitmap(text: string): Uint8Array {
 export function bitmapHas(bits: Uint8Array, i: number): boolean {
   return i >= 0 && (i >> 3) < bits.length && (bits[i >> 3]! & (1 << (i & 7))) !== 0;
 }
+
+/** How many chunks `bits` marks as held. */
+export function bitmapCount(bits: Uint8Array): number {
+  let n = 0;
+  for (let b of bits) {
+    for (; b; b &= b - 1) n++;
+  }
+  return n;
+}

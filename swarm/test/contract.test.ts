@@ -1,6 +1,6 @@
 import { BadRequestError } from "@shoal/base";
 import { describe, expect, it } from "vitest";
-import { bitmapHas, chunkHolding, decodeChunkBitmap, encodeChunkBitmap, ownerOf, parsePeerReport, rankSupernodes } from "../src/index.ts";
+import { bitmapCount, bitmapHas, chunkHolding, decodeChunkBitmap, encodeChunkBitmap, ownerOf, parsePeerReport, rankSupernodes } from "../src/index.ts";
 
 describe("chunk bitmaps", () => {
   it("encodes and decodes bitmaps, and rejects what is not one", () => {
@@ -8,6 +8,7 @@ describe("chunk bitmaps", () => {
     const bits = decodeChunkBitmap(text);
     expect(Array.from({ length: 24 }, (_, i) => bitmapHas(bits, i))).toEqual(Array.from({ length: 24 }, (_, i) => i < 20 && i % 3 === 0));
     expect(bitmapHas(bits, -1)).toBe(false);
+    expect(bitmapCount(bits)).toBe(7);
     for (const bad of ["***", "abc", "A".repeat(200_000)]) expect(() => decodeChunkBitmap(bad)).toThrow(BadRequestError);
     expect(chunkHolding(10, () => false)).toEqual({ held: 0 });
     expect(chunkHolding(10, () => true)).toEqual({ held: 10 });

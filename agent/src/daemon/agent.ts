@@ -216,8 +216,7 @@ export async function createAgent(config: AgentConfig, logger: Logger, component
       const history = await life.start("page samples", new Sampler({ sample: () => sourceSample(fetcher.stats().sources) }, { everyMs: 1000, keep: 300 }));
       const token = await pageToken(root);
       const page = agentPage({
-        images: () => mounts.status().images,
-        mounts: () => mounts.status().mounts,
+        mounts: () => mounts.status(),
         snapshots: () => snapshotter.list([]),
         sources: () => fetcher.stats().sources,
         history,

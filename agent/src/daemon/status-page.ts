@@ -36,8 +36,8 @@ export function sourceSample(totals: SourceTotals): SourceSample {
 
 /** What the page draws from. */
 export interface AgentPageComponents {
-  images: () => ImageStatus[];
-  mounts: () => MountRecord[];
+  /** Images in use and mount records (`MountManager.status`), read once per request. */
+  mounts: () => { images: ImageStatus[]; mounts: MountRecord[] };
   snapshots: () => Promise<Array<{ kind: string }>>;
   sources: () => SourceTotals;
   history: { samples(): Array<Sample<SourceSample>> };
@@ -81,11 +81,12 @@ export function agentPage(c: AgentPageComponents, token: string): StatusPage {
       checkPageToken(req, token);
       const snapshots: Record<string, number> = {};
       for (const s of await c.snapshots()) snapshots[s.kind] = (snapshots[s.kind] ?? 0) + 1;
+      const m = c.mounts();
       return {
         kind: "agent",
         now: Date.now(),
-        images: c.images(),
-        mounts: c.mounts().map((m) => ({ mountpoint: m.mountpoint, image: m.image, digest: m.digest, mountedAt: m.mountedAt })),
+        images: m.images,
+        mounts: m.mounts.map((m) => ({ mountpoint: m.mountpoint, image: m.image, digest: m.digest, mountedAt: m.mountedAt })),
         snapshots,
         sources: sourceSample(c.sources()),
         history: c.history.samples(),

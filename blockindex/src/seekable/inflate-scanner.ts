@@ -17,7 +17,7 @@ import { crc32 } from "node:zlib";
 import { LayerFormatError } from "../errors.ts";
 
 /** Deflate's window: the most a back-reference reaches. */
-export const WINDOW_BYTES = 32 * 1024;
+const WINDOW_BYTES = 32 * 1024;
 /** Input kept ahead of the decoder before it suspends (a dynamic block header is at most ~290 bytes; a symbol at most 8). */
 const LOOKAHEAD = 1024;
 /** Output bytes collected past the window before they are handed on. */
@@ -169,16 +169,6 @@ export class InflateScanner {
 
   constructor(handlers: ScannerHandlers) {
     this.#h = handlers;
-  }
-
-  /** Uncompressed bytes so far. */
-  get outputBytes(): number {
-    return this.#outTotal + (this.#op - this.#emitFrom);
-  }
-
-  /** Gzip members seen so far. */
-  get members(): number {
-    return this.#members;
   }
 
   /** Inflate `piece`, the next bytes of the stream. */

@@ -1,28 +1,14 @@
 import { InvalidArgumentError, digestOfHash } from "@shoal/base";
 import { LayerFormatError } from "./errors.ts";
-import type { EntryType, TarEntry } from "./tar-entry.ts";
-import { hashBytes, hashPath, PathTable } from "./path-table.ts";
-import { isNormalizedTarPath } from "./tar-path.ts";
+import { readEntries, writeEntries } from "./entry-table.ts";
+import type { TarEntry } from "./tar-entry.ts";
+import { hashPath, PathTable } from "./path-table.ts";
 import { ByteReader, ByteWriter } from "./varint.ts";
 
 /** Magic at the start of an encoded index. */
 const MAGIC = Buffer.from("SHIX");
 /** Index encoding version written by this code; decode accepts exactly this. */
 export const INDEX_VERSION = 1;
-
-/** Length of the common prefix of two byte strings. */
-function commonPrefix(a: Buffer, b: Buffer): number {
-  const max = Math.min(a.length, b.length);
-  let i = 0;
-  while (i < max && a[i] === b[i]) i++;
-  return i;
-}
-
-const TYPE_CODES: EntryType[] = ["file", "hardlink", "symlink", "chardev", "blockdev", "dir", "fifo"];
-const F_LINK = 1;
-const F_DEV = 2;
-const F_XATTR = 4;
-const F_NSEC = 8;
 
 /** One chunk: an independent gzip member of the blob's data region. */
 export interface Chunk {
@@ -36,8 +22,38 @@ export interface Chunk {
   digest: Buffer;
   /** Offset of the chunk's first byte in the uncompressed tar stream. */
   uncompressedOffset: number;
-  /** Uncompressed length: `chunkSize`, less for the last chunk. */
+  /** Uncompressed length: `chunkSize`, less for the last chunk (any length for a span). */
   uncompressedLength: number;
+  /** Present for a span of an ordinary gzip stream (not a gzip member): where inflating resumes. */
+  resume?: Checkpoint;
+}
+
+/**
+ * Where inflating an ordinary gzip stream resumes at a deflate block
+ * boundary: the bit of the span's first byte the block starts at (0..7),
+ * and the up to 32 KiB of uncompressed data before it (the window).
+ */
+export interface Checkpoint {
+  bit: number;
+  window: Uint8Array;
+  /** The span is the data of a stored block: its bytes are the uncompressed bytes (`bit` 0, no window). */
+  stored?: boolean;
+  /** Bytes at the span's start before its deflate (or stored) data: a gzip header, a trailer before it, a stored block's header. */
+  skip: number;
+  /** Bytes at the span's end after its data (the last span: the last trailer and what follows). */
+  tail: number;
+}
+
+/**
+ * The spans of an ordinary gzip layer (`seekable`): per chunk its blob
+ * offset, its first uncompressed byte and its checkpoint. Lengths and
+ * digests stay in `chunkLengths`/`chunkDigests`; uncompressed lengths
+ * follow from the offsets.
+ */
+export interface SpanGeometry {
+  offsets: number[];
+  uncompressedOffsets: number[];
+  checkpoints: Checkpoint[];
 }
 
 /** The digest string of a chunk, `sha256:<hex>` of its compressed bytes: how stores, peers and the tracker name it. */
@@ -54,13 +70,19 @@ export interface LayerIndexInit {
   entries: TarEntry[];
   /** Chunk indexes to fetch first after a mount (may be empty). */
   prefetch?: number[];
+  /** Spans of an ordinary gzip stream instead of `chunkSize` members back to back (then `chunkSize` is only their nominal size). */
+  spans?: SpanGeometry;
+  /** The hash of each entry's path, when the decoder computed them already. */
+  pathHashes?: Uint32Array;
 }
 
 /**
  * The offset/length index of one lazy layer: every tar entry and the chunk
  * table. Chunks cover the uncompressed stream in fixed `chunkSize` steps
  * (the last may be shorter); chunk `i` holds uncompressed bytes
- * `[i*chunkSize, min((i+1)*chunkSize, uncompressedSize))`.
+ * `[i*chunkSize, min((i+1)*chunkSize, uncompressedSize))`. A seekable
+ * index of an ordinary gzip layer (`spans`) has chunks of any size instead:
+ * spans of the gzip stream between checkpoints.
  */
 export class LayerIndex {
   readonly chunkSize: number;
@@ -72,11 +94,12 @@ export class LayerIndex {
   private readonly lengths: number[];
   private readonly offsets: number[];
   private readonly digests: Buffer[];
+  private readonly spans: SpanGeometry | undefined;
   private byPath: PathTable | undefined;
-  private pathHashes: Uint32Array | undefined;
+  private readonly pathHashes: Uint32Array | undefined;
 
   constructor(init: LayerIndexInit) {
-    const expected = init.uncompressedSize === 0 ? 0 : Math.ceil(init.uncompressedSize / init.chunkSize);
+    const expected = init.spans ? init.spans.offsets.length : init.uncompressedSize === 0 ? 0 : Math.ceil(init.uncompressedSize / init.chunkSize);
     if (init.chunkLengths.length !== expected || init.chunkDigests.length !== expected) {
       throw new LayerFormatError("SHOAL_ERR_BAD_INDEX", `index has ${init.chunkLengths.length} chunks, expected ${expected}`);
     }
@@ -86,6 +109,14 @@ export class LayerIndex {
     this.prefetch = init.prefetch ?? [];
     this.lengths = init.chunkLengths;
     this.digests = init.chunkDigests;
+    this.pathHashes = init.pathHashes;
+    this.spans = init.spans;
+    if (init.spans) {
+      checkSpans(init.spans, init.chunkLengths, init.uncompressedSize);
+      this.offsets = init.spans.offsets;
+      this.dataSize = expected === 0 ? 0 : this.offsets[expected - 1]! + this.lengths[expected - 1]!;
+      return;
+    }
     this.offsets = new Array<number>(expected);
     let off = 0;
     for (let i = 0; i < expected; i++) {
@@ -103,15 +134,19 @@ export class LayerIndex {
   /** Chunk `i`; throws RangeError when out of range. */
   chunk(i: number): Chunk {
     if (!Number.isInteger(i) || i < 0 || i >= this.lengths.length) throw new InvalidArgumentError(`chunk ${i} out of range 0..${this.lengths.length - 1}`);
+    const common = { index: i, offset: this.offsets[i]!, length: this.lengths[i]!, digest: this.digests[i]! };
+    if (this.spans) {
+      const u = this.spans.uncompressedOffsets;
+      const end = i + 1 < u.length ? u[i + 1]! : this.uncompressedSize;
+      return { ...common, uncompressedOffset: u[i]!, uncompressedLength: end - u[i]!, resume: this.spans.checkpoints[i]! };
+    }
     const uncompressedOffset = i * this.chunkSize;
-    return {
-      index: i,
-      offset: this.offsets[i]!,
-      length: this.lengths[i]!,
-      digest: this.digests[i]!,
-      uncompressedOffset,
-      uncompressedLength: Math.min(this.chunkSize, this.uncompressedSize - uncompressedOffset),
-    };
+    return { ...common, uncompressedOffset, uncompressedLength: Math.min(this.chunkSize, this.uncompressedSize - uncompressedOffset) };
+  }
+
+  /** True for the seekable index of an ordinary gzip layer (chunks are spans with checkpoints). */
+  get seekable(): boolean {
+    return this.spans !== undefined;
   }
 
   /**
@@ -132,11 +167,26 @@ export class LayerIndex {
   chunksForRange(offset: number, length: number): { first: number; last: number } | undefined {
     if (length === 0) return undefined;
     if (offset < 0 || length < 0 || offset + length > this.uncompressedSize) throw new InvalidArgumentError(`range ${offset}+${length} outside the layer`);
+    if (this.spans) return { first: this.spanAt(offset), last: this.spanAt(offset + length - 1) };
     return { first: Math.floor(offset / this.chunkSize), last: Math.floor((offset + length - 1) / this.chunkSize) };
   }
 
-  /** Binary encoding of this index (see `decode`). Deterministic. */
+  /** The span holding uncompressed byte `at` (binary search over the span starts). */
+  private spanAt(at: number): number {
+    const u = this.spans!.uncompressedOffsets;
+    let lo = 0;
+    let hi = u.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >>> 1;
+      if (u[mid]! <= at) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
+  }
+
+  /** Binary encoding of this index (see `decode`). Deterministic. A seekable index has its own (`encodeSeekableIndex`). */
   encode(): Buffer {
+    if (this.spans) throw new InvalidArgumentError("a seekable index is encoded by encodeSeekableIndex");
     const w = new ByteWriter();
     w.bytes(MAGIC);
     w.uint(INDEX_VERSION);
@@ -145,44 +195,7 @@ export class LayerIndex {
     w.uint(this.lengths.length);
     for (const l of this.lengths) w.uint(l);
     for (const d of this.digests) w.bytes(d);
-    w.uint(this.entries.length);
-    let prevPath = Buffer.alloc(0);
-    let prevEnd = 0;
-    for (const e of this.entries) {
-      const path = Buffer.from(e.path, "utf8");
-      const common = commonPrefix(prevPath, path);
-      let flags = 0;
-      if (e.linkname !== undefined) flags |= F_LINK;
-      if (e.devmajor !== undefined || e.devminor !== undefined) flags |= F_DEV;
-      if (e.xattrs && e.xattrs.size > 0) flags |= F_XATTR;
-      if (e.mtimeNsec !== 0) flags |= F_NSEC;
-      w.byte(TYPE_CODES.indexOf(e.type));
-      w.byte(flags);
-      w.uint(common);
-      w.blob(path.subarray(common));
-      w.uint(e.mode);
-      w.uint(e.uid);
-      w.uint(e.gid);
-      w.int(e.mtimeSec);
-      if (flags & F_NSEC) w.uint(e.mtimeNsec);
-      w.uint(e.size);
-      w.uint(e.dataOffset - prevEnd);
-      if (flags & F_LINK) w.blob(Buffer.from(e.linkname!, "utf8"));
-      if (flags & F_DEV) {
-        w.uint(e.devmajor ?? 0);
-        w.uint(e.devminor ?? 0);
-      }
-      if (flags & F_XATTR) {
-        const keys = [...e.xattrs!.keys()].sort();
-        w.uint(keys.length);
-        for (const k of keys) {
-          w.blob(Buffer.from(k, "utf8"));
-          w.blob(e.xattrs!.get(k)!);
-        }
-      }
-      prevPath = path;
-      prevEnd = e.dataOffset + e.size;
-    }
+    writeEntries(w, this.entries);
     w.uint(this.prefetch.length);
     for (const c of this.prefetch) w.uint(c);
     return w.finish();
@@ -208,65 +221,7 @@ export class LayerIndex {
     for (let i = 0; i < n; i++) chunkLengths[i] = r.uint();
     const chunkDigests = new Array<Buffer>(n);
     for (let i = 0; i < n; i++) chunkDigests[i] = r.bytes(32);
-    const count = r.uint();
-    if (count > r.remaining) throw fail("index entry count is malformed");
-    const entries = new Array<TarEntry>(count);
-    const hashes = new Uint32Array(count);
-    // Paths are rebuilt in one scratch buffer (prefix kept, suffix copied in)
-    // so each becomes one flat string without intermediate allocations.
-    let scratch = Buffer.alloc(4096);
-    let prevLen = 0;
-    let prevEnd = 0;
-    for (let i = 0; i < count; i++) {
-      const type = TYPE_CODES[r.byte()];
-      if (!type) throw fail(`entry ${i} has an unknown type`);
-      const flags = r.byte();
-      const common = r.uint();
-      if (common > prevLen) throw fail(`entry ${i} has a bad path prefix`);
-      const suffixLen = r.uint();
-      if (suffixLen > r.remaining) throw fail("index truncated");
-      const len = common + suffixLen;
-      if (len > scratch.length) {
-        const next = Buffer.alloc(Math.max(len, scratch.length * 2));
-        scratch.copy(next, 0, 0, common);
-        scratch = next;
-      }
-      buf.copy(scratch, common, r.pos, r.pos + suffixLen);
-      r.pos += suffixLen;
-      const path = scratch.toString("utf8", 0, len);
-      if (!isNormalizedTarPath(path)) throw fail(`entry ${i} has a path that is absolute, escapes the layer root or is not clean: ${JSON.stringify(path)}`);
-      hashes[i] = hashBytes(scratch, 0, len);
-      prevLen = len;
-      const e: TarEntry = {
-        path,
-        type,
-        mode: r.uint(),
-        uid: r.uint(),
-        gid: r.uint(),
-        mtimeSec: r.int(),
-        mtimeNsec: flags & F_NSEC ? r.uint() : 0,
-        size: r.uint(),
-        dataOffset: 0,
-      };
-      e.dataOffset = prevEnd + r.uint();
-      if (e.dataOffset + e.size > uncompressedSize) throw fail(`entry ${e.path} runs past the end of the layer`);
-      if (flags & F_LINK) {
-        e.linkname = r.string();
-        if (type === "hardlink" && !isNormalizedTarPath(e.linkname)) throw fail(`hardlink ${JSON.stringify(path)} names a target outside the layer: ${JSON.stringify(e.linkname)}`);
-      }
-      if (flags & F_DEV) {
-        e.devmajor = r.uint();
-        e.devminor = r.uint();
-      }
-      if (flags & F_XATTR) {
-        const k = r.uint();
-        if (k > r.remaining) throw fail("xattr count is malformed");
-        e.xattrs = new Map();
-        for (let j = 0; j < k; j++) e.xattrs.set(r.blob().toString("utf8"), new Uint8Array(r.blob()));
-      }
-      entries[i] = e;
-      prevEnd = e.dataOffset + e.size;
-    }
+    const { entries, hashes } = readEntries(r, buf, uncompressedSize, fail);
     const p = r.uint();
     if (p > r.remaining) throw fail("prefetch list is malformed");
     const prefetch = new Array<number>(p);
@@ -275,8 +230,24 @@ export class LayerIndex {
       if (prefetch[i]! >= n) throw fail("prefetch list names a chunk out of range");
     }
     if (r.remaining !== 0) throw fail("trailing bytes after the index");
-    const index = new LayerIndex({ chunkSize, uncompressedSize, chunkLengths, chunkDigests, entries, prefetch });
-    index.pathHashes = hashes;
-    return index;
+    return new LayerIndex({ chunkSize, uncompressedSize, chunkLengths, chunkDigests, entries, prefetch, pathHashes: hashes });
+  }
+}
+
+/** Throws `SHOAL_ERR_BAD_INDEX` unless the spans start at 0, follow each other in both streams and lie inside the stream. */
+function checkSpans(spans: SpanGeometry, lengths: readonly number[], uncompressedSize: number): void {
+  const n = lengths.length;
+  const bad = (msg: string) => new LayerFormatError("SHOAL_ERR_BAD_INDEX", `seekable index: ${msg}`, {});
+  if (spans.uncompressedOffsets.length !== n || spans.checkpoints.length !== n) throw bad("span table lengths differ");
+  if (n === 0 ? uncompressedSize !== 0 : spans.uncompressedOffsets[0] !== 0) throw bad("spans do not start at uncompressed offset 0");
+  for (let i = 0; i < n; i++) {
+    const u = spans.uncompressedOffsets[i]!;
+    const next = i + 1 < n ? spans.uncompressedOffsets[i + 1]! : uncompressedSize;
+    if (!(next > u)) throw bad(`span ${i} is empty or out of order`);
+    const cp = spans.checkpoints[i]!;
+    if (!Number.isInteger(cp.bit) || cp.bit < 0 || cp.bit > 7 || cp.window.length > 32 * 1024) throw bad(`span ${i} has a malformed checkpoint`);
+    if (cp.skip + cp.tail >= lengths[i]!) throw bad(`span ${i} holds no data`);
+    const prevEnd = i > 0 ? spans.offsets[i - 1]! + lengths[i - 1]! : 0;
+    if (spans.offsets[i]! !== prevEnd && spans.offsets[i]! !== prevEnd - 1) throw bad(`span ${i} does not start where the span before it ends`);
   }
 }

@@ -1,6 +1,6 @@
 import { DigestMismatchError, InvalidArgumentError } from "@shoal/base";
 import { createHash } from "node:crypto";
-import { gunzipMemberAsync } from "./gzip-member.ts";
+import { inflateChunk } from "./inflate-chunk.ts";
 import type { Chunk, LayerIndex } from "./layer-index.ts";
 import type { TarEntry } from "./tar-entry.ts";
 
@@ -45,7 +45,7 @@ export class LayerReader {
       const actual = createHash("sha256").update(bytes).digest("hex");
       throw new DigestMismatchError(`${this.layer ?? "layer"} chunk ${i}`, `sha256:${chunk.digest.toString("hex")}`, `sha256:${actual}`);
     }
-    return gunzipMemberAsync(bytes, chunk.uncompressedLength, { layer: this.layer, blobOffset: chunk.offset });
+    return inflateChunk(chunk, bytes, { layer: this.layer });
   }
 
   /**
@@ -64,7 +64,7 @@ export class LayerReader {
     const parts = await Promise.all(
       Array.from({ length: range.last - range.first + 1 }, (_, k) => this.readChunk(range.first + k, opts)),
     );
-    const base = range.first * this.index.chunkSize;
+    const base = this.index.chunk(range.first).uncompressedOffset;
     const all = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
     return all.subarray(start - base, start - base + (end - offset));
   }

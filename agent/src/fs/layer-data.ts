@@ -95,7 +95,7 @@ export function readerLayerData(reader: LayerReader, init: { cachedChunks?: numb
     while (cache.size > max) cache.delete(cache.keys().next().value!);
     return untilAborted(p, signal);
   };
-  const size = reader.index.chunkSize;
+  const base = (i: number) => reader.index.chunk(i).uncompressedOffset;
   return {
     async read(offset, length, opts = {}) {
       const range = reader.index.chunksForRange(offset, length);
@@ -103,11 +103,12 @@ export function readerLayerData(reader: LayerReader, init: { cachedChunks?: numb
       const parts = await Promise.all(
         Array.from({ length: range.last - range.first + 1 }, (_, k) => chunk(range.first + k, opts.signal)),
       );
-      if (parts.length === 1) return parts[0]!.subarray(offset - range.first * size, offset - range.first * size + length);
+      const skip = offset - base(range.first);
+      if (parts.length === 1) return parts[0]!.subarray(skip, skip + length);
       const out = Buffer.allocUnsafe(length);
       let pos = 0;
       for (const [k, part] of parts.entries()) {
-        const start = k === 0 ? offset - range.first * size : 0;
+        const start = k === 0 ? skip : 0;
         pos += part.copy(out, pos, start, Math.min(part.length, start + length - pos));
       }
       return out;

@@ -121,6 +121,8 @@ export interface BlockBoundary {
   bit: number;
   /** Uncompressed bytes before the block. */
   out: number;
+  /** True for the first block of a gzip member (inflating cannot run across members). */
+  memberStart: boolean;
 }
 
 /** What the scanner reports as it goes. */
@@ -137,6 +139,8 @@ export interface ScannerHandlers {
   onCheckpoint?(b: BlockBoundary, window: Uint8Array): void;
   /** A stored (uncompressed) block starts here. */
   onStoredBlock?(b: BlockBoundary): void;
+  /** A member's deflate data ended: its trailer starts at byte `byte`, after `out` uncompressed bytes in all. */
+  onMemberEnd?(end: { byte: number; out: number }): void;
 }
 
 /** Where the decoder is. */
@@ -166,6 +170,7 @@ export class InflateScanner {
   #crc = 0;
   #memberOut = 0;
   #members = 0;
+  #memberStart = false;
 
   constructor(handlers: ScannerHandlers) {
     this.#h = handlers;
@@ -238,12 +243,14 @@ export class InflateScanner {
           this.#crc = 0;
           this.#memberOut = 0;
           this.#members++;
+          this.#memberStart = true;
           this.#mode = Mode.Block;
           break;
         }
         case Mode.Block: {
           if (pos > limit) return this.#save(pos, bb, bc, op);
-          const boundary = { bit: (this.#base + pos) * 8 - bc, out: this.#outTotal + (op - this.#emitFrom) };
+          const boundary = { bit: (this.#base + pos) * 8 - bc, out: this.#outTotal + (op - this.#emitFrom), memberStart: this.#memberStart };
+          this.#memberStart = false;
           while (bc < 3) {
             bb |= input[pos++]! << bc;
             bc += 8;
@@ -391,6 +398,7 @@ export class InflateScanner {
           this.#op = op;
           this.#checkMember(input, pos);
           op = this.#op;
+          this.#h.onMemberEnd?.({ byte: this.#base + pos, out: this.#outTotal });
           pos += 8;
           this.#mode = Mode.Header;
           if (final && input.subarray(pos).every((b) => b === 0)) {

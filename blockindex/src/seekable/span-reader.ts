@@ -9,11 +9,15 @@
  * original stream, which the shift moves. A span that starts mid-byte and
  * holds a stored block therefore does not inflate this way (zlib rejects it
  * almost always; its output must not be trusted): the index will have to
- * end such spans at the stored block (see docs/design-notes.md). Nothing
- * uses this yet.
+ * end such spans at the stored block (`SeekableIndexBuilder` does).
  */
-import { constants, inflateRawSync } from "node:zlib";
+import { promisify } from "node:util";
+import { constants, inflateRaw, inflateRawSync, type ZlibOptions } from "node:zlib";
+import type { LayerPosition } from "../errors.ts";
 import { LayerFormatError } from "../errors.ts";
+import type { Checkpoint } from "../layer-index.ts";
+
+const inflateRawAsync = promisify(inflateRaw);
 
 /** Bytes `[bit / 8, ...)` of `compressed` re-aligned so that bit `bit % 8` of the first byte becomes bit 0. */
 export function alignToBit(compressed: Uint8Array, bitInFirstByte: number): Uint8Array {
@@ -47,5 +51,35 @@ export function inflateFromCheckpoint(compressed: Uint8Array, bitInFirstByte: nu
     out = inflateRawSync(alignToBit(compressed, bitInFirstByte), { ...(window.length > 0 ? { dictionary: window } : {}), finishFlush: constants.Z_SYNC_FLUSH, maxOutputLength: 2 ** 31 - 1 });
   }
   if (out.length < length) throw new LayerFormatError("SHOAL_ERR_GZIP_CORRUPT", `span inflates to ${out.length} bytes from its checkpoint, expected ${length}`, {});
+  return out.subarray(0, length);
+}
+
+/**
+ * The `length` uncompressed bytes of a span from its checkpoint, on the
+ * libuv thread pool: `bytes` are the span's compressed bytes (verified by
+ * the caller). A stored span's bytes are its data. Throws
+ * `SHOAL_ERR_BAD_INDEX` when they do not give `length` bytes: the bytes
+ * matched the index, so the index is what is wrong.
+ */
+export async function inflateSpanAsync(checkpoint: Checkpoint, bytes: Uint8Array, length: number, where: LayerPosition = {}): Promise<Buffer> {
+  const fail = (msg: string) => new LayerFormatError("SHOAL_ERR_BAD_INDEX", `span does not inflate from its checkpoint: ${msg}`, where);
+  if (checkpoint.skip + checkpoint.tail > bytes.length) throw fail(`a span of ${bytes.length} bytes has no data`);
+  bytes = bytes.subarray(checkpoint.skip, bytes.length - checkpoint.tail);
+  if (checkpoint.stored) {
+    if (bytes.length !== length) throw fail(`a stored span of ${bytes.length} bytes cannot hold ${length}`);
+    return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+  const opts: ZlibOptions = {
+    ...(checkpoint.window.length > 0 ? { dictionary: checkpoint.window } : {}),
+    finishFlush: constants.Z_SYNC_FLUSH,
+    maxOutputLength: Math.max(1, length + 64 * 1024),
+  };
+  let out: Buffer;
+  try {
+    out = await inflateRawAsync(alignToBit(bytes, checkpoint.bit), opts);
+  } catch (err) {
+    throw fail((err as Error).message);
+  }
+  if (out.length < length) throw fail(`it gives ${out.length} bytes, the index says ${length}`);
   return out.subarray(0, length);
 }

@@ -1,0 +1,123 @@
+/**
+ * The encoding of a seekable index: what lets an ordinary gzip layer be
+ * read lazily without converting it. It names the blob it was built from
+ * (digest and size), then the span table (per span: its blob offset and
+ * length, uncompressed length, sha256 of its compressed bytes, and its
+ * checkpoint: the bit its first block starts at and the 32 KiB window
+ * before it, raw-deflated), then the entries as the lazy format encodes
+ * them. Decoded, it is a `LayerIndex` whose chunks are the spans.
+ */
+import { deflateRawSync, inflateRawSync } from "node:zlib";
+import { readEntries, writeEntries } from "../entry-table.ts";
+import { LayerFormatError } from "../errors.ts";
+import { LayerIndex, type Checkpoint } from "../layer-index.ts";
+import { ByteReader, ByteWriter } from "../varint.ts";
+
+const MAGIC = Buffer.from("SHSK");
+/** Seekable index encoding version written by this code; decode accepts exactly this. */
+export const SEEKABLE_INDEX_VERSION = 1;
+/** A checkpoint's window is at most this long (deflate's reach back). */
+export const WINDOW_BYTES = 32 * 1024;
+const F_STORED = 1;
+
+/** The blob a seekable index describes. */
+export interface SeekableBlob {
+  digest: string;
+  size: number;
+}
+
+/** A seekable index as it travels: the blob it describes and its chunks as spans. */
+export interface SeekableIndex {
+  blob: SeekableBlob;
+  index: LayerIndex;
+}
+
+/** Binary encoding of `index` (which must be seekable) for `blob`. Deterministic. */
+export function encodeSeekableIndex(s: SeekableIndex): Buffer {
+  const { index, blob } = s;
+  if (!index.seekable) throw new LayerFormatError("SHOAL_ERR_BAD_INDEX", "not a seekable index", {});
+  const w = new ByteWriter();
+  w.bytes(MAGIC);
+  w.uint(SEEKABLE_INDEX_VERSION);
+  w.bytes(Buffer.from(blob.digest.slice("sha256:".length), "hex"));
+  w.uint(blob.size);
+  w.uint(index.chunkSize);
+  w.uint(index.uncompressedSize);
+  w.uint(index.chunkCount);
+  let prevEnd = 0;
+  for (let i = 0; i < index.chunkCount; i++) {
+    const c = index.chunk(i);
+    const cp = c.resume!;
+    w.byte(cp.stored ? F_STORED : 0);
+    w.byte(cp.bit);
+    // 1: the span starts where the one before ends; 0: in its last byte (the bits of both blocks)
+    w.uint(c.offset - prevEnd + 1);
+    w.uint(c.length);
+    w.uint(c.uncompressedLength);
+    w.bytes(c.digest);
+    w.uint(cp.skip);
+    w.uint(cp.tail);
+    w.blob(cp.window.length > 0 ? deflateRawSync(cp.window, { level: 9 }) : Buffer.alloc(0));
+    prevEnd = c.offset + c.length;
+  }
+  writeEntries(w, index.entries);
+  return w.finish();
+}
+
+/**
+ * Decode a seekable index. Throws `LayerFormatError` (`SHOAL_ERR_BAD_INDEX`)
+ * for anything malformed; never reads outside `bytes`. The caller checks
+ * that `blob` is the blob it asked about.
+ */
+export function decodeSeekableIndex(bytes: Uint8Array, where: { layer?: string } = {}): SeekableIndex {
+  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const fail = (msg: string) => new LayerFormatError("SHOAL_ERR_BAD_INDEX", `seekable index: ${msg}`, { layer: where.layer });
+  const r = new ByteReader(buf, fail);
+  if (!r.bytes(4).equals(MAGIC)) throw fail("not a shoal seekable index");
+  const version = r.uint();
+  if (version !== SEEKABLE_INDEX_VERSION) throw fail(`version ${version} is not supported (expected ${SEEKABLE_INDEX_VERSION})`);
+  const blob = { digest: `sha256:${r.bytes(32).toString("hex")}`, size: r.uint() };
+  const chunkSize = r.uint();
+  const uncompressedSize = r.uint();
+  const n = r.uint();
+  if (chunkSize === 0 || n > r.remaining) throw fail("span table is malformed");
+  const offsets = new Array<number>(n);
+  const uncompressedOffsets = new Array<number>(n);
+  const checkpoints = new Array<Checkpoint>(n);
+  const chunkLengths = new Array<number>(n);
+  const chunkDigests = new Array<Buffer>(n);
+  let prevEnd = 0;
+  let u = 0;
+  for (let i = 0; i < n; i++) {
+    const flags = r.byte();
+    const bit = r.byte();
+    const gap = r.uint();
+    if (gap > 1 || (gap === 0 && i === 0)) throw fail(`span ${i} does not start where the span before it ends`);
+    offsets[i] = prevEnd + gap - 1;
+    chunkLengths[i] = r.uint();
+    uncompressedOffsets[i] = u;
+    u += r.uint();
+    chunkDigests[i] = Buffer.from(r.bytes(32));
+    const skip = r.uint();
+    const tail = r.uint();
+    const packed = r.blob();
+    let window: Uint8Array = new Uint8Array(0);
+    if (packed.length > 0) {
+      try {
+        window = inflateRawSync(packed, { maxOutputLength: WINDOW_BYTES });
+      } catch {
+        throw fail(`span ${i} has a window that does not inflate to at most ${WINDOW_BYTES} bytes`);
+      }
+    }
+    checkpoints[i] = { bit, window, skip, tail, ...(flags & F_STORED ? { stored: true } : {}) };
+    prevEnd = offsets[i]! + chunkLengths[i]!;
+    if (skip + tail >= chunkLengths[i]!) throw fail(`span ${i} holds no data`);
+    if (prevEnd > blob.size) throw fail(`span ${i} runs past the blob's ${blob.size} bytes`);
+  }
+  if (prevEnd !== blob.size) throw fail(`spans cover ${prevEnd} bytes of the blob's ${blob.size}`);
+  if (u !== uncompressedSize) throw fail(`spans cover ${u} uncompressed bytes, the index says ${uncompressedSize}`);
+  const { entries, hashes } = readEntries(r, buf, uncompressedSize, fail);
+  if (r.remaining !== 0) throw fail("trailing bytes after the index");
+  const index = new LayerIndex({ chunkSize, uncompressedSize, chunkLengths, chunkDigests, entries, pathHashes: hashes, spans: { offsets, uncompressedOffsets, checkpoints } });
+  return { blob, index };
+}

@@ -4,7 +4,7 @@ import { createHash } from "node:crypto";
 import { constants, createGzip, gzipSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
 import { prng } from "./helpers.ts";
-import { decodeSeekableIndex, inflateChunk, LayerIndex, SeekableIndexBuilder, TarParser, type TarEntry } from "../src/index.ts";
+import { decodeSeekableIndex, inflateChunk, SeekableIndexBuilder, TarParser, type LayerIndex, type TarEntry } from "../src/index.ts";
 
 /** A tar stream with text, zeros and random runs in its files, so every block kind appears. */
 function mixedTar(files: number, seed: number): Buffer {

@@ -129,8 +129,18 @@ describe("SeekableIndexBuilder", () => {
     for (const cut of [0, 3, 10, 50, built.bytes.length - 1]) expect(() => decodeSeekableIndex(built.bytes.subarray(0, cut))).toThrow(/seekable index/);
   });
 
+  it("indexes an uncompressed tar layer as stored spans, and refuses zstd naming what it reads", async () => {
+    const tar = mixedTar(100, 5);
+    const { index } = build(tar, 1 << 20, 7777);
+    expect(index.entries).toEqual(entriesOf(tar));
+    expect(index.chunkCount).toBe(Math.ceil(tar.length / (1 << 20)));
+    await expectSpansRead(index, tar, tar);
+    expect(() => build(Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0, 0, 0, 0]), 1 << 20)).toThrow(/zstd.*gzip and uncompressed tar/);
+  });
+
   it("refuses what is not a gzip tar stream, and a wrong window is caught when the span inflates", async () => {
-    expect(() => build(Buffer.from("not gzip at all, just text"), 1 << 20)).toThrow(/gzip/);
+    expect(() => build(Buffer.from("not gzip at all, just text"), 1 << 20)).toThrow(/tar/);
+    expect(() => build(Buffer.concat([Buffer.from([0x1f, 0x8b, 8, 0]), Buffer.alloc(100, 7)]), 1 << 20)).toThrow(/gzip/);
     const tar = mixedTar(50, 4);
     const blob = gzipSync(tar);
     expect(() => build(blob.subarray(0, blob.length - 20), 1 << 20)).toThrow(/truncated|corrupt/);

@@ -21,6 +21,7 @@ export function registerSupernode(program: Command): void {
       trackerMaxPeers: config.trackerMaxPeers,
       trackerMaxHoldings: config.trackerMaxHoldings,
       maxPreheats: config.maxPreheats,
+      spanSpacing: config.spanSpacing,
       ...(config.metricsListen ? { metricsListen: config.metricsListen } : {}),
       peers: config.peers.length > 0 ? config.peers : [self],
       self,

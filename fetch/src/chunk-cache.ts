@@ -22,12 +22,23 @@
  *   inflated (and its inflated form stored) first.
  * - `inflateStored(d)`: store the inflated form of a compressed-only chunk
  *   now; true when it is stored inflated afterwards, false when absent.
+ * - Both inflate a compressed-only chunk as a gzip member unless the caller
+ *   passes `inflate` (a span of an ordinary gzip layer inflates from its
+ *   checkpoint, which only the index knows).
  */
+/** How a compressed-only chunk becomes its raw bytes: `compressed` holds its stored bytes, `rawSize` its recorded size. */
+export type Inflater = (compressed: Uint8Array, rawSize: number) => Promise<Buffer>;
+
+/** The inflater a read passes down, when the chunk is not a gzip member. */
+export interface InflateOptions {
+  inflate?: Inflater;
+}
+
 export interface ChunkCache {
   has(digest: string): boolean;
   hasRaw(digest: string): boolean;
   put(digest: string, compressed: Uint8Array, raw: Uint8Array, opts?: { verified?: boolean }): Promise<void>;
   putCompressed(digest: string, compressed: Uint8Array, rawSize: number, opts?: { verified?: boolean }): Promise<void>;
-  readRaw(digest: string, offset: number, length: number): Promise<Buffer | undefined>;
-  inflateStored(digest: string): Promise<boolean>;
+  readRaw(digest: string, offset: number, length: number, opts?: InflateOptions): Promise<Buffer | undefined>;
+  inflateStored(digest: string, opts?: InflateOptions): Promise<boolean>;
 }

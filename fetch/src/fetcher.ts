@@ -4,9 +4,9 @@
  * stored.
  */
 import { digestOf, ShoalError, untilAborted } from "@shoal/base";
-import { chunkDigest, chunkMatches, gunzipMemberAsync, type Chunk } from "@shoal/blockindex";
+import { chunkDigest, chunkMatches, inflateChunk, type Chunk } from "@shoal/blockindex";
 import type { Logger } from "pino";
-import type { ChunkCache } from "./chunk-cache.ts";
+import type { ChunkCache, InflateOptions } from "./chunk-cache.ts";
 import type { ChunkSource } from "./chunk-source.ts";
 import { DemandActivity } from "./demand.ts";
 import { allAborted, Flights } from "./flights.ts";
@@ -100,6 +100,8 @@ export class Fetcher {
    * should wait for); reads find them here until the write has settled.
    */
   private readonly landing = new Map<string, Buffer>();
+  /** Layers whose index was found forged or wrong: every read fails with the finding. */
+  private readonly condemned = new Map<string, Error>();
   /** Their writes, for `drain`. */
   private readonly writes = new Set<Promise<unknown>>();
   /** Chunks whose last on-demand fetch timed out, by digest: when, and why. */
@@ -146,7 +148,13 @@ export class Fetcher {
 
   /** Inflate a local compressed-only chunk into the store; true when it is stored inflated. */
   inflateLocal(layer: RemoteLayer, i: number): Promise<boolean> {
-    return this.cache.inflateStored(chunkDigest(layer.index.chunk(i)));
+    const chunk = layer.index.chunk(i);
+    return this.cache.inflateStored(chunkDigest(chunk), inflaterOf(layer, chunk));
+  }
+
+  /** From now on every read of layer `digest` fails with `err` (its index was found forged or wrong; see `auditSeekableLayer`). */
+  condemn(digest: string, err: Error): void {
+    this.condemned.set(digest, err);
   }
 
   /** Make chunk `i` of `layer` local (fetching it if needed) and return its uncompressed bytes. */
@@ -160,7 +168,7 @@ export class Fetcher {
         return landed;
       }
       if (this.cache.has(digest)) {
-        const raw = await this.cache.readRaw(digest, 0, chunk.uncompressedLength);
+        const raw = await this.cache.readRaw(digest, 0, chunk.uncompressedLength, inflaterOf(layer, chunk));
         if (raw && raw.length === chunk.uncompressedLength) {
           this.hit(raw.length);
           return raw;
@@ -169,7 +177,7 @@ export class Fetcher {
       const raw = await this.flights.join(digest, (signal) => this.fetchOne(layer, chunk, opts.background === true, true, this.deadline(signal)), opts.signal);
       if (raw) return raw;
       // A background fetch stored it compressed only: read it (inflating) from the store.
-      const stored = await this.cache.readRaw(digest, 0, chunk.uncompressedLength);
+      const stored = await this.cache.readRaw(digest, 0, chunk.uncompressedLength, inflaterOf(layer, chunk));
       if (stored && stored.length === chunk.uncompressedLength) return stored;
     }
   }
@@ -220,6 +228,8 @@ export class Fetcher {
    * the read spans several).
    */
   async read(layer: RemoteLayer, offset: number, length: number, opts: FetchOptions = {}): Promise<Buffer> {
+    const condemned = this.condemned.get(layer.digest);
+    if (condemned) throw condemned;
     const range = layer.index.chunksForRange(offset, length);
     if (!range) return Buffer.alloc(0);
     // reads pass here for every FUSE read: look only while some chunk has failed
@@ -273,7 +283,7 @@ export class Fetcher {
           return landed.subarray(from, to);
         }
         if (this.cache.has(digest)) {
-          const part = await this.cache.readRaw(digest, from, to - from);
+          const part = await this.cache.readRaw(digest, from, to - from, inflaterOf(layer, chunk));
           if (part && part.length === to - from) {
             if (!fresh) this.hit(part.length);
             return part;
@@ -446,7 +456,7 @@ export class Fetcher {
       await this.cache.putCompressed(digest, compressed, chunk.uncompressedLength, { verified: true });
       return undefined;
     }
-    const raw = await gunzipMemberAsync(compressed, chunk.uncompressedLength, { layer: layer.digest, blobOffset: chunk.offset });
+    const raw = await inflateChunk(chunk, compressed, { layer: layer.digest });
     const written = this.cache.put(digest, compressed, raw, { verified: true });
     if (this.landing.size >= MAX_LANDING) {
       await written;
@@ -475,4 +485,9 @@ export class Fetcher {
     t.chunks++;
     t.bytes += bytes;
   }
+}
+
+/** The store's inflater for `chunk`: none for a gzip member (the store's own), the checkpoint's for a span. */
+function inflaterOf(layer: RemoteLayer, chunk: Chunk): InflateOptions {
+  return chunk.resume ? { inflate: (z) => inflateChunk(chunk, z, { layer: layer.digest }) } : {};
 }

@@ -6,10 +6,15 @@
  * agent's catalog and `shoal ls`/`shoal cat` both open images this way.
  */
 import { decodeIndexMembers, parseLazyAnnotations, requireLazyLayers, type LayerIndex, type LazyLayerInfo } from "@shoal/blockindex";
-import type { ImageManifest, ImageReference, Platform, RegistryClients, ResolvedImage } from "@shoal/oci";
+import { digestOf } from "@shoal/base";
+import type { Descriptor, ImageManifest, ImageReference, Platform, RegistryClients, ResolvedImage } from "@shoal/oci";
 import type { LayerRef } from "@shoal/swarm";
 import type { Logger } from "pino";
 import type { RemoteLayer } from "./remote-layer.ts";
+import { fetchSeekableIndex, type SeekableIndexSource } from "./seekable.ts";
+
+/** Loads the seekable index of an ordinary layer (its descriptor `desc`): the index and the digest of its encoding. */
+export type SeekableLoader = (layer: LayerRef, desc: Descriptor) => Promise<{ index: LayerIndex; indexDigest: string }>;
 
 /** A place layer indexes come from. */
 export interface IndexSource {
@@ -82,30 +87,46 @@ export async function lazyLayersOf(ref: ImageReference, manifest: ImageManifest,
 
 /**
  * Every layer of `manifest`, bottom first: a `RemoteLayer` (with its index)
- * where the layer is lazy, undefined where it is an ordinary one (an image
- * built on a converted base, say). Throws `LayerFormatError` for malformed
- * shoal annotations.
+ * where the layer is lazy, or where it is an ordinary one and `seekable`
+ * loads its seekable index (`kind: "seekable"`); undefined for an ordinary
+ * one otherwise (an image built on a converted base, say). Throws
+ * `LayerFormatError` for malformed shoal annotations.
  */
-export async function layerSlotsOf(ref: ImageReference, manifest: ImageManifest, index: (layer: LayerRef, info: LazyLayerInfo) => Promise<LayerIndex>): Promise<Array<RemoteLayer | undefined>> {
-  return Promise.all(manifest.layers.map(async (d) => {
+export async function layerSlotsOf(ref: ImageReference, manifest: ImageManifest, index: (layer: LayerRef, info: LazyLayerInfo) => Promise<LayerIndex>, seekable?: SeekableLoader): Promise<Array<RemoteLayer | undefined>> {
+  return Promise.all(manifest.layers.map(async (d): Promise<RemoteLayer | undefined> => {
     const info = parseLazyAnnotations(d.annotations, d.digest);
-    if (!info) return undefined;
     const layer: LayerRef = { registry: ref.registry, repository: ref.repository, digest: d.digest };
+    if (!info) {
+      if (!seekable) return undefined;
+      const s = await seekable(layer, d);
+      return { ...layer, index: s.index, indexDigest: s.indexDigest, kind: "seekable" };
+    }
     return { ...layer, index: await index(layer, info), indexDigest: info.indexDigest, ...(info.sourceDigest ? { sourceDigest: info.sourceDigest } : {}) };
   }));
 }
 
 /**
  * "Pull" a lazy image: resolve its manifest at the registry, then load each
- * layer's index from `sources` in order. No layer data is fetched.
+ * layer's index from `sources` in order; with `seekable`, an ordinary
+ * layer's seekable index from those. No layer data is fetched.
  */
-export async function openImage(clients: RegistryClients, ref: ImageReference, sources: readonly IndexSource[], opts: { platform?: Platform; signal?: AbortSignal; logger?: Logger } = {}): Promise<OpenedImage> {
+export async function openImage(
+  clients: RegistryClients, ref: ImageReference, sources: readonly IndexSource[],
+  opts: { platform?: Platform; signal?: AbortSignal; logger?: Logger; seekable?: readonly SeekableIndexSource[] } = {},
+): Promise<OpenedImage> {
   const resolved = await clients.client(ref.registry).resolveImage(ref, opts);
   let registryIndexBytes = 0;
-  const layers = await lazyLayersOf(ref, resolved.manifest, async (layer, info) => {
+  const lazy = async (layer: LayerRef, info: LazyLayerInfo) => {
     const got = await fetchIndexBytes(sources, layer, info, opts);
     if (got.source.name === "origin") registryIndexBytes += got.bytes.length;
     return decodeLayerIndex(got.bytes, info, layer.digest);
-  });
+  };
+  const seekable = opts.seekable;
+  const layers = seekable
+    ? (await layerSlotsOf(ref, resolved.manifest, lazy, async (layer, desc) => {
+      const got = await fetchSeekableIndex(seekable, layer, desc, opts);
+      return { index: got.index, indexDigest: digestOf(got.bytes) };
+    })) as RemoteLayer[]
+    : await lazyLayersOf(ref, resolved.manifest, lazy);
   return { ref, resolved, layers, registryIndexBytes };
 }

@@ -1,7 +1,7 @@
 // Public surface of @shoal/fetch: the read path the agent, the snapshotter and the registry mirror share.
 export type { RemoteLayer } from "./remote-layer.ts";
 export { checkRun, runBytes, splitRun, type ChunkSource, type SourceName } from "./chunk-source.ts";
-export type { ChunkCache } from "./chunk-cache.ts";
+export type { ChunkCache, InflateOptions, Inflater } from "./chunk-cache.ts";
 export { DemandActivity } from "./demand.ts";
 export { Flights, allAborted } from "./flights.ts";
 export { hedgedRace, HedgeLostError, type HedgedRaceInit } from "./race.ts";
@@ -10,5 +10,6 @@ export { PrefetchJob, BACKGROUND_RUN_BYTES, QUIET_MS, PREFETCH_CONCURRENCY, type
 export { RegistrySource } from "./sources/registry-source.ts";
 export { SupernodeSource } from "./sources/supernode-source.ts";
 export { PeerSource, type ChunkPeerLike, type PeerDirectory } from "./sources/peer-source.ts";
-export { openImage, lazyLayersOf, layerSlotsOf, fetchIndexBytes, decodeLayerIndex, RegistryIndexSource, type IndexSource, type OpenedImage } from "./image.ts";
+export { openImage, lazyLayersOf, layerSlotsOf, fetchIndexBytes, decodeLayerIndex, RegistryIndexSource, type IndexSource, type OpenedImage, type SeekableLoader } from "./image.ts";
+export { LocalSeekableIndexSource, fetchSeekableIndex, decodeSeekableLayerIndex, auditSeekableLayer, type SeekableIndexSource } from "./seekable.ts";
 export { Announcer, holdings, type AnnouncerComponents } from "./announcer.ts";

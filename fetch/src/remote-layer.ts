@@ -10,7 +10,7 @@ export interface RemoteLayer {
   repository: string;
   /** The layer's index, verified against the manifest's annotation. */
   index: LayerIndex;
-  /** The index's digest (the manifest annotation), when the layer was opened from a manifest. */
+  /** The index's digest (the manifest annotation; a seekable index: the digest of its encoding), when the layer was opened from a manifest. */
   indexDigest?: string;
   /** Digest of the layer it was converted from (from its annotations), when recorded. */
   sourceDigest?: string;
@@ -18,7 +18,9 @@ export interface RemoteLayer {
    * `blocks`: not a lazy layer but any blob seen as its supernode blocks
    * (`index` holds the block digests, no entries; "uncompressed" bytes are
    * the blob's own). Supernodes serve it from their block cache, not as
-   * chunks of an index.
+   * chunks of an index. `seekable`: an ordinary gzip or tar layer, read
+   * through a seekable index (`index.seekable`, chunks are spans of the
+   * blob); supernodes serve its spans from their block cache.
    */
-  kind?: "blocks";
+  kind?: "blocks" | "seekable";
 }

@@ -1,7 +1,7 @@
 /** In-memory fakes of the read path's seams, held to the same conformance suites as the real implementations. */
 import { gunzipSync } from "node:zlib";
 import { digestOf, DigestMismatchError } from "@shoal/base";
-import { checkRun, runBytes, splitRun, type ChunkCache, type ChunkSource, type RemoteLayer } from "../src/index.ts";
+import { checkRun, runBytes, splitRun, type ChunkCache, type ChunkSource, type InflateOptions, type RemoteLayer } from "../src/index.ts";
 
 /** Chunks in memory; compressed-only ones are inflated on their first raw read, as the chunk store does. */
 export class MemoryChunkCache implements ChunkCache {
@@ -34,21 +34,24 @@ export class MemoryChunkCache implements ChunkCache {
     this.stored.set(d, "compressed");
   }
 
-  async readRaw(d: string, offset: number, length: number): Promise<Buffer | undefined> {
-    this.inflate(d);
+  async readRaw(d: string, offset: number, length: number, opts: InflateOptions = {}): Promise<Buffer | undefined> {
+    await this.inflate(d, opts);
     const b = this.map.get(d);
     if (!b) return undefined;
     const start = Math.min(offset, b.length);
     return b.subarray(start, Math.min(b.length, start + length));
   }
 
-  async inflateStored(d: string): Promise<boolean> {
-    this.inflate(d);
+  async inflateStored(d: string, opts: InflateOptions = {}): Promise<boolean> {
+    await this.inflate(d, opts);
     return this.map.has(d);
   }
 
-  private inflate(d: string): void {
-    if (this.compressedOnly.delete(d)) this.map.set(d, gunzipSync(this.map.get(d)!));
+  private async inflate(d: string, opts: InflateOptions): Promise<void> {
+    if (!this.compressedOnly.has(d)) return;
+    const z = this.map.get(d)!;
+    const raw = opts.inflate ? await opts.inflate(z, 0) : gunzipSync(z);
+    if (this.compressedOnly.delete(d)) this.map.set(d, raw);
   }
 
   private verify(d: string, z: Uint8Array, verified: boolean | undefined): void {

@@ -11,6 +11,15 @@ import { DB_ENCODINGS, encodeRecord, recordKey, type ChunkDb, type ChunkDbOperat
 import { PinSet } from "./pins.ts";
 import { recoverStore } from "./recover.ts";
 
+
+/** How a compressed-only chunk becomes its raw bytes, when it is not a gzip member (a span of an ordinary gzip layer). */
+export type Inflater = (compressed: Uint8Array, rawSize: number) => Promise<Buffer>;
+
+/** The inflater a read passes down. */
+export interface InflateOptions {
+  inflate?: Inflater;
+}
+
 /** A monotonically increasing counter (prom-client's `Counter` fits). */
 export interface Counter {
   inc(value?: number): void;
@@ -168,12 +177,12 @@ export class ChunkStore {
    * at its first raw read (idle-time work). True when the chunk is present
    * with both files afterwards. Does not count as an access.
    */
-  async inflateStored(digest: string): Promise<boolean> {
+  async inflateStored(digest: string, opts: InflateOptions = {}): Promise<boolean> {
     this.assertOpen();
     const entry = this.entries.get(digest);
     if (!entry) return false;
     if (entry.rawStored) return true;
-    const raw = await this.inflate(digest, entry);
+    const raw = await this.inflate(digest, entry, opts.inflate);
     return raw !== undefined && this.hasRaw(digest);
   }
 
@@ -247,7 +256,7 @@ export class ChunkStore {
    * stored) first; one whose compressed file no longer inflates to its
    * recorded size is dropped and reads as absent.
    */
-  async readRaw(digest: string, offset: number, length: number, opts: { signal?: AbortSignal } = {}): Promise<Buffer | undefined> {
+  async readRaw(digest: string, offset: number, length: number, opts: { signal?: AbortSignal } & InflateOptions = {}): Promise<Buffer | undefined> {
     this.assertOpen();
     if (!isCount(offset) || !isCount(length)) throw new InvalidArgumentError(`chunk store: bad range offset=${offset} length=${length}`);
     opts.signal?.throwIfAborted();
@@ -256,14 +265,14 @@ export class ChunkStore {
     const start = Math.min(offset, entry.rawSize);
     const count = Math.min(length, entry.rawSize - start);
     if (!entry.rawStored && count > 0) {
-      const raw = await this.inflate(digest, entry);
+      const raw = await this.inflate(digest, entry, opts.inflate);
       return raw ? Buffer.from(raw.buffer, raw.byteOffset + start, count) : this.miss();
     }
     return this.read(digest, entry, chunkPaths(this.root, entry.hex).raw, start, count);
   }
 
   /** Inflate a compressed-only chunk once however many read it, and store its uncompressed file. */
-  private inflate(digest: string, entry: Entry): Promise<Buffer | undefined> {
+  private inflate(digest: string, entry: Entry, inflater?: Inflater): Promise<Buffer | undefined> {
     let p = this.inflating.get(digest);
     if (p) return p;
     p = this.track((async () => {
@@ -271,7 +280,8 @@ export class ChunkStore {
       if (!z) return undefined;
       let raw: Buffer;
       try {
-        raw = await gunzipMemberAsync(z, entry.rawSize, { layer: digest, blobOffset: 0 });
+        raw = inflater ? await inflater(z, entry.rawSize) : await gunzipMemberAsync(z, entry.rawSize, { layer: digest, blobOffset: 0 });
+        if (raw.length !== entry.rawSize) throw new InvalidArgumentError(`inflates to ${raw.length} bytes, not ${entry.rawSize}`);
       } catch (err) {
         this.log.warn({ digest, err }, "stored chunk does not inflate to its size; dropping it");
         if (this.entries.get(digest) === entry) await this.removeVictims([[digest, entry]], "corrupt").catch(() => undefined);

@@ -1,7 +1,7 @@
 /** The supernode's HTTP API: routing, parsing at the edge, JSON errors `{code, message}`. */
 import {
   ANNOUNCE_PATH, BLOBS_PREFIX, BLOCKS_PREFIX, CHUNK_LENGTHS_HEADER, CHUNKS_PREFIX, HEALTH_PATH, INDEX_DIGEST_HEADER, INDEX_OFFSET_HEADER, INDEX_PREFIX, MAX_JSON_BODY, PEERS_PATH,
-  NotSwarmMemberError, openTrackerMessage, parseAnnouncement, parseBasicAuth, parseLayerPath, parsePeerReport, parsePreheatRequest, PREHEAT_PATH, PREHEAT_PREFIX, REPORT_PATH,
+  NotSwarmMemberError, openTrackerMessage, SEEKABLE_INDEX_KIND, parseAnnouncement, parseBasicAuth, parseLayerPath, parsePeerReport, parsePreheatRequest, PREHEAT_PATH, PREHEAT_PREFIX, REPORT_PATH,
   type LayerRef, type PeerReport,
 } from "@shoal/swarm";
 import { AbortedError, BadRequestError, errorBody, httpStatusOf, isSha256Digest, ShoalError } from "@shoal/base";
@@ -11,6 +11,7 @@ import type { Logger } from "pino";
 import { parseRangeHeader, RangeNotSatisfiableError, type BlobService } from "./blob-service.ts";
 import type { ChunkRequestOptions, ChunkService } from "./chunk-service.ts";
 import type { SwarmSeed } from "./swarm-seed.ts";
+import type { SeekableIndexes } from "./seekable-indexes.ts";
 import { type PreheatJobs } from "./preheat.ts";
 import { type PeerTable } from "./peer-table.ts";
 
@@ -18,6 +19,7 @@ import { type PeerTable } from "./peer-table.ts";
 export interface ApiComponents {
   chunks: ChunkService;
   blobs: BlobService;
+  seekable: SeekableIndexes;
   /** The supernode's own chunk peer, when it joined the swarm: listed as a holder of what it caches. */
   seed?: SwarmSeed;
   tracker: PeerTable;
@@ -131,6 +133,15 @@ async function handle(c: ApiComponents, req: IncomingMessage, res: ServerRespons
   }
   if (method === "GET" && path.startsWith(INDEX_PREFIX)) {
     const { layer, opts } = blobRequest(req, url, INDEX_PREFIX, signal);
+    const kind = url.searchParams.get("kind");
+    if (kind === SEEKABLE_INDEX_KIND) {
+      const built = await c.seekable.get(layer, opts);
+      res.writeHead(200, { "content-type": "application/octet-stream", "content-length": built.bytes.length, [INDEX_DIGEST_HEADER]: built.digest });
+      res.end(built.bytes);
+      c.served?.(built.bytes.length);
+      return;
+    }
+    if (kind !== null) throw new BadRequestError(`query parameter kind must be ${SEEKABLE_INDEX_KIND} or absent`);
     const cached = await c.chunks.getIndex(layer, opts);
     res.writeHead(200, {
       "content-type": "application/octet-stream",

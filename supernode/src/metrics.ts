@@ -3,9 +3,10 @@ import { type PreheatStatus } from "@shoal/swarm";
 import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
 import type { ChunkServiceObserver } from "./chunk-service.ts";
 import type { PreheatObserver } from "./preheat.ts";
+import type { SeekableObserver } from "./seekable-indexes.ts";
 
 /** Counters and gauges of one supernode (a registry of its own). */
-export class SupernodeMetrics implements ChunkServiceObserver, PreheatObserver {
+export class SupernodeMetrics implements ChunkServiceObserver, PreheatObserver, SeekableObserver {
   readonly registry = new Registry();
   readonly #origin = new Counter({ name: "shoal_supernode_origin_bytes_total", help: "Bytes fetched from origin registries", registers: [this.registry] });
   readonly #served = new Counter({ name: "shoal_supernode_served_bytes_total", help: "Chunk bytes served to callers", registers: [this.registry] });
@@ -17,6 +18,8 @@ export class SupernodeMetrics implements ChunkServiceObserver, PreheatObserver {
   readonly #bans = new Counter({ name: "shoal_supernode_peer_bans_total", help: "Peers no longer listed after reports from several peers", registers: [this.registry] });
   readonly #peers = new Gauge({ name: "shoal_supernode_peers_connected", help: "libp2p peers connected (when in the swarm)", registers: [this.registry] });
   readonly #uploaded = new Gauge({ name: "shoal_supernode_upload_bytes", help: "Chunk bytes served to peers over libp2p since start (when in the swarm)", registers: [this.registry] });
+  readonly #seekableBuilds = new Counter({ name: "shoal_supernode_seekable_index_builds_total", help: "Seekable indexes built for ordinary layers (one read of the blob each)", registers: [this.registry] });
+  readonly #seekableSeconds = new Counter({ name: "shoal_supernode_seekable_index_build_seconds_total", help: "Time spent building seekable indexes", registers: [this.registry] });
   /** The tracker's table against its bounds (set by the owner before each scrape). */
   readonly trackerPeers = new Gauge({ name: "shoal_supernode_tracker_peers", help: "Peers listed by the tracker", registers: [this.registry] });
   readonly trackerHoldings = new Gauge({ name: "shoal_supernode_tracker_holdings", help: "Layer holdings (peer, layer) listed by the tracker", registers: [this.registry] });
@@ -61,6 +64,12 @@ export class SupernodeMetrics implements ChunkServiceObserver, PreheatObserver {
   reported(banned: boolean): void {
     this.#reports.inc();
     if (banned) this.#bans.inc();
+  }
+
+  /** Count a seekable index built. */
+  built(_layer: string, ms: number): void {
+    this.#seekableBuilds.inc();
+    this.#seekableSeconds.inc(ms / 1000);
   }
 
   /** Set the swarm gauges (before a scrape). */

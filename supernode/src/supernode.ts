@@ -13,6 +13,7 @@ import { BlobService, type BlockDb } from "./blob-service.ts";
 import { ChunkService } from "./chunk-service.ts";
 import { BLOCK_RECORD_SWEEP_MS, DEFAULT_CACHE_SIZE, DEFAULT_ORIGIN_RETRY_MS } from "./constants.ts";
 import { IndexCache, type IndexDb } from "./index-cache.ts";
+import { SeekableIndexes } from "./seekable-indexes.ts";
 import { SupernodeMetrics } from "./metrics.ts";
 import { PreheatJobs } from "./preheat.ts";
 import { SwarmSeed, type SwarmSeedInit } from "./swarm-seed.ts";
@@ -51,6 +52,8 @@ export interface SupernodeInit {
   accessTtlMs?: number;
   /** Block size in which byte ranges of any blob are fetched and cached. Default 4 MiB. */
   blobBlockBytes?: number;
+  /** Uncompressed bytes between the checkpoints of the seekable indexes it builds. Default 4 MiB. */
+  spanSpacing?: number;
   /** When set, only these registries are contacted. */
   allowedRegistries?: string[];
   /** The tracker's bounds: most peers, and most (peer, layer) holdings; past them the oldest announces go. */
@@ -115,6 +118,8 @@ export async function createSupernode(init: SupernodeInit, logger: Logger): Prom
     life.defer("chunk service", () => chunks.close());
     const blobs = new BlobService({ cache: store, db, origins, logger, access, originBytes: (n) => metrics.originBytes(n) }, init.blobBlockBytes !== undefined ? { blockBytes: init.blobBlockBytes } : {});
     life.defer("blob service", () => blobs.close());
+    const seekable = new SeekableIndexes({ blobs, cache: store, db, logger, observer: metrics }, init.spanSpacing !== undefined ? { spacing: init.spanSpacing } : {});
+    life.defer("seekable indexes", () => seekable.close());
     // block records follow the cache: those of evicted blocks go, at start and every hour
     const sweep = () => blobs.sweepRecords().catch((err: unknown) => void log.warn({ err }, "block record sweep failed"));
     await sweep();
@@ -141,7 +146,7 @@ export async function createSupernode(init: SupernodeInit, logger: Logger): Prom
     const swarmKey = init.trackerSwarmKey ?? init.swarm?.swarmKey;
     const trackerKey = swarmKey ? trackerMembershipKey(toSwarmKey(swarmKey).psk) : undefined;
     if (!trackerKey) log.warn("no swarm key: the tracker takes no announces, so agents find no peers through this supernode (give --swarm-key)");
-    server.on("request", createApiHandler({ chunks, blobs, tracker, ...(trackerKey ? { trackerKey } : {}), ...(seed ? { seed } : {}), preheat, logger, served: (n) => metrics.served(n), reported: (r, banned) => {
+    server.on("request", createApiHandler({ chunks, blobs, seekable, tracker, ...(trackerKey ? { trackerKey } : {}), ...(seed ? { seed } : {}), preheat, logger, served: (n) => metrics.served(n), reported: (r, banned) => {
       metrics.reported(banned);
       log.warn({ reporter: r.reporter, peer: r.peerId, chunk: r.chunk, banned }, "peer reported for a chunk that failed its digest");
     }, ready: () => ready }));

@@ -13,7 +13,7 @@ import {
 } from "./messages.ts";
 import type { TrackerEnvelope } from "./tracker-auth.ts";
 import {
-  ANNOUNCE_PATH, blobRoute, blocksRoute, CHUNK_LENGTHS_HEADER, chunksRoute, HEALTH_PATH, indexRoute, peersRoute, PREHEAT_PATH, preheatJobRoute, REPORT_PATH,
+  ANNOUNCE_PATH, blobRoute, blocksRoute, CHUNK_LENGTHS_HEADER, chunksRoute, HEALTH_PATH, indexRoute, peersRoute, PREHEAT_PATH, preheatJobRoute, REPORT_PATH, seekableIndexRoute,
 } from "./routes.ts";
 
 /**
@@ -78,6 +78,16 @@ export class SupernodeClient {
   /** The index region of the lazy layer `layer` (unverified: check it against `indexDigest`). */
   async index(layer: LayerRef, indexDigest: string | undefined, opts: CallOptions = {}): Promise<Uint8Array> {
     const res = await this.#call("GET", indexRoute(layer, indexDigest), opts);
+    return new Uint8Array(await res.arrayBuffer());
+  }
+
+  /**
+   * The seekable index of the ordinary layer `layer` (unverified here: the
+   * caller checks that it names this blob; its spans are checked as they
+   * arrive). The owner builds it on first request, reading the blob once.
+   */
+  async seekableIndex(layer: LayerRef, opts: CallOptions = {}): Promise<Uint8Array> {
+    const res = await this.#call("GET", seekableIndexRoute(layer), opts);
     return new Uint8Array(await res.arrayBuffer());
   }
 

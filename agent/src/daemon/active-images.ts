@@ -37,7 +37,21 @@ export interface ImageStatus {
   chunksLocal: number;
   chunksTotal: number;
   prefetch?: PrefetchProgress;
+  /** Its ordinary layers read through seekable indexes: where each index came from and whether it was checked against the blob. */
+  seekable?: SeekableLayerStatus[];
 }
+
+/** An ordinary layer read through a seekable index. */
+export interface SeekableLayerStatus {
+  layer: string;
+  /** `supernode`; `local` (built here from a full read: that pull was not lazy); `catalog` (kept from an earlier pull). */
+  index: string;
+  /** `pending` until every span is local, then `passed`, or `failed: <why>` (reads of the layer fail from then on). */
+  audit: string;
+}
+
+/** Checks a seekable layer's index once its spans are all local (throws when forged). */
+export type SeekableAudit = (layer: RemoteLayer) => Promise<void>;
 
 /** Settings of `ActiveImages`. */
 export interface ActiveImagesInit {
@@ -54,6 +68,8 @@ interface ActiveImage {
   /** Users, and the topmost position each uses. */
   users: Map<string, number>;
   job?: PrefetchJob;
+  /** Audit results of its seekable layers, by digest. */
+  audits: Map<string, string>;
 }
 
 /** Layer directory ids: a chain over every layer digest below and at each position (a layer's directory depends on the layers below it). */
@@ -82,7 +98,16 @@ export class ActiveImages {
   /** Recorders of startup reads: layer id → callbacks. */
   private readonly recorders = new Map<string, Set<(layerId: string, chunk: number) => void>>();
 
-  constructor(components: { fs: LayerFilesystem; fetcher: Fetcher; store: ChunkPinning; db: KeyValue; logger: Logger; sharing?: () => boolean }, init: ActiveImagesInit) {
+  private readonly audit: SeekableAudit | undefined;
+  private readonly indexOrigin: ((layer: string) => string | undefined) | undefined;
+
+  /** `audit`: checks seekable layers once streamed in; `indexOrigin`: where a seekable layer's index came from. */
+  constructor(
+    components: { fs: LayerFilesystem; fetcher: Fetcher; store: ChunkPinning; db: KeyValue; logger: Logger; sharing?: () => boolean; audit?: SeekableAudit; indexOrigin?: (layer: string) => string | undefined },
+    init: ActiveImagesInit,
+  ) {
+    this.audit = components.audit;
+    this.indexOrigin = components.indexOrigin;
     this.fs = components.fs;
     this.fetcher = components.fetcher;
     this.store = components.store;
@@ -102,7 +127,7 @@ export class ActiveImages {
     let active = this.images.get(img.digest);
     if (!active) {
       const chain = chainIds(img.digests);
-      active = { image: img, ids: img.slots.map((l, i) => (l ? chain[i] : undefined)), users: new Map() };
+      active = { image: img, ids: img.slots.map((l, i) => (l ? chain[i] : undefined)), users: new Map(), audits: new Map() };
       this.images.set(img.digest, active);
       this.store.pin(img.digest, img.layers.flatMap((l) => Array.from({ length: l.index.chunkCount }, (_, c) => chunkDigest(l.index.chunk(c)))));
       let first = await this.startupOrder(img.digest);
@@ -111,6 +136,9 @@ export class ActiveImages {
       this.record(active);
       if (this.init.prefetch) {
         active.job = new PrefetchJob({ fetcher: this.fetcher, logger: this.logger, ...(this.sharing ? { busy: this.sharing } : {}) }, { layers: img.layers, first, rateBytesPerSec: this.init.prefetchRate });
+        const job = active.job;
+        const image = active;
+        void job.done.then(() => this.auditAll(image));
       }
     }
     const before = active.users.get(user) ?? -1;
@@ -142,6 +170,29 @@ export class ActiveImages {
     return this.images.get(digest)?.image;
   }
 
+  /** Check each seekable layer of `a` whose spans are all local, once. */
+  private async auditAll(a: ActiveImage): Promise<void> {
+    if (!this.audit) return;
+    for (const l of a.image.layers) {
+      if (l.kind !== "seekable" || a.audits.has(l.digest)) continue;
+      if (![...Array(l.index.chunkCount).keys()].every((i) => this.fetcher.has(l, i))) continue;
+      try {
+        await this.audit(l);
+        a.audits.set(l.digest, "passed");
+        this.logger.info({ layer: l.digest, spans: l.index.chunkCount }, "seekable index checked against the blob");
+      } catch (err) {
+        a.audits.set(l.digest, `failed: ${(err as Error).message}`);
+        this.logger.error({ layer: l.digest, err: (err as Error).message }, "seekable index is forged or wrong: reads of the layer fail from now on");
+      }
+    }
+  }
+
+  /** Run the audit of image `digest`'s seekable layers now (those whose spans are all local); tests use it. */
+  auditNow(digest: string): Promise<void> {
+    const a = this.images.get(digest);
+    return a ? this.auditAll(a) : Promise.resolve();
+  }
+
   /** Per image in use: its lazy chunks held locally (store, or landing there) and prefetch progress. */
   status(): ImageStatus[] {
     return [...this.images.entries()].map(([digest, a]) => {
@@ -151,7 +202,11 @@ export class ActiveImages {
         chunksTotal += l.index.chunkCount;
         for (let i = 0; i < l.index.chunkCount; i++) if (this.fetcher.has(l, i)) chunksLocal++;
       }
-      return { image: a.image.ref.toString(), digest, layers: a.image.slots.length, chunksLocal, chunksTotal, ...(a.job ? { prefetch: a.job.progress() } : {}) };
+      const seekable = a.image.layers.filter((l) => l.kind === "seekable").map((l) => ({ layer: l.digest, index: this.indexOrigin?.(l.digest) ?? "catalog", audit: a.audits.get(l.digest) ?? "pending" }));
+      return {
+        image: a.image.ref.toString(), digest, layers: a.image.slots.length, chunksLocal, chunksTotal,
+        ...(a.job ? { prefetch: a.job.progress() } : {}), ...(seekable.length > 0 ? { seekable } : {}),
+      };
     });
   }
 

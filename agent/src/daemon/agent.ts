@@ -6,9 +6,9 @@
  */
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
-import { InvalidArgumentError } from "@shoal/base";
+import { InvalidArgumentError, ShoalError } from "@shoal/base";
 import {
-  Announcer, Fetcher, PeerSource, RegistryIndexSource, RegistrySource, SupernodeSource, type ChunkPeerLike, type ChunkSource, type FetchStats, type IndexSource,
+  Announcer, auditSeekableLayer, Fetcher, LocalSeekableIndexSource, PeerSource, RegistryIndexSource, RegistrySource, SupernodeSource, type ChunkPeerLike, type ChunkSource, type FetchStats, type IndexSource, type RemoteLayer, type SeekableIndexSource,
 } from "@shoal/fetch";
 import { DockerConfigCredentialStore, RegistryClientPool } from "@shoal/oci";
 import { baseUrl, closeServer, Lifecycle, listenTcp, MetricsServer, Sampler } from "@shoal/service";
@@ -125,7 +125,9 @@ export async function createAgent(config: AgentConfig, logger: Logger, component
     const fetcher = new Fetcher({ cache: store, sources, logger, observer: metrics }, { timeoutMs: config.fetchTimeout, hedgeMs: config.hedgeDelay });
     life.defer("chunk writes", () => fetcher.drain());
     const indexSources: IndexSource[] = [...(supernodeSource ? [supernodeSource] : []), new RegistryIndexSource({ clients })];
-    const catalog = new ImageCatalog({ db, clients, indexSources, logger });
+    // ordinary layers: the supernodes build seekable indexes; with none (or none answering), this host reads the blob whole
+    const seekableSources: SeekableIndexSource[] = [...(supernodeSource ? [supernodeSource] : []), new LocalSeekableIndexSource({ clients })];
+    const catalog = new ImageCatalog({ db, clients, indexSources, seekableSources, logger });
 
     const mounter = fuseMounter(config, logger, components.keeperCommand, fail);
     life.defer("FUSE mounter", () => mounter.close());
@@ -134,7 +136,22 @@ export async function createAgent(config: AgentConfig, logger: Logger, component
     // Kept across a stop only where it can outlive this process, only once started, only while in use.
     const keep = () => config.fuseKeeper && started && fs.layerCount > 0;
     life.defer("layer filesystem", () => (keep() ? fs.detach() : fs.unmount()));
-    const images = new ActiveImages({ fs, fetcher, store, db, logger, ...(peer ? { sharing: recentlyUploading(peer) } : {}) }, {
+    // a seekable layer's index is checked against its blob once every span is local; a forged one condemns the layer
+    const audit = async (layer: RemoteLayer): Promise<void> => {
+      try {
+        await auditSeekableLayer(layer, (d) => store.readCompressed(d));
+      } catch (err) {
+        if (err instanceof ShoalError && err.code === "SHOAL_ERR_BAD_INDEX") {
+          fetcher.condemn(layer.digest, err);
+          metrics.recent.add(err.message);
+          await catalog.forgetSeekable(layer.digest);
+        }
+        throw err;
+      }
+    };
+    const images = new ActiveImages({
+      fs, fetcher, store, db, logger, audit, indexOrigin: (l) => catalog.seekableOrigin.get(l), ...(peer ? { sharing: recentlyUploading(peer) } : {}),
+    }, {
       layersDir,
       prefetch: config.prefetch,
       prefetchRate: config.prefetchRate,
@@ -147,7 +164,7 @@ export async function createAgent(config: AgentConfig, logger: Logger, component
 
     // containerd's snapshotter: remote snapshots of lazy layers, ordinary ones for the rest
     const snapshotter = new Snapshotter(
-      { records: new SnapshotRecords({ db }), mounts: { inUse: dirsInUse }, logger, remote: new AgentRemoteLayers({ catalog, images, store }) },
+      { records: new SnapshotRecords({ db }), mounts: { inUse: dirsInUse }, logger, remote: new AgentRemoteLayers({ catalog, images, store }, { ordinary: supernodeSource !== undefined }) },
       { root: join(root, "snapshots"), remoteTimeoutMs: config.fetchTimeout },
     );
     // Restart: every layer in use back in the FUSE session before it serves (an adopted

@@ -1,6 +1,9 @@
 import { ShoalError } from "@shoal/base";
 import { requireLazyLayers, type LayerIndex } from "@shoal/blockindex";
-import { decodeLayerIndex, fetchIndexBytes, layerSlotsOf, type IndexSource, type RemoteLayer } from "@shoal/fetch";
+import { digestOf } from "@shoal/base";
+import { decodeLayerIndex, decodeSeekableLayerIndex, fetchIndexBytes, fetchSeekableIndex, layerSlotsOf, type IndexSource, type RemoteLayer, type SeekableIndexSource } from "@shoal/fetch";
+import type { Descriptor } from "@shoal/oci";
+import type { LayerRef } from "@shoal/swarm";
 import { parseManifest, parseReference, type ImageManifest, type ImageReference, type RegistryClients } from "@shoal/oci";
 import type { Logger } from "pino";
 import type { KeyValue } from "./kv.ts";
@@ -44,9 +47,18 @@ export class ImageCatalog {
   private readonly indexSources: readonly IndexSource[];
   private readonly logger: Logger;
   private readonly indexes = new Map<string, LayerIndex>();
+  private readonly seekableSources: readonly SeekableIndexSource[];
+  private readonly seekable = new Map<string, { index: LayerIndex; indexDigest: string }>();
+  /** Where each seekable index loaded by this process came from (`supernode`, `local`, `catalog`). */
+  readonly seekableOrigin = new Map<string, string>();
 
-  /** `indexSources`: where layer indexes come from, in order (the supernodes, then the registry). */
-  constructor(components: { db: KeyValue; clients: RegistryClients; indexSources: readonly IndexSource[]; logger: Logger }) {
+  /**
+   * `indexSources`: where layer indexes come from, in order (the supernodes,
+   * then the registry); `seekableSources`: where seekable indexes of
+   * ordinary layers come from (none: ordinary layers are not read lazily).
+   */
+  constructor(components: { db: KeyValue; clients: RegistryClients; indexSources: readonly IndexSource[]; seekableSources?: readonly SeekableIndexSource[]; logger: Logger }) {
+    this.seekableSources = components.seekableSources ?? [];
     this.db = components.db;
     this.clients = components.clients;
     this.indexSources = components.indexSources;
@@ -57,11 +69,13 @@ export class ImageCatalog {
    * Load `refText`: by digest from the local catalog when known, else from
    * the registry (manifest, then each layer's index from the index sources).
    * Throws `NotConvertedError` for images that are not lazy (with `partial`,
-   * ordinary layers are undefined slots instead); with `offline`,
+   * ordinary layers are undefined slots instead; with `seekable`, they are
+   * read through seekable indexes from the seekable sources); with `offline`,
    * `SHOAL_ERR_NOT_FOUND` for what is not in the local catalog. Every lazy
    * layer loaded is remembered by its index digest (`findLayer`).
    */
-  async load(refText: string, opts: { signal?: AbortSignal; offline?: boolean; partial?: boolean } = {}): Promise<CatalogImage> {
+  async load(refText: string, opts: { signal?: AbortSignal; offline?: boolean; partial?: boolean; seekable?: boolean } = {}): Promise<CatalogImage> {
+    const seekable = opts.seekable === true && this.seekableSources.length > 0;
     const ref = parseReference(refText);
     let bytesFetched = 0;
     let digest = ref.digest;
@@ -76,7 +90,7 @@ export class ImageCatalog {
       const stored: StoredImage = { ref: ref.toString(), manifest: Buffer.from(resolved.bytes).toString("utf8"), mediaType: resolved.mediaType };
       await this.db.put(`image!${digest}`, JSON.stringify(stored));
     }
-    if (!opts.partial) requireLazyLayers(manifest.layers, ref.toString());
+    if (!opts.partial && !seekable) requireLazyLayers(manifest.layers, ref.toString());
     const slots = await layerSlotsOf(ref, manifest, async (layer, info) => {
       const known = this.indexes.get(layer.digest);
       if (known) return known;
@@ -93,7 +107,7 @@ export class ImageCatalog {
       if (!cached) await this.db.putBuffer(`index!${layer.digest}`, bytes);
       this.indexes.set(layer.digest, index);
       return index;
-    });
+    }, seekable ? (layer, desc) => this.seekableIndex(layer, desc, opts) : undefined);
     const layers = slots.filter((l): l is RemoteLayer => l !== undefined);
     await Promise.all(slots.map(async (l, position) => {
       if (!l?.indexDigest) return;
@@ -102,6 +116,35 @@ export class ImageCatalog {
     }));
     this.logger.debug({ image: ref.toString(), digest, layers: layers.length, bytesFetched }, "image loaded");
     return { ref, digest: digest!, layers, slots, digests: manifest.layers.map((d) => d.digest), bytesFetched };
+  }
+
+  /** The seekable index of an ordinary layer: in memory, in the database, else from the seekable sources (then kept). */
+  private async seekableIndex(layer: LayerRef, desc: Descriptor, opts: { signal?: AbortSignal; offline?: boolean }): Promise<{ index: LayerIndex; indexDigest: string }> {
+    const known = this.seekable.get(layer.digest);
+    if (known) return known;
+    const key = `seekidx!${layer.digest}`;
+    const cached = await this.db.getBuffer(key);
+    let got: { index: LayerIndex; indexDigest: string };
+    if (cached) {
+      got = { index: decodeSeekableLayerIndex(cached, layer.digest, desc.size), indexDigest: digestOf(cached) };
+      if (!this.seekableOrigin.has(layer.digest)) this.seekableOrigin.set(layer.digest, "catalog");
+    } else {
+      if (opts.offline) throw new ShoalError("SHOAL_ERR_NOT_FOUND", `seekable index of ${layer.digest} is not in the local catalog`);
+      const fetched = await fetchSeekableIndex(this.seekableSources, layer, desc, { ...opts, logger: this.logger });
+      got = { index: fetched.index, indexDigest: digestOf(fetched.bytes) };
+      this.seekableOrigin.set(layer.digest, fetched.source.name);
+      if (fetched.source.name === "local") this.logger.warn({ layer: layer.digest }, "seekable index built here from a full read of the blob: this pull was not lazy (no supernode answered)");
+      await this.db.putBuffer(key, fetched.bytes);
+    }
+    this.seekable.set(layer.digest, got);
+    return got;
+  }
+
+  /** Forget a seekable index found forged or wrong, so the next load asks again (the local source last). */
+  async forgetSeekable(layer: string): Promise<void> {
+    this.seekable.delete(layer);
+    this.seekableOrigin.delete(layer);
+    await this.db.del(`seekidx!${layer}`);
   }
 
   /** Keep a manifest the registry mirror relayed (verified by `digest`), so that loading the image by digest asks no registry for it. */

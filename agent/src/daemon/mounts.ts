@@ -73,7 +73,7 @@ export class MountManager {
     let record: MountRecord;
     let img: CatalogImage;
     try {
-      img = await this.catalog.load(image, opts.signal ? { signal: opts.signal } : {});
+      img = await this.catalog.load(image, { seekable: true, ...(opts.signal ? { signal: opts.signal } : {}) });
       await this.attach(img, mountpoint);
       record = { mountpoint, image: img.ref.toString(), digest: img.digest, mountedAt: new Date().toISOString(), dir };
       this.mounts.set(mountpoint, record);
@@ -128,7 +128,7 @@ export class MountManager {
     for (const [, text] of await this.db.entries("mount!")) {
       const record = JSON.parse(text) as MountRecord;
       try {
-        const img = await this.catalog.load(`${record.image.replace(/@sha256:[0-9a-f]{64}$/, "")}@${record.digest}`, { offline: true });
+        const img = await this.catalog.load(`${record.image.replace(/@sha256:[0-9a-f]{64}$/, "")}@${record.digest}`, { offline: true, seekable: true });
         await this.images.use(img, `mount:${record.mountpoint}`);
         this.mounts.set(record.mountpoint, record);
         this.restoring.set(record.mountpoint, img);

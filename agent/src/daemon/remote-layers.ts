@@ -26,7 +26,11 @@ export class AgentRemoteLayers implements RemoteLayers {
   readonly #images: ActiveImages;
   readonly #store: HeldChunks;
 
-  constructor(components: { catalog: ImageCatalog; images: ActiveImages; store: HeldChunks }) {
+  readonly #ordinary: boolean;
+
+  /** `ordinary`: claim ordinary layers too (found by CRI's labels, read through seekable indexes); only worth it with supernodes to build them. */
+  constructor(components: { catalog: ImageCatalog; images: ActiveImages; store: HeldChunks }, init: { ordinary?: boolean } = {}) {
+    this.#ordinary = init.ordinary === true;
     this.#catalog = components.catalog;
     this.#images = components.images;
     this.#store = components.store;
@@ -34,11 +38,12 @@ export class AgentRemoteLayers implements RemoteLayers {
 
   async acquire(labels: SnapshotLabels, _below: unknown, opts: { signal?: AbortSignal } = {}): Promise<RemoteLayerRecord> {
     const lazy = labels.lazy;
-    if (!lazy) throw new ShoalError("SHOAL_ERR_NOT_CONVERTED", "the layer carries no shoal labels");
+    // an ordinary layer is found by CRI's labels alone, and read through its seekable index
+    if (!lazy && !(labels.cri && this.#ordinary)) throw new ShoalError("SHOAL_ERR_NOT_CONVERTED", "the layer carries no shoal labels (ordinary layers are claimed only with CRI labels and supernodes to index them)");
     const { img, position } = await this.#find(labels, opts);
     const slot = img.slots[position];
     if (!slot) throw new ShoalError("SHOAL_ERR_NOT_CONVERTED", `layer ${position} of ${img.ref.toString()} is not lazy in its manifest`);
-    if (slot.indexDigest !== lazy.indexDigest) {
+    if (lazy && slot.indexDigest !== lazy.indexDigest) {
       throw new ShoalError("SHOAL_ERR_DIGEST_MISMATCH", `the labels name index ${lazy.indexDigest}, but layer ${position} of ${img.ref.toString()} has ${slot.indexDigest}`);
     }
     const user = `snapshot:${randomUUID()}`;
@@ -51,7 +56,7 @@ export class AgentRemoteLayers implements RemoteLayers {
     if (labels.cri) {
       const ref = parseReference(labels.cri.imageRef);
       const text = labels.cri.manifestDigest ? `${ref.registry}/${ref.repository}@${labels.cri.manifestDigest}` : ref.toString();
-      const img = await this.#catalog.load(text, { partial: true, ...(opts.signal ? { signal: opts.signal } : {}) });
+      const img = await this.#catalog.load(text, { partial: true, seekable: this.#ordinary, ...(opts.signal ? { signal: opts.signal } : {}) });
       const position = img.digests.indexOf(labels.cri.layerDigest);
       if (position < 0) throw new ShoalError("SHOAL_ERR_NOT_FOUND", `layer ${labels.cri.layerDigest} is not in ${text}`);
       return { img, position };
@@ -64,7 +69,7 @@ export class AgentRemoteLayers implements RemoteLayers {
   }
 
   async restore(r: RemoteLayerRecord): Promise<void> {
-    const img = await this.#catalog.load(r.ref, { partial: true, offline: true });
+    const img = await this.#catalog.load(r.ref, { partial: true, offline: true, seekable: this.#ordinary });
     await this.#images.use(img, r.user, r.position);
   }
 

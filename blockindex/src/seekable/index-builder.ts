@@ -20,9 +20,14 @@
  * - each span's sha256 covers exactly its bytes, and the blob's sha256 is
  *   computed over everything pushed, so the caller can check the blob
  *   before it trusts the spans.
+ *
+ * The blob's first bytes say what it is: gzip, or else an uncompressed tar
+ * stream, whose spans are its bytes in `TAR_SPAN_BYTES` pieces (stored
+ * spans: nothing to inflate, no checkpoints). zstd is refused.
  */
 import { createHash, type Hash } from "node:crypto";
 import { InvalidArgumentError } from "@shoal/base";
+import { UnsupportedMediaTypeError } from "../errors.ts";
 import { LayerIndex, type Checkpoint } from "../layer-index.ts";
 import type { TarEntry } from "../tar-entry.ts";
 import { TarParser } from "../tar-reader.ts";
@@ -33,6 +38,8 @@ import { encodeSeekableIndex } from "./seekable-index.ts";
 export const DEFAULT_SPAN_SPACING = 4 << 20;
 export const MIN_SPAN_SPACING = 64 << 10;
 export const MAX_SPAN_SPACING = 64 << 20;
+/** Span size of an uncompressed tar layer. */
+export const TAR_SPAN_BYTES = 1 << 20;
 /** Pushed bytes held back from hashing: a boundary the scanner has yet to report lies no further back than this. */
 const HOLD_BACK = 64 << 10;
 
@@ -79,6 +86,9 @@ export class SeekableIndexBuilder {
   readonly #uoffsets: number[] = [];
   readonly #checkpoints: Checkpoint[] = [];
   readonly #digests: Buffer[] = [];
+  /** What the blob is, once its first bytes arrived. */
+  #format: "gzip" | "tar" | undefined;
+  #head = Buffer.alloc(0);
 
   constructor(init: { spacing?: number; layer?: string } = {}) {
     this.#spacing = init.spacing ?? DEFAULT_SPAN_SPACING;
@@ -100,9 +110,18 @@ export class SeekableIndexBuilder {
 
   /** The next bytes of the blob. */
   push(piece: Uint8Array): void {
+    if (this.#format === undefined) {
+      // four bytes tell gzip, zstd and tar apart
+      this.#head = Buffer.concat([this.#head, piece]);
+      if (this.#head.length < 4) return;
+      this.#format = sniff(this.#head);
+      piece = this.#head;
+      this.#head = Buffer.alloc(0);
+    }
     const buf = Buffer.from(piece);
     this.#blob.update(buf);
     this.#size += buf.length;
+    if (this.#format === "tar") return this.#pushTar(buf);
     this.#pending.push(buf);
     this.#scanner.push(buf);
     const safe = this.#size - HOLD_BACK;
@@ -112,10 +131,17 @@ export class SeekableIndexBuilder {
 
   /** The blob has ended: the index, or `SHOAL_ERR_GZIP_CORRUPT`/`SHOAL_ERR_BAD_TAR` when it is not a whole gzip tar stream. */
   end(): BuiltSeekableIndex {
-    this.#scanner.end();
+    if (this.#format === undefined) {
+      const head = this.#head;
+      this.#head = Buffer.alloc(0);
+      this.#format = sniff(head);
+      if (head.length > 0) this.push(head);
+    }
+    if (this.#format === "tar") this.#endTar();
+    else this.#scanner.end();
     this.#tar.end();
     const n = this.#lengths.length;
-    if (n > 0) {
+    if (n > 0 && this.#lastHash) {
       // the last span runs to the end of the blob (the last trailer, and whatever follows)
       const tail = this.#size - this.#cursor;
       this.#lastHash!.update(this.#slice(this.#cursor, this.#size));
@@ -134,6 +160,31 @@ export class SeekableIndexBuilder {
     });
     const blobDigest = `sha256:${this.#blob.digest("hex")}`;
     return { index, bytes: encodeSeekableIndex({ index, blob: { digest: blobDigest, size: this.#size } }), blobDigest, blobSize: this.#size };
+  }
+
+  /** An uncompressed tar stream: fixed stored spans, hashed as the bytes pass. */
+  #pushTar(buf: Buffer): void {
+    this.#tar.push(buf);
+    let at = 0;
+    while (at < buf.length) {
+      if (!this.#span) this.#span = { offset: this.#out, hashedTo: this.#out, hash: createHash("sha256"), out: this.#out, checkpoint: { bit: 0, window: new Uint8Array(0), stored: true, skip: 0, tail: 0 } };
+      const take = Math.min(buf.length - at, this.#span.offset + TAR_SPAN_BYTES - this.#out);
+      this.#span.hash.update(buf.subarray(at, at + take));
+      at += take;
+      this.#out += take;
+      if (this.#out - this.#span.offset === TAR_SPAN_BYTES) this.#endTar();
+    }
+  }
+
+  #endTar(): void {
+    const span = this.#span;
+    this.#span = undefined;
+    if (!span || this.#out === span.offset) return;
+    this.#offsets.push(span.offset);
+    this.#lengths.push(this.#out - span.offset);
+    this.#uoffsets.push(span.out);
+    this.#checkpoints.push(span.checkpoint);
+    this.#digests.push(span.hash.digest());
   }
 
   #wantCheckpoint(b: BlockBoundary): boolean {
@@ -209,4 +260,13 @@ export class SeekableIndexBuilder {
   #drop(before: number): void {
     while (this.#pending.length > 0 && this.#pendingBase + this.#pending[0]!.length <= before) this.#pendingBase += this.#pending.shift()!.length;
   }
+}
+
+/** What a blob whose first bytes are `head` is: gzip or tar; zstd is refused. */
+function sniff(head: Buffer): "gzip" | "tar" {
+  if (head[0] === 0x1f && head[1] === 0x8b) return "gzip";
+  if (head.length >= 4 && head.readUInt32LE(0) === 0xfd2fb528) {
+    throw new UnsupportedMediaTypeError("zstd", "shoal reads gzip and uncompressed tar layers lazily, and converted ones (shoal convert)");
+  }
+  return "tar";
 }

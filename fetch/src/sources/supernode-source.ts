@@ -4,10 +4,14 @@ import type { CredentialStore, Credentials } from "@shoal/oci";
 import type { LayerRef, SupernodeSet } from "@shoal/swarm";
 import { checkRun, runBytes, splitRun, type ChunkSource } from "../chunk-source.ts";
 import type { IndexSource } from "../image.ts";
+import type { SeekableIndexSource } from "../seekable.ts";
 import type { RemoteLayer } from "../remote-layer.ts";
 
 /** Longest wait for a layer index from one supernode, ms. */
 const INDEX_TIMEOUT_MS = 15_000;
+
+/** Longest wait for a seekable index from one supernode, ms: a cold one reads the whole blob first. */
+const SEEKABLE_INDEX_TIMEOUT_MS = 120_000;
 
 /** How long a credentials lookup is reused (a `docker login` shows within this), ms. */
 const CREDENTIALS_TTL_MS = 10_000;
@@ -19,7 +23,7 @@ const CREDENTIALS_TTL_MS = 10_000;
  * (see `SupernodeSet`). Indexes belong to the supernode ranked first for the
  * layer digest, which reads each from the registry once for every agent.
  */
-export class SupernodeSource implements ChunkSource, IndexSource {
+export class SupernodeSource implements ChunkSource, IndexSource, SeekableIndexSource {
   readonly name = "supernode";
   private readonly supernodes: SupernodeSet;
   private readonly credentials: CredentialStore | undefined;
@@ -49,7 +53,7 @@ export class SupernodeSource implements ChunkSource, IndexSource {
 
   async fetchChunks(layer: RemoteLayer, first: number, last: number, opts: { signal: AbortSignal }): Promise<Uint8Array[]> {
     checkRun(layer, first, last);
-    if (layer.kind === "blocks") return this.fetchBlocks(layer, first, last, opts);
+    if (layer.kind === "blocks" || layer.kind === "seekable") return this.fetchBlocks(layer, first, last, opts);
     const key = (i: number) => chunkDigest(layer.index.chunk(i));
     const parts: Array<{ first: number; last: number; owner: string | undefined }> = [];
     for (let i = first; i <= last; i++) {
@@ -73,6 +77,12 @@ export class SupernodeSource implements ChunkSource, IndexSource {
       return Buffer.concat(parts);
     }, opts);
     return splitRun(layer, first, last, bytes);
+  }
+
+  /** The seekable index of an ordinary layer, from its owner (which may read the whole blob first). */
+  async fetchSeekableIndex(layer: LayerRef, opts: { signal?: AbortSignal } = {}): Promise<Uint8Array> {
+    const auth = await this.auth(layer.registry);
+    return this.supernodes.first(layer.digest, (c, signal) => c.seekableIndex(layer, { ...auth, signal }), { ...opts, tryMs: SEEKABLE_INDEX_TIMEOUT_MS });
   }
 
   /** The index region of a lazy layer (unverified: the caller checks it against `info.indexDigest`). */

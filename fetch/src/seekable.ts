@@ -1,0 +1,113 @@
+/**
+ * Ordinary layers (gzip, uncompressed tar) read lazily through a seekable
+ * index: from the supernodes, which build each once from one read of the
+ * blob; or, with no supernode, built here from a full read of the blob (a
+ * last resort: that pull is not lazy). Either way the index must name the
+ * blob it is used for, and every span is verified against its digest as it
+ * arrives; `auditSeekableLayer` checks the index itself once every span is
+ * local.
+ */
+import { digestOf, ShoalError } from "@shoal/base";
+import { chunkDigest, chunkMatches, decodeSeekableIndex, layerCompression, SeekableIndexBuilder, type LayerIndex } from "@shoal/blockindex";
+import type { Descriptor, RegistryClients } from "@shoal/oci";
+import type { LayerRef } from "@shoal/swarm";
+import type { Logger } from "pino";
+import type { RemoteLayer } from "./remote-layer.ts";
+
+/** A place seekable indexes come from. */
+export interface SeekableIndexSource {
+  /** Name for logs and status: `supernode`, `local`. */
+  readonly name: string;
+  /** The encoded seekable index of `layer` (unverified: `decodeSeekableLayerIndex` checks it names the blob). */
+  fetchSeekableIndex(layer: LayerRef, opts: { signal?: AbortSignal }): Promise<Uint8Array>;
+}
+
+/** Builds the index here from one full read of the blob from its registry (verified against its digest). */
+export class LocalSeekableIndexSource implements SeekableIndexSource {
+  readonly name = "local";
+  readonly #clients: RegistryClients;
+  readonly #spacing: number | undefined;
+
+  constructor(components: { clients: RegistryClients }, init: { spacing?: number } = {}) {
+    this.#clients = components.clients;
+    this.#spacing = init.spacing;
+  }
+
+  async fetchSeekableIndex(layer: LayerRef, opts: { signal?: AbortSignal } = {}): Promise<Uint8Array> {
+    const builder = new SeekableIndexBuilder({ layer: layer.digest, ...(this.#spacing !== undefined ? { spacing: this.#spacing } : {}) });
+    const blob = await this.#clients.client(layer.registry).openBlob(layer.repository, layer.digest, opts);
+    for await (const piece of blob.body) builder.push(piece);
+    return builder.end().bytes;
+  }
+}
+
+/** True when a layer of `mediaType` can be read through a seekable index; throws `UnsupportedMediaTypeError` for zstd and non-tar layers. */
+export function seekableMediaType(mediaType: string): boolean {
+  layerCompression(mediaType);
+  return true;
+}
+
+/**
+ * The seekable index of the ordinary layer `layer` (its manifest
+ * descriptor `desc`) from the first of `sources` that answers one naming
+ * this blob; which source served it is returned too.
+ */
+export async function fetchSeekableIndex(sources: readonly SeekableIndexSource[], layer: LayerRef, desc: Descriptor, opts: { signal?: AbortSignal; logger?: Logger } = {}): Promise<{ bytes: Uint8Array; index: LayerIndex; source: SeekableIndexSource }> {
+  seekableMediaType(desc.mediaType);
+  let lastErr: unknown = new ShoalError("SHOAL_ERR_NOT_CONVERTED", `layer ${layer.digest} is not converted, and no source of seekable indexes is configured`);
+  for (const source of sources) {
+    try {
+      const bytes = await source.fetchSeekableIndex(layer, opts);
+      return { bytes, index: decodeSeekableLayerIndex(bytes, layer.digest, desc.size), source };
+    } catch (err) {
+      if (opts.signal?.aborted) throw err;
+      lastErr = err;
+      opts.logger?.warn({ layer: layer.digest, source: source.name, err: (err as Error).message }, "seekable index not available; asking the next source");
+    }
+  }
+  throw lastErr;
+}
+
+/** Decode a seekable index and check that it describes blob `digest` of `size` bytes (`SHOAL_ERR_BAD_INDEX` otherwise). */
+export function decodeSeekableLayerIndex(bytes: Uint8Array, digest: string, size: number): LayerIndex {
+  const { blob, index } = decodeSeekableIndex(bytes, { layer: digest });
+  if (blob.digest !== digest || blob.size !== size) {
+    throw new ShoalError("SHOAL_ERR_BAD_INDEX", `the seekable index describes blob ${blob.digest} (${blob.size} bytes), not ${digest} (${size} bytes)`);
+  }
+  return index;
+}
+
+/**
+ * Check a seekable layer's index against its blob, once every span is
+ * local (`read` answers a span's stored compressed bytes): the spans end to
+ * end must hash to the blob's digest (so the span digests were the blob's),
+ * and building the index again from them must give the same bytes (so the
+ * windows and entries were too). Throws `SHOAL_ERR_BAD_INDEX` saying which
+ * failed, `SHOAL_ERR_NOT_FOUND` when a span is not local.
+ */
+export async function auditSeekableLayer(layer: RemoteLayer, read: (digest: string) => Promise<Uint8Array | undefined>): Promise<void> {
+  const index = layer.index;
+  const bad = (msg: string) => new ShoalError("SHOAL_ERR_BAD_INDEX", `the seekable index of ${layer.digest} is forged or wrong: ${msg}`);
+  const builder = new SeekableIndexBuilder({ layer: layer.digest, spacing: index.chunkSize });
+  let end = 0;
+  try {
+    for (let i = 0; i < index.chunkCount; i++) {
+      const c = index.chunk(i);
+      const bytes = await read(chunkDigest(c));
+      if (!bytes || !chunkMatches(c, bytes)) throw new ShoalError("SHOAL_ERR_NOT_FOUND", `span ${i} of ${layer.digest} is not local`);
+      builder.push(c.offset < end ? bytes.subarray(end - c.offset) : bytes);
+      end = c.offset + c.length;
+    }
+  } catch (err) {
+    if (err instanceof ShoalError && err.code === "SHOAL_ERR_NOT_FOUND") throw err;
+    throw bad(`its spans are not a layer stream (${(err as Error).message})`);
+  }
+  let built;
+  try {
+    built = builder.end();
+  } catch (err) {
+    throw bad(`its spans are not a layer stream (${(err as Error).message})`);
+  }
+  if (built.blobDigest !== layer.digest) throw bad(`its spans make up blob ${built.blobDigest}`);
+  if (layer.indexDigest !== undefined && digestOf(built.bytes) !== layer.indexDigest) throw bad("the blob gives a different index");
+}

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
-  busyboxImage, diffTrees, edgeCaseImage, largeImage, pushLayout, snapshotTree, startRegistry, umociUnpack, writeImageLayout, unmountAllUnder, type LayerSpec, type RunningRegistry, type TreeSnapshot, runShoal, startAgent, type RunningAgent, waitFor,
+  busyboxImage, diffTrees, edgeCaseImage, largeImage, pushLayout, snapshotTree, startRegistry, umociUnpack, writeImageLayout, unmountAllUnder, type LayerSpec, type RunningRegistry, type TreeSnapshot, runShoal, startAgent, type RunningAgent, waitFor, freePort,
 } from "@shoal/testkit";
 import { callAgent } from "@shoal/agent/client";
 import type { AgentStatus } from "../src/index.ts";
@@ -99,14 +99,25 @@ describe("shoal agent: lazy mounts", () => {
     const missing = await runShoal(["mount", "--root", agent.root, busybox.lazy, join(work, "does-not-exist")]);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(/does not exist/);
-    await mkdir(join(work, "mnt-unconverted"));
-    const unconverted = await runShoal(["mount", "--root", agent.root, `${registry.host}/busybox:v1`, join(work, "mnt-unconverted")]);
-    expect(unconverted.code).toBe(1);
-    expect(unconverted.stderr).toMatch(/SHOAL_ERR_NOT_CONVERTED/);
-    expect(unconverted.stderr).toMatch(/convert it first: shoal convert/);
     const noAgent = await runShoal(["status", "--root", join(work, "no-agent-here")]);
     expect(noAgent.code).toBe(1);
     expect(noAgent.stderr).toMatch(/SHOAL_ERR_AGENT_NOT_RUNNING/);
+  });
+
+  it("mounts an image nobody converted by indexing it here, and says the pull was not lazy", async () => {
+    const dir = join(work, "mnt-unconverted");
+    await mkdir(dir);
+    const res = await runShoal(["mount", "--root", agent.root, `${registry.host}/busybox:v1`, dir]);
+    expect(res.code, res.stderr).toBe(0);
+    const { stdout } = await run("chroot", [dir, "/bin/sh", "-c", "/app/run.sh"]);
+    expect(stdout).toBe("hello from a lazy image\n");
+    const s = await callAgent<AgentStatus>(agent.root, "GET", "/v1/status");
+    const img = s.images.find((i) => i.image === `${registry.host}/busybox:v1`)!;
+    expect(img.seekable?.length).toBeGreaterThan(0);
+    expect(img.seekable!.every((l) => l.index === "local")).toBe(true);
+    const text = await runShoal(["status", "--root", agent.root]);
+    expect(text.stdout.toString()).toMatch(/index built here from a full read: not lazy/);
+    await callAgent(agent.root, "DELETE", `/v1/mounts?mountpoint=${encodeURIComponent(dir)}`);
   });
 
   it("refuses mountpoints that would cover the host, the agent or a shoal mount, and paths that are not absolute and clean", async () => {
@@ -210,10 +221,11 @@ describe("shoal agent: lazy mounts", () => {
   });
 
   it("serves Prometheus metrics", async () => {
-    const port = 20000 + Math.floor(Math.random() * 20000);
+    const port = await freePort();
     const m = await startAgent(join(work, "root-metrics"), ["--plain-http", "--metrics-listen", `127.0.0.1:${port}`]);
     try {
-      const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      // the listener may bind just after the control socket the start waits for
+      const text = await waitFor("the metrics listener", () => fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text(), () => undefined), 30_000);
       expect(text).toMatch(/shoal_fetch_bytes_total/);
       expect(text).toMatch(/shoal_fuse_operations_total/);
     } finally {

@@ -143,7 +143,6 @@ export class ImageCatalog {
   /** Forget a seekable index found forged or wrong, so the next load asks again (the local source last). */
   async forgetSeekable(layer: string): Promise<void> {
     this.seekable.delete(layer);
-    this.seekableOrigin.delete(layer);
     await this.db.del(`seekidx!${layer}`);
   }
 

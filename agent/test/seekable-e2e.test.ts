@@ -1,0 +1,208 @@
+// Ordinary (never converted) images mounted lazily through seekable indexes that a supernode builds.
+import { createHash } from "node:crypto";
+import { createServer, type Server } from "node:http";
+import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { decodeSeekableIndex, encodeSeekableIndex, LayerIndex, type TarEntry } from "@shoal/blockindex";
+import {
+  diffTrees, edgeCaseImage, freePort, largeImage, pushLayout, runShoal, snapshotTree, startAgent, startRegistry, startSupernode, umociUnpack, unmountAllUnder, waitFor, writeImageLayout,
+  type RunningAgent, type RunningRegistry, type ShoalDaemon, type TreeSnapshot,
+} from "@shoal/testkit";
+import { callAgent } from "@shoal/agent/client";
+import type { AgentStatus } from "../src/index.ts";
+
+let registry: RunningRegistry;
+let work: string;
+let supernode: ShoalDaemon;
+let supernodeUrl: string;
+let metricsUrl: string;
+const agents: RunningAgent[] = [];
+const servers: Server[] = [];
+
+/** Push `layers` as an ordinary image (no conversion); the reference and umoci's unpack of it. */
+async function pushOrdinary(name: string, layers: Parameters<typeof writeImageLayout>[1]): Promise<{ ref: string; original: TreeSnapshot }> {
+  const layout = await writeImageLayout(join(work, `${name}-src`), layers, { tag: "v1" });
+  await pushLayout(layout.dir, "v1", `${registry.host}/${name}:v1`);
+  const original = await snapshotTree((await umociUnpack(layout.dir, "v1", join(work, `${name}-unpack`))).rootfs);
+  return { ref: `${registry.host}/${name}:v1`, original };
+}
+
+async function agent(name: string, supernodes: string, extra: string[] = []): Promise<RunningAgent> {
+  const a = await startAgent(join(work, name), ["--plain-http", "--supernode", supernodes, ...extra]);
+  agents.push(a);
+  return a;
+}
+
+async function mount(a: RunningAgent, image: string, name: string): Promise<string> {
+  const dir = join(work, `mnt-${name}`);
+  await mkdir(dir, { recursive: true });
+  await callAgent(a.root, "POST", "/v1/mounts", { image, mountpoint: dir });
+  return dir;
+}
+
+async function builds(): Promise<number> {
+  const text = await (await fetch(metricsUrl)).text();
+  const m = /^shoal_supernode_seekable_index_builds_total (\d+)/m.exec(text);
+  return m ? Number(m[1]) : 0;
+}
+
+const status = (a: RunningAgent) => callAgent<AgentStatus>(a.root, "GET", "/v1/status");
+
+/**
+ * A supernode that lies: it passes every request to the real one, but
+ * rewrites the seekable indexes it answers with `forge`.
+ */
+async function lyingSupernode(forge: (index: LayerIndex) => LayerIndex): Promise<string> {
+  const port = await freePort();
+  const server = createServer((req, res) => {
+    void (async () => {
+      const upstream = await fetch(`${supernodeUrl}${req.url}`, { method: req.method, headers: req.headers.authorization ? { authorization: req.headers.authorization } : {} });
+      let body: Buffer = Buffer.from(await upstream.arrayBuffer());
+      const headers: Record<string, string> = {};
+      upstream.headers.forEach((v, k) => {
+        if (k !== "content-length" && k !== "transfer-encoding" && k !== "content-encoding") headers[k] = v;
+      });
+      if (upstream.ok && req.url?.includes("kind=seekable")) {
+        const s = decodeSeekableIndex(body);
+        body = encodeSeekableIndex({ blob: s.blob, index: forge(s.index) });
+      }
+      res.writeHead(upstream.status, headers);
+      res.end(body);
+    })().catch(() => res.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
+  servers.push(server);
+  return `http://127.0.0.1:${port}`;
+}
+
+/** The same index with `path` made setuid and world-writable, and the window of the span its data starts in overwritten. */
+function forgeFile(index: LayerIndex, path: string): LayerIndex {
+  const entries = index.entries.map((e): TarEntry => (e.path === path ? { ...e, mode: 0o4777 } : e));
+  const e = index.find(path)!;
+  const hit = index.chunksForRange(e.dataOffset, 1)!.first;
+  const chunks = Array.from({ length: index.chunkCount }, (_, i) => index.chunk(i));
+  const checkpoints = chunks.map((c, i) => (i === hit && c.resume!.window.length > 0 ? { ...c.resume!, window: Buffer.alloc(c.resume!.window.length, 0x41) } : c.resume!));
+  return new LayerIndex({
+    chunkSize: index.chunkSize, uncompressedSize: index.uncompressedSize, entries,
+    chunkLengths: chunks.map((c) => c.length), chunkDigests: chunks.map((c) => c.digest),
+    spans: { offsets: chunks.map((c) => c.offset), uncompressedOffsets: chunks.map((c) => c.uncompressedOffset), checkpoints },
+  });
+}
+
+beforeAll(async () => {
+  registry = await startRegistry();
+  work = await mkdtemp(join(tmpdir(), "shoal-seekable-e2e-"));
+  const port = await freePort();
+  const mport = await freePort();
+  supernode = await startSupernode(join(work, "supernode"), port, ["--registries", registry.host, "--metrics-listen", `127.0.0.1:${mport}`, "--span-spacing", "256KiB"]);
+  supernodeUrl = `http://127.0.0.1:${port}`;
+  metricsUrl = `http://127.0.0.1:${mport}/metrics`;
+}, 120_000);
+
+afterAll(async () => {
+  if (work) await unmountAllUnder(work);
+  await Promise.allSettled(agents.map((a) => a.stop()));
+  await supernode?.stop();
+  for (const s of servers) s.close();
+  await registry?.stop();
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+describe("ordinary images, lazily, through seekable indexes", () => {
+  let edge: { ref: string; original: TreeSnapshot };
+
+  beforeAll(async () => {
+    edge = await pushOrdinary("edge", edgeCaseImage({ smallFileCount: 800 }).layers);
+  }, 300_000);
+
+  it("mounts the edge-case image unconverted: the tree equals umoci unpack, each index built once by the supernode", async () => {
+    const before = await builds();
+    const a = await agent("a", supernodeUrl, ["--prefetch", "off"]);
+    const dir = await mount(a, edge.ref, "edge-a");
+    expect(diffTrees(edge.original, await snapshotTree(dir))).toEqual([]);
+    const s = await status(a);
+    const img = s.images.find((i) => i.image === edge.ref)!;
+    // four gzip layers and one uncompressed tar layer, each through a seekable index from the supernode
+    expect(img.seekable?.map((l) => l.index)).toEqual(Array(5).fill("supernode"));
+    expect(await builds()).toBe(before + 5);
+    // a second host asks again: the indexes are served from the supernode's cache, not built again
+    const b = await agent("b", supernodeUrl, ["--prefetch", "off"]);
+    const dirB = await mount(b, edge.ref, "edge-b");
+    expect(diffTrees(edge.original, await snapshotTree(dirB))).toEqual([]);
+    expect(await builds()).toBe(before + 5);
+  });
+
+  it("builds an index once however many hosts ask at the same moment, and reads one file without the rest of the layer", async () => {
+    const big = await pushOrdinary("big", largeImage({ totalBytes: 24 << 20, seed: 7, layers: 1 }).layers);
+    const before = await builds();
+    const hosts = await Promise.all(["c1", "c2", "c3"].map((n) => agent(n, supernodeUrl, ["--prefetch", "off"])));
+    const dirs = await Promise.all(hosts.map((h, i) => mount(h, big.ref, `big-${i}`)));
+    expect(await builds()).toBe(before + 1);
+    const [path] = [...big.original].find(([, n]) => n.type === "file" && (n.size ?? 0) > 0 && (n.size ?? 0) < 100_000)!;
+    const bytes = await readFile(join(dirs[0]!, path));
+    expect(createHash("sha256").update(bytes).digest("hex")).toBe(big.original.get(path)!.sha256);
+    const s = await status(hosts[0]!);
+    const fetched = Object.values(s.sources).reduce((n, x) => n + (x?.bytes ?? 0), 0);
+    expect(fetched).toBeGreaterThan(0);
+    expect(fetched).toBeLessThan((24 << 20) / 4);
+  });
+
+  it("checks the index against the blob once the whole layer streamed in", async () => {
+    const a = await agent("audited", supernodeUrl);
+    await mount(a, edge.ref, "edge-audited");
+    const s = await waitFor("every seekable layer audited", async () => {
+      const st = await status(a);
+      const img = st.images.find((i) => i.image === edge.ref);
+      return img?.seekable?.every((l) => l.audit !== "pending") ? img : undefined;
+    });
+    expect(s.seekable!.map((l) => l.audit)).toEqual(Array(5).fill("passed"));
+  });
+
+  it("a supernode serving a forged index is found out: reads of the layer fail once the layer is local, and say why", async () => {
+    // the many-files layer: a file made setuid and world-writable, and the window of the span holding its data
+    // overwritten; the forged index is well formed and every span digest in it holds
+    const target = "many/d000/f00002";
+    const liar = await lyingSupernode((index) => (index.find(target) ? forgeFile(index, target) : index));
+    const a = await agent("victim", liar);
+    const dir = await mount(a, edge.ref, "edge-victim");
+    const s = await waitFor("every seekable layer audited", async () => {
+      const st = await status(a);
+      const img = st.images.find((i) => i.image === edge.ref);
+      return img?.seekable?.every((l) => l.audit !== "pending") ? img : undefined;
+    });
+    const audits = s.seekable!.map((l) => l.audit);
+    expect(s.seekable!.map((l) => l.index)).toEqual(Array(5).fill("supernode"));
+    expect(audits.filter((x) => x.startsWith("failed"))).toHaveLength(1);
+    expect(audits.find((x) => x.startsWith("failed"))).toMatch(/forged or wrong: the blob gives a different index/);
+    await expect(readFile(join(dir, target))).rejects.toThrow(/EIO|input\/output/i);
+    const text = await runShoal(["status", "--root", a.root, "--json"]);
+    expect(text.stdout.toString()).toMatch(/forged or wrong/);
+  });
+
+  it("a forged span is refused: the reader gets the true bytes from elsewhere", async () => {
+    // spans from the supernode's block cache, flipped in flight: every span fails its digest and comes from the origin
+    const port = await freePort();
+    const server = createServer((req, res) => {
+      void (async () => {
+        const upstream = await fetch(`${supernodeUrl}${req.url}`, { headers: req.headers.range ? { range: req.headers.range } : {} });
+        const body = Buffer.from(await upstream.arrayBuffer());
+        if (req.url?.startsWith("/v1/blobs/") && body.length > 0) body[body.length >> 1] = body[body.length >> 1]! ^ 0xff;
+        const headers: Record<string, string> = {};
+        upstream.headers.forEach((v, k) => {
+          if (k !== "content-length" && k !== "transfer-encoding") headers[k] = v;
+        });
+        res.writeHead(upstream.status, headers);
+        res.end(body);
+      })().catch(() => res.destroy());
+    });
+    await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
+    servers.push(server);
+    const a = await agent("flipped", `http://127.0.0.1:${port}`, ["--prefetch", "off"]);
+    const dir = await mount(a, edge.ref, "edge-flipped");
+    expect(diffTrees(edge.original, await snapshotTree(dir))).toEqual([]);
+    const st = await status(a);
+    expect(st.sources.origin?.bytes).toBeGreaterThan(0);
+  });
+});

@@ -11,6 +11,8 @@ import {
   type RunningAgent, type RunningRegistry, type ShoalDaemon, type TreeSnapshot,
 } from "@shoal/testkit";
 import { callAgent } from "@shoal/agent/client";
+import { SnapshotsClient, type SnapshotsCallError } from "@shoal/snapshotter";
+import { withMounted } from "@shoal/snapshotter/testsuite";
 import type { AgentStatus } from "../src/index.ts";
 
 let registry: RunningRegistry;
@@ -147,6 +149,35 @@ describe("ordinary images, lazily, through seekable indexes", () => {
     const fetched = Object.values(s.sources).reduce((n, x) => n + (x?.bytes ?? 0), 0);
     expect(fetched).toBeGreaterThan(0);
     expect(fetched).toBeLessThan((24 << 20) / 4);
+  });
+
+  it("the snapshotter takes an ordinary layer that CRI's labels name as a remote snapshot, read through its seekable index", async () => {
+    const layout = await writeImageLayout(join(work, "one-src"), largeImage({ totalBytes: 4 << 20, seed: 9, layers: 1 }).layers, { tag: "v1" });
+    await pushLayout(layout.dir, "v1", `${registry.host}/one:v1`);
+    const original = await snapshotTree((await umociUnpack(layout.dir, "v1", join(work, "one-unpack"))).rootfs);
+    const a = await agent("snap", supernodeUrl, ["--prefetch", "off"]);
+    const api = new SnapshotsClient({ socket: join(a.root, "snapshotter.sock") });
+    try {
+      const chain = layout.diffIds[0]!;
+      const labels = {
+        "containerd.io/snapshot.ref": chain,
+        "containerd.io/snapshot/cri.image-ref": `${registry.host}/one:v1`,
+        "containerd.io/snapshot/cri.layer-digest": layout.layers[0]!.digest,
+        "containerd.io/snapshot/cri.manifest-digest": layout.manifestDigest,
+      };
+      // the remote snapshot protocol: the target exists at once, nothing for containerd to fill
+      // containerd names the backend snapshot after the target (its metadata layer does), so the key is the chain ID
+      const answer = await api.prepare(chain, "", labels).then(() => "accepted", (e: unknown) => (e as SnapshotsCallError).status);
+      expect(answer).toBe("ALREADY_EXISTS");
+      expect((await api.stat(chain)).kind).toBe("committed");
+      const tree = await withMounted(work, await api.view("one-view", chain), (dir) => snapshotTree(dir));
+      await api.remove("one-view");
+      expect(diffTrees(original, tree)).toEqual([]);
+      const st = await status(a);
+      expect(st.images.find((i) => i.image.includes("/one"))?.seekable?.map((l) => l.index)).toEqual(["supernode"]);
+    } finally {
+      api.close();
+    }
   });
 
   it("checks the index against the blob once the whole layer streamed in", async () => {

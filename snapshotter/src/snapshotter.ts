@@ -137,7 +137,8 @@ export class Snapshotter {
   async #create(kind: SnapshotKind, key: string, parent: string, labels: SnapshotLabels, opts: { signal?: AbortSignal }): Promise<Mount[]> {
     if (!key) throw new BadRequestError("snapshot key is empty");
     // A remote layer is mounted before the queue (it may fetch its index), then recorded in it.
-    if (kind === "active" && labels.target && labels.lazy && this.#remote) {
+    // lazy layers, and ordinary ones CRI's labels name (the remote side may read them through seekable indexes)
+    if (kind === "active" && labels.target && (labels.lazy || labels.cri) && this.#remote) {
       const made = await this.#prepareRemote(key, parent, labels, opts);
       if (made) throw new ShoalError("SHOAL_ERR_SNAPSHOT_EXISTS", `target snapshot ${JSON.stringify(labels.target)} exists (a remote snapshot of shoal)`);
     }
@@ -172,7 +173,8 @@ export class Snapshotter {
       const err = deadline.aborted
         ? new ShoalError("SHOAL_ERR_TIMEOUT", `the lazy layer ${labels.lazy?.indexDigest ?? ""} could not be mounted within ${this.#remoteTimeoutMs} ms; try again`, { cause })
         : toShoalError(cause);
-      if (!fallsBack(err)) {
+      // an ordinary layer shoal cannot serve is containerd's to fill, whatever the reason
+      if (labels.lazy && !fallsBack(err)) {
         this.#log.warn({ key, target: labels.target, err: err.message, code: err.code }, "lazy layer refused");
         throw err;
       }

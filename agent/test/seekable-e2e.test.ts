@@ -151,6 +151,17 @@ describe("ordinary images, lazily, through seekable indexes", () => {
     expect(fetched).toBeLessThan((24 << 20) / 4);
   });
 
+  it("shoal cat of one small file of an unconverted image fetches under 5% of it, the index from the supernode", async () => {
+    const img = largeImage({ totalBytes: 24 << 20, seed: 11, layers: 1 });
+    const big = await pushOrdinary("cat", img.layers);
+    const res = await runShoal(["cat", "--plain-http", "--stats", "--supernode", supernodeUrl, big.ref, img.smallFile.path]);
+    expect(res.code, res.stderr).toBe(0);
+    expect(createHash("sha256").update(res.stdout).digest("hex")).toBe(img.smallFile.sha256.replace("sha256:", ""));
+    const m = /fetched .* \(([0-9.]+)% of the image/.exec(res.stderr);
+    expect(m, res.stderr).not.toBeNull();
+    expect(Number(m![1])).toBeLessThan(5);
+  });
+
   it("the snapshotter takes an ordinary layer that CRI's labels name as a remote snapshot, read through its seekable index", async () => {
     const layout = await writeImageLayout(join(work, "one-src"), largeImage({ totalBytes: 4 << 20, seed: 9, layers: 1 }).layers, { tag: "v1" });
     await pushLayout(layout.dir, "v1", `${registry.host}/one:v1`);

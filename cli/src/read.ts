@@ -5,6 +5,8 @@ import type { RegistryOptions } from "./common.ts";
 
 interface ReadOptions extends RegistryOptions {
   stats?: boolean;
+  /** Supernode URLs: seekable indexes of unconverted layers, and their spans, from them. */
+  supernode?: string;
 }
 
 /** An image opened for reading through its indexes, counting what it fetched from the registry. */
@@ -17,16 +19,31 @@ interface ReadableImage {
 }
 
 async function withImage(imageText: string, opts: ReadOptions, fn: (img: ReadableImage) => Promise<void>): Promise<void> {
-  const { openImage, RegistryIndexSource, RegistrySource } = await import("@shoal/fetch");
-  const { LayerReader, MergedTree, normalizeUserPath } = await import("@shoal/blockindex");
+  const { openImage, LocalSeekableIndexSource, RegistryIndexSource, RegistrySource, SupernodeSource } = await import("@shoal/fetch");
+  const { SupernodeSet } = await import("@shoal/swarm");
+  const { chunkMatches, LayerReader, MergedTree, normalizeUserPath } = await import("@shoal/blockindex");
   const { registryClients } = await import("./registry-cli.ts");
   const { parseReference } = await import("@shoal/oci");
   const ref = parseReference(imageText);
   const clients = registryClients(opts);
   try {
-    const img = await openImage(clients, ref, [new RegistryIndexSource({ clients })]);
+    // unconverted layers: a seekable index from the supernodes (spans then from their block cache), else built here from a full read
+    const urls = (opts.supernode ?? "").split(",").map((u) => u.trim()).filter((u) => u !== "");
+    const supernodes = urls.length > 0 ? new SupernodeSource({ supernodes: new SupernodeSet({ urls }) }) : undefined;
+    const img = await openImage(clients, ref, [...(supernodes ? [supernodes] : []), new RegistryIndexSource({ clients })], {
+      seekable: [...(supernodes ? [supernodes] : []), new LocalSeekableIndexSource({ clients })],
+    });
     const stats = { requests: img.layers.length, bytes: img.registryIndexBytes };
-    const source = new RegistrySource({ clients });
+    const origin = new RegistrySource({ clients });
+    const source = {
+      fetchChunks: async (layer: (typeof img.layers)[number], first: number, last: number, o: { signal: AbortSignal }) => {
+        if (!supernodes) return origin.fetchChunks(layer, first, last, o);
+        // a span from the supernode that does not match its digest (or does not come) comes from the origin
+        const got = await supernodes.fetchChunks(layer, first, last, o).catch(() => undefined);
+        if (got && got.every((b, k) => chunkMatches(layer.index.chunk(first + k), b))) return got;
+        return origin.fetchChunks(layer, first, last, o);
+      },
+    };
     await fn({
       tree: MergedTree.build(img.layers.map((l) => l.index)),
       normalize: normalizeUserPath,
@@ -78,6 +95,7 @@ export function registerLs(program: Command): void {
     .argument("<image>", "lazy image reference")
     .argument("[path]", "path inside the image", "/")
     .option("--plain-http", "use http:// instead of https://")
+    .option("--supernode <urls>", "supernode URLs (comma-separated): indexes of unconverted layers, and their spans, come from them")
     .option("-R, --recursive", "list subdirectories recursively")
     .option("--stats", "print the bytes fetched to stderr")
     .action(async (image: string, path: string, opts: ReadOptions & { recursive?: boolean }) => {
@@ -103,6 +121,7 @@ export function registerCat(program: Command): void {
     .argument("<image>", "lazy image reference")
     .argument("<path>", "path of a regular file inside the image (symlinks are followed)")
     .option("--plain-http", "use http:// instead of https://")
+    .option("--supernode <urls>", "supernode URLs (comma-separated): indexes of unconverted layers, and their spans, come from them")
     .option("--stats", "print the bytes fetched to stderr")
     .action(async (image: string, path: string, opts: ReadOptions) => {
       await withImage(image, opts, async (img) => {

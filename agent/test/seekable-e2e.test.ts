@@ -5,7 +5,7 @@ import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { decodeSeekableIndex, encodeSeekableIndex, LayerIndex, type TarEntry } from "@shoal/blockindex";
+import { attachWindows, decodeSeekableIndex, encodeSeekableIndex, LayerIndex, type TarEntry } from "@shoal/blockindex";
 import {
   diffTrees, edgeCaseImage, freePort, largeImage, pushLayout, runShoal, snapshotTree, startAgent, startRegistry, startSupernode, umociUnpack, unmountAllUnder, waitFor, writeImageLayout,
   type RunningAgent, type RunningRegistry, type ShoalDaemon, type TreeSnapshot,
@@ -54,22 +54,42 @@ const status = (a: RunningAgent) => callAgent<AgentStatus>(a.root, "GET", "/v1/s
 
 /**
  * A supernode that lies: it passes every request to the real one, but
- * rewrites the seekable indexes it answers with `forge`.
+ * answers seekable indexes rewritten by `forge` (and their window packs to
+ * match, so that every digest in the forged index holds).
  */
 async function lyingSupernode(forge: (index: LayerIndex) => LayerIndex): Promise<string> {
   const port = await freePort();
+  const forged = new Map<string, Promise<{ bytes: Buffer; pack: Buffer }>>();
+  const forgedFor = (path: string) => {
+    let f = forged.get(path);
+    if (!f) {
+      f = (async () => {
+        const index = Buffer.from(await (await fetch(`${supernodeUrl}${path}?kind=seekable`)).arrayBuffer());
+        const pack = Buffer.from(await (await fetch(`${supernodeUrl}${path}?kind=seekable-windows`)).arrayBuffer());
+        const s = decodeSeekableIndex(index);
+        attachWindows(s.index, pack);
+        return encodeSeekableIndex({ blob: s.blob, index: forge(s.index) });
+      })();
+      forged.set(path, f);
+    }
+    return f;
+  };
   const server = createServer((req, res) => {
     void (async () => {
-      const upstream = await fetch(`${supernodeUrl}${req.url}`, { method: req.method, headers: req.headers.authorization ? { authorization: req.headers.authorization } : {} });
-      let body: Buffer = Buffer.from(await upstream.arrayBuffer());
+      const [path, query] = (req.url ?? "").split("?");
+      if (query === "kind=seekable" || query === "kind=seekable-windows") {
+        const f = await forgedFor(path!);
+        if (query === "kind=seekable") return void res.end(f.bytes);
+        const m = /bytes=(\d+)-(\d+)/.exec(req.headers.range ?? "")!;
+        res.writeHead(206);
+        return void res.end(f.pack.subarray(Number(m[1]), Number(m[2]) + 1));
+      }
+      const upstream = await fetch(`${supernodeUrl}${req.url}`, { method: req.method, headers: { ...(req.headers.authorization ? { authorization: req.headers.authorization } : {}), ...(req.headers.range ? { range: req.headers.range } : {}) } });
+      const body = Buffer.from(await upstream.arrayBuffer());
       const headers: Record<string, string> = {};
       upstream.headers.forEach((v, k) => {
         if (k !== "content-length" && k !== "transfer-encoding" && k !== "content-encoding") headers[k] = v;
       });
-      if (upstream.ok && req.url?.includes("kind=seekable")) {
-        const s = decodeSeekableIndex(body);
-        body = encodeSeekableIndex({ blob: s.blob, index: forge(s.index) });
-      }
       res.writeHead(upstream.status, headers);
       res.end(body);
     })().catch(() => res.destroy());
@@ -85,7 +105,7 @@ function forgeFile(index: LayerIndex, path: string): LayerIndex {
   const e = index.find(path)!;
   const hit = index.chunksForRange(e.dataOffset, 1)!.first;
   const chunks = Array.from({ length: index.chunkCount }, (_, i) => index.chunk(i));
-  const checkpoints = chunks.map((c, i) => (i === hit && c.resume!.window.length > 0 ? { ...c.resume!, window: Buffer.alloc(c.resume!.window.length, 0x41) } : c.resume!));
+  const checkpoints = chunks.map((c, i) => (i === hit && (c.resume!.window?.length ?? 0) > 0 ? { ...c.resume!, window: Buffer.alloc(c.resume!.window!.length, 0x41) } : c.resume!));
   return new LayerIndex({
     chunkSize: index.chunkSize, uncompressedSize: index.uncompressedSize, entries,
     chunkLengths: chunks.map((c) => c.length), chunkDigests: chunks.map((c) => c.digest),

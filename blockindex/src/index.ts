@@ -14,6 +14,6 @@ export * from "./annotations.ts";
 export { gunzipMember, gunzipMemberAsync } from "./gzip-member.ts";
 export { parseStartupOrder, type StartupOrder } from "./startup-order.ts";
 export { inflateChunk } from "./inflate-chunk.ts";
-export { type Checkpoint, type SpanGeometry } from "./layer-index.ts";
+export { type Checkpoint, type SpanGeometry, type WindowRef } from "./layer-index.ts";
 export { SeekableIndexBuilder, DEFAULT_SPAN_SPACING, MIN_SPAN_SPACING, MAX_SPAN_SPACING, type BuiltSeekableIndex } from "./seekable/index-builder.ts";
-export { encodeSeekableIndex, decodeSeekableIndex, SEEKABLE_INDEX_VERSION, type SeekableBlob, type SeekableIndex } from "./seekable/seekable-index.ts";
+export { encodeSeekableIndex, decodeSeekableIndex, attachWindows, unpackWindow, SEEKABLE_INDEX_VERSION, type EncodedSeekableIndex, type SeekableBlob, type SeekableIndex } from "./seekable/seekable-index.ts";

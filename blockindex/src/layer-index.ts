@@ -35,13 +35,24 @@ export interface Chunk {
  */
 export interface Checkpoint {
   bit: number;
-  window: Uint8Array;
+  /** The window, once known: a decoded index holds only `windowRef` until a reader loads it (`SeekableWindows`). */
+  window?: Uint8Array;
+  /** Where the window lies in the index's window pack, and its sha256; absent: the span needs no window. */
+  windowRef?: WindowRef;
   /** The span is the data of a stored block: its bytes are the uncompressed bytes (`bit` 0, no window). */
   stored?: boolean;
   /** Bytes at the span's start before its deflate (or stored) data: a gzip header, a trailer before it, a stored block's header. */
   skip: number;
   /** Bytes at the span's end after its data (the last span: the last trailer and what follows). */
   tail: number;
+}
+
+/** A checkpoint's window in the window pack beside a seekable index: `packed` raw-deflated bytes at `offset`, inflating to `length` bytes of sha256 `digest`. */
+export interface WindowRef {
+  offset: number;
+  packed: number;
+  length: number;
+  digest: Buffer;
 }
 
 /**
@@ -245,7 +256,7 @@ function checkSpans(spans: SpanGeometry, lengths: readonly number[], uncompresse
     const next = i + 1 < n ? spans.uncompressedOffsets[i + 1]! : uncompressedSize;
     if (!(next > u)) throw bad(`span ${i} is empty or out of order`);
     const cp = spans.checkpoints[i]!;
-    if (!Number.isInteger(cp.bit) || cp.bit < 0 || cp.bit > 7 || cp.window.length > 32 * 1024) throw bad(`span ${i} has a malformed checkpoint`);
+    if (!Number.isInteger(cp.bit) || cp.bit < 0 || cp.bit > 7 || (cp.window?.length ?? cp.windowRef?.length ?? 0) > 32 * 1024) throw bad(`span ${i} has a malformed checkpoint`);
     if (cp.skip + cp.tail >= lengths[i]!) throw bad(`span ${i} holds no data`);
     const prevEnd = i > 0 ? spans.offsets[i - 1]! + lengths[i - 1]! : 0;
     if (spans.offsets[i]! !== prevEnd && spans.offsets[i]! !== prevEnd - 1) throw bad(`span ${i} does not start where the span before it ends`);

@@ -4,7 +4,7 @@ import { createHash } from "node:crypto";
 import { constants, createGzip, gzipSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
 import { prng } from "./helpers.ts";
-import { decodeSeekableIndex, inflateChunk, SeekableIndexBuilder, TarParser, type LayerIndex, type TarEntry } from "../src/index.ts";
+import { attachWindows, decodeSeekableIndex, inflateChunk, SeekableIndexBuilder, TarParser, type LayerIndex, type TarEntry } from "../src/index.ts";
 
 /** A tar stream with text, zeros and random runs in its files, so every block kind appears. */
 function mixedTar(files: number, seed: number): Buffer {
@@ -113,18 +113,29 @@ describe("SeekableIndexBuilder", () => {
     await expectSpansRead(index, members, tar);
   });
 
-  it("encodes to bytes that decode to the same spans and entries, bound to the blob", async () => {
+  it("encodes to an index and a window pack that decode to the same spans and entries, bound to the blob", async () => {
     const tar = mixedTar(200, 3);
     const blob = gzipSync(tar);
     const built = build(blob, 128 << 10);
     const back = decodeSeekableIndex(built.bytes);
     expect(back.blob).toEqual({ digest: built.blobDigest, size: blob.length });
+    expect(back.packBytes).toBe(built.pack.length);
     expect(back.index.entries).toEqual(built.index.entries);
     expect(back.index.chunkCount).toBe(built.index.chunkCount);
-    const plain = (c: ReturnType<LayerIndex["chunk"]>) => ({ ...c, resume: { ...c.resume!, window: Buffer.from(c.resume!.window).toString("hex") } });
+    // decoded, the windows are only referenced; spans that need one do not inflate until it is loaded
+    const needy = [...Array(back.index.chunkCount).keys()].find((i) => back.index.chunk(i).resume!.windowRef)!;
+    const c0 = back.index.chunk(needy);
+    await expect(inflateChunk(c0, blob.subarray(c0.offset, c0.offset + c0.length))).rejects.toThrow(/window is not loaded/);
+    attachWindows(back.index, built.pack);
+    const plain = (c: ReturnType<LayerIndex["chunk"]>) => ({ ...c, resume: { ...c.resume!, windowRef: undefined, window: Buffer.from(c.resume!.window!).toString("hex") } });
     for (let i = 0; i < back.index.chunkCount; i++) expect(plain(back.index.chunk(i))).toEqual(plain(built.index.chunk(i)));
     expect(back.index.chunksForRange(tar.length - 1, 1)!.last).toBe(back.index.chunkCount - 1);
     await expectSpansRead(back.index, blob, tar);
+    // a window pack that is not the index's is refused
+    const other = decodeSeekableIndex(built.bytes);
+    const bad = Buffer.from(built.pack);
+    bad[bad.length >> 1] = bad[bad.length >> 1]! ^ 0xff;
+    expect(() => attachWindows(other.index, bad)).toThrow(/window/);
     // every truncation is refused with the index error, never a crash
     for (const cut of [0, 3, 10, 50, built.bytes.length - 1]) expect(() => decodeSeekableIndex(built.bytes.subarray(0, cut))).toThrow(/seekable index/);
   });
@@ -148,7 +159,7 @@ describe("SeekableIndexBuilder", () => {
     let caught = 0;
     for (let i = 0; i < index.chunkCount; i++) {
       const c = index.chunk(i);
-      if (c.resume!.window.length === 0) continue;
+      if (!c.resume!.window?.length) continue;
       const forged = { ...c, resume: { ...c.resume!, window: Buffer.alloc(c.resume!.window.length, 0x41) } };
       const raw = await inflateChunk(forged, blob.subarray(c.offset, c.offset + c.length)).catch(() => undefined);
       if (raw === undefined || !raw.equals(tar.subarray(c.uncompressedOffset, c.uncompressedOffset + c.uncompressedLength))) caught++;

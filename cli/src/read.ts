@@ -19,7 +19,8 @@ interface ReadableImage {
 }
 
 async function withImage(imageText: string, opts: ReadOptions, fn: (img: ReadableImage) => Promise<void>): Promise<void> {
-  const { openImage, LocalSeekableIndexSource, RegistryIndexSource, RegistrySource, SupernodeSource } = await import("@shoal/fetch");
+  const { ShoalError } = await import("@shoal/base");
+  const { loadWindow, openImage, LocalSeekableIndexSource, RegistryIndexSource, RegistrySource, SupernodeSource } = await import("@shoal/fetch");
   const { SupernodeSet } = await import("@shoal/swarm");
   const { chunkMatches, LayerReader, MergedTree, normalizeUserPath } = await import("@shoal/blockindex");
   const { registryClients } = await import("./registry-cli.ts");
@@ -49,8 +50,20 @@ async function withImage(imageText: string, opts: ReadOptions, fn: (img: Readabl
       normalize: normalizeUserPath,
       reader(i) {
         const layer = img.layers[i]!;
+        const windows = layer.windows;
+        // windows of seekable spans come apart from them (counted with the bytes fetched)
+        if (windows) {
+          layer.windows = async (ref, o) => {
+            const w = await windows(ref, o);
+            stats.requests++;
+            stats.bytes += w.length;
+            return w;
+          };
+        }
+        const noDerive = () => Promise.reject(new ShoalError("SHOAL_ERR_SUPERNODE_UNAVAILABLE", `a checkpoint window of ${layer.digest} is not available`));
         const chunks = {
           async fetchChunk(c: Chunk, o: { signal?: AbortSignal } = {}) {
+            await loadWindow(layer, c, noDerive, o);
             const [bytes] = await source.fetchChunks(layer, c.index, c.index, { signal: o.signal ?? new AbortController().signal });
             stats.requests++;
             stats.bytes += bytes!.length;

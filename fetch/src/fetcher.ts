@@ -12,6 +12,7 @@ import { DemandActivity } from "./demand.ts";
 import { allAborted, Flights } from "./flights.ts";
 import { hedgedRace, HedgeLostError } from "./race.ts";
 import type { RemoteLayer } from "./remote-layer.ts";
+import { loadWindow } from "./seekable.ts";
 
 /** Largest run of adjacent chunks fetched in one request, bytes. */
 export const MAX_RUN_BYTES = 4 << 20;
@@ -149,7 +150,21 @@ export class Fetcher {
   /** Inflate a local compressed-only chunk into the store; true when it is stored inflated. */
   inflateLocal(layer: RemoteLayer, i: number): Promise<boolean> {
     const chunk = layer.index.chunk(i);
-    return this.cache.inflateStored(chunkDigest(chunk), inflaterOf(layer, chunk));
+    return this.cache.inflateStored(chunkDigest(chunk), this.inflaterOf(layer, chunk));
+  }
+
+  /** The store's inflater for `chunk`: none for a gzip member (the store's own), the checkpoint's for a span (its window loaded first). */
+  private inflaterOf(layer: RemoteLayer, chunk: Chunk): InflateOptions {
+    if (!chunk.resume) return {};
+    return { inflate: async (z) => {
+      await this.windowOf(layer, chunk);
+      return inflateChunk(chunk, z, { layer: layer.digest });
+    } };
+  }
+
+  /** Load a span's checkpoint window before it is inflated (from the layer's loader, else from the data before it). */
+  private windowOf(layer: RemoteLayer, chunk: Chunk): Promise<void> {
+    return loadWindow(layer, chunk, (offset, length) => this.read(layer, offset, length));
   }
 
   /** From now on every read of layer `digest` fails with `err` (its index was found forged or wrong; see `auditSeekableLayer`). */
@@ -168,7 +183,7 @@ export class Fetcher {
         return landed;
       }
       if (this.cache.has(digest)) {
-        const raw = await this.cache.readRaw(digest, 0, chunk.uncompressedLength, inflaterOf(layer, chunk));
+        const raw = await this.cache.readRaw(digest, 0, chunk.uncompressedLength, this.inflaterOf(layer, chunk));
         if (raw && raw.length === chunk.uncompressedLength) {
           this.hit(raw.length);
           return raw;
@@ -177,7 +192,7 @@ export class Fetcher {
       const raw = await this.flights.join(digest, (signal) => this.fetchOne(layer, chunk, opts.background === true, true, this.deadline(signal)), opts.signal);
       if (raw) return raw;
       // A background fetch stored it compressed only: read it (inflating) from the store.
-      const stored = await this.cache.readRaw(digest, 0, chunk.uncompressedLength, inflaterOf(layer, chunk));
+      const stored = await this.cache.readRaw(digest, 0, chunk.uncompressedLength, this.inflaterOf(layer, chunk));
       if (stored && stored.length === chunk.uncompressedLength) return stored;
     }
   }
@@ -230,6 +245,11 @@ export class Fetcher {
   async read(layer: RemoteLayer, offset: number, length: number, opts: FetchOptions = {}): Promise<Buffer> {
     const condemned = this.condemned.get(layer.digest);
     if (condemned) throw condemned;
+    // a span's window travels apart from it: ask for it while the span is fetched, not after
+    if (layer.windows && length > 0 && offset >= 0 && offset < layer.index.uncompressedSize) {
+      const r = layer.index.chunksForRange(offset, Math.min(length, layer.index.uncompressedSize - offset));
+      for (let i = r?.first ?? 0; r && i <= r.last; i++) void this.windowOf(layer, layer.index.chunk(i)).catch(() => undefined);
+    }
     const range = layer.index.chunksForRange(offset, length);
     if (!range) return Buffer.alloc(0);
     // reads pass here for every FUSE read: look only while some chunk has failed
@@ -283,7 +303,7 @@ export class Fetcher {
           return landed.subarray(from, to);
         }
         if (this.cache.has(digest)) {
-          const part = await this.cache.readRaw(digest, from, to - from, inflaterOf(layer, chunk));
+          const part = await this.cache.readRaw(digest, from, to - from, this.inflaterOf(layer, chunk));
           if (part && part.length === to - from) {
             if (!fresh) this.hit(part.length);
             return part;
@@ -456,6 +476,7 @@ export class Fetcher {
       await this.cache.putCompressed(digest, compressed, chunk.uncompressedLength, { verified: true });
       return undefined;
     }
+    await this.windowOf(layer, chunk);
     const raw = await inflateChunk(chunk, compressed, { layer: layer.digest });
     const written = this.cache.put(digest, compressed, raw, { verified: true });
     if (this.landing.size >= MAX_LANDING) {
@@ -485,9 +506,4 @@ export class Fetcher {
     t.chunks++;
     t.bytes += bytes;
   }
-}
-
-/** The store's inflater for `chunk`: none for a gzip member (the store's own), the checkpoint's for a span. */
-function inflaterOf(layer: RemoteLayer, chunk: Chunk): InflateOptions {
-  return chunk.resume ? { inflate: (z) => inflateChunk(chunk, z, { layer: layer.digest }) } : {};
 }

@@ -11,10 +11,10 @@ import type { Descriptor, ImageManifest, ImageReference, Platform, RegistryClien
 import type { LayerRef } from "@shoal/swarm";
 import type { Logger } from "pino";
 import type { RemoteLayer } from "./remote-layer.ts";
-import { fetchSeekableIndex, type SeekableIndexSource } from "./seekable.ts";
+import { fetchSeekableIndex, windowLoaderOf, type SeekableIndexSource, type WindowLoader } from "./seekable.ts";
 
 /** Loads the seekable index of an ordinary layer (its descriptor `desc`): the index and the digest of its encoding. */
-export type SeekableLoader = (layer: LayerRef, desc: Descriptor) => Promise<{ index: LayerIndex; indexDigest: string }>;
+export type SeekableLoader = (layer: LayerRef, desc: Descriptor) => Promise<{ index: LayerIndex; indexDigest: string; windows?: WindowLoader }>;
 
 /** A place layer indexes come from. */
 export interface IndexSource {
@@ -99,7 +99,7 @@ export async function layerSlotsOf(ref: ImageReference, manifest: ImageManifest,
     if (!info) {
       if (!seekable) return undefined;
       const s = await seekable(layer, d);
-      return { ...layer, index: s.index, indexDigest: s.indexDigest, kind: "seekable" };
+      return { ...layer, index: s.index, indexDigest: s.indexDigest, kind: "seekable", ...(s.windows ? { windows: s.windows } : {}) };
     }
     return { ...layer, index: await index(layer, info), indexDigest: info.indexDigest, ...(info.sourceDigest ? { sourceDigest: info.sourceDigest } : {}) };
   }));
@@ -125,7 +125,8 @@ export async function openImage(
   const layers = seekable
     ? (await layerSlotsOf(ref, resolved.manifest, lazy, async (layer, desc) => {
       const got = await fetchSeekableIndex(seekable, layer, desc, opts);
-      return { index: got.index, indexDigest: digestOf(got.bytes) };
+      const windows = windowLoaderOf(got.source, layer);
+      return { index: got.index, indexDigest: digestOf(got.bytes), ...(windows ? { windows } : {}) };
     })) as RemoteLayer[]
     : await lazyLayersOf(ref, resolved.manifest, lazy);
   return { ref, resolved, layers, registryIndexBytes };

@@ -1,5 +1,6 @@
 /** A lazy layer as the read path sees it. */
 import type { LayerIndex } from "@shoal/blockindex";
+import type { WindowLoader } from "./seekable.ts";
 
 /** A lazy layer the agent reads: where it lives and its index. */
 export interface RemoteLayer {
@@ -23,4 +24,6 @@ export interface RemoteLayer {
    * blob); supernodes serve its spans from their block cache.
    */
   kind?: "blocks" | "seekable";
+  /** A seekable layer's checkpoint windows, loaded one at a time on first need (see `loadWindow`); absent: derived from the data before each span. */
+  windows?: WindowLoader;
 }

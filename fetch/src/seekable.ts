@@ -7,8 +7,9 @@
  * arrives; `auditSeekableLayer` checks the index itself once every span is
  * local.
  */
+import { createHash } from "node:crypto";
 import { digestOf, ShoalError } from "@shoal/base";
-import { chunkDigest, chunkMatches, decodeSeekableIndex, layerCompression, SeekableIndexBuilder, type LayerIndex } from "@shoal/blockindex";
+import { attachWindows, chunkDigest, chunkMatches, decodeSeekableIndex, layerCompression, SeekableIndexBuilder, unpackWindow, type Checkpoint, type Chunk, type LayerIndex } from "@shoal/blockindex";
 import type { Descriptor, RegistryClients } from "@shoal/oci";
 import type { LayerRef } from "@shoal/swarm";
 import type { Logger } from "pino";
@@ -18,8 +19,14 @@ import type { RemoteLayer } from "./remote-layer.ts";
 export interface SeekableIndexSource {
   /** Name for logs and status: `supernode`, `local`. */
   readonly name: string;
-  /** The encoded seekable index of `layer` (unverified: `decodeSeekableLayerIndex` checks it names the blob). */
-  fetchSeekableIndex(layer: LayerRef, opts: { signal?: AbortSignal }): Promise<Uint8Array>;
+  /**
+   * The encoded seekable index of `layer` (unverified: `decodeSeekableLayerIndex`
+   * checks it names the blob), with its whole window pack when the source has
+   * it at hand (a local build).
+   */
+  fetchSeekableIndex(layer: LayerRef, opts: { signal?: AbortSignal }): Promise<{ bytes: Uint8Array; pack?: Uint8Array }>;
+  /** Bytes `[start, end)` of the layer's window pack (unverified: each window is checked against the index). */
+  fetchWindows?(layer: LayerRef, start: number, end: number, opts: { signal?: AbortSignal }): Promise<Uint8Array>;
 }
 
 /** Builds the index here from one full read of the blob from its registry (verified against its digest). */
@@ -33,11 +40,12 @@ export class LocalSeekableIndexSource implements SeekableIndexSource {
     this.#spacing = init.spacing;
   }
 
-  async fetchSeekableIndex(layer: LayerRef, opts: { signal?: AbortSignal } = {}): Promise<Uint8Array> {
+  async fetchSeekableIndex(layer: LayerRef, opts: { signal?: AbortSignal } = {}): Promise<{ bytes: Uint8Array; pack: Uint8Array }> {
     const builder = new SeekableIndexBuilder({ layer: layer.digest, ...(this.#spacing !== undefined ? { spacing: this.#spacing } : {}) });
     const blob = await this.#clients.client(layer.registry).openBlob(layer.repository, layer.digest, opts);
     for await (const piece of blob.body) builder.push(piece);
-    return builder.end().bytes;
+    const built = builder.end();
+    return { bytes: built.bytes, pack: built.pack };
   }
 }
 
@@ -52,13 +60,17 @@ export function seekableMediaType(mediaType: string): boolean {
  * descriptor `desc`) from the first of `sources` that answers one naming
  * this blob; which source served it is returned too.
  */
-export async function fetchSeekableIndex(sources: readonly SeekableIndexSource[], layer: LayerRef, desc: Descriptor, opts: { signal?: AbortSignal; logger?: Logger } = {}): Promise<{ bytes: Uint8Array; index: LayerIndex; source: SeekableIndexSource }> {
+export async function fetchSeekableIndex(
+  sources: readonly SeekableIndexSource[], layer: LayerRef, desc: Descriptor, opts: { signal?: AbortSignal; logger?: Logger } = {},
+): Promise<{ bytes: Uint8Array; pack?: Uint8Array; index: LayerIndex; source: SeekableIndexSource }> {
   seekableMediaType(desc.mediaType);
   let lastErr: unknown = new ShoalError("SHOAL_ERR_NOT_CONVERTED", `layer ${layer.digest} is not converted, and no source of seekable indexes is configured`);
   for (const source of sources) {
     try {
-      const bytes = await source.fetchSeekableIndex(layer, opts);
-      return { bytes, index: decodeSeekableLayerIndex(bytes, layer.digest, desc.size), source };
+      const got = await source.fetchSeekableIndex(layer, opts);
+      const index = decodeSeekableLayerIndex(got.bytes, layer.digest, desc.size);
+      if (got.pack) attachWindows(index, got.pack);
+      return { ...got, index, source };
     } catch (err) {
       if (opts.signal?.aborted) throw err;
       lastErr = err;
@@ -110,4 +122,55 @@ export async function auditSeekableLayer(layer: RemoteLayer, read: (digest: stri
   }
   if (built.blobDigest !== layer.digest) throw bad(`its spans make up blob ${built.blobDigest}`);
   if (layer.indexDigest !== undefined && digestOf(built.bytes) !== layer.indexDigest) throw bad("the blob gives a different index");
+}
+
+/** Loads the packed bytes of one checkpoint window of a seekable layer (`RemoteLayer.windows`). */
+export type WindowLoader = (ref: { offset: number; packed: number }, opts: { signal?: AbortSignal }) => Promise<Uint8Array>;
+
+/** A `WindowLoader` over `source`'s window ranges for `layer`, or undefined when it serves none. */
+export function windowLoaderOf(source: SeekableIndexSource | undefined, layer: LayerRef): WindowLoader | undefined {
+  const fetchWindows = source?.fetchWindows?.bind(source);
+  return fetchWindows ? (ref, opts) => fetchWindows(layer, ref.offset, ref.offset + ref.packed, opts) : undefined;
+}
+
+/**
+ * Make sure `chunk`'s checkpoint window is known before it is inflated:
+ * from the layer's window loader (checked against the index), else derived
+ * from the uncompressed bytes before the span (`readBefore`, which reads
+ * them through the spans before it), checked against the same digest. The
+ * window is kept on the checkpoint. Throws `SHOAL_ERR_BAD_INDEX` when
+ * neither gives the window the index names.
+ */
+export function loadWindow(layer: RemoteLayer, chunk: Chunk, readBefore: (offset: number, length: number) => Promise<Buffer>, opts: { signal?: AbortSignal } = {}): Promise<void> {
+  const cp = chunk.resume;
+  if (!cp || cp.window !== undefined || !cp.windowRef) return Promise.resolve();
+  // one load per window however many readers need it
+  let p = loading.get(cp);
+  if (!p) {
+    p = loadOnce(layer, chunk, cp, readBefore, opts).finally(() => loading.delete(cp));
+    loading.set(cp, p);
+  }
+  return p;
+}
+
+const loading = new WeakMap<Checkpoint, Promise<void>>();
+
+async function loadOnce(layer: RemoteLayer, chunk: Chunk, cp: Checkpoint, readBefore: (offset: number, length: number) => Promise<Buffer>, opts: { signal?: AbortSignal }): Promise<void> {
+  const ref = cp.windowRef!;
+  let loaded: Buffer | undefined;
+  if (layer.windows) {
+    try {
+      loaded = unpackWindow(ref, await layer.windows(ref, opts));
+    } catch (err) {
+      if (opts.signal?.aborted) throw err;
+    }
+  }
+  if (!loaded) {
+    const before = await readBefore(chunk.uncompressedOffset - ref.length, ref.length);
+    if (!createHash("sha256").update(before).digest().equals(ref.digest)) {
+      throw new ShoalError("SHOAL_ERR_BAD_INDEX", `the window of span ${chunk.index} of ${layer.digest} is not the data before it`);
+    }
+    loaded = before;
+  }
+  cp.window = loaded;
 }

@@ -1,7 +1,7 @@
 /** The supernode's HTTP API: routing, parsing at the edge, JSON errors `{code, message}`. */
 import {
   ANNOUNCE_PATH, BLOBS_PREFIX, BLOCKS_PREFIX, CHUNK_LENGTHS_HEADER, CHUNKS_PREFIX, HEALTH_PATH, INDEX_DIGEST_HEADER, INDEX_OFFSET_HEADER, INDEX_PREFIX, MAX_JSON_BODY, PEERS_PATH,
-  NotSwarmMemberError, openTrackerMessage, SEEKABLE_INDEX_KIND, parseAnnouncement, parseBasicAuth, parseLayerPath, parsePeerReport, parsePreheatRequest, PREHEAT_PATH, PREHEAT_PREFIX, REPORT_PATH,
+  NotSwarmMemberError, openTrackerMessage, SEEKABLE_INDEX_KIND, SEEKABLE_WINDOWS_KIND, parseAnnouncement, parseBasicAuth, parseLayerPath, parsePeerReport, parsePreheatRequest, PREHEAT_PATH, PREHEAT_PREFIX, REPORT_PATH,
   type LayerRef, type PeerReport,
 } from "@shoal/swarm";
 import { AbortedError, BadRequestError, errorBody, httpStatusOf, isSha256Digest, ShoalError } from "@shoal/base";
@@ -141,7 +141,19 @@ async function handle(c: ApiComponents, req: IncomingMessage, res: ServerRespons
       c.served?.(built.bytes.length);
       return;
     }
-    if (kind !== null) throw new BadRequestError(`query parameter kind must be ${SEEKABLE_INDEX_KIND} or absent`);
+    if (kind === SEEKABLE_WINDOWS_KIND) {
+      const built = await c.seekable.get(layer, opts);
+      const range = parseRangeHeader(req.headers.range, built.pack.length) ?? { start: 0, end: built.pack.length };
+      const part = built.pack.subarray(range.start, range.end);
+      res.writeHead(req.headers.range ? 206 : 200, {
+        "content-type": "application/octet-stream", "content-length": part.length,
+        ...(req.headers.range ? { "content-range": `bytes ${range.start}-${range.end - 1}/${built.pack.length}` } : {}),
+      });
+      res.end(part);
+      c.served?.(part.length);
+      return;
+    }
+    if (kind !== null) throw new BadRequestError(`query parameter kind must be ${SEEKABLE_INDEX_KIND}, ${SEEKABLE_WINDOWS_KIND} or absent`);
     const cached = await c.chunks.getIndex(layer, opts);
     res.writeHead(200, {
       "content-type": "application/octet-stream",

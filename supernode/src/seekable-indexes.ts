@@ -15,14 +15,16 @@ import { createHash } from "node:crypto";
 import type { Logger } from "pino";
 import type { BlobReadOptions, BlobService, BlockCache, BlockDb } from "./blob-service.ts";
 
-const RECORD_PREFIX = "seek!";
+/** `seek!<blob>!<spacing>` → `<index digest> <window pack digest>` (both in the chunk store). */
+const RECORD_PREFIX = "seek2!";
 /** Decoded answers kept in memory, layers. */
 const MAX_REMEMBERED = 1024;
 
-/** A built index as served. */
+/** A built index as served: its bytes, their digest, and its window pack. */
 export interface BuiltIndex {
   bytes: Buffer;
   digest: string;
+  pack: Buffer;
 }
 
 /** Counts what building costs, for metrics. */
@@ -75,11 +77,13 @@ export class SeekableIndexes {
   }
 
   async #stored(key: string): Promise<BuiltIndex | undefined> {
-    const digest = await this.#db.get(key).catch(() => undefined);
-    if (!digest || !this.#cache.has(digest)) return undefined;
+    const record = await this.#db.get(key).catch(() => undefined);
+    const [digest, packDigest] = (record ?? "").split(" ");
+    if (!digest || !packDigest || !this.#cache.has(digest) || !this.#cache.has(packDigest)) return undefined;
     const bytes = await this.#cache.readCompressed(digest);
-    if (!bytes) return undefined;
-    const built = { bytes, digest };
+    const pack = await this.#cache.readCompressed(packDigest);
+    if (!bytes || !pack) return undefined;
+    const built = { bytes, digest, pack };
     this.#known.set(key, built);
     return built;
   }
@@ -91,17 +95,19 @@ export class SeekableIndexes {
     const built = builder.end();
     if (built.blobDigest !== blob.digest) throw new DigestMismatchError(`blob ${blob.digest}`, blob.digest, built.blobDigest);
     const digest = `sha256:${createHash("sha256").update(built.bytes).digest("hex")}`;
-    const out = { bytes: built.bytes, digest };
+    const packDigest = `sha256:${createHash("sha256").update(built.pack).digest("hex")}`;
+    const out = { bytes: built.bytes, digest, pack: built.pack };
     try {
       await this.#cache.putCompressed(digest, built.bytes, 0, { verified: true });
-      await this.#db.put(key, digest);
+      await this.#cache.putCompressed(packDigest, built.pack, 0, { verified: true });
+      await this.#db.put(key, `${digest} ${packDigest}`);
     } catch (err) {
       this.#log.warn({ blob: blob.digest, err }, "could not keep a seekable index; it is built again when asked");
     }
     this.#known.set(key, out);
     const ms = performance.now() - started;
     this.#observer?.built?.(blob.digest, ms, size, built.bytes.length);
-    this.#log.info({ blob: blob.digest, spans: built.index.chunkCount, entries: built.index.entries.length, blobBytes: size, indexBytes: built.bytes.length, ms: Math.round(ms) }, "seekable index built");
+    this.#log.info({ blob: blob.digest, spans: built.index.chunkCount, entries: built.index.entries.length, blobBytes: size, indexBytes: built.bytes.length, packBytes: built.pack.length, ms: Math.round(ms) }, "seekable index built");
     return out;
   }
 

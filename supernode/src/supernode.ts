@@ -52,7 +52,7 @@ export interface SupernodeInit {
   accessTtlMs?: number;
   /** Block size in which byte ranges of any blob are fetched and cached. Default 4 MiB. */
   blobBlockBytes?: number;
-  /** Uncompressed bytes between the checkpoints of the seekable indexes it builds. Default 4 MiB. */
+  /** Uncompressed bytes between the checkpoints of the seekable indexes it builds. Default 1 MiB. */
   spanSpacing?: number;
   /** When set, only these registries are contacted. */
   allowedRegistries?: string[];

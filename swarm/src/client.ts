@@ -13,7 +13,7 @@ import {
 } from "./messages.ts";
 import type { TrackerEnvelope } from "./tracker-auth.ts";
 import {
-  ANNOUNCE_PATH, blobRoute, blocksRoute, CHUNK_LENGTHS_HEADER, chunksRoute, HEALTH_PATH, indexRoute, peersRoute, PREHEAT_PATH, preheatJobRoute, REPORT_PATH, seekableIndexRoute,
+  ANNOUNCE_PATH, blobRoute, blocksRoute, CHUNK_LENGTHS_HEADER, chunksRoute, HEALTH_PATH, indexRoute, peersRoute, PREHEAT_PATH, preheatJobRoute, REPORT_PATH, seekableIndexRoute, seekableWindowsRoute,
 } from "./routes.ts";
 
 /**
@@ -89,6 +89,14 @@ export class SupernodeClient {
   async seekableIndex(layer: LayerRef, opts: CallOptions = {}): Promise<Uint8Array> {
     const res = await this.#call("GET", seekableIndexRoute(layer), opts);
     return new Uint8Array(await res.arrayBuffer());
+  }
+
+  /** Bytes `[start, end)` of the window pack of `layer`'s seekable index (unverified: each window is checked against the index). */
+  async seekableWindows(layer: LayerRef, start: number, end: number, opts: CallOptions = {}): Promise<Uint8Array> {
+    const res = await this.#call("GET", seekableWindowsRoute(layer), opts, undefined, { range: `bytes=${start}-${end - 1}` });
+    const bytes = new Uint8Array(await res.arrayBuffer());
+    if (bytes.length !== end - start) throw new SupernodeCallError("SHOAL_ERR_SUPERNODE_PROTOCOL", `${this.url}: ${bytes.length} bytes of the window pack for a ${end - start}-byte range`);
+    return bytes;
   }
 
   /** Tell the tracker which layers (and chunks) this peer holds (a sealed `Announcement`); resolves the time to live it granted, ms. */

@@ -9,6 +9,7 @@
  * | `GET /v1/chunks/<blob>?first=A&last=B[&index=D]` | compressed chunks A..B of a lazy layer, concatenated; `x-shoal-chunk-lengths` lists their lengths |
  * | `GET /v1/index/<blob>[?index=D]` | the index region of a lazy layer; `x-shoal-index-offset`, `x-shoal-index-digest` |
  * | `GET /v1/index/<blob>?kind=seekable` | the seekable index of an ordinary gzip or tar layer, built on first request from one read of the blob; `x-shoal-index-digest` |
+ * | `GET /v1/index/<blob>?kind=seekable-windows` with `Range` | bytes of that index's window pack (206) |
  * | `GET, HEAD /v1/blobs/<blob>` with optional `Range` | bytes of any blob (206 for a range) |
  * | `POST /v1/announce` | body `Announcement`; answers `{ ttlMs }` |
  * | `POST /v1/report` | body `PeerReport`; answers `{ banned }` |
@@ -54,9 +55,17 @@ export function indexRoute(layer: LayerRef, indexDigest?: string): string {
 /** The `kind` query parameter of an index request that asks for a seekable index. */
 export const SEEKABLE_INDEX_KIND = "seekable";
 
+/** The `kind` that asks for ranges of a seekable index's window pack. */
+export const SEEKABLE_WINDOWS_KIND = "seekable-windows";
+
 /** `GET` path of the seekable index of an ordinary (gzip or tar) layer. */
 export function seekableIndexRoute(layer: LayerRef): string {
   return `${INDEX_PREFIX}${layerPath(layer)}?kind=${SEEKABLE_INDEX_KIND}`;
+}
+
+/** `GET` path (with a `Range`) of a seekable index's window pack. */
+export function seekableWindowsRoute(layer: LayerRef): string {
+  return `${INDEX_PREFIX}${layerPath(layer)}?kind=${SEEKABLE_WINDOWS_KIND}`;
 }
 
 /** `GET`/`HEAD` path of any blob. */

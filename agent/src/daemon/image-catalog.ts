@@ -1,7 +1,9 @@
 import { ShoalError } from "@shoal/base";
-import { requireLazyLayers, type LayerIndex } from "@shoal/blockindex";
 import { digestOf } from "@shoal/base";
-import { decodeLayerIndex, decodeSeekableLayerIndex, fetchIndexBytes, fetchSeekableIndex, layerSlotsOf, type IndexSource, type RemoteLayer, type SeekableIndexSource } from "@shoal/fetch";
+import { attachWindows, requireLazyLayers, type LayerIndex } from "@shoal/blockindex";
+import {
+  decodeLayerIndex, decodeSeekableLayerIndex, fetchIndexBytes, fetchSeekableIndex, layerSlotsOf, windowLoaderOf, type IndexSource, type RemoteLayer, type SeekableIndexSource, type WindowLoader,
+} from "@shoal/fetch";
 import type { Descriptor } from "@shoal/oci";
 import type { LayerRef } from "@shoal/swarm";
 import { parseManifest, parseReference, type ImageManifest, type ImageReference, type RegistryClients } from "@shoal/oci";
@@ -48,7 +50,7 @@ export class ImageCatalog {
   private readonly logger: Logger;
   private readonly indexes = new Map<string, LayerIndex>();
   private readonly seekableSources: readonly SeekableIndexSource[];
-  private readonly seekable = new Map<string, { index: LayerIndex; indexDigest: string }>();
+  private readonly seekable = new Map<string, { index: LayerIndex; indexDigest: string; windows?: WindowLoader }>();
   /** Where each seekable index loaded by this process came from (`supernode`, `local`, `catalog`). */
   readonly seekableOrigin = new Map<string, string>();
 
@@ -119,21 +121,29 @@ export class ImageCatalog {
   }
 
   /** The seekable index of an ordinary layer: in memory, in the database, else from the seekable sources (then kept). */
-  private async seekableIndex(layer: LayerRef, desc: Descriptor, opts: { signal?: AbortSignal; offline?: boolean }): Promise<{ index: LayerIndex; indexDigest: string }> {
+  private async seekableIndex(layer: LayerRef, desc: Descriptor, opts: { signal?: AbortSignal; offline?: boolean }): Promise<{ index: LayerIndex; indexDigest: string; windows?: WindowLoader }> {
     const known = this.seekable.get(layer.digest);
     if (known) return known;
     const key = `seekidx!${layer.digest}`;
+    const packKey = `seekwin!${layer.digest}`;
     const cached = await this.db.getBuffer(key);
-    let got: { index: LayerIndex; indexDigest: string };
+    let got: { index: LayerIndex; indexDigest: string; windows?: WindowLoader };
     if (cached) {
-      got = { index: decodeSeekableLayerIndex(cached, layer.digest, desc.size), indexDigest: digestOf(cached) };
+      const index = decodeSeekableLayerIndex(cached, layer.digest, desc.size);
+      // a local build keeps its window pack here; otherwise windows come from the supernodes as spans are read
+      const pack = await this.db.getBuffer(packKey);
+      if (pack) attachWindows(index, pack);
+      const windows = pack ? undefined : windowLoaderOf(this.seekableSources.find((s) => s.fetchWindows), layer);
+      got = { index, indexDigest: digestOf(cached), ...(windows ? { windows } : {}) };
       if (!this.seekableOrigin.has(layer.digest)) this.seekableOrigin.set(layer.digest, "catalog");
     } else {
       if (opts.offline) throw new ShoalError("SHOAL_ERR_NOT_FOUND", `seekable index of ${layer.digest} is not in the local catalog`);
       const fetched = await fetchSeekableIndex(this.seekableSources, layer, desc, { ...opts, logger: this.logger });
-      got = { index: fetched.index, indexDigest: digestOf(fetched.bytes) };
+      const windows = fetched.pack ? undefined : windowLoaderOf(fetched.source, layer);
+      got = { index: fetched.index, indexDigest: digestOf(fetched.bytes), ...(windows ? { windows } : {}) };
       this.seekableOrigin.set(layer.digest, fetched.source.name);
       if (fetched.source.name === "local") this.logger.warn({ layer: layer.digest }, "seekable index built here from a full read of the blob: this pull was not lazy (no supernode answered)");
+      if (fetched.pack) await this.db.putBuffer(packKey, fetched.pack);
       await this.db.putBuffer(key, fetched.bytes);
     }
     this.seekable.set(layer.digest, got);
@@ -144,6 +154,7 @@ export class ImageCatalog {
   async forgetSeekable(layer: string): Promise<void> {
     this.seekable.delete(layer);
     await this.db.del(`seekidx!${layer}`);
+    await this.db.del(`seekwin!${layer}`);
   }
 
   /** Keep a manifest the registry mirror relayed (verified by `digest`), so that loading the image by digest asks no registry for it. */

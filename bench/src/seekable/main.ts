@@ -13,7 +13,7 @@ import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { decodeSeekableIndex, encodeSeekableIndex, LayerIndex, SeekableIndexBuilder } from "@shoal/blockindex";
+import { attachWindows, decodeSeekableIndex, encodeSeekableIndex, LayerIndex, SeekableIndexBuilder } from "@shoal/blockindex";
 import { createNetns, freePort, pushLayout, run, runFirstWork, startNetnsRegistry, umociUnpack, unmountAllUnder, type Netns, type NetnsRegistry } from "@shoal/testkit";
 import { installExitHook, liveMountRoots, liveWorkDirs, stopProcess } from "../leftovers.ts";
 import { realisticImage, withoutProxies } from "../setup.ts";
@@ -39,10 +39,15 @@ async function fastest(n: number, fn: () => Promise<void>): Promise<number> {
   return best;
 }
 
-async function buildIndex(path: string): Promise<Buffer> {
+/** Window packs by layer, from the last build. */
+const packs = new Map<string, Buffer>();
+
+async function buildIndex(path: string, digest: string): Promise<Buffer> {
   const b = new SeekableIndexBuilder(spacing !== undefined ? { spacing } : {});
   for await (const piece of createReadStream(path, { highWaterMark: 1 << 20 })) b.push(piece as Buffer);
-  return b.end().bytes;
+  const built = b.end();
+  packs.set(digest, built.pack);
+  return built.bytes;
 }
 
 function gunzipToNull(path: string): Promise<void> {
@@ -64,7 +69,7 @@ for (const l of image.layers) {
   const path = join(image.layoutDir, "blobs", "sha256", l.digest.slice("sha256:".length));
   let bytes: Buffer = Buffer.alloc(0);
   const buildSec = await fastest(3, async () => {
-    bytes = await buildIndex(path);
+    bytes = await buildIndex(path, l.digest);
   });
   const gzipSec = await fastest(3, () => gunzipToNull(path));
   const s = decodeSeekableIndex(bytes);
@@ -75,8 +80,9 @@ for (const l of image.layers) {
     chunkLengths: chunks.map((c) => c.length), chunkDigests: chunks.map((c) => c.digest),
     spans: { offsets: chunks.map((c) => c.offset), uncompressedOffsets: chunks.map((c) => c.uncompressedOffset), checkpoints: chunks.map((c) => c.resume!) },
   });
-  const spanTableBytes = encodeSeekableIndex({ blob: s.blob, index: noEntries }).length;
-  layers.push({ digest: l.digest, blobBytes: l.size, buildSec, gzipSec, speedVsGzip: gzipSec / buildSec, indexBytes: bytes.length, spanTableBytes, spanTableShare: spanTableBytes / l.size, spans: n, entries: s.index.entries.length });
+  attachWindows(noEntries, packs.get(l.digest)!);
+  const spanTableBytes = encodeSeekableIndex({ blob: s.blob, index: noEntries }).bytes.length;
+  layers.push({ digest: l.digest, blobBytes: l.size, buildSec, gzipSec, speedVsGzip: gzipSec / buildSec, indexBytes: bytes.length, packBytes: packs.get(l.digest)!.length, spanTableBytes, spanTableShare: spanTableBytes / l.size, spans: n, entries: s.index.entries.length });
   log(`index of ${l.digest.slice(7, 19)} (${(l.size / MiB).toFixed(1)} MiB): built in ${buildSec.toFixed(2)} s, gzip -dc ${gzipSec.toFixed(2)} s (${(gzipSec / buildSec).toFixed(2)}x), ${n} spans; index ${(bytes.length / 1024).toFixed(0)} KiB, span table ${(spanTableBytes / 1024).toFixed(0)} KiB = ${((100 * spanTableBytes) / l.size).toFixed(2)}% of the layer`);
 }
 result.indexes = layers;
@@ -155,7 +161,7 @@ try {
   const f = (x: { totalSec: number; mountSec: number; speedup: number; chunkBytesFetched: number; originBytes: number }) =>
     `${x.totalSec.toFixed(2)} s (mount ${x.mountSec.toFixed(2)} s) = ${x.speedup.toFixed(2)}x the full pull; ${(x.chunkBytesFetched / MiB).toFixed(1)} MiB fetched by the agent, origin sent ${(x.originBytes / MiB).toFixed(1)} MiB`;
   console.log(`seekable: realistic image ${(image.compressedBytes / MiB).toFixed(1)} MiB compressed, registry at ${rateMbit} Mbit/s`);
-  for (const l of layers) console.log(`  index ${l.digest.slice(7, 19)}: build ${l.buildSec.toFixed(2)} s vs gzip -dc ${l.gzipSec.toFixed(2)} s = ${l.speedVsGzip.toFixed(2)}x; span table ${((100 * l.spanTableShare)).toFixed(2)}% of the layer (${l.spans} spans), index with entries ${(l.indexBytes / 1024).toFixed(0)} KiB`);
+  for (const l of layers) console.log(`  index ${l.digest.slice(7, 19)}: build ${l.buildSec.toFixed(2)} s vs gzip -dc ${l.gzipSec.toFixed(2)} s = ${l.speedVsGzip.toFixed(2)}x; span table ${((100 * l.spanTableShare)).toFixed(2)}% of the layer (${l.spans} spans), index with entries ${(l.indexBytes / 1024).toFixed(0)} KiB; window pack beside it ${(l.packBytes / 1024).toFixed(0)} KiB (fetched a window at a time)`);
   console.log(`  full pull (skopeo copy + umoci unpack + first work): ${fullSec.toFixed(2)} s`);
   console.log(`  converted image, shoal mount: ${f(converted)}`);
   console.log(`  unconverted, first host (index built on demand): ${f(first)}`);

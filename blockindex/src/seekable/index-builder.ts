@@ -35,7 +35,7 @@ import { InflateScanner, type BlockBoundary } from "./inflate-scanner.ts";
 import { encodeSeekableIndex } from "./seekable-index.ts";
 
 /** Default uncompressed bytes between checkpoints. */
-export const DEFAULT_SPAN_SPACING = 4 << 20;
+export const DEFAULT_SPAN_SPACING = 1 << 20;
 export const MIN_SPAN_SPACING = 64 << 10;
 export const MAX_SPAN_SPACING = 64 << 20;
 /** Span size of an uncompressed tar layer. */
@@ -55,8 +55,9 @@ interface OpenSpan {
 /** What a build produces. */
 export interface BuiltSeekableIndex {
   index: LayerIndex;
-  /** `encodeSeekableIndex` of it. */
+  /** `encodeSeekableIndex` of it: the index, and the window pack beside it. */
   bytes: Buffer;
+  pack: Buffer;
   /** sha256 of the blob as pushed (compare with the manifest before trusting the index). */
   blobDigest: string;
   blobSize: number;
@@ -159,7 +160,8 @@ export class SeekableIndexBuilder {
       spans: { offsets: this.#offsets, uncompressedOffsets: this.#uoffsets, checkpoints: this.#checkpoints },
     });
     const blobDigest = `sha256:${this.#blob.digest("hex")}`;
-    return { index, bytes: encodeSeekableIndex({ index, blob: { digest: blobDigest, size: this.#size } }), blobDigest, blobSize: this.#size };
+    const encoded = encodeSeekableIndex({ index, blob: { digest: blobDigest, size: this.#size } });
+    return { index, bytes: encoded.bytes, pack: encoded.pack, blobDigest, blobSize: this.#size };
   }
 
   /** An uncompressed tar stream: fixed stored spans, hashed as the bytes pass. */

@@ -64,13 +64,15 @@ export function inflateFromCheckpoint(compressed: Uint8Array, bitInFirstByte: nu
 export async function inflateSpanAsync(checkpoint: Checkpoint, bytes: Uint8Array, length: number, where: LayerPosition = {}): Promise<Buffer> {
   const fail = (msg: string) => new LayerFormatError("SHOAL_ERR_BAD_INDEX", `span does not inflate from its checkpoint: ${msg}`, where);
   if (checkpoint.skip + checkpoint.tail > bytes.length) throw fail(`a span of ${bytes.length} bytes has no data`);
+  const window = checkpoint.window;
+  if (window === undefined) throw fail("its window is not loaded");
   bytes = bytes.subarray(checkpoint.skip, bytes.length - checkpoint.tail);
   if (checkpoint.stored) {
     if (bytes.length !== length) throw fail(`a stored span of ${bytes.length} bytes cannot hold ${length}`);
     return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   }
   const opts: ZlibOptions = {
-    ...(checkpoint.window.length > 0 ? { dictionary: checkpoint.window } : {}),
+    ...(window.length > 0 ? { dictionary: window } : {}),
     finishFlush: constants.Z_SYNC_FLUSH,
     maxOutputLength: Math.max(1, length + 64 * 1024),
   };

@@ -80,9 +80,15 @@ export class SupernodeSource implements ChunkSource, IndexSource, SeekableIndexS
   }
 
   /** The seekable index of an ordinary layer, from its owner (which may read the whole blob first). */
-  async fetchSeekableIndex(layer: LayerRef, opts: { signal?: AbortSignal } = {}): Promise<Uint8Array> {
+  async fetchSeekableIndex(layer: LayerRef, opts: { signal?: AbortSignal } = {}): Promise<{ bytes: Uint8Array }> {
     const auth = await this.auth(layer.registry);
-    return this.supernodes.first(layer.digest, (c, signal) => c.seekableIndex(layer, { ...auth, signal }), { ...opts, tryMs: SEEKABLE_INDEX_TIMEOUT_MS });
+    return { bytes: await this.supernodes.first(layer.digest, (c, signal) => c.seekableIndex(layer, { ...auth, signal }), { ...opts, tryMs: SEEKABLE_INDEX_TIMEOUT_MS }) };
+  }
+
+  /** Bytes `[start, end)` of a seekable layer's window pack, from its owner. */
+  async fetchWindows(layer: LayerRef, start: number, end: number, opts: { signal?: AbortSignal } = {}): Promise<Uint8Array> {
+    const auth = await this.auth(layer.registry);
+    return this.supernodes.first(layer.digest, (c, signal) => c.seekableWindows(layer, start, end, { ...auth, signal }), { ...opts, tryMs: INDEX_TIMEOUT_MS });
   }
 
   /** The index region of a lazy layer (unverified: the caller checks it against `info.indexDigest`). */

@@ -80,7 +80,7 @@ export function encodeSeekableIndex(s: SeekableIndex): EncodedSeekableIndex {
     w.uint(cp.tail);
     w.uint(window.length);
     if (window.length > 0) {
-      const p = deflateRawSync(window, { level: 9 });
+      const p = deflateRawSync(window, { level: 1 });
       packed.push(p);
       w.uint(p.length);
       w.bytes(createHash("sha256").update(window).digest());

@@ -182,6 +182,25 @@ describe("ordinary images, lazily, through seekable indexes", () => {
     expect(Number(m![1])).toBeLessThan(5);
   });
 
+  it("a preheat of an unconverted image builds its indexes; four hosts then read it all while the registry serves it about once", async () => {
+    const img = largeImage({ totalBytes: 16 << 20, seed: 13, layers: 2 });
+    const pre = await pushOrdinary("preheated", img.layers);
+    const layout = await (await fetch(`${registry.url}/v2/preheated/manifests/v1`, { headers: { accept: "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json" } })).json() as { layers: Array<{ size: number }> };
+    const imageBytes = layout.layers.reduce((n, l) => n + l.size, 0);
+    await registry.settle();
+    await registry.resetStats();
+    const before = await builds();
+    const res = await runShoal(["preheat", "--supernode", supernodeUrl, pre.ref]);
+    expect(res.code, res.stderr).toBe(0);
+    expect(await builds()).toBe(before + 2);
+    const hosts = await Promise.all(["p1", "p2", "p3", "p4"].map((n) => agent(n, supernodeUrl, ["--prefetch", "off", "--origin-fallback", "false"])));
+    const dirs = await Promise.all(hosts.map((h, i) => mount(h, pre.ref, `preheated-${i}`)));
+    for (const dir of dirs) expect(diffTrees(pre.original, await snapshotTree(dir))).toEqual([]);
+    await registry.settle();
+    expect(registry.stats().blobBytes).toBeLessThanOrEqual(imageBytes * 1.1);
+    expect(await builds()).toBe(before + 2);
+  });
+
   it("the snapshotter takes an ordinary layer that CRI's labels name as a remote snapshot, read through its seekable index", async () => {
     const layout = await writeImageLayout(join(work, "one-src"), largeImage({ totalBytes: 4 << 20, seed: 9, layers: 1 }).layers, { tag: "v1" });
     await pushLayout(layout.dir, "v1", `${registry.host}/one:v1`);

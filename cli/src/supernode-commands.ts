@@ -42,8 +42,8 @@ export function registerSupernode(program: Command): void {
 export function registerPreheat(program: Command): void {
   program
     .command("preheat")
-    .description("fetch every chunk of a lazy image into the supernodes that own them; exits 0 when done")
-    .argument("<image>", "lazy image reference")
+    .description("fetch every chunk of a lazy image into the supernodes that own them (an unconverted image: its owners build each layer's seekable index, reading it whole); exits 0 when done")
+    .argument("<image>", "image reference (lazy or not)")
     .requiredOption("--supernode <urls>", "supernode base URLs, comma separated (every supernode of the datacenter)")
     .option("--platform <os/arch>", "platform of an index (default: this host's)")
     .option("--plain-http", "the image's registry speaks http:// (the supernodes must run with --plain-http too)")

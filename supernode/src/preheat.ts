@@ -2,7 +2,7 @@
 import { type Credentials, type RegistryClients } from "@shoal/oci";
 import { errorBody, ShoalError } from "@shoal/base";
 import { randomUUID } from "node:crypto";
-import { chunkDigest, requireLazyLayers, type LayerIndex } from "@shoal/blockindex";
+import { chunkDigest, parseLazyAnnotations, requireLazyLayers, type LayerIndex } from "@shoal/blockindex";
 import { normalizeSupernodeUrl, ownerOf, type LayerRef, type PreheatRequest, type PreheatStatus } from "@shoal/swarm";
 import type { Logger } from "pino";
 import type { ChunkService } from "./chunk-service.ts";
@@ -47,9 +47,15 @@ export interface PreheatJobView {
   status: PreheatStatus;
 }
 
+/** What preheat needs of `SeekableIndexes`. */
+export interface SeekableBuilds {
+  get(blob: LayerRef, opts: { signal?: AbortSignal; credentials?: Credentials }): Promise<unknown>;
+}
+
 /** Runs and remembers preheat jobs. */
 export class PreheatJobs {
   readonly #chunks: ChunkService;
+  readonly #seekable: SeekableBuilds | undefined;
   readonly #origins: RegistryClients;
   readonly #log: Logger;
   readonly #observer: PreheatObserver;
@@ -62,8 +68,10 @@ export class PreheatJobs {
   readonly #running = new Set<Promise<void>>();
   readonly #lifetime = new AbortController();
 
-  constructor(components: { chunks: ChunkService; origins: RegistryClients; logger: Logger; observer?: PreheatObserver }, init: PreheatJobsInit = {}) {
+  /** `seekable`: builds seekable indexes of ordinary layers (without it, images must be converted). */
+  constructor(components: { chunks: ChunkService; seekable?: SeekableBuilds; origins: RegistryClients; logger: Logger; observer?: PreheatObserver }, init: PreheatJobsInit = {}) {
     this.#chunks = components.chunks;
+    this.#seekable = components.seekable;
     this.#origins = components.origins;
     this.#log = components.logger.child({ component: "preheat" });
     this.#observer = components.observer ?? {};
@@ -123,13 +131,29 @@ export class PreheatJobs {
     const signal = this.#lifetime.signal;
     const client = this.#origins.client(req.image.registry, credentials);
     const resolved = await client.resolveImage(req.image, { signal, ...(req.platform ? { platform: req.platform } : {}) });
-    const infos = requireLazyLayers(resolved.manifest.layers, req.image.toString());
-    const layers: { ref: LayerRef; hint: IndexHint }[] = resolved.manifest.layers.map((desc, i) => ({
+    if (!this.#seekable) requireLazyLayers(resolved.manifest.layers, req.image.toString());
+    const all = resolved.manifest.layers.map((desc) => ({
       ref: { registry: req.image.registry, repository: req.image.repository, digest: desc.digest },
-      hint: { location: infos[i]!.location, indexDigest: infos[i]!.indexDigest },
+      size: desc.size,
+      info: parseLazyAnnotations(desc.annotations, desc.digest),
     }));
-    job.layers = layers.map((l) => l.ref);
+    const layers: { ref: LayerRef; hint: IndexHint }[] = all.flatMap((l) => (l.info ? [{ ref: l.ref, hint: { location: l.info.location, indexDigest: l.info.indexDigest } }] : []));
+    job.layers = all.map((l) => l.ref);
     const opts = { signal, ...(credentials ? { credentials } : {}) };
+    // an ordinary layer is preheated by its owner building its seekable index: one read of the blob, into the block cache
+    const ordinary = all.filter((l) => !l.info && this.#owns(l.ref.digest));
+    for (const l of ordinary) {
+      job.status.chunksTotal++;
+      job.status.bytesTotal += l.size;
+    }
+    const seekable = this.#seekable;
+    const indexed = Promise.all(ordinary.map(async (l) => {
+      await seekable!.get(l.ref, opts);
+      job.status.chunksDone++;
+      job.status.bytesDone += l.size;
+      this.#observer.progress?.(id, job.status);
+    }));
+    indexed.catch(() => undefined);
     const plans: { ref: LayerRef; index: LayerIndex; positions: number[] }[] = [];
     const seen = new Set<string>();
     for (const l of layers) {
@@ -180,6 +204,7 @@ export class PreheatJobs {
       }
     };
     await Promise.all(Array.from({ length: Math.max(1, this.#concurrency) }, worker));
+    await indexed;
   }
 
   #owns(digest: string): boolean {

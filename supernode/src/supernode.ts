@@ -135,7 +135,7 @@ export async function createSupernode(init: SupernodeInit, logger: Logger): Prom
     const server = createServer();
     const url = baseUrl(await listenTcp(server, init.listen));
     life.defer("API server", () => closeServer(server));
-    const preheat = new PreheatJobs({ chunks, origins, logger, observer: metrics }, { self: init.self ?? url, peers: init.peers ?? [], ...(init.maxPreheats !== undefined ? { maxRunning: init.maxPreheats } : {}) });
+    const preheat = new PreheatJobs({ chunks, seekable, origins, logger, observer: metrics }, { self: init.self ?? url, peers: init.peers ?? [], ...(init.maxPreheats !== undefined ? { maxRunning: init.maxPreheats } : {}) });
     life.defer("preheat jobs", () => preheat.close());
     let seed: SwarmSeed | undefined;
     if (init.swarm) {

@@ -31,8 +31,9 @@ async function withImage(imageText: string, opts: ReadOptions, fn: (img: Readabl
     // unconverted layers: a seekable index from the supernodes (spans then from their block cache), else built here from a full read
     const urls = (opts.supernode ?? "").split(",").map((u) => u.trim()).filter((u) => u !== "");
     const supernodes = urls.length > 0 ? new SupernodeSource({ supernodes: new SupernodeSet({ urls }) }) : undefined;
+    // without a supernode an unconverted image is refused rather than read whole behind the user's back
     const img = await openImage(clients, ref, [...(supernodes ? [supernodes] : []), new RegistryIndexSource({ clients })], {
-      seekable: [...(supernodes ? [supernodes] : []), new LocalSeekableIndexSource({ clients })],
+      ...(supernodes ? { seekable: [supernodes, new LocalSeekableIndexSource({ clients })] } : {}),
     });
     const stats = { requests: img.layers.length, bytes: img.registryIndexBytes };
     const origin = new RegistrySource({ clients });
@@ -108,7 +109,7 @@ export function registerLs(program: Command): void {
     .argument("<image>", "lazy image reference")
     .argument("[path]", "path inside the image", "/")
     .option("--plain-http", "use http:// instead of https://")
-    .option("--supernode <urls>", "supernode URLs (comma-separated): indexes of unconverted layers, and their spans, come from them")
+    .option("--supernode <urls>", "supernode URLs (comma-separated): indexes of unconverted layers, and their spans, come from them (without, unconverted images are refused)")
     .option("-R, --recursive", "list subdirectories recursively")
     .option("--stats", "print the bytes fetched to stderr")
     .action(async (image: string, path: string, opts: ReadOptions & { recursive?: boolean }) => {
@@ -134,7 +135,7 @@ export function registerCat(program: Command): void {
     .argument("<image>", "lazy image reference")
     .argument("<path>", "path of a regular file inside the image (symlinks are followed)")
     .option("--plain-http", "use http:// instead of https://")
-    .option("--supernode <urls>", "supernode URLs (comma-separated): indexes of unconverted layers, and their spans, come from them")
+    .option("--supernode <urls>", "supernode URLs (comma-separated): indexes of unconverted layers, and their spans, come from them (without, unconverted images are refused)")
     .option("--stats", "print the bytes fetched to stderr")
     .action(async (image: string, path: string, opts: ReadOptions) => {
       await withImage(image, opts, async (img) => {

@@ -1,5 +1,5 @@
 // Seekable indexes of ordinary gzip layers: built from one pass, every span inflates on its own to the bytes it claims.
-import { edgeCaseImage } from "@shoal/testkit";
+import { edgeCaseImage, writeTar } from "@shoal/testkit";
 import { createHash } from "node:crypto";
 import { constants, createGzip, gzipSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
@@ -8,28 +8,13 @@ import { attachWindows, decodeSeekableIndex, inflateChunk, SeekableIndexBuilder,
 
 /** A tar stream with text, zeros and random runs in its files, so every block kind appears. */
 function mixedTar(files: number, seed: number): Buffer {
-  const parts: Buffer[] = [];
   const randomBytes = prng(seed);
-  for (let i = 0; i < files; i++) {
+  const entries = Array.from({ length: files }, (_, i) => {
     const len = 1000 + ((i * 7919 + seed) % 60_000);
-    const body = i % 3 === 0 ? randomBytes(len) : i % 3 === 1 ? Buffer.from(`file ${i} line\n`.repeat(len / 14 + 1)).subarray(0, len) : Buffer.alloc(len);
-    const h = Buffer.alloc(512);
-    h.write(`f/${i}`, 0);
-    h.write("0000644\0", 100);
-    h.write("0000000\0", 108);
-    h.write("0000000\0", 116);
-    h.write(len.toString(8).padStart(11, "0") + "\0", 124);
-    h.write("00000000000\0", 136);
-    h.write("        ", 148);
-    h.write("0", 156);
-    h.write("ustar\x0000", 257);
-    let sum = 0;
-    for (const b of h) sum += b;
-    h.write(sum.toString(8).padStart(6, "0") + "\0 ", 148);
-    parts.push(h, body, Buffer.alloc((512 - (len % 512)) % 512));
-  }
-  parts.push(Buffer.alloc(1024));
-  return Buffer.concat(parts);
+    const data = i % 3 === 0 ? randomBytes(len) : i % 3 === 1 ? Buffer.from(`file ${i} line\n`.repeat(len / 14 + 1)).subarray(0, len) : Buffer.alloc(len);
+    return { path: `f/${i}`, type: "file" as const, data };
+  });
+  return Buffer.from(writeTar(entries, { defaultFormat: "ustar" }).tar);
 }
 
 function entriesOf(tar: Uint8Array): TarEntry[] {

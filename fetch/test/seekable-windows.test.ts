@@ -2,6 +2,7 @@
 import { gzipSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
 import { decodeSeekableIndex, inflateChunk, SeekableIndexBuilder } from "@shoal/blockindex";
+import { writeTar } from "@shoal/testkit";
 import { loadWindow, type RemoteLayer } from "../src/index.ts";
 
 /** Text of pseudo-random words (an LCG: the same every run), compressible but not too much. */
@@ -21,19 +22,7 @@ function words(bytes: number): Buffer {
 /** A seekable layer over a blob of text wrapped in one tar entry. */
 function layer(): { remote: RemoteLayer; tar: Buffer; blob: Buffer; pack: Buffer } {
   const body = words(600_000);
-  const h = Buffer.alloc(512);
-  h.write("f", 0);
-  h.write("0000644\0", 100);
-  h.write("0000000\0", 108);
-  h.write("0000000\0", 116);
-  h.write(body.length.toString(8).padStart(11, "0") + "\0", 124);
-  h.write("00000000000\0", 136);
-  h.write("        ", 148);
-  h.write("0", 156);
-  let sum = 0;
-  for (const b of h) sum += b;
-  h.write(sum.toString(8).padStart(6, "0") + "\0 ", 148);
-  const tar = Buffer.concat([h, body, Buffer.alloc((512 - (body.length % 512)) % 512), Buffer.alloc(1024)]);
+  const tar = Buffer.from(writeTar([{ path: "f", type: "file", data: body }], { defaultFormat: "ustar" }).tar);
   const blob = gzipSync(tar);
   const b = new SeekableIndexBuilder({ spacing: 64 << 10 });
   b.push(blob);

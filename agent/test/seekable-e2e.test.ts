@@ -2,12 +2,15 @@
 import { createHash } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
+import { execFile } from "node:child_process";
 import { tmpdir } from "node:os";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { attachWindows, decodeSeekableIndex, encodeSeekableIndex, LayerIndex, type TarEntry } from "@shoal/blockindex";
 import {
-  diffTrees, edgeCaseImage, freePort, largeImage, pushLayout, runShoal, snapshotTree, startAgent, startRegistry, startSupernode, umociUnpack, unmountAllUnder, waitFor, writeImageLayout,
+  buildRealisticImage, diffTrees, edgeCaseImage, FIRST_WORK_PYTHON, freePort, largeImage, pushLayout, runShoal, snapshotTree, startAgent, startRegistry, startSupernode, umociUnpack, unmountAllUnder, waitFor, writeImageLayout,
   type RunningAgent, type RunningRegistry, type ShoalDaemon, type TreeSnapshot,
 } from "@shoal/testkit";
 import { callAgent } from "@shoal/agent/client";
@@ -15,6 +18,7 @@ import { SnapshotsClient, type SnapshotsCallError } from "@shoal/snapshotter";
 import { withMounted } from "@shoal/snapshotter/testsuite";
 import type { AgentStatus } from "../src/index.ts";
 
+const run = promisify(execFile);
 let registry: RunningRegistry;
 let work: string;
 let supernode: ShoalDaemon;
@@ -199,6 +203,24 @@ describe("ordinary images, lazily, through seekable indexes", () => {
     await registry.settle();
     expect(registry.stats().blobBytes).toBeLessThanOrEqual(imageBytes * 1.1);
     expect(await builds()).toBe(before + 2);
+  });
+
+  it("the realistic Debian image pushed unconverted: the lazy tree equals umoci unpack, python3 runs, and shoal cat of one file fetches under 5%", async () => {
+    const image = await buildRealisticImage(fileURLToPath(new URL("../../.cache/realistic-image", import.meta.url)));
+    const ref = `${registry.host}/realistic:v1`;
+    await pushLayout(image.layoutDir, image.tag, ref);
+    const want = await snapshotTree((await umociUnpack(image.layoutDir, image.tag, join(work, "bundle-realistic"))).rootfs);
+    await rm(join(work, "bundle-realistic"), { recursive: true, force: true });
+    const a = await agent("realistic", supernodeUrl, ["--prefetch", "off"]);
+    const dir = await mount(a, ref, "realistic");
+    expect(diffTrees(want, await snapshotTree(dir))).toEqual([]);
+    const { stdout } = await run("chroot", [dir, "/usr/bin/python3", "-c", `${FIRST_WORK_PYTHON}; print("imported")`]);
+    expect(stdout.trim()).toBe("imported");
+    const res = await runShoal(["cat", "--plain-http", "--stats", "--supernode", supernodeUrl, ref, "/etc/os-release"]);
+    expect(res.code, res.stderr).toBe(0);
+    expect(res.stdout.toString()).toMatch(/Debian GNU\/Linux 12/);
+    const m = /fetched .* \(([0-9.]+)% of the image/.exec(res.stderr);
+    expect(Number(m![1])).toBeLessThan(5);
   });
 
   it("the snapshotter takes an ordinary layer that CRI's labels name as a remote snapshot, read through its seekable index", async () => {

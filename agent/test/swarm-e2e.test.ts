@@ -82,6 +82,19 @@ afterAll(async () => {
 });
 
 describe("supernodes, preheat and the peer swarm", () => {
+  it("an image nobody converted: a second host gets spans from the first over the swarm", async () => {
+    const img = largeImage({ totalBytes: 12 << 20, seed: 31, layers: 2 });
+    const layout = await writeImageLayout(join(work, "plain-src"), img.layers, { tag: "v1" });
+    await pushLayout(layout.dir, "v1", `${registry.host}/plain:v1`);
+    const original = await snapshotTree((await umociUnpack(layout.dir, "v1", join(work, "plain-unpack"))).rootfs);
+    const first = await agent("plain-1");
+    await mountAndRead(first, `${registry.host}/plain:v1`, original, "plain-1");
+    const second = await agent("plain-2");
+    const s = await mountAndRead(second, `${registry.host}/plain:v1`, original, "plain-2");
+    expect(s.images.find((i) => i.image === `${registry.host}/plain:v1`)?.seekable?.map((l) => l.index)).toEqual(["supernode", "supernode"]);
+    expect(s.sources.peer?.bytes ?? 0).toBeGreaterThan(0);
+  });
+
   it("after a preheat, agents read the whole image while the registry serves it about once", async () => {
     const img = await prepare("peak", 21);
     await registry.settle();

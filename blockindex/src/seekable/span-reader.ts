@@ -8,13 +8,12 @@
  * exception: a stored block inside the span pads to a byte boundary of the
  * original stream, which the shift moves. A span that starts mid-byte and
  * holds a stored block therefore does not inflate this way (zlib rejects it
- * almost always; its output must not be trusted): the index will have to
- * end such spans at the stored block (`SeekableIndexBuilder` does).
+ * almost always; its output must not be trusted): the index ends
+ * such spans at the stored block (`SeekableIndexBuilder`).
  */
 import { promisify } from "node:util";
-import { constants, inflateRaw, inflateRawSync, type ZlibOptions } from "node:zlib";
-import type { LayerPosition } from "../errors.ts";
-import { LayerFormatError } from "../errors.ts";
+import { constants, inflateRaw, type ZlibOptions } from "node:zlib";
+import { LayerFormatError, type LayerPosition } from "../errors.ts";
 import type { Checkpoint } from "../layer-index.ts";
 
 const inflateRawAsync = promisify(inflateRaw);
@@ -28,30 +27,6 @@ export function alignToBit(compressed: Uint8Array, bitInFirstByte: number): Uint
   for (let i = 0; i < n - 1; i++) out[i] = ((compressed[i]! >>> shift) | (compressed[i + 1]! << (8 - shift))) & 0xff;
   out[n - 1] = compressed[n - 1]! >>> shift;
   return out;
-}
-
-/**
- * The `length` uncompressed bytes that follow a checkpoint: `compressed`
- * holds the stream's bytes from byte `floor(bit / 8)` of the checkpoint on
- * (at least up to the end of the last block needed), `bit % 8` is passed as
- * `bitInFirstByte`, `window` is the checkpoint's window. Throws
- * SHOAL_ERR_GZIP_CORRUPT when they do not inflate to `length` bytes.
- */
-export function inflateFromCheckpoint(compressed: Uint8Array, bitInFirstByte: number, window: Uint8Array, length: number): Buffer {
-  let out: Buffer;
-  try {
-    out = inflateRawSync(alignToBit(compressed, bitInFirstByte), {
-      ...(window.length > 0 ? { dictionary: window } : {}),
-      finishFlush: constants.Z_SYNC_FLUSH,
-      maxOutputLength: Math.max(1, length + 64 * 1024),
-    });
-  } catch (err) {
-    // more output than asked for is fine (the bytes run into the next span); anything else is not
-    if ((err as { code?: string }).code !== "ERR_BUFFER_TOO_LARGE") throw new LayerFormatError("SHOAL_ERR_GZIP_CORRUPT", `span does not inflate from its checkpoint: ${(err as Error).message}`, {});
-    out = inflateRawSync(alignToBit(compressed, bitInFirstByte), { ...(window.length > 0 ? { dictionary: window } : {}), finishFlush: constants.Z_SYNC_FLUSH, maxOutputLength: 2 ** 31 - 1 });
-  }
-  if (out.length < length) throw new LayerFormatError("SHOAL_ERR_GZIP_CORRUPT", `span inflates to ${out.length} bytes from its checkpoint, expected ${length}`, {});
-  return out.subarray(0, length);
 }
 
 /**

@@ -187,12 +187,6 @@ export class ActiveImages {
     }
   }
 
-  /** Run the audit of image `digest`'s seekable layers now (those whose spans are all local); tests use it. */
-  auditNow(digest: string): Promise<void> {
-    const a = this.images.get(digest);
-    return a ? this.auditAll(a) : Promise.resolve();
-  }
-
   /** Per image in use: its lazy chunks held locally (store, or landing there) and prefetch progress. */
   status(): ImageStatus[] {
     return [...this.images.entries()].map(([digest, a]) => {

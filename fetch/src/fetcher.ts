@@ -245,10 +245,10 @@ export class Fetcher {
   async read(layer: RemoteLayer, offset: number, length: number, opts: FetchOptions = {}): Promise<Buffer> {
     const condemned = this.condemned.get(layer.digest);
     if (condemned) throw condemned;
-    // a span's window travels apart from it: ask for it while the span is fetched, not after
+    // a span's window travels apart from it: ask for it while the span is fetched, not after (none for a span stored inflated)
     if (layer.windows && length > 0 && offset >= 0 && offset < layer.index.uncompressedSize) {
       const r = layer.index.chunksForRange(offset, Math.min(length, layer.index.uncompressedSize - offset));
-      for (let i = r?.first ?? 0; r && i <= r.last; i++) void this.windowOf(layer, layer.index.chunk(i)).catch(() => undefined);
+      for (let i = r?.first ?? 0; r && i <= r.last; i++) if (!this.hasInflated(layer, i)) void this.windowOf(layer, layer.index.chunk(i)).catch(() => undefined);
     }
     const range = layer.index.chunksForRange(offset, length);
     if (!range) return Buffer.alloc(0);

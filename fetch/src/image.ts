@@ -6,12 +6,11 @@
  * agent's catalog and `shoal ls`/`shoal cat` both open images this way.
  */
 import { decodeIndexMembers, parseLazyAnnotations, requireLazyLayers, type LayerIndex, type LazyLayerInfo } from "@shoal/blockindex";
-import { digestOf } from "@shoal/base";
 import type { Descriptor, ImageManifest, ImageReference, Platform, RegistryClients, ResolvedImage } from "@shoal/oci";
 import type { LayerRef } from "@shoal/swarm";
 import type { Logger } from "pino";
 import type { RemoteLayer } from "./remote-layer.ts";
-import { fetchSeekableIndex, windowLoaderOf, type SeekableIndexSource, type WindowLoader } from "./seekable.ts";
+import { fetchSeekableIndex, type SeekableIndexSource, type WindowLoader } from "./seekable.ts";
 
 /** Loads the seekable index of an ordinary layer (its descriptor `desc`): the index and the digest of its encoding. */
 export type SeekableLoader = (layer: LayerRef, desc: Descriptor) => Promise<{ index: LayerIndex; indexDigest: string; windows?: WindowLoader }>;
@@ -124,9 +123,7 @@ export async function openImage(
   const seekable = opts.seekable;
   const layers = seekable
     ? (await layerSlotsOf(ref, resolved.manifest, lazy, async (layer, desc) => {
-      const got = await fetchSeekableIndex(seekable, layer, desc, opts);
-      const windows = windowLoaderOf(got.source, layer);
-      return { index: got.index, indexDigest: digestOf(got.bytes), ...(windows ? { windows } : {}) };
+      return fetchSeekableIndex(seekable, layer, desc, opts);
     })) as RemoteLayer[]
     : await lazyLayersOf(ref, resolved.manifest, lazy);
   return { ref, resolved, layers, registryIndexBytes };

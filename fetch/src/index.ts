@@ -11,5 +11,5 @@ export { RegistrySource } from "./sources/registry-source.ts";
 export { SupernodeSource } from "./sources/supernode-source.ts";
 export { PeerSource, type ChunkPeerLike, type PeerDirectory } from "./sources/peer-source.ts";
 export { openImage, lazyLayersOf, layerSlotsOf, fetchIndexBytes, decodeLayerIndex, RegistryIndexSource, type IndexSource, type OpenedImage, type SeekableLoader } from "./image.ts";
-export { LocalSeekableIndexSource, fetchSeekableIndex, decodeSeekableLayerIndex, auditSeekableLayer, loadWindow, windowLoaderOf, type SeekableIndexSource, type WindowLoader } from "./seekable.ts";
+export { LocalSeekableIndexSource, fetchSeekableIndex, decodeSeekableLayerIndex, auditSeekableLayer, loadWindow, windowLoaderOf, type FetchedSeekableIndex, type SeekableIndexSource, type WindowLoader } from "./seekable.ts";
 export { Announcer, holdings, type AnnouncerComponents } from "./announcer.ts";

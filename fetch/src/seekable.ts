@@ -49,28 +49,36 @@ export class LocalSeekableIndexSource implements SeekableIndexSource {
   }
 }
 
-/** True when a layer of `mediaType` can be read through a seekable index; throws `UnsupportedMediaTypeError` for zstd and non-tar layers. */
-export function seekableMediaType(mediaType: string): boolean {
-  layerCompression(mediaType);
-  return true;
+/** A seekable index as a source gave it: its bytes (and whole window pack, from a local build), decoded, and how its windows load. */
+export interface FetchedSeekableIndex {
+  bytes: Uint8Array;
+  pack?: Uint8Array;
+  index: LayerIndex;
+  /** sha256 of `bytes`: what the audit compares a rebuilt index with. */
+  indexDigest: string;
+  /** Absent when the pack came along (its windows are attached) or the source serves no windows. */
+  windows?: WindowLoader;
+  source: SeekableIndexSource;
 }
 
 /**
  * The seekable index of the ordinary layer `layer` (its manifest
  * descriptor `desc`) from the first of `sources` that answers one naming
- * this blob; which source served it is returned too.
+ * this blob; which source served it is returned too. Throws
+ * `UnsupportedMediaTypeError` for zstd and non-tar layers before asking.
  */
 export async function fetchSeekableIndex(
   sources: readonly SeekableIndexSource[], layer: LayerRef, desc: Descriptor, opts: { signal?: AbortSignal; logger?: Logger } = {},
-): Promise<{ bytes: Uint8Array; pack?: Uint8Array; index: LayerIndex; source: SeekableIndexSource }> {
-  seekableMediaType(desc.mediaType);
+): Promise<FetchedSeekableIndex> {
+  layerCompression(desc.mediaType);
   let lastErr: unknown = new ShoalError("SHOAL_ERR_NOT_CONVERTED", `layer ${layer.digest} is not converted, and no source of seekable indexes is configured`);
   for (const source of sources) {
     try {
       const got = await source.fetchSeekableIndex(layer, opts);
       const index = decodeSeekableLayerIndex(got.bytes, layer.digest, desc.size);
       if (got.pack) attachWindows(index, got.pack);
-      return { ...got, index, source };
+      const windows = got.pack ? undefined : windowLoaderOf(source, layer);
+      return { ...got, index, indexDigest: digestOf(got.bytes), ...(windows ? { windows } : {}), source };
     } catch (err) {
       if (opts.signal?.aborted) throw err;
       lastErr = err;

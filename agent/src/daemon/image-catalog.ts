@@ -139,8 +139,7 @@ export class ImageCatalog {
     } else {
       if (opts.offline) throw new ShoalError("SHOAL_ERR_NOT_FOUND", `seekable index of ${layer.digest} is not in the local catalog`);
       const fetched = await fetchSeekableIndex(this.seekableSources, layer, desc, { ...opts, logger: this.logger });
-      const windows = fetched.pack ? undefined : windowLoaderOf(fetched.source, layer);
-      got = { index: fetched.index, indexDigest: digestOf(fetched.bytes), ...(windows ? { windows } : {}) };
+      got = { index: fetched.index, indexDigest: fetched.indexDigest, ...(fetched.windows ? { windows: fetched.windows } : {}) };
       this.seekableOrigin.set(layer.digest, fetched.source.name);
       if (fetched.source.name === "local") this.logger.warn({ layer: layer.digest }, "seekable index built here from a full read of the blob: this pull was not lazy (no supernode answered)");
       if (fetched.pack) await this.db.putBuffer(packKey, fetched.pack);

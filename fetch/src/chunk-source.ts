@@ -23,7 +23,11 @@ export type SourceName = "origin" | "supernode" | "peer" | (string & {});
  *   against the index), so a source may be wrong about bytes but never about
  *   the count. It rejects with a `ShoalError` when it cannot serve the whole
  *   run (unavailable, not found, refused), and with the signal's reason,
- *   promptly, once `signal` aborts.
+ *   promptly, once `signal` aborts. A source that streams calls
+ *   `onChunk(k, bytes)` as soon as chunk `first + k`'s bytes have arrived,
+ *   before it resolves (so a reader waits for its own chunk only, not the
+ *   run); it may call it again for the same `k` after a retry; the buffers
+ *   it resolves with are authoritative. Sources that cannot stream never call it.
  * - `canServe(layer, chunk?)`: answers from memory, without I/O. False means
  *   the source surely cannot serve chunk `chunk` (any chunk of `layer` when
  *   undefined) now, and is skipped; true means it may.
@@ -35,9 +39,16 @@ export type SourceName = "origin" | "supernode" | "peer" | (string & {});
 export interface ChunkSource {
   readonly name: SourceName;
   readonly lastResort?: boolean;
-  fetchChunks(layer: RemoteLayer, first: number, last: number, opts: { signal: AbortSignal }): Promise<Uint8Array[]>;
+  fetchChunks(layer: RemoteLayer, first: number, last: number, opts: FetchChunksOptions): Promise<Uint8Array[]>;
   canServe?(layer: RemoteLayer, chunk?: number): boolean;
   reportBad?(layer: RemoteLayer, chunk: number): void;
+}
+
+/** Options of `ChunkSource.fetchChunks`. */
+export interface FetchChunksOptions {
+  signal: AbortSignal;
+  /** Chunk `first + k` has arrived (see `ChunkSource`). */
+  onChunk?: (k: number, bytes: Uint8Array) => void;
 }
 
 /** Throws `InvalidArgumentError` unless `first..last` is a run of chunk positions of `layer`. */
@@ -64,4 +75,53 @@ export function splitRun(layer: RemoteLayer, first: number, last: number, bytes:
     out.push(bytes.subarray(Math.min(bytes.length, c.offset - base), Math.min(bytes.length, c.offset - base + c.length)));
   }
   return out;
+}
+
+/**
+ * Cuts the bytes of a run (`runBytes`) into chunks as they arrive: `push`
+ * each piece with its offset in the run; `onChunk(k, bytes)` hears of each
+ * chunk once complete. A piece at offset 0 after others (a retried request)
+ * starts over; chunks already heard of are not told twice.
+ */
+export class RunAssembler {
+  private readonly ends: number[] = [];
+  private readonly onChunk: (k: number, bytes: Uint8Array) => void;
+  private parts: Uint8Array[] = [];
+  /** Bytes of the run received, and where the chunk being assembled starts. */
+  private have = 0;
+  private start = 0;
+  private k = 0;
+  private told = 0;
+
+  constructor(layer: RemoteLayer, first: number, last: number, onChunk: (k: number, bytes: Uint8Array) => void) {
+    const base = layer.index.chunk(first).offset;
+    for (let i = first; i <= last; i++) {
+      const c = layer.index.chunk(i);
+      this.ends.push(c.offset + c.length - base);
+    }
+    this.onChunk = onChunk;
+  }
+
+  push(piece: Uint8Array, at: number): void {
+    if (at === 0 && this.have > 0) {
+      this.parts = [];
+      this.have = this.start = this.k = 0;
+    }
+    if (at !== this.have) return; // not contiguous: the resolved buffers tell
+    this.parts.push(piece);
+    this.have += piece.length;
+    while (this.k < this.ends.length && this.have >= this.ends[this.k]!) {
+      const end = this.ends[this.k]!;
+      const joined = this.parts.length === 1 ? this.parts[0]! : Buffer.concat(this.parts);
+      const chunk = joined.subarray(0, end - this.start);
+      const rest = joined.subarray(end - this.start);
+      if (this.k >= this.told) {
+        this.onChunk(this.k, chunk);
+        this.told = this.k + 1;
+      }
+      this.parts = rest.length > 0 ? [rest] : [];
+      this.start = end;
+      this.k++;
+    }
+  }
 }

@@ -319,25 +319,31 @@ export class Fetcher {
   /**
    * Start one flight per chunk of `ids` (adjacent, missing); the run is
    * fetched in one request once every flight is started, and its signal
-   * aborts when every chunk's askers are gone. Resolves per chunk.
+   * aborts when every chunk's askers are gone. Each chunk's flight ends as
+   * soon as that chunk has arrived and been verified (a streaming source
+   * delivers chunks before the run is complete); one the run did not bring
+   * is fetched alone.
    */
   private startRun(layer: RemoteLayer, ids: number[], background: boolean, inflate: boolean, caller: AbortSignal | undefined): Promise<unknown>[] {
-    let release!: (fetched: Map<number, Buffer | undefined>) => void;
-    const runDone = new Promise<Map<number, Buffer | undefined>>((resolve) => (release = resolve));
+    const settle = new Map<number, (got: { raw: Buffer | undefined } | undefined) => void>();
+    const arrivals = new Map(ids.map((i) => [i, new Promise<{ raw: Buffer | undefined } | undefined>((resolve) => settle.set(i, resolve))]));
     const signals: AbortSignal[] = [];
     const waits = ids.map((i) => {
       const chunk = layer.index.chunk(i);
       return this.flights.join(chunkDigest(chunk), async (signal) => {
         signals.push(signal);
         const deadline = this.deadline(signal);
-        const fetched = await untilAborted(runDone, deadline).catch((err: unknown) => {
+        const got = await untilAborted(arrivals.get(i)!, deadline).catch((err: unknown) => {
           throw deadline.aborted && !signal.aborted ? this.timedOut(chunk, layer, err) : err;
         });
-        return fetched.has(i) ? fetched.get(i) : this.fetchOne(layer, chunk, background, inflate, deadline);
+        return got ? got.raw : this.fetchOne(layer, chunk, background, inflate, deadline);
       }, caller);
     });
-    if (ids.length === 1) release(new Map());
-    else this.fetchRun(layer, ids, background, inflate, this.deadline(allAborted(signals))).then(release, () => release(new Map()));
+    const missing = () => {
+      for (const s of settle.values()) s(undefined);
+    };
+    if (ids.length === 1) missing();
+    else void this.fetchRun(layer, ids, background, inflate, this.deadline(allAborted(signals)), (i, raw) => settle.get(i)?.({ raw })).finally(missing);
     return waits;
   }
 
@@ -351,41 +357,56 @@ export class Fetcher {
     return AbortSignal.any([signal, AbortSignal.timeout(this.timeoutMs)]);
   }
 
-  /** Fetch adjacent chunks `ids` in one request; resolves the verified, stored ones (uncompressed, or undefined when not `inflate`). */
-  private async fetchRun(layer: RemoteLayer, ids: number[], background: boolean, inflate: boolean, signal: AbortSignal): Promise<Map<number, Buffer | undefined>> {
-    const out = new Map<number, Buffer | undefined>();
+  /**
+   * Fetch adjacent chunks `ids` in one request; each verified chunk is
+   * stored and handed to `arrived` (uncompressed, or undefined when not
+   * `inflate`) as soon as its bytes are in, in order. Never rejects (`take` neither).
+   */
+  private async fetchRun(layer: RemoteLayer, ids: number[], background: boolean, inflate: boolean, signal: AbortSignal, arrived: (i: number, raw: Buffer | undefined) => void): Promise<void> {
     const source = this.sources.find((s) => !s.canServe || ids.every((i) => s.canServe!(layer, i)));
-    if (!source) return out;
+    if (!source) return;
     const first = ids[0]!;
     const last = ids.at(-1)!;
     const end = background ? undefined : this.demand.begin();
     const started = performance.now();
+    /** Chunks whose bytes were looked at (once each: a second look at the same bytes tells nothing new). */
+    const seen = new Set<number>();
+    let bytes = 0;
+    const take = async (k: number, piece: Uint8Array | undefined): Promise<void> => {
+      const i = ids[k];
+      if (i === undefined || seen.has(k)) return;
+      seen.add(k);
+      const chunk = layer.index.chunk(i);
+      if (!piece || !chunkMatches(chunk, piece)) {
+        source.reportBad?.(layer, i);
+        this.observer?.failed(source.name, "digest", `chunk ${i} of layer ${layer.digest} failed its digest`);
+        this.logger.error({ layer: layer.digest, chunk: i, source: source.name }, "chunk of a run failed its digest");
+        return;
+      }
+      try {
+        arrived(i, await this.store(layer, chunk, piece, inflate));
+      } catch (err) {
+        this.logger.warn({ layer: layer.digest, chunk: i, err: (err as Error).message }, "a chunk of a run could not be stored; it is fetched alone");
+        return;
+      }
+      this.count(source.name, piece.length);
+      bytes += piece.length;
+    };
+    const streamed: Promise<void>[] = [];
     try {
-      const pieces = await source.fetchChunks(layer, first, last, { signal });
+      const pieces = await source.fetchChunks(layer, first, last, { signal, onChunk: (k, piece) => streamed.push(take(k, piece)) });
+      await Promise.all(streamed);
+      await Promise.all(ids.map((_, k) => take(k, pieces[k])));
       const seconds = (performance.now() - started) / 1000;
-      let bytes = 0;
-      await Promise.all(ids.map(async (i, k) => {
-        const chunk = layer.index.chunk(i);
-        const piece = pieces[k];
-        if (!piece || !chunkMatches(chunk, piece)) {
-          source.reportBad?.(layer, i);
-          this.observer?.failed(source.name, "digest", `chunk ${i} of layer ${layer.digest} failed its digest`);
-          this.logger.error({ layer: layer.digest, chunk: i, source: source.name }, "chunk of a run failed its digest");
-          return;
-        }
-        out.set(i, await this.store(layer, chunk, piece, inflate));
-        this.count(source.name, piece.length);
-        bytes += piece.length;
-      }));
       this.observer?.fetched(source.name, bytes, seconds);
       this.logger.debug({ layer: layer.digest, first, last, source: source.name, bytes, background, fetchMs: Math.round(seconds * 1000) }, "chunk run fetched");
     } catch (err) {
+      await Promise.all(streamed);
       this.observer?.failed(source.name, signal.aborted ? "timeout" : "error", `chunks ${first}-${last} of layer ${layer.digest}: ${(err as Error).message}`);
       this.logger.warn({ layer: layer.digest, first, last, err: (err as Error).message }, "chunk run fetch failed; chunks are fetched one by one");
     } finally {
       end?.();
     }
-    return out;
   }
 
   /**

@@ -39,6 +39,17 @@ describeSuite("ChunkSource: MemorySource (the fetcher tests' fake)", chunkSource
 describeSuite("ChunkSource: RegistrySource against the Debian registry", chunkSourceSuite, async () =>
   subject(new RegistrySource({ clients }), { ...fixture.layer, registry: registry.host, repository: "suite/layer" }));
 
+describe("RegistrySource", () => {
+  it("streams a run: every chunk reaches onChunk, in order, before the run resolves", async () => {
+    const source = new RegistrySource({ clients });
+    const layer = { ...fixture.layer, registry: registry.host, repository: "suite/layer" };
+    const n = layer.index.chunkCount;
+    const heard: number[] = [];
+    await source.fetchChunks(layer, 0, n - 1, { signal: AbortSignal.timeout(10_000), onChunk: (k) => heard.push(k) });
+    expect(heard).toEqual([...Array(n).keys()]);
+  });
+});
+
 describeSuite("ChunkSource: PeerSource over two libp2p chunk peers", chunkSourceSuite, async () => {
   const swarmKey = generateSwarmKey();
   const chunks = new Map<string, Uint8Array>();

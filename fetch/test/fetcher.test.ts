@@ -40,6 +40,34 @@ describe("Fetcher", () => {
     expect(src.runs).toEqual([[0, layer.index.chunksForRange(10, 250_000)!.last]]);
   });
 
+  it("answers the reader of a run's first chunk as soon as that chunk arrives, not when the run ends", async () => {
+    const { layer, blob, tar } = await layerFixture();
+    let release!: () => void;
+    const rest = new Promise<void>((r) => (release = r));
+    // streams chunk 0 at once, then holds the rest of the run until released
+    const src: ChunkSource = {
+      name: "streaming",
+      async fetchChunks(l, first, last, o) {
+        const all = await new MemorySource(blob).fetchChunks(l, first, last, o);
+        o.onChunk?.(0, all[0]!);
+        await rest;
+        return all;
+      },
+    };
+    const f = new Fetcher({ cache: new MemoryChunkCache(), sources: [src], logger });
+    const last = layer.index.chunkCount - 1;
+    const whole = f.ensureRange(layer, 0, last);
+    let wholeDone = false;
+    void whole.then(() => (wholeDone = true));
+    expect(await f.read(layer, 10, 100)).toEqual(tar.subarray(10, 110));
+    expect(wholeDone).toBe(false);
+    expect(f.has(layer, 0)).toBe(true);
+    expect(f.has(layer, 1)).toBe(false);
+    release();
+    await whole;
+    expect(f.has(layer, last)).toBe(true);
+  });
+
   it("hands a chunk to its reader before the store has written it, and serves it from memory until then", async () => {
     const { layer, blob, tar } = await layerFixture();
     const src = new MemorySource(blob);

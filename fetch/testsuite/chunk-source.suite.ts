@@ -56,6 +56,28 @@ export const chunkSourceSuite: readonly Check<ChunkSourceSubject>[] = [
     },
   },
   {
+    name: "hands streamed chunks to onChunk before it resolves, each the chunk's bytes (sources that stream)",
+    async run({ source, layer, blob }) {
+      const n = layer.index.chunkCount;
+      const heard = new Map<number, Uint8Array>();
+      let resolved = false;
+      const got = await source.fetchChunks(layer, 0, n - 1, {
+        signal: signal(),
+        onChunk: (k, bytes) => {
+          assert(!resolved, `onChunk(${k}) after fetchChunks resolved`);
+          assert(Number.isInteger(k) && k >= 0 && k < n, `onChunk(${k}) is not a position of the run`);
+          heard.set(k, Uint8Array.from(bytes));
+        },
+      });
+      resolved = true;
+      for (const [k, bytes] of heard) {
+        const c = layer.index.chunk(k);
+        assert(same(bytes, blob.subarray(c.offset, c.offset + c.length)), `onChunk(${k}) heard other bytes than chunk ${k}'s`);
+        assert(same(bytes, got[k]!), `onChunk(${k}) heard other bytes than the run resolved with`);
+      }
+    },
+  },
+  {
     name: "refuses runs outside the index with InvalidArgumentError",
     async run({ source, layer }) {
       const n = layer.index.chunkCount;

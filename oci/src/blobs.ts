@@ -140,8 +140,10 @@ function rangeNotSupported(url: URL, res: TransportResponse): never {
  * the end (the registry's shorter answer is not returned). A 200 answer
  * (Range ignored) throws `SHOAL_ERR_RANGE_NOT_SUPPORTED` without reading the
  * body. The bytes are not verified here: a range has no digest of its own.
+ * `onBytes(piece, at)` sees the body as it arrives (`at`: the piece's offset
+ * in the range); after a retried request it starts again at 0.
  */
-export async function getBlobRange(ctx: ClientContext, repository: string, digest: string, offset: number, length: number, opts: { signal?: AbortSignal } = {}): Promise<Uint8Array> {
+export async function getBlobRange(ctx: ClientContext, repository: string, digest: string, offset: number, length: number, opts: RangeOptions = {}): Promise<Uint8Array> {
   checkRange(offset, length);
   const url = blobUrl(ctx, repository, digest);
   const end = offset + length - 1;
@@ -158,13 +160,20 @@ export async function getBlobRange(ctx: ClientContext, repository: string, diges
         closeBody(res.body);
         throw new RegistryError("SHOAL_ERR_RANGE_NOT_SATISFIABLE", `${describeRequest("GET", url)}: range ${offset}+${length} runs past the end of the blob (size ${cr.total ?? "unknown"})`, { status: 206 });
       }
-      return readExactly(url, res, length);
+      return readExactly(url, res, length, opts.onBytes);
     },
   );
 }
 
-async function readExactly(url: URL, res: TransportResponse, length: number): Promise<Uint8Array> {
-  const bytes = await readLimited(res.body, length, () => new RegistryError("SHOAL_ERR_REGISTRY_PROTOCOL", `${describeRequest("GET", url)}: body longer than the range`));
+/** Options of `getBlobRange`. */
+export interface RangeOptions {
+  signal?: AbortSignal;
+  /** The body as it arrives: `at` is the piece's offset in the range (0 again after a retry). */
+  onBytes?: (piece: Uint8Array, at: number) => void;
+}
+
+async function readExactly(url: URL, res: TransportResponse, length: number, onBytes?: (piece: Uint8Array, at: number) => void): Promise<Uint8Array> {
+  const bytes = await readLimited(res.body, length, () => new RegistryError("SHOAL_ERR_REGISTRY_PROTOCOL", `${describeRequest("GET", url)}: body longer than the range`), onBytes);
   if (bytes.length !== length) {
     throw new RegistryError("SHOAL_ERR_REGISTRY_PROTOCOL", `${describeRequest("GET", url)}: body has ${bytes.length} bytes, range has ${length}`);
   }

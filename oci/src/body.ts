@@ -4,15 +4,17 @@ import type { Readable } from "node:stream";
 /**
  * Reads all of `body` into one array. If more than `limit` bytes arrive the
  * body is destroyed (closing the connection) and `tooLarge()` is thrown; the
- * rest is never read.
+ * rest is never read. `onPiece(piece, at)` sees each piece as it arrives,
+ * `at` its offset in the body.
  */
-export async function readLimited(body: Readable, limit: number, tooLarge: () => Error): Promise<Uint8Array> {
+export async function readLimited(body: Readable, limit: number, tooLarge: () => Error, onPiece?: (piece: Uint8Array, at: number) => void): Promise<Uint8Array> {
   const chunks: Uint8Array[] = [];
   let total = 0;
   try {
     for await (const chunk of body as AsyncIterable<Uint8Array>) {
+      if (total + chunk.length > limit) throw tooLarge();
+      onPiece?.(chunk, total);
       total += chunk.length;
-      if (total > limit) throw tooLarge();
       chunks.push(chunk);
     }
   } catch (err) {

@@ -2,7 +2,7 @@
 import { Agent, type Dispatcher } from "undici";
 import { Authenticator } from "./authenticator.ts";
 import { readLimited } from "./body.ts";
-import { getBlob, getBlobRange, getBlobTail, headBlob, openBlob, type OpenBlob } from "./blobs.ts";
+import { getBlob, getBlobRange, getBlobTail, headBlob, openBlob, type OpenBlob, type RangeOptions } from "./blobs.ts";
 import * as C from "./constants.ts";
 import type { ClientContext, ClientSettings } from "./context.ts";
 import { DockerConfigCredentialStore, type CredentialStore } from "./credentials.ts";
@@ -144,7 +144,7 @@ export class RegistryClient {
   }
 
   /** See `getBlobRange`: bytes `[offset, offset + length)`, length > 0, inside the blob. */
-  getBlobRange(repository: string, digest: string, offset: number, length: number, opts: { signal?: AbortSignal } = {}): Promise<Uint8Array> {
+  getBlobRange(repository: string, digest: string, offset: number, length: number, opts: RangeOptions = {}): Promise<Uint8Array> {
     return getBlobRange(this.#ctx, repository, digest, offset, length, opts);
   }
 

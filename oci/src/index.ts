@@ -23,7 +23,7 @@ export { backoffDelay, isRetryableStatus, isRetryableNetworkError, parseRetryAft
 export type { RegistryClientComponents, RegistryClientInit } from "./client.ts";
 export { RegistryClient } from "./client.ts";
 export type { ManifestTarget, FetchedManifest, ResolvedImage } from "./manifests.ts";
-export type { OpenBlob } from "./blobs.ts";
+export type { OpenBlob, RangeOptions } from "./blobs.ts";
 export { parseContentRange } from "./blobs.ts";
 export type { BlobSource, PushBlobOptions, PushBlobResult } from "./upload.ts";
 export { RegistryClientPool, MAX_CREDENTIAL_CLIENTS, type RegistryClients, type RegistryClientPoolInit } from "./client-pool.ts";

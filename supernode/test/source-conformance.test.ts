@@ -3,7 +3,7 @@
 import { SupernodeSource } from "@shoal/fetch";
 import { chunkSourceSuite, describeSuite } from "@shoal/fetch/testsuite";
 import { SupernodeSet } from "@shoal/swarm";
-import { afterAll, beforeAll } from "vitest";
+import { afterAll, beforeAll, expect, it } from "vitest";
 import { Cleanup, registryWithImage, type TestImage } from "./harness.ts";
 import type { Supernode } from "../src/index.ts";
 
@@ -30,3 +30,11 @@ const subject = (urls: string[]) => {
 
 describeSuite("ChunkSource: SupernodeSource against one supernode", chunkSourceSuite, async () => subject([one.url]));
 describeSuite("ChunkSource: SupernodeSource against two supernodes splitting a run by owner", chunkSourceSuite, async () => subject(pair.map((s) => s.url)));
+
+it("SupernodeSource streams a run split between two owners: every chunk reaches onChunk before the run resolves", async () => {
+  const { source, layer } = subject(pair.map((s) => s.url));
+  const n = layer.index.chunkCount;
+  const heard = new Set<number>();
+  await source.fetchChunks(layer, 0, n - 1, { signal: AbortSignal.timeout(30_000), onChunk: (k) => heard.add(k) });
+  expect([...heard].sort((a, b) => a - b)).toEqual([...Array(n).keys()]);
+});

@@ -54,23 +54,23 @@ export class SupernodeClient {
    * Compressed bytes of chunks `first..last` (inclusive chunk positions) of
    * the lazy layer `layer`, one buffer per chunk, in order, as the
    * supernode sent them (unverified). Runs longer than the API's limit go
-   * in several requests.
+   * in several requests. `onChunk(k, bytes)` gets chunk `first + k` as soon
+   * as its bytes have arrived, before the whole answer has.
    */
-  async chunks(layer: LayerRef, first: number, last: number, opts: CallOptions & { indexDigest?: string } = {}): Promise<Uint8Array[]> {
+  async chunks(layer: LayerRef, first: number, last: number, opts: CallOptions & { indexDigest?: string; onChunk?: (k: number, bytes: Uint8Array) => void } = {}): Promise<Uint8Array[]> {
     const out: Uint8Array[] = [];
     for (let from = first; from <= last; from += MAX_CHUNKS_PER_REQUEST) {
       const to = Math.min(last, from + MAX_CHUNKS_PER_REQUEST - 1);
       const res = await this.#call("GET", chunksRoute(layer, from, to, opts.indexDigest), opts);
-      const bytes = new Uint8Array(await res.arrayBuffer());
       const lengths = (res.headers.get(CHUNK_LENGTHS_HEADER) ?? "").split(",").map(Number);
-      if (lengths.length !== to - from + 1 || lengths.some((n) => !Number.isSafeInteger(n) || n < 0) || lengths.reduce((a, b) => a + b, 0) !== bytes.length) {
+      if (lengths.length !== to - from + 1 || lengths.some((n) => !Number.isSafeInteger(n) || n < 0)) {
+        await res.body?.cancel().catch(() => undefined);
         throw new SupernodeCallError("SHOAL_ERR_SUPERNODE_PROTOCOL", `${this.url}: chunk lengths do not match the ${to - from + 1} chunks sent`);
       }
-      let at = 0;
-      for (const n of lengths) {
-        out.push(bytes.subarray(at, at + n));
-        at += n;
-      }
+      const base = out.length;
+      const pieces = await splitBody(res, lengths, (k, bytes) => opts.onChunk?.(base + k, bytes), this.url, opts.signal);
+      if (!pieces) throw new SupernodeCallError("SHOAL_ERR_SUPERNODE_PROTOCOL", `${this.url}: chunk lengths do not match the ${to - from + 1} chunks sent`);
+      out.push(...pieces);
     }
     return out;
   }
@@ -202,4 +202,40 @@ export class SupernodeClient {
     const code = res.status >= 500 ? "SHOAL_ERR_SUPERNODE_UNAVAILABLE" : "SHOAL_ERR_SUPERNODE_REJECTED";
     throw new SupernodeCallError(code, `supernode ${this.url} answered HTTP ${res.status} to ${method} ${path.split("?")[0]}: ${detail}`, { status: res.status, ...(remoteCode ? { remoteCode } : {}) });
   }
+}
+
+/**
+ * Read `res`'s body as consecutive pieces of `lengths`, handing each to
+ * `onPiece` once complete; undefined when the body's length is not their sum.
+ */
+async function splitBody(res: Response, lengths: number[], onPiece: (k: number, bytes: Uint8Array) => void, url: string, signal: AbortSignal | undefined): Promise<Uint8Array[] | undefined> {
+  const total = lengths.reduce((a, b) => a + b, 0);
+  const out: Uint8Array[] = [];
+  const buf = new Uint8Array(total);
+  let have = 0;
+  let nextEnd = lengths[0] ?? 0;
+  const emit = () => {
+    while (out.length < lengths.length && have >= nextEnd) {
+      const start = nextEnd - lengths[out.length]!;
+      out.push(buf.subarray(start, nextEnd));
+      onPiece(out.length - 1, out.at(-1)!);
+      nextEnd += lengths[out.length] ?? 0;
+    }
+  };
+  emit();
+  try {
+    for await (const piece of (res.body ?? []) as AsyncIterable<Uint8Array>) {
+      if (have + piece.length > total) {
+        await res.body?.cancel().catch(() => undefined);
+        return undefined;
+      }
+      buf.set(piece, have);
+      have += piece.length;
+      emit();
+    }
+  } catch (err) {
+    if (signal?.aborted) throw signal.reason;
+    throw new SupernodeCallError("SHOAL_ERR_SUPERNODE_UNAVAILABLE", `supernode ${url}: answer cut off after ${have} of ${total} bytes: ${(err as Error).message}`, { cause: err });
+  }
+  return have === total ? out : undefined;
 }

@@ -1,6 +1,6 @@
 /** The origin registry as a chunk source: one HTTP range request per run. */
 import type { RegistryClients } from "@shoal/oci";
-import { checkRun, runBytes, splitRun, type ChunkSource } from "../chunk-source.ts";
+import { checkRun, runBytes, RunAssembler, splitRun, type ChunkSource, type FetchChunksOptions } from "../chunk-source.ts";
 import type { RemoteLayer } from "../remote-layer.ts";
 
 /**
@@ -19,10 +19,14 @@ export class RegistrySource implements ChunkSource {
     this.lastResort = init.lastResort ?? true;
   }
 
-  async fetchChunks(layer: RemoteLayer, first: number, last: number, opts: { signal: AbortSignal }): Promise<Uint8Array[]> {
+  async fetchChunks(layer: RemoteLayer, first: number, last: number, opts: FetchChunksOptions): Promise<Uint8Array[]> {
     checkRun(layer, first, last);
     const { start, end } = runBytes(layer, first, last);
-    const bytes = await this.clients.client(layer.registry).getBlobRange(layer.repository, layer.digest, start, end - start, opts);
+    const onChunk = opts.onChunk;
+    const assembler = onChunk && last > first ? new RunAssembler(layer, first, last, onChunk) : undefined;
+    const bytes = await this.clients.client(layer.registry).getBlobRange(layer.repository, layer.digest, start, end - start, {
+      signal: opts.signal, ...(assembler ? { onBytes: (piece: Uint8Array, at: number) => assembler.push(piece, at) } : {}),
+    });
     return splitRun(layer, first, last, bytes);
   }
 }

@@ -2,7 +2,7 @@
 import { chunkDigest, type LazyLayerInfo } from "@shoal/blockindex";
 import type { CredentialStore, Credentials } from "@shoal/oci";
 import type { LayerRef, SupernodeSet } from "@shoal/swarm";
-import { checkRun, runBytes, splitRun, type ChunkSource } from "../chunk-source.ts";
+import { checkRun, runBytes, RunAssembler, splitRun, type ChunkSource, type FetchChunksOptions } from "../chunk-source.ts";
 import type { IndexSource } from "../image.ts";
 import type { SeekableIndexSource } from "../seekable.ts";
 import type { RemoteLayer } from "../remote-layer.ts";
@@ -51,7 +51,7 @@ export class SupernodeSource implements ChunkSource, IndexSource, SeekableIndexS
     return creds ? { credentials: creds } : {};
   }
 
-  async fetchChunks(layer: RemoteLayer, first: number, last: number, opts: { signal: AbortSignal }): Promise<Uint8Array[]> {
+  async fetchChunks(layer: RemoteLayer, first: number, last: number, opts: FetchChunksOptions): Promise<Uint8Array[]> {
     checkRun(layer, first, last);
     if (layer.kind === "blocks" || layer.kind === "seekable") return this.fetchBlocks(layer, first, last, opts);
     const key = (i: number) => chunkDigest(layer.index.chunk(i));
@@ -63,19 +63,29 @@ export class SupernodeSource implements ChunkSource, IndexSource, SeekableIndexS
       else parts.push({ first: i, last: i, owner });
     }
     const auth = await this.auth(layer.registry);
-    const pieces = await Promise.all(parts.map((p) => this.supernodes.first(key(p.first), (c, signal) => c.chunks(layer, p.first, p.last, { ...auth, signal }), opts)));
+    const onChunk = opts.onChunk;
+    const pieces = await Promise.all(parts.map((p) => this.supernodes.first(key(p.first), (c, signal) => c.chunks(layer, p.first, p.last, {
+      ...auth, signal, ...(onChunk ? { onChunk: (k: number, bytes: Uint8Array) => onChunk(p.first - first + k, bytes) } : {}),
+    }), { signal: opts.signal })));
     return pieces.flat();
   }
 
   /** Blocks `first..last` of a blob, as one byte range of the supernodes' block cache. */
-  private async fetchBlocks(layer: RemoteLayer, first: number, last: number, opts: { signal: AbortSignal }): Promise<Uint8Array[]> {
+  private async fetchBlocks(layer: RemoteLayer, first: number, last: number, opts: FetchChunksOptions): Promise<Uint8Array[]> {
     const auth = await this.auth(layer.registry);
     const { start, end } = runBytes(layer, first, last);
+    const onChunk = opts.onChunk;
     const bytes = await this.supernodes.first(layer.digest, async (c, signal) => {
       const parts: Uint8Array[] = [];
-      for await (const p of await c.blob(layer, { ...auth, signal, range: { start, end } })) parts.push(p);
+      const assembler = onChunk && last > first ? new RunAssembler(layer, first, last, onChunk) : undefined;
+      let at = 0;
+      for await (const p of await c.blob(layer, { ...auth, signal, range: { start, end } })) {
+        assembler?.push(p, at);
+        at += p.length;
+        parts.push(p);
+      }
       return Buffer.concat(parts);
-    }, opts);
+    }, { signal: opts.signal });
     return splitRun(layer, first, last, bytes);
   }
 

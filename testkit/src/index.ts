@@ -28,3 +28,4 @@ export * from "./wait.ts";
 export * from "./cri-runtime.ts";
 export * from "./forged-image.ts";
 export * from "./chromium.ts";
+export * from "./delay-proxy.ts";

@@ -269,13 +269,20 @@ export class ActiveImages {
         }
         return this.fetcher.read(l, offset, length, opts);
       },
-      readingFile: (offset: number, length: number) => {
-        // the file's chunks in runs, up to WHOLE_FILE_BYTES; the chunk being read is in flight already and is skipped
-        const range = l.index.chunksForRange(offset, Math.min(length, WHOLE_FILE_BYTES));
-        if (!range || range.last === range.first) return;
-        this.fetcher.ensureRange(l, range.first, range.last).catch((err: unknown) => {
-          this.logger.debug({ layer: l.digest, err: (err as Error).message }, "fetching a file early failed; its reads fetch what they need");
-        });
+      readingFile: (offset: number, length: number, readAt: number) => {
+        // one request from the chunk being read to the file's end (up to WHOLE_FILE_BYTES), which the read joins;
+        // another for the part before it, if the first read is not at the start
+        const early = (from: number, to: number) => {
+          const range = to > from ? l.index.chunksForRange(from, to - from) : undefined;
+          if (!range) return;
+          this.fetcher.ensureRange(l, range.first, range.last, { maxRunBytes: WHOLE_FILE_BYTES }).catch((err: unknown) => {
+            this.logger.debug({ layer: l.digest, err: (err as Error).message }, "fetching a file early failed; its reads fetch what they need");
+          });
+        };
+        const end = offset + length;
+        const at = Math.min(Math.max(readAt, offset), end);
+        early(at, Math.min(end, at + WHOLE_FILE_BYTES));
+        early(Math.max(offset, at - WHOLE_FILE_BYTES), Math.min(at, end));
       },
     };
   }

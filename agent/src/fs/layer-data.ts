@@ -18,12 +18,14 @@ export interface LayerData {
    */
   read(offset: number, length: number, opts?: { signal?: AbortSignal }): Promise<Buffer>;
   /**
-   * A reader started on the file at `[offset, offset + length)` of the
-   * stream (called once per file, after its first `read` began): make the
-   * file's bytes local early, beside that read and never ahead of it.
-   * Optional; never throws; what it fetches is the implementation's bound.
+   * A reader starts on the file at `[offset, offset + length)` of the stream
+   * (called once per file, just before its first `read`, which asks for
+   * bytes at `readAt`): make the file's bytes local early, in as few
+   * requests as possible, the part at `readAt` first, so that the read
+   * joins that fetch rather than making its own. Optional; never throws;
+   * what it fetches is the implementation's bound.
    */
-  readingFile?(offset: number, length: number): void;
+  readingFile?(offset: number, length: number, readAt: number): void;
 }
 
 /** A file of a lower layer, as a cross-layer hardlink names it. */

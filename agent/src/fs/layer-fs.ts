@@ -349,16 +349,17 @@ export class LayerFilesystem implements FuseHandler {
     const ac = new AbortController();
     const unique = req.unique;
     this.inflight.set(unique, ac);
+    // the first read of a file: the whole file, early, in one request that this read then joins
+    // (the loader and interpreters read files almost whole)
+    if (node.data.readingFile && !this.filesStarted.has(node)) {
+      this.filesStarted.add(node);
+      node.data.readingFile(node.dataOffset, node.size, node.dataOffset + offset);
+    }
     let pending: Promise<Buffer>;
     try {
       pending = node.data.read(node.dataOffset + offset, n, { signal: ac.signal });
     } catch (err) {
       pending = Promise.reject(err as Error);
-    }
-    // the first read of a file: the rest of it, early (the loader and interpreters read files almost whole)
-    if (node.data.readingFile && !this.filesStarted.has(node)) {
-      this.filesStarted.add(node);
-      node.data.readingFile(node.dataOffset, node.size);
     }
     pending.then(
       (buf) => {

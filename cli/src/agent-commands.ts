@@ -71,6 +71,10 @@ export function registerMountCommands(program: Command): void {
       for (const img of s.images) {
         const p = img.prefetch;
         lines.push(`image ${img.image} (${img.digest.slice(0, 19)}), ${img.layers} layers, ${img.chunksLocal}/${img.chunksTotal} chunks here${p ? `, prefetch ${p.chunksDone}/${p.chunksTotal} chunks (${((100 * p.bytesDone) / Math.max(1, p.bytesTotal)).toFixed(0)}%)${p.finished ? (p.inflated ? " done" : " done, inflating") : ""}` : ""}`);
+        if (p && img.startup) {
+          const from = { local: "the order recorded on this host", fleet: "the fleet's startup trace (from the supernodes)", image: "the order the image carries", none: "none known" }[img.startup];
+          lines.push(`  startup chunks: ${p.startupChunks}, from ${from}`);
+        }
         for (const l of img.seekable ?? []) {
           const from = l.index === "local" ? "index built here from a full read: not lazy" : `index from the ${l.index}`;
           lines.push(`  ordinary layer ${l.layer.slice(0, 19)}: ${from}, audit ${l.audit}`);

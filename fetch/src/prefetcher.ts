@@ -49,6 +49,8 @@ export interface PrefetchProgress {
   failures: number;
   /** Chunks taken first from the image's recorded startup order. */
   startupChunks: number;
+  /** Those have been fetched (or failed once); the stream goes on with the rest. */
+  startupDone: boolean;
   /** The first few chunks of the order, for inspection. */
   head: ChunkPos[];
 }
@@ -72,6 +74,7 @@ export class PrefetchJob {
   private failures = 0;
   private readonly startupChunks: number;
   private finishedFlag = false;
+  private startupFlag = false;
   private inflatedFlag = false;
   /** True while the host has better things to do than idle-time work (serving peers). */
   private readonly busy: (() => boolean) | undefined;
@@ -144,7 +147,7 @@ export class PrefetchJob {
     });
     return {
       chunksDone: seen.chunksDone, chunksTotal: this.order.length, bytesDone: seen.bytesDone, bytesTotal: seen.bytesTotal,
-      finished: this.finishedFlag, inflated: this.inflatedFlag, failures: this.failures, startupChunks: this.startupChunks, head: this.order.slice(0, 8),
+      finished: this.finishedFlag, inflated: this.inflatedFlag, failures: this.failures, startupChunks: this.startupChunks, startupDone: this.startupFlag, head: this.order.slice(0, 8),
     };
   }
 
@@ -219,6 +222,7 @@ export class PrefetchJob {
       }
     };
     await Promise.all(Array.from({ length: STARTUP_CONCURRENCY }, startupWorker));
+    this.startupFlag = true;
     const queue = this.order.slice(this.startupChunks);
     const attempts = new Map<ChunkPos, number>();
     const signal = this.controller.signal;

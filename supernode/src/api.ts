@@ -1,7 +1,7 @@
 /** The supernode's HTTP API: routing, parsing at the edge, JSON errors `{code, message}`. */
 import {
   ANNOUNCE_PATH, BLOBS_PREFIX, BLOCKS_PREFIX, CHUNK_LENGTHS_HEADER, CHUNKS_PREFIX, HEALTH_PATH, INDEX_DIGEST_HEADER, INDEX_OFFSET_HEADER, INDEX_PREFIX, MAX_JSON_BODY, PEERS_PATH,
-  NotSwarmMemberError, openTrackerMessage, SEEKABLE_INDEX_KIND, SEEKABLE_WINDOWS_KIND, parseAnnouncement, parseBasicAuth, parseLayerPath, parsePeerReport, parsePreheatRequest, PREHEAT_PATH, PREHEAT_PREFIX, REPORT_PATH,
+  NotSwarmMemberError, openTrackerMessage, MAX_TRACE_BYTES, TRACES_PREFIX, SEEKABLE_INDEX_KIND, SEEKABLE_WINDOWS_KIND, parseAnnouncement, parseBasicAuth, parseLayerPath, parsePeerReport, parsePreheatRequest, PREHEAT_PATH, PREHEAT_PREFIX, REPORT_PATH,
   type LayerRef, type PeerReport,
 } from "@shoal/swarm";
 import { AbortedError, BadRequestError, errorBody, httpStatusOf, isSha256Digest, ShoalError } from "@shoal/base";
@@ -12,6 +12,7 @@ import { parseRangeHeader, RangeNotSatisfiableError, type BlobService } from "./
 import type { ChunkRequestOptions, ChunkService } from "./chunk-service.ts";
 import type { SwarmSeed } from "./swarm-seed.ts";
 import type { SeekableIndexes } from "./seekable-indexes.ts";
+import type { StartupTraces } from "./startup-traces.ts";
 import { type PreheatJobs } from "./preheat.ts";
 import { type PeerTable } from "./peer-table.ts";
 
@@ -20,6 +21,7 @@ export interface ApiComponents {
   chunks: ChunkService;
   blobs: BlobService;
   seekable: SeekableIndexes;
+  traces: StartupTraces;
   /** The supernode's own chunk peer, when it joined the swarm: listed as a holder of what it caches. */
   seed?: SwarmSeed;
   tracker: PeerTable;
@@ -164,6 +166,13 @@ async function handle(c: ApiComponents, req: IncomingMessage, res: ServerRespons
     res.end(cached.bytes);
     c.served?.(cached.bytes.length);
     return;
+  }
+  if ((method === "GET" || method === "PUT") && path.startsWith(TRACES_PREFIX)) {
+    const { layer: image, opts } = blobRequest(req, url, TRACES_PREFIX, signal);
+    const call = { signal, ...(opts.credentials ? { credentials: opts.credentials } : {}) };
+    if (method === "GET") return sendJson(res, 200, await c.traces.get(image, call));
+    const stored = await c.traces.put(image, await readJson(req, { maxBytes: MAX_TRACE_BYTES, signal }), call);
+    return sendJson(res, 200, { stored });
   }
   if (route("POST", REPORT_PATH)) {
     const r = parsePeerReport(openTrackerMessage(await readJson(req, { maxBytes: MAX_JSON_BODY, signal }), "report", trackerKey(c)));

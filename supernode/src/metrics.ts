@@ -4,9 +4,10 @@ import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
 import type { ChunkServiceObserver } from "./chunk-service.ts";
 import type { PreheatObserver } from "./preheat.ts";
 import type { SeekableObserver } from "./seekable-indexes.ts";
+import type { TraceObserver } from "./startup-traces.ts";
 
 /** Counters and gauges of one supernode (a registry of its own). */
-export class SupernodeMetrics implements ChunkServiceObserver, PreheatObserver, SeekableObserver {
+export class SupernodeMetrics implements ChunkServiceObserver, PreheatObserver, SeekableObserver, TraceObserver {
   readonly registry = new Registry();
   readonly #origin = new Counter({ name: "shoal_supernode_origin_bytes_total", help: "Bytes fetched from origin registries", registers: [this.registry] });
   readonly #served = new Counter({ name: "shoal_supernode_served_bytes_total", help: "Chunk bytes served to callers", registers: [this.registry] });
@@ -20,6 +21,8 @@ export class SupernodeMetrics implements ChunkServiceObserver, PreheatObserver, 
   readonly #uploaded = new Gauge({ name: "shoal_supernode_upload_bytes", help: "Chunk bytes served to peers over libp2p since start (when in the swarm)", registers: [this.registry] });
   readonly #seekableBuilds = new Counter({ name: "shoal_supernode_seekable_index_builds_total", help: "Seekable indexes built for ordinary layers (one read of the blob each)", registers: [this.registry] });
   readonly #seekableSeconds = new Counter({ name: "shoal_supernode_seekable_index_build_seconds_total", help: "Time spent building seekable indexes", registers: [this.registry] });
+  readonly #tracesStored = new Counter({ name: "shoal_supernode_startup_traces_stored_total", help: "Startup traces stored (the first of each image)", registers: [this.registry] });
+  readonly #tracesServed = new Counter({ name: "shoal_supernode_startup_traces_served_total", help: "Startup traces served to agents", registers: [this.registry] });
   /** The tracker's table against its bounds (set by the owner before each scrape). */
   readonly trackerPeers = new Gauge({ name: "shoal_supernode_tracker_peers", help: "Peers listed by the tracker", registers: [this.registry] });
   readonly trackerHoldings = new Gauge({ name: "shoal_supernode_tracker_holdings", help: "Layer holdings (peer, layer) listed by the tracker", registers: [this.registry] });
@@ -52,6 +55,14 @@ export class SupernodeMetrics implements ChunkServiceObserver, PreheatObserver, 
   cacheMiss(): void {
     this.#misses.inc();
     this.#totals.misses++;
+  }
+
+  traceStored(): void {
+    this.#tracesStored.inc();
+  }
+
+  traceServed(): void {
+    this.#tracesServed.inc();
   }
 
   /** Count bytes sent to a caller. */

@@ -14,6 +14,7 @@ import { ChunkService } from "./chunk-service.ts";
 import { BLOCK_RECORD_SWEEP_MS, DEFAULT_CACHE_SIZE, DEFAULT_ORIGIN_RETRY_MS } from "./constants.ts";
 import { IndexCache, type IndexDb } from "./index-cache.ts";
 import { SeekableIndexes } from "./seekable-indexes.ts";
+import { StartupTraces } from "./startup-traces.ts";
 import { SupernodeMetrics } from "./metrics.ts";
 import { PreheatJobs } from "./preheat.ts";
 import { SwarmSeed, type SwarmSeedInit } from "./swarm-seed.ts";
@@ -121,6 +122,7 @@ export async function createSupernode(init: SupernodeInit, logger: Logger): Prom
     const seekable = new SeekableIndexes({ blobs, cache: store, db, logger, observer: metrics }, init.spanSpacing !== undefined ? { spacing: init.spanSpacing } : {});
     life.defer("seekable indexes", () => seekable.close());
     // block records follow the cache: those of evicted blocks go, at start and every hour
+    const traces = new StartupTraces({ db, access, logger, observer: metrics });
     const sweep = () => blobs.sweepRecords().catch((err: unknown) => void log.warn({ err }, "block record sweep failed"));
     await sweep();
     const sweeper = setInterval(() => void sweep(), BLOCK_RECORD_SWEEP_MS).unref();
@@ -146,7 +148,7 @@ export async function createSupernode(init: SupernodeInit, logger: Logger): Prom
     const swarmKey = init.trackerSwarmKey ?? init.swarm?.swarmKey;
     const trackerKey = swarmKey ? trackerMembershipKey(toSwarmKey(swarmKey).psk) : undefined;
     if (!trackerKey) log.warn("no swarm key: the tracker takes no announces, so agents find no peers through this supernode (give --swarm-key)");
-    server.on("request", createApiHandler({ chunks, blobs, seekable, tracker, ...(trackerKey ? { trackerKey } : {}), ...(seed ? { seed } : {}), preheat, logger, served: (n) => metrics.served(n), reported: (r, banned) => {
+    server.on("request", createApiHandler({ chunks, blobs, seekable, traces, tracker, ...(trackerKey ? { trackerKey } : {}), ...(seed ? { seed } : {}), preheat, logger, served: (n) => metrics.served(n), reported: (r, banned) => {
       metrics.reported(banned);
       log.warn({ reporter: r.reporter, peer: r.peerId, chunk: r.chunk, banned }, "peer reported for a chunk that failed its digest");
     }, ready: () => ready }));

@@ -13,8 +13,9 @@ import {
 } from "./messages.ts";
 import type { TrackerEnvelope } from "./tracker-auth.ts";
 import {
-  ANNOUNCE_PATH, blobRoute, blocksRoute, CHUNK_LENGTHS_HEADER, chunksRoute, HEALTH_PATH, indexRoute, peersRoute, PREHEAT_PATH, preheatJobRoute, REPORT_PATH, seekableIndexRoute, seekableWindowsRoute,
+  ANNOUNCE_PATH, blobRoute, blocksRoute, CHUNK_LENGTHS_HEADER, chunksRoute, HEALTH_PATH, indexRoute, peersRoute, PREHEAT_PATH, preheatJobRoute, REPORT_PATH, seekableIndexRoute, seekableWindowsRoute, traceRoute,
 } from "./routes.ts";
+import { MAX_TRACE_BYTES, parseStartupTrace, type StartupTrace } from "./startup-trace.ts";
 
 /**
  * A supernode call that failed. `code` says how: `SHOAL_ERR_SUPERNODE_UNAVAILABLE`
@@ -73,6 +74,34 @@ export class SupernodeClient {
       out.push(...pieces);
     }
     return out;
+  }
+
+  /**
+   * The startup trace of image `image` (`digest`: its manifest digest), or
+   * undefined when the supernode holds none. Throws `SUPERNODE_PROTOCOL` for
+   * one that is not a well-formed trace (the caller checks it names its image).
+   */
+  async trace(image: LayerRef, opts: CallOptions = {}): Promise<StartupTrace | undefined> {
+    let res: Response;
+    try {
+      res = await this.#call("GET", traceRoute(image), opts);
+    } catch (err) {
+      if (err instanceof SupernodeCallError && err.status === 404) return undefined;
+      throw err;
+    }
+    const text = await res.text();
+    if (text.length > MAX_TRACE_BYTES) throw new SupernodeCallError("SHOAL_ERR_SUPERNODE_PROTOCOL", `${this.url}: the startup trace of ${image.digest} is larger than ${MAX_TRACE_BYTES} bytes`);
+    try {
+      return parseStartupTrace(JSON.parse(text));
+    } catch (err) {
+      throw new SupernodeCallError("SHOAL_ERR_SUPERNODE_PROTOCOL", `${this.url}: the startup trace of ${image.digest} is malformed: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  /** Send `trace` as the startup trace of `image`; true when the supernode stored it (false: it keeps an earlier one). */
+  async putTrace(image: LayerRef, trace: StartupTrace, opts: CallOptions = {}): Promise<boolean> {
+    const body = (await this.#json("PUT", traceRoute(image), opts, trace)) as { stored?: unknown };
+    return body.stored === true;
   }
 
   /** The index region of the lazy layer `layer` (unverified: check it against `indexDigest`). */

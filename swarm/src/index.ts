@@ -17,3 +17,4 @@ export {
   type TrackerSigner, type TrackerEnvelope, type TrackerMessageKind,
 } from "./tracker-auth.ts";
 export { preheat, type PreheatOptions, type PreheatProgress } from "./preheat-client.ts";
+export { parseStartupTrace, TraceRecorder, MAX_TRACE_BYTES, MAX_TRACE_LAYERS, MAX_TRACE_RANGES, type StartupTrace } from "./startup-trace.ts";

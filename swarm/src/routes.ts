@@ -16,6 +16,8 @@
  * | `GET /v1/peers?layer=L[&chunk=N]` | `LayerHolder[]` |
  * | `POST /v1/preheat` | body `PreheatRequest`; answers 202 `{ id }` |
  * | `GET /v1/preheat/<id>` | `PreheatStatus` |
+ * | `GET /v1/traces/<registry>/<repo>/<manifest digest>` | the image's `StartupTrace`, 404 when none |
+ * | `PUT /v1/traces/<registry>/<repo>/<manifest digest>` | body `StartupTrace`; answers `{ stored }` (false: one is kept already) |
  *
  * Errors answer `{ code, message }` with the status the error set gives the code.
  * `Authorization: Basic` carries the caller's registry credentials on blob routes and preheat.
@@ -29,6 +31,8 @@ export const BLOBS_PREFIX = "/v1/blobs/";
 /** `GET /v1/blocks/<registry>/<repo>/<digest>`: the digests of a blob's cache blocks, once the supernode verified the whole blob. */
 export const BLOCKS_PREFIX = "/v1/blocks/";
 export const PREHEAT_PREFIX = "/v1/preheat/";
+/** `GET, PUT /v1/traces/<registry>/<repo>/<manifest digest>`: an image's startup trace. */
+export const TRACES_PREFIX = "/v1/traces/";
 
 /** Fixed routes. */
 export const HEALTH_PATH = "/v1/health";
@@ -86,4 +90,9 @@ export function peersRoute(layer: string, chunk?: number): string {
 /** `GET` path of a preheat job. */
 export function preheatJobRoute(id: string): string {
   return `${PREHEAT_PREFIX}${encodeURIComponent(id)}`;
+}
+
+/** Path of the startup trace of the image `image` (its `digest` the manifest digest). */
+export function traceRoute(image: LayerRef): string {
+  return `${TRACES_PREFIX}${layerPath(image)}`;
 }

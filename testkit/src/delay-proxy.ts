@@ -1,8 +1,10 @@
 /**
- * An HTTP proxy on loopback in front of a registry that holds every blob
- * GET for a while before forwarding it and counts how many are held at
- * once: what a far registry looks like to the read path, and how a test
- * sees whether fetches overlap.
+ * An HTTP proxy on loopback in front of a registry (or a supernode) that
+ * holds every request matching `held` (default: blob GETs) for a while
+ * before forwarding it, and counts them and how many are under way at once:
+ * what a far registry looks like to the read path, and how a test sees
+ * whether fetches overlap or happen at all. `answer` may answer a request
+ * itself instead (a lying server).
  */
 import { createServer, request, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -11,9 +13,9 @@ import type { AddressInfo } from "node:net";
 export interface DelayProxy {
   /** `127.0.0.1:PORT`: use it as the registry part of references. */
   readonly host: string;
-  /** Most blob GETs under way at once since start or `reset()`. */
+  /** Most held requests under way at once since start or `reset()`. */
   readonly maxInFlight: number;
-  /** Blob GETs since start or `reset()`. */
+  /** Held requests since start or `reset()`. */
   readonly blobRequests: number;
   reset(): void;
   stop(): Promise<void>;
@@ -21,8 +23,15 @@ export interface DelayProxy {
 
 const BLOB_GET = /^\/v2\/.+\/blobs\/sha256:[0-9a-f]{64}$/;
 
-/** Start a proxy to `target` (`host:port`, plain HTTP) delaying each blob GET by `delayMs`. */
-export async function startDelayProxy(init: { target: string; delayMs: number }): Promise<DelayProxy> {
+/** What `answer` answers in the target's stead. */
+export interface ProxyAnswer {
+  status: number;
+  body: string | Buffer;
+}
+
+/** Start a proxy to `target` (`host:port`, plain HTTP) delaying each held request by `delayMs`. */
+export async function startDelayProxy(init: { target: string; delayMs?: number; held?: RegExp; answer?: (method: string, path: string) => ProxyAnswer | undefined }): Promise<DelayProxy> {
+  const held = init.held ?? BLOB_GET;
   const [targetHost, targetPort] = init.target.split(":");
   let inFlight = 0;
   let maxInFlight = 0;
@@ -36,12 +45,18 @@ export async function startDelayProxy(init: { target: string; delayMs: number })
     req.pipe(up);
   };
   const server = createServer((req, res) => {
-    const blob = req.method === "GET" && BLOB_GET.test((req.url ?? "").split("?")[0]!);
-    if (!blob) return forward(req, res);
+    const path = (req.url ?? "").split("?")[0]!;
+    const own = init.answer?.(req.method ?? "GET", path);
+    if (own) {
+      req.resume();
+      res.writeHead(own.status, { "content-type": "application/json" });
+      return void res.end(own.body);
+    }
+    if (!(req.method === "GET" && held.test(path))) return forward(req, res);
     blobRequests++;
     maxInFlight = Math.max(maxInFlight, ++inFlight);
     res.on("close", () => inFlight--);
-    setTimeout(() => forward(req, res), init.delayMs);
+    setTimeout(() => forward(req, res), init.delayMs ?? 0);
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const port = (server.address() as AddressInfo).port;

@@ -3,13 +3,16 @@
  * snapshotter's remote snapshots): each lazy layer as a directory of the one
  * FUSE session (`ROOT/layers/<id>`, shared by every user, removed with its
  * last), the image's chunks pinned in the store, its background stream
- * (recorded startup chunks first), and the recording of the chunks its
- * first seconds read.
+ * (startup chunks first: recorded here, else the fleet's startup trace from
+ * the supernodes, else the order the image carries), and the recording of
+ * what its first seconds read (kept here, and sent to the supernodes as the
+ * fleet's trace when they had none).
  */
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { chunkDigest, MergedTree } from "@shoal/blockindex";
 import { PrefetchJob, type ChunkPos, type Fetcher, type PrefetchProgress, type RemoteLayer } from "@shoal/fetch";
+import { TraceRecorder, type LayerRef, type StartupTrace } from "@shoal/swarm";
 import type { Logger } from "pino";
 import type { LayerData, LayerFilesystem, LowerFile } from "../fs/index.ts";
 import type { CatalogImage } from "./image-catalog.ts";
@@ -21,6 +24,20 @@ import type { KeyValue } from "./kv.ts";
  * loader, so one request for the file saves a round trip per chunk.
  */
 export const WHOLE_FILE_BYTES = 8 << 20;
+
+/** Longest wait for the fleet's startup trace before the prefetch starts without it, ms. */
+export const TRACE_WAIT_MS = 2000;
+
+/** Where startup traces are shared with the rest of the fleet (the supernodes). */
+export interface FleetTraces {
+  /** The trace of `image` (`digest`: its manifest digest), or undefined; unverified. */
+  fetchTrace(image: LayerRef, opts?: { signal?: AbortSignal }): Promise<StartupTrace | undefined>;
+  /** Offer `trace` as the trace of `image`; true when kept. */
+  sendTrace(image: LayerRef, trace: StartupTrace): Promise<boolean>;
+}
+
+/** Where an image's startup chunks came from: recorded on this host, the fleet's trace, the image's own order, or none. */
+export type StartupSource = "local" | "fleet" | "image" | "none";
 
 /** The part of the chunk store images need: pinning the chunks of images in use. */
 export interface ChunkPinning {
@@ -37,6 +54,8 @@ export interface ImageStatus {
   chunksLocal: number;
   chunksTotal: number;
   prefetch?: PrefetchProgress;
+  /** Where the prefetch's startup chunks came from (absent until the prefetch started, and with prefetch off). */
+  startup?: StartupSource;
   /** Its ordinary layers read through seekable indexes: where each index came from and whether it was checked against the blob. */
   seekable?: SeekableLayerStatus[];
 }
@@ -68,6 +87,7 @@ interface ActiveImage {
   /** Users, and the topmost position each uses. */
   users: Map<string, number>;
   job?: PrefetchJob;
+  startup?: StartupSource;
   /** Audit results of its seekable layers, by digest. */
   audits: Map<string, string>;
 }
@@ -96,16 +116,18 @@ export class ActiveImages {
   private readonly images = new Map<string, ActiveImage>();
   private readonly layerUsers = new Map<string, number>();
   /** Recorders of startup reads: layer id → callbacks. */
-  private readonly recorders = new Map<string, Set<(layerId: string, chunk: number) => void>>();
+  private readonly recorders = new Map<string, Set<(layerId: string, offset: number, length: number) => void>>();
+  private readonly traces: FleetTraces | undefined;
 
   private readonly audit: SeekableAudit | undefined;
   private readonly indexOrigin: ((layer: string) => string | undefined) | undefined;
 
-  /** `audit`: checks seekable layers once streamed in; `indexOrigin`: where a seekable layer's index came from. */
+  /** `audit`: checks seekable layers once streamed in; `indexOrigin`: where a seekable layer's index came from; `traces`: the fleet's startup traces. */
   constructor(
-    components: { fs: LayerFilesystem; fetcher: Fetcher; store: ChunkPinning; db: KeyValue; logger: Logger; sharing?: () => boolean; audit?: SeekableAudit; indexOrigin?: (layer: string) => string | undefined },
+    components: { fs: LayerFilesystem; fetcher: Fetcher; store: ChunkPinning; db: KeyValue; logger: Logger; sharing?: () => boolean; audit?: SeekableAudit; indexOrigin?: (layer: string) => string | undefined; traces?: FleetTraces },
     init: ActiveImagesInit,
   ) {
+    this.traces = components.traces;
     this.audit = components.audit;
     this.indexOrigin = components.indexOrigin;
     this.fs = components.fs;
@@ -130,21 +152,76 @@ export class ActiveImages {
       active = { image: img, ids: img.slots.map((l, i) => (l ? chain[i] : undefined)), users: new Map(), audits: new Map() };
       this.images.set(img.digest, active);
       this.store.pin(img.digest, img.layers.flatMap((l) => Array.from({ length: l.index.chunkCount }, (_, c) => chunkDigest(l.index.chunk(c)))));
-      let first = await this.startupOrder(img.digest);
-      // No local record: use the startup order the image carries in its indexes, if any.
-      if (first.length === 0) first = img.layers.flatMap((l, li) => l.index.prefetch.map((c): ChunkPos => [li, c]));
-      this.record(active);
-      if (this.init.prefetch) {
-        active.job = new PrefetchJob({ fetcher: this.fetcher, logger: this.logger, ...(this.sharing ? { busy: this.sharing } : {}) }, { layers: img.layers, first, rateBytesPerSec: this.init.prefetchRate });
-        const job = active.job;
-        const image = active;
-        void job.done.then(() => this.auditAll(image));
-      }
+      const local = await this.startupOrder(img.digest);
+      this.record(active, local.length === 0);
+      if (this.init.prefetch) void this.startPrefetch(active, local);
     }
     const before = active.users.get(user) ?? -1;
     for (let i = before + 1; i <= upTo; i++) this.addLayer(active, i);
     active.users.set(user, Math.max(before, upTo));
     return active.ids.map((id) => (id === undefined ? undefined : join(this.init.layersDir, id)));
+  }
+
+  /**
+   * Start `a`'s background stream, its startup chunks first: `local` (the
+   * order recorded on this host), else the fleet's trace (waited for up to
+   * `TRACE_WAIT_MS`), else the order the image carries in its indexes.
+   */
+  private async startPrefetch(a: ActiveImage, local: ChunkPos[]): Promise<void> {
+    const img = a.image;
+    let first = local;
+    let source: StartupSource = "local";
+    if (first.length === 0 && this.traces) {
+      first = await this.fleetOrder(img);
+      source = "fleet";
+    }
+    if (first.length === 0) {
+      first = img.layers.flatMap((l, li) => l.index.prefetch.map((c): ChunkPos => [li, c]));
+      source = first.length > 0 ? "image" : "none";
+    }
+    if (this.images.get(img.digest) !== a) return; // released meanwhile
+    a.startup = source;
+    const job = new PrefetchJob({ fetcher: this.fetcher, logger: this.logger, ...(this.sharing ? { busy: this.sharing } : {}) }, { layers: img.layers, first, rateBytesPerSec: this.init.prefetchRate });
+    a.job = job;
+    void job.done.then(() => this.auditAll(a));
+  }
+
+  /**
+   * The fleet's startup trace of `img` as chunk positions, or [] when there
+   * is none, it does not arrive in time, or it is not this image's (another
+   * manifest digest); ranges of layers the image does not have, or past a
+   * layer's end, are dropped.
+   */
+  private async fleetOrder(img: CatalogImage): Promise<ChunkPos[]> {
+    const ref = { registry: img.ref.registry, repository: img.ref.repository, digest: img.digest };
+    let trace: StartupTrace | undefined;
+    try {
+      trace = await this.traces!.fetchTrace(ref, { signal: AbortSignal.timeout(TRACE_WAIT_MS) });
+    } catch (err) {
+      this.logger.warn({ image: img.digest, err: (err as Error).message }, "no startup trace from the supernodes; prefetching without one");
+      return [];
+    }
+    if (!trace) return [];
+    if (trace.image !== img.digest) {
+      this.logger.warn({ image: img.digest, traced: trace.image }, "the supernodes' startup trace is another image's; ignored");
+      return [];
+    }
+    const position = new Map(img.layers.map((l, li) => [l.digest, li]));
+    const order: ChunkPos[] = [];
+    let foreign = 0;
+    for (const [n, offset, length] of trace.ranges) {
+      const li = position.get(trace.layers[n]!);
+      const layer = li === undefined ? undefined : img.layers[li];
+      const size = layer?.index.uncompressedSize ?? 0;
+      const range = layer && offset < size ? layer.index.chunksForRange(offset, Math.min(length, size - offset)) : undefined;
+      if (!range) {
+        foreign++;
+        continue;
+      }
+      for (let c = range.first; c <= range.last; c++) order.push([li!, c]);
+    }
+    this.logger.info({ image: img.digest, ranges: trace.ranges.length, chunks: order.length, dropped: foreign }, "prefetching the fleet's startup trace first");
+    return order;
   }
 
   /** `user` stops using image `digest`; the image's layers and stream go with its last user. */
@@ -199,7 +276,7 @@ export class ActiveImages {
       const seekable = a.image.layers.filter((l) => l.kind === "seekable").map((l) => ({ layer: l.digest, index: this.indexOrigin?.(l.digest) ?? "catalog", audit: a.audits.get(l.digest) ?? "pending" }));
       return {
         image: a.image.ref.toString(), digest, layers: a.image.slots.length, chunksLocal, chunksTotal,
-        ...(a.job ? { prefetch: a.job.progress() } : {}), ...(seekable.length > 0 ? { seekable } : {}),
+        ...(a.job ? { prefetch: a.job.progress() } : {}), ...(a.startup ? { startup: a.startup } : {}), ...(seekable.length > 0 ? { seekable } : {}),
       };
     });
   }
@@ -263,15 +340,12 @@ export class ActiveImages {
     return {
       read: (offset: number, length: number, opts?: { signal?: AbortSignal }) => {
         const rec = this.recorders.get(lid);
-        if (rec) {
-          const range = l.index.chunksForRange(offset, length);
-          if (range) for (let c = range.first; c <= range.last; c++) for (const f of rec) f(lid, c);
-        }
+        if (rec) for (const f of rec) f(lid, offset, length);
         return this.fetcher.read(l, offset, length, opts);
       },
       readingFile: (offset: number, length: number, readAt: number) => {
-        // one request from the chunk being read to the file's end (up to WHOLE_FILE_BYTES), which the read joins;
-        // another for the part before it, if the first read is not at the start
+        // on a miss: one request from the chunk being read to the file's end (up to WHOLE_FILE_BYTES), which the
+        // read joins; another for the part before it, if the first read is not at the start
         const early = (from: number, to: number) => {
           const range = to > from ? l.index.chunksForRange(from, to - from) : undefined;
           if (!range) return;
@@ -281,6 +355,9 @@ export class ActiveImages {
         };
         const end = offset + length;
         const at = Math.min(Math.max(readAt, offset), end);
+        // the read's chunk is here already (the startup prefetch brought it): what this file needs early was known
+        const own = l.index.chunksForRange(at, 1);
+        if (own && this.fetcher.has(l, own.first)) return;
         early(at, Math.min(end, at + WHOLE_FILE_BYTES));
         early(Math.max(offset, at - WHOLE_FILE_BYTES), Math.min(at, end));
       },
@@ -298,18 +375,29 @@ export class ActiveImages {
     this.fs.removeLayer(id);
   }
 
-  /** Record the chunks read in the first `startupWindowMs` of `active`; save them as its startup order. */
-  private record(active: ActiveImage): void {
+  /**
+   * Record what the first `startupWindowMs` of `active` read: the chunks,
+   * saved as its startup order, and the byte ranges, sent to the supernodes
+   * as the fleet's trace when `share` (no order was recorded here before).
+   */
+  private record(active: ActiveImage, share: boolean): void {
     const img = active.image;
     const lazyIds = img.slots.flatMap((l, p) => (l ? [active.ids[p]!] : []));
     const seen = new Set<string>();
     const order: ChunkPos[] = [];
-    const onRead = (layerId: string, chunk: number) => {
+    const trace = new TraceRecorder();
+    const onRead = (layerId: string, offset: number, length: number) => {
       const li = lazyIds.indexOf(layerId);
-      const key = `${li}:${chunk}`;
-      if (li < 0 || seen.has(key)) return;
-      seen.add(key);
-      order.push([li, chunk]);
+      const layer = img.layers[li];
+      const range = layer?.index.chunksForRange(offset, length);
+      if (!layer || !range) return;
+      trace.read(layer.digest, offset, length);
+      for (let c = range.first; c <= range.last; c++) {
+        const key = `${li}:${c}`;
+        if (seen.has(key)) continue;
+        seen.add(key);
+        order.push([li, c]);
+      }
     };
     for (const id of lazyIds) {
       let set = this.recorders.get(id);
@@ -322,10 +410,16 @@ export class ActiveImages {
         set?.delete(onRead);
         if (set && set.size === 0) this.recorders.delete(id);
       }
-      if (order.length > 0) {
-        this.db.put(`startup!${img.digest}`, JSON.stringify(order)).catch((err: Error) => this.logger.warn({ err: err.message }, "could not save startup order"));
-        this.logger.info({ digest: img.digest, chunks: order.length }, "startup order recorded");
-      }
+      if (order.length === 0) return;
+      this.db.put(`startup!${img.digest}`, JSON.stringify(order)).catch((err: Error) => this.logger.warn({ err: err.message }, "could not save startup order"));
+      this.logger.info({ digest: img.digest, chunks: order.length }, "startup order recorded");
+      // the fleet's trace comes from the first host to run the image; a host that ran on one adds nothing
+      if (!share || !this.traces || active.startup === "fleet") return;
+      const ref = { registry: img.ref.registry, repository: img.ref.repository, digest: img.digest };
+      this.traces.sendTrace(ref, trace.trace(img.digest)).then(
+        (stored) => this.logger.info({ digest: img.digest, stored }, stored ? "startup trace sent to the supernodes" : "the supernodes keep an earlier startup trace"),
+        (err: unknown) => this.logger.warn({ digest: img.digest, err: (err as Error).message }, "could not send the startup trace to the supernodes"),
+      );
     }, this.init.startupWindowMs);
     timer.unref();
   }

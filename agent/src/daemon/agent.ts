@@ -151,6 +151,7 @@ export async function createAgent(config: AgentConfig, logger: Logger, component
     };
     const images = new ActiveImages({
       fs, fetcher, store, db, logger, audit, indexOrigin: (l) => catalog.seekableOrigin.get(l), ...(peer ? { sharing: recentlyUploading(peer) } : {}),
+      ...(supernodeSource ? { traces: supernodeSource } : {}),
     }, {
       layersDir,
       prefetch: config.prefetch,

@@ -1,7 +1,7 @@
-/** The datacenter supernodes as a source of chunks and of layer indexes. */
+/** The datacenter supernodes as a source of chunks, of layer indexes and of startup traces. */
 import { chunkDigest, type LazyLayerInfo } from "@shoal/blockindex";
 import type { CredentialStore, Credentials } from "@shoal/oci";
-import type { LayerRef, SupernodeSet } from "@shoal/swarm";
+import type { LayerRef, StartupTrace, SupernodeSet } from "@shoal/swarm";
 import { checkRun, runBytes, RunAssembler, splitRun, type ChunkSource, type FetchChunksOptions } from "../chunk-source.ts";
 import type { IndexSource } from "../image.ts";
 import type { SeekableIndexSource } from "../seekable.ts";
@@ -99,6 +99,18 @@ export class SupernodeSource implements ChunkSource, IndexSource, SeekableIndexS
   async fetchWindows(layer: LayerRef, start: number, end: number, opts: { signal?: AbortSignal } = {}): Promise<Uint8Array> {
     const auth = await this.auth(layer.registry);
     return this.supernodes.first(layer.digest, (c, signal) => c.seekableWindows(layer, start, end, { ...auth, signal }), { ...opts, tryMs: INDEX_TIMEOUT_MS });
+  }
+
+  /** The startup trace of `image` (`digest`: the manifest digest) from its owner, or undefined when it holds none (unverified: the caller checks it names its image). */
+  async fetchTrace(image: LayerRef, opts: { signal?: AbortSignal } = {}): Promise<StartupTrace | undefined> {
+    const auth = await this.auth(image.registry);
+    return this.supernodes.first(image.digest, (c, signal) => c.trace(image, { ...auth, signal }), { ...opts, tryMs: INDEX_TIMEOUT_MS });
+  }
+
+  /** Send `trace` to the owner of `image`'s trace; true when stored (false: it keeps an earlier one). */
+  async sendTrace(image: LayerRef, trace: StartupTrace, opts: { signal?: AbortSignal } = {}): Promise<boolean> {
+    const auth = await this.auth(image.registry);
+    return this.supernodes.first(image.digest, (c, signal) => c.putTrace(image, trace, { ...auth, signal }), { ...opts, tryMs: INDEX_TIMEOUT_MS });
   }
 
   /** The index region of a lazy layer (unverified: the caller checks it against `info.indexDigest`). */

@@ -1,7 +1,9 @@
 /**
  * On-demand reads, as background work sees them: the prefetcher and the
- * idle-time inflation wait while a read is fetching and for a quiet spell
- * after, so that a container's reads never queue behind the stream.
+ * idle-time inflation wait while a read is fetching, or a reader was
+ * served (from the store too: a container that is reading is starting up,
+ * and its next read may miss), and for a quiet spell after, so that a
+ * container's reads never queue behind the stream.
  */
 export class DemandActivity {
   #active = 0;
@@ -21,6 +23,11 @@ export class DemandActivity {
       if (!ended) this.#active--;
       ended = true;
     };
+  }
+
+  /** A reader was served (a hit): counts as activity, like a fetch starting. */
+  touch(): void {
+    this.#lastStart = this.#now();
   }
 
   /** True while an on-demand fetch is under way, or one started less than `quietMs` ago. */

@@ -245,6 +245,7 @@ export class Fetcher {
   async read(layer: RemoteLayer, offset: number, length: number, opts: FetchOptions = {}): Promise<Buffer> {
     const condemned = this.condemned.get(layer.digest);
     if (condemned) throw condemned;
+    if (opts.background !== true) this.demand.touch();
     // a span's window travels apart from it: ask for it while the span is fetched, not after (none for a span stored inflated)
     if (layer.windows && length > 0 && offset >= 0 && offset < layer.index.uncompressedSize) {
       const r = layer.index.chunksForRange(offset, Math.min(length, layer.index.uncompressedSize - offset));

@@ -22,8 +22,15 @@ export interface RateLimit {
  */
 export const BACKGROUND_RUN_BYTES = 1 << 20;
 
-/** How long the background stream stays quiet after an on-demand fetch started. */
+/** How long the background stream stays quiet after an on-demand fetch started (or a reader was served). */
 export const QUIET_MS = 500;
+
+/**
+ * Longest a background run waits for reads to go quiet; past it, one run
+ * at a time goes on while they read (so that a container reading all the
+ * time from its store still gets the rest of its image).
+ */
+export const MAX_YIELD_MS = 2000;
 
 /** Background runs in flight at once. */
 export const PREFETCH_CONCURRENCY = 4;
@@ -75,6 +82,8 @@ export class PrefetchJob {
   private readonly startupChunks: number;
   private finishedFlag = false;
   private startupFlag = false;
+  /** A run is fetched while reads are under way (past `MAX_YIELD_MS`): the others wait for it. */
+  private trickling = false;
   private inflatedFlag = false;
   /** True while the host has better things to do than idle-time work (serving peers). */
   private readonly busy: (() => boolean) | undefined;
@@ -245,9 +254,14 @@ export class PrefetchJob {
           last = nc;
           bytes += more;
         }
+        let trickle = false;
         try {
-          // on-demand reads first: wait while any is under way, and for a quiet spell after the last
-          while (this.readsUnderWay()) await sleep(20, signal);
+          // on-demand reads first: wait while any is under way, and for a quiet spell after the last;
+          // past MAX_YIELD_MS one run at a time goes on beside them
+          const until = performance.now() + MAX_YIELD_MS;
+          while (this.readsUnderWay() && (this.trickling || performance.now() < until)) await sleep(20, signal);
+          trickle = this.readsUnderWay();
+          if (trickle) this.trickling = true;
           await this.limiter.take(bytes, { signal });
           await this.fetcher.ensureRange(layer, c, last, { signal, background: true, maxRunBytes: BACKGROUND_RUN_BYTES });
         } catch (err) {
@@ -258,6 +272,8 @@ export class PrefetchJob {
           this.logger.warn({ layer: layer.digest, chunk: c, attempt: n, err: (err as Error).message }, "prefetch of a chunk failed");
           if (n < 3) queue.push(next);
           await sleep(200 * n, signal).catch(() => {});
+        } finally {
+          if (trickle) this.trickling = false;
         }
       }
     };

@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import { chunkDigest } from "@shoal/blockindex";
 import { BACKGROUND_RUN_BYTES, DemandActivity, FAILURE_MEMORY_MS, Fetcher, FetchError, PrefetchJob, QUIET_MS, type ChunkSource, type RateLimit } from "../src/index.ts";
 import { MemorySource, MemoryChunkCache } from "../testsuite/index.ts";
+import { waitFor } from "@shoal/testkit";
 import { layerFixture, pause } from "./helpers.ts";
 
 const logger = pino({ level: "silent" });
@@ -401,5 +402,43 @@ describe("PrefetchJob", () => {
     now += QUIET_MS;
     await job.done;
     expect(job.progress().chunksDone).toBe(layer.index.chunkCount);
+  });
+
+  it("counts a reader served from the store as activity, and past MAX_YIELD_MS goes on one run at a time", async () => {
+    const { layer, blob } = await layerFixture(1_000_000);
+    const src = new MemorySource(blob);
+    let now = 0;
+    const demand = new DemandActivity({ now: () => now });
+    const f = new Fetcher({ cache: new MemoryChunkCache(), sources: [src], logger, demand });
+    await f.ensure(layer, 0); // local now: reads of it are hits
+    const fetchedBefore = src.runs.length;
+    now += QUIET_MS;
+    // a container reading its store all the time
+    await f.read(layer, 0, 10);
+    const reader = setInterval(() => void f.read(layer, 0, 10), 5);
+    let inFlight = 0;
+    let most = 0;
+    const fetchChunks = src.fetchChunks.bind(src);
+    src.fetchChunks = async (l, a, b, o) => {
+      most = Math.max(most, ++inFlight);
+      try {
+        await pause(20);
+        return await fetchChunks(l, a, b, o);
+      } finally {
+        inFlight--;
+      }
+    };
+    try {
+      const job = new PrefetchJob({ fetcher: f, logger }, { layers: [layer], rateBytesPerSec: 1e9, spread: false });
+      await pause(300);
+      expect(src.runs.slice(fetchedBefore)).toEqual([]); // yielding to the reads
+      // real time passes MAX_YIELD_MS: the stream goes on beside them, one run at a time
+      await waitFor("the stream to finish", async () => (job.progress().finished ? true : undefined), 20_000);
+      expect(job.progress().chunksDone).toBe(layer.index.chunkCount);
+      expect(most).toBe(1);
+      job.stop();
+    } finally {
+      clearInterval(reader);
+    }
   });
 });

@@ -19,9 +19,9 @@ import type { CatalogImage } from "./image-catalog.ts";
 import type { KeyValue } from "./kv.ts";
 
 /**
- * How much of a file its first read fetches early (uncompressed bytes from
- * the file's start): binaries and libraries are read almost whole by the
- * loader, so one request for the file saves a round trip per chunk.
+ * How much of a file its first read fetches early by default (uncompressed
+ * bytes from the read on): binaries and libraries are read almost whole by
+ * the loader, so one request for the file saves a round trip per chunk.
  */
 export const WHOLE_FILE_BYTES = 8 << 20;
 
@@ -78,6 +78,8 @@ export interface ActiveImagesInit {
   prefetch: boolean;
   prefetchRate: number;
   startupWindowMs: number;
+  /** How much of a file its first read fetches when it misses (default `WHOLE_FILE_BYTES`; 0: none). */
+  wholeFileBytes?: number;
 }
 
 interface ActiveImage {
@@ -344,22 +346,24 @@ export class ActiveImages {
         return this.fetcher.read(l, offset, length, opts);
       },
       readingFile: (offset: number, length: number, readAt: number) => {
-        // on a miss: one request from the chunk being read to the file's end (up to WHOLE_FILE_BYTES), which the
+        // on a miss: one request from the chunk being read to the file's end (up to `wholeFileBytes`), which the
         // read joins; another for the part before it, if the first read is not at the start
         const early = (from: number, to: number) => {
           const range = to > from ? l.index.chunksForRange(from, to - from) : undefined;
           if (!range) return;
-          this.fetcher.ensureRange(l, range.first, range.last, { maxRunBytes: WHOLE_FILE_BYTES }).catch((err: unknown) => {
+          this.fetcher.ensureRange(l, range.first, range.last, { maxRunBytes: whole }).catch((err: unknown) => {
             this.logger.debug({ layer: l.digest, err: (err as Error).message }, "fetching a file early failed; its reads fetch what they need");
           });
         };
+        const whole = this.init.wholeFileBytes ?? WHOLE_FILE_BYTES;
+        if (whole <= 0) return;
         const end = offset + length;
         const at = Math.min(Math.max(readAt, offset), end);
         // the read's chunk is here already (the startup prefetch brought it): what this file needs early was known
         const own = l.index.chunksForRange(at, 1);
         if (own && this.fetcher.has(l, own.first)) return;
-        early(at, Math.min(end, at + WHOLE_FILE_BYTES));
-        early(Math.max(offset, at - WHOLE_FILE_BYTES), Math.min(at, end));
+        early(at, Math.min(end, at + whole));
+        early(Math.max(offset, at - whole), Math.min(at, end));
       },
     };
   }

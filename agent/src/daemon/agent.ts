@@ -157,6 +157,7 @@ export async function createAgent(config: AgentConfig, logger: Logger, component
       prefetch: config.prefetch,
       prefetchRate: config.prefetchRate,
       startupWindowMs: config.startupWindow,
+      wholeFileBytes: config.wholeFile,
     });
     const mounts = new MountManager({ catalog, images, db, logger }, { root });
     // what the registry mirror assembles itself: converted images' layers, through the fetch path

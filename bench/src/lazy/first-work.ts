@@ -1,10 +1,17 @@
 // Time to first useful work for a realistic image (Debian 12 + python3 + nginx)
-// served by a registry behind a 100 Mbit/s link, in one run:
+// served by a registry behind a capped link (100 Mbit/s by default), in one run:
 //   baseline: skopeo copy + umoci unpack + first work (python imports, nginx answers)
-//   shoal:    shoal mount (lazy) + the same first work
-// The registry runs in a network namespace of its own (testkit createNetns);
+//   shoal, each pass a fresh agent (empty store) doing shoal mount (lazy) + the same first work:
+//     cold        straight from the registry, no trace
+//     recording   a first host through a supernode on the registry's side of the link; it sends its trace
+//     fleet trace a later host through that supernode: the trace prefetched first (prefetch on)
+//     datacenter  a supernode on this side of the link (its cache fills from the registry):
+//                 a first host, then a second fresh host (prefetch on)
+// The registry (and the far supernode) run in a network namespace of their own (testkit createNetns);
 // pushing and converting are setup and not measured.
 import { mkdtemp, mkdir, rm, writeFile } from "node:fs/promises";
+import { createServer } from "node:net";
+import type { SpawnOptions } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DEFAULT_CLI, layerBytes, shoalCli } from "../shoal-cli.ts";
@@ -12,7 +19,7 @@ import { realisticImage, withoutProxies } from "../setup.ts";
 import { installExitHook, liveMountRoots, liveWorkDirs, stopProcess, sweepStaleWorkDirs } from "../leftovers.ts";
 import {
   createNetns, mountsUnder, pushLayout, run, runFirstWork, startNetnsRegistry, umociUnpack, unmountAllUnder,
-  type FirstWorkResult, type Netns, type NetnsRegistry, type RealisticImage,
+  type FirstWorkResult, type Netns, type NetnsRegistry, type RealisticImage, type ShoalDaemon,
 } from "@shoal/testkit";
 
 
@@ -28,6 +35,10 @@ export interface FirstWorkBenchOptions {
   chunkSize?: number;
   /** Skip the shoal half. */
   baselineOnly?: boolean;
+  /** More `shoal agent` flags for every pass (e.g. `--whole-file 0`). */
+  agentArgs?: string[];
+  /** Only these shoal passes (cold, recording, fleet-trace, dc-first, dc-second); default all. */
+  passes?: string[];
   /** The shoal CLI entry (run with this Node). Default: this checkout's cli/src/main.ts. */
   cli?: string;
   /** Progress lines (default: stderr). */
@@ -47,32 +58,37 @@ export interface BaselineFigures {
   blobRequests: number;
 }
 
-/** One shoal pass: how the image is converted and the agent run. */
+/** One shoal pass: how the agent runs. */
 interface ShoalPass {
-  tag: string;
+  name: string;
   prefetch: "on" | "off";
-  chunkSize?: number;
-  /** Embed this startup order when converting. */
-  startupOrderIn?: string;
-  /** Export the startup order the agent recorded to this file. */
-  startupOrderOut?: string;
+  /** The agent's supernode, if any. */
+  supernode?: string;
+  /** After first work, wait until that supernode holds the image's startup trace (the agent sends it when its startup window ends). */
+  waitForTrace?: boolean;
 }
 
 /** shoal: lazy mount, then first work. */
 export interface ShoalFigures {
+  pass: string;
   /** `shoal mount` alone (the pull: metadata only). */
   mountSec: number;
+  /** The pull as the agent timed it (manifest, indexes, mount ready). */
+  pullSec: number | undefined;
   firstWorkSec: number;
   /** Mount + first work. */
   totalSec: number;
   /** Registry blob body bytes from the mount until first work was done. */
   blobBytes: number;
   blobRequests: number;
-  /** `blobBytes` / the original image's compressed layer bytes. */
+  /** Chunk bytes the agent fetched (any source) by first work done. */
+  agentBytes: number;
+  /** `agentBytes` / the original image's compressed layer bytes. */
   shareOfImage: number;
-  /** Compressed layer bytes of the converted (lazy) image. */
-  lazyImageBytes: number;
   prefetch: "on" | "off";
+  /** Where the prefetch's startup chunks came from, and how many. */
+  startup: string | undefined;
+  startupChunks: number | undefined;
   /** What `shoal mount` printed (pull time, bytes fetched). */
   mountOutput: string;
 }
@@ -82,13 +98,10 @@ export interface FirstWorkBenchResult {
   image: Pick<RealisticImage, "compressedBytes" | "uncompressedBytes" | "manifestDigest" | "cached" | "version">;
   rateMbit: number;
   baseline: BaselineFigures;
-  /** Figures, or why the shoal half did not run. */
-  shoal: ShoalFigures | { skipped: string };
-  /** baseline.totalSec / shoal.totalSec, when both ran. */
-  speedup: number | undefined;
-  /** A second shoal pass on a fresh agent, the image converted with the startup order the first pass recorded. */
-  traced?: ShoalFigures;
-  tracedSpeedup?: number;
+  /** Compressed layer bytes of the converted (lazy) image. */
+  lazyImageBytes?: number;
+  /** Each pass, in the order run; `skipped` when the shoal half did not run. */
+  shoal: ShoalFigures[] | { skipped: string };
 }
 
 const sec = (t0: number) => (performance.now() - t0) / 1000;
@@ -121,49 +134,66 @@ async function runBaseline(reg: NetnsRegistry, ref: string, work: string, log: (
   return { pullSec, unpackSec, firstWorkSec: fw.totalSec, totalSec, blobBytes: st.blobBytes, blobRequests: st.blobRequests };
 }
 
+/** A free TCP port on loopback. */
+function freeTcpPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Chunk bytes an agent fetched from anywhere but its own store, from `shoal status --json`. */
+async function agentFetchedBytes(root: string): Promise<{ bytes: number; startup: string | undefined; startupChunks: number | undefined; digest: string | undefined }> {
+  const s = JSON.parse(await cliOk(["status", "--root", root, "--json"])) as {
+    sources: Record<string, { bytes: number }>; images: Array<{ digest: string; startup?: string; prefetch?: { startupChunks: number } }>;
+  };
+  const bytes = Object.entries(s.sources).filter(([k]) => k !== "cache").reduce((n, [, v]) => n + v.bytes, 0);
+  const img = s.images[0];
+  return { bytes, startup: img?.startup, startupChunks: img?.prefetch?.startupChunks, digest: img?.digest };
+}
+
 async function runShoal(
-  reg: NetnsRegistry, src: string, repo: string, image: RealisticImage, work: string, log: (s: string) => void, pass: ShoalPass,
-): Promise<ShoalFigures | { skipped: string }> {
-  const { prefetch, chunkSize } = pass;
-  const help = await cli(["agent", "--help"]);
-  if (help.code !== 0) return { skipped: "`shoal agent` does not exist yet (`shoal agent --help` exits non-zero)" };
-  const mountHelp = await cli(["mount", "--help"]);
-  if (mountHelp.code !== 0) return { skipped: "`shoal mount` does not exist yet (`shoal mount --help` exits non-zero)" };
-
-  const lazyTag = pass.tag;
-  const lazyRef = `${reg.host}/${repo}:${lazyTag}`;
-  log("shoal: converting (setup, not measured)");
-  await cliOk(["convert", "--plain-http", "--no-cache", ...(chunkSize ? ["--chunk-size", String(chunkSize)] : []), ...(pass.startupOrderIn ? ["--startup-order", pass.startupOrderIn] : []), src, lazyRef]);
-  const lazyImageBytes = await layerBytes(reg, repo, lazyTag);
-
-  const root = join(work, `shoal-root-${lazyTag}`);
-  const mnt = join(work, `shoal-mnt-${lazyTag}`);
+  reg: NetnsRegistry, lazyRef: string, image: RealisticImage, work: string, log: (s: string) => void, pass: ShoalPass, agentArgs: string[],
+): Promise<ShoalFigures> {
+  const { prefetch } = pass;
+  const root = join(work, `shoal-root-${pass.name}`);
+  const mnt = join(work, `shoal-mnt-${pass.name}`);
   await mkdir(root, { recursive: true });
   await mkdir(mnt, { recursive: true });
   liveMountRoots.add(root);
   liveMountRoots.add(mnt);
-  const args = ["agent", "--root", root, "--plain-http", "--prefetch", prefetch, "--startup-window", "10s", "--log-level", process.env.SHOAL_BENCH_AGENT_LOG_LEVEL ?? "info"];
-  const agent = await daemon(args, { logFile: join(work, `agent-${lazyTag}.log`), ready: { socket: join(root, "agent.sock") } });
+  const args = ["agent", "--root", root, "--plain-http", "--prefetch", prefetch, "--startup-window", "10s", "--log-level", process.env.SHOAL_BENCH_AGENT_LOG_LEVEL ?? "info", ...(pass.supernode ? ["--supernode", pass.supernode] : []), ...agentArgs];
+  const agent = await daemon(args, { logFile: join(work, `agent-${pass.name}.log`), ready: { socket: join(root, "agent.sock") } });
   let mounted = false;
   try {
-
     reg.resetStats();
-    log(`shoal: mount + first work (prefetch ${prefetch})`);
+    log(`shoal ${pass.name}: mount + first work (prefetch ${prefetch}${pass.supernode ? `, supernode ${pass.supernode}` : ""})`);
     const t0 = performance.now();
     mounted = true;
     const mountOutput = await cliOk(["mount", "--root", root, lazyRef, mnt]);
     const mountSec = sec(t0);
     const fw = await runFirstWork(mnt);
     const totalSec = sec(t0);
+    const fetched = await agentFetchedBytes(root);
     await reg.settle();
     const st = reg.stats();
-    if (pass.startupOrderOut) {
-      await new Promise((r) => setTimeout(r, Math.max(0, 10_500 - (performance.now() - t0)))); // the agent saves its record when the startup window ends
-      await writeFile(pass.startupOrderOut, await cliOk(["startup-order", "--root", root, mnt]));
+    if (pass.waitForTrace && pass.supernode && fetched.digest) {
+      const repo = lazyRef.slice(reg.host.length + 1, lazyRef.lastIndexOf(":"));
+      const url = `${pass.supernode}/v1/traces/${reg.host}/${repo}/${fetched.digest}`;
+      const until = performance.now() + 30_000;
+      while ((await fetch(url).then((r) => r.status, () => 0)) !== 200) {
+        if (performance.now() > until) throw new Error(`no startup trace at ${url} 30 s after first work`);
+        await new Promise((r) => setTimeout(r, 500));
+      }
     }
+    const pulled = /pulled in ([0-9.]+) s/.exec(mountOutput);
     return {
-      mountSec, firstWorkSec: fw.totalSec, totalSec, blobBytes: st.blobBytes, blobRequests: st.blobRequests,
-      shareOfImage: st.blobBytes / image.compressedBytes, lazyImageBytes, prefetch, mountOutput: mountOutput.trim(),
+      pass: pass.name, mountSec, pullSec: pulled ? Number(pulled[1]) : undefined, firstWorkSec: fw.totalSec, totalSec, blobBytes: st.blobBytes, blobRequests: st.blobRequests,
+      agentBytes: fetched.bytes, shareOfImage: fetched.bytes / image.compressedBytes, prefetch, startup: fetched.startup, startupChunks: fetched.startupChunks, mountOutput: mountOutput.trim(),
     };
   } finally {
     if (mounted) {
@@ -172,7 +202,7 @@ async function runShoal(
     }
     await stopProcess(agent.child, 15_000);
     // SHOAL_BENCH_LOG_DIR keeps the agent's log of each pass for a closer look
-    if (process.env.SHOAL_BENCH_LOG_DIR) await writeFile(join(process.env.SHOAL_BENCH_LOG_DIR, `agent-${lazyTag}.log`), agent.logs());
+    if (process.env.SHOAL_BENCH_LOG_DIR) await writeFile(join(process.env.SHOAL_BENCH_LOG_DIR, `agent-${pass.name}.log`), agent.logs());
     const clean = (await unmountAllUnder(mnt)) && (await unmountAllUnder(root));
     if (clean) {
       liveMountRoots.delete(root);
@@ -181,6 +211,16 @@ async function runShoal(
       log(`warning: mounts left under ${work}`);
     }
   }
+}
+
+/** Start `shoal supernode` in front of `reg`: in the registry's namespace (`ns`) or on this host. */
+async function startBenchSupernode(reg: NetnsRegistry, work: string, name: string, ns?: Netns): Promise<{ url: string; child: ShoalDaemon["child"] }> {
+  const host = ns ? ns.nsAddr : "127.0.0.1";
+  const port = ns ? 7070 : await freeTcpPort();
+  const d = await daemon(["supernode", "--root", join(work, `supernode-${name}`), "--listen", `${host}:${port}`, "--plain-http", "--registries", reg.host], {
+    logFile: join(work, `supernode-${name}.log`), ready: { tcp: { host, port } }, timeoutMs: 60_000, ...(ns ? { spawn: (c: string, a: readonly string[], o: SpawnOptions) => ns.spawn(c, a, o) } : {}),
+  });
+  return { url: `http://${host}:${port}`, child: d.child };
 }
 
 /**
@@ -216,19 +256,35 @@ export async function runFirstWorkBench(opts: FirstWorkBenchOptions = {}): Promi
     await pushLayout(image.layoutDir, image.tag, src);
 
     const baseline = await runBaseline(reg, src, work, log);
-    let shoal: ShoalFigures | { skipped: string };
-    let traced: ShoalFigures | undefined;
+    let shoal: ShoalFigures[] | { skipped: string };
+    let lazyImageBytes: number | undefined;
+    const help = opts.baselineOnly ? undefined : await cli(["agent", "--help"]);
     if (opts.baselineOnly) {
       shoal = { skipped: "baseline only was asked for" };
+    } else if (help?.code !== 0) {
+      shoal = { skipped: "`shoal agent` does not exist yet (`shoal agent --help` exits non-zero)" };
     } else {
+      const supernodes: Array<{ child: ShoalDaemon["child"] }> = [];
       try {
-        const order = join(work, "startup-order.json");
-        shoal = await runShoal(reg, src, repo, image, work, log, { tag: "v1-shoal", prefetch, chunkSize: opts.chunkSize, startupOrderOut: order });
-        if (!("skipped" in shoal)) {
-          const t = await runShoal(reg, src, repo, image, work, log, { tag: "v1-traced", prefetch: "on", chunkSize: opts.chunkSize, startupOrderIn: order });
-          if (!("skipped" in t)) traced = t;
-        }
+        log("shoal: converting (setup, not measured)");
+        const lazyTag = "v1-shoal";
+        const lazyRef = `${reg.host}/${repo}:${lazyTag}`;
+        await cliOk(["convert", "--plain-http", "--no-cache", ...(opts.chunkSize ? ["--chunk-size", String(opts.chunkSize)] : []), src, lazyRef]);
+        lazyImageBytes = await layerBytes(reg, repo, lazyTag);
+        const far = await startBenchSupernode(reg, work, "far", ns);
+        const near = await startBenchSupernode(reg, work, "near");
+        supernodes.push(far, near);
+        const passes: ShoalPass[] = [
+          { name: "cold", prefetch },
+          { name: "recording", prefetch: "off", supernode: far.url, waitForTrace: true },
+          { name: "fleet-trace", prefetch: "on", supernode: far.url },
+          { name: "dc-first", prefetch: "on", supernode: near.url, waitForTrace: true },
+          { name: "dc-second", prefetch: "on", supernode: near.url },
+        ].filter((p) => !opts.passes || opts.passes.includes(p.name)) as ShoalPass[];
+        shoal = [];
+        for (const pass of passes) shoal.push(await runShoal(reg, lazyRef, image, work, log, pass, opts.agentArgs ?? []));
       } finally {
+        for (const sn of supernodes) await stopProcess(sn.child, 15_000);
         workClean = (await mountsUnder(work)).length === 0;
       }
     }
@@ -236,9 +292,8 @@ export async function runFirstWorkBench(opts: FirstWorkBenchOptions = {}): Promi
       image: { compressedBytes: image.compressedBytes, uncompressedBytes: image.uncompressedBytes, manifestDigest: image.manifestDigest, cached: image.cached, version: image.version },
       rateMbit,
       baseline,
+      ...(lazyImageBytes !== undefined ? { lazyImageBytes } : {}),
       shoal,
-      speedup: "skipped" in shoal ? undefined : baseline.totalSec / shoal.totalSec,
-      ...(traced ? { traced, tracedSpeedup: baseline.totalSec / traced.totalSec } : {}),
     };
   } finally {
     await reg?.stop();
@@ -252,6 +307,15 @@ export async function runFirstWorkBench(opts: FirstWorkBenchOptions = {}): Promi
   }
 }
 
+/** What each pass is, for the report. */
+const PASS_TITLES: Record<string, string> = {
+  cold: "cold, straight from the registry, no trace",
+  recording: "first host through the far supernode (records and sends the trace)",
+  "fleet-trace": "later host with the fleet's trace (far supernode, prefetch on)",
+  "dc-first": "datacenter: first host, supernode on this side of the link (prefetch on)",
+  "dc-second": "datacenter: second fresh host, chunks in the supernode (prefetch on)",
+};
+
 /** Human-readable lines for a result. */
 export function formatFirstWork(r: FirstWorkBenchResult): string[] {
   const MiB = 2 ** 20;
@@ -262,24 +326,17 @@ export function formatFirstWork(r: FirstWorkBenchResult): string[] {
       + `  (pull ${r.baseline.pullSec.toFixed(2)} s, unpack ${r.baseline.unpackSec.toFixed(2)} s, first work ${r.baseline.firstWorkSec.toFixed(2)} s)`,
     `    registry blob bytes: ${mib(r.baseline.blobBytes)} in ${r.baseline.blobRequests} requests`,
   ];
-  if ("skipped" in r.shoal) {
+  if (!Array.isArray(r.shoal)) {
     lines.push(`  shoal: skipped: ${r.shoal.skipped}`);
-  } else {
-    const s = r.shoal;
+    return lines;
+  }
+  for (const s of r.shoal) {
     lines.push(
-      `  shoal (mount + first work, prefetch ${s.prefetch}): ${s.totalSec.toFixed(2)} s  (mount ${s.mountSec.toFixed(2)} s, first work ${s.firstWorkSec.toFixed(2)} s)`,
-      `    registry blob bytes before first work: ${mib(s.blobBytes)} in ${s.blobRequests} requests = ${(s.shareOfImage * 100).toFixed(1)}% of the image (lazy image ${mib(s.lazyImageBytes)})`,
-      `    shoal mount said: ${s.mountOutput.split("\n").join(" | ")}`,
-      `  speedup: ${r.speedup!.toFixed(2)}x  (baseline / shoal time to first useful work)`,
+      `  shoal ${s.pass} (${PASS_TITLES[s.pass] ?? s.pass}): ${s.totalSec.toFixed(2)} s = ${(r.baseline.totalSec / s.totalSec).toFixed(2)}x faster`
+        + `  (mount ${s.mountSec.toFixed(2)} s, agent pull ${s.pullSec?.toFixed(3) ?? "?"} s, first work ${s.firstWorkSec.toFixed(2)} s)`,
+      `    fetched by first work: ${mib(s.agentBytes)} = ${(s.shareOfImage * 100).toFixed(1)}% of the image; registry ${mib(s.blobBytes)} in ${s.blobRequests} requests`
+        + `${s.startup ? `; startup chunks ${s.startupChunks ?? 0} from ${s.startup}` : ""}`,
     );
-    if (r.traced) {
-      const t = r.traced;
-      lines.push(
-        `  shoal with the recorded startup order in the image (fresh agent, prefetch on): ${t.totalSec.toFixed(2)} s  (mount ${t.mountSec.toFixed(2)} s, first work ${t.firstWorkSec.toFixed(2)} s)`,
-        `    registry blob bytes by first work done: ${mib(t.blobBytes)} in ${t.blobRequests} requests = ${(t.shareOfImage * 100).toFixed(1)}% of the image (prefetch streams on behind it)`,
-        `  speedup with startup order: ${r.tracedSpeedup!.toFixed(2)}x`,
-      );
-    }
   }
   return lines;
 }

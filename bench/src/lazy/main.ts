@@ -1,5 +1,6 @@
 // Time to first useful work, baseline vs shoal:
-//   node bench/src/lazy/main.ts [--prefetch on|off] [--rate MBIT] [--chunk-size BYTES] [--baseline-only] [--json]
+//   node bench/src/lazy/main.ts [--prefetch on|off] [--rate MBIT] [--chunk-size BYTES] [--passes cold,recording,fleet-trace,dc-first,dc-second] [--agent-args="--flag value ..."] [--baseline-only] [--json]
+// --prefetch is the cold pass's (default off); the later passes run as they say.
 // Needs root (network namespace, mounts), debootstrap, skopeo, umoci, docker-registry.
 import { parseArgs } from "node:util";
 import { formatFirstWork, runFirstWorkBench } from "./first-work.ts";
@@ -10,6 +11,8 @@ const { values } = parseArgs({
     rate: { type: "string", default: "100" },
     "chunk-size": { type: "string" },
     "baseline-only": { type: "boolean", default: false },
+    passes: { type: "string" },
+    "agent-args": { type: "string" },
     json: { type: "boolean", default: false },
   },
 });
@@ -18,6 +21,7 @@ const rateMbit = Number(values.rate);
 if (!(rateMbit > 0)) throw new Error("--rate must be a positive number of Mbit/s");
 
 const chunkSize = values["chunk-size"] ? Number(values["chunk-size"]) : undefined;
-const r = await runFirstWorkBench({ prefetch: values.prefetch, rateMbit, baselineOnly: values["baseline-only"], ...(chunkSize ? { chunkSize } : {}) });
+const passes = values.passes?.split(",").map((p) => p.trim()).filter(Boolean);
+const r = await runFirstWorkBench({ prefetch: values.prefetch, rateMbit, baselineOnly: values["baseline-only"], ...(chunkSize ? { chunkSize } : {}), ...(passes ? { passes } : {}), ...(values["agent-args"] ? { agentArgs: values["agent-args"].split(/\s+/).filter(Boolean) } : {}) });
 for (const line of formatFirstWork(r)) console.log(line);
 if (values.json) console.log(JSON.stringify(r, null, 2));

@@ -5,3 +5,4 @@ export { untilAborted, sleep } from "./abort.ts";
 export { TokenBucket, type TokenBucketInit, type TokenBucketComponents } from "./token-bucket.ts";
 export { parseBytes, parseDuration, humanBytes } from "./units.ts";
 export { LruMap } from "./lru-map.ts";
+export { DemandActivity, yieldTo } from "./demand.ts";

@@ -49,6 +49,8 @@ export interface FetchChunksOptions {
   signal: AbortSignal;
   /** Chunk `first + k` has arrived (see `ChunkSource`). */
   onChunk?: (k: number, bytes: Uint8Array) => void;
+  /** Nobody waits for these chunks (the prefetch): a source that queues may put them behind others. */
+  background?: boolean;
 }
 
 /** Throws `InvalidArgumentError` unless `first..last` is a run of chunk positions of `layer`. */

@@ -8,7 +8,7 @@ import { chunkDigest, chunkMatches, inflateChunk, type Chunk } from "@shoal/bloc
 import type { Logger } from "pino";
 import type { ChunkCache, InflateOptions } from "./chunk-cache.ts";
 import type { ChunkSource } from "./chunk-source.ts";
-import { DemandActivity } from "./demand.ts";
+import { DemandActivity } from "@shoal/base";
 import { allAborted, Flights } from "./flights.ts";
 import { hedgedRace, HedgeLostError } from "./race.ts";
 import type { RemoteLayer } from "./remote-layer.ts";
@@ -65,7 +65,14 @@ export interface FetchOptions {
   signal?: AbortSignal;
   /** Background work (the prefetcher): does not count as on-demand activity. */
   background?: boolean;
+  /** Background work for reads expected soon (the startup chunks): sources do not put it behind others' reads. */
+  startup?: boolean;
 }
+
+/** Whom a fetch is for: a reader waiting now; reads expected soon (startup chunks); the background stream. */
+type Priority = "demand" | "startup" | "background";
+
+const priorityOf = (opts: FetchOptions): Priority => (opts.background !== true ? "demand" : opts.startup === true ? "startup" : "background");
 
 /** Weight of the newest sample in a source's latency average. */
 const LATENCY_EWMA_WEIGHT = 0.2;
@@ -189,7 +196,7 @@ export class Fetcher {
           return raw;
         }
       }
-      const raw = await this.flights.join(digest, (signal) => this.fetchOne(layer, chunk, opts.background === true, true, this.deadline(signal)), opts.signal);
+      const raw = await this.flights.join(digest, (signal) => this.fetchOne(layer, chunk, priorityOf(opts), true, this.deadline(signal)), opts.signal);
       if (raw) return raw;
       // A background fetch stored it compressed only: read it (inflating) from the store.
       const stored = await this.cache.readRaw(digest, 0, chunk.uncompressedLength, this.inflaterOf(layer, chunk));
@@ -207,13 +214,13 @@ export class Fetcher {
    */
   async ensureRange(layer: RemoteLayer, first: number, last: number, opts: FetchOptions & { inflate?: boolean; maxRunBytes?: number } = {}): Promise<void> {
     const maxRun = opts.maxRunBytes ?? MAX_RUN_BYTES;
-    const background = opts.background === true;
-    const inflate = opts.inflate ?? !background;
+    const priority = priorityOf(opts);
+    const inflate = opts.inflate ?? priority === "demand";
     const waits: Promise<unknown>[] = [];
     let run: number[] = [];
     let bytes = 0;
     const flush = () => {
-      if (run.length > 0) waits.push(...this.startRun(layer, run, background, inflate, opts.signal));
+      if (run.length > 0) waits.push(...this.startRun(layer, run, priority, inflate, opts.signal));
       run = [];
       bytes = 0;
     };
@@ -325,7 +332,7 @@ export class Fetcher {
    * delivers chunks before the run is complete); one the run did not bring
    * is fetched alone.
    */
-  private startRun(layer: RemoteLayer, ids: number[], background: boolean, inflate: boolean, caller: AbortSignal | undefined): Promise<unknown>[] {
+  private startRun(layer: RemoteLayer, ids: number[], priority: Priority, inflate: boolean, caller: AbortSignal | undefined): Promise<unknown>[] {
     const settle = new Map<number, (got: { raw: Buffer | undefined } | undefined) => void>();
     const arrivals = new Map(ids.map((i) => [i, new Promise<{ raw: Buffer | undefined } | undefined>((resolve) => settle.set(i, resolve))]));
     const signals: AbortSignal[] = [];
@@ -337,14 +344,14 @@ export class Fetcher {
         const got = await untilAborted(arrivals.get(i)!, deadline).catch((err: unknown) => {
           throw deadline.aborted && !signal.aborted ? this.timedOut(chunk, layer, err) : err;
         });
-        return got ? got.raw : this.fetchOne(layer, chunk, background, inflate, deadline);
+        return got ? got.raw : this.fetchOne(layer, chunk, priority, inflate, deadline);
       }, caller);
     });
     const missing = () => {
       for (const s of settle.values()) s(undefined);
     };
     if (ids.length === 1) missing();
-    else void this.fetchRun(layer, ids, background, inflate, this.deadline(allAborted(signals)), (i, raw) => settle.get(i)?.({ raw })).finally(missing);
+    else void this.fetchRun(layer, ids, priority, inflate, this.deadline(allAborted(signals)), (i, raw) => settle.get(i)?.({ raw })).finally(missing);
     return waits;
   }
 
@@ -363,12 +370,12 @@ export class Fetcher {
    * stored and handed to `arrived` (uncompressed, or undefined when not
    * `inflate`) as soon as its bytes are in, in order. Never rejects (`take` neither).
    */
-  private async fetchRun(layer: RemoteLayer, ids: number[], background: boolean, inflate: boolean, signal: AbortSignal, arrived: (i: number, raw: Buffer | undefined) => void): Promise<void> {
+  private async fetchRun(layer: RemoteLayer, ids: number[], priority: Priority, inflate: boolean, signal: AbortSignal, arrived: (i: number, raw: Buffer | undefined) => void): Promise<void> {
     const source = this.sources.find((s) => !s.canServe || ids.every((i) => s.canServe!(layer, i)));
     if (!source) return;
     const first = ids[0]!;
     const last = ids.at(-1)!;
-    const end = background ? undefined : this.demand.begin();
+    const end = priority !== "demand" ? undefined : this.demand.begin();
     const started = performance.now();
     /** Chunks whose bytes were looked at (once each: a second look at the same bytes tells nothing new). */
     const seen = new Set<number>();
@@ -395,12 +402,12 @@ export class Fetcher {
     };
     const streamed: Promise<void>[] = [];
     try {
-      const pieces = await source.fetchChunks(layer, first, last, { signal, onChunk: (k, piece) => streamed.push(take(k, piece)) });
+      const pieces = await source.fetchChunks(layer, first, last, { signal, background: priority === "background", onChunk: (k, piece) => streamed.push(take(k, piece)) });
       await Promise.all(streamed);
       await Promise.all(ids.map((_, k) => take(k, pieces[k])));
       const seconds = (performance.now() - started) / 1000;
       this.observer?.fetched(source.name, bytes, seconds);
-      this.logger.debug({ layer: layer.digest, first, last, source: source.name, bytes, background, fetchMs: Math.round(seconds * 1000) }, "chunk run fetched");
+      this.logger.debug({ layer: layer.digest, first, last, source: source.name, bytes, background: priority !== "demand", priority, fetchMs: Math.round(seconds * 1000) }, "chunk run fetched");
     } catch (err) {
       await Promise.all(streamed);
       this.observer?.failed(source.name, signal.aborted ? "timeout" : "error", `chunks ${first}-${last} of layer ${layer.digest}: ${(err as Error).message}`);
@@ -415,15 +422,15 @@ export class Fetcher {
    * slower than its hedge delay gets company, the first verified answer
    * wins; the last resort is asked only when the others failed.
    */
-  private async fetchOne(layer: RemoteLayer, chunk: Chunk, background: boolean, inflate: boolean, signal: AbortSignal): Promise<Buffer | undefined> {
-    const end = background ? undefined : this.demand.begin();
+  private async fetchOne(layer: RemoteLayer, chunk: Chunk, priority: Priority, inflate: boolean, signal: AbortSignal): Promise<Buffer | undefined> {
+    const end = priority !== "demand" ? undefined : this.demand.begin();
     const errors: string[] = [];
     try {
       const entrants = this.sources.filter((s) => !s.canServe || s.canServe(layer, chunk.index));
       const won = await hedgedRace({
         entrants,
         signal,
-        attempt: (s, sig) => this.attempt(layer, chunk, s, sig, errors),
+        attempt: (s, sig) => this.attempt(layer, chunk, s, sig, errors, priority === "background"),
         hedgeAfterMs: (s) => this.hedgeDelay(s),
         isLastResort: (s) => s.lastResort === true,
         onHedge: (from, to) => {
@@ -438,7 +445,7 @@ export class Fetcher {
       const raw = await this.store(layer, chunk, won.value.bytes, inflate);
       this.observer?.fetched(won.winner.name, won.value.bytes.length, won.value.seconds);
       this.count(won.winner.name, won.value.bytes.length);
-      this.logger.debug({ layer: layer.digest, chunk: chunk.index, source: won.winner.name, bytes: won.value.bytes.length, background, fetchMs: Math.round(won.value.seconds * 1000) }, "chunk fetched");
+      this.logger.debug({ layer: layer.digest, chunk: chunk.index, source: won.winner.name, bytes: won.value.bytes.length, background: priority !== "demand", priority, fetchMs: Math.round(won.value.seconds * 1000) }, "chunk fetched");
       return raw;
     } finally {
       end?.();
@@ -446,12 +453,12 @@ export class Fetcher {
   }
 
   /** Up to two tries at one source; the verified bytes, or undefined (reasons appended to `errors`). */
-  private async attempt(layer: RemoteLayer, chunk: Chunk, source: ChunkSource, signal: AbortSignal, errors: string[]): Promise<{ bytes: Uint8Array; seconds: number } | undefined> {
+  private async attempt(layer: RemoteLayer, chunk: Chunk, source: ChunkSource, signal: AbortSignal, errors: string[], background: boolean): Promise<{ bytes: Uint8Array; seconds: number } | undefined> {
     for (let attempt = 1; attempt <= 2; attempt++) {
       const started = performance.now();
       let bytes: Uint8Array | undefined;
       try {
-        [bytes] = await source.fetchChunks(layer, chunk.index, chunk.index, { signal });
+        [bytes] = await source.fetchChunks(layer, chunk.index, chunk.index, { signal, background });
       } catch (err) {
         if (signal.aborted && signal.reason instanceof HedgeLostError) return undefined; // not a failure of this source
         const timedOut = signal.aborted;

@@ -1,8 +1,8 @@
 // Public surface of @shoal/fetch: the read path the agent, the snapshotter and the registry mirror share.
 export type { RemoteLayer } from "./remote-layer.ts";
-export { checkRun, runBytes, splitRun, type ChunkSource, type SourceName } from "./chunk-source.ts";
+export { checkRun, runBytes, splitRun, RunAssembler, type ChunkSource, type FetchChunksOptions, type SourceName } from "./chunk-source.ts";
 export type { ChunkCache, InflateOptions, Inflater } from "./chunk-cache.ts";
-export { DemandActivity } from "./demand.ts";
+export { DemandActivity } from "@shoal/base";
 export { Flights, allAborted } from "./flights.ts";
 export { hedgedRace, HedgeLostError, type HedgedRaceInit } from "./race.ts";
 export { FAILURE_MEMORY_MS, Fetcher, FetchError, MAX_RUN_BYTES, type FetchObserver, type FetchOptions, type FetchStats, type SourceTotals } from "./fetcher.ts";

@@ -5,7 +5,7 @@
  */
 import { AbortedError, sleep, TokenBucket } from "@shoal/base";
 import type { Logger } from "pino";
-import type { DemandActivity } from "./demand.ts";
+import type { DemandActivity } from "@shoal/base";
 import { MAX_RUN_BYTES, type Fetcher } from "./fetcher.ts";
 import type { RemoteLayer } from "./remote-layer.ts";
 
@@ -225,7 +225,7 @@ export class PrefetchJob {
     const startupWorker = async () => {
       while (!signal0.aborted && next < runs.length) {
         const [li, first, last] = runs[next++]!;
-        await this.fetcher.ensureRange(this.layers[li]!, first, last, { signal: signal0, background: true, inflate: true }).catch((err: Error) => {
+        await this.fetcher.ensureRange(this.layers[li]!, first, last, { signal: signal0, background: true, startup: true, inflate: true }).catch((err: Error) => {
           if (!signal0.aborted) this.logger.warn({ first, last, err: err.message }, "startup prefetch of chunks failed");
         });
       }

@@ -404,6 +404,22 @@ describe("PrefetchJob", () => {
     expect(job.progress().chunksDone).toBe(layer.index.chunkCount);
   });
 
+  it("tells sources which fetches are background: the stream's, not a reader's nor the startup chunks'", async () => {
+    const { layer, blob } = await layerFixture();
+    const src = new MemorySource(blob);
+    const seen: Array<[number, boolean]> = [];
+    const fetchChunks = src.fetchChunks.bind(src);
+    src.fetchChunks = (l, a, b, o) => {
+      seen.push([a, o.background === true]);
+      return fetchChunks(l, a, b, o);
+    };
+    const f = new Fetcher({ cache: new MemoryChunkCache(), sources: [src], logger });
+    await f.read(layer, 0, 10);
+    await f.ensureRange(layer, 1, 1, { background: true, startup: true });
+    await f.ensureRange(layer, 2, 2, { background: true });
+    expect(seen).toEqual([[0, false], [1, false], [2, true]]);
+  });
+
   it("counts a reader served from the store as activity, and past MAX_YIELD_MS goes on one run at a time", async () => {
     const { layer, blob } = await layerFixture(1_000_000);
     const src = new MemorySource(blob);

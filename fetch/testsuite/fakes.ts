@@ -1,7 +1,7 @@
 /** In-memory fakes of the read path's seams, held to the same conformance suites as the real implementations. */
 import { gunzipSync } from "node:zlib";
 import { digestOf, DigestMismatchError } from "@shoal/base";
-import { checkRun, runBytes, splitRun, type ChunkCache, type ChunkSource, type InflateOptions, type RemoteLayer } from "../src/index.ts";
+import { checkRun, runBytes, splitRun, type ChunkCache, type ChunkSource, type FetchChunksOptions, type InflateOptions, type RemoteLayer } from "../src/index.ts";
 
 /** Chunks in memory; compressed-only ones are inflated on their first raw read, as the chunk store does. */
 export class MemoryChunkCache implements ChunkCache {
@@ -105,7 +105,7 @@ export class MemorySource implements ChunkSource {
     this.reported.push(chunk);
   }
 
-  async fetchChunks(layer: RemoteLayer, first: number, last: number, opts: { signal: AbortSignal }): Promise<Uint8Array[]> {
+  async fetchChunks(layer: RemoteLayer, first: number, last: number, opts: FetchChunksOptions): Promise<Uint8Array[]> {
     checkRun(layer, first, last);
     opts.signal.throwIfAborted();
     this.runs.push([first, last]);

@@ -1,7 +1,7 @@
 /** The supernode's HTTP API: routing, parsing at the edge, JSON errors `{code, message}`. */
 import {
   ANNOUNCE_PATH, BLOBS_PREFIX, BLOCKS_PREFIX, CHUNK_LENGTHS_HEADER, CHUNKS_PREFIX, HEALTH_PATH, INDEX_DIGEST_HEADER, INDEX_OFFSET_HEADER, INDEX_PREFIX, MAX_JSON_BODY, PEERS_PATH,
-  NotSwarmMemberError, openTrackerMessage, MAX_TRACE_BYTES, TRACES_PREFIX, SEEKABLE_INDEX_KIND, SEEKABLE_WINDOWS_KIND, parseAnnouncement, parseBasicAuth, parseLayerPath, parsePeerReport, parsePreheatRequest, PREHEAT_PATH, PREHEAT_PREFIX, REPORT_PATH,
+  NotSwarmMemberError, openTrackerMessage, MAX_TRACE_BYTES, TRACES_PREFIX, PRIORITY_HEADER, SEEKABLE_INDEX_KIND, SEEKABLE_WINDOWS_KIND, parseAnnouncement, parseBasicAuth, parseLayerPath, parsePeerReport, parsePreheatRequest, PREHEAT_PATH, PREHEAT_PREFIX, REPORT_PATH,
   type LayerRef, type PeerReport,
 } from "@shoal/swarm";
 import { AbortedError, BadRequestError, errorBody, httpStatusOf, isSha256Digest, ShoalError } from "@shoal/base";
@@ -101,7 +101,9 @@ async function handle(c: ApiComponents, req: IncomingMessage, res: ServerRespons
   }
   if (method === "GET" && path.startsWith(CHUNKS_PREFIX)) {
     const { layer, opts } = blobRequest(req, url, CHUNKS_PREFIX, signal);
-    const parts = await c.chunks.getChunks(layer, decimal(url.searchParams, "first"), decimal(url.searchParams, "last"), opts);
+    const priority = req.headers[PRIORITY_HEADER];
+    if (priority !== undefined && priority !== "background") throw new BadRequestError(`header ${PRIORITY_HEADER} must be background or absent`);
+    const parts = await c.chunks.getChunks(layer, decimal(url.searchParams, "first"), decimal(url.searchParams, "last"), { ...opts, ...(priority ? { background: true } : {}) });
     const total = parts.reduce((n, p) => n + p.length, 0);
     res.writeHead(200, {
       "content-type": "application/octet-stream",

@@ -2,11 +2,14 @@
  * Chunks of lazy layers: from the chunk store, else from the origin with
  * single-flight (one origin request per chunk however many callers ask at
  * once; adjacent missing chunks of one call in one range request), verified
- * against the layer index before they are cached or served.
+ * against the layer index before they are cached or served. A caller's
+ * background request (an agent's prefetch) waits before its origin fetch
+ * while callers who wait are fetching from the origin (up to
+ * `MAX_YIELD_MS`), and goes at once when one of them asks for a chunk of it.
  */
 import { type Credentials, type RegistryClients } from "@shoal/oci";
 import { MAX_CHUNKS_PER_REQUEST, type LayerRef } from "@shoal/swarm";
-import { DigestMismatchError, untilAborted, BadRequestError, ShoalError } from "@shoal/base";
+import { DemandActivity, DigestMismatchError, untilAborted, BadRequestError, ShoalError, yieldTo } from "@shoal/base";
 import { chunkDigest, chunkMatches, type Chunk, type LayerIndex } from "@shoal/blockindex";
 import type { Logger } from "pino";
 import { DEFAULT_MAX_RANGE_BYTES } from "./constants.ts";
@@ -38,7 +41,14 @@ export interface ChunkRequestOptions {
   signal?: AbortSignal;
   credentials?: Credentials;
   hint?: IndexHint;
+  /** Nobody waits for it (an agent's prefetch): its origin fetches yield to those of callers who wait. */
+  background?: boolean;
 }
+
+/** How long origin fetches for waiting callers keep background ones back after they start, ms. */
+export const QUIET_MS = 500;
+/** Longest a background origin fetch waits for them, ms. */
+export const MAX_YIELD_MS = 2000;
 
 interface Deferred {
   promise: Promise<Buffer>;
@@ -68,6 +78,10 @@ export class ChunkService {
   readonly #maxChunks: number;
   readonly #maxRange: number;
   readonly #inflight = new Map<string, Promise<Buffer>>();
+  /** Origin fetches for callers who wait: background ones yield to them. */
+  readonly #demand = new DemandActivity();
+  /** Chunks of background runs waiting to start: what starts each at once. */
+  readonly #parked = new Map<string, () => void>();
   readonly #work = new Set<Promise<unknown>>();
   readonly #lifetime = new AbortController();
   readonly #access: AccessCheck | undefined;
@@ -146,6 +160,7 @@ export class ChunkService {
       const digest = chunkDigest(chunk);
       const shared = this.#inflight.get(digest);
       if (shared) {
+        if (opts.background !== true) this.#parked.get(digest)?.(); // someone waits for it now
         results.push(shared.then((b) => (read ? b : undefined)));
         run = undefined;
       } else if (this.#cache.has(digest)) {
@@ -168,7 +183,7 @@ export class ChunkService {
         results.push(d.promise);
       }
     }
-    for (const r of runs) this.#track(this.#fetchRun(layer, r.chunks, r.waits, opts.credentials));
+    for (const r of runs) this.#track(this.#startRun(layer, r.chunks, r.waits, opts));
     return untilAborted(Promise.all(results), opts.signal);
   }
 
@@ -179,6 +194,23 @@ export class ChunkService {
     // Evicted between has() and the read: fetch it again.
     const [again] = await this.#obtain(layer, index, [i], true, opts);
     return again!;
+  }
+
+  /** Fetch a run from the origin: a background one once waiting callers' fetches are done (or one of them wants it). */
+  async #startRun(layer: LayerRef, chunks: Chunk[], waits: Deferred[], opts: ChunkRequestOptions): Promise<void> {
+    if (opts.background === true) {
+      let release!: () => void;
+      const wanted = new Promise<void>((resolve) => (release = resolve));
+      for (const c of chunks) this.#parked.set(chunkDigest(c), release);
+      await Promise.race([yieldTo(this.#demand, { quietMs: QUIET_MS, maxWaitMs: MAX_YIELD_MS, signal: this.#lifetime.signal }), wanted]).catch(() => undefined);
+      for (const c of chunks) this.#parked.delete(chunkDigest(c));
+    }
+    const end = opts.background === true ? undefined : this.#demand.begin();
+    try {
+      await this.#fetchRun(layer, chunks, waits, opts.credentials);
+    } finally {
+      end?.();
+    }
   }
 
   async #fetchRun(layer: LayerRef, chunks: Chunk[], waits: Deferred[], credentials: Credentials | undefined): Promise<void> {

@@ -13,7 +13,7 @@ import {
 } from "./messages.ts";
 import type { TrackerEnvelope } from "./tracker-auth.ts";
 import {
-  ANNOUNCE_PATH, blobRoute, blocksRoute, CHUNK_LENGTHS_HEADER, chunksRoute, HEALTH_PATH, indexRoute, peersRoute, PREHEAT_PATH, preheatJobRoute, REPORT_PATH, seekableIndexRoute, seekableWindowsRoute, traceRoute,
+  ANNOUNCE_PATH, blobRoute, blocksRoute, CHUNK_LENGTHS_HEADER, chunksRoute, HEALTH_PATH, indexRoute, peersRoute, PREHEAT_PATH, preheatJobRoute, REPORT_PATH, seekableIndexRoute, seekableWindowsRoute, traceRoute, PRIORITY_HEADER,
 } from "./routes.ts";
 import { MAX_TRACE_BYTES, parseStartupTrace, type StartupTrace } from "./startup-trace.ts";
 
@@ -56,13 +56,14 @@ export class SupernodeClient {
    * the lazy layer `layer`, one buffer per chunk, in order, as the
    * supernode sent them (unverified). Runs longer than the API's limit go
    * in several requests. `onChunk(k, bytes)` gets chunk `first + k` as soon
-   * as its bytes have arrived, before the whole answer has.
+   * as its bytes have arrived, before the whole answer has. `background`:
+   * nobody waits for them (the supernode's origin fetches for it yield).
    */
-  async chunks(layer: LayerRef, first: number, last: number, opts: CallOptions & { indexDigest?: string; onChunk?: (k: number, bytes: Uint8Array) => void } = {}): Promise<Uint8Array[]> {
+  async chunks(layer: LayerRef, first: number, last: number, opts: CallOptions & { indexDigest?: string; onChunk?: (k: number, bytes: Uint8Array) => void; background?: boolean } = {}): Promise<Uint8Array[]> {
     const out: Uint8Array[] = [];
     for (let from = first; from <= last; from += MAX_CHUNKS_PER_REQUEST) {
       const to = Math.min(last, from + MAX_CHUNKS_PER_REQUEST - 1);
-      const res = await this.#call("GET", chunksRoute(layer, from, to, opts.indexDigest), opts);
+      const res = await this.#call("GET", chunksRoute(layer, from, to, opts.indexDigest), opts, undefined, opts.background ? { [PRIORITY_HEADER]: "background" } : undefined);
       const lengths = (res.headers.get(CHUNK_LENGTHS_HEADER) ?? "").split(",").map(Number);
       if (lengths.length !== to - from + 1 || lengths.some((n) => !Number.isSafeInteger(n) || n < 0)) {
         await res.body?.cancel().catch(() => undefined);

@@ -45,6 +45,8 @@ export const PREHEAT_PATH = "/v1/preheat";
 export const CHUNK_LENGTHS_HEADER = "x-shoal-chunk-lengths";
 export const INDEX_OFFSET_HEADER = "x-shoal-index-offset";
 export const INDEX_DIGEST_HEADER = "x-shoal-index-digest";
+/** Request header of `GET /v1/chunks/…`: `background` when nobody waits for the answer (a prefetch), so the supernode's origin fetches for it yield to those of callers who wait. */
+export const PRIORITY_HEADER = "x-shoal-priority";
 
 /** `GET` path of chunks `first..last` (inclusive) of a lazy layer; `indexDigest` lets the supernode check the index it holds. */
 export function chunksRoute(layer: LayerRef, first: number, last: number, indexDigest?: string): string {

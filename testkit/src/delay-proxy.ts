@@ -17,6 +17,8 @@ export interface DelayProxy {
   readonly maxInFlight: number;
   /** Held requests since start or `reset()`. */
   readonly blobRequests: number;
+  /** The `Range` headers of the held requests since start or `reset()`, in the order they arrived ("" for none). */
+  readonly ranges: readonly string[];
   reset(): void;
   stop(): Promise<void>;
 }
@@ -36,6 +38,7 @@ export async function startDelayProxy(init: { target: string; delayMs?: number; 
   let inFlight = 0;
   let maxInFlight = 0;
   let blobRequests = 0;
+  let ranges: string[] = [];
   const forward = (req: IncomingMessage, res: ServerResponse) => {
     const up = request({ host: targetHost, port: Number(targetPort), method: req.method, path: req.url, headers: req.headers }, (upRes) => {
       res.writeHead(upRes.statusCode ?? 502, upRes.headers);
@@ -54,6 +57,7 @@ export async function startDelayProxy(init: { target: string; delayMs?: number; 
     }
     if (!(req.method === "GET" && held.test(path))) return forward(req, res);
     blobRequests++;
+    ranges.push(String(req.headers.range ?? ""));
     maxInFlight = Math.max(maxInFlight, ++inFlight);
     res.on("close", () => inFlight--);
     setTimeout(() => forward(req, res), init.delayMs ?? 0);
@@ -68,9 +72,13 @@ export async function startDelayProxy(init: { target: string; delayMs?: number; 
     get blobRequests() {
       return blobRequests;
     },
+    get ranges() {
+      return ranges;
+    },
     reset() {
       maxInFlight = inFlight;
       blobRequests = 0;
+      ranges = [];
     },
     stop: () => new Promise<void>((resolve) => {
       server.closeAllConnections();

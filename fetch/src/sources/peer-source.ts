@@ -3,7 +3,7 @@ import { ShoalError } from "@shoal/base";
 import { chunkDigest } from "@shoal/blockindex";
 import { bitmapHas, type Holder, type PeerInfo } from "@shoal/swarm";
 import type { Logger } from "pino";
-import { checkRun, type ChunkSource } from "../chunk-source.ts";
+import { checkRun, type ChunkSource, type FetchChunksOptions } from "../chunk-source.ts";
 import type { RemoteLayer } from "../remote-layer.ts";
 
 /** The part of the libp2p chunk peer (`@shoal/p2p` `ChunkPeer`) the source uses. */
@@ -95,7 +95,7 @@ export class PeerSource implements ChunkSource {
   }
 
   /** A single chunk from one random holder, then another; a run from one peer holding all of it, else from a holder per chunk. */
-  async fetchChunks(layer: RemoteLayer, first: number, last: number, opts: { signal: AbortSignal }): Promise<Uint8Array[]> {
+  async fetchChunks(layer: RemoteLayer, first: number, last: number, opts: FetchChunksOptions): Promise<Uint8Array[]> {
     checkRun(layer, first, last);
     if (first === last) return [await this.fetchOne(layer, first, opts.signal)];
     const ids = Array.from({ length: last - first + 1 }, (_, k) => first + k);

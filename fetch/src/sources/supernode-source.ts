@@ -65,7 +65,7 @@ export class SupernodeSource implements ChunkSource, IndexSource, SeekableIndexS
     const auth = await this.auth(layer.registry);
     const onChunk = opts.onChunk;
     const pieces = await Promise.all(parts.map((p) => this.supernodes.first(key(p.first), (c, signal) => c.chunks(layer, p.first, p.last, {
-      ...auth, signal, ...(onChunk ? { onChunk: (k: number, bytes: Uint8Array) => onChunk(p.first - first + k, bytes) } : {}),
+      ...auth, signal, ...(opts.background ? { background: true } : {}), ...(onChunk ? { onChunk: (k: number, bytes: Uint8Array) => onChunk(p.first - first + k, bytes) } : {}),
     }), { signal: opts.signal })));
     return pieces.flat();
   }

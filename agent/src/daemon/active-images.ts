@@ -210,6 +210,7 @@ export class ActiveImages {
     }
     const position = new Map(img.layers.map((l, li) => [l.digest, li]));
     const order: ChunkPos[] = [];
+    const seen = new Set<string>();
     let foreign = 0;
     for (const [n, offset, length] of trace.ranges) {
       const li = position.get(trace.layers[n]!);
@@ -220,7 +221,12 @@ export class ActiveImages {
         foreign++;
         continue;
       }
-      for (let c = range.first; c <= range.last; c++) order.push([li!, c]);
+      for (let c = range.first; c <= range.last; c++) {
+        const key = `${li}:${c}`;
+        if (seen.has(key)) continue;
+        seen.add(key);
+        order.push([li!, c]);
+      }
     }
     this.logger.info({ image: img.digest, ranges: trace.ranges.length, chunks: order.length, dropped: foreign }, "prefetching the fleet's startup trace first");
     return order;

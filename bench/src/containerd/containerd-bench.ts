@@ -4,18 +4,24 @@
 //             + ctr run of the first work (python imports, nginx answers)
 //   shoal:    shoal pull (CRI PullImage: remote snapshots, no layer downloaded)
 //             + ctr run --snapshotter shoal of the same first work
+//   shoal-recording:   the same, with a fresh containerd and a fresh agent (prefetch off) through a
+//             supernode on the registry's side of the link; the agent records its startup reads and
+//             sends them to the supernode as the fleet's trace (waited for, not measured)
+//   shoal-fleet-trace: the same again, fresh containerd and agent (prefetch on) through that
+//             supernode: the agent fetches the trace and prefetches its chunks first
 //   stargz:   ctr-remote image rpull of an eStargz copy of the image (the stargz snapshotter,
 //             built from Debian's packages, as proxy plugin "stargz": remote snapshots over FUSE)
 //             + ctr run --snapshotter stargz of the same first work
 // containerd 1.6 from Debian, the agent and the stargz daemon are started by the bench with their
-// own roots; the registry runs in a network namespace of its own. Pushing and converting are
-// setup, not measured.
+// own roots; the registry (and the supernode) run in a network namespace of their own. Pushing and
+// converting are setup, not measured.
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import type { SpawnOptions } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
   createNetns, FIRST_WORK_CONTAINER_SCRIPT, mountsUnder, pushLayout, run, runFirstWorkCommand, startContainerd, startNetnsRegistry, unmountAllUnder,
-  type FirstWorkResult, type Netns, type NetnsRegistry, type RunningContainerd,
+  type FirstWorkResult, type Netns, type NetnsRegistry, type RunningContainerd, type ShoalDaemon,
 } from "@shoal/testkit";
 import { DEFAULT_CLI, layerBytes, shoalCli } from "../shoal-cli.ts";
 import { realisticImage, withoutProxies } from "../setup.ts";
@@ -24,19 +30,22 @@ import { buildStargzSnapshotter } from "../stargz/build.ts";
 import { startStargzSnapshotter, type StargzDaemon } from "../stargz/daemon.ts";
 import { ESTARGZ_FORMS, estargzImage, type EstargzForm, type EstargzImage } from "../stargz/estargz.ts";
 
-/** The passes, in the order they run (stargz last: its background fetch of the whole layer must not share the link with another pass). */
-export const CONTAINERD_PASSES = ["baseline", "shoal", "stargz"] as const;
+/**
+ * The passes, in the order they run (stargz last: its background fetch of the whole layer must not
+ * share the link with another pass). shoal-fleet-trace needs the trace shoal-recording leaves.
+ */
+export const CONTAINERD_PASSES = ["baseline", "shoal", "shoal-recording", "shoal-fleet-trace", "stargz"] as const;
 export type ContainerdPass = (typeof CONTAINERD_PASSES)[number];
 
 /** Options of {@link runContainerdBench}. */
 export interface ContainerdBenchOptions {
   /** Registry link cap, Mbit/s each way. Default 100. */
   rateMbit?: number;
-  /** `shoal agent --prefetch`. Default "off". */
+  /** `shoal agent --prefetch` of the shoal pass. Default "off". (shoal-recording runs with off, shoal-fleet-trace with on.) */
   prefetch?: "on" | "off";
   /** The shoal CLI entry. Default: this checkout's. */
   cli?: string;
-  /** Passes to run. Default: all of {@link CONTAINERD_PASSES}. */
+  /** Passes to run. Default: all of {@link CONTAINERD_PASSES}. shoal-fleet-trace brings shoal-recording with it. */
   only?: readonly ContainerdPass[];
   /** The eStargz copy for the stargz pass. Default "optimized"; falls back to "estargz" when the optimizer fails. */
   stargzForm?: EstargzForm;
@@ -60,12 +69,43 @@ export interface ContainerdPassFigures {
   imageBytes: number;
 }
 
+/** A pass through the supernode (shoal-recording, shoal-fleet-trace): what its agent said after the run too. */
+export interface ContainerdFleetFigures extends ContainerdPassFigures {
+  /** `shoal agent --prefetch` of this pass. */
+  prefetch: "on" | "off";
+  /** Chunk bytes the agent fetched from anywhere but its own store (supernode, registry, peers), by the end of the run (`shoal status`). */
+  agentBytes: number;
+  /** Where the prefetch's startup chunks came from (`images[].startup`: "fleet" when the supernode's trace was used); none without prefetch. */
+  startup?: string;
+  /** How many startup chunks the prefetch put first (`images[].prefetch.startupChunks`). */
+  startupChunks?: number;
+  /** The image's manifest digest, as the agent reported it. */
+  digest?: string;
+  /** shoal-recording: seconds from the end of the run until the supernode held the trace (not part of the pass's time). */
+  traceWaitSec?: number;
+}
+
+/** One pass's times and bytes over stargz's (below 1: the pass is faster / reads less). */
+export interface OverStargz {
+  pullSec: number;
+  runSec: number;
+  totalSec: number;
+  /** Registry blob bytes (a pass through the supernode may read none: its chunks can come from the supernode's cache). */
+  blobBytes: number;
+  /** A pass through the supernode: the chunk bytes its agent fetched (any source) over stargz's registry bytes. */
+  agentBytes?: number;
+}
+
 /** Result of {@link runContainerdBench}: the passes that ran, and the ratios of those. */
 export interface ContainerdBenchResult {
   rateMbit: number;
   prefetch: "on" | "off";
   baseline?: ContainerdPassFigures;
   shoal?: ContainerdPassFigures;
+  /** The pass named shoal-recording. */
+  shoalRecording?: ContainerdFleetFigures;
+  /** The pass named shoal-fleet-trace. */
+  shoalFleetTrace?: ContainerdFleetFigures;
   stargz?: ContainerdPassFigures & {
     /** Which eStargz copy was pulled. */
     form: EstargzForm;
@@ -74,10 +114,18 @@ export interface ContainerdBenchResult {
   };
   /** baseline.totalSec / shoal.totalSec. */
   speedup?: number;
+  /** baseline.totalSec / shoalRecording.totalSec. */
+  recordingSpeedup?: number;
+  /** baseline.totalSec / shoalFleetTrace.totalSec. */
+  fleetTraceSpeedup?: number;
   /** baseline.totalSec / stargz.totalSec. */
   stargzSpeedup?: number;
   /** shoal's times over stargz's (below 1: shoal is faster). */
-  shoalOverStargz?: { pullSec: number; runSec: number; totalSec: number; blobBytes: number };
+  shoalOverStargz?: OverStargz;
+  /** shoal-recording's times over stargz's. */
+  recordingOverStargz?: OverStargz;
+  /** shoal-fleet-trace's times over stargz's (`totalSec`: fleet-trace total / stargz total). */
+  fleetTraceOverStargz?: OverStargz;
 }
 
 const WORK_PREFIX = "shoal-bench-containerd-";
@@ -121,7 +169,7 @@ async function quiesce(reg: NetnsRegistry, log: (s: string) => void, quietMs = 2
 
 async function pass(
   reg: NetnsRegistry, containerd: RunningContainerd, repo: string, tag: string, snapshotter: string,
-  pull: (ref: string) => Promise<unknown>, log: (s: string) => void,
+  pull: (ref: string) => Promise<unknown>, log: (s: string) => void, containerId = `bench-${snapshotter}`,
 ): Promise<ContainerdPassFigures> {
   const ref = `${reg.host}/${repo}:${tag}`;
   const imageBytes = await layerBytes(reg, repo, tag);
@@ -131,7 +179,7 @@ async function pass(
   await pull(ref);
   const pullSec = sec(t0);
   log(`  pulled in ${pullSec.toFixed(2)} s; ctr run --snapshotter ${snapshotter}`);
-  const fw = await firstWorkInContainer(containerd, ref, snapshotter, `bench-${snapshotter}`);
+  const fw = await firstWorkInContainer(containerd, ref, snapshotter, containerId);
   // until nginx answered; removing the container afterwards is not part of it
   const totalSec = pullSec + fw.totalSec;
   await reg.settle();
@@ -142,13 +190,116 @@ async function pass(
   };
 }
 
+/** Chunk bytes an agent fetched from anywhere but its own store, and its image's startup source, from `shoal status --json`. */
+async function agentStatus(cliOk: (args: string[]) => Promise<string>, root: string): Promise<{ bytes: number; startup?: string; startupChunks?: number; digest?: string }> {
+  const s = JSON.parse(await cliOk(["status", "--root", root, "--json"])) as {
+    sources?: Record<string, { bytes: number }>; images?: Array<{ digest: string; startup?: string; prefetch?: { startupChunks: number } }>;
+  };
+  const bytes = Object.entries(s.sources ?? {}).filter(([k]) => k !== "cache").reduce((n, [, v]) => n + v.bytes, 0);
+  const img = s.images?.[0];
+  return {
+    bytes, ...(img?.startup !== undefined ? { startup: img.startup } : {}),
+    ...(img?.prefetch?.startupChunks !== undefined ? { startupChunks: img.prefetch.startupChunks } : {}), ...(img?.digest ? { digest: img.digest } : {}),
+  };
+}
+
+/** What a pass through the supernode shares with the rest of the run. */
+interface FleetPassContext {
+  reg: NetnsRegistry;
+  repo: string;
+  work: string;
+  /** The hosts.toml directory the CRI plugin reaches the registry through. */
+  certs: string;
+  supernode: string;
+  shoal: ReturnType<typeof shoalCli>;
+  log: (s: string) => void;
+}
+
+/**
+ * One pass through the supernode, all of its own: a fresh agent (empty root) with `--supernode`,
+ * a fresh containerd with it as proxy snapshotter "shoal" (and CRI's snapshotter), shoal pull via CRI
+ * + ctr run, as the shoal pass. With `waitForTrace`, then waits (not measured) until the supernode
+ * holds the image's startup trace, which the agent sends when its startup window ends. Stops both
+ * and unmounts what they left, also on failure.
+ */
+async function fleetPass(ctx: FleetPassContext, name: string, prefetch: "on" | "off", waitForTrace: boolean): Promise<ContainerdFleetFigures> {
+  const { reg, repo, log } = ctx;
+  const dir = join(ctx.work, name);
+  const root = join(dir, "shoal");
+  await mkdir(root, { recursive: true });
+  liveMountRoots.add(dir);
+  let agent: ShoalDaemon | undefined;
+  let containerd: RunningContainerd | undefined;
+  try {
+    agent = await ctx.shoal.daemon([
+      "agent", "--root", root, "--plain-http", "--prefetch", prefetch, "--supernode", ctx.supernode, "--startup-window", "10s",
+      "--log-level", process.env.SHOAL_BENCH_AGENT_LOG_LEVEL ?? "info",
+    ], { logFile: join(dir, "agent.log"), ready: { socket: join(root, "snapshotter.sock") } });
+    containerd = await startContainerd(join(dir, "containerd"), {
+      snapshotters: { shoal: join(root, "snapshotter.sock") }, criSnapshotter: "shoal", criRegistryConfigPath: ctx.certs,
+    });
+    const address = containerd.address;
+    log(`${name}: fresh containerd + fresh agent (prefetch ${prefetch}, supernode ${ctx.supernode}); shoal pull + ctr run --snapshotter shoal`);
+    const f = await pass(reg, containerd, repo, "v1-lazy", "shoal", (ref) => ctx.shoal.cliOk(["pull", "--address", address, ref]), log, `bench-${name}`);
+    const st = await agentStatus(ctx.shoal.cliOk, root);
+    log(`  agent: ${(st.bytes / 2 ** 20).toFixed(1)} MiB fetched, startup ${st.startup ?? "-"}${st.startupChunks !== undefined ? ` (${st.startupChunks} chunks)` : ""}`);
+    const figures: ContainerdFleetFigures = {
+      ...f, prefetch, agentBytes: st.bytes,
+      ...(st.startup !== undefined ? { startup: st.startup } : {}), ...(st.startupChunks !== undefined ? { startupChunks: st.startupChunks } : {}),
+      ...(st.digest !== undefined ? { digest: st.digest } : {}),
+    };
+    if (waitForTrace) {
+      if (!st.digest) throw new Error(`${name}: \`shoal status\` lists no image in use; no trace to wait for`);
+      const url = `${ctx.supernode}/v1/traces/${reg.host}/${repo}/${st.digest}`;
+      log(`  waiting (not measured) for the startup trace at ${url}`);
+      const t0 = performance.now();
+      const until = t0 + 60_000;
+      while ((await fetch(url).then((r) => r.status, () => 0)) !== 200) {
+        if (performance.now() > until) {
+          throw new Error(`${name}: no startup trace at ${url} 60 s after the run; the agent's log ends:\n${agent.logs().slice(-3000)}`);
+        }
+        await new Promise((r) => setTimeout(r, 500));
+      }
+      figures.traceWaitSec = sec(t0);
+      log(`  the supernode holds the trace (${figures.traceWaitSec.toFixed(1)} s after the run)`);
+    }
+    return figures;
+  } finally {
+    await containerd?.stop();
+    if (agent) await stopProcess(agent.child, 15_000);
+    // SHOAL_BENCH_LOG_DIR keeps the agent's log for a closer look
+    if (process.env.SHOAL_BENCH_LOG_DIR && agent) await writeFile(join(process.env.SHOAL_BENCH_LOG_DIR, `agent-containerd-${name}.log`), agent.logs());
+    // the agent's snapshots stay mounted after it stops (the FUSE keeper holds them): end both
+    if (await unmountAllUnder(dir)) liveMountRoots.delete(dir);
+    else log(`warning: mounts left under ${dir}`);
+  }
+}
+
+/** Start `shoal supernode` for `reg` inside the registry's namespace (`ns.nsAddr:7070`): what the agent asks of it crosses the capped link. */
+async function startFarSupernode(shoal: ReturnType<typeof shoalCli>, reg: NetnsRegistry, ns: Netns, work: string): Promise<{ url: string; daemon: ShoalDaemon }> {
+  const host = ns.nsAddr;
+  const port = 7070;
+  const daemon = await shoal.daemon(["supernode", "--root", join(work, "supernode"), "--listen", `${host}:${port}`, "--plain-http", "--registries", reg.host], {
+    logFile: join(work, "supernode.log"), ready: { tcp: { host, port } }, timeoutMs: 60_000,
+    spawn: (c: string, a: readonly string[], o: SpawnOptions) => ns.spawn(c, a, o),
+  });
+  return { url: `http://${host}:${port}`, daemon };
+}
+
+const overStargz = (f: ContainerdPassFigures | ContainerdFleetFigures, s: ContainerdPassFigures): OverStargz => ({
+  pullSec: f.pullSec / s.pullSec, runSec: f.runSec / s.runSec, totalSec: f.totalSec / s.totalSec, blobBytes: f.blobBytes / s.blobBytes,
+  ...("agentBytes" in f ? { agentBytes: f.agentBytes / s.blobBytes } : {}),
+});
+
 /**
  * Builds (or loads) the realistic image and its eStargz copy, serves both
  * from a registry in a network namespace capped at `rateMbit`, starts
  * containerd with a shoal agent and a stargz daemon as its proxy
- * snapshotters, and measures the passes in one run. Cleans up everything it
- * created (containers, containerd, agent, stargz daemon, mounts, namespace,
- * temp dirs), also on failure.
+ * snapshotters, and measures the passes in one run; the passes through the
+ * supernode (started in the registry's namespace) bring a containerd and an
+ * agent of their own each. Cleans up everything it created (containers,
+ * containerds, agents, supernode, stargz daemon, mounts, namespace, temp
+ * dirs), also on failure.
  */
 export async function runContainerdBench(opts: ContainerdBenchOptions = {}): Promise<ContainerdBenchResult> {
   const log = opts.log ?? ((s: string) => console.error(s));
@@ -156,7 +307,13 @@ export async function runContainerdBench(opts: ContainerdBenchOptions = {}): Pro
   const prefetch = opts.prefetch ?? "off";
   const passes = new Set<ContainerdPass>(opts.only ?? CONTAINERD_PASSES);
   if (passes.size === 0) throw new Error("no pass to run");
-  const { cliOk, daemon } = shoalCli(opts.cli ?? DEFAULT_CLI);
+  if (passes.has("shoal-fleet-trace") && !passes.has("shoal-recording")) {
+    log("shoal-fleet-trace needs the trace shoal-recording leaves at the supernode: running shoal-recording too");
+    passes.add("shoal-recording");
+  }
+  const fleet = passes.has("shoal-recording") || passes.has("shoal-fleet-trace");
+  const shoal = shoalCli(opts.cli ?? DEFAULT_CLI);
+  const { cliOk, daemon } = shoal;
   installExitHook();
   const restoreProxies = withoutProxies();
   const image = await realisticImage(log);
@@ -180,6 +337,7 @@ export async function runContainerdBench(opts: ContainerdBenchOptions = {}): Pro
   let containerd: RunningContainerd | undefined;
   let agent: Awaited<ReturnType<typeof daemon>> | undefined;
   let stargz: StargzDaemon | undefined;
+  let supernode: ShoalDaemon | undefined;
   await sweepStaleWorkDirs(WORK_PREFIX);
   const work = await mkdtemp(join(tmpdir(), `${WORK_PREFIX}${process.pid}-`));
   liveWorkDirs.add(work);
@@ -188,8 +346,8 @@ export async function runContainerdBench(opts: ContainerdBenchOptions = {}): Pro
     reg = await startNetnsRegistry(ns);
     const repo = "bench/realistic";
     log(`registry ${reg.host} in netns ${ns.name}, capped at ${rateMbit} Mbit/s; pushing and converting (setup)`);
-    if (passes.has("baseline") || passes.has("shoal")) await pushLayout(image.layoutDir, image.tag, `${reg.host}/${repo}:v1`);
-    if (passes.has("shoal")) await cliOk(["convert", "--plain-http", "--no-cache", `${reg.host}/${repo}:v1`, `${reg.host}/${repo}:v1-lazy`]);
+    if (passes.has("baseline") || passes.has("shoal") || fleet) await pushLayout(image.layoutDir, image.tag, `${reg.host}/${repo}:v1`);
+    if (passes.has("shoal") || fleet) await cliOk(["convert", "--plain-http", "--no-cache", `${reg.host}/${repo}:v1`, `${reg.host}/${repo}:v1-lazy`]);
     if (esgz) await pushLayout(esgz.layoutDir, esgz.tag, `${reg.host}/${repo}:${esgz.tag}`);
 
     const snapshotters: Record<string, string> = {};
@@ -227,6 +385,17 @@ export async function runContainerdBench(opts: ContainerdBenchOptions = {}): Pro
       r.shoal = await pass(reg, containerd, repo, "v1-lazy", "shoal",
         (ref) => cliOk(["pull", "--address", address, ref]), log);
     }
+    if (fleet) {
+      const far = await startFarSupernode(shoal, reg, ns, work);
+      supernode = far.daemon;
+      log(`supernode ${far.url} in the registry's namespace (the agents reach it over the capped link)`);
+      const ctx: FleetPassContext = { reg, repo, work, certs, supernode: far.url, shoal, log };
+      r.shoalRecording = await fleetPass(ctx, "shoal-recording", "off", true);
+      if (passes.has("shoal-fleet-trace")) r.shoalFleetTrace = await fleetPass(ctx, "shoal-fleet-trace", "on", false);
+      await stopProcess(supernode.child, 15_000);
+      if (process.env.SHOAL_BENCH_LOG_DIR) await writeFile(join(process.env.SHOAL_BENCH_LOG_DIR, "supernode-containerd.log"), supernode.logs());
+      supernode = undefined;
+    }
     if (esgz) {
       log(`stargz: ctr-remote image rpull (${ESTARGZ_FORMS[esgz.form]}) + ctr run --snapshotter stargz`);
       const f = await pass(reg, containerd, repo, esgz.tag, "stargz",
@@ -234,17 +403,17 @@ export async function runContainerdBench(opts: ContainerdBenchOptions = {}): Pro
       r.stargz = { ...f, form: esgz.form, ...(esgz.prioritizedFiles !== undefined ? { prioritizedFiles: esgz.prioritizedFiles } : {}) };
     }
     if (r.baseline && r.shoal) r.speedup = r.baseline.totalSec / r.shoal.totalSec;
+    if (r.baseline && r.shoalRecording) r.recordingSpeedup = r.baseline.totalSec / r.shoalRecording.totalSec;
+    if (r.baseline && r.shoalFleetTrace) r.fleetTraceSpeedup = r.baseline.totalSec / r.shoalFleetTrace.totalSec;
     if (r.baseline && r.stargz) r.stargzSpeedup = r.baseline.totalSec / r.stargz.totalSec;
-    if (r.shoal && r.stargz) {
-      r.shoalOverStargz = {
-        pullSec: r.shoal.pullSec / r.stargz.pullSec, runSec: r.shoal.runSec / r.stargz.runSec,
-        totalSec: r.shoal.totalSec / r.stargz.totalSec, blobBytes: r.shoal.blobBytes / r.stargz.blobBytes,
-      };
-    }
+    if (r.shoal && r.stargz) r.shoalOverStargz = overStargz(r.shoal, r.stargz);
+    if (r.shoalRecording && r.stargz) r.recordingOverStargz = overStargz(r.shoalRecording, r.stargz);
+    if (r.shoalFleetTrace && r.stargz) r.fleetTraceOverStargz = overStargz(r.shoalFleetTrace, r.stargz);
     return r;
   } finally {
     await containerd?.stop();
     if (agent) await stopProcess(agent.child, 15_000);
+    if (supernode) await stopProcess(supernode.child, 15_000);
     await stargz?.stop();
     // SHOAL_BENCH_LOG_DIR keeps the agent's and the stargz daemon's logs for a closer look
     if (process.env.SHOAL_BENCH_LOG_DIR) {
@@ -273,15 +442,27 @@ export function formatContainerdBench(r: ContainerdBenchResult): string[] {
     `    registry blob bytes: ${mib(f.blobBytes)} in ${f.blobRequests} requests = ${(f.shareOfImage * 100).toFixed(1)}% of the image (${mib(f.imageBytes)})`,
   ];
   const x = (n: number) => `${n.toFixed(2)}x`;
+  const fleetSide = (name: string, f: ContainerdFleetFigures) => [
+    ...side(name, f),
+    `    agent fetched ${mib(f.agentBytes)} by the end of the run; startup chunks ${f.startup ? `${f.startupChunks ?? 0} from ${f.startup}` : "none (no prefetch)"}`
+      + `${f.traceWaitSec !== undefined ? `; trace at the supernode ${f.traceWaitSec.toFixed(1)} s after the run` : ""}`,
+  ];
+  const over = (name: string, o: OverStargz) =>
+    `  ${name} / stargz: total ${x(o.totalSec)}, pull ${x(o.pullSec)}, run ${x(o.runSec)}, registry bytes ${x(o.blobBytes)}`
+      + `${o.agentBytes !== undefined ? `, agent-fetched bytes ${x(o.agentBytes)}` : ""}  (below 1: ${name} is faster / reads less)`;
   return [
     `containerd: Debian 12 + python3 + nginx, registry at ${r.rateMbit} Mbit/s, agent prefetch ${r.prefetch}`,
     ...(r.baseline ? side("baseline (ctr image pull + ctr run, overlayfs)", r.baseline) : []),
     ...(r.shoal ? side("shoal (shoal pull + ctr run --snapshotter shoal)", r.shoal) : []),
+    ...(r.shoalRecording ? fleetSide(`shoal-recording (fresh containerd + agent through the far supernode, prefetch ${r.shoalRecording.prefetch}; records and sends the trace)`, r.shoalRecording) : []),
+    ...(r.shoalFleetTrace ? fleetSide(`shoal-fleet-trace (fresh containerd + agent with the fleet's trace, prefetch ${r.shoalFleetTrace.prefetch})`, r.shoalFleetTrace) : []),
     ...(r.stargz ? side(`stargz (ctr-remote image rpull + ctr run --snapshotter stargz; ${ESTARGZ_FORMS[r.stargz.form]}${r.stargz.prioritizedFiles !== undefined ? `, ${r.stargz.prioritizedFiles} files of the first work first` : ""})`, r.stargz) : []),
     ...(r.speedup !== undefined ? [`  speedup, baseline / shoal: ${x(r.speedup)}  (goal >= 10x, under 10% of the image's bytes)`] : []),
+    ...(r.recordingSpeedup !== undefined ? [`  speedup, baseline / shoal-recording: ${x(r.recordingSpeedup)}`] : []),
+    ...(r.fleetTraceSpeedup !== undefined ? [`  speedup, baseline / shoal-fleet-trace: ${x(r.fleetTraceSpeedup)}`] : []),
     ...(r.stargzSpeedup !== undefined ? [`  speedup, baseline / stargz: ${x(r.stargzSpeedup)}`] : []),
-    ...(r.shoalOverStargz ? [
-      `  shoal / stargz: total ${x(r.shoalOverStargz.totalSec)}, pull ${x(r.shoalOverStargz.pullSec)}, run ${x(r.shoalOverStargz.runSec)}, registry bytes ${x(r.shoalOverStargz.blobBytes)}  (below 1: shoal is faster / reads less)`,
-    ] : []),
+    ...(r.shoalOverStargz ? [over("shoal", r.shoalOverStargz)] : []),
+    ...(r.recordingOverStargz ? [over("shoal-recording", r.recordingOverStargz)] : []),
+    ...(r.fleetTraceOverStargz ? [over("shoal-fleet-trace", r.fleetTraceOverStargz)] : []),
   ];
 }

@@ -1,8 +1,12 @@
 // Time to first useful work through containerd: baseline (ctr image pull + ctr run, overlayfs),
-// shoal (shoal pull + ctr run --snapshotter shoal) and stargz (ctr-remote image rpull of an
-// eStargz copy + ctr run --snapshotter stargz), in one run:
-//   node bench/src/containerd/main.ts [--prefetch on|off] [--rate MBIT] [--only baseline,shoal,stargz]
+// shoal (shoal pull + ctr run --snapshotter shoal), shoal-recording and shoal-fleet-trace (the same,
+// each with a fresh containerd and agent through a supernode on the registry's side of the link: the
+// first records the fleet's startup trace, the second prefetches it first) and stargz (ctr-remote
+// image rpull of an eStargz copy + ctr run --snapshotter stargz), in one run:
+//   node bench/src/containerd/main.ts [--prefetch on|off] [--rate MBIT]
+//                                     [--only baseline,shoal,shoal-recording,shoal-fleet-trace,stargz]
 //                                     [--stargz-form optimized|estargz] [--json]
+// --prefetch is the shoal pass's; shoal-fleet-trace runs shoal-recording before it even when not asked for.
 // Needs root (network namespace, mounts), containerd + runc, debootstrap, skopeo, docker-registry;
 // the stargz pass installs what it needs from Debian (golang-go, the stargz snapshotter library,
 // stargz-snapshotter for ctr-remote) and builds its daemon into .cache/stargz/.

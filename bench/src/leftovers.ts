@@ -81,3 +81,14 @@ export async function stopProcess(child: ChildProcess, graceMs: number): Promise
   clearTimeout(timer);
   liveProcs.delete(child);
 }
+
+/** Remove the work dir `work` (and forget it) once nothing is mounted under it; otherwise leave it and say so. True when removed. */
+export async function removeWorkDir(work: string, log: (line: string) => void): Promise<boolean> {
+  if ((await mountsUnder(work)).length > 0) {
+    log(`left ${work} in place: something is still mounted under it`);
+    return false;
+  }
+  await rm(work, { recursive: true, force: true });
+  liveWorkDirs.delete(work);
+  return true;
+}

@@ -15,17 +15,17 @@
 // containerd 1.6 from Debian, the agent and the stargz daemon are started by the bench with their
 // own roots; the registry (and the supernode) run in a network namespace of their own. Pushing and
 // converting are setup, not measured.
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, writeFile } from "node:fs/promises";
 import type { SpawnOptions } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
-  createNetns, FIRST_WORK_CONTAINER_SCRIPT, mountsUnder, pushLayout, run, runFirstWorkCommand, startContainerd, startNetnsRegistry, unmountAllUnder,
+  createNetns, FIRST_WORK_CONTAINER_SCRIPT, pushLayout, run, runFirstWorkCommand, startContainerd, startNetnsRegistry, unmountAllUnder,
   type FirstWorkResult, type Netns, type NetnsRegistry, type RunningContainerd, type ShoalDaemon,
 } from "@shoal/testkit";
 import { DEFAULT_CLI, layerBytes, shoalCli } from "../shoal-cli.ts";
 import { realisticImage, withoutProxies } from "../setup.ts";
-import { installExitHook, liveMountRoots, liveWorkDirs, stopProcess, sweepStaleWorkDirs } from "../leftovers.ts";
+import { installExitHook, liveMountRoots, liveWorkDirs, removeWorkDir, stopProcess, sweepStaleWorkDirs } from "../leftovers.ts";
 import { buildStargzSnapshotter } from "../stargz/build.ts";
 import { startStargzSnapshotter, type StargzDaemon } from "../stargz/daemon.ts";
 import { ESTARGZ_FORMS, estargzImage, type EstargzForm, type EstargzImage } from "../stargz/estargz.ts";
@@ -424,12 +424,7 @@ export async function runContainerdBench(opts: ContainerdBenchOptions = {}): Pro
     await ns?.destroy();
     // the agent's snapshots stay mounted after it stops (the FUSE keeper holds them): end both
     await unmountAllUnder(work);
-    if ((await mountsUnder(work)).length === 0) {
-      await rm(work, { recursive: true, force: true });
-      liveWorkDirs.delete(work);
-    } else {
-      log(`left ${work} in place: something is still mounted under it`);
-    }
+    await removeWorkDir(work, log);
     restoreProxies();
   }
 }

@@ -12,10 +12,10 @@ import { mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from "node:f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
-  FIRST_WORK_CONTAINER_SCRIPT, freePort, mountsUnder, run, startContainerd, unmountAllUnder,
+  FIRST_WORK_CONTAINER_SCRIPT, freePort, run, startContainerd, unmountAllUnder,
   type RealisticImage, type RunningContainerd,
 } from "@shoal/testkit";
-import { liveWorkDirs, sweepStaleWorkDirs } from "../leftovers.ts";
+import { liveWorkDirs, removeWorkDir, sweepStaleWorkDirs } from "../leftovers.ts";
 import { debVersion, STARGZ_CACHE } from "./build.ts";
 
 /** Which eStargz: startup-optimised for the first work, or plain. */
@@ -125,11 +125,6 @@ export async function estargzImage(image: RealisticImage, form: EstargzForm, log
   } finally {
     await containerd?.stop();
     await unmountAllUnder(work);
-    if ((await mountsUnder(work)).length === 0) {
-      await rm(work, { recursive: true, force: true });
-      liveWorkDirs.delete(work);
-    } else {
-      log(`left ${work} in place: something is still mounted under it`);
-    }
+    await removeWorkDir(work, log);
   }
 }

@@ -24,14 +24,24 @@ export function untilAborted<T>(p: Promise<T>, signal: AbortSignal | undefined):
   });
 }
 
+/** Longest delay one Node timer takes (a longer one fires after 1 ms). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /**
  * Resolve after `ms`; reject with the signal's own reason as soon as
  * `signal` aborts (node:timers/promises rejects with a generic AbortError,
- * which loses what the caller aborted for). The one sleep of shoal.
+ * which loses what the caller aborted for). Delays past a timer's limit
+ * (about 24.8 days: a token bucket at a few bytes per second asks for
+ * such) are waited in steps rather than firing at once. The one sleep of shoal.
  */
 export async function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   try {
-    await delay(ms, undefined, signal ? { signal } : {});
+    let left = ms;
+    do {
+      const step = Math.min(left, MAX_TIMER_MS);
+      await delay(step, undefined, signal ? { signal } : {});
+      left -= step;
+    } while (left > 0);
   } catch (err) {
     if (signal?.aborted) throw signal.reason;
     throw err;

@@ -258,6 +258,8 @@ export class ActiveImages {
   /** Check each seekable layer of `a` whose spans are all local, once. */
   private async auditAll(a: ActiveImage): Promise<void> {
     if (!this.audit) return;
+    // chunks handed to readers may still be on their way to the store, which the audit reads
+    await this.fetcher.drain();
     for (const l of a.image.layers) {
       if (l.kind !== "seekable" || a.audits.has(l.digest)) continue;
       if (![...Array(l.index.chunkCount).keys()].every((i) => this.fetcher.has(l, i))) continue;

@@ -120,6 +120,8 @@ export class ActiveImages {
   /** Recorders of startup reads: layer id → callbacks. */
   private readonly recorders = new Map<string, Set<(layerId: string, offset: number, length: number) => void>>();
   private readonly traces: FleetTraces | undefined;
+  /** Set by `stop`: no prefetch starts after it. */
+  private stopped = false;
 
   private readonly audit: SeekableAudit | undefined;
   private readonly indexOrigin: ((layer: string) => string | undefined) | undefined;
@@ -181,7 +183,7 @@ export class ActiveImages {
       first = img.layers.flatMap((l, li) => l.index.prefetch.map((c): ChunkPos => [li, c]));
       source = first.length > 0 ? "image" : "none";
     }
-    if (this.images.get(img.digest) !== a) return; // released meanwhile
+    if (this.stopped || this.images.get(img.digest) !== a) return; // released, or the agent stops, meanwhile
     a.startup = source;
     const job = new PrefetchJob({ fetcher: this.fetcher, logger: this.logger, ...(this.sharing ? { busy: this.sharing } : {}) }, { layers: img.layers, first, rateBytesPerSec: this.init.prefetchRate });
     a.job = job;
@@ -305,6 +307,7 @@ export class ActiveImages {
 
   /** Stop every background stream (at shutdown; directories go with the FUSE session). */
   stop(): void {
+    this.stopped = true;
     for (const a of this.images.values()) a.job?.stop();
   }
 

@@ -27,8 +27,9 @@ export const QUIET_MS = 500;
 
 /**
  * Longest a background run waits for reads to go quiet; past it, one run
- * at a time goes on while they read (so that a container reading all the
- * time from its store still gets the rest of its image).
+ * goes on while they read, and another only `MAX_YIELD_MS` after that one
+ * ended (so that a container reading all the time still gets the rest of
+ * its image, while its reads keep nearly all of the link).
  */
 export const MAX_YIELD_MS = 2000;
 
@@ -82,8 +83,9 @@ export class PrefetchJob {
   private readonly startupChunks: number;
   private finishedFlag = false;
   private startupFlag = false;
-  /** A run is fetched while reads are under way (past `MAX_YIELD_MS`): the others wait for it. */
+  /** A run is fetched while reads are under way (past `MAX_YIELD_MS`): the others wait for it, and then for `trickleAt`. */
   private trickling = false;
+  private trickleAt = 0;
   private inflatedFlag = false;
   /** True while the host has better things to do than idle-time work (serving peers). */
   private readonly busy: (() => boolean) | undefined;
@@ -257,9 +259,9 @@ export class PrefetchJob {
         let trickle = false;
         try {
           // on-demand reads first: wait while any is under way, and for a quiet spell after the last;
-          // past MAX_YIELD_MS one run at a time goes on beside them
+          // past MAX_YIELD_MS one run goes on beside them, the next MAX_YIELD_MS after it ended
           const until = performance.now() + MAX_YIELD_MS;
-          while (this.readsUnderWay() && (this.trickling || performance.now() < until)) await sleep(20, signal);
+          while (this.readsUnderWay() && (this.trickling || performance.now() < Math.max(until, this.trickleAt))) await sleep(20, signal);
           trickle = this.readsUnderWay();
           if (trickle) this.trickling = true;
           await this.limiter.take(bytes, { signal });
@@ -273,7 +275,10 @@ export class PrefetchJob {
           if (n < 3) queue.push(next);
           await sleep(200 * n, signal).catch(() => {});
         } finally {
-          if (trickle) this.trickling = false;
+          if (trickle) {
+            this.trickling = false;
+            this.trickleAt = performance.now() + MAX_YIELD_MS;
+          }
         }
       }
     };

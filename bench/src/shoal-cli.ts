@@ -27,7 +27,7 @@ export function shoalCli(main: string = DEFAULT_CLI) {
       return { code: r.code, stdout: r.stdout.toString(), stderr: r.stderr };
     },
     cliOk: (args: string[]): Promise<string> => runShoalOk(args, { main }),
-    daemon: async (args: string[], opts: { logFile: string; ready: Readiness; timeoutMs?: number; spawn?: (cmd: string, args: readonly string[], o: SpawnOptions) => ChildProcess }): Promise<ShoalDaemon> => {
+    daemon: async (args: string[], opts: { logFile: string; ready: Readiness; timeoutMs?: number; nodeArgs?: readonly string[]; spawn?: (cmd: string, args: readonly string[], o: SpawnOptions) => ChildProcess }): Promise<ShoalDaemon> => {
       const d = await startShoal(args, { ...opts, main });
       liveProcs.add(d.child);
       return d;

@@ -167,7 +167,9 @@ async function runShoal(
   liveMountRoots.add(root);
   liveMountRoots.add(mnt);
   const args = ["agent", "--root", root, "--plain-http", "--prefetch", prefetch, "--startup-window", "10s", "--log-level", process.env.SHOAL_BENCH_AGENT_LOG_LEVEL ?? "info", ...(pass.supernode ? ["--supernode", pass.supernode] : []), ...agentArgs];
-  const agent = await daemon(args, { logFile: join(work, `agent-${pass.name}.log`), ready: { socket: join(root, "agent.sock") } });
+  // SHOAL_BENCH_AGENT_NODE_ARGS: Node flags for the agents (e.g. "--cpu-prof --cpu-prof-dir=DIR")
+  const nodeArgs = process.env.SHOAL_BENCH_AGENT_NODE_ARGS?.split(/\s+/).filter(Boolean);
+  const agent = await daemon(args, { logFile: join(work, `agent-${pass.name}.log`), ready: { socket: join(root, "agent.sock") }, ...(nodeArgs ? { nodeArgs } : {}) });
   let mounted = false;
   try {
     reg.resetStats();

@@ -235,13 +235,16 @@ export class ChunkService {
             throw new DigestMismatchError(`chunk ${chunk.index} of ${layer.digest}`, digest, "different bytes from the origin");
           }
           const copy = Buffer.from(slice);
-          // The cache keeps the compressed bytes only (the supernode never
-          // reads them inflated). Served once stored, so that a caller asking
-          // again finds the chunk in the cache, not at the origin.
+          // Served as soon as verified: the callers do not wait for the
+          // store's disk syncs. The flight stays until the chunk is stored,
+          // so that a caller asking meanwhile gets these bytes, not the origin's.
+          waits[k]!.resolve(copy);
+          // The cache keeps the compressed bytes only (the supernode never reads them inflated).
           try {
-            await this.#cache.putCompressed(digest, copy, chunk.uncompressedLength, { signal: this.#lifetime.signal, verified: true });
+            // not aborted by close, which waits for it: a chunk served is a chunk kept
+            await this.#cache.putCompressed(digest, copy, chunk.uncompressedLength, { verified: true });
           } catch (err) {
-            // The bytes are verified: serve them even if caching failed.
+            // The bytes are verified and served: a later caller fetches them again.
             this.#log.warn({ layer: layer.digest, chunk: chunk.index, err }, "could not cache chunk");
           }
           this.#settle(chunk, waits[k]!, undefined, copy);

@@ -3,7 +3,10 @@ import { decodeFooter, FOOTER_SIZE } from "@shoal/blockindex";
 import { ChunkPeer, generateSwarmKey } from "@shoal/p2p";
 import type { RunningRegistry } from "@shoal/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { RegistryClientPool } from "@shoal/oci";
+import { pino } from "pino";
 import { blobChunks, Cleanup, fetchChunks, registryWithImage, type TestImage } from "./harness.ts";
+import { ChunkService, IndexCache, type CompressedChunkStore } from "../src/index.ts";
 
 describe("supernode chunk serving against the Debian registry", () => {
   const cleanup = new Cleanup();
@@ -178,5 +181,54 @@ describe("supernode chunk serving against the Debian registry", () => {
     const res = await fetchChunks(sn.url, image, image.layers[0]!.digest, 0, 0);
     expect(res.status).toBe(403);
     expect(((await res.json()) as { code: string }).code).toBe("SHOAL_ERR_REGISTRY_NOT_ALLOWED");
+  });
+});
+
+describe("ChunkService: a chunk is served before it is stored", () => {
+  const cleanup = new Cleanup();
+  let registry: RunningRegistry;
+  let image: TestImage;
+
+  beforeAll(async () => {
+    ({ registry, image } = await registryWithImage(cleanup, "team/gated", 2 * 1024 * 1024, 64 * 1024));
+  });
+  afterAll(() => cleanup.run());
+
+  it("hands verified chunks to callers while the store still writes them, and serves them to later callers meanwhile", async () => {
+    let open!: () => void;
+    const gate = new Promise<void>((r) => (open = r));
+    const stored = new Map<string, Buffer>();
+    // a store whose writes wait for the gate, as disk syncs would
+    const cache: CompressedChunkStore = {
+      has: (d) => stored.has(d),
+      putCompressed: async (d, c) => {
+        await gate;
+        stored.set(d, Buffer.from(c));
+      },
+      readCompressed: async (d) => stored.get(d),
+    };
+    const db = new Map<string, string>();
+    const origins = new RegistryClientPool({}, { plainHttp: true });
+    cleanup.add(() => origins.close());
+    const logger = pino({ level: "silent" });
+    const indexes = new IndexCache({ db: { get: async (k) => db.get(k), put: async (k, v) => void db.set(k, v) }, origins, logger });
+    const service = new ChunkService({ indexes, cache, origins, logger });
+    cleanup.add(async () => {
+      open();
+      await service.close();
+    });
+    const layer = image.layers[0]!;
+    const ref = { registry: image.registry, repository: image.repository, digest: layer.digest };
+    await service.getIndex(ref); // the index first: only chunk requests are counted below
+    await registry.settle();
+    await registry.resetStats();
+    const first = await service.getChunks(ref, 1, 3);
+    expect(Buffer.concat(first).equals(blobChunks(layer, 1, 3))).toBe(true);
+    expect(stored.size).toBe(0); // nothing written yet: the callers did not wait for it
+    const again = await service.getChunks(ref, 2, 2);
+    expect(again[0]!.equals(blobChunks(layer, 2, 2))).toBe(true);
+    await registry.settle();
+    expect(registry.stats().blobRequests).toBe(1); // the second caller got the flight's bytes
+    open();
   });
 });

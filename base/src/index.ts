@@ -6,3 +6,4 @@ export { TokenBucket, type TokenBucketInit, type TokenBucketComponents } from ".
 export { parseBytes, parseDuration, humanBytes } from "./units.ts";
 export { LruMap } from "./lru-map.ts";
 export { DemandActivity, yieldTo } from "./demand.ts";
+export { RangeSplitter } from "./range-splitter.ts";

@@ -79,51 +79,13 @@ export function splitRun(layer: RemoteLayer, first: number, last: number, bytes:
   return out;
 }
 
-/**
- * Cuts the bytes of a run (`runBytes`) into chunks as they arrive: `push`
- * each piece with its offset in the run; `onChunk(k, bytes)` hears of each
- * chunk once complete. A piece at offset 0 after others (a retried request)
- * starts over; chunks already heard of are not told twice.
- */
-export class RunAssembler {
-  private readonly ends: number[] = [];
-  private readonly onChunk: (k: number, bytes: Uint8Array) => void;
-  private parts: Uint8Array[] = [];
-  /** Bytes of the run received, and where the chunk being assembled starts. */
-  private have = 0;
-  private start = 0;
-  private k = 0;
-  private told = 0;
-
-  constructor(layer: RemoteLayer, first: number, last: number, onChunk: (k: number, bytes: Uint8Array) => void) {
-    const base = layer.index.chunk(first).offset;
-    for (let i = first; i <= last; i++) {
-      const c = layer.index.chunk(i);
-      this.ends.push(c.offset + c.length - base);
-    }
-    this.onChunk = onChunk;
+/** Where each chunk of the run `first..last` ends, counted from the run's first byte (for a `RangeSplitter`). */
+export function runEnds(layer: RemoteLayer, first: number, last: number): number[] {
+  const base = layer.index.chunk(first).offset;
+  const ends: number[] = [];
+  for (let i = first; i <= last; i++) {
+    const c = layer.index.chunk(i);
+    ends.push(c.offset + c.length - base);
   }
-
-  push(piece: Uint8Array, at: number): void {
-    if (at === 0 && this.have > 0) {
-      this.parts = [];
-      this.have = this.start = this.k = 0;
-    }
-    if (at !== this.have) return; // not contiguous: the resolved buffers tell
-    this.parts.push(piece);
-    this.have += piece.length;
-    while (this.k < this.ends.length && this.have >= this.ends[this.k]!) {
-      const end = this.ends[this.k]!;
-      const joined = this.parts.length === 1 ? this.parts[0]! : Buffer.concat(this.parts);
-      const chunk = joined.subarray(0, end - this.start);
-      const rest = joined.subarray(end - this.start);
-      if (this.k >= this.told) {
-        this.onChunk(this.k, chunk);
-        this.told = this.k + 1;
-      }
-      this.parts = rest.length > 0 ? [rest] : [];
-      this.start = end;
-      this.k++;
-    }
-  }
+  return ends;
 }

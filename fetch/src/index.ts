@@ -1,6 +1,6 @@
 // Public surface of @shoal/fetch: the read path the agent, the snapshotter and the registry mirror share.
 export type { RemoteLayer } from "./remote-layer.ts";
-export { checkRun, runBytes, splitRun, RunAssembler, type ChunkSource, type FetchChunksOptions, type SourceName } from "./chunk-source.ts";
+export { checkRun, runBytes, splitRun, runEnds, type ChunkSource, type FetchChunksOptions, type SourceName } from "./chunk-source.ts";
 export type { ChunkCache, InflateOptions, Inflater } from "./chunk-cache.ts";
 export { DemandActivity } from "@shoal/base";
 export { Flights, allAborted } from "./flights.ts";

@@ -103,14 +103,37 @@ async function handle(c: ApiComponents, req: IncomingMessage, res: ServerRespons
     const { layer, opts } = blobRequest(req, url, CHUNKS_PREFIX, signal);
     const priority = req.headers[PRIORITY_HEADER];
     if (priority !== undefined && priority !== "background") throw new BadRequestError(`header ${PRIORITY_HEADER} must be background or absent`);
-    const parts = await c.chunks.getChunks(layer, decimal(url.searchParams, "first"), decimal(url.searchParams, "last"), { ...opts, ...(priority ? { background: true } : {}) });
-    const total = parts.reduce((n, p) => n + p.length, 0);
+    const { lengths, parts } = await c.chunks.streamChunks(layer, decimal(url.searchParams, "first"), decimal(url.searchParams, "last"), { ...opts, ...(priority ? { background: true } : {}) });
+    // the lengths come from the index: the answer starts before its chunks are all here, and each goes out as it arrives
+    const first = await parts[0]!;
+    const total = lengths.reduce((n, l) => n + l, 0);
     res.writeHead(200, {
       "content-type": "application/octet-stream",
       "content-length": total,
-      [CHUNK_LENGTHS_HEADER]: parts.map((p) => p.length).join(","),
+      [CHUNK_LENGTHS_HEADER]: lengths.join(","),
     });
-    for (const p of parts) res.write(p);
+    for (const [k, p] of parts.entries()) {
+      let bytes: Buffer;
+      try {
+        bytes = k === 0 ? first : await p;
+      } catch (err) {
+        // headers are out: cut the answer short, so the caller sees it incomplete and asks again
+        c.logger.warn({ path: path.split("?")[0], chunk: k, err }, "a chunk failed after its answer started; answer cut short");
+        res.destroy();
+        return;
+      }
+      if (bytes.length !== lengths[k]) {
+        res.destroy();
+        return;
+      }
+      if (!res.write(bytes)) {
+        await new Promise<void>((resolve) => {
+          res.once("drain", resolve);
+          res.once("close", resolve);
+        });
+      }
+      if (res.destroyed) return;
+    }
     res.end();
     c.served?.(total);
     return;

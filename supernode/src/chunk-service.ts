@@ -9,7 +9,7 @@
  */
 import { type Credentials, type RegistryClients } from "@shoal/oci";
 import { MAX_CHUNKS_PER_REQUEST, type LayerRef } from "@shoal/swarm";
-import { DemandActivity, DigestMismatchError, untilAborted, BadRequestError, ShoalError, yieldTo } from "@shoal/base";
+import { DemandActivity, DigestMismatchError, RangeSplitter, untilAborted, BadRequestError, ShoalError, yieldTo } from "@shoal/base";
 import { chunkDigest, chunkMatches, type Chunk, type LayerIndex } from "@shoal/blockindex";
 import type { Logger } from "pino";
 import { DEFAULT_MAX_RANGE_BYTES } from "./constants.ts";
@@ -124,12 +124,27 @@ export class ChunkService {
    * (checked with the registry, remembered for a while) even for cached chunks.
    */
   async getChunks(layer: LayerRef, first: number, last: number, opts: ChunkRequestOptions = {}): Promise<Buffer[]> {
+    const { parts } = await this.streamChunks(layer, first, last, opts);
+    return untilAborted(Promise.all(parts), opts.signal);
+  }
+
+  /**
+   * As `getChunks`, but answered as soon as the request is checked: each
+   * chunk's length (from the index) and a promise of its bytes, which
+   * resolves once that chunk is here (from the cache, or verified from the
+   * origin as the range arrives), so a caller can send chunk after chunk
+   * while the rest are still on their way. Every part's promise is handled
+   * (none rejects unhandled).
+   */
+  async streamChunks(layer: LayerRef, first: number, last: number, opts: ChunkRequestOptions = {}): Promise<{ lengths: number[]; parts: Promise<Buffer>[] }> {
     await this.#access?.check(layer, opts.credentials, opts.signal ? { signal: opts.signal } : {});
     const index = await this.index(layer, opts);
     this.#checkRange(index, first, last);
     const positions = [];
     for (let i = first; i <= last; i++) positions.push(i);
-    return this.#obtain(layer, index, positions, true, opts) as Promise<Buffer[]>;
+    const parts = this.#start(layer, index, positions, true, opts) as Promise<Buffer>[];
+    for (const p of parts) p.catch(() => undefined);
+    return { lengths: positions.map((i) => index.chunk(i).length), parts };
   }
 
   /**
@@ -150,6 +165,11 @@ export class ChunkService {
   }
 
   async #obtain(layer: LayerRef, index: LayerIndex, positions: readonly number[], read: boolean, opts: ChunkRequestOptions): Promise<(Buffer | undefined)[]> {
+    return untilAborted(Promise.all(this.#start(layer, index, positions, read, opts)), opts.signal);
+  }
+
+  /** One promise per position: the cached chunk, the flight it joined, or a new origin fetch (adjacent misses in one range). */
+  #start(layer: LayerRef, index: LayerIndex, positions: readonly number[], read: boolean, opts: ChunkRequestOptions): Promise<Buffer | undefined>[] {
     if (this.#lifetime.signal.aborted) throw new ShoalError("SHOAL_ERR_SHUTTING_DOWN", "supernode is shutting down");
     const results: Promise<Buffer | undefined>[] = [];
     const runs: { chunks: Chunk[]; waits: Deferred[] }[] = [];
@@ -184,7 +204,7 @@ export class ChunkService {
       }
     }
     for (const r of runs) this.#track(this.#startRun(layer, r.chunks, r.waits, opts));
-    return untilAborted(Promise.all(results), opts.signal);
+    return results;
   }
 
   async #readCached(layer: LayerRef, index: LayerIndex, i: number, opts: ChunkRequestOptions): Promise<Buffer> {
@@ -213,46 +233,60 @@ export class ChunkService {
     }
   }
 
+  /**
+   * One range from the origin for adjacent `chunks`; each chunk is
+   * verified, handed to its callers and stored as soon as its bytes are in
+   * (the range streams), so a caller waits for its own chunk, not the range.
+   */
   async #fetchRun(layer: LayerRef, chunks: Chunk[], waits: Deferred[], credentials: Credentials | undefined): Promise<void> {
     const first = chunks[0]!;
     const last = chunks[chunks.length - 1]!;
     const length = last.offset + last.length - first.offset;
+    const taken = new Set<number>();
+    const accepting: Promise<void>[] = [];
+    const take = (k: number, bytes: Uint8Array) => {
+      if (taken.has(k)) return;
+      taken.add(k);
+      accepting.push(this.#accept(layer, chunks[k]!, waits[k]!, bytes));
+    };
+    const splitter = new RangeSplitter(chunks.map((c) => c.offset + c.length - first.offset), take);
     let bytes: Uint8Array;
     try {
       const client = this.#origins.client(layer.registry, credentials);
-      bytes = await client.getBlobRange(layer.repository, layer.digest, first.offset, length, { signal: this.#lifetime.signal });
+      bytes = await client.getBlobRange(layer.repository, layer.digest, first.offset, length, { signal: this.#lifetime.signal, onBytes: (piece, at) => splitter.push(piece, at) });
       this.#observer.originBytes?.(bytes.length);
     } catch (err) {
-      chunks.forEach((c, k) => this.#settle(c, waits[k]!, err));
+      chunks.forEach((c, k) => {
+        if (!taken.has(k)) this.#settle(c, waits[k]!, err);
+      });
+      await Promise.all(accepting);
       return;
     }
-    await Promise.all(
-      chunks.map(async (chunk, k) => {
-        const slice = Buffer.from(bytes.buffer, bytes.byteOffset + chunk.offset - first.offset, chunk.length);
-        const digest = chunkDigest(chunk);
-        try {
-          if (!chunkMatches(chunk, slice)) {
-            throw new DigestMismatchError(`chunk ${chunk.index} of ${layer.digest}`, digest, "different bytes from the origin");
-          }
-          const copy = Buffer.from(slice);
-          // Served as soon as verified: the callers do not wait for the
-          // store's disk syncs. The flight stays until the chunk is stored,
-          // so that a caller asking meanwhile gets these bytes, not the origin's.
-          waits[k]!.resolve(copy);
-          // The cache keeps the compressed bytes only (the supernode never reads them inflated).
-          try {
-            // not aborted by close, which waits for it: a chunk served is a chunk kept
-            await this.#cache.putCompressed(digest, copy, chunk.uncompressedLength, { verified: true });
-          } catch (err) {
-            // The bytes are verified and served: a later caller fetches them again.
-            this.#log.warn({ layer: layer.digest, chunk: chunk.index, err }, "could not cache chunk");
-          }
-          this.#settle(chunk, waits[k]!, undefined, copy);
-        } catch (err) {
-          this.#settle(chunk, waits[k]!, err);
-        }
-      }),
-    );
+    chunks.forEach((c, k) => take(k, bytes.subarray(c.offset - first.offset, c.offset - first.offset + c.length)));
+    await Promise.all(accepting);
+  }
+
+  /** Verify a chunk from the origin, hand it to its callers, then store it (never rejects). */
+  async #accept(layer: LayerRef, chunk: Chunk, wait: Deferred, bytes: Uint8Array): Promise<void> {
+    const digest = chunkDigest(chunk);
+    if (!chunkMatches(chunk, bytes)) {
+      this.#settle(chunk, wait, new DigestMismatchError(`chunk ${chunk.index} of ${layer.digest}`, digest, "different bytes from the origin"));
+      return;
+    }
+    const copy = Buffer.from(bytes);
+    // Served as soon as verified: the callers do not wait for the store's
+    // disk syncs. The flight stays until the chunk is stored, so that a
+    // caller asking meanwhile gets these bytes, not the origin's.
+    wait.resolve(copy);
+    // The cache keeps the compressed bytes only (the supernode never reads them inflated).
+    try {
+      // not aborted by close, which waits for it: a chunk served is a chunk kept
+      await this.#cache.putCompressed(digest, copy, chunk.uncompressedLength, { verified: true });
+    } catch (err) {
+      // The bytes are verified and served: a later caller fetches them again.
+      this.#log.warn({ layer: layer.digest, chunk: chunk.index, err }, "could not cache chunk");
+    }
+    this.#settle(chunk, wait, undefined, copy);
   }
 
   #settle(chunk: Chunk, wait: Deferred, err: unknown, bytes?: Buffer): void {

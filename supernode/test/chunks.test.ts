@@ -1,7 +1,8 @@
 import { createHash } from "node:crypto";
 import { decodeFooter, FOOTER_SIZE } from "@shoal/blockindex";
 import { ChunkPeer, generateSwarmKey } from "@shoal/p2p";
-import type { RunningRegistry } from "@shoal/testkit";
+import { startDelayProxy, type RunningRegistry } from "@shoal/testkit";
+import { SupernodeClient } from "@shoal/swarm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RegistryClientPool } from "@shoal/oci";
 import { pino } from "pino";
@@ -230,5 +231,38 @@ describe("ChunkService: a chunk is served before it is stored", () => {
     await registry.settle();
     expect(registry.stats().blobRequests).toBe(1); // the second caller got the flight's bytes
     open();
+  });
+});
+
+describe("supernode: a run streams from the origin to the caller", () => {
+  const cleanup = new Cleanup();
+  let registry: RunningRegistry;
+  let image: TestImage;
+
+  beforeAll(async () => {
+    ({ registry, image } = await registryWithImage(cleanup, "team/stream", 2 * 1024 * 1024, 64 * 1024));
+  });
+  afterAll(() => cleanup.run());
+
+  it("hands the caller a run's first chunk while the origin is still sending the rest of the range", async () => {
+    const layer = image.layers[0]!;
+    const sn = await cleanup.supernode({ root: await cleanup.tempDir("shoal-sn-stream-"), accessTtlMs: 0 });
+    const direct = new SupernodeClient({ url: sn.url });
+    // the origin, far away: it sends the first chunk and a bit of the range, then stalls until released
+    const far = await startDelayProxy({ target: registry.host, pauseAfter: layer.index.chunk(0).length + 100 });
+    cleanup.add(() => far.stop());
+    const ref = { registry: far.host, repository: image.repository, digest: layer.digest };
+    await direct.index(ref, undefined); // the supernode has the index: only the chunks' range is held below
+    far.hold();
+    const n = Math.min(8, layer.index.chunkCount);
+    const heard: number[] = [];
+    const got = await direct.chunks(ref, 0, n - 1, {
+      onChunk: (k) => {
+        heard.push(k);
+        if (k === 0) far.release(); // the rest flows only once the first chunk reached us
+      },
+    });
+    expect(heard[0]).toBe(0);
+    expect(Buffer.concat(got).equals(blobChunks(layer, 0, n - 1))).toBe(true);
   });
 });

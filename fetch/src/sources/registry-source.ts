@@ -1,7 +1,8 @@
 /** The origin registry as a chunk source: one HTTP range request per run. */
 import type { RegistryClients } from "@shoal/oci";
-import { checkRun, runBytes, RunAssembler, splitRun, type ChunkSource, type FetchChunksOptions } from "../chunk-source.ts";
+import { checkRun, runBytes, runEnds, splitRun, type ChunkSource, type FetchChunksOptions } from "../chunk-source.ts";
 import type { RemoteLayer } from "../remote-layer.ts";
+import { RangeSplitter } from "@shoal/base";
 
 /**
  * Chunks from the registry that holds the layer, through the process's
@@ -23,7 +24,7 @@ export class RegistrySource implements ChunkSource {
     checkRun(layer, first, last);
     const { start, end } = runBytes(layer, first, last);
     const onChunk = opts.onChunk;
-    const assembler = onChunk && last > first ? new RunAssembler(layer, first, last, onChunk) : undefined;
+    const assembler = onChunk && last > first ? new RangeSplitter(runEnds(layer, first, last), onChunk) : undefined;
     const bytes = await this.clients.client(layer.registry).getBlobRange(layer.repository, layer.digest, start, end - start, {
       signal: opts.signal, ...(assembler ? { onBytes: (piece: Uint8Array, at: number) => assembler.push(piece, at) } : {}),
     });

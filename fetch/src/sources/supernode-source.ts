@@ -2,10 +2,11 @@
 import { chunkDigest, type LazyLayerInfo } from "@shoal/blockindex";
 import type { CredentialStore, Credentials } from "@shoal/oci";
 import type { LayerRef, StartupTrace, SupernodeSet } from "@shoal/swarm";
-import { checkRun, runBytes, RunAssembler, splitRun, type ChunkSource, type FetchChunksOptions } from "../chunk-source.ts";
+import { checkRun, runBytes, runEnds, splitRun, type ChunkSource, type FetchChunksOptions } from "../chunk-source.ts";
 import type { IndexSource } from "../image.ts";
 import type { SeekableIndexSource } from "../seekable.ts";
 import type { RemoteLayer } from "../remote-layer.ts";
+import { RangeSplitter } from "@shoal/base";
 
 /** Longest wait for a layer index from one supernode, ms. */
 const INDEX_TIMEOUT_MS = 15_000;
@@ -77,7 +78,7 @@ export class SupernodeSource implements ChunkSource, IndexSource, SeekableIndexS
     const onChunk = opts.onChunk;
     const bytes = await this.supernodes.first(layer.digest, async (c, signal) => {
       const parts: Uint8Array[] = [];
-      const assembler = onChunk && last > first ? new RunAssembler(layer, first, last, onChunk) : undefined;
+      const assembler = onChunk && last > first ? new RangeSplitter(runEnds(layer, first, last), onChunk) : undefined;
       let at = 0;
       for await (const p of await c.blob(layer, { ...auth, signal, range: { start, end } })) {
         assembler?.push(p, at);

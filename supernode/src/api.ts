@@ -128,8 +128,13 @@ async function handle(c: ApiComponents, req: IncomingMessage, res: ServerRespons
       }
       if (!res.write(bytes)) {
         await new Promise<void>((resolve) => {
-          res.once("drain", resolve);
-          res.once("close", resolve);
+          const done = () => {
+            res.off("drain", done);
+            res.off("close", done);
+            resolve();
+          };
+          res.on("drain", done);
+          res.on("close", done);
         });
       }
       if (res.destroyed) return;

@@ -3,7 +3,7 @@
  * index sources, its tracker client, `shoal preheat`) goes through it, so
  * the routes, the decoding of answers and the errors are coded once.
  */
-import { isErrorCode, ShoalError, type ErrorCode } from "@shoal/base";
+import { isErrorCode, RangeSplitter, ShoalError, type ErrorCode } from "@shoal/base";
 import { MAX_CHUNKS_PER_REQUEST } from "./constants.ts";
 import type { Credentials } from "@shoal/oci";
 import { basicAuthorization } from "./credentials.ts";
@@ -239,29 +239,24 @@ export class SupernodeClient {
  * `onPiece` once complete; undefined when the body's length is not their sum.
  */
 async function splitBody(res: Response, lengths: number[], onPiece: (k: number, bytes: Uint8Array) => void, url: string, signal: AbortSignal | undefined): Promise<Uint8Array[] | undefined> {
-  const total = lengths.reduce((a, b) => a + b, 0);
+  const ends: number[] = [];
+  let total = 0;
+  for (const n of lengths) ends.push((total += n));
   const out: Uint8Array[] = [];
-  const buf = new Uint8Array(total);
+  const splitter = new RangeSplitter(ends, (k, bytes) => {
+    out[k] = bytes;
+    onPiece(k, bytes);
+  });
+  splitter.push(new Uint8Array(0), 0); // parts of no bytes at the start
   let have = 0;
-  let nextEnd = lengths[0] ?? 0;
-  const emit = () => {
-    while (out.length < lengths.length && have >= nextEnd) {
-      const start = nextEnd - lengths[out.length]!;
-      out.push(buf.subarray(start, nextEnd));
-      onPiece(out.length - 1, out.at(-1)!);
-      nextEnd += lengths[out.length] ?? 0;
-    }
-  };
-  emit();
   try {
     for await (const piece of (res.body ?? []) as AsyncIterable<Uint8Array>) {
       if (have + piece.length > total) {
         await res.body?.cancel().catch(() => undefined);
         return undefined;
       }
-      buf.set(piece, have);
+      splitter.push(piece, have);
       have += piece.length;
-      emit();
     }
   } catch (err) {
     if (signal?.aborted) throw signal.reason;

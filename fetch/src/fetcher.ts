@@ -3,12 +3,11 @@
  * else from the sources in order, verified against the layer index, then
  * stored.
  */
-import { digestOf, ShoalError, untilAborted } from "@shoal/base";
+import { DemandActivity, digestOf, ShoalError, untilAborted } from "@shoal/base";
 import { chunkDigest, chunkMatches, inflateChunk, type Chunk } from "@shoal/blockindex";
 import type { Logger } from "pino";
 import type { ChunkCache, InflateOptions } from "./chunk-cache.ts";
 import type { ChunkSource } from "./chunk-source.ts";
-import { DemandActivity } from "@shoal/base";
 import { allAborted, Flights } from "./flights.ts";
 import { hedgedRace, HedgeLostError } from "./race.ts";
 import type { RemoteLayer } from "./remote-layer.ts";
@@ -253,13 +252,12 @@ export class Fetcher {
     const condemned = this.condemned.get(layer.digest);
     if (condemned) throw condemned;
     if (opts.background !== true) this.demand.touch();
-    // a span's window travels apart from it: ask for it while the span is fetched, not after (none for a span stored inflated)
-    if (layer.windows && length > 0 && offset >= 0 && offset < layer.index.uncompressedSize) {
-      const r = layer.index.chunksForRange(offset, Math.min(length, layer.index.uncompressedSize - offset));
-      for (let i = r?.first ?? 0; r && i <= r.last; i++) if (!this.hasInflated(layer, i)) void this.windowOf(layer, layer.index.chunk(i)).catch(() => undefined);
-    }
     const range = layer.index.chunksForRange(offset, length);
     if (!range) return Buffer.alloc(0);
+    // a span's window travels apart from it: ask for it while the span is fetched, not after (none for a span stored inflated)
+    if (layer.windows) {
+      for (let i = range.first; i <= range.last; i++) if (!this.hasInflated(layer, i)) void this.windowOf(layer, layer.index.chunk(i)).catch(() => undefined);
+    }
     // reads pass here for every FUSE read: look only while some chunk has failed
     if (this.failures.size > 0) {
       for (let i = range.first; i <= range.last; i++) {

@@ -3,9 +3,8 @@
  * bounded rate, behind the reads, so that the image stops depending on the
  * network.
  */
-import { AbortedError, sleep, TokenBucket } from "@shoal/base";
+import { AbortedError, sleep, TokenBucket, type DemandActivity } from "@shoal/base";
 import type { Logger } from "pino";
-import type { DemandActivity } from "@shoal/base";
 import { MAX_RUN_BYTES, type Fetcher } from "./fetcher.ts";
 import type { RemoteLayer } from "./remote-layer.ts";
 

@@ -94,6 +94,19 @@ interface ActiveImage {
   audits: Map<string, string>;
 }
 
+/** Chunks `range` of layer `li` appended to `order`, each position once (`seen` holds those in it). */
+function addChunks(order: ChunkPos[], seen: Set<string>, li: number, range: { first: number; last: number }): void {
+  for (let c = range.first; c <= range.last; c++) {
+    const key = `${li}:${c}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    order.push([li, c]);
+  }
+}
+
+/** Where `img`'s startup trace lives at the supernodes: its repository and manifest digest. */
+const imageRef = (img: CatalogImage): LayerRef => ({ registry: img.ref.registry, repository: img.ref.repository, digest: img.digest });
+
 /** Layer directory ids: a chain over every layer digest below and at each position (a layer's directory depends on the layers below it). */
 export function chainIds(digests: readonly string[]): string[] {
   const ids: string[] = [];
@@ -197,10 +210,9 @@ export class ActiveImages {
    * layer's end, are dropped.
    */
   private async fleetOrder(img: CatalogImage): Promise<ChunkPos[]> {
-    const ref = { registry: img.ref.registry, repository: img.ref.repository, digest: img.digest };
     let trace: StartupTrace | undefined;
     try {
-      trace = await this.traces!.fetchTrace(ref, { signal: AbortSignal.timeout(TRACE_WAIT_MS) });
+      trace = await this.traces!.fetchTrace(imageRef(img), { signal: AbortSignal.timeout(TRACE_WAIT_MS) });
     } catch (err) {
       this.logger.warn({ image: img.digest, err: (err as Error).message }, "no startup trace from the supernodes; prefetching without one");
       return [];
@@ -223,12 +235,7 @@ export class ActiveImages {
         foreign++;
         continue;
       }
-      for (let c = range.first; c <= range.last; c++) {
-        const key = `${li}:${c}`;
-        if (seen.has(key)) continue;
-        seen.add(key);
-        order.push([li!, c]);
-      }
+      addChunks(order, seen, li!, range);
     }
     this.logger.info({ image: img.digest, ranges: trace.ranges.length, chunks: order.length, dropped: foreign }, "prefetching the fleet's startup trace first");
     return order;
@@ -407,12 +414,7 @@ export class ActiveImages {
       const range = layer?.index.chunksForRange(offset, length);
       if (!layer || !range) return;
       trace.read(layer.digest, offset, length);
-      for (let c = range.first; c <= range.last; c++) {
-        const key = `${li}:${c}`;
-        if (seen.has(key)) continue;
-        seen.add(key);
-        order.push([li, c]);
-      }
+      addChunks(order, seen, li, range);
     };
     for (const id of lazyIds) {
       let set = this.recorders.get(id);
@@ -430,8 +432,7 @@ export class ActiveImages {
       this.logger.info({ digest: img.digest, chunks: order.length }, "startup order recorded");
       // the fleet's trace comes from the first host to run the image; a host that ran on one adds nothing
       if (!share || !this.traces || active.startup === "fleet") return;
-      const ref = { registry: img.ref.registry, repository: img.ref.repository, digest: img.digest };
-      this.traces.sendTrace(ref, trace.trace(img.digest)).then(
+      this.traces.sendTrace(imageRef(img), trace.trace(img.digest)).then(
         (stored) => this.logger.info({ digest: img.digest, stored }, stored ? "startup trace sent to the supernodes" : "the supernodes keep an earlier startup trace"),
         (err: unknown) => this.logger.warn({ digest: img.digest, err: (err as Error).message }, "could not send the startup trace to the supernodes"),
       );

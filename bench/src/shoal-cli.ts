@@ -1,6 +1,6 @@
 // What the benches share for driving shoal: the testkit's one way to run it, with the
 // entry point a bench was told to use (`--cli PATH`, to compare another checkout), and layer sizes.
-import { runShoal, runShoalOk, SHOAL_MAIN, startShoal, type NetnsRegistry, type Readiness, type ShoalDaemon } from "@shoal/testkit";
+import { freePort, runShoal, runShoalOk, SHOAL_MAIN, startShoal, type Netns, type NetnsRegistry, type Readiness, type ShoalDaemon } from "@shoal/testkit";
 import type { ChildProcess, SpawnOptions } from "node:child_process";
 import { liveProcs } from "./leftovers.ts";
 
@@ -43,4 +43,42 @@ export async function layerBytes(reg: NetnsRegistry, repo: string, tag: string):
   if (!res.ok) throw new Error(`manifest ${repo}:${tag}: HTTP ${res.status}`);
   const m = (await res.json()) as { layers?: Array<{ size: number }> };
   return (m.layers ?? []).reduce((n, l) => n + l.size, 0);
+}
+
+/** What `shoal status --json` of the agent at `root` says it fetched (chunk bytes from anywhere but its store), and of its first image. */
+export async function agentFetched(cliOk: (args: string[]) => Promise<string>, root: string): Promise<{ bytes: number; startup?: string; startupChunks?: number; digest?: string }> {
+  const s = JSON.parse(await cliOk(["status", "--root", root, "--json"])) as {
+    sources?: Record<string, { bytes: number }>; images?: Array<{ digest: string; startup?: string; prefetch?: { startupChunks: number } }>;
+  };
+  const bytes = Object.entries(s.sources ?? {}).filter(([k]) => k !== "cache").reduce((n, [, v]) => n + v.bytes, 0);
+  const img = s.images?.[0];
+  return {
+    bytes, ...(img?.startup !== undefined ? { startup: img.startup } : {}),
+    ...(img?.prefetch?.startupChunks !== undefined ? { startupChunks: img.prefetch.startupChunks } : {}), ...(img?.digest ? { digest: img.digest } : {}),
+  };
+}
+
+/**
+ * Start `shoal supernode` for `reg` with its state in `dir`: inside the
+ * registry's namespace (`ns`, at `ns.nsAddr:7070`, so what agents ask of it
+ * crosses the capped link), or on this host's loopback.
+ */
+export async function startBenchSupernode(daemon: ReturnType<typeof shoalCli>["daemon"], reg: NetnsRegistry, dir: string, ns?: Netns): Promise<{ url: string; daemon: ShoalDaemon }> {
+  const host = ns ? ns.nsAddr : "127.0.0.1";
+  const port = ns ? 7070 : await freePort();
+  const d = await daemon(["supernode", "--root", dir, "--listen", `${host}:${port}`, "--plain-http", "--registries", reg.host], {
+    logFile: `${dir}.log`, ready: { tcp: { host, port } }, timeoutMs: 60_000, ...(ns ? { spawn: (c: string, a: readonly string[], o: SpawnOptions) => ns.spawn(c, a, o) } : {}),
+  });
+  return { url: `http://${host}:${port}`, daemon: d };
+}
+
+/** Wait until the supernode at `supernode` holds the startup trace of `repo@digest` in `reg`; false after `timeoutMs`. */
+export async function waitForTrace(supernode: string, reg: NetnsRegistry, repo: string, digest: string, timeoutMs: number): Promise<boolean> {
+  const url = `${supernode}/v1/traces/${reg.host}/${repo}/${digest}`;
+  const until = performance.now() + timeoutMs;
+  while ((await fetch(url).then((r) => r.status, () => 0)) !== 200) {
+    if (performance.now() > until) return false;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  return true;
 }

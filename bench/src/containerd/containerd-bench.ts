@@ -16,14 +16,13 @@
 // own roots; the registry (and the supernode) run in a network namespace of their own. Pushing and
 // converting are setup, not measured.
 import { mkdir, mkdtemp, writeFile } from "node:fs/promises";
-import type { SpawnOptions } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
   createNetns, FIRST_WORK_CONTAINER_SCRIPT, pushLayout, run, runFirstWorkCommand, startContainerd, startNetnsRegistry, unmountAllUnder,
   type FirstWorkResult, type Netns, type NetnsRegistry, type RunningContainerd, type ShoalDaemon,
 } from "@shoal/testkit";
-import { DEFAULT_CLI, layerBytes, shoalCli } from "../shoal-cli.ts";
+import { agentFetched, DEFAULT_CLI, layerBytes, shoalCli, startBenchSupernode, waitForTrace } from "../shoal-cli.ts";
 import { realisticImage, withoutProxies } from "../setup.ts";
 import { installExitHook, liveMountRoots, liveWorkDirs, removeWorkDir, stopProcess, sweepStaleWorkDirs } from "../leftovers.ts";
 import { buildStargzSnapshotter } from "../stargz/build.ts";
@@ -190,19 +189,6 @@ async function pass(
   };
 }
 
-/** Chunk bytes an agent fetched from anywhere but its own store, and its image's startup source, from `shoal status --json`. */
-async function agentStatus(cliOk: (args: string[]) => Promise<string>, root: string): Promise<{ bytes: number; startup?: string; startupChunks?: number; digest?: string }> {
-  const s = JSON.parse(await cliOk(["status", "--root", root, "--json"])) as {
-    sources?: Record<string, { bytes: number }>; images?: Array<{ digest: string; startup?: string; prefetch?: { startupChunks: number } }>;
-  };
-  const bytes = Object.entries(s.sources ?? {}).filter(([k]) => k !== "cache").reduce((n, [, v]) => n + v.bytes, 0);
-  const img = s.images?.[0];
-  return {
-    bytes, ...(img?.startup !== undefined ? { startup: img.startup } : {}),
-    ...(img?.prefetch?.startupChunks !== undefined ? { startupChunks: img.prefetch.startupChunks } : {}), ...(img?.digest ? { digest: img.digest } : {}),
-  };
-}
-
 /** What a pass through the supernode shares with the rest of the run. */
 interface FleetPassContext {
   reg: NetnsRegistry;
@@ -218,11 +204,11 @@ interface FleetPassContext {
 /**
  * One pass through the supernode, all of its own: a fresh agent (empty root) with `--supernode`,
  * a fresh containerd with it as proxy snapshotter "shoal" (and CRI's snapshotter), shoal pull via CRI
- * + ctr run, as the shoal pass. With `waitForTrace`, then waits (not measured) until the supernode
+ * + ctr run, as the shoal pass. With `recording`, then waits (not measured) until the supernode
  * holds the image's startup trace, which the agent sends when its startup window ends. Stops both
  * and unmounts what they left, also on failure.
  */
-async function fleetPass(ctx: FleetPassContext, name: string, prefetch: "on" | "off", waitForTrace: boolean): Promise<ContainerdFleetFigures> {
+async function fleetPass(ctx: FleetPassContext, name: string, prefetch: "on" | "off", recording: boolean): Promise<ContainerdFleetFigures> {
   const { reg, repo, log } = ctx;
   const dir = join(ctx.work, name);
   const root = join(dir, "shoal");
@@ -241,24 +227,19 @@ async function fleetPass(ctx: FleetPassContext, name: string, prefetch: "on" | "
     const address = containerd.address;
     log(`${name}: fresh containerd + fresh agent (prefetch ${prefetch}, supernode ${ctx.supernode}); shoal pull + ctr run --snapshotter shoal`);
     const f = await pass(reg, containerd, repo, "v1-lazy", "shoal", (ref) => ctx.shoal.cliOk(["pull", "--address", address, ref]), log, `bench-${name}`);
-    const st = await agentStatus(ctx.shoal.cliOk, root);
+    const st = await agentFetched(ctx.shoal.cliOk, root);
     log(`  agent: ${(st.bytes / 2 ** 20).toFixed(1)} MiB fetched, startup ${st.startup ?? "-"}${st.startupChunks !== undefined ? ` (${st.startupChunks} chunks)` : ""}`);
     const figures: ContainerdFleetFigures = {
       ...f, prefetch, agentBytes: st.bytes,
       ...(st.startup !== undefined ? { startup: st.startup } : {}), ...(st.startupChunks !== undefined ? { startupChunks: st.startupChunks } : {}),
       ...(st.digest !== undefined ? { digest: st.digest } : {}),
     };
-    if (waitForTrace) {
+    if (recording) {
       if (!st.digest) throw new Error(`${name}: \`shoal status\` lists no image in use; no trace to wait for`);
-      const url = `${ctx.supernode}/v1/traces/${reg.host}/${repo}/${st.digest}`;
-      log(`  waiting (not measured) for the startup trace at ${url}`);
+      log(`  waiting (not measured) for the startup trace of ${repo}@${st.digest} at ${ctx.supernode}`);
       const t0 = performance.now();
-      const until = t0 + 60_000;
-      while ((await fetch(url).then((r) => r.status, () => 0)) !== 200) {
-        if (performance.now() > until) {
-          throw new Error(`${name}: no startup trace at ${url} 60 s after the run; the agent's log ends:\n${agent.logs().slice(-3000)}`);
-        }
-        await new Promise((r) => setTimeout(r, 500));
+      if (!(await waitForTrace(ctx.supernode, reg, repo, st.digest, 60_000))) {
+        throw new Error(`${name}: no startup trace of ${repo}@${st.digest} at ${ctx.supernode} 60 s after the run; the agent's log ends:\n${agent.logs().slice(-3000)}`);
       }
       figures.traceWaitSec = sec(t0);
       log(`  the supernode holds the trace (${figures.traceWaitSec.toFixed(1)} s after the run)`);
@@ -273,17 +254,6 @@ async function fleetPass(ctx: FleetPassContext, name: string, prefetch: "on" | "
     if (await unmountAllUnder(dir)) liveMountRoots.delete(dir);
     else log(`warning: mounts left under ${dir}`);
   }
-}
-
-/** Start `shoal supernode` for `reg` inside the registry's namespace (`ns.nsAddr:7070`): what the agent asks of it crosses the capped link. */
-async function startFarSupernode(shoal: ReturnType<typeof shoalCli>, reg: NetnsRegistry, ns: Netns, work: string): Promise<{ url: string; daemon: ShoalDaemon }> {
-  const host = ns.nsAddr;
-  const port = 7070;
-  const daemon = await shoal.daemon(["supernode", "--root", join(work, "supernode"), "--listen", `${host}:${port}`, "--plain-http", "--registries", reg.host], {
-    logFile: join(work, "supernode.log"), ready: { tcp: { host, port } }, timeoutMs: 60_000,
-    spawn: (c: string, a: readonly string[], o: SpawnOptions) => ns.spawn(c, a, o),
-  });
-  return { url: `http://${host}:${port}`, daemon };
 }
 
 const overStargz = (f: ContainerdPassFigures | ContainerdFleetFigures, s: ContainerdPassFigures): OverStargz => ({
@@ -386,7 +356,7 @@ export async function runContainerdBench(opts: ContainerdBenchOptions = {}): Pro
         (ref) => cliOk(["pull", "--address", address, ref]), log);
     }
     if (fleet) {
-      const far = await startFarSupernode(shoal, reg, ns, work);
+      const far = await startBenchSupernode(shoal.daemon, reg, join(work, "supernode"), ns);
       supernode = far.daemon;
       log(`supernode ${far.url} in the registry's namespace (the agents reach it over the capped link)`);
       const ctx: FleetPassContext = { reg, repo, work, certs, supernode: far.url, shoal, log };

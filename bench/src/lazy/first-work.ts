@@ -10,11 +10,9 @@
 // The registry (and the far supernode) run in a network namespace of their own (testkit createNetns);
 // pushing and converting are setup and not measured.
 import { mkdtemp, mkdir, rm, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
-import type { SpawnOptions } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { DEFAULT_CLI, layerBytes, shoalCli } from "../shoal-cli.ts";
+import { agentFetched, DEFAULT_CLI, layerBytes, shoalCli, startBenchSupernode, waitForTrace } from "../shoal-cli.ts";
 import { realisticImage, withoutProxies } from "../setup.ts";
 import { installExitHook, liveMountRoots, liveWorkDirs, stopProcess, sweepStaleWorkDirs } from "../leftovers.ts";
 import {
@@ -134,28 +132,6 @@ async function runBaseline(reg: NetnsRegistry, ref: string, work: string, log: (
   return { pullSec, unpackSec, firstWorkSec: fw.totalSec, totalSec, blobBytes: st.blobBytes, blobRequests: st.blobRequests };
 }
 
-/** A free TCP port on loopback. */
-function freeTcpPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-/** Chunk bytes an agent fetched from anywhere but its own store, from `shoal status --json`. */
-async function agentFetchedBytes(root: string): Promise<{ bytes: number; startup: string | undefined; startupChunks: number | undefined; digest: string | undefined }> {
-  const s = JSON.parse(await cliOk(["status", "--root", root, "--json"])) as {
-    sources: Record<string, { bytes: number }>; images: Array<{ digest: string; startup?: string; prefetch?: { startupChunks: number } }>;
-  };
-  const bytes = Object.entries(s.sources).filter(([k]) => k !== "cache").reduce((n, [, v]) => n + v.bytes, 0);
-  const img = s.images[0];
-  return { bytes, startup: img?.startup, startupChunks: img?.prefetch?.startupChunks, digest: img?.digest };
-}
-
 async function runShoal(
   reg: NetnsRegistry, lazyRef: string, image: RealisticImage, work: string, log: (s: string) => void, pass: ShoalPass, agentArgs: string[],
 ): Promise<ShoalFigures> {
@@ -180,17 +156,12 @@ async function runShoal(
     const mountSec = sec(t0);
     const fw = await runFirstWork(mnt);
     const totalSec = sec(t0);
-    const fetched = await agentFetchedBytes(root);
+    const fetched = await agentFetched(cliOk, root);
     await reg.settle();
     const st = reg.stats();
     if (pass.waitForTrace && pass.supernode && fetched.digest) {
       const repo = lazyRef.slice(reg.host.length + 1, lazyRef.lastIndexOf(":"));
-      const url = `${pass.supernode}/v1/traces/${reg.host}/${repo}/${fetched.digest}`;
-      const until = performance.now() + 30_000;
-      while ((await fetch(url).then((r) => r.status, () => 0)) !== 200) {
-        if (performance.now() > until) throw new Error(`no startup trace at ${url} 30 s after first work`);
-        await new Promise((r) => setTimeout(r, 500));
-      }
+      if (!(await waitForTrace(pass.supernode, reg, repo, fetched.digest, 30_000))) throw new Error(`no startup trace of ${repo}@${fetched.digest} at ${pass.supernode} 30 s after first work`);
     }
     const pulled = /pulled in ([0-9.]+) s/.exec(mountOutput);
     return {
@@ -213,16 +184,6 @@ async function runShoal(
       log(`warning: mounts left under ${work}`);
     }
   }
-}
-
-/** Start `shoal supernode` in front of `reg`: in the registry's namespace (`ns`) or on this host. */
-async function startBenchSupernode(reg: NetnsRegistry, work: string, name: string, ns?: Netns): Promise<{ url: string; child: ShoalDaemon["child"] }> {
-  const host = ns ? ns.nsAddr : "127.0.0.1";
-  const port = ns ? 7070 : await freeTcpPort();
-  const d = await daemon(["supernode", "--root", join(work, `supernode-${name}`), "--listen", `${host}:${port}`, "--plain-http", "--registries", reg.host], {
-    logFile: join(work, `supernode-${name}.log`), ready: { tcp: { host, port } }, timeoutMs: 60_000, ...(ns ? { spawn: (c: string, a: readonly string[], o: SpawnOptions) => ns.spawn(c, a, o) } : {}),
-  });
-  return { url: `http://${host}:${port}`, child: d.child };
 }
 
 /**
@@ -266,16 +227,16 @@ export async function runFirstWorkBench(opts: FirstWorkBenchOptions = {}): Promi
     } else if (help?.code !== 0) {
       shoal = { skipped: "`shoal agent` does not exist yet (`shoal agent --help` exits non-zero)" };
     } else {
-      const supernodes: Array<{ child: ShoalDaemon["child"] }> = [];
+      const supernodes: ShoalDaemon[] = [];
       try {
         log("shoal: converting (setup, not measured)");
         const lazyTag = "v1-shoal";
         const lazyRef = `${reg.host}/${repo}:${lazyTag}`;
         await cliOk(["convert", "--plain-http", "--no-cache", ...(opts.chunkSize ? ["--chunk-size", String(opts.chunkSize)] : []), src, lazyRef]);
         lazyImageBytes = await layerBytes(reg, repo, lazyTag);
-        const far = await startBenchSupernode(reg, work, "far", ns);
-        const near = await startBenchSupernode(reg, work, "near");
-        supernodes.push(far, near);
+        const far = await startBenchSupernode(daemon, reg, join(work, "supernode-far"), ns);
+        const near = await startBenchSupernode(daemon, reg, join(work, "supernode-near"));
+        supernodes.push(far.daemon, near.daemon);
         const passes: ShoalPass[] = [
           { name: "cold", prefetch },
           { name: "recording", prefetch: "off", supernode: far.url, waitForTrace: true },

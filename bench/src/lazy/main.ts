@@ -1,5 +1,5 @@
 // Time to first useful work, baseline vs shoal:
-//   node bench/src/lazy/main.ts [--prefetch on|off] [--rate MBIT] [--chunk-size BYTES] [--passes cold,recording,fleet-trace,dc-first,dc-second] [--agent-args="--flag value ..."] [--baseline-only] [--json]
+//   node bench/src/lazy/main.ts [--prefetch on|off] [--rate MBIT] [--chunk-size BYTES] [--passes cold,recording,fleet-trace,dc-first,dc-second,all-local] [--agent-args="--flag value ..."] [--baseline-only] [--json]
 // --prefetch is the cold pass's (default off); the later passes run as they say.
 // Needs root (network namespace, mounts), debootstrap, skopeo, umoci, docker-registry.
 import { parseArgs } from "node:util";

@@ -10,8 +10,12 @@ export const ROOT_TIMEOUT_S = 1;
 export const DEFAULT_FS_NAME = "shoal";
 /** Largest READ the kernel sends, in 4 KiB pages (256 = 1 MiB, the kernel's default limit). */
 export const MAX_PAGES = 256;
-/** Largest WRITE payload announced to the kernel; sizes the request buffer (writes are refused anyway). */
-export const MAX_WRITE = 128 * 1024;
+/**
+ * Largest WRITE payload announced to the kernel (writes are refused anyway).
+ * The kernel refuses a read(2) of /dev/fuse into a buffer smaller than a
+ * WRITE of this size with its headers, and the poll reader reads 64 KiB.
+ */
+export const MAX_WRITE = 32 * 1024;
 /** Background (readahead, async) requests the kernel keeps in flight. */
 export const MAX_BACKGROUND = 64;
 /** Read-ahead of the FUSE device, in KiB (the kernel default is 128). */

@@ -5,24 +5,24 @@
  * it, undecoded: the device does not know what requests mean, so the same
  * code serves a session in the agent's process and in the FUSE keeper's.
  *
- * Requests are read by a worker thread with blocking read(2) calls (Node has
- * no poll for character devices) and handed to the main thread; replies are
- * written synchronously (writes to /dev/fuse never block). The libuv thread
- * pool is never held by the device, so the process may read its own mount
- * with asynchronous fs calls; a synchronous fs call on the mount from the
- * main thread of the process that answers it deadlocks it.
+ * Requests are read on the main thread as they come (`fuse-reader.ts`: the
+ * event loop polls the device; a worker thread where this Node.js cannot);
+ * replies are written synchronously (writes to /dev/fuse never block). The
+ * libuv thread pool is never held by the device, so the process may read its
+ * own mount with asynchronous fs calls; a synchronous fs call on the mount
+ * from the main thread of the process that answers it deadlocks it.
  */
 import { ShoalError } from "@shoal/base";
 import { closeSync, existsSync, openSync, writev, writevSync, writeFile } from "node:fs";
 import { mkdir, stat } from "node:fs/promises";
 import { resolve } from "node:path";
-import { Worker } from "node:worker_threads";
 import type { Logger } from "pino";
 import { MAX_BACKGROUND, MAX_PAGES, MAX_WRITE } from "./constants.ts";
 import {
   decodeRequest, Errno, FUSE_KERNEL_MINOR_VERSION, FUSE_KERNEL_VERSION, FUSE_MIN_MINOR_VERSION, InitFlag, Op, outHeader,
   type FuseRequest,
 } from "./fuse-abi.ts";
+import { startFuseReader, type FuseReader, type FuseReaderKind } from "./fuse-reader.ts";
 import { findMount, runCommand, unmountPath } from "./mount.ts";
 
 /** Where and how a FUSE connection is mounted. */
@@ -32,27 +32,9 @@ export interface FuseMountInit {
   fsName: string;
   /** Read-ahead of the mount in KiB (set through /sys/class/bdi), 0 to keep the kernel's. */
   readAheadKb: number;
+  /** How requests are read (`fuse-reader.ts`); default the fastest this Node.js has. For tests. */
+  reader?: FuseReaderKind;
 }
-
-/** The reader thread: blocking reads of /dev/fuse, one request per message. */
-const READER_SOURCE = `
-const { workerData, parentPort } = require("node:worker_threads");
-const { readSync } = require("node:fs");
-const buf = Buffer.allocUnsafe(workerData.size);
-for (;;) {
-  let n;
-  try {
-    n = readSync(workerData.fd, buf, 0, buf.length, null);
-  } catch (err) {
-    if (err.code === "EINTR" || err.code === "EAGAIN" || err.code === "ENOENT") continue;
-    parentPort.postMessage({ end: err.code === "ENODEV" ? null : String(err.code || err) });
-    break;
-  }
-  const ab = new ArrayBuffer(n);
-  new Uint8Array(ab).set(buf.subarray(0, n));
-  parentPort.postMessage(ab, [ab]);
-}
-`;
 
 const INIT_OUT_SIZE = 64;
 const FUSECTL = "/sys/fs/fuse/connections";
@@ -67,8 +49,7 @@ export class FuseDevice {
   onEnd: () => void = () => undefined;
   private readonly log: Logger;
   private fd: number | undefined;
-  private worker: Worker | undefined;
-  private workerExit: Promise<void> | undefined;
+  private reader: FuseReader | undefined;
   private ready: { resolve: () => void; reject: (err: Error) => void } | undefined;
   private dev: string | undefined;
   private readerEnded = false;
@@ -85,6 +66,11 @@ export class FuseDevice {
   /** Whether the connection is mounted and serving (false once it has ended, even from outside). */
   get mounted(): boolean {
     return this.fd !== undefined && !this.readerEnded;
+  }
+
+  /** How requests are read, once mounted. */
+  get readerKind(): FuseReaderKind | undefined {
+    return this.reader?.kind;
   }
 
   /** The mount's device number ("major:minor"), once mounted. */
@@ -149,24 +135,17 @@ export class FuseDevice {
   }
 
   private startReader(fd: number): void {
-    const worker = new Worker(READER_SOURCE, { eval: true, workerData: { fd, size: MAX_WRITE + 64 * 1024 } });
-    this.worker = worker;
     this.readerEnded = false;
-    this.workerExit = new Promise((res) => worker.once("exit", () => {
-      this.readerEnded = true;
-      res();
-    }));
-    worker.on("message", (msg: ArrayBuffer | { end: string | null }) => {
-      if (msg instanceof ArrayBuffer) this.dispatch(Buffer.from(msg));
-      else {
+    this.reader = startFuseReader(fd, MAX_WRITE + 64 * 1024, {
+      request: (buf) => this.dispatch(buf),
+      end: (error) => {
         this.readerEnded = true;
-        if (msg.end) this.log.error({ code: msg.end }, "reading /dev/fuse failed; the session stops");
+        if (error) this.log.error({ code: error }, "reading /dev/fuse failed; the session stops");
         else if (!this.stopping) this.log.warn({ mountpoint: this.mountpoint }, "the FUSE connection was ended from outside (unmounted or aborted)");
         this.ready?.reject(new ShoalError("SHOAL_ERR_MOUNT_FAILED", `FUSE session at ${this.mountpoint} ended before INIT`));
         if (!this.stopping) this.onEnd();
-      }
-    });
-    worker.on("error", (err) => this.log.error({ err }, "FUSE reader thread failed"));
+      },
+    }, this.init.reader);
   }
 
   private async tuneReadAhead(): Promise<void> {
@@ -281,13 +260,17 @@ export class FuseDevice {
     // the lower mounts), as do lazily detached or foreign-unmounted mounts.
     // The connection is then aborted, else the reader would wait forever.
     const ends = this.readerEnded || (await this.endConnection());
-    if (ends) await this.workerExit;
-    else this.worker?.unref();
+    const reader = this.reader;
+    if (ends) await reader?.stopped;
+    else reader?.unref();
     await Promise.all(this.notifying);
     this.fd = undefined;
-    this.worker = undefined;
+    this.reader = undefined;
     this.stopping = false;
-    if (ends) closeSync(fd);
+    if (ends) {
+      if (reader) reader.close();
+      else closeSync(fd);
+    }
   }
 
   /**

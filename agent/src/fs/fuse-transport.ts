@@ -5,6 +5,7 @@
  */
 import type { Logger } from "pino";
 import { FuseDevice, type FuseMountInit } from "./fuse-device.ts";
+import type { FuseReaderKind } from "./fuse-reader.ts";
 
 /** One FUSE connection as a session sees it. */
 export interface FuseTransport {
@@ -53,13 +54,16 @@ export interface FuseMounter {
 /** Connections mounted and served in this process; they end with it. */
 export class InProcessMounter implements FuseMounter {
   readonly #log: Logger;
+  readonly #reader: FuseReaderKind | undefined;
 
-  constructor(components: { logger: Logger }) {
+  /** `reader`: how requests are read (default the fastest this Node.js has); for tests. */
+  constructor(components: { logger: Logger }, opts: { reader?: FuseReaderKind } = {}) {
     this.#log = components.logger;
+    this.#reader = opts.reader;
   }
 
   async attach(init: FuseMountInit, opts: { signal?: AbortSignal } = {}): Promise<FuseTransport> {
-    const device = new FuseDevice({ logger: this.#log }, init);
+    const device = new FuseDevice({ logger: this.#log }, { ...init, ...(this.#reader ? { reader: this.#reader } : {}) });
     let state: unknown;
     const transport: FuseTransport = {
       mountpoint: device.mountpoint,

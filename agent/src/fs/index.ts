@@ -7,4 +7,5 @@ export {
   dirsInUse, findMount, isMountpoint, mountOverlay, readMountInfo, unmountPath, type MountInfo, type OverlayOptions,
 } from "./mount.ts";
 export { FuseDevice, type FuseMountInit } from "./fuse-device.ts";
+export type { FuseReaderKind } from "./fuse-reader.ts";
 export { InProcessMounter, type FuseMounter, type FuseTransport } from "./fuse-transport.ts";

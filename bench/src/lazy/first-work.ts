@@ -37,7 +37,10 @@ export interface FirstWorkBenchOptions {
   baselineOnly?: boolean;
   /** More `shoal agent` flags for every pass (e.g. `--whole-file 0`). */
   agentArgs?: string[];
-  /** Only these shoal passes (cold, recording, fleet-trace, dc-first, dc-second, all-local); default all. */
+  /**
+   * Only these shoal passes (cold, recording, fleet-trace, dc-first, dc-second, all-local); default all.
+   * fleet-trace brings recording (its trace), dc-second brings dc-first (its supernode's cache).
+   */
   passes?: string[];
   /** The shoal CLI entry (run with this Node). Default: this checkout's cli/src/main.ts. */
   cli?: string;
@@ -278,7 +281,8 @@ export async function runFirstWorkBench(opts: FirstWorkBenchOptions = {}): Promi
           { name: "dc-first", prefetch: "on", supernode: near.url, waitForTrace: true },
           { name: "dc-second", prefetch: "on", supernode: near.url },
           { name: "all-local", prefetch: "on", allLocal: true },
-        ].filter((p) => !opts.passes || opts.passes.includes(p.name)) as ShoalPass[];
+        ].filter((p) => !opts.passes || opts.passes.includes(p.name) || (p.name === "recording" && opts.passes.includes("fleet-trace"))
+          || (p.name === "dc-first" && opts.passes.includes("dc-second"))) as ShoalPass[];
         shoal = [];
         for (const pass of passes) shoal.push(await runShoal(reg, lazyRef, image, work, log, pass, opts.agentArgs ?? []));
       } finally {

@@ -10,6 +10,8 @@ import { pino } from "pino";
 import { afterAll, describe, expect, it } from "vitest";
 import { textBytes, waitFor, writeTar } from "@shoal/testkit";
 import { FuseDevice, InProcessMounter, LayerFilesystem, unmountPath, type FuseReaderKind } from "../../src/fs/index.ts";
+import { MAX_WRITE } from "../../src/fs/constants.ts";
+import { POLL_READ_BUFFER } from "../../src/fs/fuse-reader.ts";
 import { Cleanup, memoryLayer, readInChild, tempDir } from "./helpers.ts";
 
 const exec = promisify(execFile);
@@ -21,6 +23,11 @@ describe("reading /dev/fuse", () => {
 
   afterAll(async () => {
     await cleanup.run();
+  });
+
+  it("announces a max_write whose WRITE fits one poll read (the kernel refuses smaller read buffers)", () => {
+    // fuse_in_header (40) + fuse_write_in (40) + max_write
+    expect(40 + 40 + MAX_WRITE).toBeLessThanOrEqual(POLL_READ_BUFFER);
   });
 
   it("reads on the main thread's event loop by default", async () => {

@@ -2,6 +2,7 @@ import { InvalidArgumentError } from "@shoal/base";
 import { crc32, deflateRaw, inflateRaw, inflateRawSync, constants } from "node:zlib";
 import { promisify } from "node:util";
 import { LayerFormatError } from "./errors.ts";
+import { wholeOutputChunkSize } from "./inflate-buffer.ts";
 
 const deflateRawAsync = promisify(deflateRaw);
 const inflateRawAsync = promisify(inflateRaw);
@@ -133,7 +134,8 @@ export async function gunzipMemberAsync(member: Uint8Array, expectedSize: number
   checkMember(buf, fail);
   let out: Buffer;
   try {
-    out = await inflateRawAsync(buf.subarray(10, buf.length - 8), { maxOutputLength: Math.max(expectedSize, 1) });
+    const chunkSize = wholeOutputChunkSize(expectedSize);
+    out = await inflateRawAsync(buf.subarray(10, buf.length - 8), { maxOutputLength: Math.max(expectedSize, 1), ...(chunkSize ? { chunkSize } : {}) });
   } catch (err) {
     throw fail("chunk does not inflate", err);
   }

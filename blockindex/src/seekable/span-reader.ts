@@ -15,6 +15,7 @@ import { promisify } from "node:util";
 import { constants, inflateRaw, type ZlibOptions } from "node:zlib";
 import { LayerFormatError, type LayerPosition } from "../errors.ts";
 import type { Checkpoint } from "../layer-index.ts";
+import { wholeOutputChunkSize } from "../inflate-buffer.ts";
 
 const inflateRawAsync = promisify(inflateRaw);
 
@@ -51,6 +52,8 @@ export async function inflateSpanAsync(checkpoint: Checkpoint, bytes: Uint8Array
     finishFlush: constants.Z_SYNC_FLUSH,
     maxOutputLength: Math.max(1, length + 64 * 1024),
   };
+  const chunkSize = wholeOutputChunkSize(length + 64 * 1024);
+  if (chunkSize) opts.chunkSize = chunkSize;
   let out: Buffer;
   try {
     out = await inflateRawAsync(alignToBit(bytes, checkpoint.bit), opts);

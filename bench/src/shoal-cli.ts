@@ -66,7 +66,7 @@ export async function agentFetched(cliOk: (args: string[]) => Promise<string>, r
 export async function startBenchSupernode(daemon: ReturnType<typeof shoalCli>["daemon"], reg: NetnsRegistry, dir: string, ns?: Netns): Promise<{ url: string; daemon: ShoalDaemon }> {
   const host = ns ? ns.nsAddr : "127.0.0.1";
   const port = ns ? 7070 : await freePort();
-  const d = await daemon(["supernode", "--root", dir, "--listen", `${host}:${port}`, "--plain-http", "--registries", reg.host], {
+  const d = await daemon(["supernode", "--root", dir, "--listen", `${host}:${port}`, "--plain-http", "--registries", reg.host, "--log-level", process.env.SHOAL_BENCH_SUPERNODE_LOG_LEVEL ?? "info"], {
     logFile: `${dir}.log`, ready: { tcp: { host, port } }, timeoutMs: 60_000, ...(ns ? { spawn: (c: string, a: readonly string[], o: SpawnOptions) => ns.spawn(c, a, o) } : {}),
   });
   return { url: `http://${host}:${port}`, daemon: d };

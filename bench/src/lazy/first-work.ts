@@ -287,6 +287,9 @@ export async function runFirstWorkBench(opts: FirstWorkBenchOptions = {}): Promi
         for (const pass of passes) shoal.push(await runShoal(reg, lazyRef, image, work, log, pass, opts.agentArgs ?? []));
       } finally {
         for (const sn of supernodes) await stopProcess(sn.child, 15_000);
+        // SHOAL_BENCH_LOG_DIR keeps the supernodes' logs too (far, then near)
+        const logDir = process.env.SHOAL_BENCH_LOG_DIR;
+        if (logDir) await Promise.all(supernodes.map((sn, i) => writeFile(join(logDir, `supernode-${i === 0 ? "far" : "near"}.log`), sn.logs())));
         workClean = (await mountsUnder(work)).length === 0;
       }
     }

@@ -32,6 +32,7 @@ describe("an agent that cannot start", () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/^shoal: .*EADDRINUSE.* \[SHOAL_ERR_[A-Z_]+\]$/m);
     expect(await isMountpoint(join(root, "layers"))).toBe(false);
+    expect(await isMountpoint(join(root, "layers-plain"))).toBe(false);
     expect(existsSync(join(root, "agent.sock"))).toBe(false);
   });
 });

@@ -9,12 +9,11 @@
  * fleet's trace when they had none).
  */
 import { createHash } from "node:crypto";
-import { join } from "node:path";
 import { chunkDigest, MergedTree } from "@shoal/blockindex";
 import { PrefetchJob, type ChunkPos, type Fetcher, type PrefetchProgress, type RemoteLayer } from "@shoal/fetch";
 import { TraceRecorder, type LayerRef, type StartupTrace } from "@shoal/swarm";
 import type { Logger } from "pino";
-import type { LayerData, LayerFilesystem, LowerFile } from "../fs/index.ts";
+import type { LayerData, LayerDirectories, LowerFile } from "../fs/index.ts";
 import type { CatalogImage } from "./image-catalog.ts";
 import type { KeyValue } from "./kv.ts";
 
@@ -74,7 +73,6 @@ export type SeekableAudit = (layer: RemoteLayer) => Promise<void>;
 
 /** Settings of `ActiveImages`. */
 export interface ActiveImagesInit {
-  layersDir: string;
   prefetch: boolean;
   prefetchRate: number;
   startupWindowMs: number;
@@ -120,7 +118,7 @@ export function chainIds(digests: readonly string[]): string[] {
 
 /** See the module comment. */
 export class ActiveImages {
-  private readonly fs: LayerFilesystem;
+  private readonly fs: LayerDirectories;
   private readonly fetcher: Fetcher;
   private readonly store: ChunkPinning;
   private readonly db: KeyValue;
@@ -141,7 +139,7 @@ export class ActiveImages {
 
   /** `audit`: checks seekable layers once streamed in; `indexOrigin`: where a seekable layer's index came from; `traces`: the fleet's startup traces. */
   constructor(
-    components: { fs: LayerFilesystem; fetcher: Fetcher; store: ChunkPinning; db: KeyValue; logger: Logger; sharing?: () => boolean; audit?: SeekableAudit; indexOrigin?: (layer: string) => string | undefined; traces?: FleetTraces },
+    components: { fs: LayerDirectories; fetcher: Fetcher; store: ChunkPinning; db: KeyValue; logger: Logger; sharing?: () => boolean; audit?: SeekableAudit; indexOrigin?: (layer: string) => string | undefined; traces?: FleetTraces },
     init: ActiveImagesInit,
   ) {
     this.traces = components.traces;
@@ -176,7 +174,7 @@ export class ActiveImages {
     const before = active.users.get(user) ?? -1;
     for (let i = before + 1; i <= upTo; i++) this.addLayer(active, i);
     active.users.set(user, Math.max(before, upTo));
-    return active.ids.map((id) => (id === undefined ? undefined : join(this.init.layersDir, id)));
+    return active.ids.map((id) => (id === undefined ? undefined : this.fs.layerPath(id)));
   }
 
   /**
@@ -256,7 +254,7 @@ export class ActiveImages {
 
   /** The directory of layer `id` when the FUSE session serves it now. */
   dir(id: string): string | undefined {
-    return this.fs.has(id) ? join(this.init.layersDir, id) : undefined;
+    return this.fs.has(id) ? this.fs.layerPath(id) : undefined;
   }
 
   /** The image `digest` while in use. */

@@ -21,7 +21,7 @@ import { SupernodeSet, TrackerClient, trackerMembershipKey, type TrackerSigner }
 import { Level } from "level";
 import type { Logger } from "pino";
 import type { AgentConfig } from "../config/agent-config.ts";
-import { dirsInUse, InProcessMounter, LayerFilesystem, type FuseMounter } from "../fs/index.ts";
+import { dirsInUse, InProcessMounter, LayerConnections, type FuseMounter } from "../fs/index.ts";
 import { KeeperMounter } from "../keeper/keeper-mounter.ts";
 import { serveApi } from "./api.ts";
 import { ActiveImages } from "./active-images.ts";
@@ -131,7 +131,8 @@ export async function createAgent(config: AgentConfig, logger: Logger, component
 
     const mounter = fuseMounter(config, logger, components.keeperCommand, fail);
     life.defer("FUSE mounter", () => mounter.close());
-    const fs = new LayerFilesystem({ logger, mounter }, { mountpoint: layersDir, readAheadKb: Math.max(4, Math.round(config.readAhead / 1024)) });
+    // layers without xattrs on a connection of their own, which the kernel stops asking for xattrs
+    const fs = new LayerConnections({ logger, mounter }, { mountpoint: layersDir, plainMountpoint: join(root, "layers-plain"), readAheadKb: Math.max(4, Math.round(config.readAhead / 1024)) });
     await fs.mount();
     // Kept across a stop only where it can outlive this process, only once started, only while in use.
     const keep = () => config.fuseKeeper && started && fs.layerCount > 0;
@@ -153,7 +154,6 @@ export async function createAgent(config: AgentConfig, logger: Logger, component
       fs, fetcher, store, db, logger, audit, indexOrigin: (l) => catalog.seekableOrigin.get(l), ...(peer ? { sharing: recentlyUploading(peer) } : {}),
       ...(supernodeSource ? { traces: supernodeSource } : {}),
     }, {
-      layersDir,
       prefetch: config.prefetch,
       prefetchRate: config.prefetchRate,
       startupWindowMs: config.startupWindow,

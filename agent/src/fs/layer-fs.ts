@@ -46,7 +46,19 @@ export interface LayerFilesystemInit {
   fsName?: string;
   /** Read-ahead of the mount in KiB (default 1024; 0 keeps the kernel's). */
   readAheadKb?: number;
+  /**
+   * False: serve only layers with no xattr anywhere in their tree, and
+   * answer getxattr ENOSYS, after which the kernel asks this connection for
+   * none again (it caches no other getxattr answer: overlayfs asks one or
+   * two per lower file it looks up). Callers of getxattr then see
+   * EOPNOTSUPP, which overlayfs and exec take as "none"; listxattr still
+   * answers an empty list. Default true.
+   */
+  xattrs?: boolean;
 }
+
+/** `LayerFilesystem.addLayer` on a filesystem without xattrs was given a layer that has some. */
+export class LayerHasXattrsError extends InvalidArgumentError {}
 
 const ROOT_INO = 1;
 /**
@@ -164,13 +176,17 @@ export class LayerFilesystem implements FuseHandler {
     const { id } = snapshot;
     if (!LAYER_ID.test(id) || id === "." || id === "..") throw new InvalidArgumentError(`bad layer id ${JSON.stringify(id)}`);
     if (this.layers.has(id)) throw new InvalidArgumentError(`layer ${id} is already in the filesystem`);
-    const slot = this.slotOf(id);
+    const slot = this.slots.ids[id] ?? this.freeSlot();
     let n = 0;
     const alloc = () => {
       if (++n >= SLOT_SPAN) throw new InvalidArgumentError(`layer ${id} has more than ${SLOT_SPAN - 1} entries`);
       return slot * SLOT_SPAN + n;
     };
     const tree = LayerTree.build(snapshot, alloc, (layerId, path) => this.layers.get(layerId)?.lookup(path));
+    if (this.init.xattrs === false && tree.nodes.some((node) => node.xattrs !== undefined && node.xattrs.size > 0)) {
+      throw new LayerHasXattrsError(`layer ${id} has xattrs, and ${this.mountpoint} serves none`);
+    }
+    this.keepSlot(id, slot);
     if (tree.brokenLinks.length > 0) {
       // as tar and containerd would refuse them; shown as absent, and said so
       this.log.warn({ layer: id, count: tree.brokenLinks.length, first: tree.brokenLinks.slice(0, 5) }, "hardlinks whose target is missing or a directory are left out of the layer");
@@ -199,15 +215,23 @@ export class LayerFilesystem implements FuseHandler {
     return true;
   }
 
-  /** The slot of layer `id` on this connection: the one it had, else a new one (kept with the connection first). */
-  private slotOf(id: string): number {
-    const had = this.slots.ids[id];
-    if (had !== undefined) return had;
+  /** The next slot no layer of this connection has had. */
+  private freeSlot(): number {
     if (this.slots.next > MAX_SLOT) throw new ShoalError("SHOAL_ERR_MOUNT_FAILED", "the FUSE connection has run out of node ids; remount it");
-    const slot = this.slots.next++;
+    return this.slots.next;
+  }
+
+  /** Layer `id` has `slot` on this connection from now on (kept with the connection when new). */
+  private keepSlot(id: string, slot: number): void {
+    if (this.slots.ids[id] === slot) return;
     this.slots.ids[id] = slot;
+    this.slots.next = Math.max(this.slots.next, slot + 1);
     this.session?.transport.saveState(this.slots);
-    return slot;
+  }
+
+  /** Whether layer `id` has had a slot on this connection (its node ids are known to the kernel). */
+  hadLayer(id: string): boolean {
+    return this.slots.ids[id] !== undefined;
   }
 
   /** How many layers are served. */
@@ -255,7 +279,8 @@ export class LayerFilesystem implements FuseHandler {
       case Op.READ: return this.read(req);
       case Op.READDIR: return this.readdir(req, false);
       case Op.READDIRPLUS: return this.readdir(req, true);
-      case Op.GETXATTR: return this.getxattr(req);
+      case Op.GETXATTR: return this.init.xattrs === false ? this.fail(req, Errno.ENOSYS) : this.getxattr(req);
+      // listxattr stays answered (an empty list): tools that copy or back up a tree list first and take EOPNOTSUPP for an error
       case Op.LISTXATTR: return this.listxattr(req);
       case Op.STATFS: return this.statfs(req);
       case Op.RELEASE: case Op.RELEASEDIR: case Op.FSYNC: case Op.FSYNCDIR: case Op.ACCESS:

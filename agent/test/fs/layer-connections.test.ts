@@ -4,7 +4,8 @@ import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { diffTrees, edgeCaseImage, readXattrs, snapshotTree, umociUnpack, writeImageLayout, writeTar, type TarSpec, type TreeSnapshot } from "@shoal/testkit";
-import { LayerConnections, mountOverlay } from "../../src/fs/index.ts";
+import { pino } from "pino";
+import { InProcessMounter, LayerConnections, mountOverlay, type FuseMounter } from "../../src/fs/index.ts";
 import { Cleanup, memoryLayer, stack, tempDir } from "./helpers.ts";
 
 const CHUNK = 65536;
@@ -121,5 +122,41 @@ describe("layers over two connections (with and without xattrs)", () => {
     fs.addLayer(again!);
     expect(fs.plain.has("plain")).toBe(true);
     expect(fs.layerCount).toBe(edgeIds.length + 3);
+  });
+});
+
+describe("a layer that a connection of an earlier agent already held", () => {
+  const cleanup = new Cleanup();
+  afterAll(async () => {
+    await cleanup.run();
+  }, 60_000);
+
+  it("stays on it, xattrs or not (overlays on its old directory keep working)", async () => {
+    const work = cleanup.dir(await tempDir("conns-held"));
+    const mountpoint = join(work, "layers");
+    const inner = new InProcessMounter({ logger: pino({ level: "silent" }) });
+    // the xattr connection comes with the slot table an agent from before the split left on it
+    const mounter: FuseMounter = {
+      attach: async (init, opts) => {
+        const t = await inner.attach(init, opts);
+        if (init.mountpoint === mountpoint) t.saveState({ next: 2, ids: { old: 1 } });
+        return t;
+      },
+      ready: () => inner.ready(),
+      close: () => inner.close(),
+    };
+    const fs = new LayerConnections({ mounter }, { mountpoint, plainMountpoint: join(work, "layers-plain") });
+    cleanup.fs(fs.withXattrs);
+    cleanup.fs(fs.plain);
+    await fs.mount();
+    const files = writeTar([{ path: "f", type: "file", data: t("no xattrs\n") }]).tar;
+    const [old] = stack([await memoryLayer("old", files)]);
+    const [fresh] = stack([await memoryLayer("fresh", files)]);
+    fs.addLayer(old!);
+    fs.addLayer(fresh!);
+    expect(fs.layerPath("old")).toBe(join(mountpoint, "old"));
+    expect(fs.layerPath("fresh")).toBe(join(work, "layers-plain", "fresh"));
+    const [answer] = await askXattrs([join(fs.layerPath("old"), "f")]);
+    expect(answer).toBe(ENODATA);
   });
 });

@@ -104,7 +104,9 @@ async function handle(c: ApiComponents, req: IncomingMessage, res: ServerRespons
     const started = performance.now();
     const priority = req.headers[PRIORITY_HEADER];
     if (priority !== undefined && priority !== "background") throw new BadRequestError(`header ${PRIORITY_HEADER} must be background or absent`);
-    const { lengths, parts } = await c.chunks.streamChunks(layer, decimal(url.searchParams, "first"), decimal(url.searchParams, "last"), { ...opts, ...(priority ? { background: true } : {}) });
+    const firstChunk = decimal(url.searchParams, "first");
+    const lastChunk = decimal(url.searchParams, "last");
+    const { lengths, parts } = await c.chunks.streamChunks(layer, firstChunk, lastChunk, { ...opts, ...(priority ? { background: true } : {}) });
     // the lengths come from the index: the answer starts before its chunks are all here, and each goes out as it arrives
     const first = await parts[0]!;
     const firstMs = performance.now() - started;
@@ -144,7 +146,7 @@ async function handle(c: ApiComponents, req: IncomingMessage, res: ServerRespons
     res.end();
     c.served?.(total);
     // when the first chunk was ready, and when the last was handed to the socket
-    c.logger.debug({ layer: layer.digest, first: url.searchParams.get("first"), last: url.searchParams.get("last"), bytes: total, background: priority !== undefined, firstMs: Math.round(firstMs), ms: Math.round(performance.now() - started) }, "chunks served");
+    c.logger.debug({ layer: layer.digest, first: firstChunk, last: lastChunk, bytes: total, background: priority !== undefined, firstMs: Math.round(firstMs), ms: Math.round(performance.now() - started) }, "chunks served");
     return;
   }
   if ((method === "GET" || method === "HEAD") && path.startsWith(BLOBS_PREFIX)) {

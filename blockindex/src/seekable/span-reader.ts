@@ -47,13 +47,15 @@ export async function inflateSpanAsync(checkpoint: Checkpoint, bytes: Uint8Array
     if (bytes.length !== length) throw fail(`a stored span of ${bytes.length} bytes cannot hold ${length}`);
     return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   }
+  // the last block may run a little past the span's end
+  const most = length + 64 * 1024;
+  const chunkSize = wholeOutputChunkSize(most);
   const opts: ZlibOptions = {
     ...(window.length > 0 ? { dictionary: window } : {}),
     finishFlush: constants.Z_SYNC_FLUSH,
-    maxOutputLength: Math.max(1, length + 64 * 1024),
+    maxOutputLength: Math.max(1, most),
+    ...(chunkSize ? { chunkSize } : {}),
   };
-  const chunkSize = wholeOutputChunkSize(length + 64 * 1024);
-  if (chunkSize) opts.chunkSize = chunkSize;
   let out: Buffer;
   try {
     out = await inflateRawAsync(alignToBit(bytes, checkpoint.bit), opts);

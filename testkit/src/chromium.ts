@@ -92,7 +92,8 @@ export async function launchChromium(opts: { timeoutMs?: number } = {}): Promise
       child.kill("SIGKILL");
       await exited;
     }
-    await rm(profile, { recursive: true, force: true });
+    // chromium's helper processes outlive the browser for a moment and may still write its profile
+    await rm(profile, { recursive: true, force: true, maxRetries: 20, retryDelay: 100 });
   };
   try {
     const deadline = Date.now() + (opts.timeoutMs ?? 30_000);

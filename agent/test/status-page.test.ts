@@ -132,13 +132,23 @@ beforeAll(async () => {
 }, 240_000);
 
 afterAll(async () => {
-  await browser?.close();
+  // every step runs even when one before it fails: a failed step must not leave agents, mounts and registries behind
+  const failures: unknown[] = [];
+  const step = async (f: () => Promise<unknown> | undefined) => {
+    try {
+      await f();
+    } catch (err) {
+      failures.push(err);
+    }
+  };
+  await step(() => browser?.close());
   for (const a of agents) await a.stop().catch(() => undefined);
-  await supernode?.stop();
-  if (work) await unmountAllUnder(work);
-  await open?.stop();
-  await priv?.stop();
-  if (work) await rm(work, { recursive: true, force: true });
+  await step(() => supernode?.stop());
+  if (work) await step(() => unmountAllUnder(work));
+  await step(() => open?.stop());
+  await step(() => priv?.stop());
+  if (work) await step(() => rm(work, { recursive: true, force: true }));
+  if (failures.length > 0) throw new AggregateError(failures, "status page teardown failed");
 });
 
 describe("the agent's status page", () => {

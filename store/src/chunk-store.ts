@@ -1,11 +1,12 @@
 import { DigestMismatchError, InvalidArgumentError, untilAborted, AbortedError } from "@shoal/base";
-import { mkdir, rename, statfs } from "node:fs/promises";
+import { mkdir, statfs } from "node:fs/promises";
 import { gunzipMemberAsync } from "@shoal/blockindex";
 import { pino, type Logger } from "pino";
 import { DEFAULT_ACCESS_FLUSH_MS, DEFAULT_CAPACITY_BYTES, DEFAULT_MAX_OPEN_FILES, DISK_FULL_SLACK_BYTES } from "./constants.ts";
 import { DiskFullError, StoreClosedError } from "./errors.ts";
 import { FileHandleCache } from "./file-handle-cache.ts";
-import { errnoCode, fsyncDir, isCount, isNoSpace, readAt, tempPathFor, unlinkQuiet, writeDurable } from "./files.ts";
+import { DurableWriter } from "./durable-writer.ts";
+import { errnoCode, isCount, isNoSpace, readAt, tempPathFor, unlinkQuiet } from "./files.ts";
 import { chunkPaths, chunksDir, digestHex, sha256Hex, type ChunkPaths } from "./layout.ts";
 import { DB_ENCODINGS, encodeRecord, recordKey, type ChunkDb, type ChunkDbOperation, type ChunkRecord } from "./records.ts";
 import { PinSet } from "./pins.ts";
@@ -105,6 +106,7 @@ export class ChunkStore {
   private readonly root: string;
   private readonly capacity: number;
   private readonly files: FileHandleCache;
+  private readonly writer = new DurableWriter();
   /** Present chunks in LRU order, least recently used first. */
   private readonly entries = new Map<string, Entry>();
   /** In-flight put or removal per digest: later puts of that digest wait for it. */
@@ -300,9 +302,9 @@ export class ChunkStore {
     const paths = chunkPaths(this.root, entry.hex);
     const temp = tempPathFor(paths.raw);
     try {
-      await writeDurable(temp, raw);
+      await this.writer.writeTemps([{ path: temp, bytes: raw }]);
       if (this.entries.get(digest) !== entry || this.pending.has(digest)) throw new AbortedError(`chunk ${digest} was removed while its inflated copy was written`);
-      await rename(temp, paths.raw);
+      await this.writer.publish([[temp, paths.raw]], paths.dir);
     } catch (err) {
       await unlinkQuiet(temp);
       throw err;
@@ -365,6 +367,7 @@ export class ChunkStore {
     await this.flushAccess();
     await this.dbChain;
     await this.files.closeAll();
+    await this.writer.close();
   }
 
   private assertOpen(): void {
@@ -471,27 +474,16 @@ export class ChunkStore {
 
   /** Write the files (`.z`, and `.raw` when given) to temps, fsync, rename into place, fsync the directory. All or nothing. */
   private async writeFiles(paths: ChunkPaths, compressed: Uint8Array, raw: Uint8Array | undefined, signal?: AbortSignal): Promise<void> {
-    if (!this.dirsMade.has(paths.dir)) {
-      await mkdir(paths.dir, { recursive: true });
-      this.dirsMade.add(paths.dir);
-    }
     const tz = tempPathFor(paths.z);
     const tr = tempPathFor(paths.raw);
-    const renamed: string[] = [];
+    const made = !this.dirsMade.has(paths.dir);
+    await this.writer.writeTemps([{ path: tz, bytes: compressed }, ...(raw ? [{ path: tr, bytes: raw }] : [])], made ? paths.dir : undefined);
+    if (made) this.dirsMade.add(paths.dir);
     try {
-      const writes = await Promise.allSettled([writeDurable(tz, compressed), ...(raw ? [writeDurable(tr, raw)] : [])]);
-      const failed = writes.filter((w) => w.status === "rejected").map((w) => w.reason as unknown);
-      if (failed.length) throw failed.find(isNoSpace) ?? failed[0];
       signal?.throwIfAborted();
-      await rename(tz, paths.z);
-      renamed.push(paths.z);
-      if (raw) {
-        await rename(tr, paths.raw);
-        renamed.push(paths.raw);
-      }
-      await fsyncDir(paths.dir);
+      await this.writer.publish([[tz, paths.z], ...(raw ? [[tr, paths.raw] as [string, string]] : [])], paths.dir);
     } catch (err) {
-      await unlinkQuiet(tz, tr, ...renamed);
+      await unlinkQuiet(tz, tr, paths.z, ...(raw ? [paths.raw] : []));
       throw err;
     }
   }

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { open, unlink } from "node:fs/promises";
+import { unlink } from "node:fs/promises";
 import type { FileHandle } from "node:fs/promises";
 
 /** The errno `code` of a Node.js system error, if any. */
@@ -29,30 +29,6 @@ export function tempPathFor(finalPath: string): string {
 /** True if `name` is a temp file left by `tempPathFor`. */
 export function isTempName(name: string): boolean {
   return /\.tmp-[0-9a-f]+$/.test(name);
-}
-
-/**
- * Create `path` (which must not exist), write all of `bytes`, and fdatasync
- * it, so a later rename publishes complete, durable content.
- */
-export async function writeDurable(path: string, bytes: Uint8Array): Promise<void> {
-  const handle = await open(path, "wx", 0o644);
-  try {
-    await handle.writeFile(bytes);
-    await handle.datasync();
-  } finally {
-    await handle.close();
-  }
-}
-
-/** fsync a directory so renames and unlinks in it are durable. */
-export async function fsyncDir(dir: string): Promise<void> {
-  const handle = await open(dir, "r");
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
 }
 
 /** Unlink each path, ignoring ones that do not exist; other errors are returned, not thrown. */

@@ -16,6 +16,15 @@ import { loadWindow } from "./seekable.ts";
 /** Largest run of adjacent chunks fetched in one request, bytes. */
 export const MAX_RUN_BYTES = 4 << 20;
 
+/**
+ * The agent's `missWindowBytes`: a read that misses fetches the aligned 256
+ * KiB of the layer around it (the small files beside it come along), however
+ * small the chunks. Chunk size then sets how precisely a trace prefetches,
+ * not how many round trips a cold start takes. A `Fetcher` without it
+ * fetches only the chunks read.
+ */
+export const MISS_WINDOW_BYTES = 256 * 1024;
+
 /** Chunks served before they are stored, at most; past it a fetch waits for its chunk's write. */
 const MAX_LANDING = 64;
 
@@ -95,6 +104,7 @@ export class Fetcher {
   private readonly observer: FetchObserver | undefined;
   private readonly timeoutMs: number;
   private readonly hedgeMs: number;
+  private readonly missWindowBytes: number;
   /** Fetches under way per chunk digest: the uncompressed bytes, or undefined when stored compressed only. */
   private readonly flights = new Flights<Buffer | undefined>();
   private readonly totals: SourceTotals = {};
@@ -116,7 +126,7 @@ export class Fetcher {
 
   constructor(
     components: { cache: ChunkCache; sources: readonly ChunkSource[]; logger: Logger; observer?: FetchObserver; demand?: DemandActivity },
-    init: { timeoutMs?: number; hedgeMs?: number } = {},
+    init: { timeoutMs?: number; hedgeMs?: number; missWindowBytes?: number } = {},
   ) {
     this.cache = components.cache;
     this.sources = components.sources;
@@ -125,6 +135,21 @@ export class Fetcher {
     this.demand = components.demand ?? new DemandActivity();
     this.timeoutMs = init.timeoutMs ?? 20_000;
     this.hedgeMs = init.hedgeMs ?? 1_000;
+    this.missWindowBytes = init.missWindowBytes ?? 0;
+  }
+
+  /**
+   * The chunks a miss at uncompressed byte `at` of `layer` fetches together:
+   * those of the aligned `missWindowBytes` holding it (just its own when
+   * chunks are that large, or the window is 0).
+   */
+  missWindow(layer: RemoteLayer, at: number): { first: number; last: number } {
+    const w = this.missWindowBytes;
+    const own = layer.index.chunksForRange(at, 1)!;
+    if (w <= 0) return own;
+    const start = at - (at % w);
+    const range = layer.index.chunksForRange(start, Math.min(w, layer.index.uncompressedSize - start))!;
+    return { first: Math.min(range.first, own.first), last: Math.max(range.last, own.last) };
   }
 
   /** Resolves once every chunk served before it was stored has been written (or failed to be): before the store closes. */
@@ -290,6 +315,16 @@ export class Fetcher {
   }
 
   private async readChunks(layer: RemoteLayer, range: { first: number; last: number }, offset: number, length: number, opts: FetchOptions): Promise<Buffer> {
+    // a demand miss brings its window in one request, the read joining its own chunks' flights
+    if (opts.background !== true) {
+      const own = chunkDigest(layer.index.chunk(range.first));
+      if (!this.isLocal(own) && !this.flights.has(own)) {
+        const w = this.missWindow(layer, offset);
+        if (w.first < range.first || w.last > range.last) {
+          this.ensureRange(layer, Math.min(w.first, range.first), Math.max(w.last, range.last), opts).catch(() => undefined);
+        }
+      }
+    }
     // What a read over several chunks then reads back from the store was fetched now, not a cache hit.
     let fresh = false;
     if (range.last > range.first) {

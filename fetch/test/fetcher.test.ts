@@ -41,6 +41,29 @@ describe("Fetcher", () => {
     expect(src.runs).toEqual([[0, layer.index.chunksForRange(10, 250_000)!.last]]);
   });
 
+  it("fetches a miss's whole aligned window in one request, and only the chunks read without one", async () => {
+    const { layer, blob, tar } = await layerFixture(); // 64 KiB chunks
+    const src = new MemorySource(blob);
+    const f = new Fetcher({ cache: new MemoryChunkCache(), sources: [src], logger }, { missWindowBytes: 131_072 });
+    expect(f.missWindow(layer, 200_000)).toEqual({ first: 2, last: 3 });
+    expect(await f.read(layer, 70_000, 100)).toEqual(tar.subarray(70_000, 70_100));
+    await waitFor("chunk 0 of the window", async () => (f.has(layer, 0) ? true : undefined), 10_000);
+    expect(src.runs).toEqual([[0, 1]]);
+    // a chunk of the window that is local already is not fetched again; a hit fetches nothing
+    await f.read(layer, 262_144, 10);
+    await f.read(layer, 140_000, 10);
+    await waitFor("chunk 3 of the window", async () => (f.has(layer, 3) ? true : undefined), 10_000);
+    expect(src.runs).toEqual([[0, 1], [4, 4], [2, 3]]);
+    await f.read(layer, 150_000, 10);
+    expect(src.runs.length).toBe(3);
+
+    const plain = new MemorySource(blob);
+    const g = new Fetcher({ cache: new MemoryChunkCache(), sources: [plain], logger });
+    await g.read(layer, 70_000, 100);
+    expect(plain.runs).toEqual([[1, 1]]);
+    expect(g.has(layer, 0)).toBe(false);
+  });
+
   it("answers the reader of a run's first chunk as soon as that chunk arrives, not when the run ends", async () => {
     const { layer, blob, tar } = await layerFixture();
     let release!: () => void;

@@ -378,8 +378,12 @@ export class ActiveImages {
         // the read's chunk is here already (the startup prefetch brought it): what this file needs early was known
         const own = l.index.chunksForRange(at, 1);
         if (own && this.fetcher.has(l, own.first)) return;
-        early(at, Math.min(end, at + whole));
-        early(Math.max(offset, at - whole), Math.min(at, end));
+        // from the read's miss window (its neighbours come along, as a miss's would) to the file's end
+        const window = this.fetcher.missWindow(l, at);
+        const from = Math.min(at, l.index.chunk(window.first).uncompressedOffset);
+        const last = l.index.chunk(window.last);
+        early(from, Math.max(Math.min(end, at + whole), last.uncompressedOffset + last.uncompressedLength));
+        early(Math.max(offset, at - whole), Math.min(from, end));
       },
     };
   }

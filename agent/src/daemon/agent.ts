@@ -122,7 +122,7 @@ export async function createAgent(config: AgentConfig, logger: Logger, component
       ...(config.originFallback ? [new RegistrySource({ clients })] : []),
     ];
     if (sources.length === 0) throw new InvalidArgumentError("no chunk source: --origin-fallback=false needs --supernode");
-    const fetcher = new Fetcher({ cache: store, sources, logger, observer: metrics }, { timeoutMs: config.fetchTimeout, hedgeMs: config.hedgeDelay });
+    const fetcher = new Fetcher({ cache: store, sources, logger, observer: metrics }, { timeoutMs: config.fetchTimeout, hedgeMs: config.hedgeDelay, missWindowBytes: config.missWindow });
     life.defer("chunk writes", () => fetcher.drain());
     const indexSources: IndexSource[] = [...(supernodeSource ? [supernodeSource] : []), new RegistryIndexSource({ clients })];
     // ordinary layers: the supernodes build seekable indexes; with none (or none answering), this host reads the blob whole

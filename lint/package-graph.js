@@ -24,6 +24,7 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 export const PACKAGES = {
   base: { floor: 0, imports: [] },
   blockindex: { floor: 1, imports: ["base"] },
+  erofs: { floor: 2, imports: ["base"] },
   oci: { floor: 2, imports: ["base"] },
   store: { floor: 2, imports: ["base", "blockindex"] },
   p2p: { floor: 2, imports: ["base", "blockindex"] },
@@ -34,10 +35,10 @@ export const PACKAGES = {
   supernode: { floor: 5, imports: ["base", "blockindex", "oci", "store", "p2p", "service", "swarm"] },
   snapshotter: { floor: 5, imports: ["base", "blockindex"] },
   "registry-proxy": { floor: 5, imports: ["base", "oci", "service", "swarm"] },
-  agent: { floor: 6, imports: ["base", "blockindex", "oci", "store", "p2p", "service", "swarm", "fetch", "snapshotter", "registry-proxy"], lazy: ["p2p"] },
-  cli: { floor: 7, imports: ["base", "blockindex", "oci", "p2p", "service", "swarm", "fetch", "convert", "supernode", "snapshotter", "registry-proxy", "agent"] },
+  agent: { floor: 6, imports: ["base", "blockindex", "erofs", "oci", "store", "p2p", "service", "swarm", "fetch", "snapshotter", "registry-proxy"], lazy: ["p2p"] },
+  cli: { floor: 7, imports: ["base", "blockindex", "erofs", "oci", "p2p", "service", "swarm", "fetch", "convert", "supernode", "snapshotter", "registry-proxy", "agent"] },
   testkit: { floor: 1, imports: ["base"] },
-  bench: { floor: 8, imports: ["base", "blockindex", "oci", "store", "p2p", "service", "swarm", "fetch", "convert", "supernode", "snapshotter", "registry-proxy", "agent", "cli", "testkit"] },
+  bench: { floor: 8, imports: ["base", "blockindex", "erofs", "oci", "store", "p2p", "service", "swarm", "fetch", "convert", "supernode", "snapshotter", "registry-proxy", "agent", "cli", "testkit"] },
 };
 
 const BUILTINS = new Set([...builtinModules, ...builtinModules.map((m) => `node:${m}`)]);

@@ -109,6 +109,7 @@ export const ERROR_CODES = {
   SHOAL_ERR_SNAPSHOT_KIND: { kind: "precondition", summary: "a snapshot is of the wrong kind for the operation (a commit of a view, the mounts of a committed one)" },
   SHOAL_ERR_NOT_CONVERTED: { kind: "precondition", summary: "an image or layer is not a shoal lazy image: convert it first" },
   SHOAL_ERR_UNSUPPORTED: { kind: "unsupported", summary: "a valid image shoal cannot serve (e.g. layers of different chunk sizes)" },
+  SHOAL_ERR_NO_BLOCK_MODE: { kind: "unsupported", summary: "the kernel cannot mount erofs from a file (block mode); layers are served per file over FUSE" },
   SHOAL_ERR_UNSUPPORTED_MEDIA_TYPE: { kind: "unsupported", summary: "a layer media type or compression shoal does not handle" },
   SHOAL_ERR_UNSUPPORTED_MANIFEST: { kind: "unsupported", summary: "a manifest media type shoal does not handle (schema 1, artifacts)" },
   SHOAL_ERR_DIGEST_MISMATCH: { kind: "corrupt", summary: "bytes did not hash to the digest that authenticates them" },

@@ -3,7 +3,7 @@
 export { LayerFilesystem, LayerHasXattrsError, type FsCounters, type LayerFilesystemInit } from "./layer-fs.ts";
 export { LayerConnections, type LayerConnectionsInit, type LayerDirectories } from "./layer-connections.ts";
 export { lowerResolver, readerLayerData, type LayerData, type LayerSnapshot, type LowerFile } from "./layer-data.ts";
-export { OPAQUE_XATTR } from "./layer-tree.ts";
+export { OPAQUE_XATTR, type FsNode, type LayerTree } from "./layer-tree.ts";
 export {
   dirsInUse, findMount, isMountpoint, mountOverlay, readMountInfo, unmountPath, type MountInfo, type OverlayOptions,
 } from "./mount.ts";

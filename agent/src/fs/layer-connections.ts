@@ -11,6 +11,7 @@ import type { Logger } from "pino";
 import { LayerFilesystem, LayerHasXattrsError, type FsCounters } from "./layer-fs.ts";
 import type { FuseMounter } from "./fuse-transport.ts";
 import type { LayerSnapshot } from "./layer-data.ts";
+import type { LayerTree } from "./layer-tree.ts";
 
 /** What the agent's images need of the layer filesystem: layer directories by id. */
 export interface LayerDirectories {
@@ -22,6 +23,8 @@ export interface LayerDirectories {
   removeLayer(id: string): boolean;
   /** The directory of served layer `id`. */
   layerPath(id: string): string;
+  /** Resolves once layer `id`'s directory can be stacked (block mode mounts it; the FUSE directories are there at once). */
+  ready?(id: string): Promise<void>;
 }
 
 /** Settings of {@link LayerConnections}. */
@@ -124,5 +127,15 @@ export class LayerConnections implements LayerDirectories {
 
   layerPath(id: string): string {
     return (this.on.get(id) ?? this.withXattrs).layerPath(id);
+  }
+
+  /** The file that is served layer `id`'s uncompressed stream (see `LayerFilesystem.streamPath`). */
+  streamPath(id: string): string {
+    return (this.on.get(id) ?? this.withXattrs).streamPath(id);
+  }
+
+  /** The tree of served layer `id`. */
+  tree(id: string): LayerTree | undefined {
+    return this.on.get(id)?.tree(id);
   }
 }

@@ -71,6 +71,8 @@ const MAX_SLOT = 2 ** 53 / SLOT_SPAN - 1;
 const O_ACCMODE = 3;
 const O_TRUNC = 0o1000;
 const LAYER_ID = /^[A-Za-z0-9._@+=-]{1,255}$/;
+/** Root names `#<id>`: layer `id`'s uncompressed stream (no layer id holds '#'). */
+const STREAM_PREFIX = "#";
 const DOT = Buffer.from(".");
 const DOTDOT = Buffer.from("..");
 
@@ -249,6 +251,16 @@ export class LayerFilesystem implements FuseHandler {
     return join(this.mountpoint, id);
   }
 
+  /** The file that is layer `id`'s whole uncompressed tar stream (block mode's data device). */
+  streamPath(id: string): string {
+    return join(this.mountpoint, `${STREAM_PREFIX}${id}`);
+  }
+
+  /** The tree of served layer `id`. */
+  tree(id: string): LayerTree | undefined {
+    return this.layers.get(id);
+  }
+
   private rootChanged(): void {
     this.rootMtime = Math.floor(Date.now() / 1000);
     const payload = Buffer.alloc(24);
@@ -324,9 +336,10 @@ export class LayerFilesystem implements FuseHandler {
   private lookup(req: FuseRequest): void {
     const name = cString(req.body);
     if (req.nodeid === ROOT_INO) {
-      const tree = this.layers.get(name);
+      const stream = name.startsWith(STREAM_PREFIX);
+      const tree = this.layers.get(stream ? name.slice(STREAM_PREFIX.length) : name);
       if (!tree) return this.fail(req, Errno.ENOENT);
-      return this.connection.reply(req.unique, [entryOut(tree.root, ROOT_TIMEOUT_S, this.attrTimeout)]);
+      return this.connection.reply(req.unique, [entryOut(stream ? tree.stream : tree.root, ROOT_TIMEOUT_S, this.attrTimeout)]);
     }
     const dir = this.node(req);
     if (!dir) return;
@@ -376,9 +389,11 @@ export class LayerFilesystem implements FuseHandler {
     this.inflight.set(unique, ac);
     // the first read of a file: the whole file, early, in one request that this read then joins
     // (the loader and interpreters read files almost whole)
-    if (node.data.readingFile && !this.filesStarted.has(node)) {
-      this.filesStarted.add(node);
-      node.data.readingFile(node.dataOffset, node.size, node.dataOffset + offset);
+    // (a read of a layer's stream is its file's: block mode reads files through it)
+    const file = node.path === "" && node === this.layers.get(node.layer)?.stream ? this.layers.get(node.layer)!.fileAt(offset) : node;
+    if (file?.data?.readingFile && !this.filesStarted.has(file)) {
+      this.filesStarted.add(file);
+      file.data.readingFile(file.dataOffset, file.size, node.dataOffset + offset);
     }
     let pending: Promise<Buffer>;
     try {

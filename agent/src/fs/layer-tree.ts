@@ -87,16 +87,25 @@ export class LayerTree {
   readonly brokenLinks: Array<{ path: string; target: string }> = [];
   /** Bytes of regular file data this layer owns. */
   fileBytes = 0;
+  /**
+   * The layer's whole uncompressed tar stream as one read-only file (block
+   * mode's data device): its node id comes after every entry's, so adding
+   * it changed none of theirs.
+   */
+  readonly stream: FsNode;
+  /** Files of this layer with data, by data offset (built on first `fileAt`). */
+  private byOffset: FsNode[] | undefined;
 
   private readonly alloc: InoAllocator;
   private readonly data: LayerData;
   private readonly implicit = new Set<FsNode>();
 
-  private constructor(id: string, data: LayerData, alloc: InoAllocator) {
+  private constructor(id: string, data: LayerData, alloc: InoAllocator, streamSize: number) {
     this.id = id;
     this.data = data;
     this.alloc = alloc;
     this.root = this.dirNode("");
+    this.stream = { ino: 0, mode: S_IFREG | 0o444, uid: 0, gid: 0, size: streamSize, mtimeSec: 0, mtimeNsec: 0, rdev: 0, nlink: 1, layer: id, path: "", dataOffset: 0, data };
   }
 
   /**
@@ -105,9 +114,29 @@ export class LayerTree {
    * share that layer's node. Linear in the number of entries.
    */
   static build(snapshot: LayerSnapshot, alloc: InoAllocator, findNode: NodeFinder = () => undefined): LayerTree {
-    const tree = new LayerTree(snapshot.id, snapshot.data, alloc);
+    const tree = new LayerTree(snapshot.id, snapshot.data, alloc, snapshot.index.uncompressedSize);
     tree.fill(snapshot.index, snapshot.resolveLower, findNode);
     return tree;
+  }
+
+  /**
+   * The file of this layer whose data holds stream byte `offset`, or
+   * undefined (headers, padding, another layer's file). A read of the
+   * stream is mapped back to its file with this, so whole-file fetch and
+   * startup recording work in block mode as they do per file.
+   */
+  fileAt(offset: number): FsNode | undefined {
+    const files = (this.byOffset ??= this.nodes.filter((n) => n.data === this.data && n.size > 0 && !n.children && n !== this.stream).sort((a, b) => a.dataOffset - b.dataOffset));
+    let lo = 0;
+    let hi = files.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      const f = files[mid]!;
+      if (offset < f.dataOffset) hi = mid - 1;
+      else if (offset >= f.dataOffset + f.size) lo = mid + 1;
+      else return f;
+    }
+    return undefined;
   }
 
   /** The node at normalised `path` ("" = layer root), without following symlinks. */
@@ -234,6 +263,8 @@ export class LayerTree {
     }
     for (const dir of this.implicit) this.inheritLowerDir(dir, resolveLower);
     this.countLinks(this.root);
+    this.stream.ino = this.alloc();
+    this.nodes.push(this.stream);
   }
 
   private setDirMeta(dir: FsNode, e: TarEntry): void {

@@ -57,6 +57,7 @@ export class Cleanup {
   private readonly mounts: string[] = [];
   private readonly filesystems: LayerFilesystem[] = [];
   private readonly dirs: string[] = [];
+  private readonly betweens: Array<() => Promise<unknown>> = [];
 
   mount(path: string): string {
     this.mounts.push(path);
@@ -73,6 +74,11 @@ export class Cleanup {
     return path;
   }
 
+  /** Run `step` after the mounts and before the filesystems (block mode's erofs mounts sit between). */
+  between(step: () => Promise<unknown>): void {
+    this.betweens.push(step);
+  }
+
   async run(): Promise<void> {
     const errors: unknown[] = [];
     for (const m of this.mounts.reverse()) {
@@ -85,6 +91,7 @@ export class Cleanup {
         }
       }
     }
+    for (const step of this.betweens) await step().catch((e: unknown) => errors.push(e));
     for (const f of this.filesystems) await f.unmount().catch((e: unknown) => errors.push(e));
     for (const f of this.filesystems) {
       if (await findMount(f.mountpoint)) await unmountPath(f.mountpoint, { lazy: true }).catch((e: unknown) => errors.push(e));

@@ -27,7 +27,10 @@ describe("LayerTree", () => {
     const ms = performance.now() - start;
     console.log(`LayerTree.build: ${entries.length} entries in ${ms.toFixed(0)} ms`);
     expect(ms).toBeLessThan(5000);
-    expect(tree.nodes.length).toBe(entries.length + 3); // + root, usr, usr/share (implicit)
+    expect(tree.nodes.length).toBe(entries.length + 4); // + root, usr, usr/share (implicit), and the stream
+    expect(tree.nodes.at(-1)).toBe(tree.stream);
+    expect(tree.fileAt(512)?.size).toBe(10); // (every file here has the same bytes)
+    expect(tree.fileAt(0)).toBeUndefined();
     expect(new Set(tree.nodes.map((n) => n.ino)).size).toBe(tree.nodes.length);
     expect(tree.lookup("usr/share")!.nlink).toBe(1002);
     expect(tree.lookup("usr/share/d999/f99")!.size).toBe(10);

@@ -1,0 +1,195 @@
+/**
+ * Block mode: each layer a kernel erofs filesystem. The layer's metadata
+ * image (inodes, directories, symlinks, xattrs; built from its tree, kept in
+ * `imageDir`) is mounted with `mount(2)` straight from the file, its data
+ * device the layer's uncompressed tar stream as the layer filesystem serves
+ * it (`#<id>` beside the layer directories). Lookups, stats, xattrs and
+ * directory reads are the kernel's from then on; the agent sees only reads
+ * of the stream, each mapped back to its file (`LayerTree.fileAt`).
+ *
+ * A layer that cannot be mounted so (the kernel lacks erofs file-backed
+ * mounts, or a hardlink's data lies in a layer on the other FUSE
+ * connection) is served per file, as before, and the reason is logged.
+ */
+import { ShoalError } from "@shoal/base";
+import { writeErofsImage, type ErofsNode } from "@shoal/erofs";
+import { mkdir, rename, rmdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { Logger } from "pino";
+import type { LayerDirectories } from "../fs/layer-connections.ts";
+import type { LayerSnapshot } from "../fs/layer-data.ts";
+import type { FsNode, LayerTree } from "../fs/layer-tree.ts";
+import { findMount } from "../fs/mount.ts";
+import { KernelMountError, MS_RDONLY, type KernelMounter } from "./kernel-mount.ts";
+
+/** The per-file layer directories block mode builds on: trees and stream files by layer id. */
+export interface StreamedLayers extends LayerDirectories {
+  /** The file that is served layer `id`'s uncompressed tar stream. */
+  streamPath(id: string): string;
+  /** The tree of served layer `id`. */
+  tree(id: string): LayerTree | undefined;
+}
+
+/** Settings of {@link BlockLayers}. */
+export interface BlockLayersInit {
+  /** Where each layer's erofs image is kept (`<id>.erofs`). */
+  imageDir: string;
+  /** Where each layer's erofs filesystem is mounted (`<id>/`). */
+  mountDir: string;
+}
+
+/** The erofs image of one layer's tree and the stream files it reads from (device 1: its own). */
+export function layerImage(id: string, tree: LayerTree, streams: StreamedLayers): { bytes: Buffer; devices: string[] } | { refused: string } {
+  const devices = [id];
+  for (const node of filesOf(tree.root)) {
+    if (!node.data || node.size === 0 || node.data === tree.stream.data) continue;
+    // a hardlink into a lower layer shares that layer's node, and its bytes are in that layer's stream
+    if (streams.tree(node.layer)?.stream.data !== node.data) return { refused: `${node.path} is a copy of a file of a layer below it` };
+    if (!devices.includes(node.layer)) devices.push(node.layer);
+  }
+  const sizes = devices.map((d) => ({ size: streams.tree(d)!.stream.size }));
+  const image = writeErofsImage({
+    root: tree.root as ErofsNode,
+    devices: sizes,
+    deviceOf: (n) => devices.indexOf((n as FsNode).data === tree.stream.data ? id : (n as FsNode).layer) + 1,
+  });
+  return { bytes: image.bytes, devices: devices.map((d) => streams.streamPath(d)) };
+}
+
+/** Every file node reachable from `root` (a layer's own and those shared from layers below). */
+function* filesOf(root: FsNode): Generator<FsNode> {
+  const stack = [root];
+  while (stack.length) {
+    const dir = stack.pop()!;
+    for (const child of dir.children!.values()) {
+      if (child.children) stack.push(child);
+      else yield child;
+    }
+  }
+}
+
+/**
+ * Layer directories in block mode over per-file ones (`inner`): the
+ * directory of a layer is its erofs mount once `ready(id)` resolves.
+ * Removing a layer unmounts its erofs filesystem, then takes its stream away.
+ */
+export class BlockLayers implements LayerDirectories {
+  private readonly inner: StreamedLayers;
+  private readonly mounter: KernelMounter;
+  private readonly log: Logger;
+  private readonly init: BlockLayersInit;
+  private readonly pending = new Map<string, Promise<void>>();
+  private readonly mounted = new Map<string, string>();
+  private readonly removing = new Map<string, Promise<void>>();
+  /** Set once the kernel refused erofs file-backed mounts: every layer is served per file from then on. */
+  private unsupported: ShoalError | undefined;
+
+  constructor(components: { inner: StreamedLayers; mounter: KernelMounter; logger: Logger }, init: BlockLayersInit) {
+    this.inner = components.inner;
+    this.mounter = components.mounter;
+    this.log = components.logger.child({ component: "block" });
+    this.init = init;
+  }
+
+  /** How many layers are mounted in block mode now. */
+  get blockLayerCount(): number {
+    return this.mounted.size;
+  }
+
+  has(id: string): boolean {
+    return this.inner.has(id) && !this.removing.has(id);
+  }
+
+  addLayer(snapshot: LayerSnapshot): void {
+    const { id } = snapshot;
+    const removal = this.removing.get(id);
+    if (removal) this.removing.delete(id); // taken back before it went: its stream stays
+    else this.inner.addLayer(snapshot);
+    const p = (removal ?? Promise.resolve()).then(() => this.mountLayer(id));
+    this.pending.set(id, p);
+    p.catch(() => undefined).finally(() => {
+      if (this.pending.get(id) === p) this.pending.delete(id);
+    });
+  }
+
+  async ready(id: string): Promise<void> {
+    await this.pending.get(id);
+  }
+
+  layerPath(id: string): string {
+    return this.mounted.get(id) ?? this.inner.layerPath(id);
+  }
+
+  removeLayer(id: string): boolean {
+    if (!this.has(id)) return false;
+    const before = this.pending.get(id);
+    const removal = (async () => {
+      await before?.catch(() => undefined);
+      const dir = this.mounted.get(id);
+      this.mounted.delete(id);
+      if (dir) await this.unmountQuiet(dir);
+    })();
+    this.removing.set(id, removal);
+    void removal.finally(() => {
+      if (this.removing.get(id) !== removal) return;
+      this.removing.delete(id);
+      this.inner.removeLayer(id);
+    });
+    return true;
+  }
+
+  /** Unmount every erofs filesystem (before the FUSE connections go). */
+  async unmountAll(): Promise<void> {
+    await Promise.all([...this.pending.values()].map((p) => p.catch(() => undefined)));
+    const dirs = [...this.mounted.values()];
+    this.mounted.clear();
+    await Promise.all(dirs.map((d) => this.unmountQuiet(d)));
+    await Promise.all([...this.removing.values()]);
+  }
+
+  private async mountLayer(id: string): Promise<void> {
+    const tree = this.inner.tree(id);
+    if (!tree || this.unsupported) return;
+    const target = join(this.init.mountDir, id);
+    // an earlier agent's mount, kept across its restart (its stream is served again now)
+    if ((await findMount(target))?.fstype === "erofs") {
+      this.mounted.set(id, target);
+      return;
+    }
+    const built = layerImage(id, tree, this.inner);
+    if ("refused" in built) {
+      this.log.warn({ layer: id, reason: built.refused }, "layer served per file, not in block mode");
+      return;
+    }
+    const image = join(this.init.imageDir, `${id}.erofs`);
+    await mkdir(this.init.imageDir, { recursive: true });
+    const temp = `${image}.tmp-${process.pid}`;
+    await writeFile(temp, built.bytes);
+    await rename(temp, image);
+    await mkdir(target, { recursive: true });
+    try {
+      await this.mounter.mount(image, target, "erofs", MS_RDONLY, built.devices.map((d) => `device=${d}`).join(","));
+    } catch (err) {
+      if (err instanceof KernelMountError && (err.errno === "ENODEV" || err.errno === "ENOTBLK" || err.errno === "EINVAL")) {
+        this.unsupported = new ShoalError("SHOAL_ERR_NO_BLOCK_MODE", `this kernel cannot mount erofs from a file (erofs with CONFIG_EROFS_FS_BACKED_BY_FILE, Linux 6.12+): ${err.message}; layers are served per file`);
+        this.log.error({ code: this.unsupported.code }, this.unsupported.message);
+      } else this.log.warn({ layer: id, err: (err as Error).message }, "mounting the layer in block mode failed; it is served per file");
+      await rmdir(target).catch(() => undefined);
+      return;
+    }
+    this.mounted.set(id, target);
+  }
+
+  private async unmountQuiet(dir: string): Promise<void> {
+    try {
+      await this.mounter.unmount(dir);
+    } catch (err) {
+      if (!(err instanceof KernelMountError) || err.errno !== "EBUSY") {
+        this.log.warn({ dir, err: (err as Error).message }, "unmounting a block-mode layer failed");
+        return;
+      }
+      await this.mounter.unmount(dir, { lazy: true }).catch((e: Error) => this.log.warn({ dir, err: e.message }, "detaching a block-mode layer failed"));
+    }
+    await rmdir(dir).catch(() => undefined);
+  }
+}

@@ -1,6 +1,6 @@
 import { execFile, execFileSync, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdir, mkdtemp, open, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, open, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -72,7 +72,7 @@ describe("shoal agent: lazy mounts", () => {
     const r = await mount(agent, edge.lazy, dir);
     expect(r.layers).toBe(5);
     const mounted = await snapshotTree(dir);
-    expect(diffTrees(edge.original, mounted)).toEqual([]);
+    expect(diffTrees(edge.original, mounted, { layeredHardlinks: true })).toEqual([]);
   });
 
   it("runs a program from a lazily mounted image with chroot", async () => {
@@ -308,10 +308,39 @@ describe("shoal agent: laziness, prefetch, restarts, faults", () => {
       await registry.halt();
       try {
         await run("sh", ["-c", "echo 3 > /proc/sys/vm/drop_caches"]);
-        expect(diffTrees(edge.original, await snapshotTree(dir))).toEqual([]);
+        expect(diffTrees(edge.original, await snapshotTree(dir), { layeredHardlinks: true })).toEqual([]);
       } finally {
         await registry.restart();
       }
+    } finally {
+      await agent.stop();
+    }
+  });
+
+  it("block mode: a metadata walk asks the agent nothing; a wholly local layer's next mount asks it nothing at all", async () => {
+    const edge = await prepare("edge-local", edgeCaseImage({ chunkSize: CHUNK, smallFileCount: 300, seed: 9 }).layers);
+    const root = join(work, "root-local");
+    const agent = await startAgent(root, ["--plain-http", "--prefetch", "on", "--layer-mode", "block"]);
+    const status = () => callAgent<AgentStatus>(agent.root, "GET", "/v1/status");
+    try {
+      const first = join(work, "mnt-local-1");
+      await mount(agent, edge.lazy, first);
+      expect((await status()).layers).toMatchObject({ mode: "block", block: 5, local: 0 });
+      await run("sh", ["-c", "echo 3 > /proc/sys/vm/drop_caches"]);
+      const before = (await status()).layers.requests;
+      await run("find", [first, "-printf", "%m %s %u %g %T@\n"]);
+      expect((await status()).layers.requests).toBe(before);
+      // streamed in whole: each layer's stream is kept as a local file for its next mounts
+      await waitFor("prefetch", () => prefetchFinished(agent));
+      await waitFor("local streams", async () => ((await readdir(join(root, "streams"))).filter((n) => !n.includes(".tmp-")).length === 5 ? true : undefined), 60_000);
+      await callAgent(agent.root, "DELETE", `/v1/mounts?mountpoint=${encodeURIComponent(first)}`);
+      const second = join(work, "mnt-local-2");
+      await mount(agent, edge.lazy, second);
+      expect((await status()).layers).toMatchObject({ block: 5, local: 5 });
+      await run("sh", ["-c", "echo 3 > /proc/sys/vm/drop_caches"]);
+      const quiet = (await status()).layers.requests;
+      expect(diffTrees(edge.original, await snapshotTree(second), { layeredHardlinks: true })).toEqual([]);
+      expect((await status()).layers.requests).toBe(quiet);
     } finally {
       await agent.stop();
     }
@@ -442,7 +471,7 @@ describe("shoal agent: laziness, prefetch, restarts, faults", () => {
       await registry.settle();
       // everything once, plus at most what was in flight at the kill: the background runs
       expect(registry.stats().blobBytes).toBeLessThan(imageBytes + PREFETCH_CONCURRENCY * BACKGROUND_RUN_BYTES);
-      expect(diffTrees(big.original, await snapshotTree(dir))).toEqual([]);
+      expect(diffTrees(big.original, await snapshotTree(dir), { layeredHardlinks: true })).toEqual([]);
     } finally {
       await agent.stop();
     }

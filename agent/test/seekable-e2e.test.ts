@@ -147,7 +147,7 @@ describe("ordinary images, lazily, through seekable indexes", () => {
     const before = await builds();
     const a = await agent("a", supernodeUrl, ["--prefetch", "off"]);
     const dir = await mount(a, edge.ref, "edge-a");
-    expect(diffTrees(edge.original, await snapshotTree(dir))).toEqual([]);
+    expect(diffTrees(edge.original, await snapshotTree(dir), { layeredHardlinks: true })).toEqual([]);
     const s = await status(a);
     const img = s.images.find((i) => i.image === edge.ref)!;
     // four gzip layers and one uncompressed tar layer, each through a seekable index from the supernode
@@ -156,7 +156,7 @@ describe("ordinary images, lazily, through seekable indexes", () => {
     // a second host asks again: the indexes are served from the supernode's cache, not built again
     const b = await agent("b", supernodeUrl, ["--prefetch", "off"]);
     const dirB = await mount(b, edge.ref, "edge-b");
-    expect(diffTrees(edge.original, await snapshotTree(dirB))).toEqual([]);
+    expect(diffTrees(edge.original, await snapshotTree(dirB), { layeredHardlinks: true })).toEqual([]);
     expect(await builds()).toBe(before + 5);
   });
 
@@ -199,7 +199,7 @@ describe("ordinary images, lazily, through seekable indexes", () => {
     expect(await builds()).toBe(before + 2);
     const hosts = await Promise.all(["p1", "p2", "p3", "p4"].map((n) => agent(n, supernodeUrl, ["--prefetch", "off", "--origin-fallback", "false"])));
     const dirs = await Promise.all(hosts.map((h, i) => mount(h, pre.ref, `preheated-${i}`)));
-    for (const dir of dirs) expect(diffTrees(pre.original, await snapshotTree(dir))).toEqual([]);
+    for (const dir of dirs) expect(diffTrees(pre.original, await snapshotTree(dir), { layeredHardlinks: true })).toEqual([]);
     await registry.settle();
     expect(registry.stats().blobBytes).toBeLessThanOrEqual(imageBytes * 1.1);
     expect(await builds()).toBe(before + 2);
@@ -213,7 +213,7 @@ describe("ordinary images, lazily, through seekable indexes", () => {
     await rm(join(work, "bundle-realistic"), { recursive: true, force: true });
     const a = await agent("realistic", supernodeUrl, ["--prefetch", "off"]);
     const dir = await mount(a, ref, "realistic");
-    expect(diffTrees(want, await snapshotTree(dir))).toEqual([]);
+    expect(diffTrees(want, await snapshotTree(dir), { layeredHardlinks: true })).toEqual([]);
     const { stdout } = await run("chroot", [dir, "/usr/bin/python3", "-c", `${FIRST_WORK_PYTHON}; print("imported")`]);
     expect(stdout.trim()).toBe("imported");
     const res = await runShoal(["cat", "--plain-http", "--stats", "--supernode", supernodeUrl, ref, "/etc/os-release"]);
@@ -244,7 +244,7 @@ describe("ordinary images, lazily, through seekable indexes", () => {
       expect((await api.stat(chain)).kind).toBe("committed");
       const tree = await withMounted(work, await api.view("one-view", chain), (dir) => snapshotTree(dir));
       await api.remove("one-view");
-      expect(diffTrees(original, tree)).toEqual([]);
+      expect(diffTrees(original, tree, { layeredHardlinks: true })).toEqual([]);
       const st = await status(a);
       expect(st.images.find((i) => i.image.includes("/one"))?.seekable?.map((l) => l.index)).toEqual(["supernode"]);
     } finally {
@@ -304,7 +304,7 @@ describe("ordinary images, lazily, through seekable indexes", () => {
     servers.push(server);
     const a = await agent("flipped", `http://127.0.0.1:${port}`, ["--prefetch", "off"]);
     const dir = await mount(a, edge.ref, "edge-flipped");
-    expect(diffTrees(edge.original, await snapshotTree(dir))).toEqual([]);
+    expect(diffTrees(edge.original, await snapshotTree(dir), { layeredHardlinks: true })).toEqual([]);
     const st = await status(a);
     expect(st.sources.origin?.bytes).toBeGreaterThan(0);
   });

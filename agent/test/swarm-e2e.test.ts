@@ -59,7 +59,7 @@ async function mountAndRead(a: RunningAgent, image: string, original: TreeSnapsh
     for (const [p] of files) await readFile(join(dir, p));
     await midway();
   }
-  expect(diffTrees(original, await snapshotTree(dir))).toEqual([]);
+  expect(diffTrees(original, await snapshotTree(dir), { layeredHardlinks: true })).toEqual([]);
   return callAgent<AgentStatus>(a.root, "GET", "/v1/status");
 }
 
@@ -155,7 +155,7 @@ describe("supernodes, preheat and the peer swarm", () => {
     expect((await holders(partial!.layer, heldIdx[0])).map((p) => p.peerId)).toContain(peerId);
     expect((await holders(partial!.layer, missing)).map((p) => p.peerId)).not.toContain(peerId);
     // after reading everything, each layer is announced whole (no bitmap)
-    expect(diffTrees(img.original, await snapshotTree(dir))).toEqual([]);
+    expect(diffTrees(img.original, await snapshotTree(dir), { layeredHardlinks: true })).toEqual([]);
     let whole = false;
     for (let k = 0; k < 40 && !whole; k++) {
       await new Promise((r) => setTimeout(r, 100));
@@ -209,7 +209,7 @@ describe("supernodes, preheat and the peer swarm", () => {
       await mkdir(dir);
       await callAgent(victim.root, "POST", "/v1/mounts", { image: img.lazy, mountpoint: dir });
       await new Promise((r) => setTimeout(r, 300)); // let the first peer list arrive
-      expect(diffTrees(img.original, await snapshotTree(dir))).toEqual([]);
+      expect(diffTrees(img.original, await snapshotTree(dir), { layeredHardlinks: true })).toEqual([]);
       const s = await callAgent<AgentStatus>(victim.root, "GET", "/v1/status");
       expect(s.p2p?.dropped).toContain(rogue.peerId);
       expect(rogue.stats().uploadsServed).toBeGreaterThan(0);

@@ -46,15 +46,17 @@ export async function layerBytes(reg: NetnsRegistry, repo: string, tag: string):
 }
 
 /** What `shoal status --json` of the agent at `root` says it fetched (chunk bytes from anywhere but its store), and of its first image. */
-export async function agentFetched(cliOk: (args: string[]) => Promise<string>, root: string): Promise<{ bytes: number; startup?: string; startupChunks?: number; digest?: string }> {
+export async function agentFetched(cliOk: (args: string[]) => Promise<string>, root: string): Promise<{ bytes: number; startup?: string; startupChunks?: number; digest?: string; requests?: number; blockLayers?: number }> {
   const s = JSON.parse(await cliOk(["status", "--root", root, "--json"])) as {
     sources?: Record<string, { bytes: number }>; images?: Array<{ digest: string; startup?: string; prefetch?: { startupChunks: number } }>;
+    layers?: { requests: number; block: number };
   };
   const bytes = Object.entries(s.sources ?? {}).filter(([k]) => k !== "cache").reduce((n, [, v]) => n + v.bytes, 0);
   const img = s.images?.[0];
   return {
     bytes, ...(img?.startup !== undefined ? { startup: img.startup } : {}),
     ...(img?.prefetch?.startupChunks !== undefined ? { startupChunks: img.prefetch.startupChunks } : {}), ...(img?.digest ? { digest: img.digest } : {}),
+    ...(s.layers ? { requests: s.layers.requests, blockLayers: s.layers.block } : {}),
   };
 }
 

@@ -68,6 +68,7 @@ export function registerMountCommands(program: Command): void {
       const lines = [`agent root ${s.root}`, `store: ${s.store.chunks} chunks, ${humanBytes(s.store.bytes)} of ${humanBytes(s.store.capacityBytes)}`];
       for (const [src, t] of Object.entries(s.sources)) lines.push(`source ${src}: ${t.chunks} chunks, ${humanBytes(t.bytes)}`);
       if (s.hedges > 0) lines.push(`hedged fetches: ${s.hedges}`);
+      lines.push(`layers: ${s.layers.mode} mode${s.layers.mode === "block" ? ` (${s.layers.block} as erofs, ${s.layers.local} of them from local files)` : ""}; FUSE requests answered ${s.layers.requests}, of them reads ${s.layers.reads}`);
       for (const img of s.images) {
         const p = img.prefetch;
         lines.push(`image ${img.image} (${img.digest.slice(0, 19)}), ${img.layers} layers, ${img.chunksLocal}/${img.chunksTotal} chunks here${p ? `, prefetch ${p.chunksDone}/${p.chunksTotal} chunks (${((100 * p.bytesDone) / Math.max(1, p.bytesTotal)).toFixed(0)}%)${p.finished ? (p.inflated ? " done" : " done, inflating") : ""}` : ""}`);

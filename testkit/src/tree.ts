@@ -169,6 +169,13 @@ export interface DiffOptions {
   /** Paths (and, for directories, everything below them) not compared. */
   ignorePaths?: string[];
   /**
+   * A tree mounted from one filesystem per layer (shoal's block mode, like
+   * containerd's own overlayfs snapshotter) cannot join a hardlink into a
+   * lower layer to that layer's inode: `b`'s hardlink groups may be split
+   * parts of `a`'s (each a subset of it), never anything else.
+   */
+  layeredHardlinks?: boolean;
+  /**
    * Compare the root "." too (default false: the root directory is created by
    * the unpacker, e.g. umoci's rootfs, so its mode/mtime/owner are not image data).
    */
@@ -208,6 +215,7 @@ export function diffTrees(a: ReadonlyMap<string, NodeInfo>, b: ReadonlyMap<strin
     for (const f of FIELDS) {
       if (ignore.has(f)) continue;
       if (f === "xattrs" && (x.xattrs === undefined || y.xattrs === undefined)) continue;
+      if (f === "hardlinks" && opts.layeredHardlinks && (y.hardlinks ?? [p]).every((q) => (x.hardlinks ?? [p]).includes(q))) continue;
       const vx = f === "mode" ? `0o${x.mode.toString(8)}` : show(x[f]);
       const vy = f === "mode" ? `0o${y.mode.toString(8)}` : show(y[f]);
       if (vx !== vy) out.push(`${p}: ${f} ${vx} != ${vy}`);

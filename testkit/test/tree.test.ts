@@ -93,6 +93,16 @@ describe("snapshotTree / diffTrees", () => {
     expect(narrowed).toEqual(["suid: mode 0o4755 != 0o755"]);
   });
 
+  it("with layeredHardlinks, a hardlink group may split into subsets, never join what was apart", () => {
+    const f = (hardlinks?: string[]) => ({ type: "file" as const, mode: 0o644, uid: 0, gid: 0, size: 1, mtimeNs: 0n, ...(hardlinks ? { hardlinks } : {}) });
+    const whole = new Map([["a", f(["a", "b", "c"])], ["b", f(["a", "b", "c"])], ["c", f(["a", "b", "c"])], ["d", f()]]);
+    const split = new Map([["a", f(["a", "b"])], ["b", f(["a", "b"])], ["c", f()], ["d", f()]]);
+    const joined = new Map([["a", f(["a", "b", "c"])], ["b", f(["a", "b", "c"])], ["c", f(["a", "b", "c", "d"])], ["d", f(["c", "d"])]]);
+    expect(diffTrees(whole, split)).toHaveLength(3);
+    expect(diffTrees(whole, split, { layeredHardlinks: true })).toEqual([]);
+    expect(diffTrees(whole, joined, { layeredHardlinks: true })).toEqual(['c: hardlinks ["a","b","c"] != ["a","b","c","d"]', 'd: hardlinks - != ["c","d"]']);
+  });
+
   it("decodes device numbers and getfattr's path quoting", () => {
     expect(devNumbers(0x0103n)).toEqual({ major: 1, minor: 3 });
     expect(devNumbers((200n << 8n) | (70000n & 0xffn) | ((70000n & ~0xffn) << 12n))).toEqual({ major: 200, minor: 70000 });

@@ -5,7 +5,7 @@
  * device the layer's uncompressed tar stream as the layer filesystem serves
  * it (`#<id>` beside the layer directories). Lookups, stats, xattrs and
  * directory reads are the kernel's from then on; the agent sees only reads
- * of the stream, each mapped back to its file (`LayerTree.fileAt`).
+ * of the stream, each mapped back to its file (`LayerTree.filesIn`).
  *
  * A layer that cannot be mounted so (the kernel lacks erofs file-backed
  * mounts, or a hardlink's data lies in a layer on the other FUSE
@@ -13,7 +13,7 @@
  */
 import { ShoalError } from "@shoal/base";
 import { writeErofsImage, type ErofsNode } from "@shoal/erofs";
-import { mkdir, rename, rmdir, writeFile } from "node:fs/promises";
+import { mkdir, open, rename, rmdir, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import type { LayerDirectories } from "../fs/layer-connections.ts";
@@ -36,10 +36,15 @@ export interface BlockLayersInit {
   imageDir: string;
   /** Where each layer's erofs filesystem is mounted (`<id>/`). */
   mountDir: string;
+  /** Where the streams of wholly local layers are kept as files (`<id>`), read by their next mounts without the agent. */
+  streamDir: string;
 }
 
+/** Bytes copied at a time into a local stream. */
+const COPY_BYTES = 4 << 20;
+
 /** The erofs image of one layer's tree and the stream files it reads from (device 1: its own). */
-export function layerImage(id: string, tree: LayerTree, streams: StreamedLayers): { bytes: Buffer; devices: string[] } | { refused: string } {
+export function layerImage(id: string, tree: LayerTree, streams: StreamedLayers): { bytes: Buffer; devices: string[]; layers: string[] } | { refused: string } {
   const devices = [id];
   for (const node of filesOf(tree.root)) {
     if (!node.data || node.size === 0 || node.data === tree.stream.data) continue;
@@ -53,7 +58,7 @@ export function layerImage(id: string, tree: LayerTree, streams: StreamedLayers)
     devices: sizes,
     deviceOf: (n) => devices.indexOf((n as FsNode).data === tree.stream.data ? id : (n as FsNode).layer) + 1,
   });
-  return { bytes: image.bytes, devices: devices.map((d) => streams.streamPath(d)) };
+  return { bytes: image.bytes, devices: devices.map((d) => streams.streamPath(d)), layers: devices };
 }
 
 /** Every file node reachable from `root` (a layer's own and those shared from layers below). */
@@ -81,6 +86,11 @@ export class BlockLayers implements LayerDirectories {
   private readonly pending = new Map<string, Promise<void>>();
   private readonly mounted = new Map<string, string>();
   private readonly removing = new Map<string, Promise<void>>();
+  /** Layers whose mount reads local stream files only (no FUSE request). */
+  private readonly local = new Set<string>();
+  /** Local streams being written, one at a time. */
+  private copying: Promise<void> = Promise.resolve();
+  private readonly queued = new Set<string>();
   /** Set once the kernel refused erofs file-backed mounts: every layer is served per file from then on. */
   private unsupported: ShoalError | undefined;
 
@@ -94,6 +104,52 @@ export class BlockLayers implements LayerDirectories {
   /** How many layers are mounted in block mode now. */
   get blockLayerCount(): number {
     return this.mounted.size;
+  }
+
+  /** How many of those read only local files (their streams were wholly local when they were mounted). */
+  get localLayerCount(): number {
+    return this.local.size;
+  }
+
+  /** The local stream file of layer `id` (it exists once the layer was wholly local). */
+  localStreamPath(id: string): string {
+    return join(this.init.streamDir, id);
+  }
+
+  whollyLocal(id: string, read: (offset: number, length: number) => Promise<Buffer>): void {
+    const tree = this.inner.tree(id);
+    if (!tree || this.queued.has(id)) return;
+    this.queued.add(id);
+    const size = tree.stream.size;
+    this.copying = this.copying.then(async () => {
+      const path = this.localStreamPath(id);
+      if ((await stat(path).catch(() => undefined))?.size === size) return;
+      await mkdir(this.init.streamDir, { recursive: true });
+      const temp = `${path}.tmp-${process.pid}`;
+      const fh = await open(temp, "w");
+      try {
+        for (let at = 0; at < size; at += COPY_BYTES) {
+          const buf = await read(at, Math.min(COPY_BYTES, size - at));
+          await fh.write(buf, 0, buf.length, at);
+        }
+        await fh.datasync();
+      } finally {
+        await fh.close();
+      }
+      await rename(temp, path);
+      this.log.info({ layer: id, bytes: size }, "layer stream kept as a local file: its next mounts read no FUSE");
+    }).catch((err: unknown) => {
+      this.queued.delete(id);
+      this.log.warn({ layer: id, err: (err as Error).message }, "could not keep the layer's stream as a local file");
+    });
+  }
+
+  /** The data device of layer `id`: its local stream file when complete, else its FUSE stream. */
+  private async device(id: string): Promise<{ path: string; local: boolean }> {
+    const local = this.localStreamPath(id);
+    const size = this.inner.tree(id)?.stream.size;
+    if (size !== undefined && (await stat(local).catch(() => undefined))?.size === size) return { path: local, local: true };
+    return { path: this.inner.streamPath(id), local: false };
   }
 
   has(id: string): boolean {
@@ -127,6 +183,7 @@ export class BlockLayers implements LayerDirectories {
       await before?.catch(() => undefined);
       const dir = this.mounted.get(id);
       this.mounted.delete(id);
+      this.local.delete(id);
       if (dir) await this.unmountQuiet(dir);
     })();
     this.removing.set(id, removal);
@@ -167,8 +224,9 @@ export class BlockLayers implements LayerDirectories {
     await writeFile(temp, built.bytes);
     await rename(temp, image);
     await mkdir(target, { recursive: true });
+    const devices = await Promise.all(built.layers.map((l) => this.device(l)));
     try {
-      await this.mounter.mount(image, target, "erofs", MS_RDONLY, built.devices.map((d) => `device=${d}`).join(","));
+      await this.mounter.mount(image, target, "erofs", MS_RDONLY, devices.map((d) => `device=${d.path}`).join(","));
     } catch (err) {
       if (err instanceof KernelMountError && (err.errno === "ENODEV" || err.errno === "ENOTBLK" || err.errno === "EINVAL")) {
         this.unsupported = new ShoalError("SHOAL_ERR_NO_BLOCK_MODE", `this kernel cannot mount erofs from a file (erofs with CONFIG_EROFS_FS_BACKED_BY_FILE, Linux 6.12+): ${err.message}; layers are served per file`);
@@ -178,6 +236,7 @@ export class BlockLayers implements LayerDirectories {
       return;
     }
     this.mounted.set(id, target);
+    if (devices.every((d) => d.local)) this.local.add(id);
   }
 
   private async unmountQuiet(dir: string): Promise<void> {

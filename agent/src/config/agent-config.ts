@@ -1,6 +1,15 @@
-import { parseBytes, parseDuration } from "@shoal/base";
+import { InvalidArgumentError, parseBytes, parseDuration } from "@shoal/base";
 import { parseBool, parseList, parseListen, parsePositiveInt, parseString, type Setting, type SettingsOf } from "@shoal/service/settings";
 
+
+/** How the agent presents layers: erofs over their streams (block) or per-file FUSE. */
+export type LayerMode = "block" | "fuse";
+
+function parseLayerMode(raw: string): LayerMode {
+  const v = raw.trim().toLowerCase();
+  if (v === "block" || v === "fuse") return v;
+  throw new InvalidArgumentError(`--layer-mode takes block or fuse, not ${JSON.stringify(raw)}`);
+}
 
 /** Every setting of `shoal agent`: one schema for flags, environment and config file. */
 export const AGENT_SETTINGS = {
@@ -14,6 +23,7 @@ export const AGENT_SETTINGS = {
   startupWindow: { flag: "startup-window", env: "SHOAL_STARTUP_WINDOW", arg: "DURATION", help: "how long after a mount reads are recorded as the image's startup order", default: 10_000, parse: parseDuration },
   wholeFile: { flag: "whole-file", env: "SHOAL_WHOLE_FILE", arg: "BYTES", help: "how much of a file its first read fetches at once when it misses (binaries and libraries are read almost whole); 0: only what is read", default: 8 * 1024 * 1024, parse: parseBytes },
   missWindow: { flag: "miss-window", env: "SHOAL_MISS_WINDOW", arg: "BYTES", help: "a read that misses fetches the aligned BYTES of the layer around it in one request (the small files beside it come along); 0: only the chunks read", default: 256 * 1024, parse: parseBytes },
+  layerMode: { flag: "layer-mode", env: "SHOAL_LAYER_MODE", arg: "block|fuse", help: "block: each layer a kernel erofs filesystem over its lazily fetched stream (metadata never reaches the agent); fuse: every lookup, stat and read a FUSE request", default: "block" as LayerMode, parse: parseLayerMode },
   readAhead: { flag: "read-ahead", env: "SHOAL_READ_AHEAD", arg: "BYTES", help: "kernel read-ahead of the lazy filesystem; larger reads faster once cached, fetches more while lazy", default: 128 * 1024, parse: parseBytes },
   supernodes: { flag: "supernode", env: "SHOAL_SUPERNODES", arg: "URL,URL,...", help: "datacenter supernodes (chunks by rendezvous hashing; tracker)", default: [] as string[], parse: parseList },
   originFallback: { flag: "origin-fallback", env: "SHOAL_ORIGIN_FALLBACK", arg: "true|false", help: "fetch from the origin registry when peers and supernodes cannot serve a chunk", default: true, parse: parseBool },

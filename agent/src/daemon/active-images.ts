@@ -158,9 +158,12 @@ export class ActiveImages {
    * Start using layers `0..upTo` (default: all) of `img` for `user`: their
    * directories exist when this resolves. Returns every position's directory
    * (undefined for ordinary layers), bottom first. Using an image again for
-   * the same user widens what it uses, never narrows it.
+   * the same user widens what it uses, never narrows it. In block mode a
+   * layer's directory is its erofs mount, which is waited for unless
+   * `wait` is false (a restart, before the FUSE connections serve: the
+   * kernel's mount asks them for the layer's stream).
    */
-  async use(img: CatalogImage, user: string, upTo = img.slots.length - 1): Promise<Array<string | undefined>> {
+  async use(img: CatalogImage, user: string, upTo = img.slots.length - 1, opts: { wait?: boolean } = {}): Promise<Array<string | undefined>> {
     let active = this.images.get(img.digest);
     if (!active) {
       const chain = chainIds(img.digests);
@@ -174,6 +177,8 @@ export class ActiveImages {
     const before = active.users.get(user) ?? -1;
     for (let i = before + 1; i <= upTo; i++) this.addLayer(active, i);
     active.users.set(user, Math.max(before, upTo));
+    const ready = this.fs.ready;
+    if (ready && opts.wait !== false) await Promise.all(active.ids.slice(0, upTo + 1).map((id) => (id === undefined ? undefined : ready.call(this.fs, id))));
     return active.ids.map((id) => (id === undefined ? undefined : this.fs.layerPath(id)));
   }
 
@@ -198,7 +203,7 @@ export class ActiveImages {
     a.startup = source;
     const job = new PrefetchJob({ fetcher: this.fetcher, logger: this.logger, ...(this.sharing ? { busy: this.sharing } : {}) }, { layers: img.layers, first, rateBytesPerSec: this.init.prefetchRate });
     a.job = job;
-    void job.done.then(() => this.auditAll(a));
+    void job.done.then(() => this.auditAll(a)).then(() => this.whollyLocal(a));
   }
 
   /**
@@ -260,6 +265,21 @@ export class ActiveImages {
   /** The image `digest` while in use. */
   image(digest: string): CatalogImage | undefined {
     return this.images.get(digest)?.image;
+  }
+
+  /**
+   * Tell the layer directories which of `a`'s lazy layers are wholly local
+   * (block mode keeps their streams in local files); a seekable layer only
+   * once its index passed the audit against its blob.
+   */
+  private whollyLocal(a: ActiveImage): void {
+    if (!this.fs.whollyLocal || this.images.get(a.image.digest) !== a) return;
+    a.image.slots.forEach((layer, i) => {
+      const id = a.ids[i];
+      if (!layer || id === undefined || (layer.kind === "seekable" && a.audits.get(layer.digest) !== "passed")) return;
+      if (![...Array(layer.index.chunkCount).keys()].every((c) => this.fetcher.has(layer, c))) return;
+      this.fs.whollyLocal!(id, (offset, length) => this.fetcher.read(layer, offset, length));
+    });
   }
 
   /** Check each seekable layer of `a` whose spans are all local, once. */

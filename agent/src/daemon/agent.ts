@@ -21,6 +21,8 @@ import { SupernodeSet, TrackerClient, trackerMembershipKey, type TrackerSigner }
 import { Level } from "level";
 import type { Logger } from "pino";
 import type { AgentConfig } from "../config/agent-config.ts";
+import { BlockLayers } from "../block/block-layers.ts";
+import { KernelMounter } from "../block/kernel-mount.ts";
 import { dirsInUse, InProcessMounter, LayerConnections, type FuseMounter } from "../fs/index.ts";
 import { KeeperMounter } from "../keeper/keeper-mounter.ts";
 import { serveApi } from "./api.ts";
@@ -61,6 +63,17 @@ export interface AgentStatus {
   /** Fetches hedged onto a second source because the first was slow. */
   hedges: number;
   store: ReturnType<ChunkStore["stats"]>;
+  /** How layers are presented, and what the layer filesystem has answered since the agent started. */
+  layers: {
+    mode: "block" | "fuse";
+    /** Layers mounted as erofs now (block mode; the rest are served per file). */
+    block: number;
+    /** Of those, layers read from local stream files only: no FUSE request at all. */
+    local: number;
+    /** FUSE requests answered: every one in per-file mode; in block mode the streams' reads (and lookups of them). */
+    requests: number;
+    reads: number;
+  };
   /** The registry mirror's base URL, when `--mirror-listen` is set. */
   mirror?: string;
   /** The status page, with its token (`#token=`), when `--metrics-listen` is set. */
@@ -137,6 +150,11 @@ export async function createAgent(config: AgentConfig, logger: Logger, component
     // Kept across a stop only where it can outlive this process, only once started, only while in use.
     const keep = () => config.fuseKeeper && started && fs.layerCount > 0;
     life.defer("layer filesystem", () => (keep() ? fs.detach() : fs.unmount()));
+    // block mode: each layer an erofs filesystem over its stream (unmounted before the FUSE connections, kept with them)
+    const kernel = new KernelMounter();
+    life.defer("mount thread", () => kernel.close());
+    const block = config.layerMode === "block" ? new BlockLayers({ inner: fs, mounter: kernel, logger }, { imageDir: join(root, "erofs"), mountDir: join(root, "layers-block"), streamDir: join(root, "streams") }) : undefined;
+    if (block) life.defer("block-mode layers", () => (keep() ? Promise.resolve() : block.unmountAll()));
     // a seekable layer's index is checked against its blob once every span is local; a forged one condemns the layer
     const audit = async (layer: RemoteLayer): Promise<void> => {
       try {
@@ -151,7 +169,7 @@ export async function createAgent(config: AgentConfig, logger: Logger, component
       }
     };
     const images = new ActiveImages({
-      fs, fetcher, store, db, logger, audit, indexOrigin: (l) => catalog.seekableOrigin.get(l), ...(peer ? { sharing: recentlyUploading(peer) } : {}),
+      fs: block ?? fs, fetcher, store, db, logger, audit, indexOrigin: (l) => catalog.seekableOrigin.get(l), ...(peer ? { sharing: recentlyUploading(peer) } : {}),
       ...(supernodeSource ? { traces: supernodeSource } : {}),
     }, {
       prefetch: config.prefetch,
@@ -205,6 +223,7 @@ export async function createAgent(config: AgentConfig, logger: Logger, component
       const f = fetcher.stats();
       return {
         root, mounts: s.mounts, images: s.images, sources: f.sources, hedges: f.hedges, store: store.stats(),
+        layers: { mode: config.layerMode, block: block?.blockLayerCount ?? 0, local: block?.localLayerCount ?? 0, requests: Object.values(fs.counters.ops).reduce((a, b) => a + b, 0), reads: fs.counters.ops.read ?? 0 },
         ...(mirrorUrl ? { mirror: mirrorUrl } : {}),
         ...(pageUrl ? { page: pageUrl } : {}),
         ...(peer ? { p2p: { peerId: peer.peerId, addrs: peer.addrs, connected: peer.connectedPeers(), ...peer.stats(), dropped: peers?.droppedPeers() ?? [], peers: peer.peerTraffic() } } : {}),

@@ -132,7 +132,7 @@ export class MountManager {
       const record = JSON.parse(text) as MountRecord;
       try {
         const img = await this.catalog.load(`${record.image.replace(/@sha256:[0-9a-f]{64}$/, "")}@${record.digest}`, { offline: true, seekable: true });
-        await this.images.use(img, `mount:${record.mountpoint}`);
+        await this.images.use(img, `mount:${record.mountpoint}`, undefined, { wait: false });
         this.mounts.set(record.mountpoint, record);
         this.restoring.set(record.mountpoint, img);
       } catch (err) {

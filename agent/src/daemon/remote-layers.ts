@@ -70,7 +70,8 @@ export class AgentRemoteLayers implements RemoteLayers {
 
   async restore(r: RemoteLayerRecord): Promise<void> {
     const img = await this.#catalog.load(r.ref, { partial: true, offline: true, seekable: this.#ordinary });
-    await this.#images.use(img, r.user, r.position);
+    // before the FUSE connections serve: block-mode layers come up once they do
+    await this.#images.use(img, r.user, r.position, { wait: false });
   }
 
   release(r: RemoteLayerRecord): void {

@@ -25,6 +25,12 @@ export interface LayerDirectories {
   layerPath(id: string): string;
   /** Resolves once layer `id`'s directory can be stacked (block mode mounts it; the FUSE directories are there at once). */
   ready?(id: string): Promise<void>;
+  /**
+   * Every chunk of layer `id` is local now, readable through `read` (its
+   * uncompressed stream): block mode copies the stream into a local file,
+   * which the layer's next mounts read without the agent.
+   */
+  whollyLocal?(id: string, read: (offset: number, length: number) => Promise<Buffer>): void;
 }
 
 /** Settings of {@link LayerConnections}. */

@@ -93,7 +93,7 @@ export class LayerTree {
    * it changed none of theirs.
    */
   readonly stream: FsNode;
-  /** Files of this layer with data, by data offset (built on first `fileAt`). */
+  /** Files of this layer with data, by data offset (built on first `filesIn`). */
   private byOffset: FsNode[] | undefined;
 
   private readonly alloc: InoAllocator;
@@ -120,23 +120,24 @@ export class LayerTree {
   }
 
   /**
-   * The file of this layer whose data holds stream byte `offset`, or
-   * undefined (headers, padding, another layer's file). A read of the
-   * stream is mapped back to its file with this, so whole-file fetch and
-   * startup recording work in block mode as they do per file.
+   * The files of this layer whose data overlaps stream bytes
+   * `[offset, offset + length)`, in stream order (at most `max`). A read
+   * of the stream is mapped back to its files with this, so whole-file
+   * fetch and startup recording work in block mode as they do per file.
    */
-  fileAt(offset: number): FsNode | undefined {
+  filesIn(offset: number, length: number, max = 64): FsNode[] {
     const files = (this.byOffset ??= this.nodes.filter((n) => n.data === this.data && n.size > 0 && !n.children && n !== this.stream).sort((a, b) => a.dataOffset - b.dataOffset));
+    // the first file ending after `offset`
     let lo = 0;
-    let hi = files.length - 1;
-    while (lo <= hi) {
+    let hi = files.length;
+    while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      const f = files[mid]!;
-      if (offset < f.dataOffset) hi = mid - 1;
-      else if (offset >= f.dataOffset + f.size) lo = mid + 1;
-      else return f;
+      if (files[mid]!.dataOffset + files[mid]!.size <= offset) lo = mid + 1;
+      else hi = mid;
     }
-    return undefined;
+    const out: FsNode[] = [];
+    for (let i = lo; i < files.length && out.length < max && files[i]!.dataOffset < offset + length; i++) out.push(files[i]!);
+    return out;
   }
 
   /** The node at normalised `path` ("" = layer root), without following symlinks. */

@@ -38,7 +38,7 @@ async function compareWithUmoci(crossLayerHardlink: boolean): Promise<Compared> 
     const layers = await Promise.all(fixture.layers.map((l, i) => memoryLayer(`l${i}-${l.name}`, l.tar, CHUNK)));
     const fs = cleanup.fs(new LayerFilesystem({}, { mountpoint: join(work, "layers") }));
     await fs.mount();
-    block = new BlockLayers({ inner: fs, mounter, logger: pino({ level: "silent" }) }, { imageDir: join(work, "images"), mountDir: join(work, "erofs") });
+    block = new BlockLayers({ inner: fs, mounter, logger: pino({ level: "silent" }) }, { imageDir: join(work, "images"), mountDir: join(work, "erofs"), streamDir: join(work, "streams") });
     for (const s of stack(layers)) {
       block.addLayer(s);
       await block.ready(s.id);

@@ -29,8 +29,8 @@ describe("LayerTree", () => {
     expect(ms).toBeLessThan(5000);
     expect(tree.nodes.length).toBe(entries.length + 4); // + root, usr, usr/share (implicit), and the stream
     expect(tree.nodes.at(-1)).toBe(tree.stream);
-    expect(tree.fileAt(512)?.size).toBe(10); // (every file here has the same bytes)
-    expect(tree.fileAt(0)).toBeUndefined();
+    expect(tree.filesIn(0, 512)).toEqual([]);
+    expect(tree.filesIn(0, 1024, 3).map((f) => f.size)).toEqual([10, 10, 10]); // (every file here has the same bytes)
     expect(new Set(tree.nodes.map((n) => n.ino)).size).toBe(tree.nodes.length);
     expect(tree.lookup("usr/share")!.nlink).toBe(1002);
     expect(tree.lookup("usr/share/d999/f99")!.size).toBe(10);

@@ -42,6 +42,8 @@ export interface FirstWorkBenchOptions {
    * fleet-trace brings recording (its trace), dc-second brings dc-first (its supernode's cache).
    */
   passes?: string[];
+  /** `shoal agent --layer-mode` of each set of passes, in order; every pass runs once per mode, with fresh supernodes. Default block, then fuse. */
+  layerModes?: Array<"block" | "fuse">;
   /** The shoal CLI entry (run with this Node). Default: this checkout's cli/src/main.ts. */
   cli?: string;
   /** Progress lines (default: stderr). */
@@ -56,6 +58,9 @@ export interface BaselineFigures {
   firstWorkSec: number;
   /** First work again on the unpacked tree with the page cache dropped (not in `totalSec`): the all-local pass's baseline. */
   firstWorkColdSec: number;
+  /** `find` stating every entry of the unpacked tree, page cache dropped: the metadata-walk pass's baseline. */
+  walkSec: number;
+  walkEntries: number;
   /** Pull + unpack + first work. */
   totalSec: number;
   /** Registry blob body bytes (config + layers). */
@@ -73,11 +78,23 @@ interface ShoalPass {
   waitForTrace?: boolean;
   /** Mount (not timed), wait until every chunk is local and inflated, drop the page cache, then time first work, and again warm: the read path's own cost. */
   allLocal?: boolean;
+  /** Mount (not timed), drop the page cache, then time `find` stating every entry, against the unpacked tree's. */
+  walk?: boolean;
+  /** `--layer-mode` of the agent. */
+  mode: "block" | "fuse";
 }
 
 /** shoal: lazy mount, then first work. */
 export interface ShoalFigures {
   pass: string;
+  /** `--layer-mode` of the agent, and how many layers it mounted as erofs. */
+  mode: "block" | "fuse";
+  blockLayers: number | undefined;
+  /** FUSE requests the agent answered from the mount until the timed work was done (a walk: during the walk). */
+  requests: number | undefined;
+  /** A metadata-walk pass: the walk's seconds and the entries it stated. */
+  walkSec?: number;
+  walkEntries?: number;
   /** `shoal mount` alone (the pull: metadata only). */
   mountSec: number;
   /** The pull as the agent timed it (manifest, indexes, mount ready). */
@@ -140,9 +157,18 @@ async function runBaseline(reg: NetnsRegistry, ref: string, work: string, log: (
   const st = reg.stats();
   await dropCaches();
   const cold = await runFirstWork(rootfs);
+  await dropCaches();
+  const walk = await timedWalk(rootfs);
   await rm(oci, { recursive: true, force: true });
   await rm(bundle, { recursive: true, force: true });
-  return { pullSec, unpackSec, firstWorkSec: fw.totalSec, firstWorkColdSec: cold.totalSec, totalSec, blobBytes: st.blobBytes, blobRequests: st.blobRequests };
+  return { pullSec, unpackSec, firstWorkSec: fw.totalSec, firstWorkColdSec: cold.totalSec, walkSec: walk.sec, walkEntries: walk.entries, totalSec, blobBytes: st.blobBytes, blobRequests: st.blobRequests };
+}
+
+/** `find DIR -printf` (an lstat of every entry, as `ls -lR` or a classpath scan does): seconds and entries. */
+async function timedWalk(dir: string): Promise<{ sec: number; entries: number }> {
+  const t0 = performance.now();
+  const out = await run("find", [dir, "-printf", "%m %s %u\\n"]);
+  return { sec: sec(t0), entries: out.stdout.split("\n").length - 1 };
 }
 
 /** Empty the kernel's page cache (and its dentries and inodes), after writing back what is dirty. */
@@ -171,14 +197,14 @@ async function runShoal(
   await mkdir(mnt, { recursive: true });
   liveMountRoots.add(root);
   liveMountRoots.add(mnt);
-  const args = ["agent", "--root", root, "--plain-http", "--prefetch", prefetch, "--startup-window", "10s", "--log-level", process.env.SHOAL_BENCH_AGENT_LOG_LEVEL ?? "info", ...(pass.supernode ? ["--supernode", pass.supernode] : []), ...agentArgs];
+  const args = ["agent", "--root", root, "--plain-http", "--layer-mode", pass.mode, "--prefetch", prefetch, "--startup-window", "10s", "--log-level", process.env.SHOAL_BENCH_AGENT_LOG_LEVEL ?? "info", ...(pass.supernode ? ["--supernode", pass.supernode] : []), ...agentArgs];
   // SHOAL_BENCH_AGENT_NODE_ARGS: Node flags for the agents (e.g. "--cpu-prof --cpu-prof-dir=DIR")
   const nodeArgs = process.env.SHOAL_BENCH_AGENT_NODE_ARGS?.split(/\s+/).filter(Boolean);
   const agent = await daemon(args, { logFile: join(work, `agent-${pass.name}.log`), ready: { socket: join(root, "agent.sock") }, ...(nodeArgs ? { nodeArgs } : {}) });
   let mounted = false;
   try {
     reg.resetStats();
-    log(`shoal ${pass.name}: mount + first work (prefetch ${prefetch}${pass.supernode ? `, supernode ${pass.supernode}` : ""})`);
+    log(`shoal ${pass.name} (${pass.mode}): mount + first work (prefetch ${prefetch}${pass.supernode ? `, supernode ${pass.supernode}` : ""})`);
     let t0 = performance.now();
     mounted = true;
     const mountOutput = await cliOk(["mount", "--root", root, lazyRef, mnt]);
@@ -188,6 +214,16 @@ async function runShoal(
       await dropCaches();
       t0 = performance.now();
       mountSec = 0;
+    }
+    if (pass.walk) {
+      await dropCaches();
+      const before = (await agentFetched(cliOk, root)).requests ?? 0;
+      const walk = await timedWalk(mnt);
+      const after = await agentFetched(cliOk, root);
+      return {
+        pass: pass.name, mode: pass.mode, blockLayers: after.blockLayers, requests: (after.requests ?? 0) - before, walkSec: walk.sec, walkEntries: walk.entries,
+        mountSec, pullSec: undefined, firstWorkSec: 0, totalSec: 0, blobBytes: 0, blobRequests: 0, agentBytes: after.bytes, shareOfImage: after.bytes / image.compressedBytes, prefetch, startup: undefined, startupChunks: undefined, mountOutput: mountOutput.trim(),
+      };
     }
     const fw = await runFirstWork(mnt);
     const totalSec = sec(t0);
@@ -201,7 +237,7 @@ async function runShoal(
     }
     const pulled = /pulled in ([0-9.]+) s/.exec(mountOutput);
     return {
-      pass: pass.name, mountSec, pullSec: pulled ? Number(pulled[1]) : undefined, firstWorkSec: fw.totalSec, totalSec, blobBytes: st.blobBytes, blobRequests: st.blobRequests,
+      pass: pass.name, mode: pass.mode, blockLayers: fetched.blockLayers, requests: fetched.requests, mountSec, pullSec: pulled ? Number(pulled[1]) : undefined, firstWorkSec: fw.totalSec, totalSec, blobBytes: st.blobBytes, blobRequests: st.blobRequests,
       agentBytes: fetched.bytes, shareOfImage: fetched.bytes / image.compressedBytes, prefetch, startup: fetched.startup, startupChunks: fetched.startupChunks, mountOutput: mountOutput.trim(),
       ...(warm ? { warmFirstWorkSec: warm.totalSec } : {}),
     };
@@ -271,20 +307,26 @@ export async function runFirstWorkBench(opts: FirstWorkBenchOptions = {}): Promi
         const lazyRef = `${reg.host}/${repo}:${lazyTag}`;
         await cliOk(["convert", "--plain-http", "--no-cache", ...(opts.chunkSize ? ["--chunk-size", String(opts.chunkSize)] : []), src, lazyRef]);
         lazyImageBytes = await layerBytes(reg, repo, lazyTag);
-        const far = await startBenchSupernode(daemon, reg, join(work, "supernode-far"), ns);
-        const near = await startBenchSupernode(daemon, reg, join(work, "supernode-near"));
-        supernodes.push(far.daemon, near.daemon);
-        const passes: ShoalPass[] = [
-          { name: "cold", prefetch },
-          { name: "recording", prefetch: "off", supernode: far.url, waitForTrace: true },
-          { name: "fleet-trace", prefetch: "on", supernode: far.url },
-          { name: "dc-first", prefetch: "on", supernode: near.url, waitForTrace: true },
-          { name: "dc-second", prefetch: "on", supernode: near.url },
-          { name: "all-local", prefetch: "on", allLocal: true },
-        ].filter((p) => !opts.passes || opts.passes.includes(p.name) || (p.name === "recording" && opts.passes.includes("fleet-trace"))
-          || (p.name === "dc-first" && opts.passes.includes("dc-second"))) as ShoalPass[];
         shoal = [];
-        for (const pass of passes) shoal.push(await runShoal(reg, lazyRef, image, work, log, pass, opts.agentArgs ?? []));
+        // every set of passes with fresh supernodes of its own (their caches and traces start empty)
+        for (const mode of opts.layerModes ?? ["block", "fuse"]) {
+          const far = await startBenchSupernode(daemon, reg, join(work, `supernode-far-${mode}`), ns);
+          supernodes.push(far.daemon);
+          const near = await startBenchSupernode(daemon, reg, join(work, `supernode-near-${mode}`));
+          supernodes.push(near.daemon);
+          const passes: ShoalPass[] = ([
+            { name: "metadata-walk", prefetch: "off", walk: true },
+            { name: "cold", prefetch },
+            { name: "recording", prefetch: "off", supernode: far.url, waitForTrace: true },
+            { name: "fleet-trace", prefetch: "on", supernode: far.url },
+            { name: "dc-first", prefetch: "on", supernode: near.url, waitForTrace: true },
+            { name: "dc-second", prefetch: "on", supernode: near.url },
+            { name: "all-local", prefetch: "on", allLocal: true },
+          ] as Array<Omit<ShoalPass, "mode">>).filter((p) => !opts.passes || opts.passes.includes(p.name) || (p.name === "recording" && opts.passes.includes("fleet-trace"))
+            || (p.name === "dc-first" && opts.passes.includes("dc-second"))).map((p) => ({ ...p, mode }));
+          for (const pass of passes) shoal.push(await runShoal(reg, lazyRef, image, work, log, { ...pass, name: `${pass.name}-${mode}` }, opts.agentArgs ?? []));
+          for (const sn of supernodes.splice(0)) await stopProcess(sn.child, 15_000);
+        }
       } finally {
         for (const sn of supernodes) await stopProcess(sn.child, 15_000);
         // SHOAL_BENCH_LOG_DIR keeps the supernodes' logs too (far, then near)
@@ -336,10 +378,15 @@ export function formatFirstWork(r: FirstWorkBenchResult): string[] {
     return lines;
   }
   for (const s of r.shoal) {
+    const req = s.requests === undefined ? "" : `; FUSE requests answered ${s.requests}${s.mode === "block" ? ` (${s.blockLayers ?? 0} layers as erofs)` : ""}`;
+    if (s.walkSec !== undefined) {
+      lines.push(`  shoal ${s.pass}: find stating ${s.walkEntries} entries, page cache dropped, ${s.walkSec.toFixed(3)} s against ${r.baseline.walkSec.toFixed(3)} s on the unpacked tree (${r.baseline.walkEntries} entries) = ${(s.walkSec / r.baseline.walkSec).toFixed(2)}x${req}`);
+      continue;
+    }
     if (s.warmFirstWorkSec !== undefined) {
       lines.push(
-        `  shoal all-local (every chunk in the store, inflated; the read path's own cost): first work with the page cache dropped ${s.firstWorkSec.toFixed(2)} s`
-          + ` against ${r.baseline.firstWorkColdSec.toFixed(2)} s on the unpacked tree = ${(s.firstWorkSec / r.baseline.firstWorkColdSec).toFixed(2)}x; warm ${s.warmFirstWorkSec.toFixed(2)} s against ${r.baseline.firstWorkSec.toFixed(2)} s`,
+        `  shoal ${s.pass} (every chunk in the store, inflated; the read path's own cost): first work with the page cache dropped ${s.firstWorkSec.toFixed(2)} s`
+          + ` against ${r.baseline.firstWorkColdSec.toFixed(2)} s on the unpacked tree = ${(s.firstWorkSec / r.baseline.firstWorkColdSec).toFixed(2)}x; warm ${s.warmFirstWorkSec.toFixed(2)} s against ${r.baseline.firstWorkSec.toFixed(2)} s${req}`,
       );
       continue;
     }
@@ -347,7 +394,7 @@ export function formatFirstWork(r: FirstWorkBenchResult): string[] {
       `  shoal ${s.pass} (${PASS_TITLES[s.pass] ?? s.pass}): ${s.totalSec.toFixed(2)} s = ${(r.baseline.totalSec / s.totalSec).toFixed(2)}x faster`
         + `  (mount ${s.mountSec.toFixed(2)} s, agent pull ${s.pullSec?.toFixed(3) ?? "?"} s, first work ${s.firstWorkSec.toFixed(2)} s)`,
       `    fetched by first work: ${mib(s.agentBytes)} = ${(s.shareOfImage * 100).toFixed(1)}% of the image; registry ${mib(s.blobBytes)} in ${s.blobRequests} requests`
-        + `${s.startup ? `; startup chunks ${s.startupChunks ?? 0} from ${s.startup}` : ""}`,
+        + `${s.startup ? `; startup chunks ${s.startupChunks ?? 0} from ${s.startup}` : ""}${req}`,
     );
   }
   return lines;

@@ -17,6 +17,8 @@ import {
 } from "@shoal/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { withMounted } from "@shoal/snapshotter/testsuite";
+import { callAgent } from "@shoal/agent/client";
+import type { AgentStatus } from "../src/index.ts";
 
 const run = promisify(execFile);
 
@@ -241,6 +243,7 @@ describe("the shoal snapshotter under containerd's CRI plugin", () => {
     const passes = async () => Number(/pass (\d+)\n(?![\s\S]*pass)/.exec(await text())?.[1] ?? 0);
     try {
       await waitFor("the reader's first passes", async () => ((await passes()) >= 2 ? true : undefined));
+      expect((await callAgent<AgentStatus>(agent.root, "GET", "/v1/status")).layers.block).toBeGreaterThan(0);
       await agent.kill();
       // every page, dentry and inode dropped: the reads go to FUSE while no agent runs, with node ids the kernel holds
       await dropCaches();
@@ -373,6 +376,10 @@ describe("the shoal snapshotter under containerd's CRI plugin", () => {
     await runShoalOk(["pull", "--address", containerd.address, `${registry.host}/realistic:lazy`]);
     const { stdout } = await ctr("run", "--rm", "--snapshotter", "shoal", `${registry.host}/realistic:lazy`, "python", "/usr/bin/python3", "-c", `${FIRST_WORK_PYTHON}; print("imported")`);
     expect(stdout).toBe("imported\n");
+    // the snapshot's layer was an erofs filesystem over its stream (block mode, the default)
+    const layers = (await callAgent<AgentStatus>(agent.root, "GET", "/v1/status")).layers;
+    expect(layers.mode).toBe("block");
+    expect(layers.block).toBeGreaterThan(0);
     // python and its imports, not the image: a fraction of it from the registry
     await registry.settle();
     const lazyBytes = (await manifestOf("realistic", "lazy")).layers.reduce((n, l) => n + l.size, 0);

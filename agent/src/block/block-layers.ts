@@ -1,7 +1,7 @@
 /**
  * Block mode: each layer a kernel erofs filesystem. The layer's metadata
- * image (inodes, directories, symlinks, xattrs; built from its tree, kept in
- * `imageDir`) is mounted with `mount(2)` straight from the file, its data
+ * image (inodes, directories, symlinks, xattrs; built from its tree, written
+ * to `imageDir`) is mounted with `mount(2)` straight from the file, its data
  * device the layer's uncompressed tar stream as the layer filesystem serves
  * it (`#<id>` beside the layer directories). Lookups, stats, xattrs and
  * directory reads are the kernel's from then on; the agent sees only reads
@@ -13,7 +13,7 @@
  */
 import { ShoalError } from "@shoal/base";
 import { writeErofsImage, type ErofsNode } from "@shoal/erofs";
-import { mkdir, open, rename, rmdir, stat, writeFile } from "node:fs/promises";
+import { mkdir, open, rename, rmdir, stat, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import type { LayerDirectories } from "../fs/layer-connections.ts";
@@ -32,7 +32,10 @@ export interface StreamedLayers extends LayerDirectories {
 
 /** Settings of {@link BlockLayers}. */
 export interface BlockLayersInit {
-  /** Where each layer's erofs image is kept (`<id>.erofs`). */
+  /**
+   * Where each layer's erofs image is written just before its mount, which
+   * then holds it (the file is unlinked at once): a ramfs mounted there.
+   */
   imageDir: string;
   /** Where each layer's erofs filesystem is mounted (`<id>/`). */
   mountDir: string;
@@ -91,6 +94,10 @@ export class BlockLayers implements LayerDirectories {
   /** Local streams being written, one at a time. */
   private copying: Promise<void> = Promise.resolve();
   private readonly queued = new Set<string>();
+  private nextImage = 0;
+  private imageDirReady: Promise<string> | undefined;
+  /** Whether this agent mounted the images' ramfs (unmounted with the last layer at a stop). */
+  private ownRamfs = false;
   /** Set once the kernel refused erofs file-backed mounts: every layer is served per file from then on. */
   private unsupported: ShoalError | undefined;
 
@@ -202,6 +209,11 @@ export class BlockLayers implements LayerDirectories {
     this.mounted.clear();
     await Promise.all(dirs.map((d) => this.unmountQuiet(d)));
     await Promise.all([...this.removing.values()]);
+    // the images' ramfs (images of mounts still held elsewhere keep it alive, detached)
+    if (this.imageDirReady && (await findMount(this.init.imageDir))?.fstype === "ramfs") {
+      await this.mounter.unmount(this.init.imageDir, { lazy: true }).catch((err: Error) => this.log.warn({ err: err.message }, "unmounting the images' ramfs failed"));
+      this.imageDirReady = undefined;
+    }
   }
 
   private async mountLayer(id: string): Promise<void> {
@@ -218,25 +230,68 @@ export class BlockLayers implements LayerDirectories {
       this.log.warn({ layer: id, reason: built.refused }, "layer served per file, not in block mode");
       return;
     }
-    const image = join(this.init.imageDir, `${id}.erofs`);
-    await mkdir(this.init.imageDir, { recursive: true });
-    const temp = `${image}.tmp-${process.pid}`;
-    await writeFile(temp, built.bytes);
-    await rename(temp, image);
+    // the image lives only as long as its mount: written, mounted, unlinked (the mount holds it)
+    const image = join(await this.imageDir(), `${id}.${process.pid}.${this.nextImage++}.erofs`);
+    await writeFile(image, built.bytes, { mode: 0o600 });
     await mkdir(target, { recursive: true });
     const devices = await Promise.all(built.layers.map((l) => this.device(l)));
     try {
       await this.mounter.mount(image, target, "erofs", MS_RDONLY, devices.map((d) => `device=${d.path}`).join(","));
     } catch (err) {
-      if (err instanceof KernelMountError && (err.errno === "ENODEV" || err.errno === "ENOTBLK" || err.errno === "EINVAL")) {
-        this.unsupported = new ShoalError("SHOAL_ERR_NO_BLOCK_MODE", `this kernel cannot mount erofs from a file (erofs with CONFIG_EROFS_FS_BACKED_BY_FILE, Linux 6.12+): ${err.message}; layers are served per file`);
+      await unlink(image).catch(() => undefined);
+      if (!(await this.kernelSupport())) {
+        this.unsupported = new ShoalError("SHOAL_ERR_NO_BLOCK_MODE", `this kernel cannot mount erofs from a file (erofs with CONFIG_EROFS_FS_BACKED_BY_FILE, Linux 6.12+): ${(err as Error).message}; layers are served per file`);
         this.log.error({ code: this.unsupported.code }, this.unsupported.message);
       } else this.log.warn({ layer: id, err: (err as Error).message }, "mounting the layer in block mode failed; it is served per file");
       await rmdir(target).catch(() => undefined);
       return;
     }
+    await unlink(image).catch(() => undefined);
     this.mounted.set(id, target);
     if (devices.every((d) => d.local)) this.local.add(id);
+  }
+
+  /**
+   * Where images are written: a ramfs the agent mounts at `imageDir` (the
+   * metadata of mounted layers then stays in memory: erofs reads an image
+   * file's pages one at a time, without read-ahead, once the page cache let
+   * them go; tmpfs cannot back an erofs mount), else the directory itself.
+   */
+  private imageDir(): Promise<string> {
+    this.imageDirReady ??= (async () => {
+      const dir = this.init.imageDir;
+      await mkdir(dir, { recursive: true });
+      if ((await findMount(dir))?.fstype === "ramfs") return dir;
+      try {
+        await this.mounter.mount("shoal-erofs", dir, "ramfs", 0, "mode=700");
+        this.ownRamfs = true;
+      } catch (err) {
+        this.log.warn({ dir, err: (err as Error).message }, "no ramfs for block mode's images; they are written to disk");
+      }
+      return dir;
+    })();
+    return this.imageDirReady;
+  }
+
+  /** Whether this kernel mounts an erofs image from a regular file at all: a minimal image, mounted and unmounted. */
+  private async kernelSupport(): Promise<boolean> {
+    const dir = join(this.init.mountDir, `.probe-${process.pid}`);
+    const image = `${dir}.erofs`;
+    const device = `${dir}.dev`;
+    const root = { mode: 0o040755, uid: 0, gid: 0, mtimeSec: 0, mtimeNsec: 0, size: 0, rdev: 0, dataOffset: 0, children: new Map() };
+    try {
+      await mkdir(dir, { recursive: true });
+      await writeFile(image, writeErofsImage({ root, devices: [{ size: 512 }] }).bytes);
+      await writeFile(device, Buffer.alloc(512));
+      await this.mounter.mount(image, dir, "erofs", MS_RDONLY, `device=${device}`);
+      await this.mounter.unmount(dir);
+      return true;
+    } catch {
+      return false;
+    } finally {
+      await Promise.all([unlink(image), unlink(device)].map((p) => p.catch(() => undefined)));
+      await rmdir(dir).catch(() => undefined);
+    }
   }
 
   private async unmountQuiet(dir: string): Promise<void> {

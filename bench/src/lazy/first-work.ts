@@ -9,9 +9,12 @@
 //                 a first host, then a second fresh host (prefetch on)
 //     all-local   every chunk in the store (prefetch done), page cache dropped: first work
 //                 against the unpacked tree's, also dropped: what the read path itself costs
+//     all-local-next  the same after an unmount and a new mount (block mode: from local stream files)
+//     metadata-walk   find stating every entry, page cache dropped, against the unpacked tree's
+// Every pass runs once per --layer-modes (block, then fuse), each set with fresh supernodes.
 // The registry (and the far supernode) run in a network namespace of their own (testkit createNetns);
 // pushing and converting are setup and not measured.
-import { mkdtemp, mkdir, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, mkdir, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { agentFetched, DEFAULT_CLI, layerBytes, shoalCli, startBenchSupernode, waitForTrace } from "../shoal-cli.ts";
@@ -38,7 +41,7 @@ export interface FirstWorkBenchOptions {
   /** More `shoal agent` flags for every pass (e.g. `--whole-file 0`). */
   agentArgs?: string[];
   /**
-   * Only these shoal passes (cold, recording, fleet-trace, dc-first, dc-second, all-local); default all.
+   * Only these shoal passes (metadata-walk, cold, recording, fleet-trace, dc-first, dc-second, all-local, all-local-next); default all.
    * fleet-trace brings recording (its trace), dc-second brings dc-first (its supernode's cache).
    */
   passes?: string[];
@@ -80,6 +83,8 @@ interface ShoalPass {
   allLocal?: boolean;
   /** Mount (not timed), drop the page cache, then time `find` stating every entry, against the unpacked tree's. */
   walk?: boolean;
+  /** With `allLocal`: unmount once the layers' streams are kept as local files (block mode), mount again, then time: the next container's start. */
+  remount?: boolean;
   /** `--layer-mode` of the agent. */
   mode: "block" | "fuse";
 }
@@ -176,6 +181,15 @@ async function dropCaches(): Promise<void> {
   await run("sh", ["-c", "sync; echo 3 > /proc/sys/vm/drop_caches"]);
 }
 
+/** Wait until the agent at `root` keeps a layer's stream as a local file (block mode, once the image streamed in). */
+async function waitForLocalStreams(root: string): Promise<void> {
+  const until = performance.now() + 300_000;
+  while ((await readdir(join(root, "streams")).catch(() => [] as string[])).filter((n) => !n.includes(".tmp-")).length === 0) {
+    if (performance.now() > until) throw new Error(`the agent at ${root} kept no local stream within 5 minutes`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
 /** Wait until the agent at `root` holds every chunk of its image, inflated (its prefetch's idle-time pass done). */
 async function waitUntilInflated(root: string): Promise<void> {
   const until = performance.now() + 600_000;
@@ -209,9 +223,16 @@ async function runShoal(
     mounted = true;
     const mountOutput = await cliOk(["mount", "--root", root, lazyRef, mnt]);
     let mountSec = sec(t0);
+    let requestsBefore = 0;
     if (pass.allLocal) {
       await waitUntilInflated(root);
+      if (pass.remount) {
+        if (pass.mode === "block") await waitForLocalStreams(root);
+        await cliOk(["umount", "--root", root, mnt]);
+        await cliOk(["mount", "--root", root, lazyRef, mnt]);
+      }
       await dropCaches();
+      requestsBefore = (await agentFetched(cliOk, root)).requests ?? 0;
       t0 = performance.now();
       mountSec = 0;
     }
@@ -237,7 +258,7 @@ async function runShoal(
     }
     const pulled = /pulled in ([0-9.]+) s/.exec(mountOutput);
     return {
-      pass: pass.name, mode: pass.mode, blockLayers: fetched.blockLayers, requests: fetched.requests, mountSec, pullSec: pulled ? Number(pulled[1]) : undefined, firstWorkSec: fw.totalSec, totalSec, blobBytes: st.blobBytes, blobRequests: st.blobRequests,
+      pass: pass.name, mode: pass.mode, blockLayers: fetched.blockLayers, requests: fetched.requests === undefined ? undefined : fetched.requests - requestsBefore, mountSec, pullSec: pulled ? Number(pulled[1]) : undefined, firstWorkSec: fw.totalSec, totalSec, blobBytes: st.blobBytes, blobRequests: st.blobRequests,
       agentBytes: fetched.bytes, shareOfImage: fetched.bytes / image.compressedBytes, prefetch, startup: fetched.startup, startupChunks: fetched.startupChunks, mountOutput: mountOutput.trim(),
       ...(warm ? { warmFirstWorkSec: warm.totalSec } : {}),
     };
@@ -322,6 +343,7 @@ export async function runFirstWorkBench(opts: FirstWorkBenchOptions = {}): Promi
             { name: "dc-first", prefetch: "on", supernode: near.url, waitForTrace: true },
             { name: "dc-second", prefetch: "on", supernode: near.url },
             { name: "all-local", prefetch: "on", allLocal: true },
+            { name: "all-local-next", prefetch: "on", allLocal: true, remount: true },
           ] as Array<Omit<ShoalPass, "mode">>).filter((p) => !opts.passes || opts.passes.includes(p.name) || (p.name === "recording" && opts.passes.includes("fleet-trace"))
             || (p.name === "dc-first" && opts.passes.includes("dc-second"))).map((p) => ({ ...p, mode }));
           for (const pass of passes) shoal.push(await runShoal(reg, lazyRef, image, work, log, { ...pass, name: `${pass.name}-${mode}` }, opts.agentArgs ?? []));

@@ -1,5 +1,5 @@
 // Time to first useful work, baseline vs shoal:
-//   node bench/src/lazy/main.ts [--prefetch on|off] [--rate MBIT] [--chunk-size BYTES] [--passes metadata-walk,cold,recording,fleet-trace,dc-first,dc-second,all-local] [--layer-modes block,fuse] [--agent-args="--flag value ..."] [--baseline-only] [--json]
+//   node bench/src/lazy/main.ts [--prefetch on|off] [--rate MBIT] [--chunk-size BYTES] [--passes metadata-walk,cold,recording,fleet-trace,dc-first,dc-second,all-local,all-local-next] [--layer-modes block,fuse] [--agent-args="--flag value ..."] [--baseline-only] [--json]
 // --prefetch is the cold pass's (default off); the later passes run as they say. fleet-trace runs recording first (its trace), dc-second runs dc-first (its supernode's cache).
 // Needs root (network namespace, mounts), debootstrap, skopeo, umoci, docker-registry.
 import { parseArgs } from "node:util";

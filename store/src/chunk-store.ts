@@ -38,6 +38,8 @@ export interface ChunkStoreMetrics {
   evictedBytes?: Counter;
   /** Bytes (compressed + raw) of newly stored chunks. */
   storedBytes?: Counter;
+  /** Chunks whose files failed their check (bit rot, tampering): dropped, never served. */
+  corrupt?: Counter;
 }
 
 /** Dependencies of a `ChunkStore`. */
@@ -79,6 +81,12 @@ export interface ChunkStoreStats {
 
 interface Entry extends ChunkRecord {
   hex: string;
+  /**
+   * Its files were checked in this process (or written by it from verified
+   * bytes): the `.z` against the digest, the `.raw` against what the `.z`
+   * inflates to. Files can rot on disk and keep their length.
+   */
+  checked?: boolean;
 }
 
 /** Bytes the chunk's files take: compressed, plus raw when stored. */
@@ -113,6 +121,8 @@ export class ChunkStore {
   private readonly pending = new Map<string, Promise<void>>();
   /** In-flight inflation of a compressed-only chunk per digest: concurrent raw reads share it. */
   private readonly inflating = new Map<string, Promise<Buffer | undefined>>();
+  /** First-read checks under way per digest. */
+  private readonly checking = new Map<string, Promise<boolean>>();
   private readonly pins = new PinSet();
   /** Digests whose last access is not yet persisted. */
   private readonly dirty = new Set<string>();
@@ -264,6 +274,7 @@ export class ChunkStore {
     opts.signal?.throwIfAborted();
     const entry = this.entries.get(digest);
     if (!entry) return this.miss();
+    if (!entry.checked && !(await this.check(digest, entry, opts.inflate))) return this.miss();
     const start = Math.min(offset, entry.rawSize);
     const count = Math.min(length, entry.rawSize - start);
     if (!entry.rawStored && count > 0) {
@@ -323,7 +334,42 @@ export class ChunkStore {
     opts.signal?.throwIfAborted();
     const entry = this.entries.get(digest);
     if (!entry) return this.miss();
+    if (!entry.checked && !(await this.check(digest, entry))) return this.miss();
     return this.read(digest, entry, chunkPaths(this.root, entry.hex).z, 0, entry.compressedSize);
+  }
+
+  /**
+   * The first read of a chunk in this process checks its files: the
+   * compressed file against the chunk's digest, the inflated one (when
+   * stored) against what the compressed one inflates to. A chunk that fails
+   * is dropped (logged, counted) and reads as absent, so the caller fetches
+   * it again; false then. Shared by concurrent readers.
+   */
+  private check(digest: string, entry: Entry, inflater?: Inflater): Promise<boolean> {
+    let p = this.checking.get(digest);
+    if (p) return p;
+    p = this.track((async () => {
+      const paths = chunkPaths(this.root, entry.hex);
+      const z = await this.read(digest, entry, paths.z, 0, entry.compressedSize);
+      if (!z) return false;
+      let bad: string | undefined = sha256Hex(z) === entry.hex ? undefined : "its compressed file does not match its digest";
+      if (!bad && entry.rawStored) {
+        const raw = await this.read(digest, entry, paths.raw, 0, entry.rawSize);
+        if (!raw) return false;
+        const want = await (inflater ? inflater(z, entry.rawSize) : gunzipMemberAsync(z, entry.rawSize, { layer: digest, blobOffset: 0 })).catch(() => undefined);
+        if (!want || !want.equals(raw)) bad = "its inflated file differs from its compressed one";
+      }
+      if (bad) {
+        this.log.error({ digest, why: bad }, "stored chunk is corrupt on disk; dropped, it is fetched again");
+        this.metrics.corrupt?.inc();
+        if (this.entries.get(digest) === entry) await this.removeVictims([[digest, entry]], "corrupt").catch(() => undefined);
+        return false;
+      }
+      entry.checked = true;
+      return true;
+    })().finally(() => this.checking.delete(digest)));
+    this.checking.set(digest, p);
+    return p;
   }
 
   /**
@@ -467,7 +513,7 @@ export class ChunkStore {
       await unlinkQuiet(paths.z, paths.raw);
       throw isNoSpace(err) ? new DiskFullError(digest, size, { cause: err }) : err;
     }
-    this.entries.set(digest, { ...record, hex });
+    this.entries.set(digest, { ...record, hex, checked: true });
     this.bytes += size;
     this.metrics.storedBytes?.inc(size);
   }

@@ -100,7 +100,7 @@ export function countingMetrics(): Required<{ [K in keyof ChunkStoreMetrics]: { 
       this.value += n;
     },
   });
-  return { hits: c(), misses: c(), evictions: c(), evictedBytes: c(), storedBytes: c() };
+  return { hits: c(), misses: c(), evictions: c(), evictedBytes: c(), storedBytes: c(), corrupt: c() };
 }
 
 /** A store and its own LevelDB (in `dir/db`), opened together, closed together. */

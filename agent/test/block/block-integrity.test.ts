@@ -64,7 +64,7 @@ describe("block mode never hands out a byte its chunk did not verify", () => {
     if (whole instanceof Buffer) {
       expect(whole.length).toBeLessThanOrEqual(flipped.from);
       expect(whole.equals(bad.subarray(0, whole.length))).toBe(true);
-    } else expect(whole.code).toBe("EIO");
+    } else expect((whole as NodeJS.ErrnoException).code).toBe("EIO");
     const fh = await open(join(dir, "bad"));
     let ok = 0;
     let failed = 0;

@@ -11,6 +11,10 @@
  *   quoted    := "..." | '...' | `...`       (backslash escapes in "...")
  */
 import { BadRequestError } from "@shoal/base";
+import { linearRegExp } from "./linear-regexp.ts";
+
+/** The longest filter taken. */
+export const MAX_FILTER_LENGTH = 4096;
 
 /** One selector of a filter. */
 export interface Selector {
@@ -44,6 +48,7 @@ function unquote(s: string, at: number, src: string): { value: string; end: numb
 
 /** Parse one filter string; throws `BadRequestError` for malformed input. */
 export function parseFilter(src: string): Filter {
+  if (src.length > MAX_FILTER_LENGTH) throw new BadRequestError(`a filter is longer than ${MAX_FILTER_LENGTH} characters`);
   const out: Filter = [];
   let i = 0;
   const s = src;
@@ -87,9 +92,9 @@ export function parseFilter(src: string): Filter {
       sel.value = value;
       if (op === "~=") {
         try {
-          sel.regex = new RegExp(value.replace(/^\/(.*)\/$/, "$1"));
+          sel.regex = linearRegExp(value.replace(/^\/(.*)\/$/, "$1"));
         } catch (err) {
-          throw new BadRequestError(`filter ${JSON.stringify(src.slice(0, 200))}: bad regular expression`, { cause: err });
+          throw new BadRequestError(`filter ${JSON.stringify(src.slice(0, 200))}: ${(err as Error).message}`, { cause: err });
         }
       }
     }

@@ -29,6 +29,8 @@ let browser: Browser | undefined;
 const agents: RunningAgent[] = [];
 let publicRef: string;
 let privateRef: string;
+/** A docker config with the private registry's credentials, as on a host. */
+let docker: string;
 
 async function startShoalAgent(name: string, keyFile: string): Promise<RunningAgent> {
   const a = await startAgent(join(work, name), [
@@ -110,7 +112,7 @@ beforeAll(async () => {
   expect(conv.code, conv.stderr).toBe(0);
   // the same image, private: pushed and converted with credentials (a docker config, as on a host)
   await pushLayout(layout.dir, "v1", `${priv.host}/team-secret/payroll:v1`, { creds: { username: user, password } });
-  const docker = join(work, "docker");
+  docker = join(work, "docker");
   await mkdir(docker, { recursive: true });
   await writeFile(join(docker, "config.json"), JSON.stringify({ auths: { [priv.host]: { auth: Buffer.from(`${user}:${password}`).toString("base64") } } }));
   privateRef = `${priv.host}/team-secret/payroll:lazy`;
@@ -253,8 +255,17 @@ describe("the supernode's status page", () => {
       return st.state === "done" ? st : undefined;
     });
 
-    // the JSON: the private image's name only with the registry's credentials
+    // shoal preheat sends the host's credentials (its docker config) for a private image
+    const cliPrivate = await runShoal(["preheat", "--supernode", supernodeUrl, privateRef], { env: { DOCKER_CONFIG: docker } });
+    expect(cliPrivate.code, cliPrivate.stderr).toBe(0);
+    // a private preheat without credentials fails with the registry's 401, whose text names the repository
+    const refused = await fetch(`${supernodeUrl}/v1/preheat`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ image: privateRef }) });
+    const refusedId = ((await refused.json()) as { id: string }).id;
+    await waitFor("the refused preheat to fail", async () => (((await (await fetch(`${supernodeUrl}/v1/preheat/${refusedId}`)).json()) as { state: string }).state === "failed" ? true : undefined));
+
+    // the JSON: the private image's name only with the registry's credentials (in no error text either)
     const anonymous = JSON.stringify(await (await fetch(`${supernodePageUrl}/v1/page`)).json());
+    expect(anonymous).toContain("SHOAL_ERR_REGISTRY_UNAUTHORIZED");
     expect(anonymous).not.toContain("team-secret");
     expect(anonymous).toContain("shop/frontend");
     const authorized = JSON.stringify(await (await fetch(`${supernodePageUrl}/v1/page`, { headers: { authorization: basic } })).json());
@@ -270,7 +281,7 @@ describe("the supernode's status page", () => {
       image: r.querySelector("[data-k=job-image]").textContent, state: r.querySelector("[data-k=job-state]").textContent,
       done: Number(r.querySelector("[data-k=job-progress]").dataset.done), total: Number(r.querySelector("[data-k=job-progress]").dataset.total) }))`);
     const shown = jobs.find((j) => j.image.includes("shop/frontend"));
-    const hidden = jobs.find((j) => j.image.includes("hidden"));
+    const hidden = jobs.find((j) => j.image.includes("hidden") && j.state === "done");
     expect(shown?.state).toBe("done");
     expect(hidden).toEqual({ image: "image hidden (no access)", state: "done", done: job.chunksDone, total: job.chunksTotal });
     expect(job.chunksTotal).toBeGreaterThan(0);

@@ -42,18 +42,22 @@ export function registerSupernode(program: Command): void {
 export function registerPreheat(program: Command): void {
   program
     .command("preheat")
-    .description("fetch every chunk of a lazy image into the supernodes that own them (an unconverted image: its owners build each layer's seekable index, reading it whole); exits 0 when done")
+    .description("fetch every chunk of a lazy image into the supernodes that own them (an unconverted image: its owners build each layer's seekable index, reading it whole), with this host's registry credentials (its docker config); exits 0 when done")
     .argument("<image>", "image reference (lazy or not)")
     .requiredOption("--supernode <urls>", "supernode base URLs, comma separated (every supernode of the datacenter)")
     .option("--platform <os/arch>", "platform of an index (default: this host's)")
     .option("--plain-http", "the image's registry speaks http:// (the supernodes must run with --plain-http too)")
     .action(async (image: string, opts: { supernode: string; platform?: string }) => {
       const { preheat } = await import("@shoal/swarm");
+      const { DockerConfigCredentialStore, parseReference } = await import("@shoal/oci");
       const supernodes = opts.supernode.split(",").map((s) => s.trim()).filter(Boolean);
+      // the host's credentials for the image's registry (its docker config), as the agent sends them
+      const credentials = await new DockerConfigCredentialStore().get(parseReference(image).registry);
       const bar = progressLine(`preheat ${image}`);
       const result = await preheat({
         supernodes,
         image,
+        ...(credentials ? { credentials } : {}),
         ...(opts.platform ? { platform: opts.platform } : {}),
         onProgress: (p: { bytesDone: number; bytesTotal: number }) => bar.update(p.bytesDone, p.bytesTotal),
       });

@@ -75,7 +75,9 @@ export function supernodePage(c: SupernodePageComponents): StatusPage {
       const jobs = c.preheat.list().slice(0, 50);
       const shown = await Promise.all(jobs.map(async (j): Promise<PageJob & { layers: string[] }> => {
         const ok = await mayRead(j, req);
-        return { id: j.id, started: j.started, status: j.status, ...(ok ? { image: j.image } : {}), layers: ok ? j.layers.map((l) => l.digest) : [] };
+        // a failed job's error names what it reached (the manifest's URL): only for the registry's users
+        const status = ok || !j.status.error ? j.status : { ...j.status, error: { code: j.status.error.code, message: "the job failed (details for callers the registry lets read the image)" } };
+        return { id: j.id, started: j.started, status, ...(ok ? { image: j.image } : {}), layers: ok ? j.layers.map((l) => l.digest) : [] };
       }));
       // layer -> the images (visible to this caller) it belongs to
       const imagesOf = new Map<string, string[]>();

@@ -84,6 +84,19 @@ interface Placed {
 }
 
 const align = (n: number, a: number): number => Math.ceil(n / a) * a;
+/** Little-endian 64-bit writes of safe integers, without BigInt (a dirent and an inode each take one or two). */
+function writeU64(b: Buffer, v: number, at: number): void {
+  const hi = Math.floor(v / 2 ** 32);
+  b.writeUInt32LE(v - hi * 2 ** 32, at);
+  b.writeUInt32LE(hi, at + 4);
+}
+function writeI64(b: Buffer, v: number, at: number): void {
+  const hi = Math.floor(v / 2 ** 32);
+  b.writeUInt32LE(v - hi * 2 ** 32, at);
+  b.writeInt32LE(hi, at + 4);
+}
+const DOT = Buffer.from(".");
+const DOTDOT = Buffer.from("..");
 
 function isDir(n: ErofsNode): boolean {
   return (n.mode & S_IFMT) === S_IFDIR;
@@ -132,7 +145,7 @@ function dirBlocks(entries: Array<{ name: Buffer; nid: number; type: number }>):
     let nameoff = DIRENT_SIZE * n;
     for (let k = 0; k < n; k++) {
       const e = entries[i + k]!;
-      block.writeBigUInt64LE(BigInt(e.nid), k * DIRENT_SIZE);
+      writeU64(block, e.nid, k * DIRENT_SIZE);
       block.writeUInt16LE(nameoff, k * DIRENT_SIZE + 8);
       block.writeUInt8(e.type, k * DIRENT_SIZE + 10);
       e.name.copy(block, nameoff);
@@ -190,12 +203,8 @@ export function writeErofsImage(init: ErofsImageInit): ErofsImage {
         throw new InvalidArgumentError(`erofs cannot hold the name ${JSON.stringify(k.name.toString())}`);
       }
     }
-    kids.push({ name: Buffer.from("."), node: p.node }, { name: Buffer.from(".."), node: parents.get(p.node)! });
-    kids.sort((a, b) => Buffer.compare(a.name, b.name));
-    p.dirents = kids;
     p.nlink = 2;
     for (const k of kids) {
-      if (k.name.equals(Buffer.from(".")) || k.name.equals(Buffer.from(".."))) continue;
       if (isDir(k.node)) {
         if (placed.has(k.node)) throw new InvalidArgumentError("a directory is reachable by two names");
         parents.set(k.node, p.node);
@@ -204,6 +213,9 @@ export function writeErofsImage(init: ErofsImageInit): ErofsImage {
         placed.get(k.node)!.nlink = 2;
       } else visit(k.node);
     }
+    kids.push({ name: DOT, node: p.node }, { name: DOTDOT, node: parents.get(p.node)! });
+    kids.sort((a, b) => Buffer.compare(a.name, b.name));
+    p.dirents = kids;
   }
 
   // the inode area: each record (inode, xattrs, inline data or chunk index) at a 32-byte slot,
@@ -277,7 +289,7 @@ function writeSuper(out: Buffer, s: { rootNid: number; inodes: number; blocks: n
   out.writeUInt32LE(EROFS_MAGIC, at);
   out.writeUInt8(BLOCK_BITS, at + 12);
   out.writeUInt16LE(s.rootNid, at + 14);
-  out.writeBigUInt64LE(BigInt(s.inodes), at + 16);
+  writeU64(out, s.inodes, at + 16);
   out.writeUInt32LE(s.blocks, at + 36);
   out.writeUInt32LE(s.metaBlk, at + 40);
   if (s.uuid) Buffer.from(s.uuid.buffer, s.uuid.byteOffset, Math.min(16, s.uuid.byteLength)).copy(out, at + 48);
@@ -296,7 +308,7 @@ function writeInode(out: Buffer, at: number, p: Placed, deviceOf: (n: ErofsNode)
   if (type === S_IFREG) size = n.size;
   else if (type === S_IFLNK) size = Buffer.byteLength(n.linkname ?? "");
   else if (type === S_IFDIR) size = p.blocks * BLOCK_SIZE;
-  out.writeBigUInt64LE(BigInt(size), at + 8);
+  writeU64(out, size, at + 8);
   if (p.layout === LAYOUT_CHUNK_BASED) {
     out.writeUInt16LE(CHUNK_FORMAT_INDEXES | chunkBits(n.size), at + 16);
     const dev = deviceOf(n);
@@ -316,7 +328,7 @@ function writeInode(out: Buffer, at: number, p: Placed, deviceOf: (n: ErofsNode)
   out.writeUInt32LE(p.ino, at + 20);
   out.writeUInt32LE(n.uid >>> 0, at + 24);
   out.writeUInt32LE(n.gid >>> 0, at + 28);
-  out.writeBigInt64LE(BigInt(n.mtimeSec), at + 32);
+  writeI64(out, n.mtimeSec, at + 32);
   out.writeUInt32LE(n.mtimeNsec >>> 0, at + 40);
   out.writeUInt32LE(p.nlink, at + 44);
 }

@@ -154,7 +154,10 @@ export async function createAgent(config: AgentConfig, logger: Logger, component
     const kernel = new KernelMounter();
     life.defer("mount thread", () => kernel.close());
     const block = config.layerMode === "block" ? new BlockLayers({ inner: fs, mounter: kernel, logger }, { imageDir: join(root, "erofs"), mountDir: join(root, "layers-block"), streamDir: join(root, "streams") }) : undefined;
-    if (block) life.defer("block-mode layers", () => (keep() ? Promise.resolve() : block.unmountAll()));
+    if (block) {
+      life.defer("block-mode layers", () => (keep() ? Promise.resolve() : block.unmountAll()));
+      await block.start();
+    }
     // a seekable layer's index is checked against its blob once every span is local; a forged one condemns the layer
     const audit = async (layer: RemoteLayer): Promise<void> => {
       try {

@@ -23,7 +23,7 @@ const agents: RunningAgent[] = [];
 
 /** A supernode process in the swarm (its tracker takes only members' announces), unless `extra` says otherwise. */
 async function startSupernode(name: string, port: number, all: string[], extra: string[] = ["--swarm-key", keyFile, "--p2p-listen", "/ip4/127.0.0.1/tcp/0"]): Promise<{ url: string; child: ChildProcess }> {
-  const sn = await startSupernodeProcess(join(work, name), port, ["--supernodes", all.join(","), "--registries", registry.host, "--log-level", "warn", ...extra]);
+  const sn = await startSupernodeProcess(join(work, name), port, ["--supernodes", all.join(","), "--registries", registry.host, "--log-level", "warn", "--tracker-reporter-age", "0s", ...extra]);
   return { url: `http://127.0.0.1:${port}`, child: sn.child };
 }
 
@@ -215,6 +215,8 @@ describe("supernodes, preheat and the peer swarm", () => {
       expect(rogue.stats().uploadsServed).toBeGreaterThan(0);
       // and reported it to the supernodes
       const witness = testPeerIdentity();
+      // a witness that announced (the supernodes here count reports of members of any age)
+      for (const sn of supernodes) await post(`${sn.url}/v1/announce`, await sealForTest("announce", { peerId: witness.peerId, addrs: ["w"], layers }, witness, key.psk));
       const reports = await Promise.all(supernodes.map(async (sn) =>
         (await post(`${sn.url}/v1/report`, await sealForTest("report", { reporter: witness.peerId, peerId: rogue.peerId, chunk: `sha256:${"b".repeat(64)}` }, witness, key.psk))) as { banned: boolean }));
       // a second, distinct reporter bans it: the victim's report arrived before

@@ -131,6 +131,7 @@ export const ERROR_CODES = {
   SHOAL_ERR_SUPERNODE_UNAVAILABLE: { kind: "unavailable", summary: "no supernode could be reached, or one answered 5xx" },
   SHOAL_ERR_PEER_UNAVAILABLE: { kind: "unavailable", summary: "a peer could not be reached or the transfer broke off" },
   SHOAL_ERR_PEER_BUSY: { kind: "unavailable", summary: "a peer is at its upload cap" },
+  SHOAL_ERR_TOO_MANY_REPORTS: { kind: "unavailable", summary: "a swarm member reports peers more often than the tracker takes (429)", http: 429 },
   SHOAL_ERR_TOO_MANY_JOBS: { kind: "unavailable", summary: "a supernode runs as many preheat jobs as it takes; try again later (429)", http: 429 },
   SHOAL_ERR_FETCH_FAILED: { kind: "unavailable", summary: "no source could serve a chunk in time" },
   SHOAL_ERR_TIMEOUT: { kind: "unavailable", summary: "an operation ran past its deadline" },

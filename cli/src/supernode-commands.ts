@@ -20,6 +20,7 @@ export function registerSupernode(program: Command): void {
       cacheSize: config.cacheSize,
       trackerMaxPeers: config.trackerMaxPeers,
       trackerMaxHoldings: config.trackerMaxHoldings,
+      trackerReporterAgeMs: config.trackerReporterAge,
       maxPreheats: config.maxPreheats,
       spanSpacing: config.spanSpacing,
       ...(config.metricsListen ? { metricsListen: config.metricsListen } : {}),

@@ -1,4 +1,4 @@
-import { parseBytes } from "@shoal/base";
+import { parseBytes, parseDuration } from "@shoal/base";
 import { parseBool, parseList, parseListen, parsePositiveInt, parseString, type Setting, type SettingsOf } from "@shoal/service/settings";
 
 
@@ -25,6 +25,7 @@ export const SUPERNODE_SETTINGS = {
   plainHttp: { flag: "plain-http", env: "SHOAL_PLAIN_HTTP", help: "talk to registries over http:// (no TLS)", default: false, parse: parseBool },
   trackerMaxPeers: { flag: "tracker-max-peers", env: "SHOAL_TRACKER_MAX_PEERS", arg: "N", help: "most peers the tracker lists; past it the peers that announced longest ago are dropped", default: 10_000, parse: parsePositiveInt },
   trackerMaxHoldings: { flag: "tracker-max-holdings", env: "SHOAL_TRACKER_MAX_HOLDINGS", arg: "N", help: "most (peer, layer) holdings the tracker keeps over all peers (about 200 bytes each), likewise", default: 500_000, parse: parsePositiveInt },
+  trackerReporterAge: { flag: "tracker-reporter-age", env: "SHOAL_TRACKER_REPORTER_AGE", arg: "DURATION", help: "how long a peer must have been announcing before its reports of bad bytes count (fresh keys cannot ban an honest peer); each reporter may make 30 a minute", default: 5 * 60_000, parse: parseDuration },
   maxPreheats: { flag: "max-preheats", env: "SHOAL_MAX_PREHEATS", arg: "N", help: "preheat jobs running at once; more are refused with 429 until one finishes", default: 16, parse: parsePositiveInt },
   cacheSize: { flag: "cache-size", env: "SHOAL_CACHE_SIZE", arg: "BYTES", help: "chunk cache capacity (LRU beyond it)", default: 100 * 1024 ** 3, parse: parseBytes },
   spanSpacing: { flag: "span-spacing", env: "SHOAL_SPAN_SPACING", arg: "BYTES", help: "uncompressed bytes between the checkpoints of the seekable indexes built for ordinary gzip layers (smaller: less fetched and inflated per read, more spans and windows)", default: 1024 * 1024, parse: parseBytes },

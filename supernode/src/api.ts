@@ -213,6 +213,8 @@ async function handle(c: ApiComponents, req: IncomingMessage, res: ServerRespons
   if (route("POST", REPORT_PATH)) {
     const r = parsePeerReport(openTrackerMessage(await readJson(req, { maxBytes: MAX_JSON_BODY, signal }), "report", trackerKey(c)));
     const banned = c.tracker.report(r);
+    if (banned === "unknown-reporter") throw new NotSwarmMemberError(`report: peer ${r.reporter} has not announced to this tracker long enough for its reports to count`);
+    if (banned === "rate-limited") throw new ShoalError("SHOAL_ERR_TOO_MANY_REPORTS", `report: peer ${r.reporter} reports more often than this tracker takes; try again in a minute`);
     c.reported?.(r, banned);
     return sendJson(res, 200, { banned });
   }

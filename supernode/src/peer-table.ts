@@ -7,6 +7,8 @@ type Holding = { bits: Uint8Array; text: string } | undefined;
 
 interface Entry {
   addrs: string[];
+  /** When this peer first announced (kept across its renewals): reports count once it is established. */
+  firstSeen: number;
   /** The announce's own time (its `ts`), when it carried one: an older or equal one is a replay. */
   ts: number;
   layers: Map<string, Holding>;
@@ -34,7 +36,23 @@ export interface PeerTableInit {
   maxHoldings?: number;
   /** Most bytes of chunk bitmaps over all peers, likewise. */
   maxBitmapBytes?: number;
+  /**
+   * How long a peer must have been announcing before its reports count,
+   * ms (fresh keys cannot ban an honest peer). Default 5 minutes.
+   */
+  reporterAgeMs?: number;
+  /** Reports one reporter may make per minute; more are refused. Default 30. */
+  reportsPerMinute?: number;
 }
+
+/** Bounds of the report and ban tables (the oldest go first past them). */
+export const MAX_REPORTED_PEERS = 10_000;
+export const MAX_BANNED_PEERS = 10_000;
+export const DEFAULT_REPORTER_AGE_MS = 5 * 60_000;
+export const DEFAULT_REPORTS_PER_MINUTE = 30;
+
+/** Why a report was not taken: the reporter has not announced (long enough), or reports too often. */
+export type ReportRefusal = "unknown-reporter" | "rate-limited";
 
 /**
  * The tracker's table, in memory. An announce replaces the peer's previous entry (addrs,
@@ -47,8 +65,12 @@ export class PeerTable {
   readonly #ttl: number;
   readonly #reportsToBan: number;
   readonly #banMs: number;
-  /** Reporters per reported peer (kept while the ban window lasts). */
+  /** Reporters per reported peer (kept while the ban window lasts; at most `MAX_REPORTED_PEERS`). */
   readonly #reports = new Map<string, { reporters: Set<string>; since: number }>();
+  /** Reports per reporter in the current minute. */
+  readonly #reportRate = new Map<string, { minute: number; count: number }>();
+  readonly #reporterAge: number;
+  readonly #reportsPerMinute: number;
   /** Banned peers and until when. */
   readonly #banned = new Map<string, number>();
   readonly #now: () => number;
@@ -64,6 +86,8 @@ export class PeerTable {
     this.#ttl = init.ttlMs ?? DEFAULT_TRACKER_TTL_MS;
     this.#reportsToBan = init.reportsToBan ?? DEFAULT_REPORTS_TO_BAN;
     this.#banMs = init.banMs ?? DEFAULT_BAN_MS;
+    this.#reporterAge = init.reporterAgeMs ?? DEFAULT_REPORTER_AGE_MS;
+    this.#reportsPerMinute = init.reportsPerMinute ?? DEFAULT_REPORTS_PER_MINUTE;
     this.#max = {
       peers: init.maxPeers ?? DEFAULT_TRACKER_MAX_PEERS,
       holdings: init.maxHoldings ?? DEFAULT_TRACKER_MAX_HOLDINGS,
@@ -73,19 +97,40 @@ export class PeerTable {
 
   /**
    * Record that `reporter` got bad bytes from `peerId`. Once enough distinct
-   * peers reported it, it is dropped and its announces are ignored for the
-   * ban time. Returns true when the peer is banned now. (One reporter alone
-   * cannot ban a peer: an agent already stops asking a peer that lied to it.)
+   * established peers reported it, it is dropped and its announces are
+   * ignored for the ban time. Returns true when the peer is banned now. (One
+   * reporter alone cannot ban a peer: an agent already stops asking a peer
+   * that lied to it.) Only a live peer that has announced for
+   * `reporterAgeMs` may report (a refusal says why), at most
+   * `reportsPerMinute` times a minute; a report about a peer the table does
+   * not list is taken and changes nothing.
    */
-  report(r: PeerReport): boolean {
-    if (this.isBanned(r.peerId)) return true;
+  report(r: PeerReport): boolean | ReportRefusal {
     const now = this.#now();
+    const reporter = this.#peers.get(r.reporter);
+    if (!reporter || reporter.expires <= now || now - reporter.firstSeen < this.#reporterAge) return "unknown-reporter";
+    const minute = Math.floor(now / 60_000);
+    const rate = this.#reportRate.get(r.reporter);
+    if (rate && rate.minute === minute) {
+      if (++rate.count > this.#reportsPerMinute) return "rate-limited";
+    } else {
+      this.#reportRate.delete(r.reporter);
+      this.#reportRate.set(r.reporter, { minute, count: 1 });
+      trimOldest(this.#reportRate, this.#max.peers);
+    }
+    if (this.isBanned(r.peerId)) return true;
+    if (!this.#peers.has(r.peerId) || r.peerId === r.reporter) return false;
     let e = this.#reports.get(r.peerId);
-    if (!e || now - e.since > this.#banMs) this.#reports.set(r.peerId, (e = { reporters: new Set(), since: now }));
+    if (!e || now - e.since > this.#banMs) {
+      this.#reports.delete(r.peerId);
+      this.#reports.set(r.peerId, (e = { reporters: new Set(), since: now }));
+      trimOldest(this.#reports, MAX_REPORTED_PEERS);
+    }
     e.reporters.add(r.reporter);
     if (e.reporters.size < this.#reportsToBan) return false;
     this.#reports.delete(r.peerId);
     this.#banned.set(r.peerId, now + this.#banMs);
+    trimOldest(this.#banned, MAX_BANNED_PEERS);
     this.#remove(r.peerId);
     return true;
   }
@@ -117,7 +162,8 @@ export class PeerTable {
       bitmapBytes += held ? held.bits.length + text!.length : 0;
       layers.set(l, held);
     }
-    const entry: Entry = { addrs: [...new Set(a.addrs)], ts, layers, expires: this.#now() + this.#ttl, bitmapBytes };
+    const alive = previous && previous.expires > this.#now();
+    const entry: Entry = { addrs: [...new Set(a.addrs)], firstSeen: alive ? previous.firstSeen : this.#now(), ts, layers, expires: this.#now() + this.#ttl, bitmapBytes };
     this.#makeRoom(entry);
     this.#peers.set(a.peerId, entry);
     this.#holdings += layers.size;
@@ -179,8 +225,8 @@ export class PeerTable {
   }
 
   /** What the table holds against its bounds, and how many peers it dropped to stay within them. */
-  stats(): { peers: number; holdings: number; bitmapBytes: number; evicted: number } {
-    return { peers: this.#peers.size, holdings: this.#holdings, bitmapBytes: this.#bitmapBytes, evicted: this.#evicted };
+  stats(): { peers: number; holdings: number; bitmapBytes: number; evicted: number; reported: number; banned: number } {
+    return { peers: this.#peers.size, holdings: this.#holdings, bitmapBytes: this.#bitmapBytes, evicted: this.#evicted, reported: this.#reports.size, banned: this.#banned.size };
   }
 
   /** Number of live peers. */
@@ -220,5 +266,13 @@ export class PeerTable {
       s?.delete(peerId);
       if (s?.size === 0) this.#byLayer.delete(l);
     }
+  }
+}
+
+/** Drop the oldest entries of `m` (insertion order) past `max`. */
+function trimOldest(m: Map<string, unknown>, max: number): void {
+  for (const k of m.keys()) {
+    if (m.size <= max) return;
+    m.delete(k);
   }
 }

@@ -60,6 +60,8 @@ export interface SupernodeInit {
   /** The tracker's bounds: most peers, and most (peer, layer) holdings; past them the oldest announces go. */
   trackerMaxPeers?: number;
   trackerMaxHoldings?: number;
+  /** How long a peer must have announced before its reports count, ms (`PeerTableInit.reporterAgeMs`). */
+  trackerReporterAgeMs?: number;
   /** Preheat jobs running at once; more are refused (429). Default 16. */
   maxPreheats?: number;
   /** Join the agents' peer swarm (serve cached chunks over libp2p to holders of the swarm key). Off when absent. */
@@ -131,6 +133,7 @@ export async function createSupernode(init: SupernodeInit, logger: Logger): Prom
       ...(init.trackerTtlMs !== undefined ? { ttlMs: init.trackerTtlMs } : {}),
       ...(init.trackerMaxPeers !== undefined ? { maxPeers: init.trackerMaxPeers } : {}),
       ...(init.trackerMaxHoldings !== undefined ? { maxHoldings: init.trackerMaxHoldings } : {}),
+      ...(init.trackerReporterAgeMs !== undefined ? { reporterAgeMs: init.trackerReporterAgeMs } : {}),
     });
     let ready = false;
     // The handler is attached once `self` is known (the bound port); no request can arrive in between.

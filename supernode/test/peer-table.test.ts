@@ -79,10 +79,11 @@ describe("PeerTable: chunk bitmaps", () => {
 describe("PeerTable: reports of peers that served bad chunks", () => {
   it("stops listing a peer reported by enough distinct peers, ignores its announces while banned, and lists it again after", () => {
     let now = 0;
-    const t = new PeerTable({ now: () => now }, { ttlMs: 10_000, reportsToBan: 2, banMs: 1000 });
+    const t = new PeerTable({ now: () => now }, { ttlMs: 10_000, reportsToBan: 2, banMs: 1000, reporterAgeMs: 0 });
     const chunk = `sha256:${"a".repeat(64)}`;
     t.announce({ peerId: "liar", addrs: ["x"], layers: [L1] });
     t.announce({ peerId: "honest", addrs: ["y"], layers: [L1] });
+    for (const v of ["v1", "v2"]) t.announce({ peerId: v, addrs: ["z"], layers: [L2] });
     expect(t.report({ reporter: "v1", peerId: "liar", chunk })).toBe(false);
     expect(t.report({ reporter: "v1", peerId: "liar", chunk })).toBe(false); // the same reporter twice counts once
     expect(t.peers(L1).map((p) => p.peerId).sort()).toEqual(["honest", "liar"]);
@@ -95,6 +96,32 @@ describe("PeerTable: reports of peers that served bad chunks", () => {
     expect(t.peers(L1).map((p) => p.peerId).sort()).toEqual(["honest", "liar"]);
   });
 
+  it("takes reports only from peers that have announced long enough: two fresh keys cannot ban an honest peer", () => {
+    let now = 0;
+    const t = new PeerTable({ now: () => now }, { ttlMs: 600_000, reportsToBan: 2, reporterAgeMs: 60_000 });
+    const chunk = `sha256:${"a".repeat(64)}`;
+    t.announce({ peerId: "honest", addrs: ["y"], layers: [L1] });
+    expect(t.report({ reporter: "stranger", peerId: "honest", chunk })).toBe("unknown-reporter");
+    for (const k of ["fresh1", "fresh2"]) t.announce({ peerId: k, addrs: ["z"], layers: [L2] });
+    expect(t.report({ reporter: "fresh1", peerId: "honest", chunk })).toBe("unknown-reporter");
+    expect(t.report({ reporter: "fresh2", peerId: "honest", chunk })).toBe("unknown-reporter");
+    expect(t.peers(L1).map((p) => p.peerId)).toEqual(["honest"]);
+    // renewing an announce keeps a peer's first sight: once established, two of them ban
+    now += 30_000;
+    for (const k of ["fresh1", "fresh2"]) t.announce({ peerId: k, addrs: ["z"], layers: [L2] });
+    now += 30_000;
+    expect(t.report({ reporter: "fresh1", peerId: "honest", chunk })).toBe(false);
+    expect(t.report({ reporter: "fresh2", peerId: "honest", chunk })).toBe(true);
+  });
+
+  it("a member's flood of reports about fake peers is bounded: rate-limited, and none is kept", () => {
+    const t = new PeerTable({}, { reporterAgeMs: 0, reportsPerMinute: 30 });
+    t.announce({ peerId: "flooder", addrs: ["z"], layers: [L1] });
+    const answers = Array.from({ length: 20_000 }, (_, i) => t.report({ reporter: "flooder", peerId: `fake-${i}`, chunk: `sha256:${"a".repeat(64)}` }));
+    expect(answers.filter((a) => a === false).length).toBe(30);
+    expect(answers.filter((a) => a === "rate-limited").length).toBe(20_000 - 30);
+    expect(t.stats()).toMatchObject({ reported: 0, banned: 0 });
+  });
 });
 
 
@@ -152,7 +179,7 @@ describe("tracker over HTTP", () => {
 
   it("takes announces and reports only from members of its swarm, each in its own name, never replayed", async () => {
     const psk = randomBytes(32);
-    const sn = await cleanup.supernode({ root: await cleanup.tempDir("shoal-sn-auth-"), trackerSwarmKey: psk });
+    const sn = await cleanup.supernode({ root: await cleanup.tempDir("shoal-sn-auth-"), trackerSwarmKey: psk, trackerReporterAgeMs: 0 });
     const post = async (path: string, body: unknown) => {
       const r = await fetch(`${sn.url}${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
       return { status: r.status, code: ((await r.json()) as { code?: string }).code };
@@ -177,6 +204,9 @@ describe("tracker over HTTP", () => {
     const chunk = `sha256:${"c".repeat(64)}`;
     const report = (who: TrackerSigner, key: Uint8Array, reporter = who.peerId) => sealForTest("report", { reporter, peerId: liar, chunk }, who, key);
     const [w1, w2] = [testPeerIdentity(), testPeerIdentity()];
+    // a member that never announced: its reports do not count
+    expect(await post("/v1/report", await report(w1, psk))).toEqual(refused);
+    for (const w of [w1, w2]) expect((await post("/v1/announce", await sealForTest("announce", { peerId: w.peerId, addrs: ["w"], layers: [L2] }, w, psk))).status).toBe(200);
     expect(await post("/v1/report", await report(outsider, randomBytes(32)))).toEqual(refused);
     expect(await post("/v1/report", await report(w1, psk, w2.peerId))).toEqual(refused);
     expect(await post("/v1/report", await sealForTest("announce", { reporter: w1.peerId, peerId: liar, chunk }, w1, psk))).toEqual(refused);
@@ -184,6 +214,34 @@ describe("tracker over HTTP", () => {
     expect(await listed()).toEqual([liar]);
     expect(await post("/v1/report", await report(w2, psk))).toMatchObject({ status: 200 });
     expect(await listed()).toEqual([]);
+  });
+
+  it("a real tracker: fresh members cannot ban an honest peer; an established one flooding reports gets 429", async () => {
+    const psk = randomBytes(32);
+    const sn = await cleanup.supernode({ root: await cleanup.tempDir("shoal-sn-flood-"), trackerSwarmKey: psk });
+    const post = async (path: string, body: unknown) => {
+      const r = await fetch(`${sn.url}${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+      return { status: r.status, code: ((await r.json()) as { code?: string }).code };
+    };
+    const [honest, f1, f2] = [testPeerIdentity(), testPeerIdentity(), testPeerIdentity()];
+    for (const p of [honest, f1, f2]) expect((await post("/v1/announce", await sealForTest("announce", { peerId: p.peerId, addrs: ["a"], layers: [L1] }, p, psk))).status).toBe(200);
+    const chunk = `sha256:${"c".repeat(64)}`;
+    for (const f of [f1, f2]) expect(await post("/v1/report", await sealForTest("report", { reporter: f.peerId, peerId: honest.peerId, chunk }, f, psk))).toEqual({ status: 403, code: "SHOAL_ERR_NOT_SWARM_MEMBER" });
+    const listed = ((await (await fetch(`${sn.url}/v1/peers?layer=${L1}`)).json()) as { peerId: string }[]).map((p) => p.peerId);
+    expect(listed).toContain(honest.peerId);
+    // an established member flooding reports about peers nobody announced: 30 a minute taken (none kept), the rest 429
+    const quick = await cleanup.supernode({ root: await cleanup.tempDir("shoal-sn-flood2-"), trackerSwarmKey: psk, trackerReporterAgeMs: 0 });
+    const flooder = testPeerIdentity();
+    await fetch(`${quick.url}/v1/announce`, { method: "POST", body: JSON.stringify(await sealForTest("announce", { peerId: flooder.peerId, addrs: ["a"], layers: [L1] }, flooder, psk)) });
+    const statuses: number[] = [];
+    for (let i = 0; i < 40; i++) {
+      const fake = testPeerIdentity();
+      const r = await fetch(`${quick.url}/v1/report`, { method: "POST", body: JSON.stringify(await sealForTest("report", { reporter: flooder.peerId, peerId: fake.peerId, chunk }, flooder, psk)) });
+      statuses.push(r.status);
+      await r.arrayBuffer();
+    }
+    expect(statuses.filter((c) => c === 200).length).toBe(30);
+    expect(statuses.filter((c) => c === 429).length).toBe(10);
   });
 
   it("without a swarm key the tracker takes no announces", async () => {

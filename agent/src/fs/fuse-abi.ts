@@ -47,8 +47,6 @@ export const InitFlag = {
 } as const;
 
 /** fuse_open_out.open_flags. */
-/** Bypass the page cache: reads arrive as the caller asked them. */
-export const FOPEN_DIRECT_IO = 1 << 0;
 export const FOPEN_KEEP_CACHE = 1 << 1;
 export const FOPEN_CACHE_DIR = 1 << 3;
 

@@ -11,7 +11,7 @@ import {
   DEFAULT_ATTR_TIMEOUT_S, DEFAULT_ENTRY_TIMEOUT_S, DEFAULT_FS_NAME, DEFAULT_READ_AHEAD_KB, ROOT_TIMEOUT_S,
 } from "./constants.ts";
 import {
-  attrOut, cString, direntplusSize, direntSize, entryOut, Errno, FOPEN_DIRECT_IO, FOPEN_KEEP_CACHE, FOPEN_CACHE_DIR, NOTIFY_INVAL_ENTRY,
+  attrOut, cString, direntplusSize, direntSize, entryOut, Errno, FOPEN_KEEP_CACHE, FOPEN_CACHE_DIR, NOTIFY_INVAL_ENTRY,
   NOTIFY_INVAL_INODE, Op, opName, openOut, S_IFDIR, statfsOut, WRITE_OPS, writeDirent, writeEntryOut, xattrSizeOut,
   type Attr, type FuseRequest,
 } from "./fuse-abi.ts";
@@ -73,7 +73,7 @@ const O_TRUNC = 0o1000;
 const LAYER_ID = /^[A-Za-z0-9._@+=-]{1,255}$/;
 /** Root names `#<id>`: layer `id`'s uncompressed stream (no layer id holds '#'). */
 const STREAM_PREFIX = "#";
-/** The page a read of a stream starts with: what the reader asked for begins in it. */
+/** The page a read of a stream starts with (the page cache's unit): what the reader asked for begins in it. */
 const STREAM_PAGE = 4096;
 const DOT = Buffer.from(".");
 const DOTDOT = Buffer.from("..");
@@ -324,6 +324,7 @@ export class LayerFilesystem implements FuseHandler {
     if (!expected) {
       const name = opName(req.opcode);
       this.counters.errors[name] = (this.counters.errors[name] ?? 0) + 1;
+      this.log.debug({ op: name, node: Number(req.nodeid), errno }, "request answered with an error");
     }
     this.connection.replyError(req.unique, errno);
   }
@@ -371,10 +372,6 @@ export class LayerFilesystem implements FuseHandler {
     if (!node) return;
     if (dir !== Boolean(node.children)) return this.fail(req, dir ? Errno.ENOTDIR : Errno.EISDIR);
     if ((flags & O_ACCMODE) !== 0 || flags & O_TRUNC) return this.fail(req, Errno.EROFS);
-    // A layer's stream (block mode) is read without this connection's page cache: erofs caches
-    // the files' pages itself, and each read then arrives as erofs asked it, within one file
-    // (through the page cache it would start a page early and read ahead into the next files).
-    if (!dir && node.path === "" && node === this.layers.get(node.layer)?.stream) return this.connection.reply(req.unique, [openOut(FOPEN_DIRECT_IO)]);
     // Zero-message opens (FUSE_NO_OPEN_SUPPORT, every kernel since protocol 7.23): ENOSYS counts as
     // success and the kernel sends no OPEN or RELEASE for files again, two requests fewer per file.
     if (!dir) return this.fail(req, Errno.ENOSYS);
@@ -396,8 +393,7 @@ export class LayerFilesystem implements FuseHandler {
     // the first read of a file: the whole file, early, in one request that this read then joins
     // (the loader and interpreters read files almost whole)
     const tree = node.path === "" ? this.layers.get(node.layer) : undefined;
-    // (its first page: erofs asks for a file's blocks, the page cache rounds down to a page and reads ahead past it)
-    if (tree && node === tree.stream) this.startFiles(tree.filesIn(offset, Math.min(n, STREAM_PAGE)), offset);
+    if (tree && node === tree.stream) this.startStreamRead(tree, offset);
     else if (node.data.readingFile && !this.filesStarted.has(node)) {
       this.filesStarted.add(node);
       node.data.readingFile(node.dataOffset, node.size, node.dataOffset + offset);
@@ -424,19 +420,19 @@ export class LayerFilesystem implements FuseHandler {
   }
 
   /**
-   * A read of a layer's stream (block mode) starts the files its first
-   * page covers that no read started yet, together: one range from the
-   * first to the last (a page often holds a small file and the start of
-   * the next).
+   * A read of a layer's stream (block mode) starts the file it is for. The
+   * page cache sends it from the page holding the file's first block and
+   * reads ahead past the file, so the file is the first one whose data
+   * starts in that page (a page often also holds a small file's start and
+   * the next one's, or the tail of the one before); else the file the read
+   * starts inside (a later read of a big file).
    */
-  private startFiles(files: FsNode[], at: number): void {
-    const fresh = files.filter((f) => f.data?.readingFile && !this.filesStarted.has(f));
-    if (fresh.length === 0) return;
-    for (const f of fresh) this.filesStarted.add(f);
-    const first = fresh[0]!;
-    const last = fresh.at(-1)!;
-    const end = last.dataOffset + last.size;
-    first.data!.readingFile!(first.dataOffset, end - first.dataOffset, Math.max(first.dataOffset, at));
+  private startStreamRead(tree: LayerTree, offset: number): void {
+    const page = tree.filesIn(offset, STREAM_PAGE);
+    const file = page.find((f) => f.dataOffset >= offset) ?? page[0];
+    if (!file?.data?.readingFile || this.filesStarted.has(file)) return;
+    this.filesStarted.add(file);
+    file.data.readingFile(file.dataOffset, file.size, Math.max(file.dataOffset, offset));
   }
 
   /** Map a data error to errno, once, at this edge. */

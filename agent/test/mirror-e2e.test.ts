@@ -194,6 +194,44 @@ describe("the registry mirror", () => {
     expect(ping.headers.get("docker-distribution-api-version")).toBe("registry/2.0");
   });
 
+  it("reads an origin's answer only up to its bound while it streams: a 600 MiB manifest or 404 body is cut off, not buffered", async () => {
+    // an origin (any host an ns= names) answering with endless chunked bodies; it counts what it managed to send
+    let sent = 0;
+    const huge: Server = createServer((req, res) => {
+      if (req.url === "/v2/" || req.method === "HEAD") return void res.writeHead(200).end();
+      res.writeHead(req.url!.includes("missing") ? 404 : 200, { "content-type": OCI_MANIFEST });
+      const piece = Buffer.alloc(1 << 20, 0x61);
+      let left = 600;
+      const pump = (): void => {
+        while (left > 0) {
+          left--;
+          sent += piece.length;
+          if (!res.write(piece)) return void res.once("drain", pump);
+        }
+        res.end();
+      };
+      res.on("close", () => (left = 0));
+      pump();
+    });
+    await new Promise<void>((r) => huge.listen(0, "127.0.0.1", r));
+    const port = (huge.address() as { port: number }).port;
+    try {
+      for (const [path, want] of [["app/manifests/v1", 502], ["app/manifests/missing", 404]] as const) {
+        sent = 0;
+        const res = await fetch(`http://127.0.0.1:${mirrorPort}/v2/${path}?ns=127.0.0.1:${port}`, { headers: { accept: OCI_MANIFEST } });
+        expect(res.status).toBe(want);
+        const body = await res.text();
+        expect(body.length).toBeLessThan(1 << 20);
+        // what the origin got out before the mirror stopped reading: the bound plus socket buffers, not 600 MiB
+        await new Promise((r) => setTimeout(r, 200));
+        expect(sent).toBeLessThan(64 << 20);
+      }
+    } finally {
+      huge.closeAllConnections();
+      await new Promise((r) => huge.close(r));
+    }
+  });
+
   it("serves containerd (ctr image pull --hosts-dir, ?ns=), and ctr run works from what it pulled", async () => {
     const hostsDir = join(work, "certs.d");
     // the mirror's address from the running agent, as a user would

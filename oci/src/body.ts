@@ -61,3 +61,30 @@ export async function discard(body: Readable & { dump?: (opts?: { limit: number 
 export function headerValue(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v[0] : v;
 }
+
+/**
+ * At most `max` bytes of a fetch `Response`'s body, read as it streams: past
+ * `max` the rest is never read (the body is cancelled) and `cut` is true, so
+ * no peer's answer is held whole in memory before its size is known.
+ */
+export async function readResponseUpTo(res: Response, max: number): Promise<{ bytes: Buffer; cut: boolean }> {
+  if (!res.body) return { bytes: Buffer.alloc(0), cut: false };
+  const reader = res.body.getReader();
+  const parts: Uint8Array[] = [];
+  let size = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return { bytes: Buffer.concat(parts), cut: false };
+      if (size + value.length > max) {
+        parts.push(value.subarray(0, max - size));
+        await reader.cancel().catch(() => undefined);
+        return { bytes: Buffer.concat(parts), cut: true };
+      }
+      parts.push(value);
+      size += value.length;
+    }
+  } finally {
+    reader.releaseLock();
+  }
+}

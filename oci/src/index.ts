@@ -25,5 +25,6 @@ export { RegistryClient } from "./client.ts";
 export type { ManifestTarget, FetchedManifest, ResolvedImage } from "./manifests.ts";
 export type { OpenBlob, RangeOptions } from "./blobs.ts";
 export { parseContentRange } from "./blobs.ts";
+export { readResponseUpTo } from "./body.ts";
 export type { BlobSource, PushBlobOptions, PushBlobResult } from "./upload.ts";
 export { RegistryClientPool, MAX_CREDENTIAL_CLIENTS, type RegistryClients, type RegistryClientPoolInit } from "./client-pool.ts";

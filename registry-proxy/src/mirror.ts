@@ -20,7 +20,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { createHash } from "node:crypto";
 import { AbortedError, BadRequestError, errorBody, httpStatusOf, LruMap, ociErrorOf, ShoalError, toShoalError } from "@shoal/base";
-import type { CredentialStore, Credentials } from "@shoal/oci";
+import { readResponseUpTo, type CredentialStore, type Credentials } from "@shoal/oci";
 import { parseBasicAuth, type LayerRef, type SupernodeSet } from "@shoal/swarm";
 import type { Logger } from "pino";
 import { parseMirrorRequest, type MirrorRequest, type ObjectRequest } from "./mirror-request.ts";
@@ -293,17 +293,17 @@ function sendManifest(res: ServerResponse, method: "GET" | "HEAD", m: CachedMani
 async function readLimited(res: Response, max: number, what: string): Promise<Buffer> {
   const declared = Number(res.headers.get("content-length"));
   if (Number.isFinite(declared) && declared > max) {
-    await res.body?.cancel();
-    throw new ShoalError("SHOAL_ERR_REGISTRY_PROTOCOL", `${what} larger than ${max} bytes`);
+    await res.body?.cancel().catch(() => undefined);
+    throw new ShoalError("SHOAL_ERR_MANIFEST_TOO_LARGE", `${what} larger than ${max} bytes`);
   }
-  const bytes = Buffer.from(await res.arrayBuffer());
-  if (bytes.length > max) throw new ShoalError("SHOAL_ERR_REGISTRY_PROTOCOL", `${what} larger than ${max} bytes`);
+  const { bytes, cut } = await readResponseUpTo(res, max);
+  if (cut) throw new ShoalError("SHOAL_ERR_MANIFEST_TOO_LARGE", `${what} larger than ${max} bytes`);
   return bytes;
 }
 
 /** Relay the origin's refusal (401 with its challenge, 403, 404, ...) with its OCI error body when it sent one. */
 async function relayRefusal(res: ServerResponse, up: Response, unknownCode?: string): Promise<void> {
-  const text = (await up.text().catch(() => "")).slice(0, MAX_ERROR_BODY);
+  const text = (await readResponseUpTo(up, MAX_ERROR_BODY).catch(() => ({ bytes: Buffer.alloc(0) }))).bytes.toString("utf8");
   let body = text;
   if (!isOciErrorBody(text)) {
     const code = up.status === 401 ? "UNAUTHORIZED" : up.status === 403 ? "DENIED" : up.status === 404 && unknownCode ? unknownCode : "UNKNOWN";

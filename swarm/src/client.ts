@@ -5,7 +5,7 @@
  */
 import { isErrorCode, RangeSplitter, ShoalError, type ErrorCode } from "@shoal/base";
 import { MAX_CHUNKS_PER_REQUEST } from "./constants.ts";
-import type { Credentials } from "@shoal/oci";
+import { readResponseUpTo, type Credentials } from "@shoal/oci";
 import { basicAuthorization } from "./credentials.ts";
 import type { LayerRef } from "./layer-ref.ts";
 import {
@@ -43,6 +43,11 @@ export interface CallOptions {
 }
 
 /** A typed client of one supernode's API (see `routes.ts`). */
+/** Largest layer index or seekable index taken from a supernode. */
+const MAX_INDEX_ANSWER = 256 << 20;
+/** Largest JSON answer taken from a supernode (peer lists with bitmaps, preheat status). */
+const MAX_JSON_ANSWER = 32 << 20;
+
 export class SupernodeClient {
   /** Base URL, without a trailing slash. */
   readonly url: string;
@@ -90,8 +95,9 @@ export class SupernodeClient {
       if (err instanceof SupernodeCallError && err.status === 404) return undefined;
       throw err;
     }
-    const text = await res.text();
-    if (text.length > MAX_TRACE_BYTES) throw new SupernodeCallError("SHOAL_ERR_SUPERNODE_PROTOCOL", `${this.url}: the startup trace of ${image.digest} is larger than ${MAX_TRACE_BYTES} bytes`);
+    const { bytes, cut } = await readResponseUpTo(res, MAX_TRACE_BYTES);
+    const text = bytes.toString("utf8");
+    if (cut) throw new SupernodeCallError("SHOAL_ERR_SUPERNODE_PROTOCOL", `${this.url}: the startup trace of ${image.digest} is larger than ${MAX_TRACE_BYTES} bytes`);
     try {
       return parseStartupTrace(JSON.parse(text));
     } catch (err) {
@@ -108,7 +114,7 @@ export class SupernodeClient {
   /** The index region of the lazy layer `layer` (unverified: check it against `indexDigest`). */
   async index(layer: LayerRef, indexDigest: string | undefined, opts: CallOptions = {}): Promise<Uint8Array> {
     const res = await this.#call("GET", indexRoute(layer, indexDigest), opts);
-    return new Uint8Array(await res.arrayBuffer());
+    return this.#bounded(res, MAX_INDEX_ANSWER, "a layer index");
   }
 
   /**
@@ -118,13 +124,13 @@ export class SupernodeClient {
    */
   async seekableIndex(layer: LayerRef, opts: CallOptions = {}): Promise<Uint8Array> {
     const res = await this.#call("GET", seekableIndexRoute(layer), opts);
-    return new Uint8Array(await res.arrayBuffer());
+    return this.#bounded(res, MAX_INDEX_ANSWER, "a seekable index");
   }
 
   /** Bytes `[start, end)` of the window pack of `layer`'s seekable index (unverified: each window is checked against the index). */
   async seekableWindows(layer: LayerRef, start: number, end: number, opts: CallOptions = {}): Promise<Uint8Array> {
     const res = await this.#call("GET", seekableWindowsRoute(layer), opts, undefined, { range: `bytes=${start}-${end - 1}` });
-    const bytes = new Uint8Array(await res.arrayBuffer());
+    const bytes = await this.#bounded(res, end - start, "a window pack range");
     if (bytes.length !== end - start) throw new SupernodeCallError("SHOAL_ERR_SUPERNODE_PROTOCOL", `${this.url}: ${bytes.length} bytes of the window pack for a ${end - start}-byte range`);
     return bytes;
   }
@@ -198,10 +204,18 @@ export class SupernodeClient {
   async #json(method: string, path: string, opts: CallOptions, body?: unknown): Promise<unknown> {
     const res = await this.#call(method, path, opts, body);
     try {
-      return await res.json();
+      return JSON.parse((await this.#bounded(res, MAX_JSON_ANSWER, "an answer")).toString());
     } catch (err) {
+      if (err instanceof SupernodeCallError) throw err;
       throw new SupernodeCallError("SHOAL_ERR_SUPERNODE_PROTOCOL", `${this.url}: ${method} ${path.split("?")[0]}: answer is not JSON`, { cause: err });
     }
+  }
+
+  /** All of `res`'s body, refused past `max` bytes while it streams (the rest is never read). */
+  async #bounded(res: Response, max: number, what: string): Promise<Buffer> {
+    const { bytes, cut } = await readResponseUpTo(res, max);
+    if (cut) throw new SupernodeCallError("SHOAL_ERR_SUPERNODE_PROTOCOL", `${this.url}: ${what} larger than ${max} bytes`);
+    return bytes;
   }
 
   /** One request; a 2xx answer, else the error it stands for. A caller's abort rejects with the signal's reason. */
@@ -219,7 +233,7 @@ export class SupernodeClient {
       throw new SupernodeCallError("SHOAL_ERR_SUPERNODE_UNAVAILABLE", `supernode ${this.url} unreachable: ${(err as Error).message}`, { cause: err });
     }
     if (res.ok) return res;
-    const text = (await res.text().catch(() => "")).slice(0, 1000);
+    const text = (await readResponseUpTo(res, 1000).catch(() => ({ bytes: Buffer.alloc(0) }))).bytes.toString("utf8");
     let remoteCode: ErrorCode | undefined;
     let detail = text.slice(0, 300);
     try {

@@ -145,7 +145,10 @@ export async function createAgent(config: AgentConfig, logger: Logger, component
     const mounter = fuseMounter(config, logger, components.keeperCommand, fail);
     life.defer("FUSE mounter", () => mounter.close());
     // layers without xattrs on a connection of their own, which the kernel stops asking for xattrs
-    const fs = new LayerConnections({ logger, mounter }, { mountpoint: layersDir, plainMountpoint: join(root, "layers-plain"), readAheadKb: Math.max(4, Math.round(config.readAhead / 1024)) });
+    // block mode: erofs reads ahead within each file itself; the streams' own read-ahead would run into the
+    // next files (fetching their chunks, and spoiling the startup trace), so it is one page
+    const readAheadKb = config.layerMode === "block" ? 4 : Math.max(4, Math.round(config.readAhead / 1024));
+    const fs = new LayerConnections({ logger, mounter }, { mountpoint: layersDir, plainMountpoint: join(root, "layers-plain"), readAheadKb });
     await fs.mount();
     // Kept across a stop only where it can outlive this process, only once started, only while in use.
     const keep = () => config.fuseKeeper && started && fs.layerCount > 0;

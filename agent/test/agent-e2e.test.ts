@@ -450,6 +450,26 @@ describe("shoal agent: laziness, prefetch, restarts, faults", () => {
     }
   });
 
+  it("a registry that accepts and never answers: shoal mount and shoal ls end with one clear line, not a hang", async () => {
+    const agent = await startAgent(join(work, "root-frozen-cli"), ["--plain-http", "--prefetch", "off", "--fetch-timeout", "3s"]);
+    const dir = join(work, "mnt-frozen-cli");
+    await mkdir(dir, { recursive: true });
+    registry.freeze();
+    try {
+      // undici waits 300 s for headers by default: each of these would still be waiting when the test times out
+      const mounted = await runShoal(["mount", "--root", agent.root, `${registry.host}/never:answered`, dir]);
+      expect(mounted.code).toBe(1);
+      expect(mounted.stderr.toString().trim().split("\n")).toHaveLength(1);
+      expect(mounted.stderr.toString()).toMatch(/SHOAL_ERR_(REGISTRY_UNAVAILABLE|TIMEOUT)/);
+      const listed = await runShoal(["ls", "--plain-http", `${registry.host}/never:answered`, "/"]);
+      expect(listed.code).toBe(1);
+      expect(listed.stderr.toString()).toMatch(/SHOAL_ERR_(REGISTRY_UNAVAILABLE|TIMEOUT)/);
+    } finally {
+      registry.thaw();
+      await agent.stop();
+    }
+  }, 180_000);
+
   it("survives SIGKILL during prefetch: mounts come back, no chunk is fetched twice, the tree is intact", async () => {
     const img = largeImage({ totalBytes: 24 << 20, seed: 9 });
     const big = await prepare("kill", img.layers, 256 * 1024);

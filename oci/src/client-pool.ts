@@ -26,6 +26,8 @@ export interface RegistryClientPoolInit {
   plainHttp?: boolean;
   /** Retry budget of one origin request, ms. */
   maxRetryTimeMs?: number;
+  /** Longest wait for a response's headers or its next body piece, ms (`RegistryClientInit.responseTimeoutMs`). */
+  responseTimeoutMs?: number;
   /** When set, only these registries may be contacted (`SHOAL_ERR_REGISTRY_NOT_ALLOWED` otherwise). */
   allowedRegistries?: readonly string[];
 }
@@ -66,6 +68,7 @@ export class RegistryClientPool implements RegistryClients {
         plainHttp: this.#init.plainHttp === true,
         userAgent: this.#init.userAgent ?? "shoal/0.1",
         ...(this.#init.maxRetryTimeMs !== undefined ? { maxRetryTimeMs: this.#init.maxRetryTimeMs } : {}),
+        ...(this.#init.responseTimeoutMs !== undefined ? { responseTimeoutMs: this.#init.responseTimeoutMs } : {}),
       },
     );
     this.#clients.set(key, c);

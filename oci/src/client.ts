@@ -27,6 +27,8 @@ export interface RegistryClientComponents {
 
 /** Settings of a `RegistryClient`; defaults from `constants.ts`. */
 export interface RegistryClientInit {
+  /** Longest wait for response headers, or between two pieces of a body, ms; a registry that accepts and never answers fails after it. Default 20 s. */
+  responseTimeoutMs?: number;
   /** Registry as named in references: `docker.io` (default), `127.0.0.1:5000`. */
   registry?: string;
   /** Speak http:// instead of https:// (local registries). Default false. */
@@ -75,7 +77,8 @@ export class RegistryClient {
     this.baseUrl = `${init.plainHttp ? "http" : "https"}://${registryApiHost(this.registry)}`;
     const origin = new URL(this.baseUrl).origin;
     const logger = (components.logger ?? noopLogger).child({ component: "registry-client", registry: this.registry });
-    if (!components.dispatcher) this.#ownedDispatcher = new Agent();
+    const responseTimeout = init.responseTimeoutMs ?? C.DEFAULT_RESPONSE_TIMEOUT_MS;
+    if (!components.dispatcher) this.#ownedDispatcher = new Agent({ headersTimeout: responseTimeout, bodyTimeout: responseTimeout });
     const dispatcher = components.dispatcher ?? this.#ownedDispatcher!;
     const retry: RetryOptions = {
       maxAttempts: init.maxAttempts ?? C.DEFAULT_MAX_ATTEMPTS,

@@ -11,6 +11,8 @@ export const DEFAULT_MAX_ATTEMPTS = 5;
 
 /** Total time budget for one request's retries, in milliseconds. */
 export const DEFAULT_MAX_RETRY_TIME_MS = 30_000;
+/** Longest wait for a registry's response headers, or between two pieces of its body, ms (undici's own is 300 s). */
+export const DEFAULT_RESPONSE_TIMEOUT_MS = 20_000;
 
 /** First backoff delay in milliseconds; doubles each attempt (with jitter). */
 export const DEFAULT_RETRY_BASE_DELAY_MS = 200;

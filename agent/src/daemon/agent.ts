@@ -118,7 +118,7 @@ export async function createAgent(config: AgentConfig, logger: Logger, component
     const metrics = new AgentMetrics();
     const store = await ChunkStore.open({ db: level, logger }, { root: join(root, "store"), capacityBytes: config.cacheSize });
     life.defer("chunk store", () => store.close());
-    const clients = new RegistryClientPool({ logger }, { userAgent: "shoal-agent/0.1", plainHttp: config.plainHttp, maxRetryTimeMs: Math.max(1000, Math.floor(config.fetchTimeout * 0.75)) });
+    const clients = new RegistryClientPool({ logger }, { userAgent: "shoal-agent/0.1", plainHttp: config.plainHttp, maxRetryTimeMs: Math.max(1000, Math.floor(config.fetchTimeout * 0.75)), responseTimeoutMs: config.fetchTimeout });
     life.defer("registry clients", () => clients.close());
 
     const supernodes = config.supernodes.length > 0 ? new SupernodeSet({ urls: config.supernodes }) : undefined;

@@ -7,3 +7,4 @@ export { parseBytes, parseDuration, humanBytes } from "./units.ts";
 export { LruMap } from "./lru-map.ts";
 export { DemandActivity, yieldTo } from "./demand.ts";
 export { RangeSplitter } from "./range-splitter.ts";
+export { S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK } from "./file-mode.ts";

@@ -5,6 +5,7 @@
  * chunk-based regular files whose one chunk index points into an extra
  * device (the layer's tar stream). Little-endian throughout.
  */
+import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK } from "@shoal/base";
 
 export const EROFS_MAGIC = 0xe0f5e1e2;
 /** The superblock's offset in the image. */
@@ -48,14 +49,6 @@ export const FT_FIFO = 5;
 export const FT_SOCK = 6;
 export const FT_SYMLINK = 7;
 
-export const S_IFMT = 0o170000;
-export const S_IFSOCK = 0o140000;
-export const S_IFLNK = 0o120000;
-export const S_IFREG = 0o100000;
-export const S_IFBLK = 0o060000;
-export const S_IFDIR = 0o040000;
-export const S_IFCHR = 0o020000;
-export const S_IFIFO = 0o010000;
 
 /** xattr name prefixes erofs stores as an index (short prefixes only; no long-prefix table). */
 export const XATTR_PREFIXES: ReadonlyArray<{ prefix: string; index: number; whole?: boolean }> = [

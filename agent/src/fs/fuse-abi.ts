@@ -61,13 +61,7 @@ export const Errno = {
 } as const;
 
 /** File type bits of st_mode. */
-export const S_IFMT = 0o170000;
-export const S_IFREG = 0o100000;
-export const S_IFDIR = 0o040000;
-export const S_IFLNK = 0o120000;
-export const S_IFCHR = 0o020000;
-export const S_IFBLK = 0o060000;
-export const S_IFIFO = 0o010000;
+export { S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG } from "@shoal/base";
 
 /** Size of fuse_in_header / fuse_out_header. */
 export const IN_HEADER_SIZE = 40;

@@ -58,7 +58,7 @@ beforeAll(async () => {
   mirrorPort = await freePort();
   metricsPort = await freePort();
   agent = await startAgent(join(work, "agent"), [
-    "--plain-http", "--supernode", `http://127.0.0.1:${snPort}`, "--mirror-listen", `127.0.0.1:${mirrorPort}`, "--metrics-listen", `127.0.0.1:${metricsPort}`,
+    "--plain-http", "--supernode", `http://127.0.0.1:${snPort}`, "--mirror-listen", `127.0.0.1:${mirrorPort}`, "--metrics-listen", `127.0.0.1:${metricsPort}`, "--mirror-registries", "*",
   ]);
   cleanups.push(() => agent.stop());
   containerd = await startContainerd(join(work, "containerd"));
@@ -110,7 +110,7 @@ describe("the registry mirror", () => {
       const ports = [await freePort(), await freePort()];
       for (const [i, port] of ports.entries()) {
         hosts.push(await startAgent(join(work, `swarm-host-${i}`), [
-          "--plain-http", "--supernode", `http://127.0.0.1:${snPort}`, "--swarm-key", keyFile, "--p2p-listen", "/ip4/127.0.0.1/tcp/0", "--mirror-listen", `127.0.0.1:${port}`,
+          "--plain-http", "--supernode", `http://127.0.0.1:${snPort}`, "--swarm-key", keyFile, "--p2p-listen", "/ip4/127.0.0.1/tcp/0", "--mirror-listen", `127.0.0.1:${port}`, "--mirror-registries", registry.host,
         ]));
       }
       const { callAgent } = await import("@shoal/agent/client");
@@ -159,7 +159,7 @@ describe("the registry mirror", () => {
       const sealed = await sealForTest("announce", { peerId: rogue.peerId, addrs: rogue.addrs, layers: manifest.layers.map((l) => l.digest) }, signer, key.psk);
       expect((await fetch(`http://127.0.0.1:${snPort}/v1/announce`, { method: "POST", body: JSON.stringify(sealed) })).status).toBe(200);
       victim = await startAgent(join(work, "victim-peer"), [
-        "--plain-http", "--supernode", `http://127.0.0.1:${snPort}`, "--swarm-key", keyFile, "--p2p-listen", "/ip4/127.0.0.1/tcp/0", "--mirror-listen", `127.0.0.1:${port}`,
+        "--plain-http", "--supernode", `http://127.0.0.1:${snPort}`, "--swarm-key", keyFile, "--p2p-listen", "/ip4/127.0.0.1/tcp/0", "--mirror-listen", `127.0.0.1:${port}`, "--mirror-registries", registry.host,
       ]);
       const copied = await skopeoThroughMirror("app:lazy", join(work, "skopeo-victim-peer"), port);
       expect(copied.layers.map((l) => l.digest)).toEqual(manifest.layers.map((l) => l.digest)); // skopeo checked every digest
@@ -232,6 +232,31 @@ describe("the registry mirror", () => {
     }
   });
 
+  it("reaches only the registries of --mirror-registries (403 before any connection), and says so loudly when bound beyond loopback", async () => {
+    // a host that counts the connections it gets
+    let connections = 0;
+    const other: Server = createServer((_req, res) => void res.writeHead(200).end());
+    other.on("connection", () => connections++);
+    await new Promise<void>((r) => other.listen(0, "127.0.0.1", r));
+    const otherHost = `127.0.0.1:${(other.address() as { port: number }).port}`;
+    const port = await freePort();
+    const wide = await startAgent(join(work, "agent-wide"), ["--plain-http", "--mirror-listen", `0.0.0.0:${port}`, "--mirror-registries", registry.host]);
+    try {
+      expect(wide.logs()).toMatch(/LISTENS BEYOND LOOPBACK/);
+      const refused = await fetch(`http://127.0.0.1:${port}/v2/app/manifests/v1?ns=${otherHost}`);
+      expect(refused.status).toBe(403);
+      expect(((await refused.json()) as { errors: Array<{ code: string }> }).errors[0]!.code).toBe("DENIED");
+      const pathForm = await fetch(`http://127.0.0.1:${port}/v2/${otherHost.replace(":", "__")}/app/blobs/sha256:${"a".repeat(64)}`);
+      expect(pathForm.status).toBe(403);
+      expect(connections).toBe(0);
+      // the listed registry is served
+      expect((await fetch(`http://127.0.0.1:${port}/v2/app/manifests/v1?ns=${registry.host}`, { headers: { accept: OCI_MANIFEST } })).status).toBe(200);
+    } finally {
+      await wide.stop();
+      await new Promise((r) => other.close(r));
+    }
+  });
+
   it("serves containerd (ctr image pull --hosts-dir, ?ns=), and ctr run works from what it pulled", async () => {
     const hostsDir = join(work, "certs.d");
     // the mirror's address from the running agent, as a user would
@@ -278,7 +303,7 @@ describe("the registry mirror", () => {
     const roguePort = await freePort();
     await new Promise<void>((r) => rogue.listen(roguePort, "127.0.0.1", r));
     const port = await freePort();
-    const victim = await startAgent(join(work, "victim"), ["--plain-http", "--supernode", `http://127.0.0.1:${roguePort}`, "--mirror-listen", `127.0.0.1:${port}`, "--origin-fallback", "true"]);
+    const victim = await startAgent(join(work, "victim"), ["--plain-http", "--supernode", `http://127.0.0.1:${roguePort}`, "--mirror-listen", `127.0.0.1:${port}`, "--mirror-registries", registry.host, "--origin-fallback", "true"]);
     try {
       const url = `http://127.0.0.1:${port}/v2/${registry.host}/app/blobs/${layer.digest}`;
       const first = await fetch(url);
@@ -333,7 +358,7 @@ describe("the registry mirror in front of a registry with htpasswd auth", () => 
     privMirror = `http://127.0.0.1:${port}`;
     privMetrics = await freePort();
     privAgent = await startAgent(join(work, "agent-private"), [
-      "--plain-http", "--supernode", `http://127.0.0.1:${snPort}`, "--mirror-listen", `127.0.0.1:${port}`, "--metrics-listen", `127.0.0.1:${privMetrics}`,
+      "--plain-http", "--supernode", `http://127.0.0.1:${snPort}`, "--mirror-listen", `127.0.0.1:${port}`, "--mirror-registries", priv.host, "--metrics-listen", `127.0.0.1:${privMetrics}`,
     ]);
     hostsDir = join(work, "certs.d-private");
     await runShoalOk(["mirror-config", "containerd", "--root", privAgent.root, "--registry", priv.host, "--plain-http", "--config", hostsDir, "--write"]);

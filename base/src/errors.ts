@@ -85,7 +85,7 @@ export const ERROR_CODES = {
   // access
   SHOAL_ERR_REGISTRY_UNAUTHORIZED: { kind: "unauthorized", summary: "the registry refused the credentials, or there were none (401)" },
   SHOAL_ERR_REGISTRY_DENIED: { kind: "denied", summary: "the registry denied an authenticated caller (403)" },
-  SHOAL_ERR_REGISTRY_NOT_ALLOWED: { kind: "denied", summary: "the registry is not on the supernode's allow list" },
+  SHOAL_ERR_REGISTRY_NOT_ALLOWED: { kind: "denied", summary: "the registry is not on the allow list of the supernode (--registries) or the mirror (--mirror-registries)" },
   SHOAL_ERR_NOT_SWARM_MEMBER: { kind: "denied", summary: "a tracker announce or report is not signed by the peer it names, lacks the swarm key's membership proof, or is stale" },
   SHOAL_ERR_PAGE_TOKEN: { kind: "unauthorized", summary: "a request for the agent's status page data lacks the agent's page token (ROOT/web.token), or carries another" },
   SHOAL_ERR_MOUNTPOINT_REFUSED: { kind: "denied", summary: "a mountpoint is a system directory, the agent's root, or inside or above a shoal mount" },

@@ -1,3 +1,4 @@
+import { PUBLIC_REGISTRIES } from "@shoal/oci";
 import { parseBytes, parseDuration } from "@shoal/base";
 import { parseBool, parseList, parseListen, parsePositiveInt, parseString, type Setting, type SettingsOf } from "@shoal/service/settings";
 
@@ -14,7 +15,7 @@ import { parseBool, parseList, parseListen, parsePositiveInt, parseString, type 
  * (`--registries`); `*` allows any host, which also lets anyone who reaches
  * the supernode make it connect anywhere.
  */
-export const DEFAULT_REGISTRIES = ["docker.io", "registry-1.docker.io", "ghcr.io", "quay.io", "registry.k8s.io", "gcr.io", "mcr.microsoft.com", "public.ecr.aws"];
+export const DEFAULT_REGISTRIES: string[] = [...PUBLIC_REGISTRIES];
 
 export const SUPERNODE_SETTINGS = {
   root: { flag: "root", env: "SHOAL_SUPERNODE_ROOT", arg: "DIR", help: "state directory (chunk cache, indexes)", default: "/var/lib/shoal-supernode", parse: parseString },

@@ -46,3 +46,6 @@ export const DOCKER_HUB_API_HOST = "registry-1.docker.io";
 
 /** `User-Agent` sent with every request. */
 export const USER_AGENT = "shoal/0.1";
+
+/** The public registries: the default allow-list of what a supernode or an agent's mirror may reach. */
+export const PUBLIC_REGISTRIES: readonly string[] = ["docker.io", "registry-1.docker.io", "ghcr.io", "quay.io", "registry.k8s.io", "gcr.io", "mcr.microsoft.com", "public.ecr.aws"];

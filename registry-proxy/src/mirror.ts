@@ -63,6 +63,8 @@ export interface MirrorComponents {
 export interface MirrorInit extends OriginInit {
   /** Registry of requests that name none (Docker's and Pouch's `registry-mirrors`). */
   defaultRegistry: string;
+  /** Registries the mirror may reach (host[:port]); another gets 403 before any connection. Absent or with `*`: every host. */
+  registries?: readonly string[];
 }
 
 /** How long what the origin allowed a caller is trusted while the origin is down, ms. */
@@ -127,6 +129,10 @@ export class RegistryMirror {
     const [rawPath, rawQuery] = splitUrl(req.url ?? "/");
     const r = parseMirrorRequest(rawPath, new URLSearchParams(rawQuery), this.#init.defaultRegistry);
     setKind(r.kind);
+    const allowed = this.#init.registries;
+    if (r.registry !== undefined && allowed && !allowed.includes("*") && !allowed.includes(r.registry)) {
+      throw new ShoalError("SHOAL_ERR_REGISTRY_NOT_ALLOWED", `registry ${r.registry} is not on this mirror's allow list (--mirror-registries)`);
+    }
     const passed: PassedHeaders = {
       ...(req.headers.authorization ? { authorization: req.headers.authorization } : {}),
       ...(req.headers.accept ? { accept: req.headers.accept } : {}),

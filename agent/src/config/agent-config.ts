@@ -1,4 +1,5 @@
 import { InvalidArgumentError, parseBytes, parseDuration } from "@shoal/base";
+import { PUBLIC_REGISTRIES } from "@shoal/oci";
 import { parseBool, parseList, parseListen, parsePositiveInt, parseString, type Setting, type SettingsOf } from "@shoal/service/settings";
 
 
@@ -33,6 +34,7 @@ export const AGENT_SETTINGS = {
   uploadRate: { flag: "upload-rate", env: "SHOAL_UPLOAD_RATE", arg: "BYTES_PER_S", help: "cap on chunk bytes served to peers per second", default: 64 * 1024 * 1024, parse: parseBytes },
   maxUploads: { flag: "max-uploads", env: "SHOAL_MAX_UPLOADS", arg: "N", help: "chunks served to peers at once (more are answered busy)", default: 8, parse: parsePositiveInt },
   mirrorListen: { flag: "mirror-listen", env: "SHOAL_MIRROR_LISTEN", arg: "HOST:PORT", help: "serve a registry mirror for engines that pull whole images (e.g. 127.0.0.1:7075); off when unset", default: undefined as { host: string; port: number } | undefined, parse: parseListen },
+  mirrorRegistries: { flag: "mirror-registries", env: "SHOAL_MIRROR_REGISTRIES", arg: "HOST,HOST,...", help: "registries (host[:port]) the registry mirror may reach; a request naming another (ns=, path) gets 403 before a connection is made; * allows every host; default: the public registries", default: [...PUBLIC_REGISTRIES] as string[], parse: parseList },
   mirrorDefaultRegistry: { flag: "mirror-default-registry", env: "SHOAL_MIRROR_DEFAULT_REGISTRY", arg: "HOST", help: "registry of mirror requests that name none (Docker's and PouchContainer's registry-mirrors)", default: "docker.io", parse: parseString },
   snapshotterListen: { flag: "snapshotter-listen", env: "SHOAL_SNAPSHOTTER_LISTEN", arg: "SOCKET|off", help: "unix socket of the containerd snapshotter (proxy plugin; default ROOT/snapshotter.sock)", default: "", parse: parseString },
   fuseKeeper: { flag: "fuse-keeper", env: "SHOAL_FUSE_KEEPER", arg: "on|off", help: "keep FUSE connections in a separate process (shoal fuse-keeper) so that mounts and containers survive agent restarts; off: in the agent, they end with it", default: true, parse: parseBool },

@@ -216,10 +216,13 @@ export async function createAgent(config: AgentConfig, logger: Logger, component
     let mirrorUrl: string | undefined;
     if (config.mirrorListen) {
       const mirror = new RegistryMirror({ logger, ...(supernodes ? { supernodes } : {}), credentials: hostCredentials, local: mirrorBlobs!, observer: metrics }, {
-        plainHttp: config.plainHttp, userAgent: "shoal-agent/0.1", defaultRegistry: config.mirrorDefaultRegistry,
+        plainHttp: config.plainHttp, userAgent: "shoal-agent/0.1", defaultRegistry: config.mirrorDefaultRegistry, registries: config.mirrorRegistries,
       });
       const server = createServer(mirror.handler());
       mirrorUrl = baseUrl(await listenTcp(server, config.mirrorListen));
+      if (!isLoopback(config.mirrorListen.host)) {
+        logger.warn({ listen: mirrorUrl, registries: config.mirrorRegistries }, `THE REGISTRY MIRROR LISTENS BEYOND LOOPBACK (${mirrorUrl}): anyone who reaches it can make this agent fetch from ${config.mirrorRegistries.includes("*") ? "ANY host" : `the registries of --mirror-registries (${config.mirrorRegistries.join(", ")})`}; bind it to 127.0.0.1 unless engines on other hosts use it`);
+      }
       life.defer("registry mirror", () => closeServer(server));
     }
 
@@ -326,4 +329,9 @@ function recentlyUploading(peer: SwarmPeer): () => boolean {
     }
     return s.uploadsActive > 0 || Date.now() - lastChange < SHARING_QUIET_MS;
   };
+}
+
+/** Whether `host` (a listen address) is this host's loopback only. */
+function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "::1" || host === "[::1]" || /^127\./.test(host);
 }

@@ -115,6 +115,7 @@ try {
   lan = await createNetnsLan([{ rateMbit: registryMbit }, { rateMbit: hostMbit }, ...Array.from({ length: maxN }, () => ({ rateMbit: hostMbit }))]);
   const [regNs, snNs, ...hostNs] = lan.members;
   reg = await startNetnsRegistry(regNs!);
+  const regHost = reg.host;
   const repo = "bench/realistic";
   await pushLayout(image.layoutDir, image.tag, `${reg.host}/${repo}:v1`);
   if (converted) await cliOk(["convert", "--plain-http", `${reg.host}/${repo}:v1`, `${reg.host}/${repo}:v1-lazy`]);
@@ -144,7 +145,7 @@ try {
       ], { logFile: join(dir, "supernode.log"), ready: { tcp: { host: snNs!.nsAddr, port: SUPERNODE_PORT } }, timeoutMs: 60_000, spawn: (c, a, o) => snNs!.spawnNetOnly(c, a, o) }));
       procs.push(...await Promise.all(hosts.map((h, i) => daemon([
         "agent", "--root", join(dir, `agent-${i}`), "--plain-http", "--supernode", snUrl, "--swarm-key", keyFile, "--p2p-listen", `/ip4/${h.nsAddr}/tcp/0`,
-        "--mirror-listen", `${h.nsAddr}:${MIRROR_PORT}`, "--prefetch", "off", "--log-level", "warn",
+        "--mirror-listen", `${h.nsAddr}:${MIRROR_PORT}`, "--mirror-registries", regHost, "--prefetch", "off", "--log-level", "warn",
       ], { logFile: join(dir, `agent-${i}.log`), ready: { socket: join(dir, `agent-${i}`, "agent.sock") }, timeoutMs: 120_000, spawn: (c, a, o) => h.spawnNetOnly(c, a, o) }))));
       await Promise.all(hosts.map((h, i) => cliOk([
         "mirror-config", "containerd", "--mirror", `http://${h.nsAddr}:${MIRROR_PORT}`, "--registry", reg!.host, "--plain-http", "--config", join(dir, `certs-${i}`), "--write",

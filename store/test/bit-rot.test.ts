@@ -1,17 +1,9 @@
 import { readFile, writeFile } from "node:fs/promises";
-import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { chunkPaths } from "../src/index.ts";
-import { countingMetrics, makeChunk, openStore, removeDir, tempDir, type TestChunk } from "./helpers.ts";
+import { countingMetrics, makeChunk, openStore, suiteDir, type TestChunk } from "./helpers.ts";
 
-let dir: string;
-beforeAll(async () => {
-  dir = await tempDir();
-});
-afterAll(async () => {
-  await removeDir(dir);
-});
-
+const suite = suiteDir();
 const hexOf = (c: TestChunk): string => c.digest.slice("sha256:".length);
 
 /** Flip two bytes of `file` in place: same length, other bytes. */
@@ -24,8 +16,7 @@ async function rot(file: string): Promise<void> {
 
 describe("ChunkStore after a restart, with files rotted on disk (same length)", () => {
   it("never hands out a rotted byte: the chunk is dropped, counted, and reads as absent", async () => {
-    const root = path.join(dir, "root");
-    const dbPath = path.join(dir, "db");
+    const { root, dbPath } = suite.paths();
     const [rawRot, zRot, sound] = [makeChunk(1, 40_000), makeChunk(2, 40_000), makeChunk(3, 40_000)] as TestChunk[];
     let s = await openStore(dbPath, { root });
     for (const c of [rawRot!, zRot!, sound!]) await s.store.put(c.digest, c.compressed, c.raw);

@@ -46,8 +46,8 @@ export interface BlockLayersInit {
 /** Bytes copied at a time into a local stream. */
 const COPY_BYTES = 4 << 20;
 
-/** The erofs image of one layer's tree and the stream files it reads from (device 1: its own). */
-export function layerImage(id: string, tree: LayerTree, streams: StreamedLayers): { bytes: Buffer; devices: string[]; layers: string[] } | { refused: string } {
+/** The erofs image of one layer's tree and the layers whose streams it reads, in device order (device 1: its own). */
+export function layerImage(id: string, tree: LayerTree, streams: StreamedLayers): { bytes: Buffer; layers: string[] } | { refused: string } {
   const devices = [id];
   for (const node of filesOf(tree.root)) {
     if (!node.data || node.size === 0 || node.data === tree.stream.data) continue;
@@ -61,7 +61,7 @@ export function layerImage(id: string, tree: LayerTree, streams: StreamedLayers)
     devices: sizes,
     deviceOf: (n) => devices.indexOf((n as FsNode).data === tree.stream.data ? id : (n as FsNode).layer) + 1,
   });
-  return { bytes: image.bytes, devices: devices.map((d) => streams.streamPath(d)), layers: devices };
+  return { bytes: image.bytes, layers: devices };
 }
 
 /** Every file node reachable from `root` (a layer's own and those shared from layers below). */
@@ -96,8 +96,6 @@ export class BlockLayers implements LayerDirectories {
   private readonly queued = new Set<string>();
   private nextImage = 0;
   private imageDirReady: Promise<string> | undefined;
-  /** Whether this agent mounted the images' ramfs (unmounted with the last layer at a stop). */
-  private ownRamfs = false;
   /** Set once the kernel refused erofs file-backed mounts: every layer is served per file from then on. */
   private unsupported: ShoalError | undefined;
 
@@ -123,9 +121,10 @@ export class BlockLayers implements LayerDirectories {
     return this.local.size;
   }
 
-  /** The local stream file of layer `id` (it exists once the layer was wholly local). */
-  localStreamPath(id: string): string {
-    return join(this.init.streamDir, id);
+  /** The local stream file of layer `id`, when it is there whole (`size` bytes, the layer's stream). */
+  private async localStream(id: string, size: number): Promise<string | undefined> {
+    const path = join(this.init.streamDir, id);
+    return (await stat(path).catch(() => undefined))?.size === size ? path : undefined;
   }
 
   whollyLocal(id: string, read: (offset: number, length: number) => Promise<Buffer>): void {
@@ -134,8 +133,8 @@ export class BlockLayers implements LayerDirectories {
     this.queued.add(id);
     const size = tree.stream.size;
     this.copying = this.copying.then(async () => {
-      const path = this.localStreamPath(id);
-      if ((await stat(path).catch(() => undefined))?.size === size) return;
+      if (await this.localStream(id, size)) return;
+      const path = join(this.init.streamDir, id);
       await mkdir(this.init.streamDir, { recursive: true });
       const temp = `${path}.tmp-${process.pid}`;
       const fh = await open(temp, "w");
@@ -158,10 +157,9 @@ export class BlockLayers implements LayerDirectories {
 
   /** The data device of layer `id`: its local stream file when complete, else its FUSE stream. */
   private async device(id: string): Promise<{ path: string; local: boolean }> {
-    const local = this.localStreamPath(id);
     const size = this.inner.tree(id)?.stream.size;
-    if (size !== undefined && (await stat(local).catch(() => undefined))?.size === size) return { path: local, local: true };
-    return { path: this.inner.streamPath(id), local: false };
+    const local = size === undefined ? undefined : await this.localStream(id, size);
+    return local ? { path: local, local: true } : { path: this.inner.streamPath(id), local: false };
   }
 
   has(id: string): boolean {
@@ -274,7 +272,6 @@ export class BlockLayers implements LayerDirectories {
       if ((await findMount(dir))?.fstype === "ramfs") return dir;
       try {
         await this.mounter.mount("shoal-erofs", dir, "ramfs", 0, "mode=700");
-        this.ownRamfs = true;
       } catch (err) {
         this.log.warn({ dir, err: (err as Error).message }, "no ramfs for block mode's images; they are written to disk");
       }

@@ -28,7 +28,7 @@ parentPort.on("message", ({ id, op }) => {
 `;
 
 const ERRNO_NAMES: Record<number, string> = {
-  1: "EPERM", 2: "ENOENT", 5: "EIO", 12: "ENOMEM", 13: "EACCES", 16: "EBUSY", 19: "ENODEV", 20: "ENOTDIR", 22: "EINVAL", 24: "EMFILE", 95: "EOPNOTSUPP", 117: "EUCLEAN",
+  1: "EPERM", 2: "ENOENT", 5: "EIO", 12: "ENOMEM", 13: "EACCES", 15: "ENOTBLK", 16: "EBUSY", 19: "ENODEV", 20: "ENOTDIR", 22: "EINVAL", 24: "EMFILE", 95: "EOPNOTSUPP", 117: "EUCLEAN",
 };
 
 /** A mount(2) or umount2(2) that failed: `errno` is its name ("EINVAL", ...). */

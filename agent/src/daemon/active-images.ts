@@ -277,9 +277,15 @@ export class ActiveImages {
     a.image.slots.forEach((layer, i) => {
       const id = a.ids[i];
       if (!layer || id === undefined || (layer.kind === "seekable" && a.audits.get(layer.digest) !== "passed")) return;
-      if (![...Array(layer.index.chunkCount).keys()].every((c) => this.fetcher.has(layer, c))) return;
+      if (!this.whollyHere(layer)) return;
       this.fs.whollyLocal!(id, (offset, length) => this.fetcher.read(layer, offset, length));
     });
+  }
+
+  /** Whether every chunk of `layer` is local. */
+  private whollyHere(layer: RemoteLayer): boolean {
+    for (let c = 0; c < layer.index.chunkCount; c++) if (!this.fetcher.has(layer, c)) return false;
+    return true;
   }
 
   /** Check each seekable layer of `a` whose spans are all local, once. */
@@ -289,7 +295,7 @@ export class ActiveImages {
     await this.fetcher.drain();
     for (const l of a.image.layers) {
       if (l.kind !== "seekable" || a.audits.has(l.digest)) continue;
-      if (![...Array(l.index.chunkCount).keys()].every((i) => this.fetcher.has(l, i))) continue;
+      if (!this.whollyHere(l)) continue;
       try {
         await this.audit(l);
         a.audits.set(l.digest, "passed");

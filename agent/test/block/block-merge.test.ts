@@ -2,11 +2,11 @@ import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { pino } from "pino";
 import { beforeAll, describe, expect, it } from "vitest";
-import { diffTrees, edgeCaseImage, snapshotTree, umociUnpack, writeImageLayout, type TreeSnapshot } from "@shoal/testkit";
+import { diffTrees, snapshotTree, type TreeSnapshot } from "@shoal/testkit";
 import { BlockLayers } from "../../src/block/block-layers.ts";
 import { KernelMounter } from "../../src/block/kernel-mount.ts";
 import { LayerFilesystem, mountOverlay, readMountInfo } from "../../src/fs/index.ts";
-import { Cleanup, memoryLayer, stack, tempDir } from "../fs/helpers.ts";
+import { Cleanup, edgeLayersBesideUmoci, stack, tempDir } from "../fs/helpers.ts";
 
 const CHUNK = 65536;
 
@@ -32,10 +32,7 @@ async function compareWithUmoci(crossLayerHardlink: boolean): Promise<Compared> 
   let block: BlockLayers | undefined;
   try {
     const work = cleanup.dir(await tempDir("block"));
-    const fixture = edgeCaseImage({ chunkSize: CHUNK, crossLayerHardlink });
-    const layout = await writeImageLayout(join(work, "layout"), fixture.layers, { tag: "v1" });
-    const umoci = await snapshotTree((await umociUnpack(layout.dir, "v1", join(work, "bundle"))).rootfs, { xattrs: true });
-    const layers = await Promise.all(fixture.layers.map((l, i) => memoryLayer(`l${i}-${l.name}`, l.tar, CHUNK)));
+    const { layers, umoci } = await edgeLayersBesideUmoci(work, { crossLayerHardlink, chunkSize: CHUNK });
     const fs = cleanup.fs(new LayerFilesystem({}, { mountpoint: join(work, "layers") }));
     await fs.mount();
     block = new BlockLayers({ inner: fs, mounter, logger: pino({ level: "silent" }) }, { imageDir: join(work, "images"), mountDir: join(work, "erofs"), streamDir: join(work, "streams") });

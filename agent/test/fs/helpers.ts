@@ -7,6 +7,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { convertLayer, LayerReader, OCI_LAYER_TAR, type LayerIndex } from "@shoal/blockindex";
+import { edgeCaseImage, snapshotTree, umociUnpack, writeImageLayout, type TreeSnapshot } from "@shoal/testkit";
 import {
   findMount, lowerResolver, readerLayerData, readMountInfo, unmountPath, type LayerData, type LayerFilesystem, type LayerSnapshot,
 } from "../../src/fs/index.ts";
@@ -32,6 +33,19 @@ export async function memoryLayer(id: string, tar: Uint8Array, chunkSize = 65536
     source: { fetchChunk: async (c) => blob.subarray(c.offset, c.offset + c.length) },
   });
   return { id, index: converted.index, data: readerLayerData(reader), blob, tar };
+}
+
+/**
+ * The edge-case image's layers held in memory (ids `l<i>-<name>`, bottom
+ * first), and umoci's unpack of the same image (xattrs captured): what a
+ * stack of them mounted in `work` is compared with.
+ */
+export async function edgeLayersBesideUmoci(work: string, opts: { crossLayerHardlink: boolean; chunkSize: number }): Promise<{ layers: MemoryLayer[]; umoci: TreeSnapshot }> {
+  const fixture = edgeCaseImage(opts);
+  const layout = await writeImageLayout(join(work, "layout"), fixture.layers, { tag: "v1" });
+  const umoci = await snapshotTree((await umociUnpack(layout.dir, "v1", join(work, "bundle"))).rootfs, { xattrs: true });
+  const layers = await Promise.all(fixture.layers.map((l, i) => memoryLayer(`l${i}-${l.name}`, l.tar, opts.chunkSize)));
+  return { layers, umoci };
 }
 
 /** LayerData over the raw uncompressed tar (no chunks, no inflating). */

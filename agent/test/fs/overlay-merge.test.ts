@@ -2,10 +2,10 @@ import { mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
-  diffTrees, edgeCaseImage, snapshotTree, umociUnpack, writeImageLayout, type TreeSnapshot,
+  diffTrees, edgeCaseImage, snapshotTree, type TreeSnapshot,
 } from "@shoal/testkit";
 import { LayerFilesystem, mountOverlay, type LayerSnapshot } from "../../src/fs/index.ts";
-import { Cleanup, memoryLayer, stack, tempDir } from "./helpers.ts";
+import { Cleanup, edgeLayersBesideUmoci, memoryLayer, stack, tempDir } from "./helpers.ts";
 
 const CHUNK = 65536;
 
@@ -25,10 +25,7 @@ async function compareWithUmoci(crossLayerHardlink: boolean, shareLowerInodes = 
   const cleanup = new Cleanup();
   try {
     const work = cleanup.dir(await tempDir("merge"));
-    const fixture = edgeCaseImage({ chunkSize: CHUNK, crossLayerHardlink });
-    const layout = await writeImageLayout(join(work, "layout"), fixture.layers, { tag: "v1" });
-    const umoci = await snapshotTree((await umociUnpack(layout.dir, "v1", join(work, "bundle"))).rootfs, { xattrs: true });
-    const layers = await Promise.all(fixture.layers.map((l, i) => memoryLayer(`l${i}-${l.name}`, l.tar, CHUNK)));
+    const { layers, umoci } = await edgeLayersBesideUmoci(work, { crossLayerHardlink, chunkSize: CHUNK });
     const fs = cleanup.fs(new LayerFilesystem({}, { mountpoint: join(work, "layers") }));
     for (const s of stack(layers)) fs.addLayer(shareLowerInodes ? s : withoutLayerIds(s));
     await fs.mount();

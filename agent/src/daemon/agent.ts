@@ -23,7 +23,7 @@ import type { Logger } from "pino";
 import type { AgentConfig } from "../config/agent-config.ts";
 import { BlockLayers } from "../block/block-layers.ts";
 import { KernelMounter } from "../block/kernel-mount.ts";
-import { dirsInUse, InProcessMounter, LayerConnections, type FuseMounter } from "../fs/index.ts";
+import { answeredRequests, dirsInUse, InProcessMounter, LayerConnections, type FuseMounter } from "../fs/index.ts";
 import { KeeperMounter } from "../keeper/keeper-mounter.ts";
 import { serveApi } from "./api.ts";
 import { ActiveImages } from "./active-images.ts";
@@ -70,7 +70,7 @@ export interface AgentStatus {
     block: number;
     /** Of those, layers read from local stream files only: no FUSE request at all. */
     local: number;
-    /** FUSE requests answered: every one in per-file mode; in block mode the streams' reads (and lookups of them). */
+    /** FUSE requests answered (the kernel's forget notices are not counted): every one in per-file mode; in block mode the streams' reads (and lookups of them). */
     requests: number;
     reads: number;
   };
@@ -232,7 +232,7 @@ export async function createAgent(config: AgentConfig, logger: Logger, component
       const f = fetcher.stats();
       return {
         root, mounts: s.mounts, images: s.images, sources: f.sources, hedges: f.hedges, store: store.stats(),
-        layers: { mode: config.layerMode, block: block?.blockLayerCount ?? 0, local: block?.localLayerCount ?? 0, requests: Object.values(fs.counters.ops).reduce((a, b) => a + b, 0), reads: fs.counters.ops.read ?? 0 },
+        layers: { mode: config.layerMode, block: block?.blockLayerCount ?? 0, local: block?.localLayerCount ?? 0, requests: answeredRequests(fs.counters), reads: fs.counters.ops.read ?? 0 },
         ...(mirrorUrl ? { mirror: mirrorUrl } : {}),
         ...(pageUrl ? { page: pageUrl } : {}),
         ...(peer ? { p2p: { peerId: peer.peerId, addrs: peer.addrs, connected: peer.connectedPeers(), ...peer.stats(), dropped: peers?.droppedPeers() ?? [], peers: peer.peerTraffic() } } : {}),

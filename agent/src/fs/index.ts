@@ -1,6 +1,6 @@
 // Public surface of the layer filesystem: layers served over FUSE as
 // overlayfs lower directories, and the overlay/mount helpers around it.
-export { LayerFilesystem, LayerHasXattrsError, type FsCounters, type LayerFilesystemInit } from "./layer-fs.ts";
+export { answeredRequests, LayerFilesystem, LayerHasXattrsError, type FsCounters, type LayerFilesystemInit } from "./layer-fs.ts";
 export { LayerConnections, type LayerConnectionsInit, type LayerDirectories } from "./layer-connections.ts";
 export { lowerResolver, readerLayerData, type LayerData, type LayerSnapshot, type LowerFile } from "./layer-data.ts";
 export { OPAQUE_XATTR, type FsNode, type LayerTree } from "./layer-tree.ts";

@@ -34,6 +34,14 @@ export interface FsCounters {
   bytesRead: number;
 }
 
+/** Opcodes the kernel sends as notices, with no answer: dropped dentries reach the agent as these whenever memory is reclaimed. */
+const NOTICE_OPS = new Set(["forget", "batch_forget"]);
+
+/** The requests the agent answered: every one counted in `c.ops` except the kernel's forget notices. */
+export function answeredRequests(c: FsCounters): number {
+  return Object.entries(c.ops).reduce((sum, [op, n]) => (NOTICE_OPS.has(op) ? sum : sum + n), 0);
+}
+
 /** Settings of a {@link LayerFilesystem}. */
 export interface LayerFilesystemInit {
   /** Where the session is mounted; layer `id` appears at `mountpoint/id`. */

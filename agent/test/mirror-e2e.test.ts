@@ -7,7 +7,7 @@ import { createServer, type Server } from "node:http";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   busyboxImage, freePort, pushLayout, run, runShoalOk, startAgent, startContainerd, startRegistry, startSupernode, unmountAllUnder, writeImageLayout,
@@ -31,10 +31,15 @@ async function manifestOf(ref: string): Promise<{ digest: string; manifest: Mani
   return { digest: res.headers.get("docker-content-digest")!, manifest: (await res.json()) as Manifest };
 }
 
-async function metric(name: string, labels: string): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+async function metric(name: string, labels: string, port = metricsPort): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
   const line = text.split("\n").find((l) => l.startsWith(`${name}{${labels}}`));
   return line ? Number(line.split(" ").pop()) : 0;
+}
+
+/** The sha256 digest of a response's whole body. */
+async function blobDigest(res: Response): Promise<string> {
+  return `sha256:${createHash("sha256").update(Buffer.from(await res.arrayBuffer())).digest("hex")}`;
 }
 
 /** skopeo copy through the mirror as podman would use it: a registries.conf mirror with the registry as a path prefix. */
@@ -353,16 +358,23 @@ describe("the registry mirror in front of a registry with htpasswd auth", () => 
     const layout = await writeImageLayout(join(work, "layout-private"), busyboxImage({ dataBytes: 2 << 20, marker: "private" }), { tag: "v1" });
     await run("skopeo", ["copy", "--quiet", "--preserve-digests", "--dest-tls-verify=false", "--dest-creds", `${user}:${password}`, `oci:${layout.dir}:v1`, `docker://${priv.host}/team/app:v1`]);
     const snPort = await freePort();
-    privSupernode = await startSupernode(join(work, "supernode-private"), snPort, ["--registries", priv.host, "--log-level", "warn"]);
+    // the registry's yes is trusted 1 s, so that a frozen registry meets checks that must ask it again
+    privSupernode = await startSupernode(join(work, "supernode-private"), snPort, ["--registries", priv.host, "--access-ttl", "1s", "--log-level", "warn"]);
     const port = await freePort();
     privMirror = `http://127.0.0.1:${port}`;
     privMetrics = await freePort();
     privAgent = await startAgent(join(work, "agent-private"), [
-      "--plain-http", "--supernode", `http://127.0.0.1:${snPort}`, "--mirror-listen", `127.0.0.1:${port}`, "--mirror-registries", priv.host, "--metrics-listen", `127.0.0.1:${privMetrics}`,
+      "--plain-http", "--supernode", `http://127.0.0.1:${snPort}`, "--mirror-listen", `127.0.0.1:${port}`, "--mirror-registries", `${priv.host},${registry.host}`, "--metrics-listen", `127.0.0.1:${privMetrics}`,
     ]);
     hostsDir = join(work, "certs.d-private");
     await runShoalOk(["mirror-config", "containerd", "--root", privAgent.root, "--registry", priv.host, "--plain-http", "--config", hostsDir, "--write"]);
   }, 120_000);
+
+  const basic = `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}`;
+  async function privManifest(repo: string, ref: string): Promise<{ digest: string; manifest: Manifest }> {
+    const res = await fetch(`${priv.url}/v2/${repo}/manifests/${ref}`, { headers: { accept: OCI_MANIFEST, authorization: basic } });
+    return { digest: res.headers.get("docker-content-digest")!, manifest: (await res.json()) as Manifest };
+  }
 
   afterAll(async () => {
     await privAgent?.stop().catch(() => undefined);
@@ -395,5 +407,55 @@ describe("the registry mirror in front of a registry with htpasswd auth", () => 
     expect(m.status).toBe(401);
     // and the agent's log never holds the password
     expect(privAgent.logs()).not.toContain(password);
+  });
+
+  it("with the registry frozen, a caller it allowed gets its blobs and one it never allowed a 503, each within 10 s", async () => {
+    const { manifest } = await privManifest("team/app", "v1");
+    const blobs = [manifest.config.digest, ...manifest.layers.map((l) => l.digest)];
+    for (const d of blobs) expect(await blobDigest(await fetch(`${privMirror}/v2/team/app/blobs/${d}?ns=${priv.host}`, { headers: { authorization: basic } }))).toBe(d);
+    await new Promise((r) => setTimeout(r, 1500)); // past the supernode's --access-ttl
+    priv.freeze();
+    try {
+      // each request bounded at 15 s: a hang fails here rather than at the test's timeout
+      const answers = await Promise.all(blobs.flatMap((d) => [
+        fetch(`${privMirror}/v2/team/app/blobs/${d}?ns=${priv.host}`, { headers: { authorization: basic }, signal: AbortSignal.timeout(15_000) }).then(async (r) => ({ who: "allowed", d, status: r.status, got: await blobDigest(r) })),
+        fetch(`${privMirror}/v2/team/app/blobs/${d}?ns=${priv.host}`, { signal: AbortSignal.timeout(15_000) }).then(async (r) => ({ who: "stranger", d, status: r.status, body: await r.text() })),
+      ]));
+      for (const a of answers) {
+        if (a.who === "allowed") expect(a, a.d).toMatchObject({ status: 200, got: a.d });
+        else {
+          expect(a.status, a.d).toBe(503);
+          expect(JSON.parse((a as { body: string }).body).errors[0].detail.shoal).toBe("SHOAL_ERR_TIMEOUT");
+        }
+      }
+    } finally {
+      priv.thaw();
+    }
+  });
+
+  it("a layer two registries share comes from the registry each request names: the public one's pull goes on while the private one is frozen", async () => {
+    // the public image's lazy form, copied byte for byte into the private registry
+    await run("skopeo", ["copy", "--quiet", "--preserve-digests", "--src-tls-verify=false", "--dest-tls-verify=false", "--dest-creds", `${user}:${password}`, `docker://${registry.host}/app:lazy`, `docker://${priv.host}/team/shared:lazy`]);
+    const pub = await manifestOf("app:lazy");
+    const layers = pub.manifest.layers.map((l) => l.digest);
+    // the mirror sees the public manifest, then the private one: both name the same lazy layers
+    expect((await fetch(`${privMirror}/v2/app/manifests/${pub.digest}?ns=${registry.host}`, { headers: { accept: OCI_MANIFEST } })).status).toBe(200);
+    const { digest: privDigest } = await privManifest("team/shared", "lazy");
+    expect(privDigest).toBe(pub.digest);
+    expect((await fetch(`${privMirror}/v2/team/shared/manifests/${privDigest}?ns=${priv.host}`, { headers: { accept: OCI_MANIFEST, authorization: basic } })).status).toBe(200);
+    priv.freeze();
+    try {
+      const before = await metric("shoal_mirror_blob_bytes_total", 'source="swarm"', privMetrics);
+      for (const d of layers) {
+        const r = await fetch(`${privMirror}/v2/app/blobs/${d}?ns=${registry.host}`, { signal: AbortSignal.timeout(15_000) });
+        expect(r.status, d).toBe(200);
+        expect(await blobDigest(r)).toBe(d);
+      }
+      // assembled by the host's own fetch path from the public registry, not left to the origin fallback after a stall on the private one
+      const bytes = pub.manifest.layers.reduce((n, l) => n + l.size, 0);
+      expect(await metric("shoal_mirror_blob_bytes_total", 'source="swarm"', privMetrics) - before).toBeGreaterThan(bytes / 2);
+    } finally {
+      priv.thaw();
+    }
   });
 });

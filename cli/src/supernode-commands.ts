@@ -21,6 +21,7 @@ export function registerSupernode(program: Command): void {
       trackerMaxPeers: config.trackerMaxPeers,
       trackerMaxHoldings: config.trackerMaxHoldings,
       trackerReporterAgeMs: config.trackerReporterAge,
+      accessTtlMs: Math.max(1, config.accessTtl), // 0 in the init turns checks off; here it means ask every time
       maxPreheats: config.maxPreheats,
       spanSpacing: config.spanSpacing,
       ...(config.metricsListen ? { metricsListen: config.metricsListen } : {}),

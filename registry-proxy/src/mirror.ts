@@ -15,16 +15,17 @@
  *   order) and then the origin, resuming where a source failed, verified as
  *   in `verified-send.ts`; a blob the swarm served wrong goes to the origin
  *   only, for a while. Range requests go to the origin as they are.
- * - Misses answer fast: a dead origin is a 503 within the headers timeout.
+ * - Misses answer fast: a blob or manifest whose first byte is not ready
+ *   within 10 s (a dead or frozen origin, supernodes waiting on it) is a 503.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { createHash } from "node:crypto";
-import { AbortedError, BadRequestError, errorBody, httpStatusOf, LruMap, ociErrorOf, ShoalError, toShoalError } from "@shoal/base";
+import { AbortedError, BadRequestError, errorBody, httpStatusOf, LruMap, ociErrorOf, ShoalError, toShoalError, untilAborted } from "@shoal/base";
 import { readResponseUpTo, type CredentialStore, type Credentials } from "@shoal/oci";
 import { parseBasicAuth, type LayerRef, type SupernodeSet } from "@shoal/swarm";
 import type { Logger } from "pino";
 import { parseMirrorRequest, type MirrorRequest, type ObjectRequest } from "./mirror-request.ts";
-import { originRequest, type OriginInit, type PassedHeaders } from "./origin.ts";
+import { ORIGIN_HEADERS_TIMEOUT_MS, originRequest, type OriginInit, type PassedHeaders } from "./origin.ts";
 import { sendVerified, type BlobSource } from "./verified-send.ts";
 
 /** What the mirror counts, for metrics. */
@@ -44,8 +45,8 @@ export interface MirrorObserver {
 export interface LocalBlobs {
   /** A manifest the mirror relayed (by digest, verified): its lazy layers become known. */
   manifest(registry: string, repository: string, digest: string, bytes: Uint8Array, mediaType: string): void;
-  /** Sources for `blob` (of `size` bytes), best first; [] when the host cannot assemble it. `credentials` go to the supernodes. */
-  sources(blob: LayerRef, size: number, credentials?: Credentials): Promise<BlobSource[]>;
+  /** Sources for `blob` (of `size` bytes), best first; [] when the host cannot assemble it. `credentials` go to the supernodes; `signal` ends the search. */
+  sources(blob: LayerRef, size: number, credentials: Credentials | undefined, signal: AbortSignal): Promise<BlobSource[]>;
 }
 
 /** Components of a `RegistryMirror`. */
@@ -71,6 +72,12 @@ export interface MirrorInit extends OriginInit {
 const ALLOWED_TTL_MS = 10 * 60_000;
 /** How long a blob the swarm served wrong is fetched from the origin only, ms. */
 const SWARM_BAD_TTL_MS = 10 * 60_000;
+/** How long a blob request may wait for its first byte (the origin's HEAD and every source included) before it is a 503, ms. */
+const FIRST_BYTE_MS = ORIGIN_HEADERS_TIMEOUT_MS;
+/** How long the origin may take to answer when the caller's last check (and a cached manifest or blob size) stands in for it, ms. */
+const ORIGIN_PROBE_MS = 2_000;
+/** How long finding the host's own sources of a blob may take (a supernode's block list) before the blob goes without them, ms. */
+const LOCAL_SOURCES_MS = 2_000;
 /** Largest manifest relayed, bytes (as the registry client's own limit). */
 const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 /** Largest error body relayed from the origin, bytes. */
@@ -157,12 +164,12 @@ export class RegistryMirror {
     const byDigest = r.reference.startsWith("sha256:");
     const cacheKey = `${r.registry}/${r.repository}@${r.reference}`;
     const allowKey = allowedKey(passed, r);
+    const cached = byDigest && this.#wasAllowed(allowKey) ? this.#manifests.get(cacheKey) : undefined;
     let up: Response;
     try {
-      up = await originRequest(this.#init, r.registry, "GET", `/v2/${r.repository}/manifests/${r.reference}`, passed, signal);
+      up = await originRequest(this.#init, r.registry, "GET", `/v2/${r.repository}/manifests/${r.reference}`, passed, signal, cached ? ORIGIN_PROBE_MS : ORIGIN_HEADERS_TIMEOUT_MS);
     } catch (err) {
-      const cached = byDigest ? this.#manifests.get(cacheKey) : undefined;
-      if (!cached || !this.#wasAllowed(allowKey)) throw err;
+      if (!cached || signal.aborted) throw err;
       this.#log.info({ registry: r.registry, repository: r.repository, digest: r.reference }, "origin down: manifest served from the mirror's cache");
       return sendManifest(res, method, cached, r.reference);
     }
@@ -187,14 +194,34 @@ export class RegistryMirror {
       if (!up.ok) return relayRefusal(res, up, "BLOB_UNKNOWN");
       return relayBody(res, up, (n) => this.#c.observer?.blobBytes("origin", n));
     }
-    const size = await this.#blobAccess(r, passed, signal);
-    res.writeHead(200, { "content-type": "application/octet-stream", "content-length": size, "docker-content-digest": r.reference, "accept-ranges": "bytes" });
-    if (method === "HEAD" || size === 0) return void res.end();
+    // the first byte within FIRST_BYTE_MS of the request, or a 503: the origin's HEAD and every source count against it
+    const late = new AbortController();
+    const timer = setTimeout(() => late.abort(new ShoalError("SHOAL_ERR_TIMEOUT", `no source began blob ${r.reference} within ${FIRST_BYTE_MS / 1000} s`)), FIRST_BYTE_MS);
+    const until = AbortSignal.any([signal, late.signal]);
+    try {
+      const size = await this.#blobAccess(r, passed, until);
+      const head = () => {
+        clearTimeout(timer);
+        res.writeHead(200, { "content-type": "application/octet-stream", "content-length": size, "docker-content-digest": r.reference, "accept-ranges": "bytes" });
+      };
+      if (method === "HEAD" || size === 0) {
+        head();
+        return void res.end();
+      }
+      await this.#sendBlob(res, r, passed, size, until, head);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async #sendBlob(res: ServerResponse, r: ObjectRequest, passed: PassedHeaders, size: number, signal: AbortSignal, head: () => void): Promise<void> {
     const blob: LayerRef = { registry: r.registry, repository: r.repository, digest: r.reference };
     const badKey = `${r.registry}/${r.reference}`;
     const swarmBad = (this.#swarmBad.get(badKey) ?? 0) > Date.now();
     const credentials = await this.#supernodeCredentials(blob.registry, passed);
-    const local = !swarmBad && this.#c.local ? await this.#c.local.sources(blob, size, credentials).catch((err: unknown) => {
+    const searching = AbortSignal.any([signal, AbortSignal.timeout(LOCAL_SOURCES_MS)]);
+    const local = !swarmBad && this.#c.local ? await untilAborted(this.#c.local.sources(blob, size, credentials, searching), searching).catch((err: unknown) => {
+      if (signal.aborted) throw signal.reason;
       this.#log.debug({ blob: r.reference, err: (err as Error).message }, "the host cannot assemble this blob; the supernodes and the origin serve it");
       return [];
     }) : [];
@@ -204,7 +231,7 @@ export class RegistryMirror {
       this.#originSource(r, passed),
     ];
     try {
-      const report = await sendVerified(res, sources, r.reference, size, signal);
+      const report = await sendVerified(res, sources, r.reference, size, signal, head);
       for (const [source, n] of Object.entries(report.bytes)) this.#c.observer?.blobBytes(source, n);
       if (report.failures.length > 0) this.#log.info({ blob: r.reference, failures: report.failures }, "blob served after a source failed");
     } catch (err) {
@@ -216,17 +243,23 @@ export class RegistryMirror {
     }
   }
 
-  /** The blob's size once the origin allowed the caller to read it (a HEAD with the engine's credentials). */
+  /**
+   * The blob's size once the origin allowed the caller to read it (a HEAD
+   * with the engine's credentials). When the origin allowed this caller
+   * lately, it gets ORIGIN_PROBE_MS to answer, and the size it gave then
+   * stands in when it does not.
+   */
   async #blobAccess(r: ObjectRequest, passed: PassedHeaders, signal: AbortSignal): Promise<number> {
     const allowKey = allowedKey(passed, r);
     const sizeKey = `${r.registry}/${r.repository}@${r.reference}`;
+    const fallback = this.#wasAllowed(allowKey) ? this.#sizes.get(sizeKey) : undefined;
     let up: Response;
     try {
-      up = await originRequest(this.#init, r.registry, "HEAD", `/v2/${r.repository}/blobs/${r.reference}`, passed, signal);
+      up = await originRequest(this.#init, r.registry, "HEAD", `/v2/${r.repository}/blobs/${r.reference}`, passed, signal, fallback === undefined ? ORIGIN_HEADERS_TIMEOUT_MS : ORIGIN_PROBE_MS);
     } catch (err) {
-      const known = this.#sizes.get(sizeKey);
-      if (known === undefined || !this.#wasAllowed(allowKey)) throw err;
-      return known;
+      if (fallback === undefined || signal.aborted) throw err;
+      this.#log.info({ registry: r.registry, repository: r.repository, blob: r.reference }, "origin down: blob access taken from the caller's last check");
+      return fallback;
     }
     if (!up.ok) {
       if (up.status >= 500) {

@@ -3,9 +3,12 @@
  * repository to a caller the registry would refuse: before serving, the
  * supernode checks (HEAD blob with the caller's credentials) that the
  * registry lets this caller read this layer, and remembers a yes for a while.
+ * Once that while is over, a caller verified before is checked again, but
+ * the registry gets `probeMs` to say no: a frozen registry must not stall
+ * the cache (an engine behind the mirror has 10 s for its first byte).
  */
 import { layerKey, type LayerRef } from "@shoal/swarm";
-import { untilAborted } from "@shoal/base";
+import { sleep, untilAborted } from "@shoal/base";
 import { createHash } from "node:crypto";
 import { RegistryError, type Credentials, type RegistryClients } from "@shoal/oci";
 import { DEFAULT_ACCESS_TTL_MS } from "./constants.ts";
@@ -16,7 +19,11 @@ export interface AccessCheckInit {
   ttlMs?: number;
   /** Most remembered (layer, caller) pairs. */
   maxEntries?: number;
+  /** How long the registry may take to refuse a caller verified before, ms, before it is let through (default 1.5 s). */
+  probeMs?: number;
 }
+
+const DEFAULT_PROBE_MS = 1_500;
 
 /** See the module comment. */
 export class AccessCheck {
@@ -24,6 +31,7 @@ export class AccessCheck {
   readonly #now: () => number;
   readonly #ttl: number;
   readonly #max: number;
+  readonly #probeMs: number;
   /** Key -> time of the last successful check. */
   readonly #verified = new Map<string, number>();
   readonly #inflight = new Map<string, Promise<void>>();
@@ -33,13 +41,15 @@ export class AccessCheck {
     this.#now = components.now ?? Date.now;
     this.#ttl = init.ttlMs ?? DEFAULT_ACCESS_TTL_MS;
     this.#max = init.maxEntries ?? 100_000;
+    this.#probeMs = init.probeMs ?? DEFAULT_PROBE_MS;
   }
 
   /**
    * Resolves when `credentials` (undefined: the supernode's own) may read
    * `layer`; rejects with the registry's `RegistryError` (401, 403, 404)
-   * otherwise. When the registry is unavailable, a caller verified before
-   * (however long ago) is let through so that the cache keeps serving.
+   * otherwise. When the registry is unavailable, or does not answer within
+   * `probeMs`, a caller verified before (however long ago) is let through
+   * so that the cache keeps serving.
    */
   async check(layer: LayerRef, credentials: Credentials | undefined, opts: { signal?: AbortSignal } = {}): Promise<void> {
     if (this.#ttl === 0) return;
@@ -52,7 +62,18 @@ export class AccessCheck {
       p = this.#verify(layer, credentials, key, at !== undefined).finally(() => this.#inflight.delete(key));
       this.#inflight.set(key, p);
     }
-    await untilAborted(p, opts.signal);
+    const verified = untilAborted(p, opts.signal);
+    if (at === undefined) return verified;
+    verified.catch(() => undefined); // a refusal after the probe reaches the caller's next check
+    const settled = new AbortController();
+    const probe = sleep(this.#probeMs, opts.signal ? AbortSignal.any([opts.signal, settled.signal]) : settled.signal);
+    probe.catch(() => undefined);
+    try {
+      const answered = await Promise.race([verified.then(() => true), probe.then(() => false)]);
+      if (!answered) this.#remember(key); // trusted as before, until the registry answers or the TTL runs out again
+    } finally {
+      settled.abort();
+    }
   }
 
   async #verify(layer: LayerRef, credentials: Credentials | undefined, key: string, seenBefore: boolean): Promise<void> {
@@ -61,8 +82,13 @@ export class AccessCheck {
       if (!head) throw new RegistryError("SHOAL_ERR_REGISTRY_NOT_FOUND", `blob ${layer.repository}@${layer.digest} not found in ${layer.registry}`, { status: 404 });
     } catch (err) {
       if (seenBefore && err instanceof RegistryError && err.code === "SHOAL_ERR_REGISTRY_UNAVAILABLE") return;
+      if (err instanceof RegistryError && err.code !== "SHOAL_ERR_REGISTRY_UNAVAILABLE") this.#verified.delete(key); // a no, even one that came after the probe
       throw err;
     }
+    this.#remember(key);
+  }
+
+  #remember(key: string): void {
     this.#verified.delete(key);
     this.#verified.set(key, this.#now());
     while (this.#verified.size > this.#max) this.#verified.delete(this.#verified.keys().next().value!);

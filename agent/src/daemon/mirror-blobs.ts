@@ -15,7 +15,7 @@ import { chunkDigest, LayerIndex, parseLazyAnnotations } from "@shoal/blockindex
 import type { Fetcher, RemoteLayer } from "@shoal/fetch";
 import { isIndex, parseManifest, type Credentials, type RegistryClients } from "@shoal/oci";
 import type { BlobSource, LocalBlobs } from "@shoal/registry-proxy";
-import type { LayerRef, SupernodeSet } from "@shoal/swarm";
+import { layerKey, type LayerRef, type SupernodeSet } from "@shoal/swarm";
 import type { Logger } from "pino";
 import type { ImageCatalog } from "./image-catalog.ts";
 
@@ -37,8 +37,13 @@ export class MirrorBlobs implements LocalBlobs {
   readonly #peers: { warm(layer: string): Promise<void> } | undefined;
   readonly #clients: RegistryClients;
   readonly #log: Logger;
-  /** Lazy layer blob → the manifest the mirror saw it in. */
-  readonly #byBlob = new LruMap<string, { registry: string; repository: string; manifest: string }>({ maxEntries: 100_000 });
+  /**
+   * `registry/repository@blob` of a lazy layer → the manifest the mirror saw
+   * it in there. Keyed by where the blob was asked for, not by digest alone:
+   * a layer two registries share is fetched from (and access-checked by)
+   * the registry each request names.
+   */
+  readonly #byBlob = new LruMap<string, string>({ maxEntries: 100_000 });
   /** Layers pulled through the mirror, most recent kept: announced to the tracker. */
   readonly #pulled = new LruMap<string, RemoteLayer>({ maxEntries: 4096 });
 
@@ -65,15 +70,15 @@ export class MirrorBlobs implements LocalBlobs {
       return; // not one shoal can read: its blobs go the ordinary way
     }
     if (lazy.length === 0) return;
-    for (const d of lazy) this.#byBlob.set(d, { registry, repository, manifest: digest });
+    for (const d of lazy) this.#byBlob.set(layerKey({ registry, repository, digest: d }), digest);
     this.#catalog.remember(`${registry}/${repository}@${digest}`, digest, bytes, mediaType).catch((err: unknown) => {
       this.#log.warn({ digest, err: (err as Error).message }, "could not keep a relayed manifest");
     });
   }
 
-  async sources(blob: LayerRef, size: number, credentials?: Credentials): Promise<BlobSource[]> {
-    const at = this.#byBlob.get(blob.digest);
-    const layer = at ? await this.#lazyLayer(at, blob) : await this.#blockLayer(blob, size, credentials);
+  async sources(blob: LayerRef, size: number, credentials: Credentials | undefined, signal: AbortSignal): Promise<BlobSource[]> {
+    const manifest = this.#byBlob.get(layerKey(blob));
+    const layer = manifest ? await this.#lazyLayer(blob, manifest) : await this.#blockLayer(blob, size, credentials, signal);
     if (!layer) return [];
     const tail = tailStart(layer);
     if (tail === undefined || tail > size) return [];
@@ -82,8 +87,8 @@ export class MirrorBlobs implements LocalBlobs {
     return [{ name: "swarm", open: (from, signal) => Promise.resolve(this.#stream(layer, blob, from, tail, size, signal)) }];
   }
 
-  async #lazyLayer(at: { registry: string; repository: string; manifest: string }, blob: LayerRef): Promise<RemoteLayer | undefined> {
-    const image = await this.#catalog.load(`${at.registry}/${at.repository}@${at.manifest}`, { partial: true });
+  async #lazyLayer(blob: LayerRef, manifest: string): Promise<RemoteLayer | undefined> {
+    const image = await this.#catalog.load(`${blob.registry}/${blob.repository}@${manifest}`, { partial: true });
     return image.layers.find((l) => l.digest === blob.digest);
   }
 
@@ -92,9 +97,9 @@ export class MirrorBlobs implements LocalBlobs {
    * digests (it verified the whole blob): then each block is checked on its
    * own, and peers can serve them. Small blobs go the ordinary way.
    */
-  async #blockLayer(blob: LayerRef, size: number, credentials: Credentials | undefined): Promise<RemoteLayer | undefined> {
+  async #blockLayer(blob: LayerRef, size: number, credentials: Credentials | undefined, signal: AbortSignal): Promise<RemoteLayer | undefined> {
     if (!this.#supernodes || size <= MIN_BLOCKED_BYTES) return undefined;
-    const list = await this.#supernodes.first(blob.digest, (c, signal) => c.blocks(blob, { signal, ...(credentials ? { credentials } : {}) }), { tryMs: BLOCK_LIST_TIMEOUT_MS });
+    const list = await this.#supernodes.first(blob.digest, (c, s) => c.blocks(blob, { signal: s, ...(credentials ? { credentials } : {}) }), { tryMs: BLOCK_LIST_TIMEOUT_MS, signal });
     if (list.size !== size) return undefined;
     const index = new LayerIndex({
       chunkSize: list.blockBytes,

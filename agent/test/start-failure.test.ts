@@ -5,7 +5,8 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { runShoal, unmountAllUnder } from "@shoal/testkit";
+import { callAgent } from "@shoal/agent/client";
+import { runShoal, startAgent, unmountAllUnder } from "@shoal/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isMountpoint } from "../src/fs/index.ts";
 
@@ -34,5 +35,20 @@ describe("an agent that cannot start", () => {
     expect(await isMountpoint(join(root, "layers"))).toBe(false);
     expect(await isMountpoint(join(root, "layers-plain"))).toBe(false);
     expect(existsSync(join(root, "agent.sock"))).toBe(false);
+  });
+
+  it("a second agent on a root another agent holds says so in one line, and the first goes on", async () => {
+    const root = join(work, "held");
+    const first = await startAgent(root, ["--plain-http"]);
+    try {
+      const r = await runShoal(["agent", "--root", root, "--plain-http"], { timeoutMs: 60_000 });
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/^shoal: another agent holds .*held.* \[SHOAL_ERR_ROOT_IN_USE\]$/m);
+      expect(r.stderr.trim().split("\n")).toHaveLength(1);
+      expect(existsSync(join(root, "agent.sock"))).toBe(true);
+      expect(await callAgent(root, "GET", "/v1/status")).toHaveProperty("layers");
+    } finally {
+      await first.stop();
+    }
   });
 });

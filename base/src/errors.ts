@@ -80,6 +80,7 @@ export const ERROR_CODES = {
   SHOAL_ERR_SNAPSHOT_EXISTS: { kind: "exists", summary: "a snapshot key or name is taken (for a remote snapshot: its target exists)" },
   SHOAL_ERR_SNAPSHOT_IN_USE: { kind: "conflict", summary: "a snapshot has children or is mounted, and cannot be removed" },
   SHOAL_ERR_BUSY: { kind: "conflict", summary: "a mount is in use and cannot be unmounted" },
+  SHOAL_ERR_ROOT_IN_USE: { kind: "conflict", summary: "another daemon runs on the same state directory (--root)" },
   SHOAL_ERR_MOUNTPOINT_NOT_EMPTY: { kind: "conflict", summary: "a mountpoint is not empty and covering it was not asked for (--force)" },
   SHOAL_ERR_ALREADY_RUNNING: { kind: "exists", summary: "another process already serves that socket (an agent, a FUSE keeper)" },
   // access

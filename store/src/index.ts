@@ -13,3 +13,4 @@ export { DiskFullError, StoreClosedError } from "./errors.ts";
 export type { ChunkDb, ChunkDbOperation, ChunkRecord } from "./records.ts";
 export { DEFAULT_CAPACITY_BYTES, DEFAULT_MAX_OPEN_FILES, DEFAULT_ACCESS_FLUSH_MS } from "./constants.ts";
 export { chunkPaths, type ChunkPaths } from "./layout.ts";
+export { openMetadataDb } from "./metadata-db.ts";

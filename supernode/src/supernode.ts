@@ -4,8 +4,7 @@ import { mkdir } from "node:fs/promises";
 import { createServer } from "node:http";
 import { join } from "node:path";
 import { RegistryClientPool } from "@shoal/oci";
-import { ChunkStore } from "@shoal/store";
-import { Level } from "level";
+import { ChunkStore, openMetadataDb } from "@shoal/store";
 import type { Logger } from "pino";
 import { createApiHandler } from "./api.ts";
 import { AccessCheck } from "./access.ts";
@@ -98,8 +97,7 @@ export async function createSupernode(init: SupernodeInit, logger: Logger): Prom
   const life = new Lifecycle({ logger: log });
   return life.build(async () => {
     await mkdir(init.root, { recursive: true });
-    const level = new Level<string, string>(join(init.root, "meta"), { keyEncoding: "utf8", valueEncoding: "utf8" });
-    await level.open();
+    const level = await openMetadataDb(init.root, "supernode");
     life.defer("database", () => level.close());
     const store = await ChunkStore.open({ db: level, logger }, { root: join(init.root, "store"), capacityBytes: init.cacheSize ?? DEFAULT_CACHE_SIZE });
     life.defer("chunk store", () => store.close());

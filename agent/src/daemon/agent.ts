@@ -15,10 +15,9 @@ import { baseUrl, closeServer, Lifecycle, listenTcp, MetricsServer, Sampler } fr
 import { RegistryMirror } from "@shoal/registry-proxy";
 import { MirrorBlobs } from "./mirror-blobs.ts";
 import { createServer } from "node:http";
-import { ChunkStore } from "@shoal/store";
+import { ChunkStore, openMetadataDb } from "@shoal/store";
 import { serveSnapshots, SnapshotRecords, Snapshotter } from "@shoal/snapshotter";
 import { SupernodeSet, TrackerClient, trackerMembershipKey, type TrackerSigner } from "@shoal/swarm";
-import { Level } from "level";
 import type { Logger } from "pino";
 import type { AgentConfig } from "../config/agent-config.ts";
 import { BlockLayers } from "../block/block-layers.ts";
@@ -111,8 +110,7 @@ export async function createAgent(config: AgentConfig, logger: Logger, component
     const root = config.root;
     await mkdir(root, { recursive: true });
     const layersDir = join(root, "layers");
-    const level = new Level<string, string>(join(root, "meta"), { keyEncoding: "utf8", valueEncoding: "utf8" });
-    await level.open();
+    const level = await openMetadataDb(root, "agent");
     life.defer("database", () => level.close());
     const db = levelKeyValue(level);
     const metrics = new AgentMetrics();

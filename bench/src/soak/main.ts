@@ -193,10 +193,18 @@ async function rss(pid: number | undefined): Promise<number> {
   return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) * 1024;
 }
 const peak: Record<string, number> = { agent: 0, keeper: 0, supernode: 0, registry: 0 };
+/** The agents' largest RSS in each minute of the soak: flat, or growing. */
+const agentByMinute: number[] = [];
+let soakStart = Date.now();
 async function sample(): Promise<void> {
   const keeperPids = await Promise.all(hosts.map(async (h) => Number((await readFile(join(h.root, "fuse-keeper.pid"), "utf8").catch(() => "")).trim())));
   const set = (k: string, v: number) => (peak[k] = Math.max(peak[k]!, v));
-  for (const h of hosts) set("agent", await rss(h.agent?.pid));
+  for (const h of hosts) {
+    const r = await rss(h.agent?.pid);
+    set("agent", r);
+    const minute = Math.floor((Date.now() - soakStart) / 60_000);
+    agentByMinute[minute] = Math.max(agentByMinute[minute] ?? 0, r);
+  }
   for (const p of keeperPids) set("keeper", await rss(p));
   set("supernode", await rss(supernode?.pid));
   set("registry", await rss(registry.pid));
@@ -297,7 +305,8 @@ try {
   for (let i = 0; i < N; i++) hosts.push({ i, root: join(work, `agent-${i}`), mnt: join(work, `mnt-${i}`), agent: undefined, reader: undefined, generation: 0 });
   await Promise.all(hosts.map((h) => startHost(h)));
   log(`${N} agents mounted ${image} (${files.length} files); soaking for ${MINUTES} min`);
-  const end = Date.now() + MINUTES * 60_000;
+  soakStart = Date.now();
+  const end = soakStart + MINUTES * 60_000;
   const sampler = setInterval(() => void sample(), 1000);
   // the kernel's page cache would answer repeated reads without the agents: drop it now and then
   const dropper = setInterval(() => void writeFile("/proc/sys/vm/drop_caches", "1").catch(() => undefined), 10_000);
@@ -336,6 +345,7 @@ const lines = [
   `faults: chunk files rotted ${faults.bitRotFiles} (found rotten and dropped by the agents: ${faults.bitRotCaught}), endless manifests refused ${faults.oversizedRefused} (otherwise ${faults.oversizedOther}), tracker reports sent ${faults.reportsSent} (refused ${faults.reportsRefused}), fake peers announced ${faults.fakeAnnounces}`,
   `chunk bytes by source (agents alive at the end): ${Object.entries(sourceBytes).map(([k, v]) => `${k} ${mib(v)}`).join(", ") || "none"}`,
   `slowest read ${(slowest.ms / 1000).toFixed(1)} s`,
+  `agents' largest RSS by minute: ${[...agentByMinute].map((b) => mib(b ?? 0)).join(", ")}`,
   `peak RSS: agent ${mib(peak.agent!)}, FUSE keeper ${mib(peak.keeper!)}, supernode ${mib(peak.supernode!)}, registry ${mib(peak.registry!)}`,
   ...errors.map((e) => `  ${e}`),
 ];

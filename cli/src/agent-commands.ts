@@ -12,9 +12,9 @@ const rootOption = () => new Option("--root <dir>", "agent state directory").env
 export function registerAgent(program: Command): void {
   const cmd = program.command("agent").description("run the per-host agent in the foreground (lazy mounts, chunk store, prefetch)");
   settingsCommand(cmd, AGENT_SETTINGS, async (config) => {
-    const { pino } = await import("pino");
+    const { daemonLogger } = await import("./logger.ts");
     const { createAgent } = await import("@shoal/agent");
-    const logger = pino({ level: config.logLevel, base: { component: "agent" } });
+    const logger = daemonLogger(config.logLevel, "agent");
     const agent = await createAgent(config, logger, { keeperCommand: [process.execPath, ...process.execArgv, process.argv[1]!, "fuse-keeper"] });
     stopOnSignals(logger, () => agent.close());
     void agent.failed.then((err) => {

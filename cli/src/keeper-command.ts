@@ -8,9 +8,9 @@ export function registerFuseKeeper(program: Command): void {
     .command("fuse-keeper")
     .description("hold the agent's FUSE connections so that mounts and containers outlive agent restarts (the agent starts it; on SIGTERM it unmounts them all)");
   settingsCommand(cmd, KEEPER_SETTINGS, async (config) => {
-    const { pino } = await import("pino");
+    const { daemonLogger } = await import("./logger.ts");
     const { FuseKeeper } = await import("@shoal/agent/keeper");
-    const logger = pino({ level: config.logLevel, base: { component: "fuse-keeper" } });
+    const logger = daemonLogger(config.logLevel, "fuse-keeper");
     const keeper = new FuseKeeper({ logger }, { socket: config.socket, holdMs: config.hold, ...(config.pidFile ? { pidFile: config.pidFile } : {}) });
     keeper.onIdle = () => {
       logger.info("no FUSE connection and no agent left; exiting");

@@ -2,6 +2,7 @@
 import { Command } from "commander";
 import { registerAgent, registerMountCommands } from "./agent-commands.ts";
 import { registerContainerdConfig, registerPull } from "./containerd-commands.ts";
+import { versionLine } from "./build-info.ts";
 import { registerConvert } from "./convert.ts";
 import { registerMirrorConfig } from "./mirror-config.ts";
 import { registerFuseKeeper } from "./keeper-command.ts";
@@ -14,7 +15,12 @@ export function buildProgram(): Command {
     .name("shoal")
     .description("Peer-to-peer distribution and lazy loading of container images")
     .showHelpAfterError()
-    .exitOverride((err) => process.exit(err.exitCode));
+    .exitOverride((err) => process.exit(err.exitCode))
+    .option("-V, --version", "print the version and the commit it was built from")
+    .on("option:version", () => {
+      process.stdout.write(`${versionLine()}\n`);
+      process.exit(0);
+    });
   registerConvert(program);
   registerLs(program);
   registerCat(program);

@@ -8,9 +8,9 @@ import { progressLine } from "./progress.ts";
 export function registerSupernode(program: Command): void {
   const cmd = program.command("supernode").description("run a datacenter supernode in the foreground (chunk cache, tracker, preheat)");
   settingsCommand(cmd, SUPERNODE_SETTINGS, async (config) => {
-    const { pino } = await import("pino");
+    const { daemonLogger } = await import("./logger.ts");
     const { createSupernode } = await import("@shoal/supernode");
-    const logger = pino({ level: config.logLevel, base: { component: "supernode" } });
+    const logger = daemonLogger(config.logLevel, "supernode");
     const self = config.advertise ?? `http://${config.listen.host}:${config.listen.port}`;
     const node = await createSupernode({
       root: config.root,

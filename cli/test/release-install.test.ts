@@ -1,0 +1,102 @@
+// The release artifact on a host that has nothing: `npm run release`'s
+// Debian package installed with dpkg into a clean Debian 12 root
+// (`debootstrap --variant=minbase`, no Node in it), then used there through
+// chroot: `shoal --version`, `shoal convert` of the demo image on a registry
+// on loopback, an agent that mounts it lazily (block mode), and a program
+// run from the mounted image.
+import { spawn, type ChildProcess } from "node:child_process";
+import { closeSync, existsSync, openSync } from "node:fs";
+import { cp, mkdir, mkdtemp, readFile, rm, stat } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { busyboxImage, pushLayout, run, startRegistry, unmountAllUnder, writeImageLayout, type RunningRegistry } from "@shoal/testkit";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+const repo = fileURLToPath(new URL("../..", import.meta.url));
+/** The minbase root is kept here between runs (a clean clone makes it anew). */
+const ROOT_CACHE = join(repo, ".cache/debootstrap-bookworm-minbase.tar");
+const MIRROR = "http://deb.debian.org/debian";
+
+let work: string;
+let root: string;
+let registry: RunningRegistry;
+let agent: ChildProcess | undefined;
+let version: string;
+
+/** `cmd` run inside the clean root. */
+const inRoot = (cmd: string, ...args: string[]) => run("chroot", [root, cmd, ...args], { env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", HOME: "/root" } });
+
+async function cleanRoot(dir: string): Promise<void> {
+  if (!existsSync(ROOT_CACHE)) {
+    const fresh = `${dir}.debootstrap`;
+    await run("debootstrap", ["--variant=minbase", "bookworm", fresh, MIRROR]);
+    await mkdir(join(repo, ".cache"), { recursive: true });
+    await run("tar", ["-C", fresh, "-cf", `${ROOT_CACHE}.tmp`, "."]);
+    await run("mv", [`${ROOT_CACHE}.tmp`, ROOT_CACHE]);
+    await rm(fresh, { recursive: true, force: true });
+  }
+  await mkdir(dir, { recursive: true });
+  await run("tar", ["-C", dir, "-xf", ROOT_CACHE]);
+}
+
+beforeAll(async () => {
+  work = await mkdtemp(join(tmpdir(), "shoal-release-"));
+  root = join(work, "root");
+  version = (JSON.parse(await readFile(join(repo, "cli/package.json"), "utf8")) as { version: string }).version;
+  await run(process.execPath, [join(repo, "scripts/release/main.ts"), "--out", join(work, "dist")]);
+  await cleanRoot(root);
+  await cp(join(work, "dist", `shoal_${version}_amd64.deb`), join(root, "tmp/shoal.deb"));
+  for (const [fs, dir] of [["proc", "proc"], ["sysfs", "sys"]] as const) await run("mount", ["-t", fs, fs, join(root, dir)]);
+  await run("mount", ["--bind", "/dev", join(root, "dev")]);
+  registry = await startRegistry();
+}, 900_000);
+
+afterAll(async () => {
+  if (agent && agent.exitCode === null) {
+    const gone = new Promise((r) => agent!.once("exit", r));
+    agent.kill("SIGTERM");
+    await gone;
+  }
+  if (root) {
+    const keeper = Number((await readFile(join(root, "var/lib/shoal/fuse-keeper.pid"), "utf8").catch(() => "")).trim());
+    if (keeper > 0) {
+      try {
+        process.kill(keeper, "SIGTERM");
+      } catch { /* gone already */ }
+    }
+  }
+  if (work) await unmountAllUnder(work);
+  await registry?.stop();
+  if (work) await rm(work, { recursive: true, force: true });
+}, 120_000);
+
+describe("the release artifact in a clean Debian root", () => {
+  it("installs with dpkg where there is no Node, says its version, and its agent mounts an image and runs a program from it", async () => {
+    await expect(inRoot("sh", "-c", "command -v node || ls /usr/local/bin/node /usr/bin/nodejs")).rejects.toThrow();
+    await inRoot("dpkg", "-i", "/tmp/shoal.deb");
+    expect((await inRoot("shoal", "--version")).stdout).toMatch(new RegExp(`^shoal ${version.replace(/\./g, "\\.")} \\(commit [0-9a-f]{12}(-dirty)?\\)\\n$`));
+    for (const unit of ["shoal-agent", "shoal-fuse-keeper", "shoal-supernode"]) expect(existsSync(join(root, `lib/systemd/system/${unit}.service`))).toBe(true);
+    expect(JSON.parse(await readFile(join(root, "etc/shoal/agent.json"), "utf8"))).toHaveProperty("root", "/var/lib/shoal");
+
+    const layout = await writeImageLayout(join(work, "layout"), busyboxImage({ dataBytes: 4 << 20, marker: "release" }), { tag: "v1" });
+    await pushLayout(layout.dir, "v1", `${registry.host}/demo:v1`);
+    await inRoot("shoal", "convert", "--plain-http", `${registry.host}/demo:v1`, `${registry.host}/demo:lazy`);
+
+    const log = openSync(join(work, "agent.log"), "a");
+    agent = spawn("chroot", [root, "/usr/bin/shoal", "agent", "--config", "/etc/shoal/agent.json", "--plain-http"], { stdio: ["ignore", log, log], env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", HOME: "/root" } });
+    closeSync(log);
+    const sock = join(root, "var/lib/shoal/agent.sock");
+    for (let i = 0; i < 300 && !(await stat(sock).catch(() => undefined)); i++) {
+      if (agent.exitCode !== null) throw new Error(`the agent exited (${agent.exitCode}): ${await readFile(join(work, "agent.log"), "utf8")}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await inRoot("mkdir", "-p", "/mnt/demo");
+    await inRoot("shoal", "mount", "--root", "/var/lib/shoal", `${registry.host}/demo:lazy`, "/mnt/demo");
+    const status = JSON.parse((await inRoot("shoal", "status", "--root", "/var/lib/shoal", "--json")).stdout) as { layers: { mode: string; block: number } };
+    expect(status.layers).toMatchObject({ mode: "block", block: 2 });
+    expect((await run("chroot", [join(root, "mnt/demo"), "/app/run.sh"])).stdout).toBe("hello from a lazy image\n");
+    expect((await run("chroot", [join(root, "mnt/demo"), "/bin/busybox", "cat", "/etc/marker"])).stdout).toBe("release");
+    await inRoot("shoal", "umount", "--root", "/var/lib/shoal", "/mnt/demo");
+  }, 900_000);
+});

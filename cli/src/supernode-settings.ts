@@ -1,4 +1,4 @@
-import { PUBLIC_REGISTRIES } from "@shoal/oci";
+import { PUBLIC_REGISTRIES } from "@shoal/oci/constants";
 import { parseBytes, parseDuration } from "@shoal/base";
 import { parseBool, parseList, parseListen, parsePositiveInt, parseString, type Setting, type SettingsOf } from "@shoal/service/settings";
 

@@ -1,5 +1,5 @@
 import { InvalidArgumentError, parseBytes, parseDuration } from "@shoal/base";
-import { PUBLIC_REGISTRIES } from "@shoal/oci";
+import { PUBLIC_REGISTRIES } from "@shoal/oci/constants";
 import { parseBool, parseList, parseListen, parsePositiveInt, parseString, type Setting, type SettingsOf } from "@shoal/service/settings";
 
 

@@ -3,14 +3,16 @@
 // (`debootstrap --variant=minbase`, no Node in it), then used there through
 // chroot: `shoal --version`, `shoal convert` of the demo image on a registry
 // on loopback, an agent that mounts it lazily (block mode), and a program
-// run from the mounted image.
+// run from the mounted image. And the same release as an OCI image, run by
+// containerd as the Kubernetes manifests run it: privileged, host network,
+// its agent mounting an image and running a program from it.
 import { spawn, type ChildProcess } from "node:child_process";
 import { closeSync, existsSync, openSync } from "node:fs";
 import { cp, mkdir, mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { busyboxImage, pushLayout, run, startRegistry, unmountAllUnder, writeImageLayout, type RunningRegistry } from "@shoal/testkit";
+import { busyboxImage, pushLayout, run, startContainerd, startRegistry, unmountAllUnder, writeImageLayout, type RunningRegistry } from "@shoal/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 const repo = fileURLToPath(new URL("../..", import.meta.url));
@@ -99,4 +101,34 @@ describe("the release artifact in a clean Debian root", () => {
     expect((await run("chroot", [join(root, "mnt/demo"), "/bin/busybox", "cat", "/etc/marker"])).stdout).toBe("release");
     await inRoot("shoal", "umount", "--root", "/var/lib/shoal", "/mnt/demo");
   }, 900_000);
+
+  it("as an OCI image under containerd: shoal --version, and its agent mounts an image and runs a program from it", async () => {
+    const containerd = await startContainerd(join(work, "containerd"));
+    // runc keeps its state under /run, outside this test's directory: ids of this run only
+    const ids = { version: `version-${process.pid}`, agent: `agent-${process.pid}` };
+    try {
+      const ctr = (...args: string[]) => run("ctr", ["--address", containerd.address, "-n", "release", ...args]);
+      await ctr("image", "import", "--index-name", `shoal:${version}`, join(work, "dist", `shoal-${version}-oci.tar`));
+      // bounded, so that a hang fails here and the finally below still cleans up
+      const inImage = (id: string, script: string) => run("ctr", ["--address", containerd.address, "-n", "release", "run", "--rm", "--privileged", "--net-host", `shoal:${version}`, id, "/bin/sh", "-c", script], { signal: AbortSignal.timeout(120_000) });
+      expect((await inImage(ids.version, "shoal --version")).stdout).toMatch(new RegExp(`^shoal ${version.replace(/\./g, "\\.")} \\(commit `));
+      const layout = await writeImageLayout(join(work, "layout-oci"), busyboxImage({ dataBytes: 2 << 20, marker: "oci" }), { tag: "v1" });
+      await pushLayout(layout.dir, "v1", `${registry.host}/oci-demo:v1`);
+      const script = [
+        `shoal convert --plain-http ${registry.host}/oci-demo:v1 ${registry.host}/oci-demo:lazy >/dev/null`,
+        "shoal agent --root /var/lib/shoal --plain-http --log-level warn & agent=$!",
+        "i=0; while [ ! -S /var/lib/shoal/agent.sock ]; do i=$((i+1)); [ $i -gt 300 ] && exit 3; sleep 0.1; done",
+        `mkdir -p /mnt/demo && shoal mount --root /var/lib/shoal ${registry.host}/oci-demo:lazy /mnt/demo >/dev/null`,
+        "/mnt/demo/bin/busybox sh /mnt/demo/app/run.sh; /mnt/demo/bin/busybox cat /mnt/demo/etc/marker; echo",
+        "shoal umount --root /var/lib/shoal /mnt/demo; kill $agent; wait $agent",
+      ].join("\n");
+      expect((await inImage(ids.agent, script)).stdout).toBe("hello from a lazy image\noci\n");
+    } finally {
+      for (const id of Object.values(ids)) {
+        await run("ctr", ["--address", containerd.address, "-n", "release", "task", "kill", "-s", "SIGKILL", id]).catch(() => undefined);
+        await run("ctr", ["--address", containerd.address, "-n", "release", "task", "delete", "--force", id]).catch(() => undefined);
+      }
+      await containerd.stop();
+    }
+  }, 300_000);
 });

@@ -1,6 +1,7 @@
-// `npm run release`: one artifact per host, made from this checkout, in two
-// wrappings of the same tree: a Debian package and a plain tarball for other
-// distributions (extract it at /). Both carry their own Node runtime (the
+// `npm run release`: one artifact per host, made from this checkout, in three
+// wrappings of the same tree: a Debian package, a plain tarball for other
+// distributions (extract it at /), and an OCI image for Kubernetes
+// (scripts/release/image.ts). Both carry their own Node runtime (the
 // npm package `node` this repository pins) and shoal bundled ahead of time
 // (scripts/release/bundle.ts): no TypeScript, no npm and no network at
 // install or run time.
@@ -21,11 +22,12 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { buildInfo } from "@shoal/cli/build-info";
 import { bundleCli } from "./bundle.ts";
+import { buildImage } from "./image.ts";
 
 const repo = fileURLToPath(new URL("../..", import.meta.url));
 const { values } = parseArgs({ options: { out: { type: "string" }, help: { type: "boolean", short: "h" } } });
 if (values.help) {
-  console.log("usage: node scripts/release/main.ts [--out DIR]\n\nBuilds dist/shoal_VERSION_amd64.deb and dist/shoal-VERSION-linux-amd64.tar.gz from this checkout.");
+  console.log("usage: node scripts/release/main.ts [--out DIR]\n\nBuilds dist/shoal_VERSION_amd64.deb, dist/shoal-VERSION-linux-amd64.tar.gz and dist/shoal-VERSION-oci.tar from this checkout.");
   process.exit(0);
 }
 const out = values.out ?? join(repo, "dist");
@@ -87,9 +89,13 @@ const deb = join(out, `shoal_${version}_amd64.deb`);
 execFileSync("dpkg-deb", ["--root-owner-group", "-Zgzip", "--build", stage, deb], { stdio: ["ignore", "ignore", "inherit"] });
 await rm(join(stage, "DEBIAN"), { recursive: true });
 
+step("writing the OCI image");
+const image = await buildImage(stage, out, version);
+
 const mib = async (f: string) => `${((await stat(f)).size / 1048576).toFixed(1)} MiB`;
 console.log(`${deb}\t${await mib(deb)}`);
 console.log(`${tarball}\t${await mib(tarball)}`);
+console.log(`${image}\t${await mib(image)}`);
 console.log(`installed\t${(installedKiB / 1024).toFixed(1)} MiB (of it Node ${await mib(join(lib, "node"))})`);
 
 async function treeBytes(dir: string): Promise<number> {

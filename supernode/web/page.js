@@ -39,7 +39,7 @@
       [{ class: p.ok ? "ok" : "bad", "data-k": "supernode-health" }, p.ok ? "healthy" : p.checked === 0 ? "not checked yet" : `down: ${p.error ?? "?"}`],
       num(0, p.latencyMs !== undefined ? `${p.latencyMs} ms` : "–"),
       p.checked > 0 ? ago(p.checked) : "–",
-    ]), "no other supernodes configured (--peers)");
+    ]), "no other supernodes configured (--supernodes)");
     return h("div", {},
       h("p", { class: "meta" }, `supernode ${d.url}${d.swarm ? ` · peer ${d.swarm.peerId}` : ""}`),
       cards,

@@ -17,7 +17,13 @@ interface Entry {
   bitmapBytes: number;
 }
 
-/** Default bounds of a `PeerTable`: about 100 MB of memory at most. */
+/**
+ * Default bounds of a `PeerTable`. Measured (bench/src/tracker-memory.ts):
+ * a holding costs about 80 bytes of heap when its layer is held by many
+ * peers, about 140 when every layer is another (a flood of made-up
+ * digests), so 500,000 holdings take 40 to 70 MB, plus the bitmaps (at
+ * most 64 MiB).
+ */
 export const DEFAULT_TRACKER_MAX_PEERS = 10_000;
 export const DEFAULT_TRACKER_MAX_HOLDINGS = 500_000;
 export const DEFAULT_TRACKER_MAX_BITMAP_BYTES = 64 << 20;
@@ -61,7 +67,7 @@ export type ReportRefusal = "unknown-reporter" | "rate-limited";
  */
 export class PeerTable {
   readonly #peers = new Map<string, Entry>();
-  readonly #byLayer = new Map<string, Set<string>>();
+  readonly #byLayer = new Map<string, LayerHolders>();
   readonly #ttl: number;
   readonly #reportsToBan: number;
   readonly #banMs: number;
@@ -156,11 +162,12 @@ export class PeerTable {
     this.#remove(a.peerId);
     const layers = new Map<string, Holding>();
     let bitmapBytes = 0;
-    for (const l of a.layers) {
-      const text = a.chunks?.[l];
+    for (const digest of a.layers) {
+      const text = a.chunks?.[digest];
       const held = text === undefined ? undefined : { bits: decodeChunkBitmap(text), text };
       bitmapBytes += held ? held.bits.length + text!.length : 0;
-      layers.set(l, held);
+      // one string per layer however many peers hold it (each announce parses its own copy)
+      layers.set(this.#byLayer.get(digest)?.layer ?? digest, held);
     }
     const alive = previous && previous.expires > this.#now();
     const entry: Entry = { addrs: [...new Set(a.addrs)], firstSeen: alive ? previous.firstSeen : this.#now(), ts, layers, expires: this.#now() + this.#ttl, bitmapBytes };
@@ -169,9 +176,9 @@ export class PeerTable {
     this.#holdings += layers.size;
     this.#bitmapBytes += bitmapBytes;
     for (const l of entry.layers.keys()) {
-      let s = this.#byLayer.get(l);
-      if (!s) this.#byLayer.set(l, (s = new Set()));
-      s.add(a.peerId);
+      const s = this.#byLayer.get(l);
+      if (!s) this.#byLayer.set(l, { layer: l, peers: a.peerId });
+      else addHolder(s, a.peerId);
     }
     // Sweeping is O(peers): at most once per second (or per TTL, if shorter) on announces.
     if (this.#now() - this.#lastSweep >= Math.min(1000, this.#ttl)) this.#sweep();
@@ -186,7 +193,7 @@ export class PeerTable {
   peers(layer: string, chunk?: number): LayerHolder[] {
     const now = this.#now();
     const out: LayerHolder[] = [];
-    for (const id of this.#byLayer.get(layer) ?? []) {
+    for (const id of holdersOf(this.#byLayer.get(layer))) {
       const e = this.#peers.get(id);
       if (!e || e.expires <= now) continue;
       const held = e.layers.get(layer);
@@ -209,9 +216,9 @@ export class PeerTable {
   layerView(limit = 100): Array<{ layer: string; peers: number; whole: number; chunksHeld: number }> {
     const now = this.#now();
     const out: Array<{ layer: string; peers: number; whole: number; chunksHeld: number }> = [];
-    for (const [layer, ids] of this.#byLayer) {
+    for (const [layer, holders] of this.#byLayer) {
       const row = { layer, peers: 0, whole: 0, chunksHeld: 0 };
-      for (const id of ids) {
+      for (const id of holdersOf(holders)) {
         const e = this.#peers.get(id);
         if (!e || e.expires <= now) continue;
         row.peers++;
@@ -263,13 +270,40 @@ export class PeerTable {
     this.#bitmapBytes -= e.bitmapBytes;
     for (const l of e.layers.keys()) {
       const s = this.#byLayer.get(l);
-      s?.delete(peerId);
-      if (s?.size === 0) this.#byLayer.delete(l);
+      if (s && removeHolder(s, peerId)) this.#byLayer.delete(l);
     }
   }
 }
 
 /** Drop the oldest entries of `m` (insertion order) past `max`. */
+/**
+ * The peers holding one layer, and the layer's digest string that every
+ * holding of it shares. One holder is kept as its id, without a set: a
+ * flood of made-up layers costs no more than it must.
+ */
+interface LayerHolders {
+  readonly layer: string;
+  peers: string | Set<string>;
+}
+
+function addHolder(h: LayerHolders, peerId: string): void {
+  if (typeof h.peers === "string") {
+    if (h.peers !== peerId) h.peers = new Set([h.peers, peerId]);
+  } else h.peers.add(peerId);
+}
+
+/** Drops `peerId` from `h`; true when no holder is left. */
+function removeHolder(h: LayerHolders, peerId: string): boolean {
+  if (typeof h.peers === "string") return h.peers === peerId;
+  h.peers.delete(peerId);
+  if (h.peers.size === 1) h.peers = h.peers.values().next().value!;
+  return false;
+}
+
+function holdersOf(h: LayerHolders | undefined): Iterable<string> {
+  return h === undefined ? [] : typeof h.peers === "string" ? [h.peers] : h.peers;
+}
+
 function trimOldest(m: Map<string, unknown>, max: number): void {
   for (const k of m.keys()) {
     if (m.size <= max) return;

@@ -26,6 +26,23 @@ describe("PeerTable", () => {
     expect(t.peers(L2)).toEqual([]);
     expect(t.size()).toBe(0);
   });
+
+  it("keeps a layer's holders right as they come and go, one or many", () => {
+    const t = new PeerTable();
+    const ids = (l: string) => t.peers(l).map((p) => p.peerId).sort();
+    for (const id of ["a", "b", "c"]) t.announce({ peerId: id, addrs: ["x"], layers: [L1] });
+    expect(ids(L1)).toEqual(["a", "b", "c"]);
+    t.announce({ peerId: "a", addrs: ["x"], layers: [L2] });
+    t.announce({ peerId: "b", addrs: ["x"], layers: [L2] });
+    expect(ids(L1)).toEqual(["c"]);
+    expect(ids(L2)).toEqual(["a", "b"]);
+    t.announce({ peerId: "c", addrs: ["x"], layers: [L2] });
+    expect(ids(L1)).toEqual([]);
+    expect(t.layerView().map((v) => [v.layer, v.peers])).toEqual([[L2, 3]]);
+    t.announce({ peerId: "a", addrs: ["x"], layers: [L1] });
+    expect(ids(L1)).toEqual(["a"]);
+    expect(ids(L2)).toEqual(["b", "c"]);
+  });
 });
 
 describe("PeerTable: chunk bitmaps", () => {

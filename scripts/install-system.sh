@@ -9,7 +9,8 @@ PACKAGES=(
   docker-registry skopeo umoci        # the real registry and image tools the tests compare against
   tar gzip pigz attr                  # GNU tar/gzip baselines, getfattr for xattr checks
   busybox-static                      # a tiny static userland for sample images
-  debootstrap                         # the realistic Debian image of the lazy-start bench
+  debootstrap                         # the realistic Debian image of the lazy-start bench, the clean root of the release test
+  systemd                             # systemd-analyze verify of the release's units
   libfuse2 fuse3                      # FUSE for lazy mounts
   containerd runc                     # containers from lazy mounts
   podman                              # an engine pulling whole images through the mirror

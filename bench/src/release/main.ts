@@ -1,6 +1,7 @@
 // The release artifact against running from a clone: its size, and how long
 // commands take to start, in the same run. One agent (from the artifact)
-// serves every client; each command runs --runs times, one at a time:
+// (prefetch off: only the commands' own work is timed) serves every client;
+// each command runs --runs times, one at a time:
 //   artifact   the tarball of `npm run release`, extracted (its own Node, the bundled code)
 //   source     node cli/src/main.ts with the repository's Node 24 on the PATH (type stripping)
 //   npx        npx shoal, as a clone's README told users
@@ -27,16 +28,17 @@ liveWorkDirs.add(work);
 const dist = values.dist ?? join(work, "dist");
 if (!values.dist) {
   log("npm run release");
-  const r = spawnSync(process.execPath, [join(repo, "scripts/release/main.ts"), "--out", dist], { stdio: ["ignore", "inherit", "inherit"] });
+  const r = spawnSync(process.execPath, [join(repo, "scripts/release/main.ts"), "--out", dist], { stdio: ["ignore", process.stderr, "inherit"] });
   if (r.status !== 0) throw new Error("release failed");
 }
-const files = await readdir(dist);
+const files = (await readdir(dist)).filter((f) => f.startsWith("shoal"));
 const deb = join(dist, files.find((f) => f.endsWith(".deb"))!);
 const tarball = join(dist, files.find((f) => f.endsWith(".tar.gz"))!);
 const inst = join(work, "inst");
 await mkdir(inst);
 spawnSync("tar", ["-C", inst, "-xzf", tarball]);
 const installedBytes = Number(spawnSync("du", ["-sb", inst], { encoding: "utf8" }).stdout.split("\t")[0]);
+const sizes = { deb: (await stat(deb)).size, tarball: (await stat(tarball)).size };
 
 const registry = await startRegistry();
 const layout = await writeImageLayout(join(work, "layout"), busyboxImage({ dataBytes: 4 << 20, marker: "bench" }), { tag: "v1" });
@@ -46,7 +48,7 @@ await runShoalOk(["convert", "--plain-http", `${registry.host}/demo:v1`, image],
 
 const artifact = [join(inst, "usr/bin/shoal")];
 const root = join(work, "root");
-const agent = spawn(artifact[0]!, ["agent", "--root", root, "--plain-http", "--log-level", "warn"], { stdio: "ignore" });
+const agent = spawn(artifact[0]!, ["agent", "--root", root, "--plain-http", "--prefetch", "off", "--log-level", "warn"], { stdio: "ignore" });
 liveProcs.add(agent);
 for (let i = 0; i < 300 && !(await stat(join(root, "agent.sock")).catch(() => undefined)); i++) await new Promise((r) => setTimeout(r, 100));
 
@@ -94,7 +96,7 @@ try {
 
 const mib = (b: number) => `${(b / 1048576).toFixed(1)} MiB`;
 const fmt = (t: Timing) => `${(t.median / 1000).toFixed(3)} s (${(t.min / 1000).toFixed(3)}–${(t.max / 1000).toFixed(3)})`;
-console.log(`artifact: deb ${mib((await stat(deb).catch(() => ({ size: 0 }))).size)}, tarball ${mib((await stat(tarball).catch(() => ({ size: 0 }))).size)}, installed ${mib(installedBytes)}`);
+console.log(`artifact: deb ${mib(sizes.deb)}, tarball ${mib(sizes.tarball)}, installed ${mib(installedBytes)}`);
 console.log(`command start, median (min–max) of ${RUNS}:`);
 for (const cmd of ["version", "status", "mount"]) {
   const a = results.artifact![cmd]!;

@@ -14,6 +14,7 @@ import {
   type RunningAgent, type RunningRegistry, type ShoalDaemon, type TreeSnapshot,
 } from "@shoal/testkit";
 import { callAgent } from "@shoal/agent/client";
+import { parseReference, RegistryClient } from "@shoal/oci";
 import { SnapshotsClient, type SnapshotsCallError } from "@shoal/snapshotter";
 import { withMounted } from "@shoal/snapshotter/testsuite";
 import type { AgentStatus } from "../src/index.ts";
@@ -250,6 +251,33 @@ describe("ordinary images, lazily, through seekable indexes", () => {
     } finally {
       api.close();
     }
+  });
+
+  it("refuses to mount an image whose config's diff_ids do not match its layers' uncompressed streams", async () => {
+    // the edge image with its config's first diffID changed: a new config blob and manifest under another tag
+    const client = new RegistryClient({}, { registry: registry.host, plainHttp: true });
+    try {
+      const { manifest, bytes: manifestBytes, mediaType } = await client.resolveImage(parseReference(edge.ref));
+      const repo = parseReference(edge.ref).repository;
+      const config = JSON.parse(Buffer.from(await client.getBlob(repo, manifest.config.digest)).toString()) as { rootfs: { diff_ids: string[] } };
+      config.rootfs.diff_ids[0] = `sha256:${"e".repeat(64)}`;
+      const configBytes = Buffer.from(JSON.stringify(config));
+      const configDigest = `sha256:${createHash("sha256").update(configBytes).digest("hex")}`;
+      await client.pushBlob(repo, configDigest, configBytes.length, configBytes);
+      const m = JSON.parse(Buffer.from(manifestBytes).toString()) as { config: { digest: string; size: number } };
+      m.config = { ...m.config, digest: configDigest, size: configBytes.length };
+      await client.putManifest(repo, "baddiff", Buffer.from(JSON.stringify(m)), mediaType);
+    } finally {
+      await client.close();
+    }
+    const a = await agent("diffids", supernodeUrl);
+    const dir = join(work, "mnt-baddiff");
+    await mkdir(dir, { recursive: true });
+    const r = await runShoal(["mount", "--root", a.root, edge.ref.replace(/:v1$/, ":baddiff"), dir]);
+    expect(r.code).toBe(1);
+    expect(r.stderr.toString()).toMatch(/layer 1 .*rootfs\.diff_ids.*\[SHOAL_ERR_DIGEST_MISMATCH\]/);
+    // the right config mounts (the check passes)
+    await mount(a, edge.ref, "edge-diffids");
   });
 
   it("checks the index against the blob once the whole layer streamed in", async () => {

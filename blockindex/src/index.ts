@@ -17,4 +17,4 @@ export { inflateChunk } from "./inflate-chunk.ts";
 export { MAX_WHOLE_OUTPUT, wholeOutputChunkSize } from "./inflate-buffer.ts";
 export { type Checkpoint, type SpanGeometry, type WindowRef } from "./layer-index.ts";
 export { SeekableIndexBuilder, DEFAULT_SPAN_SPACING, MIN_SPAN_SPACING, MAX_SPAN_SPACING, type BuiltSeekableIndex } from "./seekable/index-builder.ts";
-export { encodeSeekableIndex, decodeSeekableIndex, attachWindows, unpackWindow, SEEKABLE_INDEX_VERSION, type EncodedSeekableIndex, type SeekableBlob, type SeekableIndex } from "./seekable/seekable-index.ts";
+export { encodeSeekableIndex, decodeSeekableIndex, readSeekableBlob, attachWindows, unpackWindow, SEEKABLE_INDEX_VERSION, type EncodedSeekableIndex, type SeekableBlob, type SeekableIndex } from "./seekable/seekable-index.ts";

@@ -4,7 +4,7 @@ import { createHash } from "node:crypto";
 import { constants, createGzip, gzipSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
 import { prng } from "./helpers.ts";
-import { attachWindows, decodeSeekableIndex, inflateChunk, SeekableIndexBuilder, TarParser, type LayerIndex, type TarEntry } from "../src/index.ts";
+import { attachWindows, decodeSeekableIndex, inflateChunk, readSeekableBlob, SeekableIndexBuilder, TarParser, type LayerIndex, type TarEntry } from "../src/index.ts";
 
 /** A tar stream with text, zeros and random runs in its files, so every block kind appears. */
 function mixedTar(files: number, seed: number): Buffer {
@@ -103,7 +103,11 @@ describe("SeekableIndexBuilder", () => {
     const blob = gzipSync(tar);
     const built = build(blob, 128 << 10);
     const back = decodeSeekableIndex(built.bytes);
-    expect(back.blob).toEqual({ digest: built.blobDigest, size: blob.length });
+    // the diffID: sha256 of the uncompressed tar, what an image config lists
+    const diffId = `sha256:${createHash("sha256").update(tar).digest("hex")}`;
+    expect(built.diffId).toBe(diffId);
+    expect(back.blob).toEqual({ digest: built.blobDigest, size: blob.length, diffId });
+    expect(readSeekableBlob(built.bytes)).toEqual(back.blob);
     expect(back.packBytes).toBe(built.pack.length);
     expect(back.index.entries).toEqual(built.index.entries);
     expect(back.index.chunkCount).toBe(built.index.chunkCount);
@@ -127,7 +131,8 @@ describe("SeekableIndexBuilder", () => {
 
   it("indexes an uncompressed tar layer as stored spans, and refuses zstd naming what it reads", async () => {
     const tar = mixedTar(100, 5);
-    const { index } = build(tar, 1 << 20, 7777);
+    const { index, diffId, blobDigest } = build(tar, 1 << 20, 7777);
+    expect(diffId).toBe(blobDigest); // uncompressed: the blob is its own tar stream
     expect(index.entries).toEqual(entriesOf(tar));
     expect(index.chunkCount).toBe(Math.ceil(tar.length / (1 << 20)));
     await expectSpansRead(index, tar, tar);

@@ -16,7 +16,7 @@ import type { Logger } from "pino";
 import type { BlobReadOptions, BlobService, BlockCache, BlockDb } from "./blob-service.ts";
 
 /** `seek!<blob>!<spacing>` → `<index digest> <window pack digest>` (both in the chunk store). */
-const RECORD_PREFIX = "seek2!";
+const RECORD_PREFIX = "seek3!"; // 3: SEEKABLE_INDEX_VERSION; older records hold indexes agents no longer read
 /** Decoded answers kept in memory, layers. */
 const MAX_REMEMBERED = 1024;
 

@@ -1,6 +1,6 @@
-import { ShoalError } from "@shoal/base";
+import { DigestMismatchError, ShoalError } from "@shoal/base";
 import { digestOf } from "@shoal/base";
-import { attachWindows, requireLazyLayers, type LayerIndex } from "@shoal/blockindex";
+import { attachWindows, readSeekableBlob, requireLazyLayers, type LayerIndex } from "@shoal/blockindex";
 import {
   decodeLayerIndex, decodeSeekableLayerIndex, fetchIndexBytes, fetchSeekableIndex, layerSlotsOf, windowLoaderOf, type IndexSource, type RemoteLayer, type SeekableIndexSource, type WindowLoader,
 } from "@shoal/fetch";
@@ -50,7 +50,7 @@ export class ImageCatalog {
   private readonly logger: Logger;
   private readonly indexes = new Map<string, LayerIndex>();
   private readonly seekableSources: readonly SeekableIndexSource[];
-  private readonly seekable = new Map<string, { index: LayerIndex; indexDigest: string; windows?: WindowLoader }>();
+  private readonly seekable = new Map<string, SeekableLayer>();
   /** Where each seekable index loaded by this process came from (`supernode`, `local`, `catalog`). */
   readonly seekableOrigin = new Map<string, string>();
 
@@ -116,30 +116,41 @@ export class ImageCatalog {
       const key = `lazyidx!${l.indexDigest}`;
       if (!(await this.db.get(key))) await this.db.put(key, JSON.stringify({ ref: ref.toString(), digest: digest!, position } satisfies LayerLocation));
     }));
+    if (seekable && !opts.offline) await this.checkDiffIds(ref, digest!, manifest, slots, opts);
     this.logger.debug({ image: ref.toString(), digest, layers: layers.length, bytesFetched }, "image loaded");
     return { ref, digest: digest!, layers, slots, digests: manifest.layers.map((d) => d.digest), bytesFetched };
   }
 
   /** The seekable index of an ordinary layer: in memory, in the database, else from the seekable sources (then kept). */
-  private async seekableIndex(layer: LayerRef, desc: Descriptor, opts: { signal?: AbortSignal; offline?: boolean }): Promise<{ index: LayerIndex; indexDigest: string; windows?: WindowLoader }> {
+  private async seekableIndex(layer: LayerRef, desc: Descriptor, opts: { signal?: AbortSignal; offline?: boolean }): Promise<SeekableLayer> {
     const known = this.seekable.get(layer.digest);
     if (known) return known;
     const key = `seekidx!${layer.digest}`;
     const packKey = `seekwin!${layer.digest}`;
-    const cached = await this.db.getBuffer(key);
-    let got: { index: LayerIndex; indexDigest: string; windows?: WindowLoader };
+    let cached = await this.db.getBuffer(key);
+    let index: LayerIndex | undefined;
     if (cached) {
-      const index = decodeSeekableLayerIndex(cached, layer.digest, desc.size);
+      try {
+        index = decodeSeekableLayerIndex(cached, layer.digest, desc.size);
+      } catch (err) {
+        // kept by an older shoal (another encoding) or damaged: asked for again
+        this.logger.info({ layer: layer.digest, err: (err as Error).message }, "a kept seekable index does not decode; fetching it again");
+        await this.forgetSeekable(layer.digest);
+        cached = undefined;
+      }
+    }
+    let got: SeekableLayer;
+    if (cached && index) {
       // a local build keeps its window pack here; otherwise windows come from the supernodes as spans are read
       const pack = await this.db.getBuffer(packKey);
       if (pack) attachWindows(index, pack);
       const windows = pack ? undefined : windowLoaderOf(this.seekableSources.find((s) => s.fetchWindows), layer);
-      got = { index, indexDigest: digestOf(cached), ...(windows ? { windows } : {}) };
+      got = { index, indexDigest: digestOf(cached), diffId: readSeekableBlob(cached).diffId, ...(windows ? { windows } : {}) };
       if (!this.seekableOrigin.has(layer.digest)) this.seekableOrigin.set(layer.digest, "catalog");
     } else {
       if (opts.offline) throw new ShoalError("SHOAL_ERR_NOT_FOUND", `seekable index of ${layer.digest} is not in the local catalog`);
       const fetched = await fetchSeekableIndex(this.seekableSources, layer, desc, { ...opts, logger: this.logger });
-      got = { index: fetched.index, indexDigest: fetched.indexDigest, ...(fetched.windows ? { windows: fetched.windows } : {}) };
+      got = { index: fetched.index, indexDigest: fetched.indexDigest, diffId: readSeekableBlob(fetched.bytes).diffId, ...(fetched.windows ? { windows: fetched.windows } : {}) };
       this.seekableOrigin.set(layer.digest, fetched.source.name);
       if (fetched.source.name === "local") this.logger.warn({ layer: layer.digest }, "seekable index built here from a full read of the blob: this pull was not lazy (no supernode answered)");
       if (fetched.pack) await this.db.putBuffer(packKey, fetched.pack);
@@ -147,6 +158,28 @@ export class ImageCatalog {
     }
     this.seekable.set(layer.digest, got);
     return got;
+  }
+
+  /**
+   * The uncompressed stream of each ordinary layer (its seekable index says
+   * what it hashes to) must be what the image config's `rootfs.diff_ids`
+   * lists, as an unpacking engine would insist: else the image does not
+   * load (`SHOAL_ERR_DIGEST_MISMATCH`). Checked once per manifest; the
+   * config is fetched for it (a few KiB). A supernode lying about the
+   * digest is found out by the audit, which rebuilds the whole index.
+   */
+  private async checkDiffIds(ref: ImageReference, digest: string, manifest: ImageManifest, slots: ReadonlyArray<RemoteLayer | undefined>, opts: { signal?: AbortSignal }): Promise<void> {
+    const positions = slots.flatMap((l, i) => (l?.kind === "seekable" ? [i] : []));
+    const key = `diffids!${digest}`;
+    if (positions.length === 0 || (await this.db.get(key))) return;
+    const config = await this.clients.client(ref.registry).getBlob(ref.repository, manifest.config.digest, { maxSize: MAX_CONFIG_BYTES, ...(opts.signal ? { signal: opts.signal } : {}) });
+    const ids = diffIdsOf(config, manifest.layers.length, ref.toString());
+    for (const i of positions) {
+      const layer = manifest.layers[i]!.digest;
+      const stream = this.seekable.get(layer)?.diffId;
+      if (stream !== ids[i]) throw new DigestMismatchError(`layer ${i + 1} (${layer}) of ${ref.toString()}: its uncompressed stream against the config's rootfs.diff_ids`, ids[i]!, stream ?? "unknown");
+    }
+    await this.db.put(key, "1");
   }
 
   /** Forget a seekable index found forged or wrong, so the next load asks again (the local source last). */
@@ -176,4 +209,29 @@ export class ImageCatalog {
     const m = parseManifest(Buffer.from(stored.manifest, "utf8"), stored.mediaType);
     return "layers" in m ? m : undefined;
   }
+}
+
+/** A seekable index as the catalog keeps it, with the diffID it states. */
+interface SeekableLayer {
+  index: LayerIndex;
+  indexDigest: string;
+  diffId: string;
+  windows?: WindowLoader;
+}
+
+/** Largest image config read for its diffIDs, bytes. */
+const MAX_CONFIG_BYTES = 4 * 1024 * 1024;
+
+/** An image config's `rootfs.diff_ids`: one sha256 digest per layer, else `SHOAL_ERR_BAD_CONFIG`. */
+function diffIdsOf(config: Uint8Array, layers: number, image: string): string[] {
+  let ids: unknown;
+  try {
+    ids = (JSON.parse(Buffer.from(config).toString("utf8")) as { rootfs?: { diff_ids?: unknown } } | null)?.rootfs?.diff_ids;
+  } catch {
+    ids = undefined;
+  }
+  if (!Array.isArray(ids) || ids.length !== layers || !ids.every((d) => typeof d === "string" && /^sha256:[0-9a-f]{64}$/.test(d))) {
+    throw new ShoalError("SHOAL_ERR_BAD_CONFIG", `the config of ${image}: rootfs.diff_ids does not list one sha256 digest for each of the ${layers} layers`);
+  }
+  return ids as string[];
 }

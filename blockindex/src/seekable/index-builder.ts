@@ -61,6 +61,8 @@ export interface BuiltSeekableIndex {
   /** sha256 of the blob as pushed (compare with the manifest before trusting the index). */
   blobDigest: string;
   blobSize: number;
+  /** sha256 of the uncompressed tar stream (compare with the config's `rootfs.diff_ids`). */
+  diffId: string;
 }
 
 /** See the module comment. Push the blob with `push`, then call `end`. */
@@ -70,6 +72,8 @@ export class SeekableIndexBuilder {
   readonly #tar: TarParser;
   readonly #entries: TarEntry[] = [];
   readonly #blob = createHash("sha256");
+  /** The uncompressed tar stream's: the layer's diffID. */
+  readonly #diff = createHash("sha256");
   #size = 0;
   /** Pushed bytes not yet hashed into a span; `#pendingBase` is the blob offset of the first. */
   #pending: Buffer[] = [];
@@ -100,6 +104,7 @@ export class SeekableIndexBuilder {
     this.#scanner = new InflateScanner({
       onData: (data) => {
         this.#out += data.length;
+        this.#diff.update(data);
         this.#tar.push(data);
       },
       onBoundary: (b) => this.#wantCheckpoint(b),
@@ -160,12 +165,14 @@ export class SeekableIndexBuilder {
       spans: { offsets: this.#offsets, uncompressedOffsets: this.#uoffsets, checkpoints: this.#checkpoints },
     });
     const blobDigest = `sha256:${this.#blob.digest("hex")}`;
-    const encoded = encodeSeekableIndex({ index, blob: { digest: blobDigest, size: this.#size } });
-    return { index, bytes: encoded.bytes, pack: encoded.pack, blobDigest, blobSize: this.#size };
+    const diffId = `sha256:${this.#diff.digest("hex")}`;
+    const encoded = encodeSeekableIndex({ index, blob: { digest: blobDigest, size: this.#size, diffId } });
+    return { index, bytes: encoded.bytes, pack: encoded.pack, blobDigest, blobSize: this.#size, diffId };
   }
 
   /** An uncompressed tar stream: fixed stored spans, hashed as the bytes pass. */
   #pushTar(buf: Buffer): void {
+    this.#diff.update(buf);
     this.#tar.push(buf);
     let at = 0;
     while (at < buf.length) {

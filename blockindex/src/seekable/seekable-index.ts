@@ -1,7 +1,8 @@
 /**
  * The encoding of a seekable index: what lets an ordinary gzip layer be
  * read lazily without converting it. It names the blob it was built from
- * (digest and size), then the span table (per span: its blob offset and
+ * (digest and size) and the sha256 of its uncompressed tar stream (what an
+ * image config's `rootfs.diff_ids` must list), then the span table (per span: its blob offset and
  * length, uncompressed length, sha256 of its compressed bytes, and its
  * checkpoint: the bit its first block starts at, the bytes to skip before
  * its data and after it, and its window's length and sha256), then the
@@ -24,7 +25,7 @@ import { ByteReader, ByteWriter } from "../varint.ts";
 
 const MAGIC = Buffer.from("SHSK");
 /** Seekable index encoding version written by this code; decode accepts exactly this. */
-export const SEEKABLE_INDEX_VERSION = 2;
+export const SEEKABLE_INDEX_VERSION = 3;
 /** A checkpoint's window is at most this long (deflate's reach back). */
 export const WINDOW_BYTES = 32 * 1024;
 const F_STORED = 1;
@@ -33,6 +34,8 @@ const F_STORED = 1;
 export interface SeekableBlob {
   digest: string;
   size: number;
+  /** sha256 of its uncompressed tar stream: the layer's diffID. */
+  diffId: string;
 }
 
 /** A seekable index as it travels: the blob it describes and its chunks as spans. */
@@ -60,6 +63,7 @@ export function encodeSeekableIndex(s: SeekableIndex): EncodedSeekableIndex {
   w.uint(SEEKABLE_INDEX_VERSION);
   w.bytes(Buffer.from(blob.digest.slice("sha256:".length), "hex"));
   w.uint(blob.size);
+  w.bytes(Buffer.from(blob.diffId.slice("sha256:".length), "hex"));
   w.uint(index.chunkSize);
   w.uint(index.uncompressedSize);
   w.uint(index.chunkCount);
@@ -92,6 +96,27 @@ export function encodeSeekableIndex(s: SeekableIndex): EncodedSeekableIndex {
 }
 
 /**
+ * Only what a seekable index says of its blob (digest, size, diffID), read
+ * from its head without decoding the spans; `SHOAL_ERR_BAD_INDEX` when it
+ * is not one this code reads.
+ */
+export function readSeekableBlob(bytes: Uint8Array, where: { layer?: string } = {}): SeekableBlob {
+  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const fail = (msg: string) => new LayerFormatError("SHOAL_ERR_BAD_INDEX", `seekable index: ${msg}`, { layer: where.layer });
+  const r = new ByteReader(buf, fail);
+  if (!r.bytes(4).equals(MAGIC)) throw fail("not a shoal seekable index");
+  const version = r.uint();
+  if (version !== SEEKABLE_INDEX_VERSION) throw fail(`version ${version} is not supported (expected ${SEEKABLE_INDEX_VERSION})`);
+  return readBlob(r);
+}
+
+function readBlob(r: ByteReader): SeekableBlob {
+  const digest = `sha256:${r.bytes(32).toString("hex")}`;
+  const size = r.uint();
+  return { digest, size, diffId: `sha256:${r.bytes(32).toString("hex")}` };
+}
+
+/**
  * Decode a seekable index (its windows only referenced: see
  * `attachWindows`, `SeekableWindows`). Throws `LayerFormatError`
  * (`SHOAL_ERR_BAD_INDEX`) for anything malformed; never reads outside
@@ -104,7 +129,7 @@ export function decodeSeekableIndex(bytes: Uint8Array, where: { layer?: string }
   if (!r.bytes(4).equals(MAGIC)) throw fail("not a shoal seekable index");
   const version = r.uint();
   if (version !== SEEKABLE_INDEX_VERSION) throw fail(`version ${version} is not supported (expected ${SEEKABLE_INDEX_VERSION})`);
-  const blob = { digest: `sha256:${r.bytes(32).toString("hex")}`, size: r.uint() };
+  const blob = readBlob(r);
   const chunkSize = r.uint();
   const uncompressedSize = r.uint();
   const n = r.uint();

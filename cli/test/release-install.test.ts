@@ -3,12 +3,13 @@
 // (`debootstrap --variant=minbase`, no Node in it), then used there through
 // chroot: `shoal --version`, `shoal convert` of the demo image on a registry
 // on loopback, an agent that mounts it lazily (block mode), and a program
-// run from the mounted image. And the same release as an OCI image, run by
+// run from the mounted image; then an upgrade (the package installed over
+// itself, the agent restarted) while the image stays mounted. And the same release as an OCI image, run by
 // containerd as the Kubernetes manifests run it: privileged, host network,
 // its agent mounting an image and running a program from it.
 import { spawn, type ChildProcess } from "node:child_process";
 import { closeSync, existsSync, openSync } from "node:fs";
-import { cp, mkdir, mkdtemp, readFile, rm, stat } from "node:fs/promises";
+import { cp, mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -25,6 +26,19 @@ let root: string;
 let registry: RunningRegistry;
 let agent: ChildProcess | undefined;
 let version: string;
+
+/** The installed agent started in the clean root; resolves once it answers `shoal status`. */
+async function startAgentInRoot(): Promise<void> {
+  const log = openSync(join(work, "agent.log"), "a");
+  agent = spawn("chroot", [root, "/usr/bin/shoal", "agent", "--config", "/etc/shoal/agent.json", "--plain-http"], { stdio: ["ignore", log, log], env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", HOME: "/root" } });
+  closeSync(log);
+  for (let i = 0; ; i++) {
+    if (agent.exitCode !== null) throw new Error(`the agent exited (${agent.exitCode}): ${await readFile(join(work, "agent.log"), "utf8")}`);
+    if (await inRoot("shoal", "status", "--root", "/var/lib/shoal").then(() => true, () => false)) return;
+    if (i > 300) throw new Error("the agent did not answer in 30 s");
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
 
 /** `cmd` run inside the clean root. */
 const inRoot = (cmd: string, ...args: string[]) => run("chroot", [root, cmd, ...args], { env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", HOME: "/root" } });
@@ -74,7 +88,7 @@ afterAll(async () => {
 }, 120_000);
 
 describe("the release artifact in a clean Debian root", () => {
-  it("installs with dpkg where there is no Node, says its version, and its agent mounts an image and runs a program from it", async () => {
+  it("installs with dpkg where there is no Node, says its version, its agent mounts an image and runs a program from it, and an upgrade keeps it mounted", async () => {
     await expect(inRoot("sh", "-c", "command -v node || ls /usr/local/bin/node /usr/bin/nodejs")).rejects.toThrow();
     await inRoot("dpkg", "-i", "/tmp/shoal.deb");
     expect((await inRoot("shoal", "--version")).stdout).toMatch(new RegExp(`^shoal ${version.replace(/\./g, "\\.")} \\(commit [0-9a-f]{12}(-dirty)?\\)\\n$`));
@@ -85,20 +99,25 @@ describe("the release artifact in a clean Debian root", () => {
     await pushLayout(layout.dir, "v1", `${registry.host}/demo:v1`);
     await inRoot("shoal", "convert", "--plain-http", `${registry.host}/demo:v1`, `${registry.host}/demo:lazy`);
 
-    const log = openSync(join(work, "agent.log"), "a");
-    agent = spawn("chroot", [root, "/usr/bin/shoal", "agent", "--config", "/etc/shoal/agent.json", "--plain-http"], { stdio: ["ignore", log, log], env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", HOME: "/root" } });
-    closeSync(log);
-    const sock = join(root, "var/lib/shoal/agent.sock");
-    for (let i = 0; i < 300 && !(await stat(sock).catch(() => undefined)); i++) {
-      if (agent.exitCode !== null) throw new Error(`the agent exited (${agent.exitCode}): ${await readFile(join(work, "agent.log"), "utf8")}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await startAgentInRoot();
     await inRoot("mkdir", "-p", "/mnt/demo");
     await inRoot("shoal", "mount", "--root", "/var/lib/shoal", `${registry.host}/demo:lazy`, "/mnt/demo");
     const status = JSON.parse((await inRoot("shoal", "status", "--root", "/var/lib/shoal", "--json")).stdout) as { layers: { mode: string; block: number } };
     expect(status.layers).toMatchObject({ mode: "block", block: 2 });
     expect((await run("chroot", [join(root, "mnt/demo"), "/app/run.sh"])).stdout).toBe("hello from a lazy image\n");
     expect((await run("chroot", [join(root, "mnt/demo"), "/bin/busybox", "cat", "/etc/marker"])).stdout).toBe("release");
+
+    // an upgrade: the agent stopped (its FUSE keeper holds the mount), the package installed over itself,
+    // the agent started again from the new files (postinst's try-restart, under systemd) adopts the keeper
+    const gone = new Promise((r) => agent!.once("exit", r));
+    agent!.kill("SIGTERM");
+    await gone;
+    await run("sh", ["-c", "echo 3 > /proc/sys/vm/drop_caches"]);
+    await inRoot("dpkg", "-i", "/tmp/shoal.deb");
+    await startAgentInRoot();
+    expect(await readFile(join(work, "agent.log"), "utf8")).toMatch(/"adopted":true/);
+    expect((await run("chroot", [join(root, "mnt/demo"), "/bin/busybox", "md5sum", "/app/data.bin"])).stdout).toMatch(/^[0-9a-f]{32} /);
+    expect((await run("chroot", [join(root, "mnt/demo"), "/app/run.sh"])).stdout).toBe("hello from a lazy image\n");
     await inRoot("shoal", "umount", "--root", "/var/lib/shoal", "/mnt/demo");
   }, 900_000);
 

@@ -101,19 +101,20 @@ export function encodeSeekableIndex(s: SeekableIndex): EncodedSeekableIndex {
  * is not one this code reads.
  */
 export function readSeekableBlob(bytes: Uint8Array, where: { layer?: string } = {}): SeekableBlob {
+  return openSeekableIndex(bytes, where).blob;
+}
+
+/** A reader past the head of a seekable index (magic, version, blob), or `SHOAL_ERR_BAD_INDEX`. */
+function openSeekableIndex(bytes: Uint8Array, where: { layer?: string }): { buf: Buffer; r: ByteReader; fail: (msg: string) => LayerFormatError; blob: SeekableBlob } {
   const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const fail = (msg: string) => new LayerFormatError("SHOAL_ERR_BAD_INDEX", `seekable index: ${msg}`, { layer: where.layer });
   const r = new ByteReader(buf, fail);
   if (!r.bytes(4).equals(MAGIC)) throw fail("not a shoal seekable index");
   const version = r.uint();
   if (version !== SEEKABLE_INDEX_VERSION) throw fail(`version ${version} is not supported (expected ${SEEKABLE_INDEX_VERSION})`);
-  return readBlob(r);
-}
-
-function readBlob(r: ByteReader): SeekableBlob {
   const digest = `sha256:${r.bytes(32).toString("hex")}`;
   const size = r.uint();
-  return { digest, size, diffId: `sha256:${r.bytes(32).toString("hex")}` };
+  return { buf, r, fail, blob: { digest, size, diffId: `sha256:${r.bytes(32).toString("hex")}` } };
 }
 
 /**
@@ -123,13 +124,7 @@ function readBlob(r: ByteReader): SeekableBlob {
  * `bytes`. The caller checks that `blob` is the blob it asked about.
  */
 export function decodeSeekableIndex(bytes: Uint8Array, where: { layer?: string } = {}): SeekableIndex & { packBytes: number } {
-  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const fail = (msg: string) => new LayerFormatError("SHOAL_ERR_BAD_INDEX", `seekable index: ${msg}`, { layer: where.layer });
-  const r = new ByteReader(buf, fail);
-  if (!r.bytes(4).equals(MAGIC)) throw fail("not a shoal seekable index");
-  const version = r.uint();
-  if (version !== SEEKABLE_INDEX_VERSION) throw fail(`version ${version} is not supported (expected ${SEEKABLE_INDEX_VERSION})`);
-  const blob = readBlob(r);
+  const { buf, r, fail, blob } = openSeekableIndex(bytes, where);
   const chunkSize = r.uint();
   const uncompressedSize = r.uint();
   const n = r.uint();

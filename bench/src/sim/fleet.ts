@@ -1,0 +1,190 @@
+/**
+ * A fleet starting containers of one image, simulated: hosts, supernodes
+ * and the origin registry on a network of links (`network.ts`). Their
+ * choices are shoal's own code, imported, not rewritten:
+ *
+ * - which supernode owns a chunk: `rankSupernodes` (swarm's rendezvous
+ *   hashing), the first that is up;
+ * - which peers hold a chunk: the tracker's `PeerTable` (supernode), fed by
+ *   the hosts' announces (`encodeChunkBitmap`), with its caps and sampling;
+ * - on-demand before background: a host fetches its startup chunks (the
+ *   trace) first, then streams the rest in.
+ *
+ * A chunk is fetched from a peer that holds it when the tracker names one,
+ * else from its owning supernode, which fetches it from the origin once for
+ * all its callers. Per-chunk CPU (verify, inflate, store) is a fixed cost
+ * on the host. This is the simulator's first cut: one layer, one datacenter
+ * (no racks), no upload caps yet; calibration against real runs is to come.
+ */
+import { createHash } from "node:crypto";
+import { encodeChunkBitmap, rankSupernodes } from "@shoal/swarm";
+import { PeerTable } from "@shoal/supernode";
+import { EventQueue } from "./events.ts";
+import { Network, type Link } from "./network.ts";
+
+/** The policies the fleet calls; the defaults are shoal's own. Tests swap one to show the outcome follows it. */
+export interface FleetPolicies {
+  rankSupernodes: (key: string, supernodes: readonly string[]) => string[];
+}
+
+/** What is simulated. Sizes in bytes, rates in bytes/s, times in ms. */
+export interface FleetScenario {
+  hosts: number;
+  supernodes: number;
+  /** The image: its chunks, all of `chunkBytes`. */
+  chunks: number;
+  chunkBytes: number;
+  /** Chunks a container reads before its first work (the startup trace), from the first. */
+  startupChunks: number;
+  hostNic: number;
+  supernodeNic: number;
+  originEgress: number;
+  /** Latency inside the datacenter, and to the origin, ms. */
+  dcLatencyMs: number;
+  originLatencyMs: number;
+  /** Host CPU per chunk (verify, inflate, store), ms. */
+  cpuPerChunkMs: number;
+  /** Fetches in flight per host: on demand, and in the background. */
+  onDemandInFlight: number;
+  backgroundInFlight: number;
+  /** How often hosts announce what they hold to the tracker, ms. */
+  announceEveryMs: number;
+  /** Supernodes whose cache holds the whole image before the start (preheated). */
+  preheated: boolean;
+  /** Hosts start over this many ms (0: all at once). */
+  staggerMs: number;
+  seed: number;
+}
+
+/** What a run gives. */
+export interface FleetOutcome {
+  /** Each host's time to first work, ms from its own start, sorted. */
+  firstWorkMs: number[];
+  /** When every host held the whole image, ms. */
+  allLocalMs: number;
+  originBytes: number;
+  /** Bytes each supernode served to hosts. */
+  supernodeBytes: number[];
+  /** Bytes hosts served each other. */
+  peerBytes: number;
+}
+
+interface Host {
+  i: number;
+  id: string;
+  up: Link;
+  down: Link;
+  held: boolean[];
+  count: number;
+  startedAt: number;
+  firstWorkAt: number | undefined;
+  next: number;
+  inFlight: number;
+}
+
+interface Supernode {
+  url: string;
+  up: Link;
+  down: Link;
+  held: boolean[];
+  waiting: Map<number, Array<() => void>>;
+  served: number;
+}
+
+const LAYER = `sha256:${"1".repeat(64)}`;
+
+/** Run `s` with `policies` (shoal's own by default). */
+export function simulateFleet(s: FleetScenario, policies: FleetPolicies = { rankSupernodes }): FleetOutcome {
+  const events = new EventQueue();
+  const net = new Network(events);
+  let seed = s.seed >>> 0 || 1;
+  const rand = () => {
+    seed ^= seed << 13;
+    seed ^= seed >>> 17;
+    seed ^= seed << 5;
+    return (seed >>> 0) / 2 ** 32;
+  };
+  const digests = Array.from({ length: s.chunks }, (_, c) => `sha256:${createHash("sha256").update(`chunk ${c}`).digest("hex")}`);
+  const origin = net.link("origin", s.originEgress);
+  const supernodes: Supernode[] = Array.from({ length: s.supernodes }, (_, k) => ({
+    url: `http://supernode-${k}:7070`, up: net.link(`sn${k}-up`, s.supernodeNic), down: net.link(`sn${k}-down`, s.supernodeNic),
+    held: Array<boolean>(s.chunks).fill(s.preheated), waiting: new Map(), served: 0,
+  }));
+  const byUrl = new Map(supernodes.map((n) => [n.url, n]));
+  const urls = supernodes.map((n) => n.url);
+  const tracker = new PeerTable({ now: () => events.now }, { ttlMs: 10 * s.announceEveryMs });
+  const hosts: Host[] = Array.from({ length: s.hosts }, (_, i) => ({
+    i, id: `host-${i}`, up: net.link(`h${i}-up`, s.hostNic), down: net.link(`h${i}-down`, s.hostNic),
+    held: Array<boolean>(s.chunks).fill(false), count: 0, startedAt: 0, firstWorkAt: undefined, next: 0, inFlight: 0,
+  }));
+  const byId = new Map(hosts.map((h) => [h.id, h]));
+  let peerBytes = 0;
+  let allLocal = 0;
+
+  /** The supernode has chunk `c` (from the origin once), then `then`. */
+  const atSupernode = (n: Supernode, c: number, then: () => void) => {
+    if (n.held[c]) return then();
+    const waiting = n.waiting.get(c);
+    if (waiting) return void waiting.push(then);
+    n.waiting.set(c, [then]);
+    net.send([origin, n.down], s.chunkBytes, s.originLatencyMs, () => {
+      n.held[c] = true;
+      for (const w of n.waiting.get(c)!) w();
+      n.waiting.delete(c);
+    });
+  };
+
+  const arrived = (h: Host, c: number) => {
+    events.after(s.cpuPerChunkMs, () => {
+      h.held[c] = true;
+      h.count++;
+      h.inFlight--;
+      if (h.firstWorkAt === undefined && h.held.slice(0, s.startupChunks).every(Boolean)) h.firstWorkAt = events.now;
+      if (h.count === s.chunks) allLocal = Math.max(allLocal, events.now);
+      pump(h);
+    });
+  };
+
+  const fetchChunk = (h: Host, c: number) => {
+    h.inFlight++;
+    const holders = tracker.peers(LAYER, c).filter((p) => p.peerId !== h.id);
+    if (holders.length > 0) {
+      const peer = byId.get(holders[Math.floor(rand() * holders.length)]!.peerId)!;
+      peerBytes += s.chunkBytes;
+      return net.send([peer.up, h.down], s.chunkBytes, s.dcLatencyMs, () => arrived(h, c));
+    }
+    const owner = byUrl.get(policies.rankSupernodes(digests[c]!, urls)[0]!)!;
+    atSupernode(owner, c, () => {
+      owner.served += s.chunkBytes;
+      net.send([owner.up, h.down], s.chunkBytes, s.dcLatencyMs, () => arrived(h, c));
+    });
+  };
+
+  /** Keep the host's fetches in flight: its startup chunks first, then the rest in order. */
+  const pump = (h: Host) => {
+    const limit = () => (h.next < s.startupChunks ? s.onDemandInFlight : s.backgroundInFlight);
+    while (h.next < s.chunks && h.inFlight < limit()) fetchChunk(h, h.next++);
+  };
+
+  const announce = () => {
+    for (const h of hosts) {
+      if (h.count === 0 || h.startedAt > events.now) continue;
+      tracker.announce({ peerId: h.id, addrs: [h.id], layers: [LAYER], chunks: { [LAYER]: encodeChunkBitmap(s.chunks, (c) => h.held[c] === true) } });
+    }
+    if (hosts.some((h) => h.count < s.chunks)) events.after(s.announceEveryMs, announce);
+  };
+
+  for (const h of hosts) {
+    h.startedAt = s.staggerMs > 0 ? Math.floor(rand() * s.staggerMs) : 0;
+    events.after(h.startedAt, () => pump(h));
+  }
+  events.after(s.announceEveryMs, announce);
+  events.run();
+  return {
+    firstWorkMs: hosts.map((h) => (h.firstWorkAt ?? Number.NaN) - h.startedAt).sort((a, b) => a - b),
+    allLocalMs: allLocal,
+    originBytes: origin.carried,
+    supernodeBytes: supernodes.map((n) => n.served),
+    peerBytes,
+  };
+}

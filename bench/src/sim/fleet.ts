@@ -8,7 +8,10 @@
  * - which peers hold a chunk: the tracker's `PeerTable` (supernode), fed by
  *   the hosts' announces (`encodeChunkBitmap`), with its caps and sampling;
  * - on-demand before background: a host fetches its startup chunks (the
- *   trace) first, then streams the rest in.
+ *   trace) first, each an on-demand fetch in the agent's `DemandActivity`;
+ *   the rest streams in only while that says the host is not busy
+ *   (`QUIET_MS`), or one chunk per `MAX_YIELD_MS` beside the reads, as the
+ *   prefetcher does.
  *
  * A chunk is fetched from a peer that holds it when the tracker names one,
  * else from its owning supernode, which fetches it from the origin once for
@@ -17,6 +20,8 @@
  * (no racks), no upload caps yet; calibration against real runs is to come.
  */
 import { createHash } from "node:crypto";
+import { DemandActivity } from "@shoal/base";
+import { MAX_YIELD_MS, QUIET_MS } from "@shoal/fetch";
 import { encodeChunkBitmap, rankSupernodes } from "@shoal/swarm";
 import { PeerTable } from "@shoal/supernode";
 import { EventQueue } from "./events.ts";
@@ -80,6 +85,10 @@ interface Host {
   firstWorkAt: number | undefined;
   next: number;
   inFlight: number;
+  demand: DemandActivity;
+  /** When a background fetch may go on beside reads again; a re-pump is scheduled. */
+  trickleAt: number;
+  repump: boolean;
 }
 
 interface Supernode {
@@ -92,6 +101,8 @@ interface Supernode {
 }
 
 const LAYER = `sha256:${"1".repeat(64)}`;
+/** How often a yielding host looks again whether its reads have gone quiet, ms (the prefetcher's poll). */
+const POLL_MS = 100;
 
 /** Run `s` with `policies` (shoal's own by default). */
 export function simulateFleet(s: FleetScenario, policies: FleetPolicies = { rankSupernodes }): FleetOutcome {
@@ -116,6 +127,7 @@ export function simulateFleet(s: FleetScenario, policies: FleetPolicies = { rank
   const hosts: Host[] = Array.from({ length: s.hosts }, (_, i) => ({
     i, id: `host-${i}`, up: net.link(`h${i}-up`, s.hostNic), down: net.link(`h${i}-down`, s.hostNic),
     held: Array<boolean>(s.chunks).fill(false), count: 0, startedAt: 0, firstWorkAt: undefined, next: 0, inFlight: 0,
+    demand: new DemandActivity({ now: () => events.now }), trickleAt: 0, repump: false,
   }));
   const byId = new Map(hosts.map((h) => [h.id, h]));
   let peerBytes = 0;
@@ -134,8 +146,9 @@ export function simulateFleet(s: FleetScenario, policies: FleetPolicies = { rank
     });
   };
 
-  const arrived = (h: Host, c: number) => {
+  const arrived = (h: Host, c: number, ended: () => void) => {
     events.after(s.cpuPerChunkMs, () => {
+      ended();
       h.held[c] = true;
       h.count++;
       h.inFlight--;
@@ -147,23 +160,39 @@ export function simulateFleet(s: FleetScenario, policies: FleetPolicies = { rank
 
   const fetchChunk = (h: Host, c: number) => {
     h.inFlight++;
+    const ended = c < s.startupChunks ? h.demand.begin() : () => undefined;
     const holders = tracker.peers(LAYER, c).filter((p) => p.peerId !== h.id);
     if (holders.length > 0) {
       const peer = byId.get(holders[Math.floor(rand() * holders.length)]!.peerId)!;
       peerBytes += s.chunkBytes;
-      return net.send([peer.up, h.down], s.chunkBytes, s.dcLatencyMs, () => arrived(h, c));
+      return net.send([peer.up, h.down], s.chunkBytes, s.dcLatencyMs, () => arrived(h, c, ended));
     }
     const owner = byUrl.get(policies.rankSupernodes(digests[c]!, urls)[0]!)!;
     atSupernode(owner, c, () => {
       owner.served += s.chunkBytes;
-      net.send([owner.up, h.down], s.chunkBytes, s.dcLatencyMs, () => arrived(h, c));
+      net.send([owner.up, h.down], s.chunkBytes, s.dcLatencyMs, () => arrived(h, c, ended));
     });
   };
 
-  /** Keep the host's fetches in flight: its startup chunks first, then the rest in order. */
+  /** Keep the host's fetches in flight: its startup chunks first, then the rest in order, yielding to the reads. */
   const pump = (h: Host) => {
-    const limit = () => (h.next < s.startupChunks ? s.onDemandInFlight : s.backgroundInFlight);
-    while (h.next < s.chunks && h.inFlight < limit()) fetchChunk(h, h.next++);
+    while (h.next < s.startupChunks && h.inFlight < s.onDemandInFlight) fetchChunk(h, h.next++);
+    while (h.next >= s.startupChunks && h.next < s.chunks && h.inFlight < s.backgroundInFlight) {
+      if (h.demand.busy(QUIET_MS)) {
+        if (events.now < h.trickleAt) {
+          if (!h.repump) {
+            h.repump = true;
+            events.after(POLL_MS, () => {
+              h.repump = false;
+              pump(h);
+            });
+          }
+          return;
+        }
+        h.trickleAt = events.now + MAX_YIELD_MS;
+      }
+      fetchChunk(h, h.next++);
+    }
   };
 
   const announce = () => {

@@ -1,12 +1,19 @@
 /**
- * Links and transfers as fluids: each link has a capacity (bytes/s); each
- * transfer crosses a path of links after a fixed latency, and at every
- * moment the active transfers share the links max-min fairly (progressive
- * filling: the most contended link fixes the rate of the transfers through
- * it, the rest share what is left). Rates are recomputed whenever a transfer
- * starts or ends, which is when they change.
+ * Links and transfers as fluids, advanced in fixed steps of simulated time
+ * (`STEP_MS`): each transfer crosses a path of links after a fixed latency;
+ * in each step every link's capacity (bytes/s) is split equally among the
+ * transfers on it, and a transfer moves at its smallest share along its
+ * path. That is max-min fairness without handing a bottlenecked transfer's
+ * unused share to the others: exact for paths of one contended link (a
+ * host's NIC, a supernode's uplink, the origin's egress), conservative
+ * elsewhere. A step costs one pass over the transfers in flight, so
+ * thousands of hosts stay cheap; a transfer ends at the end of the step in
+ * which its last byte moved.
  */
 import type { EventQueue } from "./events.ts";
+
+/** Simulated time per step of the network, ms. */
+export const STEP_MS = 1;
 
 /** A link: a host's NIC in one direction, an uplink, the origin's egress. */
 export interface Link {
@@ -15,21 +22,21 @@ export interface Link {
   readonly capacity: number;
   /** Bytes carried so far. */
   carried: number;
+  /** Transfers on it in the current step. */
+  users: number;
 }
 
 interface Transfer {
   path: readonly Link[];
   left: number;
-  rate: number;
   done: () => void;
 }
 
 /** See the module comment. */
 export class Network {
   readonly #events: EventQueue;
-  readonly #active = new Set<Transfer>();
-  #last = 0;
-  #wake = 0;
+  #active: Transfer[] = [];
+  #ticking = false;
 
   constructor(events: EventQueue) {
     this.#events = events;
@@ -37,70 +44,38 @@ export class Network {
 
   /** A new link of `bytesPerSecond`. */
   link(name: string, bytesPerSecond: number): Link {
-    return { name, capacity: bytesPerSecond, carried: 0 };
+    return { name, capacity: bytesPerSecond, carried: 0, users: 0 };
   }
 
   /** Move `bytes` across `path` after `latencyMs`; `done` runs when the last byte arrived. */
   send(path: readonly Link[], bytes: number, latencyMs: number, done: () => void): void {
     this.#events.after(latencyMs, () => {
-      this.#advance();
-      this.#active.add({ path, left: bytes, rate: 0, done });
-      this.#reshare();
+      this.#active.push({ path, left: bytes, done });
+      if (!this.#ticking) {
+        this.#ticking = true;
+        this.#events.after(STEP_MS, () => this.#step());
+      }
     });
   }
 
-  /** Account the bytes every transfer moved since the last change. */
-  #advance(): void {
-    const dt = (this.#events.now - this.#last) / 1000;
-    this.#last = this.#events.now;
-    if (dt <= 0) return;
+  /** One step: shares, bytes moved, transfers that ended. */
+  #step(): void {
+    for (const t of this.#active) for (const l of t.path) l.users++;
+    const seconds = STEP_MS / 1000;
+    const still: Transfer[] = [];
+    const ended: Transfer[] = [];
     for (const t of this.#active) {
-      const moved = Math.min(t.left, t.rate * dt);
+      let rate = Number.POSITIVE_INFINITY;
+      for (const l of t.path) rate = Math.min(rate, l.capacity / l.users);
+      const moved = Math.min(t.left, rate * seconds);
       t.left -= moved;
       for (const l of t.path) l.carried += moved;
+      (t.left <= 1e-6 ? ended : still).push(t);
     }
-  }
-
-  /** Max-min fair rates, then a wake-up at the next transfer's end. */
-  #reshare(): void {
-    for (const t of [...this.#active]) {
-      if (t.left <= 1e-6) {
-        this.#active.delete(t);
-        t.done();
-      }
-    }
-    const unfixed = new Set(this.#active);
-    const spare = new Map<Link, number>();
-    for (const t of unfixed) for (const l of t.path) spare.set(l, l.capacity);
-    while (unfixed.size > 0) {
-      // the link whose fair share is smallest fixes its transfers at that share
-      let bottleneck: Link | undefined;
-      let share = Number.POSITIVE_INFINITY;
-      for (const [l, cap] of spare) {
-        let n = 0;
-        for (const t of unfixed) if (t.path.includes(l)) n++;
-        if (n > 0 && cap / n < share) {
-          share = cap / n;
-          bottleneck = l;
-        }
-      }
-      if (!bottleneck) break;
-      for (const t of [...unfixed]) {
-        if (!t.path.includes(bottleneck)) continue;
-        t.rate = share;
-        unfixed.delete(t);
-        for (const l of t.path) spare.set(l, spare.get(l)! - share);
-      }
-      spare.delete(bottleneck);
-    }
-    let next = Number.POSITIVE_INFINITY;
-    for (const t of this.#active) if (t.rate > 0) next = Math.min(next, (t.left / t.rate) * 1000);
-    if (next === Number.POSITIVE_INFINITY) return;
-    const wake = ++this.#wake;
-    this.#events.after(next, () => {
-      if (wake !== this.#wake) return; // a later change re-planned
-      this.#advance();
-      this.#reshare();
-    });
+    for (const t of this.#active) for (const l of t.path) l.users = 0;
+    this.#active = still;
+    for (const t of ended) t.done();
+    if (this.#active.length > 0) this.#events.after(STEP_MS, () => this.#step());
+    else this.#ticking = false;
   }
 }

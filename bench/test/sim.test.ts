@@ -1,5 +1,6 @@
 // The fleet simulator's first cut: its outcome follows shoal's own policies
 // (swap one and the outcome moves), and it keeps what the model promises.
+import { prefetchOrder } from "@shoal/fetch";
 import { rankSupernodes } from "@shoal/swarm";
 import { describe, expect, it } from "vitest";
 import { EventQueue } from "../src/sim/events.ts";
@@ -40,11 +41,18 @@ describe("simulateFleet", () => {
     const fair = spread.reduce((a, b) => a + b, 0) / spread.length;
     expect(Math.max(...spread) / fair).toBeLessThan(1.5);
     // a ranking that ignores the chunk: the first supernode owns everything
-    const skewed = simulateFleet(scenario, { rankSupernodes: (_key, urls) => [...urls] }).supernodeBytes;
+    const skewed = simulateFleet(scenario, { prefetchOrder, rankSupernodes: (_key, urls) => [...urls] }).supernodeBytes;
     expect(skewed.slice(1).every((b) => b === 0)).toBe(true);
     expect(skewed[0]).toBe(spread.reduce((a, b) => a + b, 0));
     // and the real one is what the fleet called
-    expect(simulateFleet(scenario, { rankSupernodes }).supernodeBytes).toEqual(spread);
+    expect(simulateFleet(scenario, { rankSupernodes, prefetchOrder }).supernodeBytes).toEqual(spread);
+  });
+
+  it("streams in the prefetcher's own order: spread, hosts starting together serve each other; in one order for all, they cannot", () => {
+    const spread = simulateFleet(scenario);
+    expect(spread.peerBytes).toBeGreaterThan(image);
+    const lockstep = simulateFleet(scenario, { rankSupernodes, prefetchOrder: (counts, first, opts) => prefetchOrder(counts, first, { ...opts, spread: false }) });
+    expect(lockstep.peerBytes).toBe(0);
   });
 
   it("hosts that start later get chunks from peers the tracker's PeerTable names", () => {

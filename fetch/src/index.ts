@@ -6,7 +6,7 @@ export { DemandActivity } from "@shoal/base";
 export { Flights, allAborted } from "./flights.ts";
 export { hedgedRace, HedgeLostError, type HedgedRaceInit } from "./race.ts";
 export { FAILURE_MEMORY_MS, Fetcher, FetchError, MAX_RUN_BYTES, MISS_WINDOW_BYTES, type FetchObserver, type FetchOptions, type FetchStats, type SourceTotals } from "./fetcher.ts";
-export { PrefetchJob, BACKGROUND_RUN_BYTES, MAX_YIELD_MS, QUIET_MS, PREFETCH_CONCURRENCY, type ChunkPos, type PrefetchProgress, type RateLimit } from "./prefetcher.ts";
+export { PrefetchJob, prefetchOrder, BACKGROUND_RUN_BYTES, MAX_YIELD_MS, QUIET_MS, PREFETCH_CONCURRENCY, type ChunkPos, type PrefetchProgress, type RateLimit } from "./prefetcher.ts";
 export { RegistrySource } from "./sources/registry-source.ts";
 export { SupernodeSource } from "./sources/supernode-source.ts";
 export { PeerSource, type ChunkPeerLike, type PeerDirectory } from "./sources/peer-source.ts";

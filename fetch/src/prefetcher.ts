@@ -64,6 +64,35 @@ export interface PrefetchProgress {
 
 
 /**
+ * The order a background stream takes, decided apart from fetching it (the
+ * fleet simulator calls it too): `first` (the recorded startup order),
+ * then the rest layer by layer, each from a random chunk wrapping around
+ * (`spread`, the default; from chunk 0 otherwise), so that agents streaming
+ * the same image at the same moment hold different chunks early and can
+ * serve each other. Positions outside the layers and repeats are dropped;
+ * `startup` is how many of `order` came from `first`.
+ */
+export function prefetchOrder(chunkCounts: readonly number[], first: readonly ChunkPos[], opts: { spread?: boolean; random?: () => number } = {}): { order: ChunkPos[]; startup: number } {
+  const seen = new Set<string>();
+  const order: ChunkPos[] = [];
+  const add = (p: ChunkPos) => {
+    const key = `${p[0]}:${p[1]}`;
+    const n = chunkCounts[p[0]];
+    if (n === undefined || p[1] < 0 || p[1] >= n || seen.has(key)) return;
+    seen.add(key);
+    order.push(p);
+  };
+  for (const p of first) add(p);
+  const startup = order.length;
+  const random = opts.random ?? Math.random;
+  chunkCounts.forEach((n, li) => {
+    const start = opts.spread === false || n === 0 ? 0 : Math.floor(random() * n);
+    for (let k = 0; k < n; k++) add([li, (start + k) % n]);
+  });
+  return { order, startup };
+}
+
+/**
  * Streams every chunk of an image into the store at a bounded rate,
  * `first` (the recorded startup order) before the rest, layer by layer.
  * On-demand reads come first: workers pause while any foreground fetch is
@@ -109,26 +138,9 @@ export class PrefetchJob {
     this.layers = init.layers;
     this.limiter = components.limiter ?? new TokenBucket({ rate: init.rateBytesPerSec, burst: init.burstBytes ?? Math.max(init.rateBytesPerSec / 4, 4 << 20) });
     this.concurrency = init.concurrency ?? PREFETCH_CONCURRENCY;
-    const seen = new Set<string>();
-    this.order = [];
-    const add = (p: ChunkPos) => {
-      const key = `${p[0]}:${p[1]}`;
-      const layer = this.layers[p[0]];
-      if (!layer || p[1] < 0 || p[1] >= layer.index.chunkCount || seen.has(key)) return;
-      seen.add(key);
-      this.order.push(p);
-    };
-    for (const p of init.first ?? []) add(p);
-    this.startupChunks = this.order.length;
-    // The rest layer by layer, each starting at a random chunk and wrapping
-    // around: agents streaming the same image at the same moment then hold
-    // different chunks early and can serve each other.
-    const random = init.random ?? Math.random;
-    this.layers.forEach((l, li) => {
-      const n = l.index.chunkCount;
-      const start = init.spread === false || n === 0 ? 0 : Math.floor(random() * n);
-      for (let k = 0; k < n; k++) add([li, (start + k) % n]);
-    });
+    const planned = prefetchOrder(this.layers.map((l) => l.index.chunkCount), init.first ?? [], { ...(init.spread !== undefined ? { spread: init.spread } : {}), ...(init.random ? { random: init.random } : {}) });
+    this.order = planned.order;
+    this.startupChunks = planned.startup;
     this.done = this.run();
   }
 

@@ -7,21 +7,24 @@
  *   hashing), the first that is up;
  * - which peers hold a chunk: the tracker's `PeerTable` (supernode), fed by
  *   the hosts' announces (`encodeChunkBitmap`), with its caps and sampling;
- * - on-demand before background: a host fetches its startup chunks (the
- *   trace) first, each an on-demand fetch in the agent's `DemandActivity`;
+ * - the prefetcher's order (`prefetchOrder`): the startup chunks (the
+ *   trace) first, then the rest from a random chunk, wrapping around;
+ * - on-demand before background: a host fetches its startup chunks each an on-demand fetch in the agent's `DemandActivity`;
  *   the rest streams in only while that says the host is not busy
  *   (`QUIET_MS`), or one chunk per `MAX_YIELD_MS` beside the reads, as the
  *   prefetcher does.
  *
  * A chunk is fetched from a peer that holds it when the tracker names one,
  * else from its owning supernode, which fetches it from the origin once for
- * all its callers. Per-chunk CPU (verify, inflate, store) is a fixed cost
- * on the host. This is the simulator's first cut: one layer, one datacenter
- * (no racks), no upload caps yet; calibration against real runs is to come.
+ * all its callers. CPU is work on processors: per chunk received (verify,
+ * store), per chunk served to a peer, per chunk a supernode serves, on each
+ * machine's own cores, or on one machine's shared cores (`sharedCores`: how
+ * the real runs on this 2-core machine are). One layer, one datacenter (no
+ * racks), no upload caps yet.
  */
 import { createHash } from "node:crypto";
 import { DemandActivity } from "@shoal/base";
-import { MAX_YIELD_MS, QUIET_MS } from "@shoal/fetch";
+import { MAX_YIELD_MS, prefetchOrder, QUIET_MS } from "@shoal/fetch";
 import { encodeChunkBitmap, rankSupernodes } from "@shoal/swarm";
 import { PeerTable } from "@shoal/supernode";
 import { EventQueue } from "./events.ts";
@@ -30,6 +33,7 @@ import { Network, type Link } from "./network.ts";
 /** The policies the fleet calls; the defaults are shoal's own. Tests swap one to show the outcome follows it. */
 export interface FleetPolicies {
   rankSupernodes: (key: string, supernodes: readonly string[]) => string[];
+  prefetchOrder: typeof prefetchOrder;
 }
 
 /** What is simulated. Sizes in bytes, rates in bytes/s, times in ms. */
@@ -47,8 +51,18 @@ export interface FleetScenario {
   /** Latency inside the datacenter, and to the origin, ms. */
   dcLatencyMs: number;
   originLatencyMs: number;
-  /** Host CPU per chunk (verify, inflate, store), ms. */
+  /** CPU per chunk a host receives (verify, store), per chunk it serves a peer, and per chunk a supernode serves, ms. */
   cpuPerChunkMs: number;
+  cpuPerServedChunkMs?: number;
+  supernodeCpuPerChunkMs?: number;
+  /** Cores of each host and supernode. */
+  coresPerHost?: number;
+  /**
+   * Every host and supernode on one machine of this many cores (the real
+   * runs this simulator is calibrated against: this 2-core machine); absent,
+   * each has its own `coresPerHost`.
+   */
+  sharedCores?: number;
   /** Fetches in flight per host: on demand, and in the background. */
   onDemandInFlight: number;
   backgroundInFlight: number;
@@ -79,10 +93,13 @@ interface Host {
   id: string;
   up: Link;
   down: Link;
+  cpu: Link;
   held: boolean[];
   count: number;
   startedAt: number;
   firstWorkAt: number | undefined;
+  /** The chunks in the order this host fetches them, and how far it got. */
+  order: number[];
   next: number;
   inFlight: number;
   demand: DemandActivity;
@@ -95,6 +112,7 @@ interface Supernode {
   url: string;
   up: Link;
   down: Link;
+  cpu: Link;
   held: boolean[];
   waiting: Map<number, Array<() => void>>;
   served: number;
@@ -105,7 +123,7 @@ const LAYER = `sha256:${"1".repeat(64)}`;
 const POLL_MS = 100;
 
 /** Run `s` with `policies` (shoal's own by default). */
-export function simulateFleet(s: FleetScenario, policies: FleetPolicies = { rankSupernodes }): FleetOutcome {
+export function simulateFleet(s: FleetScenario, policies: FleetPolicies = { rankSupernodes, prefetchOrder }): FleetOutcome {
   const events = new EventQueue();
   const net = new Network(events);
   let seed = s.seed >>> 0 || 1;
@@ -117,16 +135,21 @@ export function simulateFleet(s: FleetScenario, policies: FleetPolicies = { rank
   };
   const digests = Array.from({ length: s.chunks }, (_, c) => `sha256:${createHash("sha256").update(`chunk ${c}`).digest("hex")}`);
   const origin = net.link("origin", s.originEgress);
+  const shared = s.sharedCores !== undefined ? net.link("machine-cpu", s.sharedCores) : undefined;
+  const cpu = (name: string) => shared ?? net.link(name, s.coresPerHost ?? 2);
+  /** `ms` of CPU on `on` (one core at most), then `then`. */
+  const work = (on: Link, ms: number, then: () => void) => (ms > 0 ? net.send([on], ms / 1000, 0, then, 1) : then());
   const supernodes: Supernode[] = Array.from({ length: s.supernodes }, (_, k) => ({
-    url: `http://supernode-${k}:7070`, up: net.link(`sn${k}-up`, s.supernodeNic), down: net.link(`sn${k}-down`, s.supernodeNic),
+    url: `http://supernode-${k}:7070`, up: net.link(`sn${k}-up`, s.supernodeNic), down: net.link(`sn${k}-down`, s.supernodeNic), cpu: cpu(`sn${k}-cpu`),
     held: Array<boolean>(s.chunks).fill(s.preheated), waiting: new Map(), served: 0,
   }));
   const byUrl = new Map(supernodes.map((n) => [n.url, n]));
   const urls = supernodes.map((n) => n.url);
   const tracker = new PeerTable({ now: () => events.now }, { ttlMs: 10 * s.announceEveryMs });
   const hosts: Host[] = Array.from({ length: s.hosts }, (_, i) => ({
-    i, id: `host-${i}`, up: net.link(`h${i}-up`, s.hostNic), down: net.link(`h${i}-down`, s.hostNic),
+    i, id: `host-${i}`, up: net.link(`h${i}-up`, s.hostNic), down: net.link(`h${i}-down`, s.hostNic), cpu: cpu(`h${i}-cpu`),
     held: Array<boolean>(s.chunks).fill(false), count: 0, startedAt: 0, firstWorkAt: undefined, next: 0, inFlight: 0,
+    order: policies.prefetchOrder([s.chunks], Array.from({ length: s.startupChunks }, (_, c): [number, number] => [0, c]), { random: rand }).order.map(([, c]) => c),
     demand: new DemandActivity({ now: () => events.now }), trickleAt: 0, repump: false,
   }));
   const byId = new Map(hosts.map((h) => [h.id, h]));
@@ -147,7 +170,7 @@ export function simulateFleet(s: FleetScenario, policies: FleetPolicies = { rank
   };
 
   const arrived = (h: Host, c: number, ended: () => void) => {
-    events.after(s.cpuPerChunkMs, () => {
+    work(h.cpu, s.cpuPerChunkMs, () => {
       ended();
       h.held[c] = true;
       h.count++;
@@ -165,18 +188,18 @@ export function simulateFleet(s: FleetScenario, policies: FleetPolicies = { rank
     if (holders.length > 0) {
       const peer = byId.get(holders[Math.floor(rand() * holders.length)]!.peerId)!;
       peerBytes += s.chunkBytes;
-      return net.send([peer.up, h.down], s.chunkBytes, s.dcLatencyMs, () => arrived(h, c, ended));
+      return work(peer.cpu, s.cpuPerServedChunkMs ?? 0, () => net.send([peer.up, h.down], s.chunkBytes, s.dcLatencyMs, () => arrived(h, c, ended)));
     }
     const owner = byUrl.get(policies.rankSupernodes(digests[c]!, urls)[0]!)!;
     atSupernode(owner, c, () => {
       owner.served += s.chunkBytes;
-      net.send([owner.up, h.down], s.chunkBytes, s.dcLatencyMs, () => arrived(h, c, ended));
+      work(owner.cpu, s.supernodeCpuPerChunkMs ?? 0, () => net.send([owner.up, h.down], s.chunkBytes, s.dcLatencyMs, () => arrived(h, c, ended)));
     });
   };
 
   /** Keep the host's fetches in flight: its startup chunks first, then the rest in order, yielding to the reads. */
   const pump = (h: Host) => {
-    while (h.next < s.startupChunks && h.inFlight < s.onDemandInFlight) fetchChunk(h, h.next++);
+    while (h.next < s.startupChunks && h.inFlight < s.onDemandInFlight) fetchChunk(h, h.order[h.next++]!);
     while (h.next >= s.startupChunks && h.next < s.chunks && h.inFlight < s.backgroundInFlight) {
       if (h.demand.busy(QUIET_MS)) {
         if (events.now < h.trickleAt) {
@@ -191,7 +214,7 @@ export function simulateFleet(s: FleetScenario, policies: FleetPolicies = { rank
         }
         h.trickleAt = events.now + MAX_YIELD_MS;
       }
-      fetchChunk(h, h.next++);
+      fetchChunk(h, h.order[h.next++]!);
     }
   };
 

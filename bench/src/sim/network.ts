@@ -29,6 +29,8 @@ export interface Link {
 interface Transfer {
   path: readonly Link[];
   left: number;
+  /** Most units per second this transfer may move (a job on a CPU: one core). */
+  max: number;
   done: () => void;
 }
 
@@ -47,10 +49,15 @@ export class Network {
     return { name, capacity: bytesPerSecond, carried: 0, users: 0 };
   }
 
-  /** Move `bytes` across `path` after `latencyMs`; `done` runs when the last byte arrived. */
-  send(path: readonly Link[], bytes: number, latencyMs: number, done: () => void): void {
+  /**
+   * Move `bytes` across `path` after `latencyMs`; `done` runs when the last
+   * byte arrived. `maxRate` caps this transfer's rate: a link of capacity k
+   * whose transfers each take at most 1 is k processors shared by jobs (a
+   * host's cores, and a job's CPU-seconds as its "bytes").
+   */
+  send(path: readonly Link[], bytes: number, latencyMs: number, done: () => void, maxRate = Number.POSITIVE_INFINITY): void {
     this.#events.after(latencyMs, () => {
-      this.#active.push({ path, left: bytes, done });
+      this.#active.push({ path, left: bytes, max: maxRate, done });
       if (!this.#ticking) {
         this.#ticking = true;
         this.#events.after(STEP_MS, () => this.#step());
@@ -65,7 +72,7 @@ export class Network {
     const still: Transfer[] = [];
     const ended: Transfer[] = [];
     for (const t of this.#active) {
-      let rate = Number.POSITIVE_INFINITY;
+      let rate = t.max;
       for (const l of t.path) rate = Math.min(rate, l.capacity / l.users);
       const moved = Math.min(t.left, rate * seconds);
       t.left -= moved;

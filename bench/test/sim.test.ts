@@ -5,6 +5,7 @@ import { rankSupernodes } from "@shoal/swarm";
 import { describe, expect, it } from "vitest";
 import { EventQueue } from "../src/sim/events.ts";
 import { Network } from "../src/sim/network.ts";
+import { lineChart } from "../src/sim/plot.ts";
 import { simulateFleet, type FleetScenario } from "../src/sim/fleet.ts";
 
 const scenario: FleetScenario = {
@@ -59,5 +60,15 @@ describe("simulateFleet", () => {
     const o = simulateFleet({ ...scenario, staggerMs: 20_000 });
     expect(o.peerBytes).toBeGreaterThan(0);
     expect(o.originBytes / image).toBeCloseTo(1, 5);
+  });
+});
+
+describe("lineChart", () => {
+  it("draws each series as a polyline with its points, on a log axis of hosts", () => {
+    const svg = lineChart("t", "hosts", "s", [{ name: "a", points: [[1, 1], [10, 2], [1000, 3]] }, { name: "b <c>", points: [[1, 0.5], [1000, 1]] }]);
+    expect(svg.match(/<polyline /g)).toHaveLength(2);
+    expect(svg.match(/<circle /g)).toHaveLength(5);
+    expect(svg).toContain("b &lt;c&gt;");
+    expect(svg).toContain(">1,000<");
   });
 });

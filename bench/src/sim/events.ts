@@ -1,7 +1,9 @@
 /**
  * The simulator's clock: a queue of callbacks by simulated time (ms),
  * earliest first, ties in the order they were scheduled. Nothing here reads
- * the wall clock; a run is a pure function of its inputs and seed.
+ * the wall clock. A run is not quite a function of its inputs and seed: the
+ * tracker's own `PeerTable` samples peers with `Math.random`, so figures
+ * move in their last digits from run to run.
  */
 export class EventQueue {
   #now = 0;

@@ -89,13 +89,14 @@ export interface FleetOutcome {
 }
 
 interface Host {
-  i: number;
   id: string;
   up: Link;
   down: Link;
   cpu: Link;
   held: boolean[];
   count: number;
+  /** Of `count`, the startup chunks: first work once all are here. */
+  startupHeld: number;
   startedAt: number;
   firstWorkAt: number | undefined;
   /** The chunks in the order this host fetches them, and how far it got. */
@@ -147,8 +148,8 @@ export function simulateFleet(s: FleetScenario, policies: FleetPolicies = { rank
   const urls = supernodes.map((n) => n.url);
   const tracker = new PeerTable({ now: () => events.now }, { ttlMs: 10 * s.announceEveryMs });
   const hosts: Host[] = Array.from({ length: s.hosts }, (_, i) => ({
-    i, id: `host-${i}`, up: net.link(`h${i}-up`, s.hostNic), down: net.link(`h${i}-down`, s.hostNic), cpu: cpu(`h${i}-cpu`),
-    held: Array<boolean>(s.chunks).fill(false), count: 0, startedAt: 0, firstWorkAt: undefined, next: 0, inFlight: 0,
+    id: `host-${i}`, up: net.link(`h${i}-up`, s.hostNic), down: net.link(`h${i}-down`, s.hostNic), cpu: cpu(`h${i}-cpu`),
+    held: Array<boolean>(s.chunks).fill(false), count: 0, startupHeld: 0, startedAt: 0, firstWorkAt: undefined, next: 0, inFlight: 0,
     order: policies.prefetchOrder([s.chunks], Array.from({ length: s.startupChunks }, (_, c): [number, number] => [0, c]), { random: rand }).order.map(([, c]) => c),
     demand: new DemandActivity({ now: () => events.now }), trickleAt: 0, repump: false,
   }));
@@ -175,7 +176,8 @@ export function simulateFleet(s: FleetScenario, policies: FleetPolicies = { rank
       h.held[c] = true;
       h.count++;
       h.inFlight--;
-      if (h.firstWorkAt === undefined && h.held.slice(0, s.startupChunks).every(Boolean)) h.firstWorkAt = events.now;
+      if (c < s.startupChunks) h.startupHeld++;
+      if (h.firstWorkAt === undefined && h.startupHeld === s.startupChunks) h.firstWorkAt = events.now;
       if (h.count === s.chunks) allLocal = Math.max(allLocal, events.now);
       pump(h);
     });

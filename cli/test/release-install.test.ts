@@ -13,7 +13,7 @@ import { cp, mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { busyboxImage, pushLayout, run, startContainerd, startRegistry, unmountAllUnder, writeImageLayout, type RunningRegistry } from "@shoal/testkit";
+import { busyboxImage, pushLayout, run, startContainerd, startRegistry, unmountAllUnder, waitFor, writeImageLayout, type RunningRegistry } from "@shoal/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 const repo = fileURLToPath(new URL("../..", import.meta.url));
@@ -32,12 +32,11 @@ async function startAgentInRoot(): Promise<void> {
   const log = openSync(join(work, "agent.log"), "a");
   agent = spawn("chroot", [root, "/usr/bin/shoal", "agent", "--config", "/etc/shoal/agent.json", "--plain-http"], { stdio: ["ignore", log, log], env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", HOME: "/root" } });
   closeSync(log);
-  for (let i = 0; ; i++) {
-    if (agent.exitCode !== null) throw new Error(`the agent exited (${agent.exitCode}): ${await readFile(join(work, "agent.log"), "utf8")}`);
-    if (await inRoot("shoal", "status", "--root", "/var/lib/shoal").then(() => true, () => false)) return;
-    if (i > 300) throw new Error("the agent did not answer in 30 s");
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  const started = agent;
+  await waitFor("the agent in the clean root to answer", async () => {
+    if (started.exitCode !== null) throw new Error(`the agent exited (${started.exitCode}): ${await readFile(join(work, "agent.log"), "utf8")}`);
+    return (await inRoot("shoal", "status", "--root", "/var/lib/shoal").then(() => true, () => false)) ? true : undefined;
+  }, 30_000);
 }
 
 /** `cmd` run inside the clean root. */

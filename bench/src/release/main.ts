@@ -13,7 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { busyboxImage, pushLayout, runShoalOk, startRegistry, unmountAllUnder, writeImageLayout } from "@shoal/testkit";
+import { busyboxImage, pushLayout, runShoalOk, startRegistry, unmountAllUnder, waitFor, writeImageLayout } from "@shoal/testkit";
 import { installExitHook, liveProcs, liveWorkDirs } from "../leftovers.ts";
 
 const { values } = parseArgs({ options: { runs: { type: "string", default: "10" }, dist: { type: "string" }, json: { type: "boolean", default: false } } });
@@ -50,7 +50,7 @@ const artifact = [join(inst, "usr/bin/shoal")];
 const root = join(work, "root");
 const agent = spawn(artifact[0]!, ["agent", "--root", root, "--plain-http", "--prefetch", "off", "--log-level", "warn"], { stdio: "ignore" });
 liveProcs.add(agent);
-for (let i = 0; i < 300 && !(await stat(join(root, "agent.sock")).catch(() => undefined)); i++) await new Promise((r) => setTimeout(r, 100));
+await waitFor("the artifact's agent to listen", async () => ((await stat(join(root, "agent.sock")).catch(() => undefined)) ? true : undefined), 30_000);
 
 const clients: Record<string, string[]> = { artifact, source: [process.execPath, join(repo, "cli/src/main.ts")], npx: ["npx", "shoal"] };
 type Timing = { min: number; median: number; max: number };

@@ -7,7 +7,8 @@ import { createServer, type Server } from "node:http";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
+import { digestOf } from "@shoal/base";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   busyboxImage, freePort, pushLayout, run, runShoalOk, startAgent, startContainerd, startRegistry, startSupernode, unmountAllUnder, writeImageLayout,
@@ -39,7 +40,7 @@ async function metric(name: string, labels: string, port = metricsPort): Promise
 
 /** The sha256 digest of a response's whole body. */
 async function blobDigest(res: Response): Promise<string> {
-  return `sha256:${createHash("sha256").update(Buffer.from(await res.arrayBuffer())).digest("hex")}`;
+  return digestOf(Buffer.from(await res.arrayBuffer()));
 }
 
 /** skopeo copy through the mirror as podman would use it: a registries.conf mirror with the registry as a path prefix. */

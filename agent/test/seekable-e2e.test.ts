@@ -14,6 +14,7 @@ import {
   type RunningAgent, type RunningRegistry, type ShoalDaemon, type TreeSnapshot,
 } from "@shoal/testkit";
 import { callAgent } from "@shoal/agent/client";
+import { digestOf } from "@shoal/base";
 import { parseReference, RegistryClient } from "@shoal/oci";
 import { SnapshotsClient, type SnapshotsCallError } from "@shoal/snapshotter";
 import { withMounted } from "@shoal/snapshotter/testsuite";
@@ -262,7 +263,7 @@ describe("ordinary images, lazily, through seekable indexes", () => {
       const config = JSON.parse(Buffer.from(await client.getBlob(repo, manifest.config.digest)).toString()) as { rootfs: { diff_ids: string[] } };
       config.rootfs.diff_ids[0] = `sha256:${"e".repeat(64)}`;
       const configBytes = Buffer.from(JSON.stringify(config));
-      const configDigest = `sha256:${createHash("sha256").update(configBytes).digest("hex")}`;
+      const configDigest = digestOf(configBytes);
       await client.pushBlob(repo, configDigest, configBytes.length, configBytes);
       const m = JSON.parse(Buffer.from(manifestBytes).toString()) as { config: { digest: string; size: number } };
       m.config = { ...m.config, digest: configDigest, size: configBytes.length };

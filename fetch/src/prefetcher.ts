@@ -5,7 +5,9 @@
  */
 import { AbortedError, sleep, TokenBucket, type DemandActivity } from "@shoal/base";
 import type { Logger } from "pino";
-import { MAX_RUN_BYTES, type Fetcher } from "./fetcher.ts";
+import type { Fetcher } from "./fetcher.ts";
+import { runBytes } from "./chunk-source.ts";
+import { BACKGROUND_RUN_BYTES, prefetchOrder, startupRuns, takeRun, type ChunkPos } from "./prefetch-plan.ts";
 import type { RemoteLayer } from "./remote-layer.ts";
 
 /** What the stream pays before it fetches (a `TokenBucket` of bytes per second). */
@@ -13,13 +15,6 @@ export interface RateLimit {
   /** Resolves once `bytes` may be fetched; rejects with the signal's reason when it aborts. */
   take(bytes: number, opts: { signal?: AbortSignal }): Promise<void>;
 }
-
-/**
- * Largest run the background stream fetches in one request: small enough
- * that an agent killed mid-run loses little, large enough to keep request
- * overhead low.
- */
-export const BACKGROUND_RUN_BYTES = 1 << 20;
 
 /** How long the background stream stays quiet after an on-demand fetch started (or a reader was served). */
 export const QUIET_MS = 500;
@@ -41,8 +36,6 @@ const INFLATE_CONCURRENCY = 2;
 /** Startup chunks fetched at once after a mount. */
 const STARTUP_CONCURRENCY = 8;
 
-/** A chunk by position: layer number in the image (0 = bottom) and chunk index. */
-export type ChunkPos = readonly [layer: number, chunk: number];
 
 /** Progress of one image's prefetch. */
 export interface PrefetchProgress {
@@ -62,35 +55,6 @@ export interface PrefetchProgress {
   head: ChunkPos[];
 }
 
-
-/**
- * The order a background stream takes, decided apart from fetching it (the
- * fleet simulator calls it too): `first` (the recorded startup order),
- * then the rest layer by layer, each from a random chunk wrapping around
- * (`spread`, the default; from chunk 0 otherwise), so that agents streaming
- * the same image at the same moment hold different chunks early and can
- * serve each other. Positions outside the layers and repeats are dropped;
- * `startup` is how many of `order` came from `first`.
- */
-export function prefetchOrder(chunkCounts: readonly number[], first: readonly ChunkPos[], opts: { spread?: boolean; random?: () => number } = {}): { order: ChunkPos[]; startup: number } {
-  const seen = new Set<string>();
-  const order: ChunkPos[] = [];
-  const add = (p: ChunkPos) => {
-    const key = `${p[0]}:${p[1]}`;
-    const n = chunkCounts[p[0]];
-    if (n === undefined || p[1] < 0 || p[1] >= n || seen.has(key)) return;
-    seen.add(key);
-    order.push(p);
-  };
-  for (const p of first) add(p);
-  const startup = order.length;
-  const random = opts.random ?? Math.random;
-  chunkCounts.forEach((n, li) => {
-    const start = opts.spread === false || n === 0 ? 0 : Math.floor(random() * n);
-    for (let k = 0; k < n; k++) add([li, (start + k) % n]);
-  });
-  return { order, startup };
-}
 
 /**
  * Streams every chunk of an image into the store at a bounded rate,
@@ -204,36 +168,13 @@ export class PrefetchJob {
     return this.demand.busy(QUIET_MS);
   }
 
-  /** Sorted positions grouped into `[layer, first, last]` runs of adjacent chunks up to `MAX_RUN_BYTES`. */
-  private runsOf(sorted: ChunkPos[]): Array<[number, number, number]> {
-    const runs: Array<[number, number, number]> = [];
-    let bytes = 0;
-    for (const [li, c] of sorted) {
-      const len = this.layers[li]!.index.chunk(c).length;
-      const cur = runs.at(-1);
-      if (cur && cur[0] === li && cur[2] === c - 1 && bytes + len <= MAX_RUN_BYTES) {
-        cur[2] = c;
-        bytes += len;
-      } else {
-        runs.push([li, c, c]);
-        bytes = len;
-      }
-    }
-    return runs;
-  }
-
   private async run(): Promise<void> {
     // The startup chunks are what a container reads first: fetch them at once,
     // in parallel and unthrottled, and store them inflated, before streaming
     // the rest (stored compressed, inflated on their first read).
     const startup = this.order.slice(0, this.startupChunks);
     const signal0 = this.controller.signal;
-    // Adjacent chunks go in one request; runs go in the order their first chunk was read.
-    const rank = new Map(startup.map(([li, c], k) => [`${li}:${c}`, k]));
-    const runs = this.runsOf([...startup].sort((a, b) => a[0] - b[0] || a[1] - b[1]))
-      .map((r) => ({ r, at: Math.min(...Array.from({ length: r[2] - r[1] + 1 }, (_, k) => rank.get(`${r[0]}:${r[1] + k}`)!)) }))
-      .sort((x, y) => x.at - y.at)
-      .map((x) => x.r);
+    const runs = startupRuns(startup, (li, c) => this.layers[li]!.index.chunk(c).length);
     let next = 0;
     const startupWorker = async () => {
       while (!signal0.aborted && next < runs.length) {
@@ -246,27 +187,16 @@ export class PrefetchJob {
     await Promise.all(Array.from({ length: STARTUP_CONCURRENCY }, startupWorker));
     this.startupFlag = true;
     const queue = this.order.slice(this.startupChunks);
-    const attempts = new Map<ChunkPos, number>();
+    const attempts = new Map<string, number>();
     const signal = this.controller.signal;
     const worker = async () => {
       while (!signal.aborted) {
-        const next = queue.shift();
-        if (!next) return;
-        const [li, c] = next;
+        const run = takeRun(queue, (li, c) => this.fetcher.has(this.layers[li]!, c), (li, c) => this.layers[li]!.index.chunk(c).length);
+        if (!run) return;
+        const [li, c, last] = run;
         const layer = this.layers[li]!;
-        if (this.fetcher.has(layer, c)) continue;
-        // extend to a run of adjacent missing chunks queued right behind it
-        let last = c;
-        let bytes = layer.index.chunk(c).length;
-        while (queue.length > 0) {
-          const [nl, nc] = queue[0]!;
-          if (nl !== li || nc !== last + 1 || this.fetcher.has(layer, nc)) break;
-          const more = layer.index.chunk(nc).length;
-          if (bytes + more > BACKGROUND_RUN_BYTES) break;
-          queue.shift();
-          last = nc;
-          bytes += more;
-        }
+        const { start, end } = runBytes(layer, c, last);
+        const bytes = end - start;
         let trickle = false;
         try {
           // on-demand reads first: wait while any is under way, and for a quiet spell after the last;
@@ -279,11 +209,13 @@ export class PrefetchJob {
           await this.fetcher.ensureRange(layer, c, last, { signal, background: true, maxRunBytes: BACKGROUND_RUN_BYTES });
         } catch (err) {
           if (signal.aborted) return;
-          const n = (attempts.get(next) ?? 0) + 1;
-          attempts.set(next, n);
+          const key = `${li}:${c}`;
+          const n = (attempts.get(key) ?? 0) + 1;
+          attempts.set(key, n);
           this.failures++;
-          this.logger.warn({ layer: layer.digest, chunk: c, attempt: n, err: (err as Error).message }, "prefetch of a chunk failed");
-          if (n < 3) queue.push(next);
+          this.logger.warn({ layer: layer.digest, chunk: c, last, attempt: n, err: (err as Error).message }, "prefetch of a run failed");
+          // the whole run goes back, its chunks still missing counted under its first
+          if (n < 3) for (let k = c; k <= last; k++) if (!this.fetcher.has(layer, k)) queue.push([li, k]);
           await sleep(200 * n, signal).catch(() => {});
         } finally {
           if (trickle) {

@@ -326,6 +326,19 @@ describe("PrefetchJob", () => {
     expect(job.progress()).toMatchObject({ finished: true, chunksDone: layer.index.chunkCount });
   });
 
+  it("retries every chunk of a background run that failed, not only its first", async () => {
+    const { layer, blob } = await layerFixture();
+    const src = new MemorySource(blob);
+    // the first run fails, and so does each of its chunks asked alone after it
+    let refusals = layer.index.chunkCount + 1;
+    const flaky: ChunkSource = { name: "flaky", fetchChunks: (l, a, b, o) => (refusals-- > 0 ? Promise.reject(new FetchError("flaky is down")) : src.fetchChunks(l, a, b, o)) };
+    const f = new Fetcher({ cache: new MemoryChunkCache(), sources: [flaky], logger });
+    const job = new PrefetchJob({ fetcher: f, logger }, { layers: [layer], rateBytesPerSec: 1e9, concurrency: 1, spread: false });
+    await job.done;
+    expect(layer.index.chunkCount).toBeGreaterThan(2);
+    expect(job.progress()).toMatchObject({ finished: true, failures: 1, chunksDone: layer.index.chunkCount });
+  });
+
   it("stores startup chunks inflated and the background stream compressed only, then inflates those in idle time", async () => {
     const { layer, blob, tar } = await layerFixture();
     const cache = new MemoryChunkCache();

@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { chunkDigest, convertLayer, OCI_LAYER_TAR } from "@shoal/blockindex";
 import { bitmapHas, decodeChunkBitmap, encodeChunkBitmap, type Holder, type PeerInfo } from "@shoal/swarm";
 import { writeTar } from "@shoal/testkit";
-import { holdings, PeerSource, type ChunkPeerLike, type PeerDirectory, type RemoteLayer } from "../src/index.ts";
+import { holdings, PeerSource, planPeerRun, type ChunkPeerLike, type PeerDirectory, type RemoteLayer } from "../src/index.ts";
 
 const logger = pino({ level: "silent" });
 
@@ -118,5 +118,21 @@ describe("PeerSource", () => {
     expect((await origin.fetchChunks(layer, 2, 6, { signal: AbortSignal.timeout(1000) })).map((b) => Buffer.from(b))).toEqual(pieces(2, 6));
     expect(peer.requests.sort((a, b) => a.peer.localeCompare(b.peer))).toEqual([{ peer: "high", count: 3 }, { peer: "low", count: 2 }]);
     expect(await origin.fetchChunks(layer, 0, n - 1, { signal: AbortSignal.timeout(1000) })).toHaveLength(n);
+  });
+});
+
+describe("planPeerRun", () => {
+  const holder = (peerId: string, held: number[]): Holder => ({ peerId, addrs: [], bits: decodeChunkBitmap(encodeChunkBitmap(8, (i) => held.includes(i))) });
+  it("asks one holder of the whole run when there is one", () => {
+    const all = holder("all", [0, 1, 2]);
+    const plan = planPeerRun([holder("part", [0]), all], [0, 1, 2], () => 0);
+    expect(plan).toEqual(new Map([[all, [0, 1, 2]]]));
+  });
+
+  it("else splits the run among holders of each chunk, and names a chunk nobody holds", () => {
+    const a = holder("a", [0, 2]);
+    const b = holder("b", [1]);
+    expect(planPeerRun([a, b], [0, 1, 2], () => 0)).toEqual(new Map([[a, [0, 2]], [b, [1]]]));
+    expect(planPeerRun([a, b], [1, 2, 3], () => 0)).toBe(3);
   });
 });

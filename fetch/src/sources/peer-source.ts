@@ -25,6 +25,26 @@ export interface PeerDirectory {
   report(peerId: string, chunk: string): Promise<void>;
 }
 
+/**
+ * Whom to ask for which chunks of a run `ids`, among `holders` (each with
+ * its bitmap; none means all): one random holder of the whole run, else a
+ * random holder of each chunk, grouped by holder. A chunk nobody holds:
+ * that chunk's index. Decided apart from asking (the fleet simulator calls it too).
+ */
+export function planPeerRun(holders: readonly Holder[], ids: readonly number[], random: () => number = Math.random): Map<Holder, number[]> | number {
+  const pick = <T>(xs: T[]): T | undefined => xs[Math.floor(random() * xs.length)];
+  const holds = (p: Holder, i: number) => !p.bits || bitmapHas(p.bits, i);
+  const whole = pick(holders.filter((p) => ids.every((i) => holds(p, i))));
+  if (whole) return new Map([[whole, [...ids]]]);
+  const plan = new Map<Holder, number[]>();
+  for (const i of ids) {
+    const p = pick(holders.filter((h) => holds(h, i)));
+    if (!p) return i;
+    plan.set(p, [...(plan.get(p) ?? []), i]);
+  }
+  return plan;
+}
+
 /** How long a layer's list of holders is used before it is asked again, ms: bitmaps grow fast while a swarm starts. */
 const PEER_LIST_TTL_MS = 1_000;
 
@@ -99,17 +119,8 @@ export class PeerSource implements ChunkSource {
     checkRun(layer, first, last);
     if (first === last) return [await this.fetchOne(layer, first, opts.signal)];
     const ids = Array.from({ length: last - first + 1 }, (_, k) => first + k);
-    const pick = <T>(xs: T[]): T | undefined => xs[Math.floor(Math.random() * xs.length)];
-    const plan = new Map<Holder, number[]>();
-    const whole = pick(this.candidates(layer.digest).filter((p) => ids.every((i) => !p.bits || bitmapHas(p.bits, i))));
-    if (whole) plan.set(whole, ids);
-    else {
-      for (const i of ids) {
-        const p = pick(this.candidates(layer.digest, i));
-        if (!p) throw new ShoalError("SHOAL_ERR_PEER_NOT_FOUND", `no peer holds chunk ${i} of ${layer.digest}`);
-        plan.set(p, [...(plan.get(p) ?? []), i]);
-      }
-    }
+    const plan = planPeerRun(this.candidates(layer.digest), ids);
+    if (typeof plan === "number") throw new ShoalError("SHOAL_ERR_PEER_NOT_FOUND", `no peer holds chunk ${plan} of ${layer.digest}`);
     const parts = new Map<number, Uint8Array>();
     await Promise.all([...plan].map(async ([p, want]) => {
       for (let k = 0; k < want.length; k += this.peer.maxChunksPerRequest) {

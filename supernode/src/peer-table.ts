@@ -1,4 +1,5 @@
 /** Which peers hold which layers and chunks: announcements that expire unless renewed. */
+import { HolderList } from "./holder-list.ts";
 import { bitmapCount, bitmapHas, decodeChunkBitmap, MAX_PEERS_ANSWERED, NotSwarmMemberError, type Announcement, type LayerHolder, type PeerReport } from "@shoal/swarm";
 import { DEFAULT_BAN_MS, DEFAULT_REPORTS_TO_BAN, DEFAULT_TRACKER_TTL_MS } from "./constants.ts";
 
@@ -180,7 +181,7 @@ export class PeerTable {
       if (!s) this.#byLayer.set(l, { layer: l, peers: a.peerId });
       else addHolder(s, a.peerId);
     }
-    // Sweeping is O(peers): at most once per second (or per TTL, if shorter) on announces.
+    // Sweeping costs the expired peers only; at most once per second (or per TTL, if shorter) on announces.
     if (this.#now() - this.#lastSweep >= Math.min(1000, this.#ttl)) this.#sweep();
     return this.#ttl;
   }
@@ -192,13 +193,33 @@ export class PeerTable {
    */
   peers(layer: string, chunk?: number): LayerHolder[] {
     const now = this.#now();
-    const out: LayerHolder[] = [];
-    for (const id of holdersOf(this.#byLayer.get(layer))) {
+    const holders = this.#byLayer.get(layer);
+    const answer = (id: string): LayerHolder | undefined => {
       const e = this.#peers.get(id);
-      if (!e || e.expires <= now) continue;
+      if (!e || e.expires <= now) return undefined;
       const held = e.layers.get(layer);
-      if (chunk !== undefined && held && !bitmapHas(held.bits, chunk)) continue;
-      out.push({ peerId: id, addrs: [...e.addrs], ...(held ? { chunks: held.text } : {}) });
+      if (chunk !== undefined && held && !bitmapHas(held.bits, chunk)) return undefined;
+      return { peerId: id, addrs: [...e.addrs], ...(held ? { chunks: held.text } : {}) };
+    };
+    // Many holders: a sample of random positions, O(MAX_PEERS_ANSWERED) whatever their number;
+    // a walk of all of them only when the sample finds none (holders of a rare chunk).
+    if (holders && typeof holders.peers !== "string" && holders.peers.size > 4 * MAX_PEERS_ANSWERED) {
+      const list = holders.peers;
+      const tried = new Set<number>();
+      const out: LayerHolder[] = [];
+      for (let k = 0; k < 4 * MAX_PEERS_ANSWERED && out.length < MAX_PEERS_ANSWERED; k++) {
+        const i = Math.floor(Math.random() * list.size);
+        if (tried.has(i)) continue;
+        tried.add(i);
+        const h = answer(list.at(i));
+        if (h) out.push(h);
+      }
+      if (out.length > 0) return out;
+    }
+    const out: LayerHolder[] = [];
+    for (const id of holdersOf(holders)) {
+      const h = answer(id);
+      if (h) out.push(h);
     }
     // Fisher-Yates: spread load over holders, and bound the answer.
     for (let i = out.length - 1; i > 0; i--) {
@@ -242,10 +263,14 @@ export class PeerTable {
     return this.#peers.size;
   }
 
+  /** Drop expired peers: the map keeps announce order, which is expiry order (one TTL for all), so the walk stops at the first live one. */
   #sweep(): void {
     const now = this.#now();
     this.#lastSweep = now;
-    for (const [id, e] of this.#peers) if (e.expires <= now) this.#remove(id);
+    for (const [id, e] of this.#peers) {
+      if (e.expires > now) return;
+      this.#remove(id);
+    }
   }
 
   /** Drop the peers that announced longest ago (the map keeps announce order) until `entry` fits the bounds. */
@@ -275,7 +300,6 @@ export class PeerTable {
   }
 }
 
-/** Drop the oldest entries of `m` (insertion order) past `max`. */
 /**
  * The peers holding one layer, and the layer's digest string that every
  * holding of it shares. One holder is kept as its id, without a set: a
@@ -283,12 +307,12 @@ export class PeerTable {
  */
 interface LayerHolders {
   readonly layer: string;
-  peers: string | Set<string>;
+  peers: string | HolderList;
 }
 
 function addHolder(h: LayerHolders, peerId: string): void {
   if (typeof h.peers === "string") {
-    if (h.peers !== peerId) h.peers = new Set([h.peers, peerId]);
+    if (h.peers !== peerId) h.peers = new HolderList([h.peers, peerId]);
   } else h.peers.add(peerId);
 }
 
@@ -296,7 +320,7 @@ function addHolder(h: LayerHolders, peerId: string): void {
 function removeHolder(h: LayerHolders, peerId: string): boolean {
   if (typeof h.peers === "string") return h.peers === peerId;
   h.peers.delete(peerId);
-  if (h.peers.size === 1) h.peers = h.peers.values().next().value!;
+  if (h.peers.size === 1) h.peers = h.peers.at(0);
   return false;
 }
 
@@ -304,6 +328,7 @@ function holdersOf(h: LayerHolders | undefined): Iterable<string> {
   return h === undefined ? [] : typeof h.peers === "string" ? [h.peers] : h.peers;
 }
 
+/** Drop the oldest entries of `m` (insertion order) past `max`. */
 function trimOldest(m: Map<string, unknown>, max: number): void {
   for (const k of m.keys()) {
     if (m.size <= max) return;

@@ -93,6 +93,35 @@ describe("PeerTable: chunk bitmaps", () => {
   });
 });
 
+describe("PeerTable: a layer thousands of peers hold", () => {
+  it("answers 64 distinct live peers sampled over all the holders, leaving out the expired", () => {
+    let now = 0;
+    const t = new PeerTable({ now: () => now }, { ttlMs: 1000 });
+    for (let i = 0; i < 2000; i++) t.announce({ peerId: `old${i}`, addrs: ["x"], layers: [L1] });
+    now = 600;
+    for (let i = 0; i < 2000; i++) t.announce({ peerId: `new${i}`, addrs: ["x"], layers: [L1] });
+    now = 1200; // the first 2,000 expired, not yet swept
+    const seen = new Set<string>();
+    for (let k = 0; k < 20; k++) {
+      const a = t.peers(L1);
+      expect(a).toHaveLength(64);
+      expect(new Set(a.map((p) => p.peerId)).size).toBe(64);
+      for (const p of a) {
+        expect(p.peerId.startsWith("new")).toBe(true);
+        seen.add(p.peerId);
+      }
+    }
+    expect(seen.size).toBeGreaterThan(600); // samples from everywhere, not one stretch of the list
+  });
+
+  it("finds the one holder of a rare chunk among thousands that lack it", () => {
+    const t = new PeerTable();
+    for (let i = 0; i < 3000; i++) t.announce({ peerId: `p${i}`, addrs: ["x"], layers: [L1], chunks: { [L1]: encodeChunkBitmap(16, (c) => c === 0 || (i === 1234 && c === 9)) } });
+    expect(t.peers(L1, 9).map((p) => p.peerId)).toEqual(["p1234"]);
+    expect(t.peers(L1, 0)).toHaveLength(64);
+  });
+});
+
 describe("PeerTable: reports of peers that served bad chunks", () => {
   it("stops listing a peer reported by enough distinct peers, ignores its announces while banned, and lists it again after", () => {
     let now = 0;

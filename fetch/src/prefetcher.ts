@@ -34,7 +34,7 @@ export const PREFETCH_CONCURRENCY = 4;
 const INFLATE_CONCURRENCY = 2;
 
 /** Startup chunks fetched at once after a mount. */
-const STARTUP_CONCURRENCY = 8;
+export const STARTUP_CONCURRENCY = 8;
 
 
 /** Progress of one image's prefetch. */

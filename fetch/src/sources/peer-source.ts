@@ -46,7 +46,7 @@ export function planPeerRun(holders: readonly Holder[], ids: readonly number[], 
 }
 
 /** How long a layer's list of holders is used before it is asked again, ms: bitmaps grow fast while a swarm starts. */
-const PEER_LIST_TTL_MS = 1_000;
+export const PEER_LIST_TTL_MS = 1_000;
 
 /**
  * Neighbouring agents as a chunk source, over the libp2p chunk protocol.

@@ -24,6 +24,7 @@ import {
 
 const WORK_PREFIX = "shoal-bench-swarm-";
 const SUPERNODE_PORT = 7070;
+const SUPERNODE_METRICS_PORT = 7072;
 
 /** Options of {@link runSwarmBench}. */
 export interface SwarmBenchOptions {
@@ -68,6 +69,8 @@ export interface ShoalPass {
   registryBytes: number;
   registryRequests: number;
   sources: SourceBytes;
+  /** Of the `peer` bytes, those the supernode served as a member of the swarm (its libp2p seed; its metrics' shoal_supernode_upload_bytes). */
+  seedBytes?: number;
   /** Chunk fetches hedged onto a second source, summed over the agents. */
   hedges: number;
   /**
@@ -178,7 +181,7 @@ async function runShoal(c: ShoalCtx, tag: string): Promise<ShoalPass> {
     procs.push(await startIn(c.supernode, [
       "supernode", "--root", snRoot, "--listen", `${c.supernode.nsAddr}:${SUPERNODE_PORT}`, "--supernodes", snUrl, "--registries", c.reg.host, "--plain-http", "--log-level", logLevel,
       // a member of the swarm: its tracker takes the agents' sealed announces, and it seeds over libp2p
-      "--swarm-key", c.keyFile, "--p2p-listen", `/ip4/${c.supernode.nsAddr}/tcp/0`,
+      "--swarm-key", c.keyFile, "--p2p-listen", `/ip4/${c.supernode.nsAddr}/tcp/0`, "--metrics-listen", `${c.supernode.nsAddr}:${SUPERNODE_METRICS_PORT}`,
     ], join(dir, "supernode.log"), { tcp: { host: c.supernode.nsAddr, port: SUPERNODE_PORT } }, 60_000));
 
     await c.reg.settle();
@@ -259,6 +262,8 @@ async function runShoal(c: ShoalCtx, tag: string): Promise<ShoalPass> {
       for (const [k, v] of Object.entries(s.sources)) sources[k] = (sources[k] ?? 0) + v.bytes;
       hedges += s.hedges ?? 0;
     }
+    const metrics = await (await fetch(`http://${c.supernode.nsAddr}:${SUPERNODE_METRICS_PORT}/metrics`, { signal: AbortSignal.timeout(10_000) })).text();
+    const seedBytes = Number(/^shoal_supernode_upload_bytes (\d+)/m.exec(metrics)?.[1] ?? Number.NaN);
     return {
       sec: total,
       mountSecMax: Math.max(...mountSecs),
@@ -266,6 +271,7 @@ async function runShoal(c: ShoalCtx, tag: string): Promise<ShoalPass> {
       registryBytes: after.blobBytes - before.blobBytes,
       registryRequests: after.blobRequests - before.blobRequests,
       sources,
+      seedBytes,
       hedges,
       cpuSec,
       ...(preheatSec !== undefined ? { preheatSec, preheatRegistryBytes } : {}),

@@ -1,18 +1,20 @@
-// The fleet simulator's first cut: its outcome follows shoal's own policies
-// (swap one and the outcome moves), and it keeps what the model promises.
+// The fleet simulator: its outcome follows shoal's own policies (swap one
+// and the outcome moves), and it keeps what the model promises.
 import { prefetchOrder } from "@shoal/fetch";
-import { rankSupernodes } from "@shoal/swarm";
 import { describe, expect, it } from "vitest";
 import { EventQueue } from "../src/sim/events.ts";
 import { Network } from "../src/sim/network.ts";
 import { lineChart } from "../src/sim/plot.ts";
-import { simulateFleet, type FleetScenario } from "../src/sim/fleet.ts";
+import { SHOAL_POLICIES, simulateFleet, type FleetScenario } from "../src/sim/fleet.ts";
 
 const scenario: FleetScenario = {
   hosts: 8, supernodes: 4, chunks: 120, chunkBytes: 256 * 1024, startupChunks: 30, hostNic: 125e6, supernodeNic: 1250e6, originEgress: 25e6,
   dcLatencyMs: 0.5, originLatencyMs: 20, cpuPerChunkMs: 2, onDemandInFlight: 8, backgroundInFlight: 4, announceEveryMs: 500, preheated: false, staggerMs: 0, seed: 7,
 };
 const image = scenario.chunks * scenario.chunkBytes;
+const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+/** Bytes hosts served each other (the peer bytes less the supernodes' seed). */
+const hostToHost = (o: { peerBytes: number; seedBytes: number[] }) => o.peerBytes - sum(o.seedBytes);
 
 describe("the network model", () => {
   it("shares a link max-min fairly: two transfers on one link take twice as long as one", () => {
@@ -26,40 +28,81 @@ describe("the network model", () => {
     expect(done.map((t) => Math.round(t))).toEqual([2000, 2000]);
     expect(link.carried).toBeCloseTo(2e6, 0);
   });
+
+  it("runs a stream at the pace of its slowest leg, a processor's at one core at most, and tells each chunk as it passes", () => {
+    const events = new EventQueue();
+    const net = new Network(events);
+    const nic = net.link("nic", 10e6);
+    const cores = net.link("cpu", 4, 1);
+    const marks: number[] = [];
+    let end = 0;
+    // 10 chunks of 1 MB, 50 ms of CPU each: one core does 20 per second, the NIC 10
+    net.send([nic, [cores, 0.05 / 1e6]], 10e6, 0, () => (end = events.now), { marks: Array.from({ length: 10 }, (_, k) => (k + 1) * 1e6), onMark: () => marks.push(Math.round(events.now)) });
+    events.run();
+    expect(Math.round(end)).toBe(1000);
+    expect(marks).toEqual(Array.from({ length: 10 }, (_, k) => (k + 1) * 100));
+    expect(cores.carried).toBeCloseTo(0.5, 3);
+  });
+
+  it("stops a transfer that is cut, telling it nothing more", () => {
+    const events = new EventQueue();
+    const net = new Network(events);
+    const link = net.link("l", 1e6);
+    let ended = false;
+    const cut = net.send([link], 1e6, 0, () => (ended = true));
+    events.after(100, cut);
+    events.run();
+    expect(ended).toBe(false);
+    expect(link.carried).toBeLessThan(0.2e6);
+  });
 });
 
 describe("simulateFleet", () => {
-  it("fetches each chunk from the origin once per supernode that owns it, whatever the number of hosts", () => {
+  it("fetches each chunk from the origin once, whatever the number of hosts", () => {
     for (const hosts of [1, 8]) {
       const o = simulateFleet({ ...scenario, hosts });
       expect(o.originBytes / image).toBeCloseTo(1, 5);
       expect(o.firstWorkMs.every((t) => t >= (scenario.startupChunks * scenario.chunkBytes / scenario.originEgress) * 1000)).toBe(true);
+      expect(o.allLocalPerHostMs.every(Number.isFinite)).toBe(true);
     }
   });
 
   it("spreads chunks over the supernodes by shoal's rendezvous ranking; another ranking moves the load", () => {
     const spread = simulateFleet(scenario).supernodeBytes;
-    const fair = spread.reduce((a, b) => a + b, 0) / spread.length;
-    expect(Math.max(...spread) / fair).toBeLessThan(1.5);
+    expect(Math.max(...spread) / (sum(spread) / spread.length)).toBeLessThan(1.5);
     // a ranking that ignores the chunk: the first supernode owns everything
-    const skewed = simulateFleet(scenario, { prefetchOrder, rankSupernodes: (_key, urls) => [...urls] }).supernodeBytes;
+    const skewed = simulateFleet(scenario, { ...SHOAL_POLICIES, rankSupernodes: (_key, urls) => [...urls] }).supernodeBytes;
+    expect(skewed[0]).toBeGreaterThan(0);
     expect(skewed.slice(1).every((b) => b === 0)).toBe(true);
-    expect(skewed[0]).toBe(spread.reduce((a, b) => a + b, 0));
-    // and the real one is what the fleet called
-    expect(simulateFleet(scenario, { rankSupernodes, prefetchOrder }).supernodeBytes).toEqual(spread);
   });
 
   it("streams in the prefetcher's own order: spread, hosts starting together serve each other; in one order for all, they cannot", () => {
-    const spread = simulateFleet(scenario);
-    expect(spread.peerBytes).toBeGreaterThan(image);
-    const lockstep = simulateFleet(scenario, { rankSupernodes, prefetchOrder: (counts, first, opts) => prefetchOrder(counts, first, { ...opts, spread: false }) });
-    expect(lockstep.peerBytes).toBe(0);
+    const slow = { ...scenario, originEgress: 5e6 }; // seconds of streaming, for the tracker to learn who holds what
+    const spread = simulateFleet(slow);
+    expect(hostToHost(spread)).toBeGreaterThan(image);
+    const lockstep = simulateFleet(slow, { ...SHOAL_POLICIES, prefetchOrder: (counts, first, opts) => prefetchOrder(counts, first, { ...opts, spread: false }) });
+    expect(hostToHost(lockstep)).toBeLessThan(hostToHost(spread) / 4);
   });
 
-  it("hosts that start later get chunks from peers the tracker's PeerTable names", () => {
-    const o = simulateFleet({ ...scenario, staggerMs: 20_000 });
-    expect(o.peerBytes).toBeGreaterThan(0);
-    expect(o.originBytes / image).toBeCloseTo(1, 5);
+  it("asks peers whom the fetcher's planPeerRun picks: a plan that finds no holder sends every run to the supernodes", () => {
+    const none = simulateFleet({ ...scenario, staggerMs: 20_000 }, { ...SHOAL_POLICIES, planPeerRun: (_holders, ids) => ids[0]! });
+    expect(none.peerBytes).toBe(0);
+    expect(sum(none.supernodeBytes)).toBe(scenario.hosts * image);
+    expect(simulateFleet({ ...scenario, staggerMs: 20_000 }).peerBytes).toBeGreaterThan(0);
+  });
+
+  it("lists the tracker's supernode as the seed: preheated, a lone host gets its chunks from it over the peer protocol", () => {
+    const o = simulateFleet({ ...scenario, hosts: 1, supernodes: 1, preheated: true });
+    expect(sum(o.seedBytes)).toBeGreaterThan(0);
+    expect(o.peerBytes).toBe(sum(o.seedBytes));
+    expect(o.originBytes).toBe(0);
+  });
+
+  it("a supernode lost mid-peak: every host still gets the whole image, from the others", () => {
+    const o = simulateFleet({ ...scenario, preheated: true, supernodeLostAtMs: 50 });
+    expect(o.allLocalPerHostMs.every(Number.isFinite)).toBe(true);
+    const whole = simulateFleet({ ...scenario, preheated: true });
+    expect(o.supernodeBytes[0]! + o.seedBytes[0]!).toBeLessThan(whole.supernodeBytes[0]! + whole.seedBytes[0]!);
   });
 });
 

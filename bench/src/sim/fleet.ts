@@ -4,43 +4,58 @@
  * choices are shoal's own code, imported, not rewritten:
  *
  * - which supernode owns a chunk: `rankSupernodes` (swarm's rendezvous
- *   hashing), the first that is up;
+ *   hashing), the first that is up; a run is split where the owner changes,
+ *   as `SupernodeSource` does;
  * - which peers hold a chunk: the tracker's `PeerTable` (supernode), fed by
- *   the hosts' announces (`encodeChunkBitmap`), with its caps and sampling;
- * - the prefetcher's order (`prefetchOrder`): the startup chunks (the
- *   trace) first, then the rest from a random chunk, wrapping around;
- * - on-demand before background: a host fetches its startup chunks each an on-demand fetch in the agent's `DemandActivity`;
- *   the rest streams in only while that says the host is not busy
- *   (`QUIET_MS`), or one chunk per `MAX_YIELD_MS` beside the reads, as the
- *   prefetcher does.
+ *   the hosts' announces (`encodeChunkBitmap`) every `announceEveryMs`,
+ *   each host asking it for a layer's holders at most every
+ *   `PEER_LIST_TTL_MS` and using the list it has meanwhile (`PeerSource`);
+ *   the tracker lists itself too, as the swarm's seed, holding what its
+ *   cache holds (as the supernode's `SwarmSeed` does);
+ *   whom a run is asked of among them: `planPeerRun`; a run goes to the
+ *   peers when every chunk of it has a holder, else to the supernodes
+ *   (`Fetcher`'s first source that can serve the whole run);
+ * - the prefetcher's order (`prefetchOrder`) and its requests: the startup
+ *   chunks as `startupRuns`, `STARTUP_CONCURRENCY` at once, then the rest
+ *   as `takeRun` takes them, `PREFETCH_CONCURRENCY` at once;
+ * - on-demand before background: the startup runs count as reads in the
+ *   agent's `DemandActivity`; the rest streams in only while that says the
+ *   host is not busy (`QUIET_MS`), or one run per `MAX_YIELD_MS` beside the
+ *   reads, as the prefetcher does.
  *
- * A chunk is fetched from a peer that holds it when the tracker names one,
- * else from its owning supernode, which fetches it from the origin once for
- * all its callers. CPU is work on processors: per chunk received (verify,
- * store), per chunk served to a peer, per chunk a supernode serves, on each
- * machine's own cores, or on one machine's shared cores (`sharedCores`: how
- * the real runs on this 2-core machine are). One layer, one datacenter (no
- * racks), no upload caps yet.
+ * A run streams: its chunks cross the path one after another, each one's
+ * CPU on arrival (verify, store) overlapping the next one's transfer. A
+ * supernode that lacks chunks of a run fetches them from the origin in one
+ * streamed request, once for all its callers. CPU is work on processors:
+ * per chunk received, per chunk served to a peer, per chunk a supernode
+ * serves, and a mount's work, on each machine's own cores, or on one machine's shared cores (`sharedCores`:
+ * how the real runs on this 2-core machine are). One layer, one datacenter
+ * (no racks), no upload caps.
  */
 import { createHash } from "node:crypto";
 import { DemandActivity } from "@shoal/base";
-import { MAX_YIELD_MS, prefetchOrder, QUIET_MS } from "@shoal/fetch";
-import { encodeChunkBitmap, rankSupernodes } from "@shoal/swarm";
+import { MAX_RUN_BYTES, MAX_YIELD_MS, PEER_LIST_TTL_MS, planPeerRun, prefetchOrder, QUIET_MS, startupRuns, takeRun, type ChunkPos, type Run } from "@shoal/fetch";
+import { bitmapHas, decodeChunkBitmap, encodeChunkBitmap, rankSupernodes, type Holder } from "@shoal/swarm";
+import { DEFAULT_MAX_UPLOADS } from "@shoal/p2p";
 import { PeerTable } from "@shoal/supernode";
 import { EventQueue } from "./events.ts";
-import { Network, type Link } from "./network.ts";
+import { Network, type Leg, type Link } from "./network.ts";
 
 /** The policies the fleet calls; the defaults are shoal's own. Tests swap one to show the outcome follows it. */
 export interface FleetPolicies {
   rankSupernodes: (key: string, supernodes: readonly string[]) => string[];
   prefetchOrder: typeof prefetchOrder;
+  planPeerRun: typeof planPeerRun;
 }
+
+/** shoal's own policies. */
+export const SHOAL_POLICIES: FleetPolicies = { rankSupernodes, prefetchOrder, planPeerRun };
 
 /** What is simulated. Sizes in bytes, rates in bytes/s, times in ms. */
 export interface FleetScenario {
   hosts: number;
   supernodes: number;
-  /** The image: its chunks, all of `chunkBytes`. */
+  /** The image: its chunks, all of `chunkBytes` in the blob. */
   chunks: number;
   chunkBytes: number;
   /** Chunks a container reads before its first work (the startup trace), from the first. */
@@ -51,19 +66,29 @@ export interface FleetScenario {
   /** Latency inside the datacenter, and to the origin, ms. */
   dcLatencyMs: number;
   originLatencyMs: number;
-  /** CPU per chunk a host receives (verify, store), per chunk it serves a peer, and per chunk a supernode serves, ms. */
+  /**
+   * CPU per chunk, ms: a host receives one (verify, store), and more when it
+   * comes over the peer protocol (libp2p: decryption); a host serves one to
+   * a peer; a supernode serves one over HTTP, or over the peer protocol as
+   * the swarm's seed; a supernode fetches one from the origin.
+   */
   cpuPerChunkMs: number;
+  peerReceiveCpuPerChunkMs?: number;
   cpuPerServedChunkMs?: number;
   supernodeCpuPerChunkMs?: number;
-  /** Cores of each host and supernode. */
-  coresPerHost?: number;
+  supernodeSeedCpuPerChunkMs?: number;
+  supernodeCpuPerOriginChunkMs?: number;
+  /** CPU of a mount (pull of the metadata) before a host fetches anything, ms. */
+  mountCpuMs?: number;
+  /** Cores each host's and supernode's process can keep busy: 1 for Node's one thread (default). */
+  processCores?: number;
   /**
    * Every host and supernode on one machine of this many cores (the real
    * runs this simulator is calibrated against: this 2-core machine); absent,
-   * each has its own `coresPerHost`.
+   * each process has its cores to itself.
    */
   sharedCores?: number;
-  /** Fetches in flight per host: on demand, and in the background. */
+  /** Runs in flight per host: the startup chunks, and the background stream. */
   onDemandInFlight: number;
   backgroundInFlight: number;
   /** How often hosts announce what they hold to the tracker, ms. */
@@ -72,6 +97,8 @@ export interface FleetScenario {
   preheated: boolean;
   /** Hosts start over this many ms (0: all at once). */
   staggerMs: number;
+  /** Supernode 0 dies at this time, ms (its streams in flight fail; hosts turn to the next in rank). */
+  supernodeLostAtMs?: number;
   seed: number;
 }
 
@@ -79,12 +106,16 @@ export interface FleetScenario {
 export interface FleetOutcome {
   /** Each host's time to first work, ms from its own start, sorted. */
   firstWorkMs: number[];
+  /** Each host's time until it held the whole image, ms from its own start, sorted. */
+  allLocalPerHostMs: number[];
   /** When every host held the whole image, ms. */
   allLocalMs: number;
   originBytes: number;
-  /** Bytes each supernode served to hosts. */
+  /** Bytes each supernode served to hosts over HTTP. */
   supernodeBytes: number[];
-  /** Bytes hosts served each other. */
+  /** Bytes each supernode served as the swarm's seed (over the peer protocol; counted in `peerBytes` too, as agents count them). */
+  seedBytes: number[];
+  /** Bytes hosts got over the peer protocol: from each other and from the seed. */
   peerBytes: number;
 }
 
@@ -94,19 +125,23 @@ interface Host {
   down: Link;
   cpu: Link;
   held: boolean[];
+  /** Chunks asked for and not yet arrived: another request for them waits instead. */
+  asked: boolean[];
   count: number;
   /** Of `count`, the startup chunks: first work once all are here. */
   startupHeld: number;
   startedAt: number;
   firstWorkAt: number | undefined;
-  /** The chunks in the order this host fetches them, and how far it got. */
-  order: number[];
-  next: number;
-  inFlight: number;
+  allLocalAt: number | undefined;
+  startup: Run[];
+  queue: ChunkPos[];
   demand: DemandActivity;
-  /** When a background fetch may go on beside reads again; a re-pump is scheduled. */
+  /** The tracker's last list of the layer's holders, and when it came. */
+  list: { at: number; holders: Holder[]; refreshing: boolean };
+  /** When a background run may go on beside reads again. */
   trickleAt: number;
-  repump: boolean;
+  /** Streams it serves to peers now. */
+  uploads: number;
 }
 
 interface Supernode {
@@ -115,16 +150,31 @@ interface Supernode {
   down: Link;
   cpu: Link;
   held: boolean[];
+  /** Chunks on their way from the origin, with who waits for each. */
   waiting: Map<number, Array<() => void>>;
+  /** Streams in flight from it, each with what to do when it dies. */
+  streams: Map<number, () => void>;
   served: number;
+  seeded: number;
+  /** Streams it serves as a peer now. */
+  uploads: number;
+  /** What it lists itself as holding when it answers as the tracker (its seed's bitmap, `SEED_HOLDING_TTL_MS` old at most). */
+  holding: { at: number; bits: Uint8Array | undefined };
+  lost: boolean;
 }
 
 const LAYER = `sha256:${"1".repeat(64)}`;
-/** How often a yielding host looks again whether its reads have gone quiet, ms (the prefetcher's poll). */
+/** How often a yielding worker looks again whether reads have gone quiet, ms (the prefetcher polls every 20 ms; coarser here). */
 const POLL_MS = 100;
+/** How long the supernode's seed reuses a layer's bitmap of cached chunks, ms (supernode/src/swarm-seed.ts HOLDING_TTL_MS). */
+const SEED_HOLDING_TTL_MS = 1_000;
+/** Requests a supernode's seed serves at once before it answers "busy" (`shoal supernode --max-uploads`' default; an agent's is p2p's DEFAULT_MAX_UPLOADS). */
+const SEED_MAX_UPLOADS = 32;
+/** How long a host waits before asking again after a stream from a dead supernode failed, ms. */
+const RETRY_MS = 50;
 
 /** Run `s` with `policies` (shoal's own by default). */
-export function simulateFleet(s: FleetScenario, policies: FleetPolicies = { rankSupernodes, prefetchOrder }): FleetOutcome {
+export function simulateFleet(s: FleetScenario, policies: FleetPolicies = SHOAL_POLICIES): FleetOutcome {
   const events = new EventQueue();
   const net = new Network(events);
   let seed = s.seed >>> 0 || 1;
@@ -135,89 +185,264 @@ export function simulateFleet(s: FleetScenario, policies: FleetPolicies = { rank
     return (seed >>> 0) / 2 ** 32;
   };
   const digests = Array.from({ length: s.chunks }, (_, c) => `sha256:${createHash("sha256").update(`chunk ${c}`).digest("hex")}`);
+  const lengthOf = () => s.chunkBytes;
   const origin = net.link("origin", s.originEgress);
-  const shared = s.sharedCores !== undefined ? net.link("machine-cpu", s.sharedCores) : undefined;
-  const cpu = (name: string) => shared ?? net.link(name, s.coresPerHost ?? 2);
-  /** `ms` of CPU on `on` (one core at most), then `then`. */
-  const work = (on: Link, ms: number, then: () => void) => (ms > 0 ? net.send([on], ms / 1000, 0, then, 1) : then());
-  const supernodes: Supernode[] = Array.from({ length: s.supernodes }, (_, k) => ({
-    url: `http://supernode-${k}:7070`, up: net.link(`sn${k}-up`, s.supernodeNic), down: net.link(`sn${k}-down`, s.supernodeNic), cpu: cpu(`sn${k}-cpu`),
-    held: Array<boolean>(s.chunks).fill(s.preheated), waiting: new Map(), served: 0,
+  const shared = s.sharedCores !== undefined ? net.link("machine-cpu", s.sharedCores, 1) : undefined;
+  /** A process's CPU: `processCores` of its own, on the machine's shared cores when there are. */
+  const cpu = (name: string) => net.link(name, s.processCores ?? 1, 1);
+  /** `ms` of CPU of process `on` (one core at most), then `then`. */
+  const work = (on: Link, ms: number, then: () => void) => (ms > 0 ? net.send(shared ? [[on, ms / 1000], [shared, ms / 1000]] : [[on, ms / 1000]], 1, 0, then) : then());
+  /** The legs of `on`'s CPU for a stream of chunks costing `ms` each. */
+  const cpuLegs = (on: Link, ms: number): Leg[] => (shared ? [[on, ms / 1000 / s.chunkBytes], [shared, ms / 1000 / s.chunkBytes]] : [[on, ms / 1000 / s.chunkBytes]]);
+  const urls = Array.from({ length: s.supernodes }, (_, k) => `http://supernode-${k}:7070`);
+  // a preheat fills each supernode with the chunks it owns (the preheat split ranks as the fetchers do)
+  const owners = digests.map((d) => policies.rankSupernodes(d, urls)[0]);
+  const supernodes: Supernode[] = urls.map((url, k) => ({
+    url, up: net.link(`sn${k}-up`, s.supernodeNic), down: net.link(`sn${k}-down`, s.supernodeNic), cpu: cpu(`sn${k}-cpu`),
+    held: Array.from({ length: s.chunks }, (_, c) => s.preheated && owners[c] === url), waiting: new Map(), streams: new Map(), served: 0, seeded: 0, uploads: 0, holding: { at: Number.NEGATIVE_INFINITY, bits: undefined }, lost: false,
   }));
   const byUrl = new Map(supernodes.map((n) => [n.url, n]));
-  const urls = supernodes.map((n) => n.url);
   const tracker = new PeerTable({ now: () => events.now }, { ttlMs: 10 * s.announceEveryMs });
-  const hosts: Host[] = Array.from({ length: s.hosts }, (_, i) => ({
-    id: `host-${i}`, up: net.link(`h${i}-up`, s.hostNic), down: net.link(`h${i}-down`, s.hostNic), cpu: cpu(`h${i}-cpu`),
-    held: Array<boolean>(s.chunks).fill(false), count: 0, startupHeld: 0, startedAt: 0, firstWorkAt: undefined, next: 0, inFlight: 0,
-    order: policies.prefetchOrder([s.chunks], Array.from({ length: s.startupChunks }, (_, c): [number, number] => [0, c]), { random: rand }).order.map(([, c]) => c),
-    demand: new DemandActivity({ now: () => events.now }), trickleAt: 0, repump: false,
-  }));
+  const hosts: Host[] = Array.from({ length: s.hosts }, (_, i) => {
+    const { order, startup } = policies.prefetchOrder([s.chunks], Array.from({ length: s.startupChunks }, (_, c): ChunkPos => [0, c]), { random: rand });
+    return {
+      id: `host-${i}`, up: net.link(`h${i}-up`, s.hostNic), down: net.link(`h${i}-down`, s.hostNic), cpu: cpu(`h${i}-cpu`),
+      held: Array<boolean>(s.chunks).fill(false), asked: Array<boolean>(s.chunks).fill(false), count: 0, startupHeld: 0,
+      startedAt: 0, firstWorkAt: undefined, allLocalAt: undefined,
+      startup: startupRuns(order.slice(0, startup), lengthOf, MAX_RUN_BYTES), queue: order.slice(startup),
+      demand: new DemandActivity({ now: () => events.now }), list: { at: Number.NEGATIVE_INFINITY, holders: [], refreshing: false }, trickleAt: 0, uploads: 0,
+    };
+  });
   const byId = new Map(hosts.map((h) => [h.id, h]));
   let peerBytes = 0;
-  let allLocal = 0;
+  let running = 0;
+  let streamIds = 0;
 
-  /** The supernode has chunk `c` (from the origin once), then `then`. */
-  const atSupernode = (n: Supernode, c: number, then: () => void) => {
-    if (n.held[c]) return then();
-    const waiting = n.waiting.get(c);
-    if (waiting) return void waiting.push(then);
-    n.waiting.set(c, [then]);
-    net.send([origin, n.down], s.chunkBytes, s.originLatencyMs, () => {
-      n.held[c] = true;
-      for (const w of n.waiting.get(c)!) w();
-      n.waiting.delete(c);
+  /** Fetch chunks `ids` (none held or on their way) from the origin into supernode `n`, in one stream. */
+  const fromOrigin = (n: Supernode, ids: readonly number[]) => {
+    for (const k of ids) n.waiting.set(k, []);
+    const id = streamIds++;
+    let got = 0;
+    const cut = net.send([origin, n.down, ...cpuLegs(n.cpu, s.supernodeCpuPerOriginChunkMs ?? 0)], ids.length * s.chunkBytes, s.originLatencyMs, () => n.streams.delete(id), {
+      marks: ids.map((_, j) => (j + 1) * s.chunkBytes),
+      onMark: (j) => {
+        got = j + 1;
+        landedAt(n, ids[j]!);
+      },
+    });
+    // lost with the supernode: whoever waits for them there finds it dead and asks again
+    n.streams.set(id, () => {
+      cut();
+      for (const c of ids.slice(got)) landedAt(n, c);
     });
   };
 
-  const arrived = (h: Host, c: number, ended: () => void) => {
-    work(h.cpu, s.cpuPerChunkMs, () => {
-      ended();
-      h.held[c] = true;
-      h.count++;
-      h.inFlight--;
-      if (c < s.startupChunks) h.startupHeld++;
-      if (h.firstWorkAt === undefined && h.startupHeld === s.startupChunks) h.firstWorkAt = events.now;
-      if (h.count === s.chunks) allLocal = Math.max(allLocal, events.now);
-      pump(h);
-    });
+  const landedAt = (n: Supernode, c: number) => {
+    n.held[c] = true;
+    const w = n.waiting.get(c) ?? [];
+    n.waiting.delete(c);
+    for (const f of w) f();
   };
 
-  const fetchChunk = (h: Host, c: number) => {
-    h.inFlight++;
-    const ended = c < s.startupChunks ? h.demand.begin() : () => undefined;
-    const holders = tracker.peers(LAYER, c).filter((p) => p.peerId !== h.id);
-    if (holders.length > 0) {
-      const peer = byId.get(holders[Math.floor(rand() * holders.length)]!.peerId)!;
-      peerBytes += s.chunkBytes;
-      return work(peer.cpu, s.cpuPerServedChunkMs ?? 0, () => net.send([peer.up, h.down], s.chunkBytes, s.dcLatencyMs, () => arrived(h, c, ended)));
+  /** `then` once supernode `n` holds all of `ids` (fetching from the origin, in one stream, those nobody asked for yet). */
+  const allAt = (n: Supernode, ids: readonly number[], then: () => void) => {
+    const fresh = ids.filter((c) => !n.held[c] && !n.waiting.has(c));
+    if (fresh.length > 0) fromOrigin(n, fresh);
+    let missing = ids.filter((c) => !n.held[c]).length;
+    if (missing === 0) return then();
+    for (const c of ids) if (!n.held[c]) n.waiting.get(c)!.push(() => void (--missing === 0 && then()));
+  };
+
+  const arrived = (h: Host, c: number) => {
+    h.held[c] = true;
+    h.count++;
+    if (c < s.startupChunks) h.startupHeld++;
+    if (h.firstWorkAt === undefined && h.startupHeld === s.startupChunks) h.firstWorkAt = events.now;
+    if (h.count === s.chunks) {
+      h.allLocalAt = events.now;
+      running--;
     }
-    const owner = byUrl.get(policies.rankSupernodes(digests[c]!, urls)[0]!)!;
-    atSupernode(owner, c, () => {
-      owner.served += s.chunkBytes;
-      work(owner.cpu, s.supernodeCpuPerChunkMs ?? 0, () => net.send([owner.up, h.down], s.chunkBytes, s.dcLatencyMs, () => arrived(h, c, ended)));
+  };
+
+  /**
+   * The host's list of the layer's holders: the one it has, asking the
+   * tracker anew (answer after a round trip) when it is older than
+   * `PEER_LIST_TTL_MS`. The tracker is the supernode ranked first for the
+   * layer; its answer lists the hosts that announced, and itself, as the
+   * swarm's seed, holding what its cache holds.
+   */
+  const holdersFor = (h: Host): Holder[] => {
+    if (events.now - h.list.at > PEER_LIST_TTL_MS && !h.list.refreshing) {
+      h.list.refreshing = true;
+      events.after(2 * s.dcLatencyMs, () => {
+        const peers: Holder[] = tracker.peers(LAYER).filter((p) => p.peerId !== h.id).map((p) => ({ ...p, ...(p.chunks ? { bits: decodeChunkBitmap(p.chunks) } : {}) }));
+        const seed = byUrl.get(policies.rankSupernodes(LAYER, urls).find((u) => !byUrl.get(u)!.lost)!)!;
+        if (events.now - seed.holding.at > SEED_HOLDING_TTL_MS) seed.holding = { at: events.now, bits: seed.held.some(Boolean) ? decodeChunkBitmap(encodeChunkBitmap(s.chunks, (c) => seed.held[c] === true)) : undefined };
+        if (seed.holding.bits) peers.push({ peerId: seed.url, addrs: [seed.url], bits: seed.holding.bits });
+        h.list = { at: events.now, refreshing: false, holders: peers };
+      });
+    }
+    return h.list.holders;
+  };
+
+  /**
+   * Stream chunks `ids` to `h` across `path` (the server's legs, then the
+   * host's NIC): one transfer; the host verifies and stores each chunk on
+   * its CPU as it comes (`receiveMs`), `passed` tells it passed. `sent` when
+   * the server has sent the last byte; `done` when every chunk is stored,
+   * with those that did not come because `server` died on the way.
+   */
+  const stream = (h: Host, ids: readonly number[], path: readonly Leg[], server: Supernode | undefined, done: (unsent: number[]) => void, opts: { passed?: (c: number) => void; receiveMs?: number; sent?: () => void } = {}) => {
+    let got = 0;
+    let stored = 0;
+    let expected = ids.length;
+    const id = streamIds++;
+    const store = () => void (++stored === expected && done(ids.slice(expected)));
+    const cut = net.send([...path, h.down], ids.length * s.chunkBytes, s.dcLatencyMs, () => {
+      server?.streams.delete(id);
+      opts.sent?.();
+    }, {
+      marks: ids.map((_, j) => (j + 1) * s.chunkBytes),
+      onMark: (j) => {
+        got = j + 1;
+        const c = ids[j]!;
+        opts.passed?.(c);
+        work(h.cpu, opts.receiveMs ?? s.cpuPerChunkMs, () => {
+          arrived(h, c);
+          store();
+        });
+      },
+    });
+    server?.streams.set(id, () => {
+      cut();
+      opts.sent?.();
+      expected = got;
+      if (stored === expected) done(ids.slice(expected));
     });
   };
 
-  /** Keep the host's fetches in flight: its startup chunks first, then the rest in order, yielding to the reads. */
-  const pump = (h: Host) => {
-    while (h.next < s.startupChunks && h.inFlight < s.onDemandInFlight) fetchChunk(h, h.order[h.next++]!);
-    while (h.next >= s.startupChunks && h.next < s.chunks && h.inFlight < s.backgroundInFlight) {
-      if (h.demand.busy(QUIET_MS)) {
-        if (events.now < h.trickleAt) {
-          if (!h.repump) {
-            h.repump = true;
-            events.after(POLL_MS, () => {
-              h.repump = false;
-              pump(h);
-            });
-          }
-          return;
-        }
-        h.trickleAt = events.now + MAX_YIELD_MS;
+  const overPeers = s.cpuPerChunkMs + (s.peerReceiveCpuPerChunkMs ?? 0);
+  const ownerOf = (c: number) => byUrl.get(policies.rankSupernodes(digests[c]!, urls).find((u) => !byUrl.get(u)!.lost)!)!;
+
+  /** Chunks `ids` of `owner` to `h` over HTTP, the origin's first when the supernode lacks them. */
+  const fromSupernode = (h: Host, owner: Supernode, ids: readonly number[], done: (unsent: number[]) => void) => {
+    owner.served += ids.length * s.chunkBytes;
+    if (ids.every((c) => !owner.held[c] && !owner.waiting.has(c))) {
+      // nobody asked for these yet: one stream from the origin through the supernode to the host
+      for (const c of ids) owner.waiting.set(c, []);
+      const both = cpuLegs(owner.cpu, (s.supernodeCpuPerOriginChunkMs ?? 0) + (s.supernodeCpuPerChunkMs ?? 0));
+      stream(h, ids, [origin, owner.down, ...both, owner.up], owner, (unsent) => {
+        // lost with the supernode: whoever waits for them there finds it dead and asks again
+        for (const c of unsent) landedAt(owner, c);
+        done(unsent);
+      }, { passed: (c) => landedAt(owner, c) });
+    } else {
+      allAt(owner, ids, () => (owner.lost ? done([...ids]) : stream(h, ids, [...cpuLegs(owner.cpu, s.supernodeCpuPerChunkMs ?? 0), owner.up], owner, done)));
+    }
+  };
+
+  /**
+   * Chunks `ids` to `h` from the peer `holder` (a host, or a supernode as
+   * the seed). One already running its most uploads (`DEFAULT_MAX_UPLOADS`,
+   * `SEED_MAX_UPLOADS`) answers "busy"; the fetcher then asks for each
+   * chunk alone (`alone`).
+   */
+  const fromPeer = (h: Host, holder: string, ids: readonly number[], done: (unsent: number[]) => void) => {
+    const peer = byId.get(holder);
+    const seed = byUrl.get(holder);
+    const server = (peer ?? seed)!;
+    if (server.uploads >= (seed ? SEED_MAX_UPLOADS : DEFAULT_MAX_UPLOADS) || seed?.lost === true) return alone(h, ids, done);
+    server.uploads++;
+    peerBytes += ids.length * s.chunkBytes;
+    if (seed) seed.seeded += ids.length * s.chunkBytes;
+    const cost = peer ? s.cpuPerServedChunkMs ?? 0 : s.supernodeSeedCpuPerChunkMs ?? 0;
+    stream(h, ids, [...cpuLegs(server.cpu, cost), server.up], seed, done, { receiveMs: overPeers, sent: () => server.uploads-- });
+  };
+
+  /** Each of `ids` on its own, as the fetcher's hedged race does after a failed run: from one of two random holders not busy, else over HTTP from its owner. */
+  const alone = (h: Host, ids: readonly number[], done: (unsent: number[]) => void) => {
+    let pending = ids.length;
+    const one = () => void (--pending === 0 && done([]));
+    for (const c of ids) {
+      const holders = h.list.holders.filter((p) => !p.bits || bitmapHas(p.bits, c));
+      const free = Array.from({ length: Math.min(2, holders.length) }, () => holders[Math.floor(rand() * holders.length)]!.peerId)
+        .find((id) => (byId.get(id)?.uploads ?? 0) < DEFAULT_MAX_UPLOADS && (byUrl.get(id)?.uploads ?? 0) < SEED_MAX_UPLOADS && byUrl.get(id)?.lost !== true);
+      const retry = (unsent: number[]) => (unsent.length > 0 ? events.after(RETRY_MS, () => fetchRun(h, unsent, one)) : one());
+      if (free) fromPeer(h, free, [c], retry);
+      else fromSupernode(h, ownerOf(c), [c], retry);
+    }
+  };
+
+  /** Fetch chunks `ids` (adjacent, missing) to `h`: from peers when every one has a holder, else from their owning supernodes; `done` when all are here. */
+  const fetchRun = (h: Host, ids: readonly number[], done: () => void) => {
+    if (ids.length === 0) return done();
+    for (const c of ids) h.asked[c] = true;
+    const plan = policies.planPeerRun(holdersFor(h), ids, rand);
+    const parts: Array<() => void> = [];
+    let pending = 0;
+    const partDone = (unsent: number[]) => {
+      if (unsent.length > 0) {
+        pending++;
+        events.after(RETRY_MS, () => fetchRun(h, unsent, () => partDone([])));
       }
-      fetchChunk(h, h.order[h.next++]!);
+      if (--pending === 0) done();
+    };
+    if (typeof plan !== "number") {
+      for (const [holder, chunks] of plan) parts.push(() => fromPeer(h, holder.peerId, chunks, partDone));
+    } else {
+      let k = 0;
+      while (k < ids.length) {
+        const owner = ownerOf(ids[k]!);
+        const chunks = [ids[k]!];
+        while (++k < ids.length && ownerOf(ids[k]!) === owner) chunks.push(ids[k]!);
+        parts.push(() => fromSupernode(h, owner, chunks, partDone));
+      }
     }
+    pending = parts.length;
+    for (const p of parts) p();
+  };
+
+  /** The startup runs, `onDemandInFlight` at once, each counted as reads; then the background stream. */
+  const startUp = (h: Host) => {
+    let next = 0;
+    let workers = Math.min(s.onDemandInFlight, h.startup.length);
+    if (s.startupChunks === 0) h.firstWorkAt = events.now;
+    if (workers === 0) return background(h);
+    const worker = () => {
+      const run = h.startup[next++];
+      if (!run) {
+        if (--workers === 0) background(h);
+        return;
+      }
+      const ids = Array.from({ length: run[2] - run[1] + 1 }, (_, k) => run[1] + k).filter((c) => !h.held[c] && !h.asked[c]);
+      if (ids.length === 0) return worker();
+      const ended = h.demand.begin();
+      fetchRun(h, ids, () => {
+        ended();
+        worker();
+      });
+    };
+    for (let k = workers; k > 0; k--) worker();
+  };
+
+  /** `backgroundInFlight` workers taking runs as `takeRun` gives them, yielding to reads as the prefetcher does. */
+  const background = (h: Host) => {
+    const worker = () => {
+      const run = takeRun(h.queue, (_, c) => h.held[c] === true || h.asked[c] === true, lengthOf);
+      if (!run) return;
+      const until = events.now + MAX_YIELD_MS;
+      const go = () => {
+        if (h.demand.busy(QUIET_MS) && events.now < Math.max(until, h.trickleAt)) return events.after(POLL_MS, go);
+        const trickle = h.demand.busy(QUIET_MS);
+        const ids = Array.from({ length: run[2] - run[1] + 1 }, (_, k) => run[1] + k).filter((c) => !h.held[c] && !h.asked[c]);
+        fetchRun(h, ids, () => {
+          if (trickle) h.trickleAt = events.now + MAX_YIELD_MS;
+          worker();
+        });
+      };
+      go();
+    };
+    for (let k = 0; k < s.backgroundInFlight; k++) worker();
   };
 
   const announce = () => {
@@ -225,20 +450,34 @@ export function simulateFleet(s: FleetScenario, policies: FleetPolicies = { rank
       if (h.count === 0 || h.startedAt > events.now) continue;
       tracker.announce({ peerId: h.id, addrs: [h.id], layers: [LAYER], chunks: { [LAYER]: encodeChunkBitmap(s.chunks, (c) => h.held[c] === true) } });
     }
-    if (hosts.some((h) => h.count < s.chunks)) events.after(s.announceEveryMs, announce);
+    if (running > 0) events.after(s.announceEveryMs, announce);
   };
 
+  running = hosts.length;
   for (const h of hosts) {
     h.startedAt = s.staggerMs > 0 ? Math.floor(rand() * s.staggerMs) : 0;
-    events.after(h.startedAt, () => pump(h));
+    events.after(h.startedAt, () => work(h.cpu, s.mountCpuMs ?? 0, () => startUp(h)));
+  }
+  if (s.supernodeLostAtMs !== undefined && supernodes.length > 1) {
+    events.after(s.supernodeLostAtMs, () => {
+      const n = supernodes[0]!;
+      n.lost = true;
+      // its streams are cut off; chunks on their way from the origin are lost with it
+      const cut = [...n.streams.values()];
+      n.streams.clear();
+      for (const c of cut) c();
+    });
   }
   events.after(s.announceEveryMs, announce);
   events.run();
+  const perHost = (at: (h: Host) => number | undefined) => hosts.map((h) => (at(h) ?? Number.NaN) - h.startedAt).sort((a, b) => a - b);
   return {
-    firstWorkMs: hosts.map((h) => (h.firstWorkAt ?? Number.NaN) - h.startedAt).sort((a, b) => a - b),
-    allLocalMs: allLocal,
+    firstWorkMs: perHost((h) => h.firstWorkAt),
+    allLocalPerHostMs: perHost((h) => h.allLocalAt),
+    allLocalMs: Math.max(...hosts.map((h) => h.allLocalAt ?? Number.NaN)),
     originBytes: origin.carried,
     supernodeBytes: supernodes.map((n) => n.served),
+    seedBytes: supernodes.map((n) => n.seeded),
     peerBytes,
   };
 }

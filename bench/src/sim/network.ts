@@ -1,37 +1,61 @@
 /**
- * Links and transfers as fluids, advanced in fixed steps of simulated time
- * (`STEP_MS`): each transfer crosses a path of links after a fixed latency;
- * in each step every link's capacity (bytes/s) is split equally among the
- * transfers on it, and a transfer moves at its smallest share along its
- * path. That is max-min fairness without handing a bottlenecked transfer's
- * unused share to the others: exact for paths of one contended link (a
- * host's NIC, a supernode's uplink, the origin's egress), conservative
- * elsewhere. A step costs one pass over the transfers in flight, so
- * thousands of hosts stay cheap; a transfer ends at the end of the step in
- * which its last byte moved.
+ * Links, processors and transfers as fluids, advanced in fixed steps of
+ * simulated time (`STEP_MS`). A transfer crosses a path of legs after a
+ * fixed latency; a leg is a link and what one byte costs on it: 1 on a
+ * network link (a NIC in one direction, an uplink, the origin's egress, in
+ * bytes/s), CPU-seconds per byte on a processor (a machine's cores, in
+ * CPU-seconds per second). So a stream of chunks through a server's CPU,
+ * its NIC, the host's NIC and the host's CPU is one transfer, its stages
+ * overlapping as a real stream's do, and it goes at the pace of its
+ * slowest leg.
+ *
+ * In each step every link's capacity is split equally among the transfers
+ * on it (on a processor, at most one core each: `perUserMax`), and a
+ * transfer moves at its smallest share along its path. That is max-min
+ * fairness without handing a bottlenecked transfer's unused share to the
+ * others: exact for paths of one contended link, conservative elsewhere.
+ * A step costs one pass over the transfers in flight, so thousands of
+ * hosts stay cheap; a transfer ends at the end of the step in which its
+ * last byte moved, and tells each mark (a chunk's end) as it passes it.
  */
 import type { EventQueue } from "./events.ts";
 
 /** Simulated time per step of the network, ms. */
 export const STEP_MS = 1;
 
-/** A link: a host's NIC in one direction, an uplink, the origin's egress. */
+/** A link: a host's NIC in one direction, an uplink, the origin's egress, a machine's cores. */
 export interface Link {
   readonly name: string;
-  /** Bytes per second. */
+  /** Units per second: bytes, or CPU-seconds (cores). */
   readonly capacity: number;
-  /** Bytes carried so far. */
+  /** Most units per second one transfer may take (a processor: one core). */
+  readonly perUserMax: number;
+  /** Units carried so far. */
   carried: number;
   /** Transfers on it in the current step. */
   users: number;
 }
 
+/** A link on a path, and what one byte of the transfer costs on it (1 on a network link). */
+export type Leg = Link | readonly [link: Link, perByte: number];
+
+/** Optional parts of a transfer. */
+export interface SendOptions {
+  /** Byte offsets, ascending, at which `onMark(k)` is told that mark k passed (a chunk of a stream arrived). */
+  marks?: readonly number[];
+  onMark?: (k: number) => void;
+}
+
 interface Transfer {
-  path: readonly Link[];
+  links: Link[];
+  weights: number[];
   left: number;
-  /** Most units per second this transfer may move (a job on a CPU: one core). */
-  max: number;
+  moved: number;
+  marks: readonly number[];
+  nextMark: number;
+  onMark: ((k: number) => void) | undefined;
   done: () => void;
+  cut: boolean;
 }
 
 /** See the module comment. */
@@ -44,43 +68,55 @@ export class Network {
     this.#events = events;
   }
 
-  /** A new link of `bytesPerSecond`. */
-  link(name: string, bytesPerSecond: number): Link {
-    return { name, capacity: bytesPerSecond, carried: 0, users: 0 };
+  /** A new link of `capacity` units per second, at most `perUserMax` for one transfer. */
+  link(name: string, capacity: number, perUserMax = Number.POSITIVE_INFINITY): Link {
+    return { name, capacity, perUserMax, carried: 0, users: 0 };
   }
 
-  /**
-   * Move `bytes` across `path` after `latencyMs`; `done` runs when the last
-   * byte arrived. `maxRate` caps this transfer's rate: a link of capacity k
-   * whose transfers each take at most 1 is k processors shared by jobs (a
-   * host's cores, and a job's CPU-seconds as its "bytes").
-   */
-  send(path: readonly Link[], bytes: number, latencyMs: number, done: () => void, maxRate = Number.POSITIVE_INFINITY): void {
+  /** Move `bytes` across `path` after `latencyMs`; `done` runs when the last byte arrived. Returns a cut: the transfer stops, told nothing more. */
+  send(path: readonly Leg[], bytes: number, latencyMs: number, done: () => void, opts: SendOptions = {}): () => void {
+    const links = path.map((l) => ("capacity" in l ? l : l[0]));
+    const weights = path.map((l) => ("capacity" in l ? 1 : l[1]));
+    const t: Transfer = { links, weights, left: bytes, moved: 0, marks: opts.marks ?? [], nextMark: 0, onMark: opts.onMark, done, cut: false };
     this.#events.after(latencyMs, () => {
-      this.#active.push({ path, left: bytes, max: maxRate, done });
+      if (t.cut) return;
+      this.#active.push(t);
       if (!this.#ticking) {
         this.#ticking = true;
         this.#events.after(STEP_MS, () => this.#step());
       }
     });
+    return () => {
+      t.cut = true;
+    };
   }
 
-  /** One step: shares, bytes moved, transfers that ended. */
+  /** One step: shares, bytes moved, marks passed, transfers that ended. */
   #step(): void {
-    for (const t of this.#active) for (const l of t.path) l.users++;
+    for (const t of this.#active) for (const l of t.links) l.users++;
     const seconds = STEP_MS / 1000;
     const still: Transfer[] = [];
     const ended: Transfer[] = [];
+    const marked: Array<[Transfer, number]> = [];
     for (const t of this.#active) {
-      let rate = t.max;
-      for (const l of t.path) rate = Math.min(rate, l.capacity / l.users);
+      if (t.cut) continue;
+      let rate = Number.POSITIVE_INFINITY;
+      for (let i = 0; i < t.links.length; i++) {
+        const l = t.links[i]!;
+        const w = t.weights[i]!;
+        if (w > 0) rate = Math.min(rate, Math.min(l.capacity / l.users, l.perUserMax) / w);
+      }
       const moved = Math.min(t.left, rate * seconds);
       t.left -= moved;
-      for (const l of t.path) l.carried += moved;
-      (t.left <= 1e-6 ? ended : still).push(t);
+      t.moved += moved;
+      for (let i = 0; i < t.links.length; i++) t.links[i]!.carried += moved * t.weights[i]!;
+      const over = t.left <= 1e-6;
+      while (t.nextMark < t.marks.length && (over || t.moved >= t.marks[t.nextMark]! - 1e-6)) marked.push([t, t.nextMark++]);
+      (over ? ended : still).push(t);
     }
-    for (const t of this.#active) for (const l of t.path) l.users = 0;
+    for (const t of this.#active) for (const l of t.links) l.users = 0;
     this.#active = still;
+    for (const [t, k] of marked) t.onMark!(k);
     for (const t of ended) t.done();
     if (this.#active.length > 0) this.#events.after(STEP_MS, () => this.#step());
     else this.#ticking = false;

@@ -97,6 +97,8 @@ export interface FleetScenario {
   preheated: boolean;
   /** Hosts start over this many ms (0: all at once). */
   staggerMs: number;
+  /** The network's step, ms (default `STEP_MS`): coarser for large fleets. */
+  stepMs?: number;
   /** Supernode 0 dies at this time, ms (its streams in flight fail; hosts turn to the next in rank). */
   supernodeLostAtMs?: number;
   seed: number;
@@ -176,7 +178,7 @@ const RETRY_MS = 50;
 /** Run `s` with `policies` (shoal's own by default). */
 export function simulateFleet(s: FleetScenario, policies: FleetPolicies = SHOAL_POLICIES): FleetOutcome {
   const events = new EventQueue();
-  const net = new Network(events);
+  const net = new Network(events, s.stepMs);
   let seed = s.seed >>> 0 || 1;
   const rand = () => {
     seed ^= seed << 13;
@@ -322,7 +324,9 @@ export function simulateFleet(s: FleetScenario, policies: FleetPolicies = SHOAL_
   };
 
   const overPeers = s.cpuPerChunkMs + (s.peerReceiveCpuPerChunkMs ?? 0);
-  const ownerOf = (c: number) => byUrl.get(policies.rankSupernodes(digests[c]!, urls).find((u) => !byUrl.get(u)!.lost)!)!;
+  /** Each chunk's owner: the first up in its ranking (remembered until a supernode is lost). */
+  let owned: Array<Supernode | undefined> = [];
+  const ownerOf = (c: number) => (owned[c] ??= byUrl.get(policies.rankSupernodes(digests[c]!, urls).find((u) => !byUrl.get(u)!.lost)!)!);
 
   /** Chunks `ids` of `owner` to `h` over HTTP, the origin's first when the supernode lacks them. */
   const fromSupernode = (h: Host, owner: Supernode, ids: readonly number[], done: (unsent: number[]) => void) => {
@@ -462,6 +466,7 @@ export function simulateFleet(s: FleetScenario, policies: FleetPolicies = SHOAL_
     events.after(s.supernodeLostAtMs, () => {
       const n = supernodes[0]!;
       n.lost = true;
+      owned = [];
       // its streams are cut off; chunks on their way from the origin are lost with it
       const cut = [...n.streams.values()];
       n.streams.clear();

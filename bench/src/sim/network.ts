@@ -20,7 +20,7 @@
  */
 import type { EventQueue } from "./events.ts";
 
-/** Simulated time per step of the network, ms. */
+/** Simulated time per step of the network, ms, unless a network is given another. */
 export const STEP_MS = 1;
 
 /** A link: a host's NIC in one direction, an uplink, the origin's egress, a machine's cores. */
@@ -32,8 +32,9 @@ export interface Link {
   readonly perUserMax: number;
   /** Units carried so far. */
   carried: number;
-  /** Transfers on it in the current step. */
+  /** Transfers on it in the current step (`step`). */
   users: number;
+  step: number;
 }
 
 /** A link on a path, and what one byte of the transfer costs on it (1 on a network link). */
@@ -61,16 +62,20 @@ interface Transfer {
 /** See the module comment. */
 export class Network {
   readonly #events: EventQueue;
+  readonly #stepMs: number;
   #active: Transfer[] = [];
   #ticking = false;
+  #steps = 0;
 
-  constructor(events: EventQueue) {
+  /** Steps of `stepMs`: coarser steps make large fleets cheaper, each transfer ending at the end of the step its last byte moved in. */
+  constructor(events: EventQueue, stepMs = STEP_MS) {
     this.#events = events;
+    this.#stepMs = stepMs;
   }
 
   /** A new link of `capacity` units per second, at most `perUserMax` for one transfer. */
   link(name: string, capacity: number, perUserMax = Number.POSITIVE_INFINITY): Link {
-    return { name, capacity, perUserMax, carried: 0, users: 0 };
+    return { name, capacity, perUserMax, carried: 0, users: 0, step: -1 };
   }
 
   /** Move `bytes` across `path` after `latencyMs`; `done` runs when the last byte arrived. Returns a cut: the transfer stops, told nothing more. */
@@ -83,7 +88,7 @@ export class Network {
       this.#active.push(t);
       if (!this.#ticking) {
         this.#ticking = true;
-        this.#events.after(STEP_MS, () => this.#step());
+        this.#events.after(this.#stepMs, () => this.#step());
       }
     });
     return () => {
@@ -93,32 +98,44 @@ export class Network {
 
   /** One step: shares, bytes moved, marks passed, transfers that ended. */
   #step(): void {
-    for (const t of this.#active) for (const l of t.links) l.users++;
-    const seconds = STEP_MS / 1000;
+    const step = ++this.#steps;
+    for (const t of this.#active) {
+      for (const l of t.links) {
+        if (l.step !== step) {
+          l.step = step;
+          l.users = 0;
+        }
+        l.users++;
+      }
+    }
+    const seconds = this.#stepMs / 1000;
     const still: Transfer[] = [];
     const ended: Transfer[] = [];
     const marked: Array<[Transfer, number]> = [];
     for (const t of this.#active) {
       if (t.cut) continue;
+      const { links, weights } = t;
       let rate = Number.POSITIVE_INFINITY;
-      for (let i = 0; i < t.links.length; i++) {
-        const l = t.links[i]!;
-        const w = t.weights[i]!;
-        if (w > 0) rate = Math.min(rate, Math.min(l.capacity / l.users, l.perUserMax) / w);
+      for (let i = 0; i < links.length; i++) {
+        const w = weights[i]!;
+        if (w === 0) continue;
+        const l = links[i]!;
+        const share = l.capacity / l.users;
+        const r = (share < l.perUserMax ? share : l.perUserMax) / w;
+        if (r < rate) rate = r;
       }
       const moved = Math.min(t.left, rate * seconds);
       t.left -= moved;
       t.moved += moved;
-      for (let i = 0; i < t.links.length; i++) t.links[i]!.carried += moved * t.weights[i]!;
+      for (let i = 0; i < links.length; i++) links[i]!.carried += moved * weights[i]!;
       const over = t.left <= 1e-6;
       while (t.nextMark < t.marks.length && (over || t.moved >= t.marks[t.nextMark]! - 1e-6)) marked.push([t, t.nextMark++]);
       (over ? ended : still).push(t);
     }
-    for (const t of this.#active) for (const l of t.links) l.users = 0;
     this.#active = still;
     for (const [t, k] of marked) t.onMark!(k);
     for (const t of ended) t.done();
-    if (this.#active.length > 0) this.#events.after(STEP_MS, () => this.#step());
+    if (this.#active.length > 0) this.#events.after(this.#stepMs, () => this.#step());
     else this.#ticking = false;
   }
 }

@@ -45,6 +45,8 @@ export function predictionScenarios(fit: FittedCosts, hosts: number, supernodes:
     supernodeCpuPerChunkMs: fit.supernodeMs, supernodeSeedCpuPerChunkMs: fit.seedMs, supernodeCpuPerOriginChunkMs: fit.supernodeOriginMs, mountCpuMs: fit.mountMs,
     onDemandInFlight: STARTUP_CONCURRENCY, backgroundInFlight: PREFETCH_CONCURRENCY, announceEveryMs: ANNOUNCE_CHANGED_MS,
     preheated: false, staggerMs: 0, seed: 1,
+    // 10 ms steps past 100 hosts: at 100 hosts they move first work and the rest by 3% at most against 1 ms, at a fraction of the cost
+    stepMs: hosts > 100 ? 10 : 1,
   };
   return [
     { name: "peak, cold", scenario: base },

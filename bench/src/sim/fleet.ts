@@ -9,9 +9,12 @@
  * - which peers hold a chunk: the tracker's `PeerTable` (supernode), fed by
  *   the hosts' announces (`encodeChunkBitmap`) every `announceEveryMs`,
  *   each host asking it for a layer's holders at most every
- *   `PEER_LIST_TTL_MS` and using the list it has meanwhile (`PeerSource`);
+ *   `PEER_LIST_TTL_MS` and using the list it has meanwhile (`PeerSource`),
+ *   each question costing the tracker's supernode the CPU the real
+ *   `PeerTable.peers` took to answer it on this machine;
  *   the tracker lists itself too, as the swarm's seed, holding what its
- *   cache holds (as the supernode's `SwarmSeed` does);
+ *   cache holds (as the supernode's `SwarmSeed` does); every supernode pays
+ *   the CPU the real `PeerTable.announce` took for each announce;
  *   whom a run is asked of among them: `planPeerRun`; a run goes to the
  *   peers when every chunk of it has a holder, else to the supernodes
  *   (`Fetcher`'s first source that can serve the whole run);
@@ -119,6 +122,8 @@ export interface FleetOutcome {
   seedBytes: number[];
   /** Bytes hosts got over the peer protocol: from each other and from the seed. */
   peerBytes: number;
+  /** CPU the supernodes' trackers spent on announces and questions (the real `PeerTable`, timed on this machine), ms. */
+  trackerCpuMs: number;
 }
 
 interface Host {
@@ -218,6 +223,7 @@ export function simulateFleet(s: FleetScenario, policies: FleetPolicies = SHOAL_
   const byId = new Map(hosts.map((h) => [h.id, h]));
   let peerBytes = 0;
   let running = 0;
+  let trackerCpuMs = 0;
   let streamIds = 0;
 
   /** Fetch chunks `ids` (none held or on their way) from the origin into supernode `n`, in one stream. */
@@ -276,12 +282,19 @@ export function simulateFleet(s: FleetScenario, policies: FleetPolicies = SHOAL_
   const holdersFor = (h: Host): Holder[] => {
     if (events.now - h.list.at > PEER_LIST_TTL_MS && !h.list.refreshing) {
       h.list.refreshing = true;
-      events.after(2 * s.dcLatencyMs, () => {
-        const peers: Holder[] = tracker.peers(LAYER).filter((p) => p.peerId !== h.id).map((p) => ({ ...p, ...(p.chunks ? { bits: decodeChunkBitmap(p.chunks) } : {}) }));
+      events.after(s.dcLatencyMs, () => {
+        // the question costs the tracker's supernode the CPU the real PeerTable takes to answer it, on this machine
+        const t0 = performance.now();
+        const answer = tracker.peers(LAYER);
+        const askedMs = performance.now() - t0;
         const seed = byUrl.get(policies.rankSupernodes(LAYER, urls).find((u) => !byUrl.get(u)!.lost)!)!;
-        if (events.now - seed.holding.at > SEED_HOLDING_TTL_MS) seed.holding = { at: events.now, bits: seed.held.some(Boolean) ? decodeChunkBitmap(encodeChunkBitmap(s.chunks, (c) => seed.held[c] === true)) : undefined };
-        if (seed.holding.bits) peers.push({ peerId: seed.url, addrs: [seed.url], bits: seed.holding.bits });
-        h.list = { at: events.now, refreshing: false, holders: peers };
+        trackerCpuMs += askedMs;
+        work(seed.cpu, askedMs, () => events.after(s.dcLatencyMs, () => {
+          const peers: Holder[] = answer.filter((p) => p.peerId !== h.id).map((p) => ({ ...p, ...(p.chunks ? { bits: decodeChunkBitmap(p.chunks) } : {}) }));
+          if (events.now - seed.holding.at > SEED_HOLDING_TTL_MS) seed.holding = { at: events.now, bits: seed.held.some(Boolean) ? decodeChunkBitmap(encodeChunkBitmap(s.chunks, (c) => seed.held[c] === true)) : undefined };
+          if (seed.holding.bits) peers.push({ peerId: seed.url, addrs: [seed.url], bits: seed.holding.bits });
+          h.list = { at: events.now, refreshing: false, holders: peers };
+        }));
       });
     }
     return h.list.holders;
@@ -450,10 +463,17 @@ export function simulateFleet(s: FleetScenario, policies: FleetPolicies = SHOAL_
   };
 
   const announce = () => {
+    let roundMs = 0;
     for (const h of hosts) {
       if (h.count === 0 || h.startedAt > events.now) continue;
-      tracker.announce({ peerId: h.id, addrs: [h.id], layers: [LAYER], chunks: { [LAYER]: encodeChunkBitmap(s.chunks, (c) => h.held[c] === true) } });
+      const chunks = { [LAYER]: encodeChunkBitmap(s.chunks, (c) => h.held[c] === true) };
+      // every supernode takes every announce: each pays the CPU the real PeerTable took for it here
+      const t0 = performance.now();
+      tracker.announce({ peerId: h.id, addrs: [h.id], layers: [LAYER], chunks });
+      roundMs += performance.now() - t0;
     }
+    trackerCpuMs += roundMs * supernodes.length;
+    for (const n of supernodes) if (!n.lost) work(n.cpu, roundMs, () => undefined);
     if (running > 0) events.after(s.announceEveryMs, announce);
   };
 
@@ -484,5 +504,6 @@ export function simulateFleet(s: FleetScenario, policies: FleetPolicies = SHOAL_
     supernodeBytes: supernodes.map((n) => n.served),
     seedBytes: supernodes.map((n) => n.seeded),
     peerBytes,
+    trackerCpuMs,
   };
 }

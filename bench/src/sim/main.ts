@@ -46,9 +46,11 @@ for (const supernodes of values.supernodes.split(",").map(Number)) {
 console.log(formatPredictions(predictions));
 
 if (values.svg) {
+  // against N, with the most supernodes asked for
+  const most = Math.max(...predictions.map((p) => p.supernodes));
   const series = (pick: (p: Prediction) => number, ...names: string[]): Series[] =>
-    names.map((name) => ({ name, points: predictions.filter((p) => p.name === name).map((p) => [p.hosts, pick(p)]) }));
-  const what = `${values.supernodes} supernodes (simulated)`;
+    names.map((name) => ({ name, points: predictions.filter((p) => p.name === name && p.supernodes === most).map((p) => [p.hosts, pick(p)]) }));
+  const what = `${most} supernodes (simulated)`;
   await writeFile(join(values.svg, "sim-first-work.svg"), lineChart(`Time to first work, p99, ${what}`, "hosts", "seconds", series((p) => p.firstWorkSec.p99, "peak, cold", "peak, preheated", "staggered, preheated", "supernode lost")));
   await writeFile(join(values.svg, "sim-origin.svg"), lineChart(`Origin egress, ${what}`, "hosts", "images' worth", series((p) => p.originImages, "peak, cold", "peak, preheated", "staggered, preheated", "supernode lost")));
 }

@@ -28,6 +28,8 @@ export interface Prediction {
   /** The busiest supernode's bytes over the mean. */
   busiestSupernode: number;
   peerImages: number;
+  /** CPU the trackers spent (the real PeerTable, timed here), seconds. */
+  trackerCpuSec: number;
   wallSec: number;
 }
 
@@ -69,7 +71,7 @@ export function predict({ name, scenario }: NamedScenario): Prediction {
     name, hosts: scenario.hosts, supernodes: scenario.supernodes,
     firstWorkSec: { p50: at(0.5), p99: at(0.99), max: o.firstWorkMs.at(-1)! / 1000 },
     allLocalSec: o.allLocalMs / 1000, originImages: o.originBytes / image, busiestSupernode: mean > 0 ? Math.max(...load) / mean : 1,
-    peerImages: o.peerBytes / image, wallSec: (performance.now() - t0) / 1000,
+    peerImages: o.peerBytes / image, trackerCpuSec: o.trackerCpuMs / 1000, wallSec: (performance.now() - t0) / 1000,
   };
 }
 
@@ -78,11 +80,11 @@ export function formatPredictions(ps: readonly Prediction[]): string {
   const alone = (p: Prediction) => ps.find((q) => q.hosts === 1 && q.name === p.name && q.supernodes === p.supernodes);
   const rows = ps.map((p) => {
     const one = alone(p);
-    return `| ${p.name} | ${p.hosts.toLocaleString("en")} | ${p.supernodes} | ${p.firstWorkSec.p50.toFixed(2)} / ${p.firstWorkSec.p99.toFixed(2)} s | ${one ? `${(p.firstWorkSec.p99 / one.firstWorkSec.p99).toFixed(1)}x` : ""} | ${p.allLocalSec.toFixed(1)} s | ${p.originImages.toFixed(2)}x | ${p.busiestSupernode.toFixed(2)}x | ${p.peerImages.toFixed(0)} | ${p.wallSec.toFixed(1)} s |`;
+    return `| ${p.name} | ${p.hosts.toLocaleString("en")} | ${p.supernodes} | ${p.firstWorkSec.p50.toFixed(2)} / ${p.firstWorkSec.p99.toFixed(2)} s | ${one ? `${(p.firstWorkSec.p99 / one.firstWorkSec.p99).toFixed(1)}x` : ""} | ${p.allLocalSec.toFixed(1)} s | ${p.originImages.toFixed(2)}x | ${p.busiestSupernode.toFixed(2)}x | ${p.peerImages.toFixed(0)} | ${p.trackerCpuSec.toFixed(2)} s | ${p.wallSec.toFixed(1)} s |`;
   });
   return [
-    "| scenario | hosts | supernodes | first work p50 / p99 | p99 / one host | all local | origin / image | busiest supernode / mean | peer bytes / image | wall |",
-    "|---|---|---|---|---|---|---|---|---|---|",
+    "| scenario | hosts | supernodes | first work p50 / p99 | p99 / one host | all local | origin / image | busiest supernode / mean | peer bytes / image | tracker CPU | wall |",
+    "|---|---|---|---|---|---|---|---|---|---|---|",
     ...rows,
   ].join("\n");
 }

@@ -16,8 +16,8 @@
  * Only Ed25519 peer IDs (`12D3KooW…`, the key inlined in the ID) are accepted:
  * the supernode checks a signature without any lookup and without libp2p.
  */
-import { createHash, createHmac, createPublicKey, timingSafeEqual, verify } from "node:crypto";
-import { BadRequestError, ShoalError } from "@shoal/base";
+import { createHash, createHmac, createPublicKey, timingSafeEqual, verify, type KeyObject } from "node:crypto";
+import { BadRequestError, LruMap, ShoalError } from "@shoal/base";
 
 /** What an envelope's payload is: the route it was signed for. */
 export type TrackerMessageKind = "announce" | "report";
@@ -108,13 +108,26 @@ const ED25519_PEER_ID_PREFIX = Buffer.from([0x00, 0x24, 0x08, 0x01, 0x12, 0x20])
 /** DER SubjectPublicKeyInfo prefix of a raw Ed25519 public key. */
 const ED25519_SPKI_PREFIX = Buffer.from("302a300506032b6570032100", "hex");
 
+/**
+ * Public keys of the peers heard from lately: making a key object costs
+ * more than the signature check itself (about half a millisecond of a
+ * supernode's CPU per announce), and each peer of a fleet announces every
+ * second while it streams. Only members reach here (the membership proof
+ * is checked first); bounded above the tracker's default 10,000 peers.
+ */
+const KEYS = new LruMap<string, KeyObject>({ maxEntries: 20_000 });
+
 /** The Ed25519 public key inlined in a base58btc peer ID; NotSwarmMemberError for any other ID. */
-function ed25519Key(peerId: string, kind: TrackerMessageKind) {
+function ed25519Key(peerId: string, kind: TrackerMessageKind): KeyObject {
+  const known = KEYS.get(peerId);
+  if (known) return known;
   const bytes = decodeBase58(peerId);
   if (!bytes || bytes.length !== ED25519_PEER_ID_PREFIX.length + 32 || !bytes.subarray(0, ED25519_PEER_ID_PREFIX.length).equals(ED25519_PEER_ID_PREFIX)) {
     throw new NotSwarmMemberError(`${kind}: ${peerId.slice(0, 60)} is not an Ed25519 peer ID`);
   }
-  return createPublicKey({ key: Buffer.concat([ED25519_SPKI_PREFIX, bytes.subarray(ED25519_PEER_ID_PREFIX.length)]), format: "der", type: "spki" });
+  const key = createPublicKey({ key: Buffer.concat([ED25519_SPKI_PREFIX, bytes.subarray(ED25519_PEER_ID_PREFIX.length)]), format: "der", type: "spki" });
+  KEYS.set(peerId, key);
+  return key;
 }
 
 /** The peer ID (base58btc identity multihash) of a raw 32-byte Ed25519 public key. */

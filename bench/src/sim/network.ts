@@ -32,6 +32,8 @@ export interface Link {
   readonly perUserMax: number;
   /** Units carried so far. */
   carried: number;
+  /** Share of the capacity taken by steady work that is not a transfer (0 to 1): a supernode's announces. */
+  taken: number;
   /** Transfers on it in the current step (`step`). */
   users: number;
   step: number;
@@ -75,7 +77,7 @@ export class Network {
 
   /** A new link of `capacity` units per second, at most `perUserMax` for one transfer. */
   link(name: string, capacity: number, perUserMax = Number.POSITIVE_INFINITY): Link {
-    return { name, capacity, perUserMax, carried: 0, users: 0, step: -1 };
+    return { name, capacity, perUserMax, carried: 0, taken: 0, users: 0, step: -1 };
   }
 
   /** Move `bytes` across `path` after `latencyMs`; `done` runs when the last byte arrived. Returns a cut: the transfer stops, told nothing more. */
@@ -120,7 +122,7 @@ export class Network {
         const w = weights[i]!;
         if (w === 0) continue;
         const l = links[i]!;
-        const share = l.capacity / l.users;
+        const share = (l.capacity * (1 - l.taken)) / l.users;
         const r = (share < l.perUserMax ? share : l.perUserMax) / w;
         if (r < rate) rate = r;
       }

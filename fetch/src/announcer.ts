@@ -2,7 +2,10 @@
  * The agent's announce schedule: it tells the tracker which chunks of which
  * layers it holds, at once when its mounts change, at most once a second
  * while chunks arrive, and at least every ten seconds (the tracker forgets
- * peers that stay silent).
+ * peers that stay silent). A tracker with many peers asks for a slower pace
+ * (`announcePaceMs`): new chunks are then announced at most once per pace,
+ * and an unchanged holding at least once per pace or ten seconds, whichever
+ * is longer.
  */
 import { chunkHolding, ANNOUNCE_CHANGED_MS, ANNOUNCE_EVERY_MS, type LayerHolding, type PeerInfo, type TrackerClient } from "@shoal/swarm";
 import type { RemoteLayer } from "./remote-layer.ts";
@@ -41,6 +44,8 @@ export class Announcer {
   #timer: NodeJS.Timeout | undefined;
   #lastVersion = Number.NaN;
   #lastAt = 0;
+  /** The pace the trackers last asked for, ms (0: none). */
+  #paceMs = 0;
 
   constructor(components: AnnouncerComponents, init: { changedMs?: number; everyMs?: number } = {}) {
     this.#c = components;
@@ -51,7 +56,9 @@ export class Announcer {
   async start(): Promise<void> {
     await this.announce();
     this.#timer ??= setInterval(() => {
-      if (this.#c.version() !== this.#lastVersion || Date.now() - this.#lastAt >= this.#everyMs) void this.announce();
+      const since = Date.now() - this.#lastAt;
+      const changed = this.#c.version() !== this.#lastVersion;
+      if ((changed && since >= this.#paceMs) || since >= Math.max(this.#everyMs, this.#paceMs)) void this.announce();
     }, this.#changedMs).unref();
   }
 
@@ -61,9 +68,15 @@ export class Announcer {
   }
 
   /** Announce now (the mounts changed). Failures are logged by the tracker client. */
-  announce(): Promise<void> {
+  async announce(): Promise<void> {
     this.#lastVersion = this.#c.version();
     this.#lastAt = Date.now();
-    return this.#c.tracker.announce(this.#c.self.addrs, holdings(this.#c.layers(), (l, i) => this.#c.has(l, i)));
+    const pace = await this.#c.tracker.announce(this.#c.self.addrs, holdings(this.#c.layers(), (l, i) => this.#c.has(l, i)));
+    if (pace !== undefined) this.#paceMs = pace;
+  }
+
+  /** The pace the trackers last asked announces to keep, ms (0 before any asked). */
+  paceMs(): number {
+    return this.#paceMs;
   }
 }

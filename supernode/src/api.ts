@@ -2,7 +2,7 @@
 import {
   ANNOUNCE_PATH, BLOBS_PREFIX, BLOCKS_PREFIX, CHUNK_LENGTHS_HEADER, CHUNKS_PREFIX, HEALTH_PATH, INDEX_DIGEST_HEADER, INDEX_OFFSET_HEADER, INDEX_PREFIX, MAX_JSON_BODY, PEERS_PATH,
   NotSwarmMemberError, openTrackerMessage, MAX_TRACE_BYTES, TRACES_PREFIX, PRIORITY_HEADER, SEEKABLE_INDEX_KIND, SEEKABLE_WINDOWS_KIND, parseAnnouncement, parseBasicAuth, parseLayerPath, parsePeerReport, parsePreheatRequest, PREHEAT_PATH, PREHEAT_PREFIX, REPORT_PATH,
-  type LayerRef, type PeerReport,
+  announcePaceMs, type LayerRef, type PeerReport,
 } from "@shoal/swarm";
 import { AbortedError, BadRequestError, errorBody, httpStatusOf, isSha256Digest, ShoalError } from "@shoal/base";
 import { readJson, sendError, sendJson } from "@shoal/service";
@@ -221,7 +221,7 @@ async function handle(c: ApiComponents, req: IncomingMessage, res: ServerRespons
   if (route("POST", ANNOUNCE_PATH)) {
     const { ts, ...fields } = openTrackerMessage(await readJson(req, { maxBytes: MAX_JSON_BODY, signal }), "announce", trackerKey(c));
     const ttlMs = c.tracker.announce(parseAnnouncement(fields), ts);
-    return sendJson(res, 200, { ttlMs });
+    return sendJson(res, 200, { ttlMs, paceMs: announcePaceMs(c.tracker.stats().peers, ttlMs) });
   }
   if (route("GET", PEERS_PATH)) {
     const layer = url.searchParams.get("layer");

@@ -184,7 +184,7 @@ describe("tracker over HTTP", () => {
     const peers = async (layer: string) => (await (await fetch(`${sn.url}/v1/peers?layer=${layer}`)).json()) as { peerId: string }[];
     expect((await announce(a, { addrs: ["x"], layers: [L1] })).status).toBe(200);
     const res = await announce(b, { addrs: ["y"], layers: [L1, L2] });
-    expect(await res.json()).toEqual({ ttlMs: 1000 });
+    expect(await res.json()).toEqual({ ttlMs: 1000, paceMs: 1000 });
     expect((await peers(L1)).map((p) => p.peerId).sort()).toEqual([a.peerId, b.peerId].sort());
     await sleep(500);
     await announce(b, { addrs: ["y"], layers: [L1, L2] });

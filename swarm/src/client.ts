@@ -135,10 +135,15 @@ export class SupernodeClient {
     return bytes;
   }
 
-  /** Tell the tracker which layers (and chunks) this peer holds (a sealed `Announcement`); resolves the time to live it granted, ms. */
-  async announce(a: TrackerEnvelope, opts: CallOptions = {}): Promise<number> {
-    const body = await this.#json("POST", ANNOUNCE_PATH, opts, a);
-    return Number((body as { ttlMs?: unknown }).ttlMs);
+  /**
+   * Tell the tracker which layers (and chunks) this peer holds (a sealed
+   * `Announcement`); resolves the time to live it granted and the pace it
+   * asks announces to keep (`announcePaceMs`; absent from older trackers), ms.
+   */
+  async announce(a: TrackerEnvelope, opts: CallOptions = {}): Promise<{ ttlMs: number; paceMs?: number }> {
+    const body = (await this.#json("POST", ANNOUNCE_PATH, opts, a)) as { ttlMs?: unknown; paceMs?: unknown };
+    const paceMs = Number(body.paceMs);
+    return { ttlMs: Number(body.ttlMs), ...(Number.isSafeInteger(paceMs) && paceMs > 0 ? { paceMs } : {}) };
   }
 
   /** Tell the tracker that a peer sent the reporter bytes failing their digest (a sealed `PeerReport`); resolves whether it is banned now. */

@@ -10,5 +10,12 @@ export const MAX_JSON_BODY = 1024 * 1024;
 export const ANNOUNCE_CHANGED_MS = 1_000;
 /** Agents announce at least this often (the tracker forgets peers that stay silent), ms. */
 export const ANNOUNCE_EVERY_MS = 10_000;
+/**
+ * Announces a tracker takes per second from all its peers, at most: past
+ * it, it asks each peer to announce less often (`announcePaceMs`). Every
+ * supernode takes every peer's announces, and one costs a supernode about
+ * 0.5 ms of its one core (bench/RESULTS.md): 200 a second is a tenth.
+ */
+export const TRACKER_ANNOUNCES_PER_SECOND = 200;
 /** A supernode that could not be reached, timed out or answered 5xx is skipped this long, ms. */
 export const SUPERNODE_DOWN_MS = 10_000;

@@ -1,5 +1,6 @@
 // Public surface of @shoal/swarm: the supernode API as both sides see it.
 export * from "./constants.ts";
+export { announcePaceMs } from "./announce-pace.ts";
 export * from "./routes.ts";
 export { parseLayerPath, layerPath, layerKey, assertRegistryName, type LayerRef } from "./layer-ref.ts";
 export {

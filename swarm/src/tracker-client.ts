@@ -39,12 +39,21 @@ export class TrackerClient {
     this.#membershipKey = components.membershipKey;
   }
 
-  /** Tell every supernode which layers and chunks this peer, reachable at `addrs`, holds. */
-  async announce(addrs: readonly string[], holdings: readonly LayerHolding[]): Promise<void> {
+  /**
+   * Tell every supernode which layers and chunks this peer, reachable at
+   * `addrs`, holds; resolves the slowest pace any of them asked announces
+   * to keep, ms (undefined when none said).
+   */
+  async announce(addrs: readonly string[], holdings: readonly LayerHolding[]): Promise<number | undefined> {
     const chunks = Object.fromEntries(holdings.filter((h) => h.chunks !== undefined).map((h) => [h.digest, h.chunks!]));
     const a: Announcement = { peerId: this.#signer.peerId, addrs: [...addrs], layers: holdings.map((h) => h.digest), chunks };
     const sealed = await sealTrackerMessage("announce", a, this.#signer, this.#membershipKey);
-    await this.#toAll("announce", (c, signal) => c.announce(sealed, { signal }));
+    let pace: number | undefined;
+    await this.#toAll("announce", async (c, signal) => {
+      const { paceMs } = await c.announce(sealed, { signal });
+      if (paceMs !== undefined) pace = Math.max(pace ?? 0, paceMs);
+    });
+    return pace;
   }
 
   /** Tell every supernode that `peerId` served this peer bytes of `chunk` that failed their digest. */

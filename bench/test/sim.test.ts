@@ -91,6 +91,13 @@ describe("simulateFleet", () => {
     expect(simulateFleet({ ...scenario, staggerMs: 20_000 }).peerBytes).toBeGreaterThan(0);
   });
 
+  it("announces at the pace the tracker asks (announcePaceMs): a tracker asking for a slow pace leaves hosts knowing less of each other", () => {
+    const slow = { ...scenario, originEgress: 5e6 };
+    const paced = simulateFleet(slow);
+    const rare = simulateFleet(slow, { ...SHOAL_POLICIES, announcePaceMs: () => 30_000 });
+    expect(hostToHost(rare)).toBeLessThan(hostToHost(paced) / 2);
+  });
+
   it("lists the tracker's supernode as the seed: preheated, a lone host gets its chunks from it over the peer protocol", () => {
     const o = simulateFleet({ ...scenario, hosts: 1, supernodes: 1, preheated: true });
     expect(sum(o.seedBytes)).toBeGreaterThan(0);

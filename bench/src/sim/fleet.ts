@@ -7,7 +7,8 @@
  *   hashing), the first that is up; a run is split where the owner changes,
  *   as `SupernodeSource` does;
  * - which peers hold a chunk: the tracker's `PeerTable` (supernode), fed by
- *   the hosts' announces (`encodeChunkBitmap`) every `announceEveryMs`,
+ *   the hosts' announces (`encodeChunkBitmap`), at the pace the tracker
+ *   asks (`announcePaceMs`), every `announceEveryMs` at most,
  *   each host asking it for a layer's holders at most every
  *   `PEER_LIST_TTL_MS` and using the list it has meanwhile (`PeerSource`),
  *   each question costing the tracker's supernode the CPU the real
@@ -40,9 +41,9 @@
 import { createHash } from "node:crypto";
 import { DemandActivity } from "@shoal/base";
 import { MAX_RUN_BYTES, MAX_YIELD_MS, PEER_LIST_TTL_MS, planPeerRun, prefetchOrder, QUIET_MS, startupRuns, takeRun, type ChunkPos, type Run } from "@shoal/fetch";
-import { bitmapHas, decodeChunkBitmap, encodeChunkBitmap, rankSupernodes, type Holder } from "@shoal/swarm";
+import { announcePaceMs, ANNOUNCE_EVERY_MS, bitmapHas, decodeChunkBitmap, encodeChunkBitmap, rankSupernodes, type Holder } from "@shoal/swarm";
 import { DEFAULT_MAX_UPLOADS } from "@shoal/p2p";
-import { PeerTable } from "@shoal/supernode";
+import { DEFAULT_TRACKER_TTL_MS, PeerTable } from "@shoal/supernode";
 import { EventQueue } from "./events.ts";
 import { Network, type Leg, type Link } from "./network.ts";
 
@@ -51,10 +52,11 @@ export interface FleetPolicies {
   rankSupernodes: (key: string, supernodes: readonly string[]) => string[];
   prefetchOrder: typeof prefetchOrder;
   planPeerRun: typeof planPeerRun;
+  announcePaceMs: typeof announcePaceMs;
 }
 
 /** shoal's own policies. */
-export const SHOAL_POLICIES: FleetPolicies = { rankSupernodes, prefetchOrder, planPeerRun };
+export const SHOAL_POLICIES: FleetPolicies = { rankSupernodes, prefetchOrder, planPeerRun, announcePaceMs };
 
 /** What is simulated. Sizes in bytes, rates in bytes/s, times in ms. */
 export interface FleetScenario {
@@ -96,7 +98,7 @@ export interface FleetScenario {
   /** Runs in flight per host: the startup chunks, and the background stream. */
   onDemandInFlight: number;
   backgroundInFlight: number;
-  /** How often hosts announce what they hold to the tracker, ms. */
+  /** How often hosts look whether to announce what they hold to the tracker (the announcer's tick), ms. */
   announceEveryMs: number;
   /** Supernodes whose cache holds the whole image before the start (preheated). */
   preheated: boolean;
@@ -159,6 +161,8 @@ interface Host {
   trickleAt: number;
   /** Streams it serves to peers now. */
   uploads: number;
+  /** Its last announce: when, how many chunks it held, and the pace the tracker asked in answer. */
+  announced: { at: number; count: number; paceMs: number };
 }
 
 interface Supernode {
@@ -229,7 +233,7 @@ export function simulateFleet(s: FleetScenario, policies: FleetPolicies = SHOAL_
     held: Array.from({ length: s.chunks }, (_, c) => s.preheated && owners[c] === url), waiting: new Map(), streams: new Map(), served: 0, seeded: 0, uploads: 0, holding: { at: Number.NEGATIVE_INFINITY, bits: undefined }, lost: false,
   }));
   const byUrl = new Map(supernodes.map((n) => [n.url, n]));
-  const tracker = new PeerTable({ now: () => events.now }, { ttlMs: 10 * s.announceEveryMs });
+  const tracker = new PeerTable({ now: () => events.now }, { ttlMs: DEFAULT_TRACKER_TTL_MS });
   const hosts: Host[] = Array.from({ length: s.hosts }, (_, i) => {
     const { order, startup } = policies.prefetchOrder([s.chunks], Array.from({ length: s.startupChunks }, (_, c): ChunkPos => [0, c]), { random: rand });
     return {
@@ -238,6 +242,7 @@ export function simulateFleet(s: FleetScenario, policies: FleetPolicies = SHOAL_
       startedAt: 0, firstWorkAt: undefined, allLocalAt: undefined,
       startup: startupRuns(order.slice(0, startup), lengthOf, MAX_RUN_BYTES), queue: order.slice(startup),
       demand: new DemandActivity({ now: () => events.now }), list: { at: Number.NEGATIVE_INFINITY, holders: [], refreshing: false }, trickleAt: 0, uploads: 0,
+      announced: { at: Number.NEGATIVE_INFINITY, count: 0, paceMs: 0 },
     };
   });
   const byId = new Map(hosts.map((h) => [h.id, h]));
@@ -486,11 +491,15 @@ export function simulateFleet(s: FleetScenario, policies: FleetPolicies = SHOAL_
     let roundMs = 0;
     for (const h of hosts) {
       if (h.count === 0 || h.startedAt > events.now) continue;
+      // the announcer: new chunks at most once per the pace the tracker asked, a holding unchanged at least every ten seconds or pace
+      const since = events.now - h.announced.at;
+      if (!((h.count !== h.announced.count && since >= h.announced.paceMs) || since >= Math.max(ANNOUNCE_EVERY_MS, h.announced.paceMs))) continue;
       const chunks = { [LAYER]: encodeChunkBitmap(s.chunks, (c) => h.held[c] === true) };
       // every supernode takes every announce: each pays the CPU the real PeerTable took for it here
       const t0 = performance.now();
-      tracker.announce({ peerId: h.id, addrs: [h.id], layers: [LAYER], chunks });
+      const ttlMs = tracker.announce({ peerId: h.id, addrs: [h.id], layers: [LAYER], chunks });
       roundMs += performance.now() - t0 + (s.announceRequestMs ?? ANNOUNCE_REQUEST_MS);
+      h.announced = { at: events.now, count: h.count, paceMs: policies.announcePaceMs(tracker.stats().peers, ttlMs) };
     }
     // a steady stream of requests: until the next round it takes its share of each supernode's core
     trackerCpuMs += roundMs * supernodes.length;

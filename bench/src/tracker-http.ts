@@ -9,7 +9,6 @@
 // /proc) and the questions' latency. --cli runs another checkout's shoal
 // (a before and after in one sitting).
 //   node bench/src/tracker-http.ts [--hosts 10000] [--questions 1000] [--cli PATH/cli/src/main.ts]
-import { readFileSync } from "node:fs";
 import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -20,18 +19,13 @@ import { sealForTest, testPeerIdentity } from "@shoal/swarm/testsuite";
 import { freePort } from "@shoal/testkit";
 import { DEFAULT_CLI, shoalCli } from "./shoal-cli.ts";
 import { installExitHook, liveWorkDirs, removeWorkDir, stopProcess } from "./leftovers.ts";
+import { cpuSecondsOf } from "./proc-cpu.ts";
 
 const { values } = parseArgs({ options: { hosts: { type: "string", default: "10000" }, questions: { type: "string", default: "1000" }, cli: { type: "string", default: DEFAULT_CLI } } });
 const hosts = Number(values.hosts);
 const questions = Number(values.questions);
 const LAYER = `sha256:${"5".repeat(64)}`;
 
-/** CPU seconds (user + system) process `pid` has used so far (USER_HZ 100). */
-const cpuOf = (pid: number) => {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(f[11]) + Number(f[12])) / 100;
-};
 /** Run `jobs` `width` at a time. */
 const pool = async (count: number, width: number, job: (k: number) => Promise<void>) => {
   let next = 0;
@@ -59,17 +53,17 @@ try {
   /** Every host announces once, `width` at a time; the supernode's CPU seconds it took. */
   const round = async (): Promise<number> => {
     const sealed = await Promise.all(who.map((w, k) => sealForTest("announce", { peerId: w.peerId, addrs: [`/ip4/10.0.${k >> 8}.${k & 255}/tcp/7071`], layers: [LAYER], chunks: { [LAYER]: bitmaps[(k + Date.now()) % 64]! } }, w, key.psk)));
-    const before = cpuOf(pid);
+    const before = cpuSecondsOf(pid);
     await pool(hosts, 16, async (k) => {
       const r = await fetch(`${url}/v1/announce`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(sealed[k]) });
       if (r.status !== 200) throw new Error(`announce ${k}: ${r.status} ${await r.text()}`);
     });
-    return cpuOf(pid) - before;
+    return cpuSecondsOf(pid) - before;
   };
   const first = await round();
   // a streaming fleet announces again every second: what each announce costs from the second on
   const again = await round();
-  const cpu1 = cpuOf(pid);
+  const cpu1 = cpuSecondsOf(pid);
   const latencies: number[] = [];
   let listed = 0;
   await pool(questions, 4, async () => {
@@ -78,7 +72,7 @@ try {
     listed = ((await r.json()) as unknown[]).length;
     latencies.push(performance.now() - t);
   });
-  const cpu2 = cpuOf(pid);
+  const cpu2 = cpuSecondsOf(pid);
   latencies.sort((a, b) => a - b);
   console.log(`${hosts} hosts announced: ${((first * 1e6) / hosts).toFixed(0)} µs of supernode CPU per first announce, ${((again * 1e6) / hosts).toFixed(0)} µs per announce after`);
   console.log(`${questions} questions (4 at once), ${listed} holders each answer: ${(((cpu2 - cpu1) * 1e6) / questions).toFixed(0)} µs of supernode CPU per question, latency median ${latencies[Math.floor(questions / 2)]!.toFixed(2)} ms, max ${latencies.at(-1)!.toFixed(2)} ms`);

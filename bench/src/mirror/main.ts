@@ -6,7 +6,6 @@
 //   node bench/src/mirror/main.ts [--hosts 1,4,8,16] [--registry-rate MBIT] [--host-rate MBIT] [--converted true|false] [--timeout SEC]
 // Needs root (network namespaces, bridge), containerd, skopeo, docker-registry, debootstrap (first build of the image).
 import { availableParallelism, tmpdir } from "node:os";
-import { readFileSync } from "node:fs";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -19,6 +18,7 @@ import {
 import { installExitHook, liveWorkDirs, stopProcess, sweepStaleWorkDirs } from "../leftovers.ts";
 import { realisticImage, withoutProxies } from "../setup.ts";
 import { layerBytes, shoalCli } from "../shoal-cli.ts";
+import { cpuSecondsOf } from "../proc-cpu.ts";
 
 const { values } = parseArgs({
   options: {
@@ -40,18 +40,6 @@ const WORK_PREFIX = "shoal-bench-mirror-";
 const log = (s: string) => console.error(s);
 const sec = (t0: number) => (performance.now() - t0) / 1000;
 const { cliOk, daemon } = shoalCli();
-
-/** CPU seconds (user + system) process `pid` has used; 0 when gone. */
-function cpuOf(pid: number | undefined): number {
-  if (pid === undefined) return 0;
-  try {
-    const f = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const fields = f.slice(f.lastIndexOf(")") + 2).split(" ");
-    return (Number(fields[11]) + Number(fields[12])) / 100;
-  } catch {
-    return 0;
-  }
-}
 
 /** One pass: wall time, per-host times, origin blob bytes, CPU seconds by kind of process (ctr clients not counted). */
 interface Pass {
@@ -80,9 +68,9 @@ async function timedPulls(hosts: NetnsLanMember[], ctrds: RunningContainerd[], r
   await reg.settle();
   reg.resetStats();
   const cpu = () => ({
-    shoal: cpuPids().reduce<number>((n, p) => n + cpuOf(p), 0),
-    containerd: ctrds.reduce<number>((n, c) => n + cpuOf(c.child.pid), 0),
-    registry: cpuOf(reg.pid),
+    shoal: cpuPids().reduce<number>((n, p) => n + cpuSecondsOf(p), 0),
+    containerd: ctrds.reduce<number>((n, c) => n + cpuSecondsOf(c.child.pid), 0),
+    registry: cpuSecondsOf(reg.pid),
   });
   const cpu0 = cpu();
   const t0 = performance.now();

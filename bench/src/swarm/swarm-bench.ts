@@ -7,12 +7,12 @@
 //                 cold supernode, until every agent's prefetch has finished
 //   (c) optional: as (b) after `shoal preheat` into the supernode
 // Measured: wall time until all N are done, and registry blob bytes served.
-import { readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { mkdtemp, mkdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DEFAULT_CLI, layerBytes, shoalCli } from "../shoal-cli.ts";
+import { cpuSecondsOf } from "../proc-cpu.ts";
 import { realisticImage, withoutProxies } from "../setup.ts";
 import { installExitHook, liveWorkDirs, stopProcess, sweepStaleWorkDirs } from "../leftovers.ts";
 import { callAgent } from "@shoal/agent/client";
@@ -116,21 +116,6 @@ interface AgentStatusLite {
 }
 
 
-
-/** Linux reports process CPU times in USER_HZ ticks, 100 per second on every architecture Node runs on. */
-const USER_HZ = 100;
-
-/** CPU seconds (user + system, every thread) process `pid` has used so far; 0 when it is gone. */
-function cpuSecondsOf(pid: number | undefined): number {
-  if (pid === undefined) return 0;
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(fields[11]) + Number(fields[12])) / USER_HZ; // utime, stime (fields 14, 15)
-  } catch {
-    return 0;
-  }
-}
 
 /** Start a shoal daemon in `member`'s network namespace, its log beside its state. */
 function startIn(member: NetnsLanMember, args: string[], logFile: string, ready: Readiness, timeoutMs: number): Promise<ShoalDaemon> {

@@ -1,0 +1,17 @@
+// What a bench reads of a process it started, from /proc.
+import { readFileSync } from "node:fs";
+
+/** Linux reports process CPU times in USER_HZ ticks, 100 per second on every architecture Node runs on. */
+const USER_HZ = 100;
+
+/** CPU seconds (user + system, every thread) process `pid` has used so far; 0 when it is gone. */
+export function cpuSecondsOf(pid: number | undefined): number {
+  if (pid === undefined) return 0;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / USER_HZ; // utime, stime (fields 14, 15)
+  } catch {
+    return 0;
+  }
+}

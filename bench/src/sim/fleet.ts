@@ -383,6 +383,12 @@ export function simulateFleet(s: FleetScenario, policies: FleetPolicies = SHOAL_
     }
   };
 
+  /** True when peer `id` (a host, or a supernode as the seed) would answer "busy": all its upload slots taken, or it is gone. */
+  const busy = (id: string): boolean => {
+    const seed = byUrl.get(id);
+    return seed ? seed.lost || seed.uploads >= SEED_MAX_UPLOADS : byId.get(id)!.uploads >= DEFAULT_MAX_UPLOADS;
+  };
+
   /**
    * Chunks `ids` to `h` from the peer `holder` (a host, or a supernode as
    * the seed). One already running its most uploads (`DEFAULT_MAX_UPLOADS`,
@@ -393,7 +399,7 @@ export function simulateFleet(s: FleetScenario, policies: FleetPolicies = SHOAL_
     const peer = byId.get(holder);
     const seed = byUrl.get(holder);
     const server = (peer ?? seed)!;
-    if (server.uploads >= (seed ? SEED_MAX_UPLOADS : DEFAULT_MAX_UPLOADS) || seed?.lost === true) return alone(h, ids, done);
+    if (busy(holder)) return alone(h, ids, done);
     server.uploads++;
     peerBytes += ids.length * s.chunkBytes;
     if (seed) seed.seeded += ids.length * s.chunkBytes;
@@ -407,8 +413,7 @@ export function simulateFleet(s: FleetScenario, policies: FleetPolicies = SHOAL_
     const one = () => void (--pending === 0 && done([]));
     for (const c of ids) {
       const holders = h.list.holders.filter((p) => !p.bits || bitmapHas(p.bits, c));
-      const free = Array.from({ length: Math.min(2, holders.length) }, () => holders[Math.floor(rand() * holders.length)]!.peerId)
-        .find((id) => (byId.get(id)?.uploads ?? 0) < DEFAULT_MAX_UPLOADS && (byUrl.get(id)?.uploads ?? 0) < SEED_MAX_UPLOADS && byUrl.get(id)?.lost !== true);
+      const free = Array.from({ length: Math.min(2, holders.length) }, () => holders[Math.floor(rand() * holders.length)]!.peerId).find((id) => !busy(id));
       const retry = (unsent: number[]) => (unsent.length > 0 ? events.after(RETRY_MS, () => fetchRun(h, unsent, one)) : one());
       if (free) fromPeer(h, free, [c], retry);
       else fromSupernode(h, ownerOf(c), [c], retry);
@@ -444,6 +449,13 @@ export function simulateFleet(s: FleetScenario, policies: FleetPolicies = SHOAL_
     for (const p of parts) p();
   };
 
+  /** The chunks of `run` that `h` neither holds nor has asked for. */
+  const missingOf = (h: Host, [, first, last]: Run): number[] => {
+    const ids: number[] = [];
+    for (let c = first; c <= last; c++) if (!h.held[c] && !h.asked[c]) ids.push(c);
+    return ids;
+  };
+
   /** The startup runs, `onDemandInFlight` at once, each counted as reads; then the background stream. */
   const startUp = (h: Host) => {
     let next = 0;
@@ -456,7 +468,7 @@ export function simulateFleet(s: FleetScenario, policies: FleetPolicies = SHOAL_
         if (--workers === 0) background(h);
         return;
       }
-      const ids = Array.from({ length: run[2] - run[1] + 1 }, (_, k) => run[1] + k).filter((c) => !h.held[c] && !h.asked[c]);
+      const ids = missingOf(h, run);
       if (ids.length === 0) return worker();
       const ended = h.demand.begin();
       fetchRun(h, ids, () => {
@@ -476,7 +488,7 @@ export function simulateFleet(s: FleetScenario, policies: FleetPolicies = SHOAL_
       const go = () => {
         if (h.demand.busy(QUIET_MS) && events.now < Math.max(until, h.trickleAt)) return events.after(POLL_MS, go);
         const trickle = h.demand.busy(QUIET_MS);
-        const ids = Array.from({ length: run[2] - run[1] + 1 }, (_, k) => run[1] + k).filter((c) => !h.held[c] && !h.asked[c]);
+        const ids = missingOf(h, run);
         fetchRun(h, ids, () => {
           if (trickle) h.trickleAt = events.now + MAX_YIELD_MS;
           worker();

@@ -7,7 +7,7 @@ import { AbortedError, sleep, TokenBucket, type DemandActivity } from "@shoal/ba
 import type { Logger } from "pino";
 import type { Fetcher } from "./fetcher.ts";
 import { runBytes } from "./chunk-source.ts";
-import { BACKGROUND_RUN_BYTES, prefetchOrder, startupRuns, takeRun, type ChunkPos } from "./prefetch-plan.ts";
+import { BACKGROUND_RUN_BYTES, prefetchOrder, startupRuns, takeRun, type ChunkPos, type LengthOf } from "./prefetch-plan.ts";
 import type { RemoteLayer } from "./remote-layer.ts";
 
 /** What the stream pays before it fetches (a `TokenBucket` of bytes per second). */
@@ -35,7 +35,6 @@ const INFLATE_CONCURRENCY = 2;
 
 /** Startup chunks fetched at once after a mount. */
 export const STARTUP_CONCURRENCY = 8;
-
 
 /** Progress of one image's prefetch. */
 export interface PrefetchProgress {
@@ -174,7 +173,8 @@ export class PrefetchJob {
     // the rest (stored compressed, inflated on their first read).
     const startup = this.order.slice(0, this.startupChunks);
     const signal0 = this.controller.signal;
-    const runs = startupRuns(startup, (li, c) => this.layers[li]!.index.chunk(c).length);
+    const lengthOf: LengthOf = (li, c) => this.layers[li]!.index.chunk(c).length;
+    const runs = startupRuns(startup, lengthOf);
     let next = 0;
     const startupWorker = async () => {
       while (!signal0.aborted && next < runs.length) {
@@ -191,7 +191,7 @@ export class PrefetchJob {
     const signal = this.controller.signal;
     const worker = async () => {
       while (!signal.aborted) {
-        const run = takeRun(queue, (li, c) => this.fetcher.has(this.layers[li]!, c), (li, c) => this.layers[li]!.index.chunk(c).length);
+        const run = takeRun(queue, (li, c) => this.fetcher.has(this.layers[li]!, c), lengthOf);
         if (!run) return;
         const [li, c, last] = run;
         const layer = this.layers[li]!;

@@ -4,14 +4,20 @@ import { readFileSync } from "node:fs";
 /** Linux reports process CPU times in USER_HZ ticks, 100 per second on every architecture Node runs on. */
 const USER_HZ = 100;
 
-/** CPU seconds (user + system, every thread) process `pid` has used so far; 0 when it is gone. */
-export function cpuSecondsOf(pid: number | undefined): number {
-  if (pid === undefined) return 0;
+/** CPU seconds process `pid` has used so far in user space and in the kernel (every thread); zeros when it is gone. */
+export function cpuTimesOf(pid: number | undefined): { user: number; system: number } {
+  if (pid === undefined) return { user: 0, system: 0 };
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(fields[11]) + Number(fields[12])) / USER_HZ; // utime, stime (fields 14, 15)
+    return { user: Number(fields[11]) / USER_HZ, system: Number(fields[12]) / USER_HZ }; // utime, stime (fields 14, 15)
   } catch {
-    return 0;
+    return { user: 0, system: 0 };
   }
+}
+
+/** CPU seconds (user + system, every thread) process `pid` has used so far; 0 when it is gone. */
+export function cpuSecondsOf(pid: number | undefined): number {
+  const t = cpuTimesOf(pid);
+  return t.user + t.system;
 }

@@ -18,6 +18,7 @@ export function registerSupernode(program: Command): void {
       plainHttp: config.plainHttp,
       ...(config.registries.includes("*") ? {} : { allowedRegistries: config.registries }),
       cacheSize: config.cacheSize,
+      hotChunkBytes: config.hotChunks,
       trackerMaxPeers: config.trackerMaxPeers,
       trackerMaxHoldings: config.trackerMaxHoldings,
       trackerReporterAgeMs: config.trackerReporterAge,

@@ -20,6 +20,8 @@ export const DEFAULT_PREHEAT_CONCURRENCY = 4;
 export const MAX_INDEX_SIZE = 64 * 1024 * 1024;
 /** Finished preheat jobs are forgotten after this long, ms. */
 export const PREHEAT_JOB_RETENTION_MS = 60 * 60 * 1000;
+/** Memory for the chunks read or fetched last (`HotChunks`), bytes. */
+export const DEFAULT_HOT_CHUNK_BYTES = 256 * 1024 * 1024;
 /** A caller's access to a layer, once checked with the registry, is trusted this long, ms. */
 export const DEFAULT_ACCESS_TTL_MS = 5 * 60 * 1000;
 /** Decoded indexes kept in memory: at most this many layers … */

@@ -2,12 +2,13 @@
 import { type PreheatStatus } from "@shoal/swarm";
 import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
 import type { ChunkServiceObserver } from "./chunk-service.ts";
+import type { HotChunksObserver, HotChunksStats } from "./hot-chunks.ts";
 import type { PreheatObserver } from "./preheat.ts";
 import type { SeekableObserver } from "./seekable-indexes.ts";
 import type { TraceObserver } from "./startup-traces.ts";
 
 /** Counters and gauges of one supernode (a registry of its own). */
-export class SupernodeMetrics implements ChunkServiceObserver, PreheatObserver, SeekableObserver, TraceObserver {
+export class SupernodeMetrics implements ChunkServiceObserver, HotChunksObserver, PreheatObserver, SeekableObserver, TraceObserver {
   readonly registry = new Registry();
   readonly #origin = new Counter({ name: "shoal_supernode_origin_bytes_total", help: "Bytes fetched from origin registries", registers: [this.registry] });
   readonly #served = new Counter({ name: "shoal_supernode_served_bytes_total", help: "Chunk bytes served to callers", registers: [this.registry] });
@@ -27,6 +28,8 @@ export class SupernodeMetrics implements ChunkServiceObserver, PreheatObserver, 
   readonly trackerPeers = new Gauge({ name: "shoal_supernode_tracker_peers", help: "Peers listed by the tracker", registers: [this.registry] });
   readonly trackerHoldings = new Gauge({ name: "shoal_supernode_tracker_holdings", help: "Layer holdings (peer, layer) listed by the tracker", registers: [this.registry] });
   readonly trackerEvicted = new Gauge({ name: "shoal_supernode_tracker_evicted_peers", help: "Peers the tracker dropped since start to stay within its bounds", registers: [this.registry] });
+  readonly #hotBytes = new Gauge({ name: "shoal_supernode_hot_chunk_bytes", help: "Memory held by the chunks read or fetched last", registers: [this.registry] });
+  readonly #hotHits = new Counter({ name: "shoal_supernode_hot_chunk_hits_total", help: "Chunk reads answered from memory (the hot chunks) instead of the store", registers: [this.registry] });
   /** Bytes in the chunk store (set by the owner before each scrape). */
   readonly storeBytes = new Gauge({ name: "shoal_supernode_store_bytes", help: "Bytes in the chunk store", registers: [this.registry] });
 
@@ -81,6 +84,15 @@ export class SupernodeMetrics implements ChunkServiceObserver, PreheatObserver, 
   built(_layer: string, ms: number): void {
     this.#seekableBuilds.inc();
     this.#seekableSeconds.inc(ms / 1000);
+  }
+
+  /** Set the hot chunks' gauge (before a scrape). */
+  hotChunks(s: HotChunksStats): void {
+    this.#hotBytes.set(s.bytes);
+  }
+
+  hotHit(): void {
+    this.#hotHits.inc();
   }
 
   /** Set the swarm gauges (before a scrape). */

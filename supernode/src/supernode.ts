@@ -10,7 +10,8 @@ import { createApiHandler } from "./api.ts";
 import { AccessCheck } from "./access.ts";
 import { BlobService, type BlockDb } from "./blob-service.ts";
 import { ChunkService } from "./chunk-service.ts";
-import { BLOCK_RECORD_SWEEP_MS, DEFAULT_CACHE_SIZE, DEFAULT_ORIGIN_RETRY_MS } from "./constants.ts";
+import { BLOCK_RECORD_SWEEP_MS, DEFAULT_CACHE_SIZE, DEFAULT_HOT_CHUNK_BYTES, DEFAULT_ORIGIN_RETRY_MS } from "./constants.ts";
+import { HotChunks } from "./hot-chunks.ts";
 import { IndexCache, type IndexDb } from "./index-cache.ts";
 import { SeekableIndexes } from "./seekable-indexes.ts";
 import { StartupTraces } from "./startup-traces.ts";
@@ -34,6 +35,8 @@ export interface SupernodeInit {
   plainHttp?: boolean;
   /** Chunk store capacity, bytes. Default 20 GiB. */
   cacheSize?: number;
+  /** Memory for the chunks read or fetched last (`HotChunks`), bytes. Default 256 MiB; 0: none. */
+  hotChunkBytes?: number;
   /** Where `/metrics` and the status page (`/`) listen; none when absent. */
   metricsListen?: ListenAddress;
   /** Base URLs of every supernode, this one included, for rendezvous hashing. Empty: it owns every chunk. */
@@ -115,7 +118,9 @@ export async function createSupernode(init: SupernodeInit, logger: Logger): Prom
     };
     const indexes = new IndexCache({ db, origins, logger });
     const access = new AccessCheck({ origins }, init.accessTtlMs !== undefined ? { ttlMs: init.accessTtlMs } : {});
-    const chunks = new ChunkService({ indexes, cache: store, origins, logger, observer: metrics, access });
+    // the chunk routes and the swarm seed read through memory; blocks and seekable indexes go to the store
+    const hot = new HotChunks({ store, observer: metrics }, { maxBytes: init.hotChunkBytes ?? DEFAULT_HOT_CHUNK_BYTES });
+    const chunks = new ChunkService({ indexes, cache: hot, origins, logger, observer: metrics, access });
     life.defer("chunk service", () => chunks.close());
     const blobs = new BlobService({ cache: store, db, origins, logger, access, originBytes: (n) => metrics.originBytes(n) }, init.blobBlockBytes !== undefined ? { blockBytes: init.blobBlockBytes } : {});
     life.defer("blob service", () => blobs.close());
@@ -142,7 +147,7 @@ export async function createSupernode(init: SupernodeInit, logger: Logger): Prom
     life.defer("preheat jobs", () => preheat.close());
     let seed: SwarmSeed | undefined;
     if (init.swarm) {
-      const started = await SwarmSeed.start({ cache: store, indexes, logger }, { ...init.swarm, keyFile: join(init.root, "peer.key") });
+      const started = await SwarmSeed.start({ cache: hot, indexes, logger }, { ...init.swarm, keyFile: join(init.root, "peer.key") });
       life.defer("swarm seed", () => started.stop());
       seed = started;
     }
@@ -157,6 +162,7 @@ export async function createSupernode(init: SupernodeInit, logger: Logger): Prom
     if (init.metricsListen) {
       const refresh = () => {
         metrics.storeBytes.set(store.stats().bytes);
+        metrics.hotChunks(hot.stats());
         const t = tracker.stats();
         metrics.trackerPeers.set(t.peers);
         metrics.trackerHoldings.set(t.holdings);

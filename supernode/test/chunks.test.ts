@@ -1,13 +1,13 @@
 import { createHash } from "node:crypto";
 import { decodeFooter, FOOTER_SIZE } from "@shoal/blockindex";
 import { ChunkPeer, generateSwarmKey } from "@shoal/p2p";
-import { startDelayProxy, type RunningRegistry } from "@shoal/testkit";
+import { startDelayProxy, waitFor, type RunningRegistry } from "@shoal/testkit";
 import { SupernodeClient } from "@shoal/swarm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RegistryClientPool } from "@shoal/oci";
 import { pino } from "pino";
 import { blobChunks, Cleanup, fetchChunks, registryWithImage, type TestImage } from "./harness.ts";
-import { ChunkService, IndexCache, type CompressedChunkStore } from "../src/index.ts";
+import { ChunkService, IndexCache, type CompressedChunkStore, type Supernode } from "../src/index.ts";
 
 describe("supernode chunk serving against the Debian registry", () => {
   const cleanup = new Cleanup();
@@ -62,6 +62,35 @@ describe("supernode chunk serving against the Debian registry", () => {
     expect(Buffer.from(await res.arrayBuffer()).equals(blobChunks(layer, 0, 3))).toBe(true);
     await registry.settle();
     expect(registry.stats().blobBytes).toBe(0);
+  });
+
+  it("serves the chunks it served lately from memory: gone from its store, the registry is not asked again", async () => {
+    const layer = image.layers[0]!;
+    const hits = async (sn: Supernode) => Number(/^shoal_supernode_cache_hits_total (\d+)$/m.exec(await (await fetch(`${sn.metricsUrl}/metrics`)).text())?.[1]);
+    /** Fetch chunks a..b, then until they are all answered as cache hits: none is in flight any more, each is stored (served before stored). */
+    const fetchStored = async (sn: Supernode, a: number, b: number) => {
+      const first = await fetchChunks(sn.url, image, layer.digest, a, b);
+      expect(Buffer.from(await first.arrayBuffer()).equals(blobChunks(layer, a, b))).toBe(true);
+      await waitFor("the chunks stored", async () => {
+        const before = await hits(sn);
+        await (await fetchChunks(sn.url, image, layer.digest, a, b)).arrayBuffer();
+        return (await hits(sn)) - before === b - a + 1 ? true : undefined;
+      });
+    };
+    // the same with no memory for hot chunks: the store dropped them, so they come from the registry again
+    for (const hotChunkBytes of [undefined, 0]) {
+      // a store of 8 chunks: 10 push out the least recently read
+      const sn = await cleanup.supernode({ root: await cleanup.tempDir("shoal-sn-hot-"), cacheSize: 8 * 64 * 1024, metricsListen: { host: "127.0.0.1", port: 0 }, ...(hotChunkBytes !== undefined ? { hotChunkBytes } : {}) });
+      await fetchStored(sn, 0, 3);
+      await fetchStored(sn, 4, 9);
+      await registry.settle();
+      await registry.resetStats();
+      const again = await fetchChunks(sn.url, image, layer.digest, 0, 3);
+      expect(Buffer.from(await again.arrayBuffer()).equals(blobChunks(layer, 0, 3))).toBe(true);
+      await registry.settle();
+      if (hotChunkBytes === 0) expect(registry.stats().blobBytes).toBeGreaterThan(0);
+      else expect(registry.stats().blobBytes).toBe(0);
+    }
   });
 
   it("fetches chunks once from the registry however many callers ask at the same moment", async () => {

@@ -1,0 +1,97 @@
+// What serving a chunk over HTTP costs a real supernode (issue 29: the
+// simulator found the supernodes' one core giving way first at 1,000 hosts,
+// at 0.59 ms per chunk as fitted from the swarm bench). A docker-registry
+// on loopback holds the realistic image, converted; `shoal supernode`
+// preheats it, then C clients at once ask for every chunk of every layer
+// in runs of R chunks, as agents' prefetchers do, for `--rounds` rounds.
+// Twice, each with a fresh supernode: reading every chunk from the store
+// (--hot-chunks 0, the baseline), then through the hot chunks in memory.
+// Prints the supernode's CPU per chunk (user and kernel apart, from /proc),
+// the bytes per second it served, and the ratio. --cli runs another
+// checkout's shoal.
+//   node bench/src/supernode-serve.ts [--clients 16] [--run 10] [--rounds 3] [--cli PATH/cli/src/main.ts]
+// SNPROF=DIR writes the supernode's CPU profile there.
+import { mkdtemp } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { decodeIndexMembers, requireLazyLayers, type LayerIndex } from "@shoal/blockindex";
+import { chunksRoute, indexRoute, type LayerRef } from "@shoal/swarm";
+import { freePort, pushLayout, startRegistry } from "@shoal/testkit";
+import { DEFAULT_CLI, shoalCli } from "./shoal-cli.ts";
+import { installExitHook, liveWorkDirs, removeWorkDir, stopProcess } from "./leftovers.ts";
+import { cpuTimesOf } from "./proc-cpu.ts";
+import { realisticImage, withoutProxies } from "./setup.ts";
+
+const { values } = parseArgs({ options: { clients: { type: "string", default: "16" }, run: { type: "string", default: "10" }, rounds: { type: "string", default: "3" }, cli: { type: "string", default: DEFAULT_CLI } } });
+const clients = Number(values.clients);
+const runChunks = Number(values.run);
+const rounds = Number(values.rounds);
+
+installExitHook();
+withoutProxies();
+const log = (s: string) => console.error(s);
+const image = await realisticImage(log);
+const reg = await startRegistry();
+const work = await mkdtemp(join(tmpdir(), "shoal-bench-serve-"));
+liveWorkDirs.add(work);
+const { cliOk, daemon } = shoalCli(values.cli);
+const repo = "bench/realistic";
+const lazyRef = `${reg.host}/${repo}:v1-lazy`;
+await pushLayout(image.layoutDir, image.tag, `${reg.host}/${repo}:v1`);
+await cliOk(["convert", "--plain-http", `${reg.host}/${repo}:v1`, lazyRef]);
+/** A fresh supernode with `args`, preheated; C clients fetch every chunk `rounds` times; what it cost the supernode. */
+async function serve(name: string, args: string[]): Promise<{ sec: number; bytes: number; served: number; user: number; system: number }> {
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const sn = await daemon([
+    "supernode", "--root", join(work, name), "--listen", `127.0.0.1:${port}`, "--registries", reg.host, "--plain-http", "--log-level", "warn", ...args,
+  ], { logFile: join(work, `${name}.log`), ready: { tcp: { host: "127.0.0.1", port } }, timeoutMs: 60_000, ...(process.env.SNPROF ? { nodeArgs: ["--cpu-prof", `--cpu-prof-dir=${process.env.SNPROF}`] } : {}) });
+  try {
+    await cliOk(["preheat", "--supernode", url, "--plain-http", lazyRef]);
+    const manifest = (await (await fetch(`${reg.url}/v2/${repo}/manifests/v1-lazy`, { headers: { accept: "application/vnd.oci.image.manifest.v1+json" } })).json()) as { layers: Array<{ digest: string; annotations?: Record<string, string> }> };
+    const infos = requireLazyLayers(manifest.layers, lazyRef);
+    const layers: Array<{ ref: LayerRef; index: LayerIndex }> = [];
+    for (const [k, d] of manifest.layers.entries()) {
+      const ref = { registry: reg.host, repository: repo, digest: d.digest };
+      const bytes = new Uint8Array(await (await fetch(`${url}${indexRoute(ref)}`)).arrayBuffer());
+      layers.push({ ref, index: decodeIndexMembers(bytes, infos[k]!.location, { layer: d.digest }) });
+    }
+    const requests = layers.flatMap(({ ref, index }) => Array.from({ length: Math.ceil(index.chunkCount / runChunks) }, (_, k) => chunksRoute(ref, k * runChunks, Math.min(index.chunkCount, (k + 1) * runChunks) - 1)));
+    const chunks = layers.reduce((n, l) => n + l.index.chunkCount, 0);
+    const pid = sn.child.pid!;
+    const before = cpuTimesOf(pid);
+    const t0 = performance.now();
+    let bytes = 0;
+    for (let r = 0; r < rounds; r++) {
+      await Promise.all(Array.from({ length: clients }, async (_, c) => {
+        // each client walks the requests from its own place, as hosts of a fleet do not ask in step
+        for (let k = 0; k < requests.length; k++) {
+          const res = await fetch(`${url}${requests[(k + c * 7) % requests.length]}`);
+          if (res.status !== 200) throw new Error(`chunks: HTTP ${res.status} ${await res.text()}`);
+          const got = (await res.arrayBuffer()).byteLength;
+          bytes += got;
+        }
+      }));
+    }
+    const sec = (performance.now() - t0) / 1000;
+    const after = cpuTimesOf(pid);
+    return { sec, bytes, served: chunks * clients * rounds, user: after.user - before.user, system: after.system - before.system };
+  } finally {
+    await stopProcess(sn.child, 10_000);
+  }
+}
+
+try {
+  const report = (what: string, r: Awaited<ReturnType<typeof serve>>) => {
+    const us = (s: number) => ((s * 1e6) / r.served).toFixed(0);
+    console.log(`${what}: ${r.served} chunks (${(r.bytes / r.served / 1024).toFixed(0)} KiB each) in runs of ${runChunks}, ${clients} clients at once: ${r.sec.toFixed(2)} s, ${(r.bytes / r.sec / 2 ** 20).toFixed(0)} MiB/s; supernode CPU per chunk ${us(r.user + r.system)} µs (user ${us(r.user)}, kernel ${us(r.system)})`);
+    return (r.user + r.system) / r.served;
+  };
+  const store = report("from the store (--hot-chunks 0)", await serve("store", ["--hot-chunks", "0"]));
+  const hot = report("through the hot chunks (default)", await serve("hot", []));
+  console.log(`hot / store: ${(hot / store).toFixed(2)}x the CPU per chunk`);
+} finally {
+  await reg.stop();
+  await removeWorkDir(work, log);
+}

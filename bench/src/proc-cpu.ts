@@ -4,11 +4,15 @@ import { readFileSync } from "node:fs";
 /** Linux reports process CPU times in USER_HZ ticks, 100 per second on every architecture Node runs on. */
 const USER_HZ = 100;
 
-/** CPU seconds process `pid` has used so far in user space and in the kernel (every thread); zeros when it is gone. */
-export function cpuTimesOf(pid: number | undefined): { user: number; system: number } {
+/**
+ * CPU seconds process `pid` has used so far in user space and in the
+ * kernel (every thread; with `thread`, that thread's alone: its main thread
+ * is `thread = pid`); zeros when it is gone.
+ */
+export function cpuTimesOf(pid: number | undefined, thread?: number): { user: number; system: number } {
   if (pid === undefined) return { user: 0, system: 0 };
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const stat = readFileSync(thread === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${thread}/stat`, "utf8");
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
     return { user: Number(fields[11]) / USER_HZ, system: Number(fields[12]) / USER_HZ }; // utime, stime (fields 14, 15)
   } catch {

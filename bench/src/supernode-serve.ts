@@ -23,7 +23,7 @@ import { installExitHook, liveWorkDirs, removeWorkDir, stopProcess } from "./lef
 import { cpuTimesOf } from "./proc-cpu.ts";
 import { realisticImage, withoutProxies } from "./setup.ts";
 
-const { values } = parseArgs({ options: { clients: { type: "string", default: "16" }, run: { type: "string", default: "10" }, rounds: { type: "string", default: "3" }, cli: { type: "string", default: DEFAULT_CLI } } });
+const { values } = parseArgs({ options: { clients: { type: "string", default: "16" }, run: { type: "string", default: "10" }, rounds: { type: "string", default: "3" }, threads: { type: "string", default: "2" }, cli: { type: "string", default: DEFAULT_CLI } } });
 const clients = Number(values.clients);
 const runChunks = Number(values.run);
 const rounds = Number(values.rounds);
@@ -41,7 +41,7 @@ const lazyRef = `${reg.host}/${repo}:v1-lazy`;
 await pushLayout(image.layoutDir, image.tag, `${reg.host}/${repo}:v1`);
 await cliOk(["convert", "--plain-http", `${reg.host}/${repo}:v1`, lazyRef]);
 /** A fresh supernode with `args`, preheated; C clients fetch every chunk `rounds` times; what it cost the supernode. */
-async function serve(name: string, args: string[]): Promise<{ sec: number; bytes: number; served: number; user: number; system: number }> {
+async function serve(name: string, args: string[]): Promise<{ sec: number; bytes: number; served: number; user: number; system: number; main: number }> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const sn = await daemon([
@@ -61,6 +61,7 @@ async function serve(name: string, args: string[]): Promise<{ sec: number; bytes
     const chunks = layers.reduce((n, l) => n + l.index.chunkCount, 0);
     const pid = sn.child.pid!;
     const before = cpuTimesOf(pid);
+    const mainBefore = cpuTimesOf(pid, pid);
     const t0 = performance.now();
     let bytes = 0;
     for (let r = 0; r < rounds; r++) {
@@ -76,7 +77,8 @@ async function serve(name: string, args: string[]): Promise<{ sec: number; bytes
     }
     const sec = (performance.now() - t0) / 1000;
     const after = cpuTimesOf(pid);
-    return { sec, bytes, served: chunks * clients * rounds, user: after.user - before.user, system: after.system - before.system };
+    const mainAfter = cpuTimesOf(pid, pid);
+    return { sec, bytes, served: chunks * clients * rounds, user: after.user - before.user, system: after.system - before.system, main: mainAfter.user + mainAfter.system - mainBefore.user - mainBefore.system };
   } finally {
     await stopProcess(sn.child, 10_000);
   }
@@ -85,12 +87,14 @@ async function serve(name: string, args: string[]): Promise<{ sec: number; bytes
 try {
   const report = (what: string, r: Awaited<ReturnType<typeof serve>>) => {
     const us = (s: number) => ((s * 1e6) / r.served).toFixed(0);
-    console.log(`${what}: ${r.served} chunks (${(r.bytes / r.served / 1024).toFixed(0)} KiB each) in runs of ${runChunks}, ${clients} clients at once: ${r.sec.toFixed(2)} s, ${(r.bytes / r.sec / 2 ** 20).toFixed(0)} MiB/s; supernode CPU per chunk ${us(r.user + r.system)} µs (user ${us(r.user)}, kernel ${us(r.system)})`);
+    console.log(`${what}: ${r.served} chunks (${(r.bytes / r.served / 1024).toFixed(0)} KiB each) in runs of ${runChunks}, ${clients} clients at once: ${r.sec.toFixed(2)} s, ${(r.bytes / r.sec / 2 ** 20).toFixed(0)} MiB/s; supernode CPU per chunk ${us(r.user + r.system)} µs (user ${us(r.user)}, kernel ${us(r.system)}), of its main thread ${us(r.main)} µs`);
     return (r.user + r.system) / r.served;
   };
   const store = report("from the store (--hot-chunks 0)", await serve("store", ["--hot-chunks", "0"]));
   const hot = report("through the hot chunks (default)", await serve("hot", []));
   console.log(`hot / store: ${(hot / store).toFixed(2)}x the CPU per chunk`);
+  const threads = report(`hot chunks, --api-threads ${values.threads}`, await serve("threads", ["--api-threads", values.threads]));
+  console.log(`--api-threads ${values.threads} / one thread: ${(threads / hot).toFixed(2)}x the CPU per chunk`);
 } finally {
   await reg.stop();
   await removeWorkDir(work, log);

@@ -19,6 +19,7 @@ export function registerSupernode(program: Command): void {
       ...(config.registries.includes("*") ? {} : { allowedRegistries: config.registries }),
       cacheSize: config.cacheSize,
       hotChunkBytes: config.hotChunks,
+      apiThreads: config.apiThreads,
       trackerMaxPeers: config.trackerMaxPeers,
       trackerMaxHoldings: config.trackerMaxHoldings,
       trackerReporterAgeMs: config.trackerReporterAge,

@@ -1,6 +1,6 @@
 import { PUBLIC_REGISTRIES } from "@shoal/oci/constants";
 import { parseBytes, parseDuration } from "@shoal/base";
-import { parseBool, parseList, parseListen, parsePositiveInt, parseString, type Setting, type SettingsOf } from "@shoal/service/settings";
+import { parseBool, parseList, parseListen, parseNonNegativeInt, parsePositiveInt, parseString, type Setting, type SettingsOf } from "@shoal/service/settings";
 
 
 /**
@@ -30,6 +30,7 @@ export const SUPERNODE_SETTINGS = {
   accessTtl: { flag: "access-ttl", env: "SHOAL_ACCESS_TTL", arg: "DURATION", help: "how long the registry's yes to a caller (its HEAD of a blob with the caller's credentials) is trusted before the supernode asks again; past it, a registry that does not answer within 1.5 s lets a caller it allowed before through; 0s: ask every time", default: 5 * 60_000, parse: parseDuration },
   maxPreheats: { flag: "max-preheats", env: "SHOAL_MAX_PREHEATS", arg: "N", help: "preheat jobs running at once; more are refused with 429 until one finishes", default: 16, parse: parsePositiveInt },
   cacheSize: { flag: "cache-size", env: "SHOAL_CACHE_SIZE", arg: "BYTES", help: "chunk cache capacity (LRU beyond it)", default: 100 * 1024 ** 3, parse: parseBytes },
+  apiThreads: { flag: "api-threads", env: "SHOAL_API_THREADS", arg: "N", help: "threads that take the API's connections in the main thread's place, spreading the chunk answers' socket writes over cores (in a peak the startup chunks take a whole core); the cache, tracker and origin fetches stay on the main thread; 0: the main thread takes them", default: 0, parse: parseNonNegativeInt },
   hotChunks: { flag: "hot-chunks", env: "SHOAL_HOT_CHUNKS", arg: "BYTES", help: "memory for the chunks read or fetched last, served without touching the disk (in a peak every host asks for the same startup chunks); 0: none", default: 256 * 1024 ** 2, parse: parseBytes },
   spanSpacing: { flag: "span-spacing", env: "SHOAL_SPAN_SPACING", arg: "BYTES", help: "uncompressed bytes between the checkpoints of the seekable indexes built for ordinary gzip layers (smaller: less fetched and inflated per read, more spans and windows)", default: 1024 * 1024, parse: parseBytes },
   metricsListen: { flag: "metrics-listen", env: "SHOAL_METRICS_LISTEN", arg: "HOST:PORT", help: "serve Prometheus metrics at http://HOST:PORT/metrics and the status page at /; keep it on loopback", default: undefined as { host: string; port: number } | undefined, parse: parseListen },

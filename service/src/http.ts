@@ -14,11 +14,11 @@ export interface ListenAddress {
   port: number;
 }
 
-/** Listen on `addr`; resolves the bound address. */
-export function listenTcp(server: Server, addr: ListenAddress): Promise<AddressInfo> {
+/** Listen on `addr` (with `reusePort`: others may listen on the same port too, SO_REUSEPORT); resolves the bound address. */
+export function listenTcp(server: Server, addr: ListenAddress, opts: { reusePort?: boolean } = {}): Promise<AddressInfo> {
   return new Promise((resolve, reject) => {
     server.once("error", reject);
-    server.listen(addr.port, addr.host, () => {
+    server.listen({ port: addr.port, host: addr.host, ...(opts.reusePort === true ? { reusePort: true } : {}) }, () => {
       server.off("error", reject);
       resolve(server.address() as AddressInfo);
     });

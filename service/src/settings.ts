@@ -46,6 +46,13 @@ export function parsePositiveInt(raw: string): number {
   return n;
 }
 
+/** Parse a whole number of at least 0. */
+export function parseNonNegativeInt(raw: string): number {
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0 || String(raw).trim() === "") throw new InvalidArgumentError(`not a whole number: ${raw}`);
+  return n;
+}
+
 /** Parse `HOST:PORT` (IPv6 in brackets). */
 export function parseListen(raw: string): { host: string; port: number } {
   const m = /^(\[[0-9a-fA-F:]+\]|[^:]+):([0-9]{1,5})$/.exec(raw.trim());

@@ -37,6 +37,9 @@ export interface ApiComponents {
   ready(): boolean;
 }
 
+/** What of a request the chunk route reads: its URL as sent, and its headers. */
+export type RequestHead = Pick<IncomingMessage, "url" | "headers">;
+
 const DECIMAL = /^(0|[1-9][0-9]{0,15})$/;
 
 function decimal(q: URLSearchParams, name: string): number {
@@ -69,13 +72,100 @@ export function createApiHandler(c: ApiComponents): (req: IncomingMessage, res: 
  * `index` query parameter as a hint when given. The raw path is parsed so
  * that %2F inside a segment cannot forge extra segments.
  */
-function blobRequest(req: IncomingMessage, url: URL, prefix: string, signal: AbortSignal): { layer: LayerRef; opts: ChunkRequestOptions } {
+function blobRequest(req: RequestHead, url: URL, prefix: string, signal: AbortSignal): { layer: LayerRef; opts: ChunkRequestOptions } {
   const rawPath = (req.url ?? "").split("?")[0]!;
   const layer = parseLayerPath(rawPath.slice(prefix.length));
   const indexDigest = url.searchParams.get("index");
   if (indexDigest !== null && !isSha256Digest(indexDigest)) throw new BadRequestError("query parameter index must be a sha256:<hex> digest");
   const credentials = parseBasicAuth(req.headers.authorization);
   return { layer, opts: { signal, ...(credentials ? { credentials } : {}), ...(indexDigest ? { hint: { indexDigest } } : {}) } };
+}
+
+/**
+ * Where a chunk answer goes: the HTTP response (`responseSink`), or a
+ * message channel to the API thread that holds the caller's connection
+ * (`api-threads.ts`).
+ */
+export interface ChunkSink {
+  /** The status and headers, once, before any bytes. */
+  head(status: number, headers: Record<string, string | number>): void;
+  /** One chunk's bytes; resolves when the sink takes more (or the caller went away). */
+  write(bytes: Buffer): Promise<void> | void;
+  end(): void;
+  /** Cut the answer short: the caller sees it incomplete and asks again. */
+  cut(): void;
+  /** The caller went away. */
+  closed(): boolean;
+}
+
+/** A `ChunkSink` writing to `res`, waiting for it to drain. */
+export function responseSink(res: ServerResponse): ChunkSink {
+  return {
+    head: (status, headers) => void res.writeHead(status, headers),
+    write: (bytes) => {
+      if (res.write(bytes)) return;
+      return new Promise<void>((resolve) => {
+        const done = () => {
+          res.off("drain", done);
+          res.off("close", done);
+          resolve();
+        };
+        res.on("drain", done);
+        res.on("close", done);
+      });
+    },
+    end: () => void res.end(),
+    cut: () => void res.destroy(),
+    closed: () => res.destroyed,
+  };
+}
+
+/**
+ * Answer `GET /v1/chunks/<registry>/<repo>/<digest>?first=A&last=B` into
+ * `sink`: the headers once the request is checked and the first chunk is
+ * here, then each chunk as it arrives. Throws (for the caller to answer as
+ * a JSON error) only before the headers; after them a failed chunk cuts the
+ * answer short.
+ */
+export async function answerChunks(c: ApiComponents, req: RequestHead, url: URL, signal: AbortSignal, sink: ChunkSink): Promise<void> {
+  if (!c.ready()) throw new ShoalError("SHOAL_ERR_SHUTTING_DOWN", "supernode is not ready");
+  const { layer, opts } = blobRequest(req, url, CHUNKS_PREFIX, signal);
+  const started = performance.now();
+  const priority = req.headers[PRIORITY_HEADER];
+  if (priority !== undefined && priority !== "background") throw new BadRequestError(`header ${PRIORITY_HEADER} must be background or absent`);
+  const firstChunk = decimal(url.searchParams, "first");
+  const lastChunk = decimal(url.searchParams, "last");
+  const { lengths, parts } = await c.chunks.streamChunks(layer, firstChunk, lastChunk, { ...opts, ...(priority ? { background: true } : {}) });
+  // the lengths come from the index: the answer starts before its chunks are all here, and each goes out as it arrives
+  const first = await parts[0]!;
+  const firstMs = performance.now() - started;
+  const total = lengths.reduce((n, l) => n + l, 0);
+  sink.head(200, {
+    "content-type": "application/octet-stream",
+    "content-length": total,
+    [CHUNK_LENGTHS_HEADER]: lengths.join(","),
+  });
+  for (const [k, p] of parts.entries()) {
+    let bytes: Buffer;
+    try {
+      bytes = k === 0 ? first : await p;
+    } catch (err) {
+      // headers are out: cut the answer short, so the caller sees it incomplete and asks again
+      c.logger.warn({ path: url.pathname, chunk: k, err }, "a chunk failed after its answer started; answer cut short");
+      sink.cut();
+      return;
+    }
+    if (bytes.length !== lengths[k]) {
+      sink.cut();
+      return;
+    }
+    await sink.write(bytes);
+    if (sink.closed()) return;
+  }
+  sink.end();
+  c.served?.(total);
+  // when the first chunk was ready, and when the last was handed to the socket
+  c.logger.debug({ layer: layer.digest, first: firstChunk, last: lastChunk, bytes: total, background: priority !== undefined, firstMs: Math.round(firstMs), ms: Math.round(performance.now() - started) }, "chunks served");
 }
 
 /** The membership key announces and reports must prove; none: this tracker takes no one. */
@@ -99,56 +189,7 @@ async function handle(c: ApiComponents, req: IncomingMessage, res: ServerRespons
   if (route("GET", HEALTH_PATH)) {
     return sendJson(res, 200, { ok: true, ...(c.seed ? { peerId: c.seed.peerId, addrs: c.seed.addrs } : {}) });
   }
-  if (method === "GET" && path.startsWith(CHUNKS_PREFIX)) {
-    const { layer, opts } = blobRequest(req, url, CHUNKS_PREFIX, signal);
-    const started = performance.now();
-    const priority = req.headers[PRIORITY_HEADER];
-    if (priority !== undefined && priority !== "background") throw new BadRequestError(`header ${PRIORITY_HEADER} must be background or absent`);
-    const firstChunk = decimal(url.searchParams, "first");
-    const lastChunk = decimal(url.searchParams, "last");
-    const { lengths, parts } = await c.chunks.streamChunks(layer, firstChunk, lastChunk, { ...opts, ...(priority ? { background: true } : {}) });
-    // the lengths come from the index: the answer starts before its chunks are all here, and each goes out as it arrives
-    const first = await parts[0]!;
-    const firstMs = performance.now() - started;
-    const total = lengths.reduce((n, l) => n + l, 0);
-    res.writeHead(200, {
-      "content-type": "application/octet-stream",
-      "content-length": total,
-      [CHUNK_LENGTHS_HEADER]: lengths.join(","),
-    });
-    for (const [k, p] of parts.entries()) {
-      let bytes: Buffer;
-      try {
-        bytes = k === 0 ? first : await p;
-      } catch (err) {
-        // headers are out: cut the answer short, so the caller sees it incomplete and asks again
-        c.logger.warn({ path: path.split("?")[0], chunk: k, err }, "a chunk failed after its answer started; answer cut short");
-        res.destroy();
-        return;
-      }
-      if (bytes.length !== lengths[k]) {
-        res.destroy();
-        return;
-      }
-      if (!res.write(bytes)) {
-        await new Promise<void>((resolve) => {
-          const done = () => {
-            res.off("drain", done);
-            res.off("close", done);
-            resolve();
-          };
-          res.on("drain", done);
-          res.on("close", done);
-        });
-      }
-      if (res.destroyed) return;
-    }
-    res.end();
-    c.served?.(total);
-    // when the first chunk was ready, and when the last was handed to the socket
-    c.logger.debug({ layer: layer.digest, first: firstChunk, last: lastChunk, bytes: total, background: priority !== undefined, firstMs: Math.round(firstMs), ms: Math.round(performance.now() - started) }, "chunks served");
-    return;
-  }
+  if (method === "GET" && path.startsWith(CHUNKS_PREFIX)) return answerChunks(c, req, url, signal, responseSink(res));
   if ((method === "GET" || method === "HEAD") && path.startsWith(BLOBS_PREFIX)) {
     const { layer: blob, opts } = blobRequest(req, url, BLOBS_PREFIX, signal);
     const size = await c.blobs.size(blob, opts);

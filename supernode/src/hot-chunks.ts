@@ -5,6 +5,10 @@
  * file and no fresh buffer, which were most of the CPU a supernode spent
  * per chunk (bench/src/supernode-serve.ts).
  *
+ * Each chunk is kept in memory of its own that threads can share
+ * (a `SharedArrayBuffer`): an API thread (`api-threads.ts`) is handed the
+ * bytes without a copy. They are never written to.
+ *
  * Only verified bytes enter: what the store read (it checks each chunk's
  * file on its first read in a process), or what the store took (it hashes
  * the bytes unless the caller says it just did). Chunks are addressed by
@@ -16,7 +20,7 @@ import type { CompressedChunkStore } from "./chunk-service.ts";
 /** What the hot chunks hold. */
 export interface HotChunksStats {
   chunks: number;
-  /** Memory held, bytes (of the buffers behind the chunks). */
+  /** Memory held, bytes. */
   bytes: number;
 }
 
@@ -38,8 +42,7 @@ export class HotChunks implements CompressedChunkStore {
     this.#store = components.store;
     this.#observer = components.observer ?? {};
     this.#maxBytes = init.maxBytes;
-    // a chunk's weight is the buffer it keeps alive, which may be larger than the chunk
-    this.#hot = new LruMap({ maxEntries: Number.MAX_SAFE_INTEGER, maxWeight: init.maxBytes, weigh: (b) => b.buffer.byteLength });
+    this.#hot = new LruMap({ maxEntries: Number.MAX_SAFE_INTEGER, maxWeight: init.maxBytes, weigh: (b) => b.byteLength });
   }
 
   has(digest: string): boolean {
@@ -48,7 +51,7 @@ export class HotChunks implements CompressedChunkStore {
 
   async putCompressed(digest: string, compressed: Uint8Array, rawSize: number, opts: { signal?: AbortSignal; verified?: boolean } = {}): Promise<void> {
     await this.#store.putCompressed(digest, compressed, rawSize, opts);
-    this.#remember(digest, Buffer.isBuffer(compressed) ? compressed : Buffer.from(compressed.buffer, compressed.byteOffset, compressed.byteLength));
+    this.#remember(digest, compressed);
   }
 
   async readCompressed(digest: string, opts: { signal?: AbortSignal } = {}): Promise<Buffer | undefined> {
@@ -58,16 +61,19 @@ export class HotChunks implements CompressedChunkStore {
       return hot;
     }
     const bytes = await this.#store.readCompressed(digest, opts);
-    if (bytes) this.#remember(digest, bytes);
-    return bytes;
+    return bytes ? this.#remember(digest, bytes) : undefined;
   }
 
   stats(): HotChunksStats {
     return { chunks: this.#hot.size, bytes: this.#hot.weight };
   }
 
-  #remember(digest: string, bytes: Buffer): void {
-    // a chunk larger than the whole budget would only push out the rest
-    if (bytes.buffer.byteLength <= this.#maxBytes) this.#hot.set(digest, bytes);
+  /** Keep a shared copy of `bytes` (unless larger than the whole budget: it would only push out the rest); the copy, or `bytes` when not kept. */
+  #remember(digest: string, bytes: Uint8Array): Buffer {
+    if (bytes.byteLength > this.#maxBytes || bytes.byteLength === 0) return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes);
+    const shared = Buffer.from(new SharedArrayBuffer(bytes.byteLength));
+    shared.set(bytes);
+    this.#hot.set(digest, shared);
+    return shared;
   }
 }

@@ -6,7 +6,8 @@ import { join } from "node:path";
 import { RegistryClientPool } from "@shoal/oci";
 import { ChunkStore, openMetadataDb } from "@shoal/store";
 import type { Logger } from "pino";
-import { createApiHandler } from "./api.ts";
+import { answerChunks, createApiHandler, type ApiComponents } from "./api.ts";
+import { ApiThreads } from "./api-threads.ts";
 import { AccessCheck } from "./access.ts";
 import { BlobService, type BlockDb } from "./blob-service.ts";
 import { ChunkService } from "./chunk-service.ts";
@@ -35,6 +36,12 @@ export interface SupernodeInit {
   plainHttp?: boolean;
   /** Chunk store capacity, bytes. Default 20 GiB. */
   cacheSize?: number;
+  /**
+   * Threads beside the main one that take the API's connections
+   * (`ApiThreads`): they spread the chunk answers' socket writes over
+   * cores. Default 0: the main thread takes them.
+   */
+  apiThreads?: number;
   /** Memory for the chunks read or fetched last (`HotChunks`), bytes. Default 256 MiB; 0: none. */
   hotChunkBytes?: number;
   /** Where `/metrics` and the status page (`/`) listen; none when absent. */
@@ -141,7 +148,9 @@ export async function createSupernode(init: SupernodeInit, logger: Logger): Prom
     let ready = false;
     // The handler is attached once `self` is known (the bound port); no request can arrive in between.
     const server = createServer();
-    const url = baseUrl(await listenTcp(server, init.listen));
+    const apiThreads = init.apiThreads ?? 0;
+    const bound = await listenTcp(server, init.listen, { reusePort: apiThreads > 0 });
+    const url = baseUrl(bound);
     life.defer("API server", () => closeServer(server));
     const preheat = new PreheatJobs({ chunks, seekable, origins, logger, observer: metrics }, { self: init.self ?? url, peers: init.peers ?? [], ...(init.maxPreheats !== undefined ? { maxRunning: init.maxPreheats } : {}) });
     life.defer("preheat jobs", () => preheat.close());
@@ -154,10 +163,21 @@ export async function createSupernode(init: SupernodeInit, logger: Logger): Prom
     const swarmKey = init.trackerSwarmKey ?? init.swarm?.swarmKey;
     const trackerKey = swarmKey ? trackerMembershipKey(toSwarmKey(swarmKey).psk) : undefined;
     if (!trackerKey) log.warn("no swarm key: the tracker takes no announces, so agents find no peers through this supernode (give --swarm-key)");
-    server.on("request", createApiHandler({ chunks, blobs, seekable, traces, tracker, ...(trackerKey ? { trackerKey } : {}), ...(seed ? { seed } : {}), preheat, logger, served: (n) => metrics.served(n), reported: (r, banned) => {
+    const api: ApiComponents = { chunks, blobs, seekable, traces, tracker, ...(trackerKey ? { trackerKey } : {}), ...(seed ? { seed } : {}), preheat, logger, served: (n) => metrics.served(n), reported: (r, banned) => {
       metrics.reported(banned);
       log.warn({ reporter: r.reporter, peer: r.peerId, chunk: r.chunk, banned }, "peer reported for a chunk that failed its digest");
-    }, ready: () => ready }));
+    }, ready: () => ready };
+    const handler = createApiHandler(api);
+    server.on("request", handler);
+    if (apiThreads > 0) {
+      const threads = await ApiThreads.start(
+        { handler, answerChunks: (req, u, signal, sink) => answerChunks(api, req, u, signal, sink), logger },
+        { threads: apiThreads, host: bound.address, port: bound.port, socketPath: join(init.root, "api.sock") },
+      );
+      life.defer("API threads", () => threads.close());
+      // the threads take every connection from now on; the main thread answers what they pass on
+      server.close();
+    }
     let metricsUrl: string | undefined;
     if (init.metricsListen) {
       const refresh = () => {

@@ -89,6 +89,8 @@ export interface FleetScenario {
   mountCpuMs?: number;
   /** Cores each host's and supernode's process can keep busy: 1 for Node's one thread (default). */
   processCores?: number;
+  /** Cores a supernode's process can keep busy, when not `processCores` (a what-if: serving on more than one thread). */
+  supernodeCores?: number;
   /**
    * Every host and supernode on one machine of this many cores (the real
    * runs this simulator is calibrated against: this 2-core machine); absent,
@@ -116,6 +118,8 @@ export interface FleetScenario {
   stepMs?: number;
   /** Supernode 0 dies at this time, ms (its streams in flight fail; hosts turn to the next in rank). */
   supernodeLostAtMs?: number;
+  /** The tracker lists its supernode as the swarm's seed (as `SwarmSeed` does; default true). */
+  seedListed?: boolean;
   seed: number;
 }
 
@@ -220,7 +224,7 @@ export function simulateFleet(s: FleetScenario, policies: FleetPolicies = SHOAL_
   const origin = net.link("origin", s.originEgress);
   const shared = s.sharedCores !== undefined ? net.link("machine-cpu", s.sharedCores, 1) : undefined;
   /** A process's CPU: `processCores` of its own, on the machine's shared cores when there are. */
-  const cpu = (name: string) => net.link(name, s.processCores ?? 1, 1);
+  const cpu = (name: string, cores = s.processCores ?? 1) => net.link(name, cores, 1);
   /** `ms` of CPU of process `on` (one core at most), then `then`. */
   const work = (on: Link, ms: number, then: () => void) => (ms > 0 ? net.send(shared ? [[on, ms / 1000], [shared, ms / 1000]] : [[on, ms / 1000]], 1, 0, then) : then());
   /** The legs of `on`'s CPU for a stream of chunks costing `ms` each. */
@@ -229,7 +233,7 @@ export function simulateFleet(s: FleetScenario, policies: FleetPolicies = SHOAL_
   // a preheat fills each supernode with the chunks it owns (the preheat split ranks as the fetchers do)
   const owners = digests.map((d) => policies.rankSupernodes(d, urls)[0]);
   const supernodes: Supernode[] = urls.map((url, k) => ({
-    url, up: net.link(`sn${k}-up`, s.supernodeNic), down: net.link(`sn${k}-down`, s.supernodeNic), cpu: cpu(`sn${k}-cpu`),
+    url, up: net.link(`sn${k}-up`, s.supernodeNic), down: net.link(`sn${k}-down`, s.supernodeNic), cpu: cpu(`sn${k}-cpu`, s.supernodeCores),
     held: Array.from({ length: s.chunks }, (_, c) => s.preheated && owners[c] === url), waiting: new Map(), streams: new Map(), served: 0, seeded: 0, uploads: 0, holding: { at: Number.NEGATIVE_INFINITY, bits: undefined }, lost: false,
   }));
   const byUrl = new Map(supernodes.map((n) => [n.url, n]));
@@ -317,7 +321,7 @@ export function simulateFleet(s: FleetScenario, policies: FleetPolicies = SHOAL_
         work(seed.cpu, askedMs, () => events.after(s.dcLatencyMs, () => {
           const peers: Holder[] = answer.filter((p) => p.peerId !== h.id).map((p) => ({ ...p, ...(p.chunks ? { bits: decodeChunkBitmap(p.chunks) } : {}) }));
           if (events.now - seed.holding.at > SEED_HOLDING_TTL_MS) seed.holding = { at: events.now, bits: seed.held.some(Boolean) ? decodeChunkBitmap(encodeChunkBitmap(s.chunks, (c) => seed.held[c] === true)) : undefined };
-          if (seed.holding.bits) peers.push({ peerId: seed.url, addrs: [seed.url], bits: seed.holding.bits });
+          if (seed.holding.bits && s.seedListed !== false) peers.push({ peerId: seed.url, addrs: [seed.url], bits: seed.holding.bits });
           h.list = { at: events.now, refreshing: false, holders: peers };
         }));
       });

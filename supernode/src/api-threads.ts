@@ -1,0 +1,194 @@
+/**
+ * The supernode's API on more than one thread (`--api-threads`). A supernode
+ * is one Node thread, and in a peak serving the startup chunks over HTTP
+ * took it all: what a chunk costs there is mostly the sockets' writes
+ * (bench/src/supernode-serve.ts). Here threads listen on the API's port in
+ * the main thread's place (`SO_REUSEPORT`: the kernel spreads the
+ * connections over them) and hold their callers' connections:
+ * - a chunk request is answered by the main thread's `answerChunks` (access
+ *   check, cache, origin, metrics), its headers and bytes sent over a
+ *   message channel; the thread writes them to its socket;
+ * - every other request goes to the main thread's handler as it is, through
+ *   a unix socket of the main thread's (`ApiThreadsInit.socketPath`).
+ * All state stays on the main thread; a thread that dies is started again.
+ */
+import { createServer, type RequestListener, type Server } from "node:http";
+import { Worker } from "node:worker_threads";
+import { AbortedError, errorBody, httpStatusOf, ShoalError } from "@shoal/base";
+import { closeServer, listenUnix } from "@shoal/service";
+import { CHUNKS_PREFIX } from "@shoal/swarm";
+import type { Logger } from "pino";
+import type { ChunkSink, RequestHead } from "./api.ts";
+
+/** Settings of `ApiThreads`. */
+export interface ApiThreadsInit {
+  /** Threads beside the main one, each listening on `host:port` (which the main thread bound with `reusePort`, and leaves to them once they listen). */
+  threads: number;
+  host: string;
+  port: number;
+  /** Where the main thread takes the requests the threads pass on. */
+  socketPath: string;
+}
+
+/** What the threads need of the main thread: the API's handler, and the chunk route's answer into a sink. */
+export interface ApiThreadsComponents {
+  handler: RequestListener;
+  answerChunks(req: RequestHead, url: URL, signal: AbortSignal, sink: ChunkSink): Promise<void>;
+  logger: Logger;
+}
+
+/** A chunk request from a thread. */
+type Call = { id: number; url: string; headers: RequestHead["headers"] } | { id: number; abort: true };
+
+/** The thread: an HTTP server on the shared port; chunk requests over the channel, the rest through the unix socket. */
+const THREAD_SOURCE = `
+const { parentPort, workerData } = require("node:worker_threads");
+const http = require("node:http");
+const { host, port, socketPath, chunksPrefix } = workerData;
+const calls = new Map();
+let next = 0;
+parentPort.on("message", (m) => calls.get(m.id)?.(m));
+const fail = (res, message) => {
+  if (res.headersSent) return void res.destroy();
+  const body = JSON.stringify({ code: "SHOAL_ERR_INTERNAL", message });
+  res.writeHead(502, { "content-type": "application/json", "content-length": Buffer.byteLength(body) }).end(body);
+};
+function chunks(req, res) {
+  const id = next++;
+  calls.set(id, (m) => {
+    if (m.head) res.writeHead(m.head.status, m.head.headers);
+    if (m.part) res.write(Buffer.from(m.part.buffer, m.part.byteOffset, m.part.byteLength));
+    if (m.body !== undefined) res.end(m.body);
+    else if (m.end) res.end();
+    else if (m.cut) res.destroy();
+    if (m.body !== undefined || m.end || m.cut) calls.delete(id);
+  });
+  res.on("close", () => {
+    if (calls.delete(id)) parentPort.postMessage({ id, abort: true });
+  });
+  parentPort.postMessage({ id, url: req.url, headers: req.headers });
+}
+function pass(req, res) {
+  const up = http.request({ socketPath, method: req.method, path: req.url, headers: req.headers }, (answer) => {
+    res.writeHead(answer.statusCode, answer.headers);
+    answer.pipe(res);
+  });
+  up.on("error", (err) => fail(res, "the supernode's main thread did not answer: " + err.message));
+  res.on("close", () => up.destroy());
+  req.pipe(up);
+}
+const server = http.createServer((req, res) => {
+  if (req.method === "GET" && (req.url || "").startsWith(chunksPrefix)) chunks(req, res);
+  else pass(req, res);
+});
+server.on("error", (err) => parentPort.postMessage({ failed: String(err && err.message) }));
+server.listen({ host, port, reusePort: true }, () => parentPort.postMessage({ listening: true }));
+`;
+
+/** The extra API threads of one supernode; see the module comment. */
+export class ApiThreads {
+  readonly #c: ApiThreadsComponents;
+  readonly #init: ApiThreadsInit;
+  readonly #local: Server;
+  readonly #threads = new Set<Worker>();
+  readonly #log: Logger;
+  #closed = false;
+
+  private constructor(c: ApiThreadsComponents, init: ApiThreadsInit, local: Server) {
+    this.#c = c;
+    this.#init = init;
+    this.#local = local;
+    this.#log = c.logger.child({ component: "api-threads" });
+  }
+
+  /** Listen on the unix socket, then start the threads; resolves once each listens (rejects, all stopped, when one cannot). */
+  static async start(c: ApiThreadsComponents, init: ApiThreadsInit): Promise<ApiThreads> {
+    const local = createServer(c.handler);
+    await listenUnix(local, init.socketPath);
+    const threads = new ApiThreads(c, init, local);
+    try {
+      await Promise.all(Array.from({ length: init.threads }, () => threads.#spawn()));
+    } catch (err) {
+      await threads.close();
+      throw err;
+    }
+    threads.#log.info({ threads: init.threads, port: init.port }, "API connections taken by threads of their own");
+    return threads;
+  }
+
+  /** Start one thread; resolves once it listens. Once listening, a thread that exits is started again. */
+  #spawn(): Promise<void> {
+    const { host, port, socketPath } = this.#init;
+    const thread = new Worker(THREAD_SOURCE, { eval: true, workerData: { host, port, socketPath, chunksPrefix: CHUNKS_PREFIX } });
+    this.#threads.add(thread);
+    const calls = new Map<number, AbortController>();
+    return new Promise<void>((resolve, reject) => {
+      let listening = false;
+      thread.on("message", (m: Call | { listening: true } | { failed: string }) => {
+        if ("listening" in m) {
+          listening = true;
+          resolve();
+        } else if ("failed" in m) {
+          reject(new ShoalError("SHOAL_ERR_INTERNAL", `an API thread could not listen on ${host}:${port}: ${m.failed}`));
+        } else if ("abort" in m) {
+          calls.get(m.id)?.abort(new AbortedError("client went away"));
+        } else {
+          this.#answer(thread, calls, m);
+        }
+      });
+      thread.on("error", (err) => this.#log.error({ err }, "an API thread failed"));
+      thread.on("exit", () => {
+        this.#threads.delete(thread);
+        for (const ac of calls.values()) ac.abort(new AbortedError("API thread exited"));
+        if (!listening) reject(new ShoalError("SHOAL_ERR_INTERNAL", "an API thread exited before it listened"));
+        else if (!this.#closed) {
+          this.#log.error("an API thread exited; starting another");
+          this.#spawn().catch((err: unknown) => this.#log.error({ err }, "could not start an API thread again"));
+        }
+      });
+    });
+  }
+
+  /** Answer one chunk request of `thread` into messages back to it. */
+  #answer(thread: Worker, calls: Map<number, AbortController>, m: { id: number; url: string; headers: RequestHead["headers"] }): void {
+    const ac = new AbortController();
+    calls.set(m.id, ac);
+    let headSent = false;
+    let closed = false;
+    const post = (msg: object) => {
+      if (!closed) thread.postMessage({ id: m.id, ...msg });
+    };
+    const sink: ChunkSink = {
+      head: (status, headers) => {
+        headSent = true;
+        post({ head: { status, headers } });
+      },
+      // the hot chunks' memory is shared with the thread as it is; other bytes are copied (exactly the chunk: a view's whole buffer would be cloned with it)
+      write: (bytes) => post({ part: bytes.buffer instanceof SharedArrayBuffer || bytes.byteLength === bytes.buffer.byteLength ? bytes : Uint8Array.prototype.slice.call(bytes) }),
+      end: () => post({ end: true }),
+      cut: () => post({ cut: true }),
+      closed: () => closed || ac.signal.aborted,
+    };
+    const finish = () => {
+      closed = true;
+      calls.delete(m.id);
+    };
+    // a malformed URL is refused as the main thread's handler refuses it
+    Promise.resolve().then(() => this.#c.answerChunks({ url: m.url, headers: m.headers }, new URL(m.url, "http://supernode"), ac.signal, sink)).then(finish, (err: unknown) => {
+      if (headSent) post({ cut: true });
+      else {
+        const body = JSON.stringify(errorBody(err));
+        post({ head: { status: httpStatusOf(err), headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) } }, body });
+      }
+      if (httpStatusOf(err) >= 500) this.#log.warn({ path: m.url.split("?")[0], err }, "request failed");
+      finish();
+    });
+  }
+
+  /** Stop the threads (their connections drop) and the unix socket. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    await Promise.all([...this.#threads].map((t) => t.terminate()));
+    await closeServer(this.#local);
+  }
+}

@@ -105,6 +105,14 @@ describe("simulateFleet", () => {
     expect(o.originBytes).toBe(0);
   });
 
+  it("API threads take the HTTP answers off a supernode's main thread: when serving costs its core, first work comes sooner", () => {
+    const busy = { ...scenario, hosts: 16, supernodes: 1, preheated: true, seedListed: false, supernodeCpuPerChunkMs: 4 };
+    const alone = simulateFleet(busy);
+    const threads = simulateFleet({ ...busy, supernodeApiThreads: 4, supernodeCpuPerChunkMs: 1, supernodeThreadCpuPerChunkMs: 3 });
+    expect(sum(alone.seedBytes)).toBe(0);
+    expect(threads.firstWorkMs.at(-1)!).toBeLessThan(alone.firstWorkMs.at(-1)! / 2);
+  });
+
   it("a supernode lost mid-peak: every host still gets the whole image, from the others", () => {
     const o = simulateFleet({ ...scenario, preheated: true, supernodeLostAtMs: 50 });
     expect(o.allLocalPerHostMs.every(Number.isFinite)).toBe(true);

@@ -89,8 +89,17 @@ export interface FleetScenario {
   mountCpuMs?: number;
   /** Cores each host's and supernode's process can keep busy: 1 for Node's one thread (default). */
   processCores?: number;
-  /** Cores a supernode's process can keep busy, when not `processCores` (a what-if: serving on more than one thread). */
+  /** Cores a supernode's process can keep busy, when not `processCores` (a what-if: all its work on more than one thread). */
   supernodeCores?: number;
+  /**
+   * A supernode's API threads (`--api-threads`; 0, the default: its main
+   * thread holds the connections). With threads, a chunk over HTTP costs
+   * `supernodeCpuPerChunkMs` of the main thread and
+   * `supernodeThreadCpuPerChunkMs` of one of the threads, each on a core of
+   * its own.
+   */
+  supernodeApiThreads?: number;
+  supernodeThreadCpuPerChunkMs?: number;
   /**
    * Every host and supernode on one machine of this many cores (the real
    * runs this simulator is calibrated against: this 2-core machine); absent,
@@ -174,6 +183,8 @@ interface Supernode {
   up: Link;
   down: Link;
   cpu: Link;
+  /** Its API threads' cores, when it has threads. */
+  threads: Link | undefined;
   held: boolean[];
   /** Chunks on their way from the origin, with who waits for each. */
   waiting: Map<number, Array<() => void>>;
@@ -234,6 +245,7 @@ export function simulateFleet(s: FleetScenario, policies: FleetPolicies = SHOAL_
   const owners = digests.map((d) => policies.rankSupernodes(d, urls)[0]);
   const supernodes: Supernode[] = urls.map((url, k) => ({
     url, up: net.link(`sn${k}-up`, s.supernodeNic), down: net.link(`sn${k}-down`, s.supernodeNic), cpu: cpu(`sn${k}-cpu`, s.supernodeCores),
+    threads: (s.supernodeApiThreads ?? 0) > 0 ? net.link(`sn${k}-threads`, s.supernodeApiThreads!, 1) : undefined,
     held: Array.from({ length: s.chunks }, (_, c) => s.preheated && owners[c] === url), waiting: new Map(), streams: new Map(), served: 0, seeded: 0, uploads: 0, holding: { at: Number.NEGATIVE_INFINITY, bits: undefined }, lost: false,
   }));
   const byUrl = new Map(supernodes.map((n) => [n.url, n]));
@@ -370,20 +382,23 @@ export function simulateFleet(s: FleetScenario, policies: FleetPolicies = SHOAL_
   let owned: Array<Supernode | undefined> = [];
   const ownerOf = (c: number) => (owned[c] ??= byUrl.get(policies.rankSupernodes(digests[c]!, urls).find((u) => !byUrl.get(u)!.lost)!)!);
 
+  /** The legs of a supernode's API thread for an HTTP stream, when it has threads. */
+  const threadLegs = (n: Supernode): Leg[] => (n.threads ? cpuLegs(n.threads, s.supernodeThreadCpuPerChunkMs ?? 0) : []);
+
   /** Chunks `ids` of `owner` to `h` over HTTP, the origin's first when the supernode lacks them. */
   const fromSupernode = (h: Host, owner: Supernode, ids: readonly number[], done: (unsent: number[]) => void) => {
     owner.served += ids.length * s.chunkBytes;
     if (ids.every((c) => !owner.held[c] && !owner.waiting.has(c))) {
       // nobody asked for these yet: one stream from the origin through the supernode to the host
       for (const c of ids) owner.waiting.set(c, []);
-      const both = cpuLegs(owner.cpu, (s.supernodeCpuPerOriginChunkMs ?? 0) + (s.supernodeCpuPerChunkMs ?? 0));
+      const both = [...cpuLegs(owner.cpu, (s.supernodeCpuPerOriginChunkMs ?? 0) + (s.supernodeCpuPerChunkMs ?? 0)), ...threadLegs(owner)];
       stream(h, ids, [origin, owner.down, ...both, owner.up], owner, (unsent) => {
         // lost with the supernode: whoever waits for them there finds it dead and asks again
         for (const c of unsent) landedAt(owner, c);
         done(unsent);
       }, { passed: (c) => landedAt(owner, c) });
     } else {
-      allAt(owner, ids, () => (owner.lost ? done([...ids]) : stream(h, ids, [...cpuLegs(owner.cpu, s.supernodeCpuPerChunkMs ?? 0), owner.up], owner, done)));
+      allAt(owner, ids, () => (owner.lost ? done([...ids]) : stream(h, ids, [...cpuLegs(owner.cpu, s.supernodeCpuPerChunkMs ?? 0), ...threadLegs(owner), owner.up], owner, done)));
     }
   };
 

@@ -1,6 +1,6 @@
 // The fleet at scale (issue 29), one command: calibration of the fleet
 // simulator against the real swarm bench, then its predictions.
-//   node bench/src/sim/main.ts [--real FILE] [--save FILE] [--hosts 100,1000,10000] [--supernodes 1,10] [--svg DIR]
+//   node bench/src/sim/main.ts [--real FILE] [--save FILE] [--hosts 100,1000,10000] [--supernodes 1,10] [--svg DIR] [--only NAME] [--step MS]
 // Without --real it runs bench/src/swarm for real at N = 1, 4, 8, 16 (as
 // root; about 5 minutes) and --save keeps that result; --real FILE reads a
 // kept one (bench/src/sim/swarm-*.json) and takes seconds.
@@ -10,17 +10,20 @@
 // 200 Mbit/s origin; everyone at once cold and preheated, staggered over
 // 10 s, and one supernode lost mid-peak.
 // --svg DIR: also write DIR/sim-first-work.svg and DIR/sim-origin.svg.
+// --only NAME: that scenario alone; --step MS: the network's step (coarser
+// for 10,000 hosts: 50).
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { runSwarmBench, type SwarmBenchResult } from "../swarm/swarm-bench.ts";
 import { calibrate, fitCosts, formatCalibration } from "./calibration.ts";
-import { predict, predictionScenarios, formatPredictions, type Prediction } from "./predictions.ts";
+import { predict, predictionScenarios, formatPredictions, PREDICTED_API_THREADS, type Prediction } from "./predictions.ts";
 import { lineChart, type Series } from "./plot.ts";
 
 const { values } = parseArgs({
   options: {
     real: { type: "string" }, save: { type: "string" }, hosts: { type: "string", default: "1,100,1000" }, supernodes: { type: "string", default: "10" }, svg: { type: "string" },
+    only: { type: "string" }, step: { type: "string" },
   },
 });
 const real: SwarmBenchResult = values.real
@@ -36,8 +39,9 @@ console.log("\n## Predictions\n");
 const predictions: Prediction[] = [];
 for (const supernodes of values.supernodes.split(",").map(Number)) {
   for (const hosts of values.hosts.split(",").map(Number)) {
-    for (const scenario of predictionScenarios(fit, hosts, supernodes)) {
-      const p = predict(scenario);
+    for (const named of predictionScenarios(fit, hosts, supernodes)) {
+      if (values.only !== undefined && named.name !== values.only) continue;
+      const p = predict(values.step !== undefined ? { ...named, scenario: { ...named.scenario, stepMs: Number(values.step) } } : named);
       predictions.push(p);
       console.error(`${p.name}: ${hosts} hosts, ${supernodes} supernodes, ${p.wallSec.toFixed(1)} s`);
     }
@@ -51,6 +55,6 @@ if (values.svg) {
   const series = (pick: (p: Prediction) => number, ...names: string[]): Series[] =>
     names.map((name) => ({ name, points: predictions.filter((p) => p.name === name && p.supernodes === most).map((p) => [p.hosts, pick(p)]) }));
   const what = `${most} supernodes (simulated)`;
-  await writeFile(join(values.svg, "sim-first-work.svg"), lineChart(`Time to first work, p99, ${what}`, "hosts", "seconds", series((p) => p.firstWorkSec.p99, "peak, cold", "peak, preheated", "staggered, preheated", "supernode lost")));
+  await writeFile(join(values.svg, "sim-first-work.svg"), lineChart(`Time to first work, p99, ${what}`, "hosts", "seconds", series((p) => p.firstWorkSec.p99, "peak, cold", "peak, preheated", "staggered, preheated", `peak, preheated, ${PREDICTED_API_THREADS} API threads`, "supernode lost")));
   await writeFile(join(values.svg, "sim-origin.svg"), lineChart(`Origin egress, ${what}`, "hosts", "images' worth", series((p) => p.originImages, "peak, cold", "peak, preheated", "staggered, preheated", "supernode lost")));
 }

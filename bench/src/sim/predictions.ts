@@ -11,6 +11,20 @@ import { simulateFleet, type FleetScenario } from "./fleet.ts";
 /** Chunks the realistic image's startup trace reads before first work (bench/RESULTS.md, the lazy bench). */
 export const STARTUP_CHUNKS = 131;
 
+/**
+ * What the supernode's hot chunks and API threads do to a chunk served over
+ * HTTP, measured on a real supernode (`node bench/src/supernode-serve.ts`,
+ * 16 clients, runs of 10 chunks): from its store 422 µs of CPU, from its
+ * hot chunks 107 µs; with two API threads, 35 µs of the main thread and
+ * 119 µs of the threads where one thread spent 106. The real swarm runs
+ * the costs are fitted on read every chunk from the store: the predictions
+ * scale that HTTP cost by these.
+ */
+export const HOT_CHUNK_SCALE = 107 / 422;
+export const API_THREAD_SPLIT = { main: 35 / 106, thread: 119 / 106 };
+/** The API threads of the predictions' scenario with threads (`--api-threads`). */
+export const PREDICTED_API_THREADS = 4;
+
 /** A named scenario. */
 export interface NamedScenario {
   name: string;
@@ -35,16 +49,17 @@ export interface Prediction {
 
 /**
  * The scenarios for `hosts` and `supernodes`: everyone at once, cold and
- * preheated; preheated and staggered over 10 s; preheated with supernode 0
- * lost 0.5 s in. Each host and supernode is one Node process, its work on
- * one core.
+ * preheated; preheated and staggered over 10 s; preheated with the
+ * supernodes' API threads; preheated with supernode 0 lost 0.5 s in. Each
+ * host and supernode is one Node process, its work on one core (and its
+ * API threads' on cores of their own).
  */
 export function predictionScenarios(fit: FittedCosts, hosts: number, supernodes: number): NamedScenario[] {
   const base: FleetScenario = {
     hosts, supernodes, chunks: fit.chunks, chunkBytes: fit.chunkBytes, startupChunks: STARTUP_CHUNKS,
     hostNic: 125e6, supernodeNic: 1250e6, originEgress: 25e6, dcLatencyMs: 0.2, originLatencyMs: 20,
     cpuPerChunkMs: fit.receiveMs, peerReceiveCpuPerChunkMs: fit.peerReceiveMs, cpuPerServedChunkMs: fit.peerServeMs,
-    supernodeCpuPerChunkMs: fit.supernodeMs, supernodeSeedCpuPerChunkMs: fit.seedMs, supernodeCpuPerOriginChunkMs: fit.supernodeOriginMs, mountCpuMs: fit.mountMs,
+    supernodeCpuPerChunkMs: fit.supernodeMs * HOT_CHUNK_SCALE, supernodeSeedCpuPerChunkMs: fit.seedMs, supernodeCpuPerOriginChunkMs: fit.supernodeOriginMs, mountCpuMs: fit.mountMs,
     onDemandInFlight: STARTUP_CONCURRENCY, backgroundInFlight: PREFETCH_CONCURRENCY, announceEveryMs: ANNOUNCE_CHANGED_MS,
     preheated: false, staggerMs: 0, seed: 1,
     // 10 ms steps past 100 hosts: at 100 hosts they move first work and the rest by 3% at most against 1 ms, at a fraction of the cost
@@ -54,6 +69,13 @@ export function predictionScenarios(fit: FittedCosts, hosts: number, supernodes:
     { name: "peak, cold", scenario: base },
     { name: "peak, preheated", scenario: { ...base, preheated: true } },
     { name: "staggered, preheated", scenario: { ...base, preheated: true, staggerMs: 10_000 } },
+    {
+      name: `peak, preheated, ${PREDICTED_API_THREADS} API threads`,
+      scenario: {
+        ...base, preheated: true, supernodeApiThreads: PREDICTED_API_THREADS,
+        supernodeCpuPerChunkMs: fit.supernodeMs * HOT_CHUNK_SCALE * API_THREAD_SPLIT.main, supernodeThreadCpuPerChunkMs: fit.supernodeMs * HOT_CHUNK_SCALE * API_THREAD_SPLIT.thread,
+      },
+    },
     ...(supernodes > 1 ? [{ name: "supernode lost", scenario: { ...base, preheated: true, supernodeLostAtMs: 500 } }] : []),
   ];
 }

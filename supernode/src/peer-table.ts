@@ -1,10 +1,10 @@
 /** Which peers hold which layers and chunks: announcements that expire unless renewed. */
 import { HolderList } from "./holder-list.ts";
-import { bitmapCount, bitmapHas, decodeChunkBitmap, MAX_PEERS_ANSWERED, NotSwarmMemberError, type Announcement, type LayerHolder, type PeerReport } from "@shoal/swarm";
+import { base64BitmapCount, base64BitmapHas, decodeChunkBitmap, MAX_PEERS_ANSWERED, NotSwarmMemberError, type Announcement, type LayerHolder, type PeerReport } from "@shoal/swarm";
 import { DEFAULT_BAN_MS, DEFAULT_REPORTS_TO_BAN, DEFAULT_TRACKER_TTL_MS } from "./constants.ts";
 
-/** What one peer holds of one layer: its bitmap (decoded and as announced), or undefined for the whole layer. */
-type Holding = { bits: Uint8Array; text: string } | undefined;
+/** What one peer holds of one layer: its bitmap as announced (base64, checked; read in place), or undefined for the whole layer. */
+type Holding = string | undefined;
 
 interface Entry {
   addrs: string[];
@@ -165,8 +165,9 @@ export class PeerTable {
     let bitmapBytes = 0;
     for (const digest of a.layers) {
       const text = a.chunks?.[digest];
-      const held = text === undefined ? undefined : { bits: decodeChunkBitmap(text), text };
-      bitmapBytes += held ? held.bits.length + text!.length : 0;
+      if (text !== undefined) decodeChunkBitmap(text); // refuses what is not a bitmap
+      const held = text;
+      bitmapBytes += held?.length ?? 0;
       // one string per layer however many peers hold it (each announce parses its own copy)
       layers.set(this.#byLayer.get(digest)?.layer ?? digest, held);
     }
@@ -198,8 +199,8 @@ export class PeerTable {
       const e = this.#peers.get(id);
       if (!e || e.expires <= now) return undefined;
       const held = e.layers.get(layer);
-      if (chunk !== undefined && held && !bitmapHas(held.bits, chunk)) return undefined;
-      return { peerId: id, addrs: [...e.addrs], ...(held ? { chunks: held.text } : {}) };
+      if (chunk !== undefined && held !== undefined && !base64BitmapHas(held, chunk)) return undefined;
+      return { peerId: id, addrs: [...e.addrs], ...(held !== undefined ? { chunks: held } : {}) };
     };
     // Many holders: a sample of random positions, O(MAX_PEERS_ANSWERED) whatever their number;
     // a walk of all of them only when the sample finds none (holders of a rare chunk).
@@ -244,8 +245,8 @@ export class PeerTable {
         if (!e || e.expires <= now) continue;
         row.peers++;
         const held = e.layers.get(layer);
-        if (!held) row.whole++;
-        else row.chunksHeld += bitmapCount(held.bits);
+        if (held === undefined) row.whole++;
+        else row.chunksHeld += base64BitmapCount(held);
       }
       if (row.peers > 0) out.push(row);
     }

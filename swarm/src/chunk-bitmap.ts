@@ -43,6 +43,35 @@ export function decodeChunkBitmap(text: string): Uint8Array {
   return new Uint8Array(Buffer.from(text, "base64"));
 }
 
+const BASE64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+/** Each base64 character's 6 bits (0 for `=` and anything else). */
+const SEXTET = new Uint8Array(128);
+for (let k = 0; k < 64; k++) SEXTET[BASE64.charCodeAt(k)] = k;
+/** Set bits in each 6-bit value. */
+const SEXTET_BITS = Uint8Array.from({ length: 64 }, (_, v) => bitmapCount(Uint8Array.of(v)));
+
+/**
+ * True when chunk `i` is set in `text`, a base64 bitmap as
+ * `decodeChunkBitmap` accepts it (false beyond its end), read in place:
+ * the tracker keeps bitmaps as announced and decodes none to answer.
+ */
+export function base64BitmapHas(text: string, i: number): boolean {
+  if (i < 0) return false;
+  const byte = i >> 3;
+  const padding = text.endsWith("==") ? 2 : text.endsWith("=") ? 1 : 0;
+  if (byte >= (text.length / 4) * 3 - padding) return false;
+  const at = Math.floor(byte / 3) * 4;
+  const group = (SEXTET[text.charCodeAt(at)]! << 18) | (SEXTET[text.charCodeAt(at + 1)]! << 12) | (SEXTET[text.charCodeAt(at + 2)]! << 6) | SEXTET[text.charCodeAt(at + 3)]!;
+  return ((group >> (16 - 8 * (byte % 3))) & (1 << (i & 7))) !== 0;
+}
+
+/** How many chunks `text`, a base64 bitmap as `decodeChunkBitmap` accepts it, marks as held, counted in place. */
+export function base64BitmapCount(text: string): number {
+  let n = 0;
+  for (let k = 0; k < text.length; k++) n += SEXTET_BITS[SEXTET[text.charCodeAt(k) & 127]!]!;
+  return n;
+}
+
 /** True when chunk `i` is set in `bits` (false beyond its end). */
 export function bitmapHas(bits: Uint8Array, i: number): boolean {
   return i >= 0 && (i >> 3) < bits.length && (bits[i >> 3]! & (1 << (i & 7))) !== 0;

@@ -7,7 +7,7 @@ export {
   parseAnnouncement, parsePeerReport, parsePreheatRequest, parseHolders, parsePreheatStatus, parseBlockList,
   type BlockList, type PeerInfo, type LayerHolder, type Holder, type Announcement, type PeerReport, type PreheatRequest, type PreheatStatus, type Health,
 } from "./messages.ts";
-export { chunkHolding, encodeChunkBitmap, decodeChunkBitmap, bitmapHas, bitmapCount, MAX_BITMAP_BYTES } from "./chunk-bitmap.ts";
+export { chunkHolding, encodeChunkBitmap, decodeChunkBitmap, bitmapHas, bitmapCount, base64BitmapHas, base64BitmapCount, MAX_BITMAP_BYTES } from "./chunk-bitmap.ts";
 export { rankSupernodes, ownerOf, normalizeSupernodeUrl } from "./rendezvous.ts";
 export { parseBasicAuth, basicAuthorization } from "./credentials.ts";
 export { SupernodeClient, SupernodeCallError, type CallOptions } from "./client.ts";

@@ -1,8 +1,21 @@
 import { BadRequestError } from "@shoal/base";
 import { describe, expect, it } from "vitest";
-import { bitmapCount, bitmapHas, chunkHolding, decodeChunkBitmap, encodeChunkBitmap, ownerOf, parsePeerReport, rankSupernodes } from "../src/index.ts";
+import { base64BitmapCount, base64BitmapHas, bitmapCount, bitmapHas, chunkHolding, decodeChunkBitmap, encodeChunkBitmap, ownerOf, parsePeerReport, rankSupernodes } from "../src/index.ts";
 
 describe("chunk bitmaps", () => {
+  it("reads a base64 bitmap in place as its decoded bits say, whatever its length and padding", () => {
+    let seed = 7;
+    const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    for (let chunks = 0; chunks <= 70; chunks++) {
+      for (const density of [0, 0.3, 0.9, 1]) {
+        const text = encodeChunkBitmap(chunks, () => random() < density);
+        const bits = decodeChunkBitmap(text);
+        for (let i = -2; i < chunks + 20; i++) expect(base64BitmapHas(text, i), `${text} chunk ${i}`).toBe(bitmapHas(bits, i));
+        expect(base64BitmapCount(text)).toBe(bitmapCount(bits));
+      }
+    }
+  });
+
   it("encodes and decodes bitmaps, and rejects what is not one", () => {
     const text = encodeChunkBitmap(20, (i) => i % 3 === 0);
     const bits = decodeChunkBitmap(text);

@@ -7,7 +7,10 @@
  * connections over them) and hold their callers' connections:
  * - a chunk request is answered by the main thread's `answerChunks` (access
  *   check, cache, origin, metrics), its headers and bytes sent over a
- *   message channel; the thread writes them to its socket;
+ *   message channel; the thread writes them to its socket and says what
+ *   its socket took, and the main thread sends at most `WINDOW_BYTES`
+ *   ahead of that (a slow caller holds its answer back, as the main
+ *   thread's own sockets do);
  * - every other request goes to the main thread's handler as it is, through
  *   a unix socket of the main thread's (`ApiThreadsInit.socketPath`).
  * All state stays on the main thread; a thread that dies is started again.
@@ -37,14 +40,30 @@ export interface ApiThreadsComponents {
   logger: Logger;
 }
 
-/** A chunk request from a thread. */
-type Call = { id: number; url: string; headers: RequestHead["headers"] } | { id: number; abort: true };
+/** From a thread: a chunk request; its caller gone; the bytes of an answer its socket took so far. */
+type Call = { id: number; url: string; headers: RequestHead["headers"] } | { id: number; abort: true } | { id: number; acked: number };
+
+/**
+ * Bytes of an answer the main thread sends ahead of what the thread's
+ * socket took; the thread acknowledges every `ACK_BYTES`, and once its
+ * socket drains.
+ */
+const WINDOW_BYTES = 8 * 1024 * 1024;
+const ACK_BYTES = 2 * 1024 * 1024;
+
+/** A chunk request being answered: to abort it; its bytes sent and acknowledged, and what resumes it when the window is full. */
+interface Answering {
+  ac: AbortController;
+  sent: number;
+  acked: number;
+  paused?: { until: Promise<void>; resume(): void };
+}
 
 /** The thread: an HTTP server on the shared port; chunk requests over the channel, the rest through the unix socket. */
 const THREAD_SOURCE = `
 const { parentPort, workerData } = require("node:worker_threads");
 const http = require("node:http");
-const { host, port, socketPath, chunksPrefix } = workerData;
+const { host, port, socketPath, chunksPrefix, ackBytes } = workerData;
 const calls = new Map();
 let next = 0;
 parentPort.on("message", (m) => calls.get(m.id)?.(m));
@@ -55,9 +74,28 @@ const fail = (res, message) => {
 };
 function chunks(req, res) {
   const id = next++;
+  let waiting = false;
+  let written = 0;
+  let acked = 0;
+  const ack = () => {
+    acked = written;
+    parentPort.postMessage({ id, acked });
+  };
   calls.set(id, (m) => {
     if (m.head) res.writeHead(m.head.status, m.head.headers);
-    if (m.part) res.write(Buffer.from(m.part.buffer, m.part.byteOffset, m.part.byteLength));
+    if (m.part) {
+      written += m.part.byteLength;
+      // what the socket took is acknowledged, so the main thread sends on; a slow caller's full socket holds it back
+      if (res.write(Buffer.from(m.part.buffer, m.part.byteOffset, m.part.byteLength))) {
+        if (written - acked >= ackBytes) ack();
+      } else if (!waiting) {
+        waiting = true;
+        res.once("drain", () => {
+          waiting = false;
+          ack();
+        });
+      }
+    }
     if (m.body !== undefined) res.end(m.body);
     else if (m.end) res.end();
     else if (m.cut) res.destroy();
@@ -119,9 +157,9 @@ export class ApiThreads {
   /** Start one thread; resolves once it listens. Once listening, a thread that exits is started again. */
   #spawn(): Promise<void> {
     const { host, port, socketPath } = this.#init;
-    const thread = new Worker(THREAD_SOURCE, { eval: true, workerData: { host, port, socketPath, chunksPrefix: CHUNKS_PREFIX } });
+    const thread = new Worker(THREAD_SOURCE, { eval: true, workerData: { host, port, socketPath, chunksPrefix: CHUNKS_PREFIX, ackBytes: ACK_BYTES } });
     this.#threads.add(thread);
-    const calls = new Map<number, AbortController>();
+    const calls = new Map<number, Answering>();
     return new Promise<void>((resolve, reject) => {
       let listening = false;
       thread.on("message", (m: Call | { listening: true } | { failed: string }) => {
@@ -131,7 +169,17 @@ export class ApiThreads {
         } else if ("failed" in m) {
           reject(new ShoalError("SHOAL_ERR_INTERNAL", `an API thread could not listen on ${host}:${port}: ${m.failed}`));
         } else if ("abort" in m) {
-          calls.get(m.id)?.abort(new AbortedError("client went away"));
+          const a = calls.get(m.id);
+          a?.ac.abort(new AbortedError("client went away"));
+          a?.paused?.resume();
+        } else if ("acked" in m) {
+          const a = calls.get(m.id);
+          if (!a) return;
+          a.acked = m.acked;
+          if (a.paused && a.sent - a.acked <= WINDOW_BYTES) {
+            a.paused.resume();
+            delete a.paused;
+          }
         } else {
           this.#answer(thread, calls, m);
         }
@@ -139,7 +187,10 @@ export class ApiThreads {
       thread.on("error", (err) => this.#log.error({ err }, "an API thread failed"));
       thread.on("exit", () => {
         this.#threads.delete(thread);
-        for (const ac of calls.values()) ac.abort(new AbortedError("API thread exited"));
+        for (const a of calls.values()) {
+          a.ac.abort(new AbortedError("API thread exited"));
+          a.paused?.resume();
+        }
         if (!listening) reject(new ShoalError("SHOAL_ERR_INTERNAL", "an API thread exited before it listened"));
         else if (!this.#closed) {
           this.#log.error("an API thread exited; starting another");
@@ -150,9 +201,10 @@ export class ApiThreads {
   }
 
   /** Answer one chunk request of `thread` into messages back to it. */
-  #answer(thread: Worker, calls: Map<number, AbortController>, m: { id: number; url: string; headers: RequestHead["headers"] }): void {
+  #answer(thread: Worker, calls: Map<number, Answering>, m: { id: number; url: string; headers: RequestHead["headers"] }): void {
     const ac = new AbortController();
-    calls.set(m.id, ac);
+    const answering: Answering = { ac, sent: 0, acked: 0 };
+    calls.set(m.id, answering);
     let headSent = false;
     let closed = false;
     const post = (msg: object) => {
@@ -164,7 +216,15 @@ export class ApiThreads {
         post({ head: { status, headers } });
       },
       // the hot chunks' memory is shared with the thread as it is; other bytes are copied (exactly the chunk: a view's whole buffer would be cloned with it)
-      write: (bytes) => post({ part: bytes.buffer instanceof SharedArrayBuffer || bytes.byteLength === bytes.buffer.byteLength ? bytes : Uint8Array.prototype.slice.call(bytes) }),
+      write: (bytes) => {
+        post({ part: bytes.buffer instanceof SharedArrayBuffer || bytes.byteLength === bytes.buffer.byteLength ? bytes : Uint8Array.prototype.slice.call(bytes) });
+        answering.sent += bytes.byteLength;
+        if (answering.sent - answering.acked <= WINDOW_BYTES || ac.signal.aborted) return;
+        let resume!: () => void;
+        const until = new Promise<void>((r) => (resume = r));
+        answering.paused = { until, resume };
+        return until;
+      },
       end: () => post({ end: true }),
       cut: () => post({ cut: true }),
       closed: () => closed || ac.signal.aborted,

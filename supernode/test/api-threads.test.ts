@@ -1,7 +1,8 @@
 // A supernode whose API threads take the connections (--api-threads): the same answers as the main
 // thread's, chunks through the threads, every other route passed on to the main thread.
 import { readFile } from "node:fs/promises";
-import { type RunningRegistry } from "@shoal/testkit";
+import { connect } from "node:net";
+import { waitFor, type RunningRegistry } from "@shoal/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { blobChunks, Cleanup, fetchChunks, registryWithImage, type TestImage } from "./harness.ts";
 import type { Supernode } from "../src/index.ts";
@@ -95,5 +96,44 @@ describe("supernode --api-threads", () => {
     }
     const res = await fetchChunks(sn.url, image, layer.digest, 0, n - 1);
     expect(Buffer.from(await res.arrayBuffer()).equals(blobChunks(layer, 0, n - 1))).toBe(true);
+  });
+});
+
+describe("supernode --api-threads, a caller that does not read", () => {
+  const cleanup = new Cleanup();
+  let image: TestImage;
+  let sn: Supernode;
+
+  beforeAll(async () => {
+    // a layer of more than 256 chunks: one answer (16 MiB) is more than the threads' window and the sockets' buffers
+    ({ image } = await registryWithImage(cleanup, "threads/slow", 40 * 1024 * 1024, 64 * 1024));
+    sn = await cleanup.supernode({ root: await cleanup.tempDir("shoal-sn-threads-slow-"), apiThreads: 1, metricsListen: { host: "127.0.0.1", port: 0 } });
+  });
+  afterAll(() => cleanup.run());
+
+  it("holds the answer back until the caller reads, as the main thread's own sockets do", async () => {
+    const served = async () => Number(/^shoal_supernode_served_bytes_total (\d+)$/m.exec(await (await fetch(`${sn.metricsUrl}/metrics`)).text())?.[1]);
+    const layer = image.layers.reduce((a, b) => (a.index.chunkCount > b.index.chunkCount ? a : b));
+    expect(layer.index.chunkCount).toBeGreaterThan(255);
+    const path = `/v1/chunks/${image.registry}/${image.repository}/${layer.digest}?first=0&last=255`;
+    const total = (await (await fetch(`${sn.url}${path}`)).arrayBuffer()).byteLength; // now all in the hot chunks
+    const before = await served();
+    expect(before).toBe(total);
+    const { hostname, port } = new URL(sn.url);
+    const socket = connect(Number(port), hostname);
+    try {
+      socket.pause();
+      socket.write(`GET ${path} HTTP/1.1\r\nhost: supernode\r\n\r\n`);
+      // unread, the answer cannot be finished (served is counted once its last byte went to the socket)
+      await new Promise((r) => setTimeout(r, 2000));
+      expect(await served()).toBe(before);
+      let got = 0;
+      socket.on("data", (d: Buffer) => (got += d.length));
+      socket.resume();
+      await waitFor("the answer read", async () => (got > total ? true : undefined), 60_000);
+      expect(await served()).toBe(before + total);
+    } finally {
+      socket.destroy();
+    }
   });
 });

@@ -51,6 +51,12 @@ type Call = { id: number; url: string; headers: RequestHead["headers"] } | { id:
 const WINDOW_BYTES = 8 * 1024 * 1024;
 const ACK_BYTES = 2 * 1024 * 1024;
 
+/** What a thread answers when the main thread does not take a request it passes on (it is shutting down). */
+const UNAVAILABLE = (() => {
+  const err = new ShoalError("SHOAL_ERR_SHUTTING_DOWN", "the supernode's main thread did not take the request");
+  return { status: httpStatusOf(err), body: JSON.stringify(errorBody(err)) };
+})();
+
 /** A chunk request being answered: to abort it; its bytes sent and acknowledged, and what resumes it when the window is full. */
 interface Answering {
   ac: AbortController;
@@ -63,14 +69,13 @@ interface Answering {
 const THREAD_SOURCE = `
 const { parentPort, workerData } = require("node:worker_threads");
 const http = require("node:http");
-const { host, port, socketPath, chunksPrefix, ackBytes } = workerData;
+const { host, port, socketPath, chunksPrefix, ackBytes, unavailable } = workerData;
 const calls = new Map();
 let next = 0;
 parentPort.on("message", (m) => calls.get(m.id)?.(m));
-const fail = (res, message) => {
+const fail = (res) => {
   if (res.headersSent) return void res.destroy();
-  const body = JSON.stringify({ code: "SHOAL_ERR_INTERNAL", message });
-  res.writeHead(502, { "content-type": "application/json", "content-length": Buffer.byteLength(body) }).end(body);
+  res.writeHead(unavailable.status, { "content-type": "application/json", "content-length": Buffer.byteLength(unavailable.body) }).end(unavailable.body);
 };
 function chunks(req, res) {
   const id = next++;
@@ -111,7 +116,7 @@ function pass(req, res) {
     res.writeHead(answer.statusCode, answer.headers);
     answer.pipe(res);
   });
-  up.on("error", (err) => fail(res, "the supernode's main thread did not answer: " + err.message));
+  up.on("error", () => fail(res));
   res.on("close", () => up.destroy());
   req.pipe(up);
 }
@@ -157,7 +162,7 @@ export class ApiThreads {
   /** Start one thread; resolves once it listens. Once listening, a thread that exits is started again. */
   #spawn(): Promise<void> {
     const { host, port, socketPath } = this.#init;
-    const thread = new Worker(THREAD_SOURCE, { eval: true, workerData: { host, port, socketPath, chunksPrefix: CHUNKS_PREFIX, ackBytes: ACK_BYTES } });
+    const thread = new Worker(THREAD_SOURCE, { eval: true, workerData: { host, port, socketPath, chunksPrefix: CHUNKS_PREFIX, ackBytes: ACK_BYTES, unavailable: UNAVAILABLE } });
     this.#threads.add(thread);
     const calls = new Map<number, Answering>();
     return new Promise<void>((resolve, reject) => {

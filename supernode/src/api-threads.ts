@@ -21,7 +21,7 @@ import { AbortedError, errorBody, httpStatusOf, ShoalError } from "@shoal/base";
 import { closeServer, listenUnix } from "@shoal/service";
 import { CHUNKS_PREFIX } from "@shoal/swarm";
 import type { Logger } from "pino";
-import type { ChunkSink, RequestHead } from "./api.ts";
+import { requestUrl, type ChunkSink, type RequestHead } from "./api.ts";
 
 /** Settings of `ApiThreads`. */
 export interface ApiThreadsInit {
@@ -238,8 +238,9 @@ export class ApiThreads {
       closed = true;
       calls.delete(m.id);
     };
+    const req = { url: m.url, headers: m.headers };
     // a malformed URL is refused as the main thread's handler refuses it
-    Promise.resolve().then(() => this.#c.answerChunks({ url: m.url, headers: m.headers }, new URL(m.url, "http://supernode"), ac.signal, sink)).then(finish, (err: unknown) => {
+    Promise.resolve().then(() => this.#c.answerChunks(req, requestUrl(req), ac.signal, sink)).then(finish, (err: unknown) => {
       if (headSent) post({ cut: true });
       else {
         const body = JSON.stringify(errorBody(err));

@@ -40,6 +40,15 @@ export interface ApiComponents {
 /** What of a request the chunk route reads: its URL as sent, and its headers. */
 export type RequestHead = Pick<IncomingMessage, "url" | "headers">;
 
+/** The request's URL; `BadRequestError` when it does not parse. */
+export function requestUrl(req: RequestHead): URL {
+  try {
+    return new URL(req.url ?? "/", "http://supernode");
+  } catch (err) {
+    throw new BadRequestError("malformed request URL", { cause: err });
+  }
+}
+
 const DECIMAL = /^(0|[1-9][0-9]{0,15})$/;
 
 function decimal(q: URLSearchParams, name: string): number {
@@ -175,12 +184,7 @@ function trackerKey(c: ApiComponents): Uint8Array {
 }
 
 async function handle(c: ApiComponents, req: IncomingMessage, res: ServerResponse, signal: AbortSignal): Promise<void> {
-  let url: URL;
-  try {
-    url = new URL(req.url ?? "/", "http://supernode");
-  } catch (err) {
-    throw new BadRequestError("malformed request URL", { cause: err });
-  }
+  const url = requestUrl(req);
   const path = url.pathname;
   const method = req.method ?? "GET";
   const route = (m: string, p: string) => method === m && path === p;

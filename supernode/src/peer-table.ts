@@ -166,10 +166,9 @@ export class PeerTable {
     for (const digest of a.layers) {
       const text = a.chunks?.[digest];
       if (text !== undefined) decodeChunkBitmap(text); // refuses what is not a bitmap
-      const held = text;
-      bitmapBytes += held?.length ?? 0;
+      bitmapBytes += text?.length ?? 0;
       // one string per layer however many peers hold it (each announce parses its own copy)
-      layers.set(this.#byLayer.get(digest)?.layer ?? digest, held);
+      layers.set(this.#byLayer.get(digest)?.layer ?? digest, text);
     }
     const alive = previous && previous.expires > this.#now();
     const entry: Entry = { addrs: [...new Set(a.addrs)], firstSeen: alive ? previous.firstSeen : this.#now(), ts, layers, expires: this.#now() + this.#ttl, bitmapBytes };

@@ -182,6 +182,11 @@ export class InflateScanner {
       if (piece.some((b) => b !== 0)) throw corrupt("bytes after the last gzip member");
       return;
     }
+    // whole bytes still in the bit buffer go back to the input, so that the bytes a stored
+    // block's header gives back are always in the array kept (at most 7 bits stay behind)
+    this.#pos -= this.#bc >> 3;
+    this.#bc &= 7;
+    this.#bb &= (1 << this.#bc) - 1;
     const rest = this.#in.subarray(this.#pos, Math.max(this.#pos, this.#in.length - PAD));
     // zero padding past the end: a final symbol's look-ahead reads never leave the array
     const joined = new Uint8Array(rest.length + piece.length + PAD);

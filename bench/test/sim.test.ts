@@ -113,6 +113,16 @@ describe("simulateFleet", () => {
     expect(threads.firstWorkMs.at(-1)!).toBeLessThan(alone.firstWorkMs.at(-1)! / 2);
   });
 
+  it("a supernode's background answers wait their turn as its AnswerGate's rule says: sent side by side, hosts starting later wait behind the others' prefetch", () => {
+    // one supernode whose NIC is what the fleet shares, answering over HTTP only
+    const later = { ...scenario, hosts: 24, supernodes: 1, supernodeNic: 200e6, preheated: true, seedListed: false, staggerMs: 2000 };
+    const gated = simulateFleet(later);
+    const sideBySide = simulateFleet(later, { ...SHOAL_POLICIES, backgroundMayStart: () => true });
+    expect(sum(gated.seedBytes)).toBe(0);
+    expect(gated.firstWorkMs.at(-1)!).toBeLessThan(sideBySide.firstWorkMs.at(-1)! / 2);
+    expect(gated.allLocalPerHostMs.every(Number.isFinite)).toBe(true);
+  });
+
   it("a supernode lost mid-peak: every host still gets the whole image, from the others", () => {
     const o = simulateFleet({ ...scenario, preheated: true, supernodeLostAtMs: 50 });
     expect(o.allLocalPerHostMs.every(Number.isFinite)).toBe(true);

@@ -10,6 +10,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Logger } from "pino";
 import { parseRangeHeader, RangeNotSatisfiableError, type BlobService } from "./blob-service.ts";
 import type { ChunkRequestOptions, ChunkService } from "./chunk-service.ts";
+import type { AnswerGate } from "./answer-gate.ts";
 import type { SwarmSeed } from "./swarm-seed.ts";
 import type { SeekableIndexes } from "./seekable-indexes.ts";
 import type { StartupTraces } from "./startup-traces.ts";
@@ -19,6 +20,8 @@ import { type PeerTable } from "./peer-table.ts";
 /** What the API handler needs. */
 export interface ApiComponents {
   chunks: ChunkService;
+  /** Chunk answers take turns here: background ones yield to those callers wait for. */
+  gate: AnswerGate;
   blobs: BlobService;
   seekable: SeekableIndexes;
   traces: StartupTraces;
@@ -132,19 +135,30 @@ export function responseSink(res: ServerResponse): ChunkSink {
 /**
  * Answer `GET /v1/chunks/<registry>/<repo>/<digest>?first=A&last=B` into
  * `sink`: the headers once the request is checked and the first chunk is
- * here, then each chunk as it arrives. Throws (for the caller to answer as
- * a JSON error) only before the headers; after them a failed chunk cuts the
- * answer short.
+ * here, then each chunk as it arrives. A background request (the
+ * priority header) first waits its turn at `c.gate`. Throws (for the
+ * caller to answer as a JSON error) only before the headers; after them a
+ * failed chunk cuts the answer short.
  */
 export async function answerChunks(c: ApiComponents, req: RequestHead, url: URL, signal: AbortSignal, sink: ChunkSink): Promise<void> {
   if (!c.ready()) throw new ShoalError("SHOAL_ERR_SHUTTING_DOWN", "supernode is not ready");
   const { layer, opts } = blobRequest(req, url, CHUNKS_PREFIX, signal);
-  const started = performance.now();
   const priority = req.headers[PRIORITY_HEADER];
   if (priority !== undefined && priority !== "background") throw new BadRequestError(`header ${PRIORITY_HEADER} must be background or absent`);
   const firstChunk = decimal(url.searchParams, "first");
   const lastChunk = decimal(url.searchParams, "last");
-  const { lengths, parts } = await c.chunks.streamChunks(layer, firstChunk, lastChunk, { ...opts, ...(priority ? { background: true } : {}) });
+  const end = priority ? await c.gate.background(signal) : c.gate.onDemand();
+  try {
+    await sendChunks(c, layer, firstChunk, lastChunk, { ...opts, ...(priority ? { background: true } : {}) }, sink, url);
+  } finally {
+    end();
+  }
+}
+
+/** The chunks' answer into `sink` (see `answerChunks`). */
+async function sendChunks(c: ApiComponents, layer: LayerRef, firstChunk: number, lastChunk: number, opts: ChunkRequestOptions, sink: ChunkSink, url: URL): Promise<void> {
+  const started = performance.now();
+  const { lengths, parts } = await c.chunks.streamChunks(layer, firstChunk, lastChunk, opts);
   // the lengths come from the index: the answer starts before its chunks are all here, and each goes out as it arrives
   const first = await parts[0]!;
   const firstMs = performance.now() - started;
@@ -174,7 +188,7 @@ export async function answerChunks(c: ApiComponents, req: RequestHead, url: URL,
   sink.end();
   c.served?.(total);
   // when the first chunk was ready, and when the last was handed to the socket
-  c.logger.debug({ layer: layer.digest, first: firstChunk, last: lastChunk, bytes: total, background: priority !== undefined, firstMs: Math.round(firstMs), ms: Math.round(performance.now() - started) }, "chunks served");
+  c.logger.debug({ layer: layer.digest, first: firstChunk, last: lastChunk, bytes: total, background: opts.background === true, firstMs: Math.round(firstMs), ms: Math.round(performance.now() - started) }, "chunks served");
 }
 
 /** The membership key announces and reports must prove; none: this tracker takes no one. */

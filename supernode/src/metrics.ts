@@ -1,6 +1,7 @@
 /** The supernode's Prometheus metrics (served by a `MetricsServer` of @shoal/service). */
 import { type PreheatStatus } from "@shoal/swarm";
 import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
+import type { AnswerGateObserver } from "./answer-gate.ts";
 import type { ChunkServiceObserver } from "./chunk-service.ts";
 import type { HotChunksObserver, HotChunksStats } from "./hot-chunks.ts";
 import type { PreheatObserver } from "./preheat.ts";
@@ -8,7 +9,7 @@ import type { SeekableObserver } from "./seekable-indexes.ts";
 import type { TraceObserver } from "./startup-traces.ts";
 
 /** Counters and gauges of one supernode (a registry of its own). */
-export class SupernodeMetrics implements ChunkServiceObserver, HotChunksObserver, PreheatObserver, SeekableObserver, TraceObserver {
+export class SupernodeMetrics implements AnswerGateObserver, ChunkServiceObserver, HotChunksObserver, PreheatObserver, SeekableObserver, TraceObserver {
   readonly registry = new Registry();
   readonly #origin = new Counter({ name: "shoal_supernode_origin_bytes_total", help: "Bytes fetched from origin registries", registers: [this.registry] });
   readonly #served = new Counter({ name: "shoal_supernode_served_bytes_total", help: "Chunk bytes served to callers", registers: [this.registry] });
@@ -30,6 +31,8 @@ export class SupernodeMetrics implements ChunkServiceObserver, HotChunksObserver
   readonly trackerEvicted = new Gauge({ name: "shoal_supernode_tracker_evicted_peers", help: "Peers the tracker dropped since start to stay within its bounds", registers: [this.registry] });
   readonly #hotBytes = new Gauge({ name: "shoal_supernode_hot_chunk_bytes", help: "Memory held by the chunks read or fetched last", registers: [this.registry] });
   readonly #hotHits = new Counter({ name: "shoal_supernode_hot_chunk_hits_total", help: "Chunk reads answered from memory (the hot chunks) instead of the store", registers: [this.registry] });
+  readonly #backgroundWaited = new Counter({ name: "shoal_supernode_background_answers_waited_total", help: "Background chunk answers (agents' prefetch) that waited for answers callers wait for", registers: [this.registry] });
+  readonly #backgroundWait = new Counter({ name: "shoal_supernode_background_wait_seconds_total", help: "Time background chunk answers waited for their turn", registers: [this.registry] });
   /** Bytes in the chunk store (set by the owner before each scrape). */
   readonly storeBytes = new Gauge({ name: "shoal_supernode_store_bytes", help: "Bytes in the chunk store", registers: [this.registry] });
 
@@ -89,6 +92,12 @@ export class SupernodeMetrics implements ChunkServiceObserver, HotChunksObserver
   /** Set the hot chunks' gauge (before a scrape). */
   hotChunks(s: HotChunksStats): void {
     this.#hotBytes.set(s.bytes);
+  }
+
+  backgroundStarted(ms: number): void {
+    if (ms <= 0) return;
+    this.#backgroundWaited.inc();
+    this.#backgroundWait.inc(ms / 1000);
   }
 
   hotHit(): void {

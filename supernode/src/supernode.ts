@@ -13,6 +13,7 @@ import { BlobService, type BlockDb } from "./blob-service.ts";
 import { ChunkService } from "./chunk-service.ts";
 import { BLOCK_RECORD_SWEEP_MS, DEFAULT_CACHE_SIZE, DEFAULT_HOT_CHUNK_BYTES, DEFAULT_ORIGIN_RETRY_MS } from "./constants.ts";
 import { HotChunks } from "./hot-chunks.ts";
+import { AnswerGate } from "./answer-gate.ts";
 import { IndexCache, type IndexDb } from "./index-cache.ts";
 import { SeekableIndexes } from "./seekable-indexes.ts";
 import { StartupTraces } from "./startup-traces.ts";
@@ -163,7 +164,7 @@ export async function createSupernode(init: SupernodeInit, logger: Logger): Prom
     const swarmKey = init.trackerSwarmKey ?? init.swarm?.swarmKey;
     const trackerKey = swarmKey ? trackerMembershipKey(toSwarmKey(swarmKey).psk) : undefined;
     if (!trackerKey) log.warn("no swarm key: the tracker takes no announces, so agents find no peers through this supernode (give --swarm-key)");
-    const api: ApiComponents = { chunks, blobs, seekable, traces, tracker, ...(trackerKey ? { trackerKey } : {}), ...(seed ? { seed } : {}), preheat, logger, served: (n) => metrics.served(n), reported: (r, banned) => {
+    const api: ApiComponents = { chunks, gate: new AnswerGate({ observer: metrics }), blobs, seekable, traces, tracker, ...(trackerKey ? { trackerKey } : {}), ...(seed ? { seed } : {}), preheat, logger, served: (n) => metrics.served(n), reported: (r, banned) => {
       metrics.reported(banned);
       log.warn({ reporter: r.reporter, peer: r.peerId, chunk: r.chunk, banned }, "peer reported for a chunk that failed its digest");
     }, ready: () => ready };

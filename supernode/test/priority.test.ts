@@ -1,11 +1,12 @@
 // A supernode puts agents' background chunk requests behind the origin fetches of callers who wait,
-// and starts a waiting background fetch at once when a caller asks for one of its chunks.
+// and starts a waiting background fetch at once when a caller asks for one of its chunks; beside an
+// answer a caller waits for, it sends no more than BACKGROUND_SLOTS background answers at once.
 // The Debian registry behind a proxy that holds each blob GET 300 ms and counts them.
 import { PRIORITY_HEADER } from "@shoal/swarm";
 import { startDelayProxy, waitFor, type DelayProxy } from "@shoal/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { blobChunks, Cleanup, registryWithImage, type TestImage } from "./harness.ts";
-import type { Supernode } from "../src/index.ts";
+import { BACKGROUND_SLOTS, type Supernode } from "../src/index.ts";
 
 const cleanup = new Cleanup();
 let image: TestImage;
@@ -17,7 +18,7 @@ beforeAll(async () => {
   image = img;
   far = await startDelayProxy({ target: registry.host, delayMs: 300 });
   cleanup.add(() => far.stop());
-  sn = await cleanup.supernode({ root: await cleanup.tempDir("shoal-sn-prio-"), accessTtlMs: 0 });
+  sn = await cleanup.supernode({ root: await cleanup.tempDir("shoal-sn-prio-"), accessTtlMs: 0, metricsListen: { host: "127.0.0.1", port: 0 } });
 }, 120_000);
 afterAll(() => cleanup.run());
 
@@ -65,5 +66,18 @@ describe("supernode: background chunk requests yield to callers who wait", () =>
     expect(c).toEqual(blobChunks(image.layers[0]!, 16, 16));
     expect(far.blobRequests).toBe(2); // the caller shares the background fetch
     expect(far.maxInFlight).toBe(2); // which started beside the first caller's
+  });
+  it("beside an answer a caller waits for, sends the slots' worth of background answers and holds the next back", async () => {
+    const waited = async () => Number(/^shoal_supernode_background_answers_waited_total (\d+)$/m.exec(await (await fetch(`${sn.metricsUrl}/metrics`)).text())?.[1]);
+    const before = await waited();
+    far.reset();
+    // a caller waits (its chunk comes from the far registry); the background answers park behind its origin fetch, holding their slots
+    const waiting = chunks(n - 3, n - 3);
+    await waitFor("the caller's origin fetch", async () => (far.blobRequests === 1 ? true : undefined), 10_000);
+    const runs = Array.from({ length: BACKGROUND_SLOTS + 1 }, (_, k) => [22 + 2 * k, 23 + 2 * k] as const);
+    const background = runs.map(([a, b]) => chunks(a, b, true));
+    const [, ...got] = await Promise.all([waiting, ...background]);
+    got.forEach((bytes, k) => expect(bytes).toEqual(blobChunks(image.layers[0]!, runs[k]![0], runs[k]![1])));
+    expect((await waited()) - before).toBe(1);
   });
 });

@@ -27,7 +27,9 @@
  * - on-demand before background: the startup runs count as reads in the
  *   agent's `DemandActivity`; the rest streams in only while that says the
  *   host is not busy (`QUIET_MS`), or one run per `MAX_YIELD_MS` beside the
- *   reads, as the prefetcher does.
+ *   reads, as the prefetcher does; at a supernode, a background answer
+ *   waits its turn while on-demand ones are sent, as its `AnswerGate`
+ *   decides (`backgroundMayStart`).
  *
  * A run streams: its chunks cross the path one after another, each one's
  * CPU on arrival (verify, store) overlapping the next one's transfer. A
@@ -43,7 +45,7 @@ import { DemandActivity } from "@shoal/base";
 import { MAX_RUN_BYTES, MAX_YIELD_MS, PEER_LIST_TTL_MS, planPeerRun, prefetchOrder, QUIET_MS, startupRuns, takeRun, type ChunkPos, type Run } from "@shoal/fetch";
 import { announcePaceMs, ANNOUNCE_EVERY_MS, bitmapHas, decodeChunkBitmap, encodeChunkBitmap, rankSupernodes, type Holder } from "@shoal/swarm";
 import { DEFAULT_MAX_UPLOADS } from "@shoal/p2p";
-import { DEFAULT_TRACKER_TTL_MS, PeerTable } from "@shoal/supernode";
+import { backgroundMayStart, DEFAULT_TRACKER_TTL_MS, MAX_BACKGROUND_WAIT_MS, PeerTable, type AnswerLoad } from "@shoal/supernode";
 import { EventQueue } from "./events.ts";
 import { Network, type Leg, type Link } from "./network.ts";
 
@@ -53,10 +55,11 @@ export interface FleetPolicies {
   prefetchOrder: typeof prefetchOrder;
   planPeerRun: typeof planPeerRun;
   announcePaceMs: typeof announcePaceMs;
+  backgroundMayStart: typeof backgroundMayStart;
 }
 
 /** shoal's own policies. */
-export const SHOAL_POLICIES: FleetPolicies = { rankSupernodes, prefetchOrder, planPeerRun, announcePaceMs };
+export const SHOAL_POLICIES: FleetPolicies = { rankSupernodes, prefetchOrder, planPeerRun, announcePaceMs, backgroundMayStart };
 
 /** What is simulated. Sizes in bytes, rates in bytes/s, times in ms. */
 export interface FleetScenario {
@@ -197,6 +200,9 @@ interface Supernode {
   /** What it lists itself as holding when it answers as the tracker (its seed's bitmap, `SEED_HOLDING_TTL_MS` old at most). */
   holding: { at: number; bits: Uint8Array | undefined };
   lost: boolean;
+  /** HTTP answers it sends now, and background ones waiting for their turn (its `AnswerGate`). */
+  answering: AnswerLoad;
+  turns: Array<{ since: number; start: () => void }>;
 }
 
 /**
@@ -247,6 +253,7 @@ export function simulateFleet(s: FleetScenario, policies: FleetPolicies = SHOAL_
     url, up: net.link(`sn${k}-up`, s.supernodeNic), down: net.link(`sn${k}-down`, s.supernodeNic), cpu: cpu(`sn${k}-cpu`, s.supernodeCores),
     threads: (s.supernodeApiThreads ?? 0) > 0 ? net.link(`sn${k}-threads`, s.supernodeApiThreads!, 1) : undefined,
     held: Array.from({ length: s.chunks }, (_, c) => s.preheated && owners[c] === url), waiting: new Map(), streams: new Map(), served: 0, seeded: 0, uploads: 0, holding: { at: Number.NEGATIVE_INFINITY, bits: undefined }, lost: false,
+    answering: { onDemand: 0, background: 0 }, turns: [],
   }));
   const byUrl = new Map(supernodes.map((n) => [n.url, n]));
   const tracker = new PeerTable({ now: () => events.now }, { ttlMs: DEFAULT_TRACKER_TTL_MS });
@@ -385,8 +392,47 @@ export function simulateFleet(s: FleetScenario, policies: FleetPolicies = SHOAL_
   /** The legs of a supernode's API thread for an HTTP stream, when it has threads. */
   const threadLegs = (n: Supernode): Leg[] => (n.threads ? cpuLegs(n.threads, s.supernodeThreadCpuPerChunkMs ?? 0) : []);
 
-  /** Chunks `ids` of `owner` to `h` over HTTP, the origin's first when the supernode lacks them. */
-  const fromSupernode = (h: Host, owner: Supernode, ids: readonly number[], done: (unsent: number[]) => void) => {
+  /** Start `n`'s background answers waiting their turn, oldest first, as its gate allows. */
+  const admit = (n: Supernode) => {
+    while (n.turns.length > 0 && policies.backgroundMayStart(n.answering, events.now - n.turns[0]!.since)) n.turns.shift()!.start();
+  };
+
+  /** `then` when supernode `n` starts an answer (a background one in its turn), with what to call when it is sent. */
+  const answerTurn = (n: Supernode, background: boolean, then: (end: () => void) => void) => {
+    const key = background ? "background" : "onDemand";
+    const start = () => {
+      n.answering[key]++;
+      let ended = false;
+      then(() => {
+        if (ended) return;
+        ended = true;
+        n.answering[key]--;
+        admit(n);
+      });
+    };
+    if (!background || (n.turns.length === 0 && policies.backgroundMayStart(n.answering, 0))) return start();
+    const turn = { since: events.now, start };
+    n.turns.push(turn);
+    // waited its longest: it starts whatever the load
+    events.after(MAX_BACKGROUND_WAIT_MS, () => {
+      const i = n.turns.indexOf(turn);
+      if (i < 0) return;
+      n.turns.splice(i, 1);
+      start();
+    });
+  };
+
+  /** Chunks `ids` of `owner` to `h` over HTTP (a background answer in its turn), the origin's first when the supernode lacks them. */
+  const fromSupernode = (h: Host, owner: Supernode, ids: readonly number[], background: boolean, done: (unsent: number[]) => void) =>
+    answerTurn(owner, background, (end) => {
+      if (owner.lost) {
+        end();
+        return done([...ids]);
+      }
+      answerFrom(h, owner, ids, end, done);
+    });
+
+  const answerFrom = (h: Host, owner: Supernode, ids: readonly number[], end: () => void, done: (unsent: number[]) => void) => {
     owner.served += ids.length * s.chunkBytes;
     if (ids.every((c) => !owner.held[c] && !owner.waiting.has(c))) {
       // nobody asked for these yet: one stream from the origin through the supernode to the host
@@ -396,9 +442,13 @@ export function simulateFleet(s: FleetScenario, policies: FleetPolicies = SHOAL_
         // lost with the supernode: whoever waits for them there finds it dead and asks again
         for (const c of unsent) landedAt(owner, c);
         done(unsent);
-      }, { passed: (c) => landedAt(owner, c) });
+      }, { passed: (c) => landedAt(owner, c), sent: end });
     } else {
-      allAt(owner, ids, () => (owner.lost ? done([...ids]) : stream(h, ids, [...cpuLegs(owner.cpu, s.supernodeCpuPerChunkMs ?? 0), ...threadLegs(owner), owner.up], owner, done)));
+      allAt(owner, ids, () => {
+        if (!owner.lost) return stream(h, ids, [...cpuLegs(owner.cpu, s.supernodeCpuPerChunkMs ?? 0), ...threadLegs(owner), owner.up], owner, done, { sent: end });
+        end();
+        done([...ids]);
+      });
     }
   };
 
@@ -414,11 +464,11 @@ export function simulateFleet(s: FleetScenario, policies: FleetPolicies = SHOAL_
    * `SEED_MAX_UPLOADS`) answers "busy"; the fetcher then asks for each
    * chunk alone (`alone`).
    */
-  const fromPeer = (h: Host, holder: string, ids: readonly number[], done: (unsent: number[]) => void) => {
+  const fromPeer = (h: Host, holder: string, ids: readonly number[], background: boolean, done: (unsent: number[]) => void) => {
     const peer = byId.get(holder);
     const seed = byUrl.get(holder);
     const server = (peer ?? seed)!;
-    if (busy(holder)) return alone(h, ids, done);
+    if (busy(holder)) return alone(h, ids, background, done);
     server.uploads++;
     peerBytes += ids.length * s.chunkBytes;
     if (seed) seed.seeded += ids.length * s.chunkBytes;
@@ -427,20 +477,20 @@ export function simulateFleet(s: FleetScenario, policies: FleetPolicies = SHOAL_
   };
 
   /** Each of `ids` on its own, as the fetcher's hedged race does after a failed run: from one of two random holders not busy, else over HTTP from its owner. */
-  const alone = (h: Host, ids: readonly number[], done: (unsent: number[]) => void) => {
+  const alone = (h: Host, ids: readonly number[], background: boolean, done: (unsent: number[]) => void) => {
     let pending = ids.length;
     const one = () => void (--pending === 0 && done([]));
     for (const c of ids) {
       const holders = h.list.holders.filter((p) => !p.bits || bitmapHas(p.bits, c));
       const free = Array.from({ length: Math.min(2, holders.length) }, () => holders[Math.floor(rand() * holders.length)]!.peerId).find((id) => !busy(id));
-      const retry = (unsent: number[]) => (unsent.length > 0 ? events.after(RETRY_MS, () => fetchRun(h, unsent, one)) : one());
-      if (free) fromPeer(h, free, [c], retry);
-      else fromSupernode(h, ownerOf(c), [c], retry);
+      const retry = (unsent: number[]) => (unsent.length > 0 ? events.after(RETRY_MS, () => fetchRun(h, unsent, background, one)) : one());
+      if (free) fromPeer(h, free, [c], background, retry);
+      else fromSupernode(h, ownerOf(c), [c], background, retry);
     }
   };
 
   /** Fetch chunks `ids` (adjacent, missing) to `h`: from peers when every one has a holder, else from their owning supernodes; `done` when all are here. */
-  const fetchRun = (h: Host, ids: readonly number[], done: () => void) => {
+  const fetchRun = (h: Host, ids: readonly number[], background: boolean, done: () => void) => {
     if (ids.length === 0) return done();
     for (const c of ids) h.asked[c] = true;
     const plan = policies.planPeerRun(holdersFor(h), ids, rand);
@@ -449,19 +499,19 @@ export function simulateFleet(s: FleetScenario, policies: FleetPolicies = SHOAL_
     const partDone = (unsent: number[]) => {
       if (unsent.length > 0) {
         pending++;
-        events.after(RETRY_MS, () => fetchRun(h, unsent, () => partDone([])));
+        events.after(RETRY_MS, () => fetchRun(h, unsent, background, () => partDone([])));
       }
       if (--pending === 0) done();
     };
     if (typeof plan !== "number") {
-      for (const [holder, chunks] of plan) parts.push(() => fromPeer(h, holder.peerId, chunks, partDone));
+      for (const [holder, chunks] of plan) parts.push(() => fromPeer(h, holder.peerId, chunks, background, partDone));
     } else {
       let k = 0;
       while (k < ids.length) {
         const owner = ownerOf(ids[k]!);
         const chunks = [ids[k]!];
         while (++k < ids.length && ownerOf(ids[k]!) === owner) chunks.push(ids[k]!);
-        parts.push(() => fromSupernode(h, owner, chunks, partDone));
+        parts.push(() => fromSupernode(h, owner, chunks, background, partDone));
       }
     }
     pending = parts.length;
@@ -490,7 +540,7 @@ export function simulateFleet(s: FleetScenario, policies: FleetPolicies = SHOAL_
       const ids = missingOf(h, run);
       if (ids.length === 0) return worker();
       const ended = h.demand.begin();
-      fetchRun(h, ids, () => {
+      fetchRun(h, ids, false, () => {
         ended();
         worker();
       });
@@ -508,7 +558,7 @@ export function simulateFleet(s: FleetScenario, policies: FleetPolicies = SHOAL_
         if (h.demand.busy(QUIET_MS) && events.now < Math.max(until, h.trickleAt)) return events.after(POLL_MS, go);
         const trickle = h.demand.busy(QUIET_MS);
         const ids = missingOf(h, run);
-        fetchRun(h, ids, () => {
+        fetchRun(h, ids, true, () => {
           if (trickle) h.trickleAt = events.now + MAX_YIELD_MS;
           worker();
         });

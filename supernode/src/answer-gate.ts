@@ -1,0 +1,125 @@
+/**
+ * Background answers yield to answers somebody waits for. An agent asks a
+ * supernode for its startup chunks and a container's reads (on demand), and
+ * streams the rest of the image in behind (background). Sent side by side,
+ * they share the supernode's core and NIC evenly, so in a fleet whose hosts
+ * start one after another a newcomer's startup chunks wait behind the
+ * prefetch of every host already running. Here, while any on-demand answer
+ * is being sent, a background answer starts only when fewer than
+ * `BACKGROUND_SLOTS` background answers are being sent, or once it has
+ * waited `MAX_BACKGROUND_WAIT_MS` (never starved, and well inside an
+ * agent's deadline); with no on-demand answer in flight it starts at once.
+ * An answer under way is not paused.
+ */
+
+/** Background answers sent at once while on-demand answers are being sent. */
+export const BACKGROUND_SLOTS = 2;
+/** Longest a background answer waits for a slot, ms. */
+export const MAX_BACKGROUND_WAIT_MS = 2_000;
+
+/** Answers being sent now. */
+export interface AnswerLoad {
+  onDemand: number;
+  background: number;
+}
+
+/** The gate's rule (pure, so the fleet simulator calls it as the supernode does): may a background answer that has waited `waitedMs` start now? */
+export function backgroundMayStart(load: AnswerLoad, waitedMs: number): boolean {
+  return load.onDemand === 0 || load.background < BACKGROUND_SLOTS || waitedMs >= MAX_BACKGROUND_WAIT_MS;
+}
+
+/** Counters the gate reports to (metrics). */
+export interface AnswerGateObserver {
+  /** A background answer started after waiting `ms` (0: at once). */
+  backgroundStarted?(ms: number): void;
+}
+
+interface Waiter {
+  since: number;
+  start(): void;
+}
+
+/** See the module comment. Each answer takes a turn and calls what the turn returns when it is sent (or abandoned). */
+export class AnswerGate {
+  readonly #load: AnswerLoad = { onDemand: 0, background: 0 };
+  readonly #waiting: Waiter[] = [];
+  readonly #observer: AnswerGateObserver;
+  readonly #now: () => number;
+
+  constructor(components: { observer?: AnswerGateObserver; now?: () => number } = {}) {
+    this.#observer = components.observer ?? {};
+    this.#now = components.now ?? (() => performance.now());
+  }
+
+  /** Answers being sent now, and background ones waiting. */
+  stats(): AnswerLoad & { waiting: number } {
+    return { ...this.#load, waiting: this.#waiting.length };
+  }
+
+  /** An on-demand answer starts now; call the function returned when it ends (once). */
+  onDemand(): () => void {
+    this.#load.onDemand++;
+    return this.#once(() => this.#load.onDemand--);
+  }
+
+  /**
+   * A background answer's turn: resolves when it may start, with the
+   * function to call when it ends (once); rejects with the signal's reason
+   * if the caller goes away while it waits.
+   */
+  background(signal?: AbortSignal): Promise<() => void> {
+    if (signal?.aborted) return Promise.reject(signal.reason as Error);
+    const since = this.#now();
+    if (this.#waiting.length === 0 && backgroundMayStart(this.#load, 0)) return Promise.resolve(this.#startBackground(0));
+    return new Promise((resolve, reject) => {
+      const leave = () => {
+        const i = this.#waiting.indexOf(waiter);
+        if (i >= 0) this.#waiting.splice(i, 1);
+      };
+      // waited its longest: it starts whatever the load
+      const timer = setTimeout(() => {
+        leave();
+        waiter.start();
+      }, MAX_BACKGROUND_WAIT_MS);
+      timer.unref();
+      const gone = () => {
+        clearTimeout(timer);
+        leave();
+        reject(signal!.reason);
+      };
+      const waiter: Waiter = {
+        since,
+        start: () => {
+          clearTimeout(timer);
+          signal?.removeEventListener("abort", gone);
+          resolve(this.#startBackground(this.#now() - since));
+        },
+      };
+      signal?.addEventListener("abort", gone, { once: true });
+      this.#waiting.push(waiter);
+    });
+  }
+
+  #startBackground(waitedMs: number): () => void {
+    this.#load.background++;
+    this.#observer.backgroundStarted?.(waitedMs);
+    return this.#once(() => this.#load.background--);
+  }
+
+  /** `end` once, then let waiting background answers start as the rule allows. */
+  #once(end: () => void): () => void {
+    let ended = false;
+    return () => {
+      if (ended) return;
+      ended = true;
+      end();
+      this.#admit();
+    };
+  }
+
+  /** Start waiting background answers, oldest first, while the rule allows. */
+  #admit(): void {
+    const now = this.#now();
+    while (this.#waiting.length > 0 && backgroundMayStart(this.#load, now - this.#waiting[0]!.since)) this.#waiting.shift()!.start();
+  }
+}

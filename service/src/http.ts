@@ -50,10 +50,28 @@ export function closeServer(server: Server): Promise<void> {
   });
 }
 
+/** A JSON answer, whole: its status, headers and body (for whoever writes it: a response here, a message to a thread). */
+export interface JsonAnswer {
+  status: number;
+  headers: { "content-type": string; "content-length": number };
+  body: string;
+}
+
+/** `body` as a JSON answer with `status`. */
+export function jsonAnswer(status: number, body: unknown): JsonAnswer {
+  const text = JSON.stringify(body);
+  return { status, headers: { "content-type": "application/json", "content-length": Buffer.byteLength(text) }, body: text };
+}
+
+/** `err` as the JSON answer `{code, message}` with its status. */
+export function errorAnswer(err: unknown): JsonAnswer {
+  return jsonAnswer(httpStatusOf(err), errorBody(err));
+}
+
 /** Send `body` as JSON with `status`. */
 export function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) }).end(text);
+  const a = jsonAnswer(status, body);
+  res.writeHead(a.status, a.headers).end(a.body);
 }
 
 /** Answer `err` as `{code, message}` with its status; a response already under way is cut off instead. */
@@ -62,7 +80,8 @@ export function sendError(res: ServerResponse, err: unknown): void {
     res.destroy();
     return;
   }
-  sendJson(res, httpStatusOf(err), errorBody(err));
+  const a = errorAnswer(err);
+  res.writeHead(a.status, a.headers).end(a.body);
 }
 
 /**

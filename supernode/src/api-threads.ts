@@ -17,8 +17,8 @@
  */
 import { createServer, type RequestListener, type Server } from "node:http";
 import { Worker } from "node:worker_threads";
-import { AbortedError, errorBody, httpStatusOf, ShoalError } from "@shoal/base";
-import { closeServer, listenUnix } from "@shoal/service";
+import { AbortedError, httpStatusOf, ShoalError } from "@shoal/base";
+import { closeServer, errorAnswer, listenUnix } from "@shoal/service";
 import { CHUNKS_PREFIX } from "@shoal/swarm";
 import type { Logger } from "pino";
 import { requestUrl, type ChunkSink, type RequestHead } from "./api.ts";
@@ -52,10 +52,7 @@ const WINDOW_BYTES = 8 * 1024 * 1024;
 const ACK_BYTES = 2 * 1024 * 1024;
 
 /** What a thread answers when the main thread does not take a request it passes on (it is shutting down). */
-const UNAVAILABLE = (() => {
-  const err = new ShoalError("SHOAL_ERR_SHUTTING_DOWN", "the supernode's main thread did not take the request");
-  return { status: httpStatusOf(err), body: JSON.stringify(errorBody(err)) };
-})();
+const UNAVAILABLE = errorAnswer(new ShoalError("SHOAL_ERR_SHUTTING_DOWN", "the supernode's main thread did not take the request"));
 
 /** A chunk request being answered: to abort it; its bytes sent and acknowledged, and what resumes it when the window is full. */
 interface Answering {
@@ -75,7 +72,7 @@ let next = 0;
 parentPort.on("message", (m) => calls.get(m.id)?.(m));
 const fail = (res) => {
   if (res.headersSent) return void res.destroy();
-  res.writeHead(unavailable.status, { "content-type": "application/json", "content-length": Buffer.byteLength(unavailable.body) }).end(unavailable.body);
+  res.writeHead(unavailable.status, unavailable.headers).end(unavailable.body);
 };
 function chunks(req, res) {
   const id = next++;
@@ -243,8 +240,8 @@ export class ApiThreads {
     Promise.resolve().then(() => this.#c.answerChunks(req, requestUrl(req), ac.signal, sink)).then(finish, (err: unknown) => {
       if (headSent) post({ cut: true });
       else {
-        const body = JSON.stringify(errorBody(err));
-        post({ head: { status: httpStatusOf(err), headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) } }, body });
+        const { status, headers, body } = errorAnswer(err);
+        post({ head: { status, headers }, body });
       }
       if (httpStatusOf(err) >= 500) this.#log.warn({ path: m.url.split("?")[0], err }, "request failed");
       finish();

@@ -1,11 +1,14 @@
 // The fleet simulator: its outcome follows shoal's own policies (swap one
 // and the outcome moves), and it keeps what the model promises.
+import { readFileSync } from "node:fs";
 import { prefetchOrder } from "@shoal/fetch";
 import { describe, expect, it } from "vitest";
 import { EventQueue } from "../src/sim/events.ts";
 import { Network } from "../src/sim/network.ts";
 import { lineChart } from "../src/sim/plot.ts";
 import { SHOAL_POLICIES, simulateFleet, type FleetScenario } from "../src/sim/fleet.ts";
+import { calibrationScenario, fitCosts, inflationOf, passOf } from "../src/sim/calibration.ts";
+import type { SwarmBenchResult } from "../src/swarm/swarm-bench.ts";
 
 const scenario: FleetScenario = {
   hosts: 8, supernodes: 4, chunks: 120, chunkBytes: 256 * 1024, startupChunks: 30, hostNic: 125e6, supernodeNic: 1250e6, originEgress: 25e6,
@@ -121,6 +124,16 @@ describe("simulateFleet", () => {
     expect(sum(gated.seedBytes)).toBe(0);
     expect(gated.firstWorkMs.at(-1)!).toBeLessThan(sideBySide.firstWorkMs.at(-1)! / 2);
     expect(gated.allLocalPerHostMs.every(Number.isFinite)).toBe(true);
+  });
+
+  it("hedges a chunk onto the supernode when its peer is slower than the fetcher's hedgeDelayMs: with none, nothing is hedged", () => {
+    // the kept real 16-host run's scenario: 17 processes on 2 cores, busy peers, chunks fetched alone
+    const real = JSON.parse(readFileSync(new URL("../src/sim/swarm-2026-12-07b.json", import.meta.url), "utf8")) as SwarmBenchResult;
+    const fit = fitCosts(real);
+    const pass = passOf(real, 16, true)!;
+    const crowded = calibrationScenario(real, fit, 16, true, inflationOf(fit, 16, pass, true));
+    expect(simulateFleet(crowded).hedges).toBeGreaterThan(0);
+    expect(simulateFleet(crowded, { ...SHOAL_POLICIES, hedgeDelayMs: () => Number.POSITIVE_INFINITY }).hedges).toBe(0);
   });
 
   it("a supernode lost mid-peak: every host still gets the whole image, from the others", () => {

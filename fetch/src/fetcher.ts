@@ -86,6 +86,24 @@ const priorityOf = (opts: FetchOptions): Priority => (opts.background !== true ?
 const LATENCY_EWMA_WEIGHT = 0.2;
 /** A source is hedged after this many times its average latency (and never before `hedgeMs`). */
 const HEDGE_LATENCY_FACTOR = 3;
+/** The hedge delay's floor when none is given (`hedgeMs`), ms. */
+export const DEFAULT_HEDGE_MS = 1_000;
+
+/** A source's average latency of one chunk, `averageMs` (undefined: none yet), after a fetch that took `ms`. */
+export function latencyAverage(averageMs: number | undefined, ms: number): number {
+  return averageMs === undefined ? ms : averageMs + LATENCY_EWMA_WEIGHT * (ms - averageMs);
+}
+
+/**
+ * How long to wait on a source before asking the next source too: `hedgeMs`,
+ * or a few times the source's average latency when that is longer. When
+ * every source is slow alike (a loaded host, a busy swarm), hedging would
+ * only double the load; a source slow against its own record is what
+ * hedging is for.
+ */
+export function hedgeDelayMs(hedgeMs: number, averageMs: number | undefined): number {
+  return Math.max(hedgeMs, HEDGE_LATENCY_FACTOR * (averageMs ?? 0));
+}
 
 /**
  * Concurrent requests for one chunk share one fetch. Each chunk has one
@@ -134,7 +152,7 @@ export class Fetcher {
     this.observer = components.observer;
     this.demand = components.demand ?? new DemandActivity();
     this.timeoutMs = init.timeoutMs ?? 20_000;
-    this.hedgeMs = init.hedgeMs ?? 1_000;
+    this.hedgeMs = init.hedgeMs ?? DEFAULT_HEDGE_MS;
     this.missWindowBytes = init.missWindowBytes ?? 0;
   }
 
@@ -515,20 +533,13 @@ export class Fetcher {
     return undefined;
   }
 
-  /**
-   * How long to wait on `source` before asking the next source too: the
-   * configured hedge delay, or a few times the source's average latency when
-   * that is longer. When every source is slow alike (a loaded host, a busy
-   * swarm), hedging would only double the load; a source slow against its
-   * own record is what hedging is for.
-   */
+  /** How long to wait on `source` before asking the next source too (`hedgeDelayMs`). */
   private hedgeDelay(source: ChunkSource): number {
-    return Math.max(this.hedgeMs, HEDGE_LATENCY_FACTOR * (this.latencyMs.get(source.name) ?? 0));
+    return hedgeDelayMs(this.hedgeMs, this.latencyMs.get(source.name));
   }
 
   private observeLatency(source: ChunkSource, ms: number): void {
-    const avg = this.latencyMs.get(source.name);
-    this.latencyMs.set(source.name, avg === undefined ? ms : avg + LATENCY_EWMA_WEIGHT * (ms - avg));
+    this.latencyMs.set(source.name, latencyAverage(this.latencyMs.get(source.name), ms));
   }
 
   /** Store verified `compressed` bytes of `chunk`, inflated too when `inflate` (then returns them). */

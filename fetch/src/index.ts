@@ -5,7 +5,7 @@ export type { ChunkCache, InflateOptions, Inflater } from "./chunk-cache.ts";
 export { DemandActivity } from "@shoal/base";
 export { Flights, allAborted } from "./flights.ts";
 export { hedgedRace, HedgeLostError, type HedgedRaceInit } from "./race.ts";
-export { FAILURE_MEMORY_MS, Fetcher, FetchError, MAX_RUN_BYTES, MISS_WINDOW_BYTES, type FetchObserver, type FetchOptions, type FetchStats, type SourceTotals } from "./fetcher.ts";
+export { DEFAULT_HEDGE_MS, FAILURE_MEMORY_MS, Fetcher, hedgeDelayMs, latencyAverage, FetchError, MAX_RUN_BYTES, MISS_WINDOW_BYTES, type FetchObserver, type FetchOptions, type FetchStats, type SourceTotals } from "./fetcher.ts";
 export { PrefetchJob, MAX_YIELD_MS, QUIET_MS, PREFETCH_CONCURRENCY, STARTUP_CONCURRENCY, type PrefetchProgress, type RateLimit } from "./prefetcher.ts";
 export { prefetchOrder, startupRuns, takeRun, BACKGROUND_RUN_BYTES, type ChunkPos, type Run, type LengthOf } from "./prefetch-plan.ts";
 export { RegistrySource } from "./sources/registry-source.ts";

@@ -20,7 +20,11 @@
  *   request's own (`announceRequestMs`);
  *   whom a run is asked of among them: `planPeerRun`; a run goes to the
  *   peers when every chunk of it has a holder, else to the supernodes
- *   (`Fetcher`'s first source that can serve the whole run);
+ *   (`Fetcher`'s first source that can serve the whole run); one busy
+ *   holder fails the peers' whole run, whose chunks are then fetched
+ *   alone in the fetcher's hedged race: from one of two random holders,
+ *   the supernode asked too once the peer is slower than `hedgeDelayMs`
+ *   of the host's average peer latency (`latencyAverage`);
  * - the prefetcher's order (`prefetchOrder`) and its requests: the startup
  *   chunks as `startupRuns`, `STARTUP_CONCURRENCY` at once, then the rest
  *   as `takeRun` takes them, `PREFETCH_CONCURRENCY` at once;
@@ -42,7 +46,7 @@
  */
 import { createHash } from "node:crypto";
 import { DemandActivity } from "@shoal/base";
-import { MAX_RUN_BYTES, MAX_YIELD_MS, PEER_LIST_TTL_MS, planPeerRun, prefetchOrder, QUIET_MS, startupRuns, takeRun, type ChunkPos, type Run } from "@shoal/fetch";
+import { DEFAULT_HEDGE_MS, hedgeDelayMs, latencyAverage, MAX_RUN_BYTES, MAX_YIELD_MS, PEER_LIST_TTL_MS, planPeerRun, prefetchOrder, QUIET_MS, startupRuns, takeRun, type ChunkPos, type Run } from "@shoal/fetch";
 import { announcePaceMs, ANNOUNCE_EVERY_MS, bitmapHas, decodeChunkBitmap, encodeChunkBitmap, rankSupernodes, type Holder } from "@shoal/swarm";
 import { DEFAULT_MAX_UPLOADS } from "@shoal/p2p";
 import { backgroundMayStart, DEFAULT_TRACKER_TTL_MS, MAX_BACKGROUND_WAIT_MS, PeerTable, type AnswerLoad } from "@shoal/supernode";
@@ -56,10 +60,11 @@ export interface FleetPolicies {
   planPeerRun: typeof planPeerRun;
   announcePaceMs: typeof announcePaceMs;
   backgroundMayStart: typeof backgroundMayStart;
+  hedgeDelayMs: typeof hedgeDelayMs;
 }
 
 /** shoal's own policies. */
-export const SHOAL_POLICIES: FleetPolicies = { rankSupernodes, prefetchOrder, planPeerRun, announcePaceMs, backgroundMayStart };
+export const SHOAL_POLICIES: FleetPolicies = { rankSupernodes, prefetchOrder, planPeerRun, announcePaceMs, backgroundMayStart, hedgeDelayMs };
 
 /** What is simulated. Sizes in bytes, rates in bytes/s, times in ms. */
 export interface FleetScenario {
@@ -152,6 +157,8 @@ export interface FleetOutcome {
   peerBytes: number;
   /** CPU the supernodes' trackers spent on announces and questions (the real `PeerTable`, timed on this machine), ms. */
   trackerCpuMs: number;
+  /** Chunks the fetchers' hedged races asked of a supernode too, their peer being slow. */
+  hedges: number;
 }
 
 interface Host {
@@ -177,6 +184,8 @@ interface Host {
   trickleAt: number;
   /** Streams it serves to peers now. */
   uploads: number;
+  /** The fetcher's average latency of one chunk from a peer (for its hedge delay). */
+  peerLatencyMs: number | undefined;
   /** Its last announce: when, how many chunks it held, and the pace the tracker asked in answer. */
   announced: { at: number; count: number; paceMs: number };
 }
@@ -265,7 +274,7 @@ export function simulateFleet(s: FleetScenario, policies: FleetPolicies = SHOAL_
       startedAt: 0, firstWorkAt: undefined, allLocalAt: undefined,
       startup: startupRuns(order.slice(0, startup), lengthOf, MAX_RUN_BYTES), queue: order.slice(startup),
       demand: new DemandActivity({ now: () => events.now }), list: { at: Number.NEGATIVE_INFINITY, holders: [], refreshing: false }, trickleAt: 0, uploads: 0,
-      announced: { at: Number.NEGATIVE_INFINITY, count: 0, paceMs: 0 },
+      announced: { at: Number.NEGATIVE_INFINITY, count: 0, paceMs: 0 }, peerLatencyMs: undefined,
     };
   });
   const byId = new Map(hosts.map((h) => [h.id, h]));
@@ -273,6 +282,7 @@ export function simulateFleet(s: FleetScenario, policies: FleetPolicies = SHOAL_
   let running = 0;
   let trackerCpuMs = 0;
   let streamIds = 0;
+  let hedges = 0;
 
   /** Fetch chunks `ids` (none held or on their way) from the origin into supernode `n`, in one stream. */
   const fromOrigin = (n: Supernode, ids: readonly number[]) => {
@@ -310,6 +320,8 @@ export function simulateFleet(s: FleetScenario, policies: FleetPolicies = SHOAL_
   };
 
   const arrived = (h: Host, c: number) => {
+    // (a hedged chunk may come twice: the first counts)
+    if (h.held[c]) return;
     h.held[c] = true;
     h.count++;
     if (c < s.startupChunks) h.startupHeld++;
@@ -484,8 +496,30 @@ export function simulateFleet(s: FleetScenario, policies: FleetPolicies = SHOAL_
       const holders = h.list.holders.filter((p) => !p.bits || bitmapHas(p.bits, c));
       const free = Array.from({ length: Math.min(2, holders.length) }, () => holders[Math.floor(rand() * holders.length)]!.peerId).find((id) => !busy(id));
       const retry = (unsent: number[]) => (unsent.length > 0 ? events.after(RETRY_MS, () => fetchRun(h, unsent, background, one)) : one());
-      if (free) fromPeer(h, free, [c], background, retry);
-      else fromSupernode(h, ownerOf(c), [c], background, retry);
+      if (!free) {
+        fromSupernode(h, ownerOf(c), [c], background, retry);
+        continue;
+      }
+      // the fetcher's hedged race: a peer slower than the hedge delay gets company, the supernode; the first answer wins
+      let settled = false;
+      let running = 1;
+      const first = (unsent: number[]) => {
+        running--;
+        if (settled || (unsent.length > 0 && running > 0)) return;
+        settled = true;
+        retry(unsent);
+      };
+      const asked = events.now;
+      fromPeer(h, free, [c], background, (unsent) => {
+        if (unsent.length === 0) h.peerLatencyMs = latencyAverage(h.peerLatencyMs, events.now - asked);
+        first(unsent);
+      });
+      events.after(policies.hedgeDelayMs(DEFAULT_HEDGE_MS, h.peerLatencyMs), () => {
+        if (settled) return;
+        running++;
+        hedges++;
+        fromSupernode(h, ownerOf(c), [c], background, first);
+      });
     }
   };
 
@@ -504,7 +538,9 @@ export function simulateFleet(s: FleetScenario, policies: FleetPolicies = SHOAL_
       if (--pending === 0) done();
     };
     if (typeof plan !== "number") {
-      for (const [holder, chunks] of plan) parts.push(() => fromPeer(h, holder.peerId, chunks, background, partDone));
+      // one busy holder fails the peer source's whole run (what the others sent is not kept): its chunks are then fetched alone
+      if ([...plan.keys()].some((holder) => busy(holder.peerId))) parts.push(() => alone(h, ids, background, partDone));
+      else for (const [holder, chunks] of plan) parts.push(() => fromPeer(h, holder.peerId, chunks, background, partDone));
     } else {
       let k = 0;
       while (k < ids.length) {
@@ -616,5 +652,6 @@ export function simulateFleet(s: FleetScenario, policies: FleetPolicies = SHOAL_
     seedBytes: supernodes.map((n) => n.seeded),
     peerBytes,
     trackerCpuMs,
+    hedges,
   };
 }

@@ -20,6 +20,7 @@ export function registerSupernode(program: Command): void {
       cacheSize: config.cacheSize,
       hotChunkBytes: config.hotChunks,
       apiThreads: config.apiThreads,
+      backgroundSlots: config.backgroundSlots,
       trackerMaxPeers: config.trackerMaxPeers,
       trackerMaxHoldings: config.trackerMaxHoldings,
       trackerReporterAgeMs: config.trackerReporterAge,

@@ -9,7 +9,8 @@
  * `BACKGROUND_SLOTS` background answers are being sent, or once it has
  * waited `MAX_BACKGROUND_WAIT_MS` (never starved, and well inside an
  * agent's deadline); with no on-demand answer in flight it starts at once.
- * An answer under way is not paused.
+ * An answer under way is not paused. `slots` 0 turns the gate off (every
+ * background answer starts at once).
  */
 
 /** Background answers sent at once while on-demand answers are being sent. */
@@ -23,9 +24,14 @@ export interface AnswerLoad {
   background: number;
 }
 
-/** The gate's rule (pure, so the fleet simulator calls it as the supernode does): may a background answer that has waited `waitedMs` start now? */
-export function backgroundMayStart(load: AnswerLoad, waitedMs: number): boolean {
-  return load.onDemand === 0 || load.background < BACKGROUND_SLOTS || waitedMs >= MAX_BACKGROUND_WAIT_MS;
+/**
+ * The gate's rule (pure, so the fleet simulator calls it as the supernode
+ * does): may a background answer that has waited `waitedMs` start now,
+ * with `slots` background answers allowed beside on-demand ones (0: any
+ * number)?
+ */
+export function backgroundMayStart(load: AnswerLoad, waitedMs: number, slots = BACKGROUND_SLOTS): boolean {
+  return slots === 0 || load.onDemand === 0 || load.background < slots || waitedMs >= MAX_BACKGROUND_WAIT_MS;
 }
 
 /** Counters the gate reports to (metrics). */
@@ -45,10 +51,12 @@ export class AnswerGate {
   readonly #waiting: Waiter[] = [];
   readonly #observer: AnswerGateObserver;
   readonly #now: () => number;
+  readonly #slots: number;
 
-  constructor(components: { observer?: AnswerGateObserver; now?: () => number } = {}) {
+  constructor(components: { observer?: AnswerGateObserver; now?: () => number } = {}, init: { slots?: number } = {}) {
     this.#observer = components.observer ?? {};
     this.#now = components.now ?? (() => performance.now());
+    this.#slots = init.slots ?? BACKGROUND_SLOTS;
   }
 
   /** Answers being sent now, and background ones waiting. */
@@ -70,7 +78,7 @@ export class AnswerGate {
   background(signal?: AbortSignal): Promise<() => void> {
     if (signal?.aborted) return Promise.reject(signal.reason as Error);
     const since = this.#now();
-    if (this.#waiting.length === 0 && backgroundMayStart(this.#load, 0)) return Promise.resolve(this.#startBackground(0));
+    if (this.#waiting.length === 0 && backgroundMayStart(this.#load, 0, this.#slots)) return Promise.resolve(this.#startBackground(0));
     return new Promise((resolve, reject) => {
       const leave = () => {
         const i = this.#waiting.indexOf(waiter);
@@ -120,6 +128,6 @@ export class AnswerGate {
   /** Start waiting background answers, oldest first, while the rule allows. */
   #admit(): void {
     const now = this.#now();
-    while (this.#waiting.length > 0 && backgroundMayStart(this.#load, now - this.#waiting[0]!.since)) this.#waiting.shift()!.start();
+    while (this.#waiting.length > 0 && backgroundMayStart(this.#load, now - this.#waiting[0]!.since, this.#slots)) this.#waiting.shift()!.start();
   }
 }

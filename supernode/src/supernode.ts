@@ -43,6 +43,8 @@ export interface SupernodeInit {
    * cores. Default 0: the main thread takes them.
    */
   apiThreads?: number;
+  /** Background chunk answers sent at once beside answers callers wait for (`AnswerGate`). Default 2; 0: no limit. */
+  backgroundSlots?: number;
   /** Memory for the chunks read or fetched last (`HotChunks`), bytes. Default 256 MiB; 0: none. */
   hotChunkBytes?: number;
   /** Where `/metrics` and the status page (`/`) listen; none when absent. */
@@ -164,7 +166,7 @@ export async function createSupernode(init: SupernodeInit, logger: Logger): Prom
     const swarmKey = init.trackerSwarmKey ?? init.swarm?.swarmKey;
     const trackerKey = swarmKey ? trackerMembershipKey(toSwarmKey(swarmKey).psk) : undefined;
     if (!trackerKey) log.warn("no swarm key: the tracker takes no announces, so agents find no peers through this supernode (give --swarm-key)");
-    const api: ApiComponents = { chunks, gate: new AnswerGate({ observer: metrics }), blobs, seekable, traces, tracker, ...(trackerKey ? { trackerKey } : {}), ...(seed ? { seed } : {}), preheat, logger, served: (n) => metrics.served(n), reported: (r, banned) => {
+    const api: ApiComponents = { chunks, gate: new AnswerGate({ observer: metrics }, init.backgroundSlots !== undefined ? { slots: init.backgroundSlots } : {}), blobs, seekable, traces, tracker, ...(trackerKey ? { trackerKey } : {}), ...(seed ? { seed } : {}), preheat, logger, served: (n) => metrics.served(n), reported: (r, banned) => {
       metrics.reported(banned);
       log.warn({ reporter: r.reporter, peer: r.peerId, chunk: r.chunk, banned }, "peer reported for a chunk that failed its digest");
     }, ready: () => ready };

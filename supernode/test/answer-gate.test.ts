@@ -54,6 +54,20 @@ describe("AnswerGate", () => {
     expect(waits.slice(BACKGROUND_SLOTS)).toEqual([100, 100]);
   });
 
+  it("takes its slots from its settings: 0 holds no background answer back", async () => {
+    const off = new AnswerGate({}, { slots: 0 });
+    off.onDemand();
+    const some = ask(off, 5);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(some.started).toHaveLength(5);
+    const three = new AnswerGate({}, { slots: 3 });
+    three.onDemand();
+    const more = ask(three, 5);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(more.started).toHaveLength(3);
+    expect(backgroundMayStart({ onDemand: 1, background: 1000 }, 0, 0)).toBe(true);
+  });
+
   it("never keeps a background answer waiting past its longest wait", async () => {
     const { g, waits } = gate();
     g.onDemand();

@@ -11,55 +11,25 @@
 // checkout's shoal.
 //   node bench/src/supernode-serve.ts [--clients 16] [--run 10] [--rounds 3] [--cli PATH/cli/src/main.ts]
 // SNPROF=DIR writes the supernode's CPU profile there.
-import { mkdtemp } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { decodeIndexMembers, requireLazyLayers, type LayerIndex } from "@shoal/blockindex";
-import { chunksRoute, indexRoute, type LayerRef } from "@shoal/swarm";
-import { freePort, pushLayout, startRegistry } from "@shoal/testkit";
-import { DEFAULT_CLI, shoalCli } from "./shoal-cli.ts";
-import { installExitHook, liveWorkDirs, removeWorkDir, stopProcess } from "./leftovers.ts";
+import { chunksRoute } from "@shoal/swarm";
 import { cpuTimesOf } from "./proc-cpu.ts";
-import { realisticImage, withoutProxies } from "./setup.ts";
+import { startSupernodeRig } from "./supernode-rig.ts";
+import { DEFAULT_CLI } from "./shoal-cli.ts";
 
 const { values } = parseArgs({ options: { clients: { type: "string", default: "16" }, run: { type: "string", default: "10" }, rounds: { type: "string", default: "3" }, threads: { type: "string", default: "2" }, cli: { type: "string", default: DEFAULT_CLI } } });
 const clients = Number(values.clients);
 const runChunks = Number(values.run);
 const rounds = Number(values.rounds);
 
-installExitHook();
-withoutProxies();
-const log = (s: string) => console.error(s);
-const image = await realisticImage(log);
-const reg = await startRegistry();
-const work = await mkdtemp(join(tmpdir(), "shoal-bench-serve-"));
-liveWorkDirs.add(work);
-const { cliOk, daemon } = shoalCli(values.cli);
-const repo = "bench/realistic";
-const lazyRef = `${reg.host}/${repo}:v1-lazy`;
-await pushLayout(image.layoutDir, image.tag, `${reg.host}/${repo}:v1`);
-await cliOk(["convert", "--plain-http", `${reg.host}/${repo}:v1`, lazyRef]);
+const rig = await startSupernodeRig({ cli: values.cli, log: (s) => console.error(s) });
 /** A fresh supernode with `args`, preheated; C clients fetch every chunk `rounds` times; what it cost the supernode. */
 async function serve(name: string, args: string[]): Promise<{ sec: number; bytes: number; served: number; user: number; system: number; main: number }> {
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
-  const sn = await daemon([
-    "supernode", "--root", join(work, name), "--listen", `127.0.0.1:${port}`, "--registries", reg.host, "--plain-http", "--log-level", "warn", ...args,
-  ], { logFile: join(work, `${name}.log`), ready: { tcp: { host: "127.0.0.1", port } }, timeoutMs: 60_000, ...(process.env.SNPROF ? { nodeArgs: ["--cpu-prof", `--cpu-prof-dir=${process.env.SNPROF}`] } : {}) });
+  const sn = await rig.supernode(name, args);
   try {
-    await cliOk(["preheat", "--supernode", url, "--plain-http", lazyRef]);
-    const manifest = (await (await fetch(`${reg.url}/v2/${repo}/manifests/v1-lazy`, { headers: { accept: "application/vnd.oci.image.manifest.v1+json" } })).json()) as { layers: Array<{ digest: string; annotations?: Record<string, string> }> };
-    const infos = requireLazyLayers(manifest.layers, lazyRef);
-    const layers: Array<{ ref: LayerRef; index: LayerIndex }> = [];
-    for (const [k, d] of manifest.layers.entries()) {
-      const ref = { registry: reg.host, repository: repo, digest: d.digest };
-      const bytes = new Uint8Array(await (await fetch(`${url}${indexRoute(ref)}`)).arrayBuffer());
-      layers.push({ ref, index: decodeIndexMembers(bytes, infos[k]!.location, { layer: d.digest }) });
-    }
+    const { url, layers, pid } = sn;
     const requests = layers.flatMap(({ ref, index }) => Array.from({ length: Math.ceil(index.chunkCount / runChunks) }, (_, k) => chunksRoute(ref, k * runChunks, Math.min(index.chunkCount, (k + 1) * runChunks) - 1)));
     const chunks = layers.reduce((n, l) => n + l.index.chunkCount, 0);
-    const pid = sn.child.pid!;
     const before = cpuTimesOf(pid);
     const mainBefore = cpuTimesOf(pid, pid);
     const t0 = performance.now();
@@ -80,7 +50,7 @@ async function serve(name: string, args: string[]): Promise<{ sec: number; bytes
     const mainAfter = cpuTimesOf(pid, pid);
     return { sec, bytes, served: chunks * clients * rounds, user: after.user - before.user, system: after.system - before.system, main: mainAfter.user + mainAfter.system - mainBefore.user - mainBefore.system };
   } finally {
-    await stopProcess(sn.child, 10_000);
+    await sn.stop();
   }
 }
 
@@ -96,6 +66,5 @@ try {
   const threads = report(`hot chunks, --api-threads ${values.threads}`, await serve("threads", ["--api-threads", values.threads]));
   console.log(`--api-threads ${values.threads} / one thread: ${(threads / hot).toFixed(2)}x the CPU per chunk`);
 } finally {
-  await reg.stop();
-  await removeWorkDir(work, log);
+  await rig.close();
 }

@@ -10,7 +10,9 @@
  * waited `MAX_BACKGROUND_WAIT_MS` (never starved, and well inside an
  * agent's deadline); with no on-demand answer in flight it starts at once.
  * An answer under way is not paused. `slots` 0 turns the gate off (every
- * background answer starts at once).
+ * background answer starts at once). It orders the supernode's core, not
+ * a full NIC: an answer ends once its bytes are in the kernel's socket
+ * buffer, and bytes queued there share the wire evenly.
  */
 
 /** Background answers sent at once while on-demand answers are being sent. */
@@ -40,22 +42,42 @@ export interface AnswerGateObserver {
   backgroundStarted?(ms: number): void;
 }
 
+/** What the gate needs; the defaults are the process's clock and timers (the fleet simulator gives its own, and its policy). */
+export interface AnswerGateComponents {
+  observer?: AnswerGateObserver;
+  now?: () => number;
+  /** Call `fn` in `ms`; returns what cancels it. */
+  after?: (ms: number, fn: () => void) => () => void;
+  rule?: typeof backgroundMayStart;
+}
+
 interface Waiter {
   since: number;
   start(): void;
 }
 
-/** See the module comment. Each answer takes a turn and calls what the turn returns when it is sent (or abandoned). */
+/** Node's timer, not keeping the process alive. */
+function unrefTimer(ms: number, fn: () => void): () => void {
+  const timer = setTimeout(fn, ms);
+  timer.unref();
+  return () => clearTimeout(timer);
+}
+
+/** See the module comment. Each answer takes a turn and calls what the turn gives when it is sent (or abandoned). */
 export class AnswerGate {
   readonly #load: AnswerLoad = { onDemand: 0, background: 0 };
   readonly #waiting: Waiter[] = [];
   readonly #observer: AnswerGateObserver;
   readonly #now: () => number;
+  readonly #after: (ms: number, fn: () => void) => () => void;
+  readonly #rule: typeof backgroundMayStart;
   readonly #slots: number;
 
-  constructor(components: { observer?: AnswerGateObserver; now?: () => number } = {}, init: { slots?: number } = {}) {
+  constructor(components: AnswerGateComponents = {}, init: { slots?: number } = {}) {
     this.#observer = components.observer ?? {};
     this.#now = components.now ?? (() => performance.now());
+    this.#after = components.after ?? unrefTimer;
+    this.#rule = components.rule ?? backgroundMayStart;
     this.#slots = init.slots ?? BACKGROUND_SLOTS;
   }
 
@@ -71,40 +93,62 @@ export class AnswerGate {
   }
 
   /**
-   * A background answer's turn: resolves when it may start, with the
-   * function to call when it ends (once); rejects with the signal's reason
-   * if the caller goes away while it waits.
+   * A background answer's turn: `start` is called (at once, or later from
+   * an answer's end or a timer) when it may start, with the function to
+   * call when it ends (once). Returns what takes it out of the queue if it
+   * has not started yet (its caller went away).
+   */
+  takeTurn(start: (end: () => void) => void): () => void {
+    const since = this.#now();
+    if (this.#waiting.length === 0 && this.#rule(this.#load, 0, this.#slots)) {
+      start(this.#startBackground(0));
+      return () => undefined;
+    }
+    const leave = () => {
+      const i = this.#waiting.indexOf(waiter);
+      if (i >= 0) this.#waiting.splice(i, 1);
+    };
+    // waited its longest: it starts whatever the load
+    const cancel = this.#after(MAX_BACKGROUND_WAIT_MS, () => {
+      leave();
+      waiter.start();
+    });
+    let started = false;
+    const waiter: Waiter = {
+      since,
+      start: () => {
+        if (started) return;
+        started = true;
+        cancel();
+        start(this.#startBackground(this.#now() - since));
+      },
+    };
+    this.#waiting.push(waiter);
+    return () => {
+      started = true;
+      cancel();
+      leave();
+    };
+  }
+
+  /**
+   * `takeTurn` as a promise: resolves when the background answer may start,
+   * with the function to call when it ends (once); rejects with the
+   * signal's reason if the caller goes away while it waits.
    */
   background(signal?: AbortSignal): Promise<() => void> {
     if (signal?.aborted) return Promise.reject(signal.reason as Error);
-    const since = this.#now();
-    if (this.#waiting.length === 0 && backgroundMayStart(this.#load, 0, this.#slots)) return Promise.resolve(this.#startBackground(0));
     return new Promise((resolve, reject) => {
-      const leave = () => {
-        const i = this.#waiting.indexOf(waiter);
-        if (i >= 0) this.#waiting.splice(i, 1);
-      };
-      // waited its longest: it starts whatever the load
-      const timer = setTimeout(() => {
-        leave();
-        waiter.start();
-      }, MAX_BACKGROUND_WAIT_MS);
-      timer.unref();
+      // (listening before the turn is taken: a turn taken at once takes the listener off again)
       const gone = () => {
-        clearTimeout(timer);
         leave();
         reject(signal!.reason);
       };
-      const waiter: Waiter = {
-        since,
-        start: () => {
-          clearTimeout(timer);
-          signal?.removeEventListener("abort", gone);
-          resolve(this.#startBackground(this.#now() - since));
-        },
-      };
       signal?.addEventListener("abort", gone, { once: true });
-      this.#waiting.push(waiter);
+      const leave = this.takeTurn((end) => {
+        signal?.removeEventListener("abort", gone);
+        resolve(end);
+      });
     });
   }
 
@@ -128,6 +172,6 @@ export class AnswerGate {
   /** Start waiting background answers, oldest first, while the rule allows. */
   #admit(): void {
     const now = this.#now();
-    while (this.#waiting.length > 0 && backgroundMayStart(this.#load, now - this.#waiting[0]!.since, this.#slots)) this.#waiting.shift()!.start();
+    while (this.#waiting.length > 0 && this.#rule(this.#load, now - this.#waiting[0]!.since, this.#slots)) this.#waiting.shift()!.start();
   }
 }

@@ -32,8 +32,8 @@
  *   agent's `DemandActivity`; the rest streams in only while that says the
  *   host is not busy (`QUIET_MS`), or one run per `MAX_YIELD_MS` beside the
  *   reads, as the prefetcher does; at a supernode, a background answer
- *   waits its turn while on-demand ones are sent, as its `AnswerGate`
- *   decides (`backgroundMayStart`).
+ *   waits its turn while on-demand ones are sent, at its `AnswerGate` (on
+ *   the simulated clock, with the policy's `backgroundMayStart`).
  *
  * A run streams: its chunks cross the path one after another, each one's
  * CPU on arrival (verify, store) overlapping the next one's transfer. A
@@ -49,7 +49,7 @@ import { DemandActivity } from "@shoal/base";
 import { DEFAULT_HEDGE_MS, hedgeDelayMs, latencyAverage, MAX_RUN_BYTES, MAX_YIELD_MS, PEER_LIST_TTL_MS, planPeerRun, prefetchOrder, QUIET_MS, startupRuns, takeRun, type ChunkPos, type Run } from "@shoal/fetch";
 import { announcePaceMs, ANNOUNCE_EVERY_MS, bitmapHas, decodeChunkBitmap, encodeChunkBitmap, rankSupernodes, type Holder } from "@shoal/swarm";
 import { DEFAULT_MAX_UPLOADS } from "@shoal/p2p";
-import { backgroundMayStart, DEFAULT_TRACKER_TTL_MS, MAX_BACKGROUND_WAIT_MS, PeerTable, type AnswerLoad } from "@shoal/supernode";
+import { AnswerGate, backgroundMayStart, DEFAULT_TRACKER_TTL_MS, PeerTable } from "@shoal/supernode";
 import { EventQueue } from "./events.ts";
 import { Network, type Leg, type Link } from "./network.ts";
 
@@ -209,9 +209,8 @@ interface Supernode {
   /** What it lists itself as holding when it answers as the tracker (its seed's bitmap, `SEED_HOLDING_TTL_MS` old at most). */
   holding: { at: number; bits: Uint8Array | undefined };
   lost: boolean;
-  /** HTTP answers it sends now, and background ones waiting for their turn (its `AnswerGate`). */
-  answering: AnswerLoad;
-  turns: Array<{ since: number; start: () => void }>;
+  /** Where its HTTP answers take their turns. */
+  gate: AnswerGate;
 }
 
 /**
@@ -258,11 +257,13 @@ export function simulateFleet(s: FleetScenario, policies: FleetPolicies = SHOAL_
   const urls = Array.from({ length: s.supernodes }, (_, k) => `http://supernode-${k}:7070`);
   // a preheat fills each supernode with the chunks it owns (the preheat split ranks as the fetchers do)
   const owners = digests.map((d) => policies.rankSupernodes(d, urls)[0]);
+  /** A supernode's answer gate, on the simulated clock. */
+  const gateOf = () => new AnswerGate({ now: () => events.now, after: (ms, fn) => (events.after(ms, fn), () => undefined), rule: policies.backgroundMayStart });
   const supernodes: Supernode[] = urls.map((url, k) => ({
     url, up: net.link(`sn${k}-up`, s.supernodeNic), down: net.link(`sn${k}-down`, s.supernodeNic), cpu: cpu(`sn${k}-cpu`, s.supernodeCores),
     threads: (s.supernodeApiThreads ?? 0) > 0 ? net.link(`sn${k}-threads`, s.supernodeApiThreads!, 1) : undefined,
     held: Array.from({ length: s.chunks }, (_, c) => s.preheated && owners[c] === url), waiting: new Map(), streams: new Map(), served: 0, seeded: 0, uploads: 0, holding: { at: Number.NEGATIVE_INFINITY, bits: undefined }, lost: false,
-    answering: { onDemand: 0, background: 0 }, turns: [],
+    gate: gateOf(),
   }));
   const byUrl = new Map(supernodes.map((n) => [n.url, n]));
   const tracker = new PeerTable({ now: () => events.now }, { ttlMs: DEFAULT_TRACKER_TTL_MS });
@@ -404,45 +405,16 @@ export function simulateFleet(s: FleetScenario, policies: FleetPolicies = SHOAL_
   /** The legs of a supernode's API thread for an HTTP stream, when it has threads. */
   const threadLegs = (n: Supernode): Leg[] => (n.threads ? cpuLegs(n.threads, s.supernodeThreadCpuPerChunkMs ?? 0) : []);
 
-  /** Start `n`'s background answers waiting their turn, oldest first, as its gate allows. */
-  const admit = (n: Supernode) => {
-    while (n.turns.length > 0 && policies.backgroundMayStart(n.answering, events.now - n.turns[0]!.since)) n.turns.shift()!.start();
-  };
-
-  /** `then` when supernode `n` starts an answer (a background one in its turn), with what to call when it is sent. */
-  const answerTurn = (n: Supernode, background: boolean, then: (end: () => void) => void) => {
-    const key = background ? "background" : "onDemand";
-    const start = () => {
-      n.answering[key]++;
-      let ended = false;
-      then(() => {
-        if (ended) return;
-        ended = true;
-        n.answering[key]--;
-        admit(n);
-      });
+  /** Chunks `ids` of `owner` to `h` over HTTP (a background answer in its turn at the supernode's gate), the origin's first when the supernode lacks them. */
+  const fromSupernode = (h: Host, owner: Supernode, ids: readonly number[], background: boolean, done: (unsent: number[]) => void) => {
+    const answer = (end: () => void) => {
+      if (!owner.lost) return answerFrom(h, owner, ids, end, done);
+      end();
+      done([...ids]);
     };
-    if (!background || (n.turns.length === 0 && policies.backgroundMayStart(n.answering, 0))) return start();
-    const turn = { since: events.now, start };
-    n.turns.push(turn);
-    // waited its longest: it starts whatever the load
-    events.after(MAX_BACKGROUND_WAIT_MS, () => {
-      const i = n.turns.indexOf(turn);
-      if (i < 0) return;
-      n.turns.splice(i, 1);
-      start();
-    });
+    if (background) owner.gate.takeTurn(answer);
+    else answer(owner.gate.onDemand());
   };
-
-  /** Chunks `ids` of `owner` to `h` over HTTP (a background answer in its turn), the origin's first when the supernode lacks them. */
-  const fromSupernode = (h: Host, owner: Supernode, ids: readonly number[], background: boolean, done: (unsent: number[]) => void) =>
-    answerTurn(owner, background, (end) => {
-      if (owner.lost) {
-        end();
-        return done([...ids]);
-      }
-      answerFrom(h, owner, ids, end, done);
-    });
 
   const answerFrom = (h: Host, owner: Supernode, ids: readonly number[], end: () => void, done: (unsent: number[]) => void) => {
     owner.served += ids.length * s.chunkBytes;

@@ -80,8 +80,7 @@ export function sendError(res: ServerResponse, err: unknown): void {
     res.destroy();
     return;
   }
-  const a = errorAnswer(err);
-  res.writeHead(a.status, a.headers).end(a.body);
+  sendJson(res, httpStatusOf(err), errorBody(err));
 }
 
 /**

@@ -145,11 +145,12 @@ export async function answerChunks(c: ApiComponents, req: RequestHead, url: URL,
   const { layer, opts } = blobRequest(req, url, CHUNKS_PREFIX, signal);
   const priority = req.headers[PRIORITY_HEADER];
   if (priority !== undefined && priority !== "background") throw new BadRequestError(`header ${PRIORITY_HEADER} must be background or absent`);
+  const background = priority !== undefined;
   const firstChunk = decimal(url.searchParams, "first");
   const lastChunk = decimal(url.searchParams, "last");
-  const end = priority ? await c.gate.background(signal) : c.gate.onDemand();
+  const end = background ? await c.gate.background(signal) : c.gate.onDemand();
   try {
-    await sendChunks(c, layer, firstChunk, lastChunk, { ...opts, ...(priority ? { background: true } : {}) }, sink, url);
+    await sendChunks(c, layer, firstChunk, lastChunk, { ...opts, ...(background ? { background } : {}) }, sink, url);
   } finally {
     end();
   }

@@ -27,9 +27,10 @@ export const BACKGROUND_RUN_BYTES = 1 << 20;
  * (`spread`, the default; from chunk 0 otherwise), so that agents streaming
  * the same image at the same moment hold different chunks early and can
  * serve each other. Positions outside the layers and repeats are dropped;
- * `startup` is how many of `order` came from `first`.
+ * `startup` is how many of `order` came from `first`; `from`, for each
+ * layer, the chunk its part of the stream begins from.
  */
-export function prefetchOrder(chunkCounts: readonly number[], first: readonly ChunkPos[], opts: { spread?: boolean; random?: () => number } = {}): { order: ChunkPos[]; startup: number } {
+export function prefetchOrder(chunkCounts: readonly number[], first: readonly ChunkPos[], opts: { spread?: boolean; random?: () => number } = {}): { order: ChunkPos[]; startup: number; from: number[] } {
   const seen = new Set<string>();
   const order: ChunkPos[] = [];
   const add = (p: ChunkPos) => {
@@ -42,11 +43,12 @@ export function prefetchOrder(chunkCounts: readonly number[], first: readonly Ch
   for (const p of first) add(p);
   const startup = order.length;
   const random = opts.random ?? Math.random;
-  chunkCounts.forEach((n, li) => {
+  const from = chunkCounts.map((n, li) => {
     const start = opts.spread === false || n === 0 ? 0 : Math.floor(random() * n);
     for (let k = 0; k < n; k++) add([li, (start + k) % n]);
+    return start;
   });
-  return { order, startup };
+  return { order, startup, from };
 }
 
 /**

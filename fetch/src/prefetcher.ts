@@ -52,6 +52,8 @@ export interface PrefetchProgress {
   startupDone: boolean;
   /** The first few chunks of the order, for inspection. */
   head: ChunkPos[];
+  /** Each layer's chunk count and the chunk its part of the stream began from (random with `spread`): what the fleet simulator replays. */
+  layers: Array<{ chunks: number; from: number }>;
 }
 
 
@@ -66,6 +68,7 @@ export class PrefetchJob {
   private readonly logger: Logger;
   private readonly layers: RemoteLayer[];
   private readonly order: ChunkPos[];
+  private readonly from: number[];
   private readonly controller = new AbortController();
   private readonly limiter: RateLimit;
   private readonly demand: DemandActivity;
@@ -103,6 +106,7 @@ export class PrefetchJob {
     this.concurrency = init.concurrency ?? PREFETCH_CONCURRENCY;
     const planned = prefetchOrder(this.layers.map((l) => l.index.chunkCount), init.first ?? [], { ...(init.spread !== undefined ? { spread: init.spread } : {}), ...(init.random ? { random: init.random } : {}) });
     this.order = planned.order;
+    this.from = planned.from;
     this.startupChunks = planned.startup;
     this.done = this.run();
   }
@@ -133,6 +137,7 @@ export class PrefetchJob {
     return {
       chunksDone: seen.chunksDone, chunksTotal: this.order.length, bytesDone: seen.bytesDone, bytesTotal: seen.bytesTotal,
       finished: this.finishedFlag, inflated: this.inflatedFlag, failures: this.failures, startupChunks: this.startupChunks, startupDone: this.startupFlag, head: this.order.slice(0, 8),
+      layers: this.layers.map((l, li) => ({ chunks: l.index.chunkCount, from: this.from[li]! })),
     };
   }
 

@@ -326,6 +326,15 @@ describe("PrefetchJob", () => {
     expect(job.progress()).toMatchObject({ finished: true, chunksDone: layer.index.chunkCount });
   });
 
+  it("says where each layer's part of the stream began", async () => {
+    const { layer, blob } = await layerFixture();
+    const f = new Fetcher({ cache: new MemoryChunkCache(), sources: [new MemorySource(blob)], logger });
+    const n = layer.index.chunkCount;
+    const job = new PrefetchJob({ fetcher: f, logger }, { layers: [layer], rateBytesPerSec: 1e9, concurrency: 1, random: () => 0.5 });
+    await job.done;
+    expect(job.progress().layers).toEqual([{ chunks: n, from: Math.floor(n / 2) }]);
+  });
+
   it("retries every chunk of a background run that failed, not only its first", async () => {
     const { layer, blob } = await layerFixture();
     const src = new MemorySource(blob);

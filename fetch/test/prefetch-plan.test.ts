@@ -3,13 +3,24 @@ import { prefetchOrder, startupRuns, takeRun, type ChunkPos } from "../src/index
 
 describe("prefetchOrder", () => {
   it("takes the startup order first, then each layer from a random chunk wrapping around, each chunk once", () => {
-    const { order, startup } = prefetchOrder([4, 3], [[1, 2], [0, 9], [1, 2], [0, 1]], { random: () => 0.5 });
+    const { order, startup, from } = prefetchOrder([4, 3], [[1, 2], [0, 9], [1, 2], [0, 1]], { random: () => 0.5 });
     expect(startup).toBe(2); // [0, 9] is outside layer 0, and [1, 2] came twice
     expect(order).toEqual([[1, 2], [0, 1], [0, 2], [0, 3], [0, 0], [1, 1], [1, 0]]);
+    expect(from).toEqual([2, 1]); // where each layer's part began, the startup chunks taken out or not
+  });
+
+  it("says where each layer's part began, drawn once per non-empty layer", () => {
+    const draws = [0.99, 0.25];
+    const { from, order } = prefetchOrder([5, 0, 4], [], { random: () => draws.shift()! });
+    expect(from).toEqual([4, 0, 1]);
+    expect(order.slice(0, 2)).toEqual([[0, 4], [0, 0]]);
+    expect(order[5]).toEqual([2, 1]);
   });
 
   it("starts each layer at chunk 0 when not spread", () => {
-    expect(prefetchOrder([3], [], { spread: false, random: () => 0.9 }).order).toEqual([[0, 0], [0, 1], [0, 2]]);
+    const { order, from } = prefetchOrder([3], [], { spread: false, random: () => 0.9 });
+    expect(order).toEqual([[0, 0], [0, 1], [0, 2]]);
+    expect(from).toEqual([0]);
   });
 });
 

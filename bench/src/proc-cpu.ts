@@ -25,3 +25,20 @@ export function cpuSecondsOf(pid: number | undefined): number {
   const t = cpuTimesOf(pid);
   return t.user + t.system;
 }
+
+/** This machine's CPU seconds so far, summed over its cores (/proc/stat): busy (user, nice, system, irq, softirq) and stolen by the hypervisor. */
+export interface MachineCpu {
+  busy: number;
+  steal: number;
+}
+
+/** {@link MachineCpu} as /proc/stat's `cpu` line has it now; zeros where /proc is not Linux's. */
+export function machineCpuTimes(): MachineCpu {
+  try {
+    const line = readFileSync("/proc/stat", "utf8").split("\n", 1)[0]!;
+    const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = line.trim().split(/\s+/).slice(1).map(Number);
+    return { busy: (user + nice + system + irq + softirq) / USER_HZ, steal: steal / USER_HZ };
+  } catch {
+    return { busy: 0, steal: 0 };
+  }
+}

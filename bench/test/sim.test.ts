@@ -87,6 +87,14 @@ describe("simulateFleet", () => {
     expect(hostToHost(lockstep)).toBeLessThan(hostToHost(spread) / 4);
   });
 
+  it("replays where each host's prefetch began each layer: begun together, hosts serve each other less than begun apart", () => {
+    const slow = { ...scenario, originEgress: 5e6, layerChunks: [80, 40] };
+    const together = simulateFleet({ ...slow, prefetchFrom: Array.from({ length: slow.hosts }, () => [0, 0]) });
+    const apart = simulateFleet({ ...slow, prefetchFrom: Array.from({ length: slow.hosts }, (_, i) => [i * 10, i * 5]) });
+    expect(hostToHost(together)).toBeLessThan(hostToHost(apart) / 4);
+    expect(() => simulateFleet({ ...slow, layerChunks: [80, 41] })).toThrow(/not the image's 120/);
+  });
+
   it("asks peers whom the fetcher's planPeerRun picks: a plan that finds no holder sends every run to the supernodes", () => {
     const none = simulateFleet({ ...scenario, staggerMs: 20_000 }, { ...SHOAL_POLICIES, planPeerRun: (_holders, ids) => ids[0]! });
     expect(none.peerBytes).toBe(0);

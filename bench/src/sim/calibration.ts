@@ -22,8 +22,13 @@
  * those costs is measured from its own CPU seconds and given to its
  * simulation, for the agents and the supernode apart. That inflation
  * belongs to the test machine, not to a fleet whose hosts have cores of
- * their own: the predictions use the uninflated costs. Every other figure
- * (times, bytes by source) is the simulator's own.
+ * their own: the predictions use the uninflated costs. Each pass is
+ * simulated on the cores the machine had during it (less what the
+ * hypervisor stole) and with its agents' prefetch beginning each layer
+ * where the real ones began (`prefetchLayers`): those few random draws
+ * decide how much hosts can serve each other, and were most of a pass's
+ * spread from run to run. Every other figure (times, bytes by source) is
+ * the simulator's own, averaged over `SIM_RUNS` simulations.
  */
 import { ANNOUNCE_CHANGED_MS } from "@shoal/swarm";
 import { PREFETCH_CONCURRENCY, STARTUP_CONCURRENCY } from "@shoal/fetch";
@@ -92,8 +97,9 @@ function chunksOf(p: ShoalPass, chunkBytes: number): { http: number; peer: numbe
 
 /** See the module comment; needs the cold passes at N = 1 and 4, and the preheated N = 1 (without it, the seed costs as HTTP does). */
 export function fitCosts(real: SwarmBenchResult): FittedCosts {
-  // 256 KiB of tar per chunk; the lazy blob's bytes shared among them
-  const chunks = Math.round(real.image.uncompressedBytes / (256 * 1024));
+  // the layers' chunks as the agents counted them, else 256 KiB of tar per chunk; the lazy blob's bytes shared among them
+  const counted = real.rows.flatMap((r) => [r.shoal, r.preheated]).find((p) => p && !("failed" in p) && p.prefetchLayers) as ShoalPass | undefined;
+  const chunks = counted ? counted.prefetchLayers!.chunks.reduce((a, b) => a + b, 0) : Math.round(real.image.uncompressedBytes / (256 * 1024));
   const chunkBytes = real.image.lazyBytes / chunks;
   const one = mustPass(real, 1);
   const four = mustPass(real, 4);
@@ -135,15 +141,34 @@ function solve3(a: number[][], b: number[]): [number, number, number] {
   return [col(0) / d, col(1) / d, col(2) / d];
 }
 
-/** The real bench's scenario for `n` hosts, as the simulator takes it. */
-export function calibrationScenario(real: SwarmBenchResult, fit: FittedCosts, n: number, preheated: boolean, inflation: Inflation = { agents: 1, supernode: 1 }): FleetScenario {
+/** The cores of the machine the real bench runs on. */
+const BENCH_CORES = 2;
+
+/** Simulations of each real pass, their figures averaged: the model's expectation, not one draw of its peer picks. */
+export const SIM_RUNS = 4;
+
+/** The cores `pass` had: the machine's, less what the hypervisor stole during it (when it was measured). */
+export function coresOf(pass: ShoalPass | undefined): number {
+  const steal = pass?.machineSec?.steal ?? 0;
+  return pass && pass.sec > 0 ? Math.max(1, BENCH_CORES - steal / pass.sec) : BENCH_CORES;
+}
+
+/**
+ * The real bench's scenario for `n` hosts, as the simulator takes it; with
+ * `pass`, its cores (`coresOf`) and where its agents' prefetch began each
+ * layer, replayed (when it recorded that).
+ */
+export function calibrationScenario(real: SwarmBenchResult, fit: FittedCosts, n: number, preheated: boolean, inflation: Inflation = { agents: 1, supernode: 1 }, pass?: ShoalPass): FleetScenario {
   const a = inflation.agents;
+  const layers = pass?.prefetchLayers;
+  const replay = layers && layers.from.length === n && layers.chunks.reduce((x, y) => x + y, 0) === fit.chunks ? { layerChunks: layers.chunks, prefetchFrom: layers.from } : {};
   return {
+    ...replay,
     hosts: n, supernodes: 1, chunks: fit.chunks, chunkBytes: fit.chunkBytes, startupChunks: 0,
     hostNic: (real.hostMbit * 1e6) / 8, supernodeNic: (real.hostMbit * 1e6) / 8, originEgress: (real.registryMbit * 1e6) / 8,
     dcLatencyMs: 0.2, originLatencyMs: 0.5, cpuPerChunkMs: a * fit.receiveMs, peerReceiveCpuPerChunkMs: a * fit.peerReceiveMs, cpuPerServedChunkMs: a * fit.peerServeMs,
     supernodeCpuPerChunkMs: inflation.supernode * fit.supernodeMs, supernodeSeedCpuPerChunkMs: inflation.supernode * fit.seedMs,
-    supernodeCpuPerOriginChunkMs: inflation.supernode * fit.supernodeOriginMs, mountCpuMs: a * fit.mountMs, sharedCores: 2,
+    supernodeCpuPerOriginChunkMs: inflation.supernode * fit.supernodeOriginMs, mountCpuMs: a * fit.mountMs, sharedCores: coresOf(pass),
     onDemandInFlight: STARTUP_CONCURRENCY, backgroundInFlight: PREFETCH_CONCURRENCY, announceEveryMs: ANNOUNCE_CHANGED_MS,
     preheated, staggerMs: 0, seed: 1,
   };
@@ -155,11 +180,16 @@ export function calibrate(real: SwarmBenchResult, fit: FittedCosts, hosts: reado
     const p = passOf(real, n, preheated);
     if (!p) return [];
     const inflation = inflationOf(fit, n, p, preheated);
-    const o = simulateFleet(calibrationScenario(real, fit, n, preheated, inflation));
+    const scenario = calibrationScenario(real, fit, n, preheated, inflation, p);
+    const runs = Array.from({ length: SIM_RUNS }, (_, k): Figures => {
+      const o = simulateFleet({ ...scenario, seed: k + 1 });
+      return { sec: o.allLocalMs / 1000, fastestSec: o.allLocalPerHostMs[0]! / 1000, originBytes: o.originBytes, supernodeBytes: o.supernodeBytes[0]!, peerBytes: o.peerBytes, seedBytes: o.seedBytes[0]! };
+    });
+    const mean = (k: keyof Figures) => runs.reduce((sum, f) => sum + f[k], 0) / runs.length;
     return [{
       n, preheated, inflation,
       real: { sec: p.sec, fastestSec: p.perHostSec.min, originBytes: p.registryBytes, supernodeBytes: p.sources.supernode ?? 0, peerBytes: p.sources.peer ?? 0, seedBytes: p.seedBytes ?? Number.NaN },
-      sim: { sec: o.allLocalMs / 1000, fastestSec: o.allLocalPerHostMs[0]! / 1000, originBytes: o.originBytes, supernodeBytes: o.supernodeBytes[0]!, peerBytes: o.peerBytes, seedBytes: o.seedBytes[0]! },
+      sim: { sec: mean("sec"), fastestSec: mean("fastestSec"), originBytes: mean("originBytes"), supernodeBytes: mean("supernodeBytes"), peerBytes: mean("peerBytes"), seedBytes: mean("seedBytes") },
     }];
   }));
 }

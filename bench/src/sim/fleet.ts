@@ -25,9 +25,11 @@
  *   alone in the fetcher's hedged race: from one of two random holders,
  *   the supernode asked too once the peer is slower than `hedgeDelayMs`
  *   of the host's average peer latency (`latencyAverage`);
- * - the prefetcher's order (`prefetchOrder`) and its requests: the startup
+ * - the prefetcher's order (`prefetchOrder`; its random draw of where each
+ *   layer begins, or a real run's, replayed) and its requests: the startup
  *   chunks as `startupRuns`, `STARTUP_CONCURRENCY` at once, then the rest
- *   as `takeRun` takes them, `PREFETCH_CONCURRENCY` at once;
+ *   as `takeRun` takes them, `PREFETCH_CONCURRENCY` at once (numbered
+ *   across the layers, a run may span two);
  * - on-demand before background: the startup runs count as reads in the
  *   agent's `DemandActivity`; the rest streams in only while that says the
  *   host is not busy (`QUIET_MS`), or one run per `MAX_YIELD_MS` beside the
@@ -137,6 +139,17 @@ export interface FleetScenario {
   supernodeLostAtMs?: number;
   /** The tracker lists its supernode as the swarm's seed (as `SwarmSeed` does; default true). */
   seedListed?: boolean;
+  /**
+   * The image's layers' chunk counts, bottom first, summing to `chunks`
+   * (default: one layer); the chunks are numbered across them.
+   */
+  layerChunks?: readonly number[];
+  /**
+   * Where host i's prefetch begins each layer: `prefetchFrom[i]`, a real
+   * run's, replayed (the agents' status has it); hosts without one draw
+   * their own, as the prefetcher does.
+   */
+  prefetchFrom?: readonly (readonly number[])[];
   seed: number;
 }
 
@@ -267,8 +280,21 @@ export function simulateFleet(s: FleetScenario, policies: FleetPolicies = SHOAL_
   }));
   const byUrl = new Map(supernodes.map((n) => [n.url, n]));
   const tracker = new PeerTable({ now: () => events.now }, { ttlMs: DEFAULT_TRACKER_TTL_MS });
+  const layers = s.layerChunks ?? [s.chunks];
+  if (layers.reduce((a, b) => a + b, 0) !== s.chunks) throw new Error(`the layers' chunks (${layers.join(" + ")}) are not the image's ${s.chunks}`);
+  const firstOf = layers.map((_, li) => layers.slice(0, li).reduce((a, b) => a + b, 0));
+  const layerOf = (c: number): ChunkPos => {
+    const li = firstOf.findLastIndex((f) => f <= c);
+    return [li, c - firstOf[li]!];
+  };
+  /** A host's prefetch order as `prefetchOrder` gives it, in the image's chunk numbers (layer 0); from `from` (each layer's first chunk) when given. */
+  const prefetchOf = (from: readonly number[] | undefined) => {
+    const draws = from && layers.flatMap((n, li) => (n > 0 ? [(from[li]! + 0.5) / n] : []));
+    const planned = policies.prefetchOrder(layers, Array.from({ length: s.startupChunks }, (_, c) => layerOf(c)), { random: draws ? () => draws.shift()! : rand });
+    return { order: planned.order.map(([li, c]): ChunkPos => [0, firstOf[li]! + c]), startup: planned.startup };
+  };
   const hosts: Host[] = Array.from({ length: s.hosts }, (_, i) => {
-    const { order, startup } = policies.prefetchOrder([s.chunks], Array.from({ length: s.startupChunks }, (_, c): ChunkPos => [0, c]), { random: rand });
+    const { order, startup } = prefetchOf(s.prefetchFrom?.[i]);
     return {
       id: `host-${i}`, up: net.link(`h${i}-up`, s.hostNic), down: net.link(`h${i}-down`, s.hostNic), cpu: cpu(`h${i}-cpu`),
       held: Array<boolean>(s.chunks).fill(false), asked: Array<boolean>(s.chunks).fill(false), count: 0, startupHeld: 0,

@@ -1,6 +1,6 @@
 // The fleet at scale (issue 29), one command: calibration of the fleet
 // simulator against the real swarm bench, then its predictions.
-//   node bench/src/sim/main.ts [--real FILE] [--save FILE] [--hosts 100,1000,10000] [--supernodes 1,10] [--svg DIR] [--only NAME] [--step MS]
+//   node bench/src/sim/main.ts [--real FILE] [--save FILE] [--hosts 100,1000,10000] [--supernodes 1,10] [--svg DIR] [--only NAME] [--step MS] [--calibration-only]
 // Without --real it runs bench/src/swarm for real at N = 1, 4, 8, 16 (as
 // root; about 5 minutes) and --save keeps that result; --real FILE reads a
 // kept one (bench/src/sim/swarm-*.json) and takes seconds.
@@ -11,7 +11,7 @@
 // 10 s, and one supernode lost mid-peak.
 // --svg DIR: also write DIR/sim-first-work.svg and DIR/sim-origin.svg.
 // --only NAME: that scenario alone; --step MS: the network's step (coarser
-// for 10,000 hosts: 50).
+// for 10,000 hosts: 50); --calibration-only: no predictions.
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -23,7 +23,7 @@ import { lineChart, type Series } from "./plot.ts";
 const { values } = parseArgs({
   options: {
     real: { type: "string" }, save: { type: "string" }, hosts: { type: "string", default: "1,100,1000" }, supernodes: { type: "string", default: "10" }, svg: { type: "string" },
-    only: { type: "string" }, step: { type: "string" },
+    only: { type: "string" }, step: { type: "string" }, "calibration-only": { type: "boolean", default: false },
   },
 });
 const real: SwarmBenchResult = values.real
@@ -35,6 +35,7 @@ const fit = fitCosts(real);
 console.log("## Calibration: the swarm bench, real against simulated\n");
 console.log(formatCalibration(fit, calibrate(real, fit, real.rows.map((r) => r.n))));
 
+if (values["calibration-only"]) process.exit(0);
 console.log("\n## Predictions\n");
 const predictions: Prediction[] = [];
 for (const supernodes of values.supernodes.split(",").map(Number)) {

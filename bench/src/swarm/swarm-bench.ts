@@ -12,7 +12,7 @@ import { mkdtemp, mkdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DEFAULT_CLI, layerBytes, shoalCli } from "../shoal-cli.ts";
-import { cpuSecondsOf } from "../proc-cpu.ts";
+import { cpuSecondsOf, machineCpuTimes, type MachineCpu } from "../proc-cpu.ts";
 import { realisticImage, withoutProxies } from "../setup.ts";
 import { installExitHook, liveWorkDirs, stopProcess, sweepStaleWorkDirs } from "../leftovers.ts";
 import { callAgent } from "@shoal/agent/client";
@@ -79,6 +79,20 @@ export interface ShoalPass {
    * all, the pass cannot finish before `cpuSec.total / cores`.
    */
   cpuSec: { agents: number; supernode: number; registry: number; total: number };
+  /**
+   * The whole machine's CPU seconds during the pass (/proc/stat, all
+   * cores): busy (these processes, the kernel's networking, the bench
+   * itself) and stolen by the hypervisor, which the machine did not get to
+   * run at all. Absent in results kept before it was measured.
+   */
+  machineSec?: MachineCpu;
+  /**
+   * The image's layers' chunk counts, and for each agent the chunk its
+   * prefetch began each layer from (random: the largest source of one
+   * pass's spread, which the fleet simulator replays). Absent in results
+   * kept before it was recorded.
+   */
+  prefetchLayers?: { chunks: number[]; from: number[][] };
   /** (c) only: the preheat. */
   preheatSec?: number;
   preheatRegistryBytes?: number;
@@ -112,7 +126,7 @@ let { cliOk, daemon } = shoalCli(CLI);
 interface AgentStatusLite {
   sources: Record<string, { chunks: number; bytes: number }>;
   hedges?: number;
-  images: Array<{ prefetch?: { finished: boolean; chunksDone: number; chunksTotal: number; failures?: number } }>;
+  images: Array<{ prefetch?: { finished: boolean; chunksDone: number; chunksTotal: number; failures?: number; layers?: Array<{ chunks: number; from: number }> } }>;
 }
 
 
@@ -200,6 +214,7 @@ async function runShoal(c: ShoalCtx, tag: string): Promise<ShoalPass> {
       registry: cpuSecondsOf(c.reg.pid),
     });
     const cpu0 = cpu();
+    const machine0 = machineCpuTimes();
     c.log(`  ${tag}: ${c.hosts.length} agents ready; mounting all at once`);
     const t0 = performance.now();
     const mountSecs = await Promise.all(c.hosts.map(async (_, i) => {
@@ -231,6 +246,7 @@ async function runShoal(c: ShoalCtx, tag: string): Promise<ShoalPass> {
     }
     const total = Math.max(...doneAt.map((d) => d!));
     const cpu1 = cpu();
+    const machine1 = machineCpuTimes();
     const cpuSec = {
       agents: cpu1.agents - cpu0.agents,
       supernode: cpu1.supernode - cpu0.supernode,
@@ -242,11 +258,14 @@ async function runShoal(c: ShoalCtx, tag: string): Promise<ShoalPass> {
     const after = c.reg.stats();
     const sources: SourceBytes = {};
     let hedges = 0;
+    const layers: Array<Array<{ chunks: number; from: number }> | undefined> = [];
     for (let i = 0; i < c.hosts.length; i++) {
       const s = await callAgent<AgentStatusLite>(roots[i]!, "GET", "/v1/status", undefined, { timeoutMs: 30_000 });
       for (const [k, v] of Object.entries(s.sources)) sources[k] = (sources[k] ?? 0) + v.bytes;
       hedges += s.hedges ?? 0;
+      layers.push(s.images[0]?.prefetch?.layers);
     }
+    const prefetchLayers = layers.every((l) => l !== undefined) ? { chunks: layers[0]!.map((l) => l.chunks), from: layers.map((ls) => ls!.map((l) => l.from)) } : undefined;
     const metrics = await (await fetch(`http://${c.supernode.nsAddr}:${SUPERNODE_METRICS_PORT}/metrics`, { signal: AbortSignal.timeout(10_000) })).text();
     const seedBytes = Number(/^shoal_supernode_upload_bytes (\d+)/m.exec(metrics)?.[1] ?? Number.NaN);
     return {
@@ -259,6 +278,8 @@ async function runShoal(c: ShoalCtx, tag: string): Promise<ShoalPass> {
       seedBytes,
       hedges,
       cpuSec,
+      machineSec: { busy: machine1.busy - machine0.busy, steal: machine1.steal - machine0.steal },
+      ...(prefetchLayers ? { prefetchLayers } : {}),
       ...(preheatSec !== undefined ? { preheatSec, preheatRegistryBytes } : {}),
     };
   } finally {

@@ -5,7 +5,7 @@
  * peers that stay silent). A tracker with many peers asks for a slower pace
  * (`announcePaceMs`): new chunks are then announced at most once per pace,
  * and an unchanged holding at least once per pace or ten seconds, whichever
- * is longer.
+ * is longer. One announce is in flight at a time.
  */
 import { chunkHolding, ANNOUNCE_CHANGED_MS, ANNOUNCE_EVERY_MS, type LayerHolding, type PeerInfo, type TrackerClient } from "@shoal/swarm";
 import type { RemoteLayer } from "./remote-layer.ts";
@@ -46,6 +46,10 @@ export class Announcer {
   #lastAt = 0;
   /** The pace the trackers last asked for, ms (0: none). */
   #paceMs = 0;
+  /** The announce in flight (one at a time: a tracker takes a peer's announces only in the order they were signed). */
+  #sending: Promise<void> | undefined;
+  /** The mounts changed while one was in flight: announce again once it ends. */
+  #again = false;
 
   constructor(components: AnnouncerComponents, init: { changedMs?: number; everyMs?: number } = {}) {
     this.#c = components;
@@ -58,6 +62,7 @@ export class Announcer {
     this.#timer ??= setInterval(() => {
       const since = Date.now() - this.#lastAt;
       const changed = this.#c.version() !== this.#lastVersion;
+      if (this.#sending) return;
       if ((changed && since >= this.#paceMs) || since >= Math.max(this.#everyMs, this.#paceMs)) void this.announce();
     }, this.#changedMs).unref();
   }
@@ -67,8 +72,28 @@ export class Announcer {
     this.#timer = undefined;
   }
 
-  /** Announce now (the mounts changed). Failures are logged by the tracker client. */
-  async announce(): Promise<void> {
+  /**
+   * Announce now (the mounts changed); while one is in flight, once more
+   * after it: never two at once, since a tracker refuses an announce signed
+   * before the last it took as a replay, and two sent together may arrive
+   * in either order. Resolves when what was asked is sent. Failures are
+   * logged by the tracker client.
+   */
+  announce(): Promise<void> {
+    if (this.#sending) {
+      this.#again = true;
+      return this.#sending;
+    }
+    this.#sending = (async () => {
+      do {
+        this.#again = false;
+        await this.#announceOnce();
+      } while (this.#again);
+    })().finally(() => (this.#sending = undefined));
+    return this.#sending;
+  }
+
+  async #announceOnce(): Promise<void> {
     this.#lastVersion = this.#c.version();
     this.#lastAt = Date.now();
     const pace = await this.#c.tracker.announce(this.#c.self.addrs, holdings(this.#c.layers(), (l, i) => this.#c.has(l, i)));

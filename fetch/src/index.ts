@@ -10,7 +10,7 @@ export { PrefetchJob, MAX_YIELD_MS, QUIET_MS, PREFETCH_CONCURRENCY, STARTUP_CONC
 export { prefetchOrder, startupRuns, takeRun, BACKGROUND_RUN_BYTES, type ChunkPos, type Run, type LengthOf } from "./prefetch-plan.ts";
 export { RegistrySource } from "./sources/registry-source.ts";
 export { SupernodeSource } from "./sources/supernode-source.ts";
-export { PeerSource, planPeerRun, PEER_LIST_TTL_MS, type ChunkPeerLike, type PeerDirectory } from "./sources/peer-source.ts";
+export { PeerSource, planPeerRun, PEER_LIST_TTL_MS, UNREACHABLE_SET_ASIDE_MS, type ChunkPeerLike, type PeerDirectory } from "./sources/peer-source.ts";
 export { openImage, lazyLayersOf, layerSlotsOf, fetchIndexBytes, decodeLayerIndex, RegistryIndexSource, type IndexSource, type OpenedImage, type SeekableLoader } from "./image.ts";
 export { LocalSeekableIndexSource, fetchSeekableIndex, decodeSeekableLayerIndex, auditSeekableLayer, loadWindow, windowLoaderOf, type FetchedSeekableIndex, type SeekableIndexSource, type WindowLoader } from "./seekable.ts";
 export { Announcer, holdings, type AnnouncerComponents } from "./announcer.ts";

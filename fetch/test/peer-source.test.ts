@@ -1,10 +1,11 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { pino } from "pino";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
+import { ShoalError } from "@shoal/base";
 import { chunkDigest, convertLayer, OCI_LAYER_TAR } from "@shoal/blockindex";
 import { bitmapHas, decodeChunkBitmap, encodeChunkBitmap, type Holder, type PeerInfo } from "@shoal/swarm";
 import { writeTar } from "@shoal/testkit";
-import { holdings, PeerSource, planPeerRun, type ChunkPeerLike, type PeerDirectory, type RemoteLayer } from "../src/index.ts";
+import { holdings, PeerSource, planPeerRun, UNREACHABLE_SET_ASIDE_MS, type ChunkPeerLike, type PeerDirectory, type RemoteLayer } from "../src/index.ts";
 
 const logger = pino({ level: "silent" });
 
@@ -118,6 +119,37 @@ describe("PeerSource", () => {
     expect((await origin.fetchChunks(layer, 2, 6, { signal: AbortSignal.timeout(1000) })).map((b) => Buffer.from(b))).toEqual(pieces(2, 6));
     expect(peer.requests.sort((a, b) => a.peer.localeCompare(b.peer))).toEqual([{ peer: "high", count: 3 }, { peer: "low", count: 2 }]);
     expect(await origin.fetchChunks(layer, 0, n - 1, { signal: AbortSignal.timeout(1000) })).toHaveLength(n);
+  });
+
+  it("leaves a peer it could not reach out of the holders for UNREACHABLE_SET_ASIDE_MS, then asks it again", async () => {
+    const { layer, blob } = await layerWithBlob(600_000);
+    const peer = fakePeer(layer, blob);
+    const serve = peer.fetchChunks.bind(peer);
+    peer.fetchChunks = async (p, digests, opts) => {
+      if (p.peerId !== "down") return serve(p, digests, opts);
+      peer.requests.push({ peer: p.peerId, count: digests.length });
+      throw new ShoalError("SHOAL_ERR_PEER_UNAVAILABLE", "peer down: dial failed: The operation was aborted due to timeout");
+    };
+    let now = Date.now();
+    vi.spyOn(Date, "now").mockImplementation(() => now);
+    try {
+      const origin = new PeerSource({ peer, tracker: new FixedTracker([{ peerId: "down", addrs: [] }, { peerId: "up", addrs: [] }]), logger });
+      origin.canServe(layer, 0);
+      await sleep(10);
+      const runs = async (k: number) => {
+        for (let i = 0; i < k; i++) await origin.fetchChunks(layer, 0, 2, { signal: AbortSignal.timeout(1000) }).catch(() => undefined);
+      };
+      await runs(30); // each run goes to one holder at random: "down" once, then never while set aside
+      expect(peer.requests.filter((r) => r.peer === "down")).toHaveLength(1);
+      expect(peer.requests.filter((r) => r.peer === "up").length).toBeGreaterThanOrEqual(28);
+      now += UNREACHABLE_SET_ASIDE_MS + 1;
+      origin.canServe(layer, 0); // the list is old by now: asked again
+      await sleep(10);
+      await runs(30);
+      expect(peer.requests.filter((r) => r.peer === "down")).toHaveLength(2);
+    } finally {
+      vi.restoreAllMocks();
+    }
   });
 });
 

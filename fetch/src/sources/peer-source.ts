@@ -49,6 +49,15 @@ export function planPeerRun(holders: readonly Holder[], ids: readonly number[], 
 export const PEER_LIST_TTL_MS = 1_000;
 
 /**
+ * How long a peer that could not be reached (`SHOAL_ERR_PEER_UNAVAILABLE`:
+ * the dial or the transfer failed or ran out of time) is left out of the
+ * holders, ms. On a loaded host a dial can take a fetch's whole deadline,
+ * and every run planned to that peer meanwhile would wait as long (a real
+ * 16-host run: 112 runs in 7 s, all to the supernode's seed).
+ */
+export const UNREACHABLE_SET_ASIDE_MS = 5_000;
+
+/**
  * Neighbouring agents as a chunk source, over the libp2p chunk protocol.
  * The tracker says which peers hold which chunks of a layer (refreshed
  * every second while in use); a chunk is asked only of peers that hold it,
@@ -56,7 +65,8 @@ export const PEER_LIST_TTL_MS = 1_000;
  * to one peer holding all of them, else in one request per peer to holders
  * of each. A peer whose bytes fail verification is dropped for good,
  * logged, and reported to the supernodes (whose trackers stop listing a
- * peer several others reported).
+ * peer several others reported); one that could not be reached is left
+ * out for `UNREACHABLE_SET_ASIDE_MS`.
  */
 export class PeerSource implements ChunkSource {
   readonly name = "peer";
@@ -67,6 +77,8 @@ export class PeerSource implements ChunkSource {
   private readonly logger: Logger;
   private readonly lists = new Map<string, { at: number; peers: Holder[]; refreshing?: Promise<void> }>();
   private readonly lastServer = new Map<string, string>();
+  /** Peers that could not be reached, until when (`Date.now()`) they are left out. */
+  private readonly unreachable = new Map<string, number>();
 
   constructor(components: { peer: ChunkPeerLike; tracker: PeerDirectory; logger: Logger }) {
     this.peer = components.peer;
@@ -97,7 +109,23 @@ export class PeerSource implements ChunkSource {
   private candidates(layer: string, chunk?: number): Holder[] {
     const entry = this.lists.get(layer);
     if (!entry || Date.now() - entry.at > PEER_LIST_TTL_MS) void this.refresh(layer);
-    return (entry?.peers ?? []).filter((p) => p.peerId !== this.peer.peerId && !this.dropped.has(p.peerId) && (chunk === undefined || !p.bits || bitmapHas(p.bits, chunk)));
+    return (entry?.peers ?? []).filter((p) => p.peerId !== this.peer.peerId && !this.dropped.has(p.peerId) && !this.setAside(p.peerId) && (chunk === undefined || !p.bits || bitmapHas(p.bits, chunk)));
+  }
+
+  /** True while `peerId` is left out for having been unreachable. */
+  private setAside(peerId: string): boolean {
+    const until = this.unreachable.get(peerId);
+    if (until === undefined) return false;
+    if (until > Date.now()) return true;
+    this.unreachable.delete(peerId);
+    return false;
+  }
+
+  /** A call to `p` failed with `err`: an unreachable peer is left out for a while. */
+  private failed(p: Holder, err: unknown): void {
+    if (!(err instanceof ShoalError) || err.code !== "SHOAL_ERR_PEER_UNAVAILABLE" || this.setAside(p.peerId)) return;
+    this.unreachable.set(p.peerId, Date.now() + UNREACHABLE_SET_ASIDE_MS);
+    this.logger.debug({ peer: p.peerId, err: err.message, forMs: UNREACHABLE_SET_ASIDE_MS }, "peer unreachable; left out of the holders for a while");
   }
 
   private refresh(layer: string): Promise<void> {
@@ -126,7 +154,10 @@ export class PeerSource implements ChunkSource {
       for (let k = 0; k < want.length; k += this.peer.maxChunksPerRequest) {
         const batch = want.slice(k, k + this.peer.maxChunksPerRequest);
         const digests = batch.map((i) => chunkDigest(layer.index.chunk(i)));
-        const got = await this.peer.fetchChunks(p, digests, { signal: opts.signal });
+        const got = await this.peer.fetchChunks(p, digests, { signal: opts.signal }).catch((err: unknown) => {
+          this.failed(p, err);
+          throw err;
+        });
         got.forEach((bytes, j) => {
           if (!bytes) throw new ShoalError("SHOAL_ERR_PEER_NOT_FOUND", `peer ${p.peerId} does not hold chunk ${batch[j]} of ${layer.digest}`);
           parts.set(batch[j]!, bytes);
@@ -148,6 +179,7 @@ export class PeerSource implements ChunkSource {
         return bytes;
       } catch (err) {
         lastErr = err;
+        this.failed(p, err);
         if (signal.aborted) throw signal.reason;
       }
     }

@@ -4,7 +4,7 @@ export { checkRun, runBytes, splitRun, runEnds, type ChunkSource, type FetchChun
 export type { ChunkCache, InflateOptions, Inflater } from "./chunk-cache.ts";
 export { DemandActivity } from "@shoal/base";
 export { Flights, allAborted } from "./flights.ts";
-export { hedgedRace, HedgeLostError, type HedgedRaceInit } from "./race.ts";
+export { hedgedRace, HedgeLostError, runHedgedRace, type HedgedRaceCore, type HedgedRaceInit } from "./race.ts";
 export { DEFAULT_HEDGE_MS, FAILURE_MEMORY_MS, Fetcher, hedgeDelayMs, latencyAverage, FetchError, MAX_RUN_BYTES, MISS_WINDOW_BYTES, type FetchObserver, type FetchOptions, type FetchStats, type SourceTotals } from "./fetcher.ts";
 export { PrefetchJob, MAX_YIELD_MS, QUIET_MS, PREFETCH_CONCURRENCY, STARTUP_CONCURRENCY, type PrefetchProgress, type RateLimit } from "./prefetcher.ts";
 export { prefetchOrder, startupRuns, takeRun, BACKGROUND_RUN_BYTES, type ChunkPos, type Run, type LengthOf } from "./prefetch-plan.ts";

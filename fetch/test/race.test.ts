@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { hedgedRace, HedgeLostError } from "../src/index.ts";
+import { hedgedRace, HedgeLostError, runHedgedRace } from "../src/index.ts";
 
 interface Entrant {
   name: string;
@@ -73,5 +73,82 @@ describe("hedgedRace", () => {
     const p = race([{ name: "a", after: 0, hang: true }], { signal: ac.signal, hedgeMs: 10_000 });
     setTimeout(() => ac.abort(reason), 5);
     await expect(p).rejects.toBe(reason);
+  });
+});
+
+describe("runHedgedRace (the core, on any clock)", () => {
+  /** A clock that moves only when told. */
+  function manualClock() {
+    let now = 0;
+    const due: Array<{ at: number; fn: () => void }> = [];
+    return {
+      after: (ms: number, fn: () => void) => {
+        const t = { at: now + ms, fn };
+        due.push(t);
+        return () => {
+          const i = due.indexOf(t);
+          if (i >= 0) due.splice(i, 1);
+        };
+      },
+      advance(ms: number) {
+        now += ms;
+        for (const t of due.filter((d) => d.at <= now).sort((a, b) => a.at - b.at)) {
+          due.splice(due.indexOf(t), 1);
+          t.fn();
+        }
+      },
+    };
+  }
+
+  it("hedges on the given clock, stops the loser with HedgeLostError, and calls done once", () => {
+    const clock = manualClock();
+    const settles = new Map<string, (v: string | undefined) => void>();
+    const stopped = new Map<string, unknown>();
+    const results: unknown[] = [];
+    runHedgedRace<string, string>({
+      entrants: ["peer", "supernode"], hedgeAfterMs: () => 50, isLastResort: () => false, after: clock.after,
+      attempt: (s, settle) => (settles.set(s, settle), (reason) => stopped.set(s, reason)),
+    }, (won) => results.push(won));
+    expect([...settles.keys()]).toEqual(["peer"]);
+    clock.advance(49);
+    expect([...settles.keys()]).toEqual(["peer"]);
+    clock.advance(1);
+    expect([...settles.keys()]).toEqual(["peer", "supernode"]);
+    settles.get("supernode")!("bytes");
+    settles.get("peer")!("late");
+    expect(results).toEqual([{ winner: "supernode", value: "bytes" }]);
+    expect(stopped.get("peer")).toBeInstanceOf(HedgeLostError);
+    expect(stopped.has("supernode")).toBe(false);
+  });
+
+  it("takes an attempt that settles at once, and moves on at once from one that fails at once", () => {
+    const clock = manualClock();
+    const results: unknown[] = [];
+    const asked: string[] = [];
+    runHedgedRace<string, string>({
+      entrants: ["busy", "free", "never"], hedgeAfterMs: () => 50, isLastResort: () => false, after: clock.after,
+      attempt: (s, settle) => {
+        asked.push(s);
+        settle(s === "busy" ? undefined : s);
+        return () => undefined;
+      },
+    }, (won) => results.push(won));
+    expect(asked).toEqual(["busy", "free"]);
+    expect(results).toEqual([{ winner: "free", value: "free" }]);
+  });
+
+  it("ends at once when stopped: every attempt stopped with the reason, done never called", () => {
+    const clock = manualClock();
+    const stopped: unknown[] = [];
+    const results: unknown[] = [];
+    const stop = runHedgedRace<string, string>({
+      entrants: ["a", "b"], hedgeAfterMs: () => 10, isLastResort: () => false, after: clock.after,
+      attempt: () => (reason) => stopped.push(reason),
+    }, (won) => results.push(won));
+    clock.advance(10);
+    stop("gone");
+    clock.advance(100);
+    expect(stopped).toEqual(["gone", "gone"]);
+    expect(results).toEqual([]);
   });
 });

@@ -22,9 +22,10 @@
  *   peers when every chunk of it has a holder, else to the supernodes
  *   (`Fetcher`'s first source that can serve the whole run); one busy
  *   holder fails the peers' whole run, whose chunks are then fetched
- *   alone in the fetcher's hedged race: from one of two random holders,
- *   the supernode asked too once the peer is slower than `hedgeDelayMs`
- *   of the host's average peer latency (`latencyAverage`);
+ *   alone in the fetcher's own hedged race (`runHedgedRace`): from one of
+ *   two random holders, the supernode asked too once the peer is slower
+ *   than `hedgeDelayMs` of the host's average peer latency
+ *   (`latencyAverage`), or at once when it is busy;
  * - the prefetcher's order (`prefetchOrder`; its random draw of where each
  *   layer begins, or a real run's, replayed) and its requests: the startup
  *   chunks as `startupRuns`, `STARTUP_CONCURRENCY` at once, then the rest
@@ -48,7 +49,7 @@
  */
 import { createHash } from "node:crypto";
 import { DemandActivity } from "@shoal/base";
-import { DEFAULT_HEDGE_MS, hedgeDelayMs, latencyAverage, MAX_RUN_BYTES, MAX_YIELD_MS, PEER_LIST_TTL_MS, planPeerRun, prefetchOrder, QUIET_MS, startupRuns, takeRun, type ChunkPos, type Run } from "@shoal/fetch";
+import { DEFAULT_HEDGE_MS, hedgeDelayMs, latencyAverage, MAX_RUN_BYTES, MAX_YIELD_MS, PEER_LIST_TTL_MS, planPeerRun, prefetchOrder, QUIET_MS, runHedgedRace, startupRuns, takeRun, type ChunkPos, type Run } from "@shoal/fetch";
 import { announcePaceMs, ANNOUNCE_EVERY_MS, bitmapHas, decodeChunkBitmap, encodeChunkBitmap, rankSupernodes, type Holder } from "@shoal/swarm";
 import { DEFAULT_MAX_UPLOADS } from "@shoal/p2p";
 import { AnswerGate, backgroundMayStart, DEFAULT_TRACKER_TTL_MS, PeerTable } from "@shoal/supernode";
@@ -270,8 +271,14 @@ export function simulateFleet(s: FleetScenario, policies: FleetPolicies = SHOAL_
   const urls = Array.from({ length: s.supernodes }, (_, k) => `http://supernode-${k}:7070`);
   // a preheat fills each supernode with the chunks it owns (the preheat split ranks as the fetchers do)
   const owners = digests.map((d) => policies.rankSupernodes(d, urls)[0]);
+  /** `fn` in `ms` on the simulated clock; returns what cancels it. */
+  const timer = (ms: number, fn: () => void): (() => void) => {
+    let live = true;
+    events.after(ms, () => live && fn());
+    return () => (live = false);
+  };
   /** A supernode's answer gate, on the simulated clock. */
-  const gateOf = () => new AnswerGate({ now: () => events.now, after: (ms, fn) => (events.after(ms, fn), () => undefined), rule: policies.backgroundMayStart });
+  const gateOf = () => new AnswerGate({ now: () => events.now, after: timer, rule: policies.backgroundMayStart });
   const supernodes: Supernode[] = urls.map((url, k) => ({
     url, up: net.link(`sn${k}-up`, s.supernodeNic), down: net.link(`sn${k}-down`, s.supernodeNic), cpu: cpu(`sn${k}-cpu`, s.supernodeCores),
     threads: (s.supernodeApiThreads ?? 0) > 0 ? net.link(`sn${k}-threads`, s.supernodeApiThreads!, 1) : undefined,
@@ -486,38 +493,41 @@ export function simulateFleet(s: FleetScenario, policies: FleetPolicies = SHOAL_
     stream(h, ids, [...cpuLegs(server.cpu, cost), server.up], seed, done, { receiveMs: overPeers, sent: () => server.uploads-- });
   };
 
-  /** Each of `ids` on its own, as the fetcher's hedged race does after a failed run: from one of two random holders not busy, else over HTTP from its owner. */
+  /**
+   * Each of `ids` on its own, as the fetcher does after a failed run: in
+   * the fetcher's own hedged race (`runHedgedRace`), the peers first (one of
+   * two random holders not busy, as `PeerSource` tries two in turn), the
+   * owning supernode over HTTP beside them once they are slower than
+   * `hedgeDelayMs` of the host's average peer latency, or at once when they
+   * fail. A stream that lost is not cut (the simulator's streams run to
+   * their end; the fetcher's loser stops soon after).
+   */
   const alone = (h: Host, ids: readonly number[], background: boolean, done: (unsent: number[]) => void) => {
     let pending = ids.length;
     const one = () => void (--pending === 0 && done([]));
     for (const c of ids) {
       const holders = h.list.holders.filter((p) => !p.bits || bitmapHas(p.bits, c));
       const free = Array.from({ length: Math.min(2, holders.length) }, () => holders[Math.floor(rand() * holders.length)]!.peerId).find((id) => !busy(id));
-      const retry = (unsent: number[]) => (unsent.length > 0 ? events.after(RETRY_MS, () => fetchRun(h, unsent, background, one)) : one());
-      if (!free) {
-        fromSupernode(h, ownerOf(c), [c], background, retry);
-        continue;
-      }
-      // the fetcher's hedged race: a peer slower than the hedge delay gets company, the supernode; the first answer wins
-      let settled = false;
-      let running = 1;
-      const first = (unsent: number[]) => {
-        running--;
-        if (settled || (unsent.length > 0 && running > 0)) return;
-        settled = true;
-        retry(unsent);
-      };
       const asked = events.now;
-      fromPeer(h, free, [c], background, (unsent) => {
-        if (unsent.length === 0) h.peerLatencyMs = latencyAverage(h.peerLatencyMs, events.now - asked);
-        first(unsent);
-      });
-      events.after(policies.hedgeDelayMs(DEFAULT_HEDGE_MS, h.peerLatencyMs), () => {
-        if (settled) return;
-        running++;
-        hedges++;
-        fromSupernode(h, ownerOf(c), [c], background, first);
-      });
+      runHedgedRace<string | undefined, true>({
+        entrants: [...(free !== undefined ? [free] : []), undefined], // undefined: the supernode
+        hedgeAfterMs: (e) => policies.hedgeDelayMs(DEFAULT_HEDGE_MS, e === undefined ? undefined : h.peerLatencyMs),
+        isLastResort: () => false,
+        onHedge: () => void hedges++,
+        after: timer,
+        attempt: (e, settle) => {
+          const got = (unsent: number[]) => settle(unsent.length === 0 ? true : undefined);
+          if (e === undefined) fromSupernode(h, ownerOf(c), [c], background, got);
+          else if (busy(e)) settle(undefined);
+          else {
+            fromPeer(h, e, [c], background, (unsent) => {
+              if (unsent.length === 0) h.peerLatencyMs = latencyAverage(h.peerLatencyMs, events.now - asked);
+              got(unsent);
+            });
+          }
+          return () => undefined;
+        },
+      }, (won) => (won ? one() : events.after(RETRY_MS, () => fetchRun(h, [c], background, one))));
     }
   };
 

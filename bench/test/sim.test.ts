@@ -6,7 +6,8 @@ import { describe, expect, it } from "vitest";
 import { EventQueue } from "../src/sim/events.ts";
 import { Network } from "../src/sim/network.ts";
 import { lineChart } from "../src/sim/plot.ts";
-import { SHOAL_POLICIES, simulateFleet, type FleetScenario } from "../src/sim/fleet.ts";
+import { simulateFleet } from "../src/sim/fleet.ts";
+import { SHOAL_POLICIES, type FleetScenario } from "../src/sim/fleet-scenario.ts";
 import { calibrationScenario, fitCosts, inflationOf, passOf } from "../src/sim/calibration.ts";
 import type { SwarmBenchResult } from "../src/swarm/swarm-bench.ts";
 

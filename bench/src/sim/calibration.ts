@@ -33,7 +33,8 @@
 import { ANNOUNCE_CHANGED_MS } from "@shoal/swarm";
 import { PREFETCH_CONCURRENCY, STARTUP_CONCURRENCY } from "@shoal/fetch";
 import type { ShoalPass, SwarmBenchResult } from "../swarm/swarm-bench.ts";
-import { simulateFleet, type FleetScenario } from "./fleet.ts";
+import { simulateFleet } from "./fleet.ts";
+import type { FleetScenario } from "./fleet-scenario.ts";
 
 /** The image as the simulator sees it, and the CPU costs measured on the real runs, ms (see the module comment). */
 export interface FittedCosts {

@@ -6,7 +6,8 @@
 import { ANNOUNCE_CHANGED_MS } from "@shoal/swarm";
 import { PREFETCH_CONCURRENCY, STARTUP_CONCURRENCY } from "@shoal/fetch";
 import type { FittedCosts } from "./calibration.ts";
-import { simulateFleet, type FleetScenario } from "./fleet.ts";
+import { simulateFleet } from "./fleet.ts";
+import type { FleetScenario } from "./fleet-scenario.ts";
 
 /** Chunks the realistic image's startup trace reads before first work (bench/RESULTS.md, the lazy bench). */
 export const STARTUP_CHUNKS = 131;

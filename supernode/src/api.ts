@@ -36,6 +36,8 @@ export interface ApiComponents {
   served?(bytes: number): void;
   /** Called for each peer report (and whether the peer is banned now). */
   reported?(report: PeerReport, banned: boolean): void;
+  /** Called as each request's answer ends (sent, refused or cut short), with its `routeOf` and how long it took from the handler's first look, s. */
+  answered?(route: string, seconds: number): void;
   /** False until the supernode is ready. */
   ready(): boolean;
 }
@@ -60,13 +62,27 @@ function decimal(q: URLSearchParams, name: string): number {
   return Number(v);
 }
 
+/** The routes a request's time is told by: a closed set, whatever the path (a metric's label). */
+const ROUTES: ReadonlyArray<readonly [prefix: string, route: string]> = [
+  [CHUNKS_PREFIX, "chunks"], [INDEX_PREFIX, "index"], [BLOBS_PREFIX, "blobs"], [BLOCKS_PREFIX, "blocks"], [TRACES_PREFIX, "traces"],
+  [PREHEAT_PREFIX, "preheat"], [PREHEAT_PATH, "preheat"], [ANNOUNCE_PATH, "announce"], [PEERS_PATH, "peers"], [REPORT_PATH, "report"], [HEALTH_PATH, "health"],
+];
+
+/** The route of a request's path, for its metric: chunks, index, blobs, blocks, traces, preheat, announce, peers, report, health, or other. */
+export function routeOf(path: string): string {
+  const hit = ROUTES.find(([prefix]) => (prefix.endsWith("/") ? path.startsWith(prefix) : path === prefix));
+  return hit ? hit[1] : "other";
+}
+
 /** A node:http request listener for the supernode API. Never throws; every failure becomes a JSON error. */
 export function createApiHandler(c: ApiComponents): (req: IncomingMessage, res: ServerResponse) => void {
   const log = c.logger.child({ component: "api" });
   return (req, res) => {
     const ac = new AbortController();
+    const started = performance.now();
     res.on("close", () => {
       if (!res.writableFinished) ac.abort(new AbortedError("client went away"));
+      c.answered?.(routeOf((req.url ?? "").split("?")[0]!), (performance.now() - started) / 1000);
     });
     handle(c, req, res, ac.signal).catch((err: unknown) => {
       const status = httpStatusOf(err);
@@ -190,6 +206,16 @@ async function sendChunks(c: ApiComponents, layer: LayerRef, firstChunk: number,
   c.served?.(total);
   // when the first chunk was ready, and when the last was handed to the socket
   c.logger.debug({ layer: layer.digest, first: firstChunk, last: lastChunk, bytes: total, background: opts.background === true, firstMs: Math.round(firstMs), ms: Math.round(performance.now() - started) }, "chunks served");
+}
+
+/** `answerChunks` for a request an API thread holds, its time told to `c.answered` as the handler's are. */
+export async function timedAnswerChunks(c: ApiComponents, req: RequestHead, url: URL, signal: AbortSignal, sink: ChunkSink): Promise<void> {
+  const started = performance.now();
+  try {
+    await answerChunks(c, req, url, signal, sink);
+  } finally {
+    c.answered?.("chunks", (performance.now() - started) / 1000);
+  }
 }
 
 /** The membership key announces and reports must prove; none: this tracker takes no one. */

@@ -1,6 +1,6 @@
 /** The supernode's Prometheus metrics (served by a `MetricsServer` of @shoal/service). */
 import { type PreheatStatus } from "@shoal/swarm";
-import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { AnswerGateObserver } from "./answer-gate.ts";
 import type { ChunkServiceObserver } from "./chunk-service.ts";
 import type { HotChunksObserver, HotChunksStats } from "./hot-chunks.ts";
@@ -33,6 +33,10 @@ export class SupernodeMetrics implements AnswerGateObserver, ChunkServiceObserve
   readonly #hotHits = new Counter({ name: "shoal_supernode_hot_chunk_hits_total", help: "Chunk reads answered from memory (the hot chunks) instead of the store", registers: [this.registry] });
   readonly #backgroundWaited = new Counter({ name: "shoal_supernode_background_answers_waited_total", help: "Background chunk answers (agents' prefetch) that waited for answers callers wait for", registers: [this.registry] });
   readonly #backgroundWait = new Counter({ name: "shoal_supernode_background_wait_seconds_total", help: "Time background chunk answers waited for their turn", registers: [this.registry] });
+  readonly #requestSeconds = new Histogram({
+    name: "shoal_supernode_request_seconds", help: "Time the API took to answer a request, from the handler's first look to the answer's end, by route (routeOf)",
+    labelNames: ["route"], buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers: [this.registry],
+  });
   /** Bytes in the chunk store (set by the owner before each scrape). */
   readonly storeBytes = new Gauge({ name: "shoal_supernode_store_bytes", help: "Bytes in the chunk store", registers: [this.registry] });
 
@@ -46,6 +50,11 @@ export class SupernodeMetrics implements AnswerGateObserver, ChunkServiceObserve
   /** Since start: bytes from origins, bytes served, cache hits and misses. */
   totals(): { originBytes: number; servedBytes: number; hits: number; misses: number } {
     return { ...this.#totals };
+  }
+
+  /** An API request on `route` was answered in `seconds`. */
+  answered(route: string, seconds: number): void {
+    this.#requestSeconds.observe({ route }, seconds);
   }
 
   originBytes(bytes: number): void {

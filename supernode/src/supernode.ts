@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { RegistryClientPool } from "@shoal/oci";
 import { ChunkStore, openMetadataDb } from "@shoal/store";
 import type { Logger } from "pino";
-import { answerChunks, createApiHandler, type ApiComponents } from "./api.ts";
+import { createApiHandler, timedAnswerChunks, type ApiComponents } from "./api.ts";
 import { ApiThreads } from "./api-threads.ts";
 import { AccessCheck } from "./access.ts";
 import { BlobService, type BlockDb } from "./blob-service.ts";
@@ -169,12 +169,12 @@ export async function createSupernode(init: SupernodeInit, logger: Logger): Prom
     const api: ApiComponents = { chunks, gate: new AnswerGate({ observer: metrics }, init.backgroundSlots !== undefined ? { slots: init.backgroundSlots } : {}), blobs, seekable, traces, tracker, ...(trackerKey ? { trackerKey } : {}), ...(seed ? { seed } : {}), preheat, logger, served: (n) => metrics.served(n), reported: (r, banned) => {
       metrics.reported(banned);
       log.warn({ reporter: r.reporter, peer: r.peerId, chunk: r.chunk, banned }, "peer reported for a chunk that failed its digest");
-    }, ready: () => ready };
+    }, answered: (route, seconds) => metrics.answered(route, seconds), ready: () => ready };
     const handler = createApiHandler(api);
     server.on("request", handler);
     if (apiThreads > 0) {
       const threads = await ApiThreads.start(
-        { handler, answerChunks: (req, u, signal, sink) => answerChunks(api, req, u, signal, sink), logger },
+        { handler, answerChunks: (req, u, signal, sink) => timedAnswerChunks(api, req, u, signal, sink), logger },
         { threads: apiThreads, host: bound.address, port: bound.port, socketPath: join(init.root, "api.sock") },
       );
       life.defer("API threads", () => threads.close());

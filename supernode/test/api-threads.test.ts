@@ -119,6 +119,8 @@ describe("supernode --api-threads, a caller that does not read", () => {
     const total = (await (await fetch(`${sn.url}${path}`)).arrayBuffer()).byteLength; // now all in the hot chunks
     const before = await served();
     expect(before).toBe(total);
+    // a thread's chunk answer is timed as the main thread's are
+    expect(await (await fetch(`${sn.metricsUrl}/metrics`)).text()).toMatch(/^shoal_supernode_request_seconds_count\{route="chunks"\} 1$/m);
     const { hostname, port } = new URL(sn.url);
     const socket = connect(Number(port), hostname);
     try {

@@ -305,6 +305,18 @@ describe("tracker over HTTP", () => {
       expect(text).toContain(name);
     }
   });
+
+  it("tells how long it took to answer each request, by route (a closed set of labels)", async () => {
+    const sn = await cleanup.supernode({ root: await cleanup.tempDir("shoal-sn-rt-"), metricsListen: { host: "127.0.0.1", port: 0 } });
+    await (await fetch(`${sn.url}/v1/peers?layer=${L1}`)).arrayBuffer();
+    await (await fetch(`${sn.url}/v1/peers?layer=${L1}`)).arrayBuffer();
+    await (await fetch(`${sn.url}/v1/no/such/route/${"x".repeat(40)}`)).arrayBuffer();
+    const text = await (await fetch(`${sn.metricsUrl}/metrics`)).text();
+    const count = (route: string) => Number(new RegExp(`^shoal_supernode_request_seconds_count\\{route="${route}"\\} (\\d+)$`, "m").exec(text)?.[1]);
+    expect(count("peers")).toBe(2);
+    expect(count("other")).toBe(1);
+    expect(text).not.toContain("no/such/route");
+  });
 });
 
 describe("PeerTable: bounds", () => {

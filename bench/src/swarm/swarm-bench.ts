@@ -93,6 +93,8 @@ export interface ShoalPass {
    * kept before it was recorded.
    */
   prefetchLayers?: { chunks: number[]; from: number[][] };
+  /** The supernode's API requests by route: how many, and their seconds summed (`shoal_supernode_request_seconds`; a fresh supernode each pass). */
+  supernodeRequests?: Record<string, { count: number; sec: number }>;
   /** (c) only: the preheat. */
   preheatSec?: number;
   preheatRegistryBytes?: number;
@@ -268,6 +270,12 @@ async function runShoal(c: ShoalCtx, tag: string): Promise<ShoalPass> {
     const prefetchLayers = layers.every((l) => l !== undefined) ? { chunks: layers[0]!.map((l) => l.chunks), from: layers.map((ls) => ls!.map((l) => l.from)) } : undefined;
     const metrics = await (await fetch(`http://${c.supernode.nsAddr}:${SUPERNODE_METRICS_PORT}/metrics`, { signal: AbortSignal.timeout(10_000) })).text();
     const seedBytes = Number(/^shoal_supernode_upload_bytes (\d+)/m.exec(metrics)?.[1] ?? Number.NaN);
+    const supernodeRequests: Record<string, { count: number; sec: number }> = {};
+    for (const m of metrics.matchAll(/^shoal_supernode_request_seconds_(sum|count)\{route="([a-z]+)"\} ([0-9.e+-]+)$/gm)) {
+      const r = (supernodeRequests[m[2]!] ??= { count: 0, sec: 0 });
+      if (m[1] === "sum") r.sec = Number(m[3]);
+      else r.count = Number(m[3]);
+    }
     return {
       sec: total,
       mountSecMax: Math.max(...mountSecs),
@@ -280,6 +288,7 @@ async function runShoal(c: ShoalCtx, tag: string): Promise<ShoalPass> {
       cpuSec,
       machineSec: { busy: machine1.busy - machine0.busy, steal: machine1.steal - machine0.steal },
       ...(prefetchLayers ? { prefetchLayers } : {}),
+      supernodeRequests,
       ...(preheatSec !== undefined ? { preheatSec, preheatRegistryBytes } : {}),
     };
   } finally {

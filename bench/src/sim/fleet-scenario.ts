@@ -121,6 +121,8 @@ export interface FleetOutcome {
   peerBytes: number;
   /** CPU the supernodes' trackers spent on announces and questions (the real `PeerTable`, timed on this machine), ms. */
   trackerCpuMs: number;
+  /** Questions for a layer's holders the trackers answered. */
+  questions: number;
   /** Chunks the fetchers' hedged races asked of a supernode too, their peer being slow. */
   hedges: number;
 }

@@ -189,6 +189,7 @@ export function simulateFleet(s: FleetScenario, policies: FleetPolicies = SHOAL_
   let peerBytes = 0;
   let running = 0;
   let trackerCpuMs = 0;
+  let questions = 0;
   let streamIds = 0;
   let hedges = 0;
 
@@ -257,6 +258,7 @@ export function simulateFleet(s: FleetScenario, policies: FleetPolicies = SHOAL_
         const askedMs = performance.now() - t0 + (s.questionRequestMs ?? QUESTION_REQUEST_MS);
         const seed = byUrl.get(policies.rankSupernodes(LAYER, urls).find((u) => !byUrl.get(u)!.lost)!)!;
         trackerCpuMs += askedMs;
+        questions++;
         work(seed.cpu, askedMs, () => events.after(s.dcLatencyMs, () => {
           const peers: Holder[] = answer.filter((p) => p.peerId !== h.id).map((p) => ({ ...p, ...(p.chunks ? { bits: decodeChunkBitmap(p.chunks) } : {}) }));
           if (events.now - seed.holding.at > SEED_HOLDING_TTL_MS) seed.holding = { at: events.now, bits: seed.held.some(Boolean) ? decodeChunkBitmap(encodeChunkBitmap(s.chunks, (c) => seed.held[c] === true)) : undefined };
@@ -534,6 +536,7 @@ export function simulateFleet(s: FleetScenario, policies: FleetPolicies = SHOAL_
     seedBytes: supernodes.map((n) => n.seeded),
     peerBytes,
     trackerCpuMs,
+    questions,
     hedges,
   };
 }

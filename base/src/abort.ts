@@ -47,3 +47,15 @@ export async function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     throw err;
   }
 }
+
+/** Call `fn` in `ms`; returns what cancels it. Components that wait take one, so that the fleet simulator can give them its own clock. */
+export type After = (ms: number, fn: () => void) => () => void;
+
+/** An `After` on Node's timers; with `unref`, a pending call does not keep the process alive. */
+export function nodeAfter(opts: { unref?: boolean } = {}): After {
+  return (ms, fn) => {
+    const timer = setTimeout(fn, ms);
+    if (opts.unref) timer.unref();
+    return () => clearTimeout(timer);
+  };
+}

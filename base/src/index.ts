@@ -1,7 +1,7 @@
 // Public surface of @shoal/base: what every shoal package shares. Pure: no I/O, no network, no process state.
 export * from "./errors.ts";
 export { isDigest, assertDigest, digestOf, verifyDigest, Digester, SHA256_DIGEST_RE, isSha256Digest, digestOfHash } from "./digest.ts";
-export { untilAborted, sleep } from "./abort.ts";
+export { untilAborted, sleep, nodeAfter, type After } from "./abort.ts";
 export { TokenBucket, type TokenBucketInit, type TokenBucketComponents } from "./token-bucket.ts";
 export { parseBytes, parseDuration, humanBytes } from "./units.ts";
 export { LruMap } from "./lru-map.ts";

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { sleep } from "../src/index.ts";
+import { nodeAfter, sleep } from "../src/index.ts";
 
 describe("sleep", () => {
   it("waits a delay longer than one timer takes, rather than firing at once", async () => {
@@ -16,5 +16,17 @@ describe("sleep", () => {
   it("rejects with the signal's own reason", async () => {
     const reason = new Error("why");
     await expect(sleep(10_000, AbortSignal.abort(reason))).rejects.toBe(reason);
+  });
+});
+
+describe("nodeAfter", () => {
+  it("calls back after the delay, not once cancelled", async () => {
+    const after = nodeAfter({ unref: true });
+    const called: string[] = [];
+    after(10, () => called.push("kept"));
+    const cancel = after(10, () => called.push("cancelled"));
+    cancel();
+    await sleep(50);
+    expect(called).toEqual(["kept"]);
   });
 });

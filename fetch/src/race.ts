@@ -6,7 +6,7 @@
  * the same race on its simulated clock; `hedgedRace` is that core with
  * promises, abort signals and Node's timers.
  */
-import { AbortedError } from "@shoal/base";
+import { AbortedError, nodeAfter, type After } from "@shoal/base";
 
 /** The abort reason an attempt sees when another entrant answered first: not a failure of its source. */
 export class HedgeLostError extends AbortedError {
@@ -48,8 +48,7 @@ export interface HedgedRaceCore<S, T> extends RaceRules<S> {
    * `HedgeLostError` when another entrant won (or the race's abort reason).
    */
   attempt(s: S, settle: (value: T | undefined) => void): (reason: unknown) => void;
-  /** Call `fn` in `ms`; returns what cancels it. */
-  after(ms: number, fn: () => void): () => void;
+  after: After;
 }
 
 /**
@@ -120,12 +119,6 @@ export function runHedgedRace<S, T>(init: HedgedRaceCore<S, T>, done: (won: { wi
   };
 }
 
-/** Node's timer. */
-function nodeTimer(ms: number, fn: () => void): () => void {
-  const timer = setTimeout(fn, ms);
-  return () => clearTimeout(timer);
-}
-
 /** `runHedgedRace` with promises: resolves as its `done` is called; aborting `signal` rejects with its reason. */
 export function hedgedRace<S, T>(init: HedgedRaceInit<S, T>): Promise<{ winner: S; value: T } | undefined> {
   const { signal } = init;
@@ -134,7 +127,7 @@ export function hedgedRace<S, T>(init: HedgedRaceInit<S, T>): Promise<{ winner: 
     const stopRace = runHedgedRace<S, T>({
       entrants: init.entrants, hedgeAfterMs: (s) => init.hedgeAfterMs(s), isLastResort: (s) => init.isLastResort(s),
       ...(init.onHedge ? { onHedge: (from: S, to: S) => init.onHedge!(from, to) } : {}),
-      after: nodeTimer,
+      after: nodeAfter(),
       attempt: (s, settle) => {
         const ctl = new AbortController();
         init.attempt(s, AbortSignal.any([signal, ctl.signal])).then(settle, () => settle(undefined));

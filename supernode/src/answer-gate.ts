@@ -14,6 +14,7 @@
  * a full NIC: an answer ends once its bytes are in the kernel's socket
  * buffer, and bytes queued there share the wire evenly.
  */
+import { nodeAfter, type After } from "@shoal/base";
 
 /** Background answers sent at once while on-demand answers are being sent. */
 export const BACKGROUND_SLOTS = 2;
@@ -46,8 +47,7 @@ export interface AnswerGateObserver {
 export interface AnswerGateComponents {
   observer?: AnswerGateObserver;
   now?: () => number;
-  /** Call `fn` in `ms`; returns what cancels it. */
-  after?: (ms: number, fn: () => void) => () => void;
+  after?: After;
   rule?: typeof backgroundMayStart;
 }
 
@@ -56,27 +56,20 @@ interface Waiter {
   start(): void;
 }
 
-/** Node's timer, not keeping the process alive. */
-function unrefTimer(ms: number, fn: () => void): () => void {
-  const timer = setTimeout(fn, ms);
-  timer.unref();
-  return () => clearTimeout(timer);
-}
-
 /** See the module comment. Each answer takes a turn and calls what the turn gives when it is sent (or abandoned). */
 export class AnswerGate {
   readonly #load: AnswerLoad = { onDemand: 0, background: 0 };
   readonly #waiting: Waiter[] = [];
   readonly #observer: AnswerGateObserver;
   readonly #now: () => number;
-  readonly #after: (ms: number, fn: () => void) => () => void;
+  readonly #after: After;
   readonly #rule: typeof backgroundMayStart;
   readonly #slots: number;
 
   constructor(components: AnswerGateComponents = {}, init: { slots?: number } = {}) {
     this.#observer = components.observer ?? {};
     this.#now = components.now ?? (() => performance.now());
-    this.#after = components.after ?? unrefTimer;
+    this.#after = components.after ?? nodeAfter({ unref: true });
     this.#rule = components.rule ?? backgroundMayStart;
     this.#slots = init.slots ?? BACKGROUND_SLOTS;
   }

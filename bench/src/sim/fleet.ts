@@ -49,7 +49,7 @@
  * the policies and the outcome are in `fleet-scenario.ts`.
  */
 import { createHash } from "node:crypto";
-import { DemandActivity } from "@shoal/base";
+import { DemandActivity, type After } from "@shoal/base";
 import { DEFAULT_HEDGE_MS, latencyAverage, MAX_RUN_BYTES, MAX_YIELD_MS, PEER_LIST_TTL_MS, QUIET_MS, runHedgedRace, startupRuns, takeRun, type ChunkPos, type Run } from "@shoal/fetch";
 import { ANNOUNCE_EVERY_MS, bitmapHas, decodeChunkBitmap, encodeChunkBitmap, type Holder } from "@shoal/swarm";
 import { DEFAULT_MAX_UPLOADS } from "@shoal/p2p";
@@ -146,7 +146,7 @@ export function simulateFleet(s: FleetScenario, policies: FleetPolicies = SHOAL_
   // a preheat fills each supernode with the chunks it owns (the preheat split ranks as the fetchers do)
   const owners = digests.map((d) => policies.rankSupernodes(d, urls)[0]);
   /** `fn` in `ms` on the simulated clock; returns what cancels it. */
-  const timer = (ms: number, fn: () => void): (() => void) => {
+  const timer: After = (ms, fn) => {
     let live = true;
     events.after(ms, () => live && fn());
     return () => (live = false);

@@ -90,6 +90,8 @@ function mustPass(real: SwarmBenchResult, n: number): ShoalPass {
   return p;
 }
 
+const sum = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0);
+
 /** Chunks of a pass by where they came from. */
 function chunksOf(p: ShoalPass, chunkBytes: number): { http: number; peer: number; seed: number } {
   const seed = Number.isFinite(p.seedBytes) ? p.seedBytes! : 0;
@@ -99,8 +101,8 @@ function chunksOf(p: ShoalPass, chunkBytes: number): { http: number; peer: numbe
 /** See the module comment; needs the cold passes at N = 1 and 4, and the preheated N = 1 (without it, the seed costs as HTTP does). */
 export function fitCosts(real: SwarmBenchResult): FittedCosts {
   // the layers' chunks as the agents counted them, else 256 KiB of tar per chunk; the lazy blob's bytes shared among them
-  const counted = real.rows.flatMap((r) => [r.shoal, r.preheated]).find((p) => p && !("failed" in p) && p.prefetchLayers) as ShoalPass | undefined;
-  const chunks = counted ? counted.prefetchLayers!.chunks.reduce((a, b) => a + b, 0) : Math.round(real.image.uncompressedBytes / (256 * 1024));
+  const counted = real.rows.flatMap((r) => [passOf(real, r.n), passOf(real, r.n, true)]).find((p) => p?.prefetchLayers)?.prefetchLayers;
+  const chunks = counted ? sum(counted.chunks) : Math.round(real.image.uncompressedBytes / (256 * 1024));
   const chunkBytes = real.image.lazyBytes / chunks;
   const one = mustPass(real, 1);
   const four = mustPass(real, 4);
@@ -162,7 +164,7 @@ export function coresOf(pass: ShoalPass | undefined): number {
 export function calibrationScenario(real: SwarmBenchResult, fit: FittedCosts, n: number, preheated: boolean, inflation: Inflation = { agents: 1, supernode: 1 }, pass?: ShoalPass): FleetScenario {
   const a = inflation.agents;
   const layers = pass?.prefetchLayers;
-  const replay = layers && layers.from.length === n && layers.chunks.reduce((x, y) => x + y, 0) === fit.chunks ? { layerChunks: layers.chunks, prefetchFrom: layers.from } : {};
+  const replay = layers && layers.from.length === n && sum(layers.chunks) === fit.chunks ? { layerChunks: layers.chunks, prefetchFrom: layers.from } : {};
   return {
     ...replay,
     hosts: n, supernodes: 1, chunks: fit.chunks, chunkBytes: fit.chunkBytes, startupChunks: 0,

@@ -104,9 +104,12 @@ describe("startup traces shared through the supernodes", () => {
   let expected: Buffer[];
 
   it("the first host sends its trace; a fresh host prefetches it first, so its first work makes no fetch", async () => {
-    const first = await agent("first", `http://${supernodeHost}`, ["--prefetch", "off", "--startup-window", "3s"]);
-    expected = await firstWork(await mount(first, "first"));
+    // a window far past the wait below: the unmount ends it, so the trace holds the whole first work however slow the machine
+    const first = await agent("first", `http://${supernodeHost}`, ["--prefetch", "off", "--startup-window", "10m"]);
+    const firstDir = await mount(first, "first");
+    expected = await firstWork(firstDir);
     manifestDigest = (await status(first)).images[0]!.digest;
+    await callAgent(first.root, "DELETE", `/v1/mounts?mountpoint=${encodeURIComponent(firstDir)}`);
     await waitFor("the supernode to hold the trace", async () => ((await fetch(traceUrl())).status === 200 ? true : undefined), 30_000);
 
     // the later host: its background stream throttled to a standstill past its burst, so only the startup chunks move

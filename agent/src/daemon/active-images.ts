@@ -90,6 +90,8 @@ interface ActiveImage {
   startup?: StartupSource;
   /** Audit results of its seekable layers, by digest. */
   audits: Map<string, string>;
+  /** Ends the recording of its startup reads now (set while the window is open). */
+  endRecording?: () => void;
 }
 
 /** Chunks `range` of layer `li` appended to `order`, each position once (`seen` holds those in it). */
@@ -252,6 +254,7 @@ export class ActiveImages {
     active.users.delete(user);
     for (let i = 0; i <= upTo; i++) this.releaseLayer(active.ids[i]);
     if (active.users.size > 0) return;
+    active.endRecording?.();
     active.job?.stop();
     this.store.unpin(digest);
     this.images.delete(digest);
@@ -429,6 +432,8 @@ export class ActiveImages {
    * Record what the first `startupWindowMs` of `active` read: the chunks,
    * saved as its startup order, and the byte ranges, sent to the supernodes
    * as the fleet's trace when `share` (no order was recorded here before).
+   * The window ends early when the image's last user releases it: a
+   * container that is done sooner has read all its start reads.
    */
   private record(active: ActiveImage, share: boolean): void {
     const img = active.image;
@@ -449,7 +454,9 @@ export class ActiveImages {
       if (!set) this.recorders.set(id, (set = new Set()));
       set.add(onRead);
     }
-    const timer = setTimeout(() => {
+    const end = () => {
+      clearTimeout(timer);
+      delete active.endRecording;
       for (const id of lazyIds) {
         const set = this.recorders.get(id);
         set?.delete(onRead);
@@ -464,7 +471,9 @@ export class ActiveImages {
         (stored) => this.logger.info({ digest: img.digest, stored }, stored ? "startup trace sent to the supernodes" : "the supernodes keep an earlier startup trace"),
         (err: unknown) => this.logger.warn({ digest: img.digest, err: (err as Error).message }, "could not send the startup trace to the supernodes"),
       );
-    }, this.init.startupWindowMs);
+    };
+    const timer = setTimeout(end, this.init.startupWindowMs);
     timer.unref();
+    active.endRecording = end;
   }
 }

@@ -121,6 +121,30 @@ describe("PeerSource", () => {
     expect(await origin.fetchChunks(layer, 0, n - 1, { signal: AbortSignal.timeout(1000) })).toHaveLength(n);
   });
 
+  it("keeps what the other holders of a run sent when one is busy: their chunks stream, then the run fails", async () => {
+    const { layer, blob } = await layerWithBlob(600_000);
+    const n = layer.index.chunkCount;
+    const bits = (f: (i: number) => boolean) => decodeChunkBitmap(encodeChunkBitmap(n, f));
+    const peer = fakePeer(layer, blob);
+    const serve = peer.fetchChunks.bind(peer);
+    peer.fetchChunks = async (p, digests, opts) => {
+      if (p.peerId !== "busy") return serve(p, digests, opts);
+      throw new ShoalError("SHOAL_ERR_PEER_BUSY", "peer busy is busy");
+    };
+    const origin = new PeerSource({ peer, tracker: new FixedTracker([
+      { peerId: "low", addrs: [], bits: bits((i) => i < 4) },
+      { peerId: "busy", addrs: [], bits: bits((i) => i >= 4) },
+    ]), logger });
+    origin.canServe(layer, 0);
+    await sleep(10);
+    const heard = new Map<number, Buffer>();
+    await expect(origin.fetchChunks(layer, 2, 6, { signal: AbortSignal.timeout(1000), onChunk: (k, bytes) => heard.set(k, Buffer.from(bytes)) })).rejects.toThrow(/busy/);
+    const chunkBytes = (i: number) => blob.subarray(layer.index.chunk(i).offset, layer.index.chunk(i).offset + layer.index.chunk(i).length);
+    expect([...heard.keys()].sort()).toEqual([0, 1]);
+    expect(heard.get(0)).toEqual(chunkBytes(2));
+    expect(heard.get(1)).toEqual(chunkBytes(3));
+  });
+
   it("leaves a peer it could not reach out of the holders for UNREACHABLE_SET_ASIDE_MS, then asks it again", async () => {
     const { layer, blob } = await layerWithBlob(600_000);
     const peer = fakePeer(layer, blob);

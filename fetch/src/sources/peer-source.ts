@@ -142,7 +142,13 @@ export class PeerSource implements ChunkSource {
     return this.candidates(layer.digest, chunk).length > 0;
   }
 
-  /** A single chunk from one random holder, then another; a run from one peer holding all of it, else from a holder per chunk. */
+  /**
+   * A single chunk from one random holder, then another; a run from one
+   * peer holding all of it, else from a holder per chunk. A run's chunks
+   * stream (`onChunk`) as each holder's answer comes, and every holder is
+   * waited for before a failure is thrown: what the others sent is kept
+   * (a busy holder among several costs only its own chunks).
+   */
   async fetchChunks(layer: RemoteLayer, first: number, last: number, opts: FetchChunksOptions): Promise<Uint8Array[]> {
     checkRun(layer, first, last);
     if (first === last) return [await this.fetchOne(layer, first, opts.signal)];
@@ -150,7 +156,7 @@ export class PeerSource implements ChunkSource {
     const plan = planPeerRun(this.candidates(layer.digest), ids);
     if (typeof plan === "number") throw new ShoalError("SHOAL_ERR_PEER_NOT_FOUND", `no peer holds chunk ${plan} of ${layer.digest}`);
     const parts = new Map<number, Uint8Array>();
-    await Promise.all([...plan].map(async ([p, want]) => {
+    const asked = await Promise.allSettled([...plan].map(async ([p, want]) => {
       for (let k = 0; k < want.length; k += this.peer.maxChunksPerRequest) {
         const batch = want.slice(k, k + this.peer.maxChunksPerRequest);
         const digests = batch.map((i) => chunkDigest(layer.index.chunk(i)));
@@ -158,13 +164,19 @@ export class PeerSource implements ChunkSource {
           this.failed(p, err);
           throw err;
         });
+        let lacking: number | undefined;
         got.forEach((bytes, j) => {
-          if (!bytes) throw new ShoalError("SHOAL_ERR_PEER_NOT_FOUND", `peer ${p.peerId} does not hold chunk ${batch[j]} of ${layer.digest}`);
-          parts.set(batch[j]!, bytes);
+          const i = batch[j]!;
+          if (!bytes) return void (lacking ??= i);
+          parts.set(i, bytes);
           this.lastServer.set(digests[j]!, p.peerId);
+          opts.onChunk?.(i - first, bytes);
         });
+        if (lacking !== undefined) throw new ShoalError("SHOAL_ERR_PEER_NOT_FOUND", `peer ${p.peerId} does not hold chunk ${lacking} of ${layer.digest}`);
       }
     }));
+    const failed = asked.find((r) => r.status === "rejected");
+    if (failed) throw failed.reason;
     return ids.map((i) => parts.get(i)!);
   }
 

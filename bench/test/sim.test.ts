@@ -48,6 +48,26 @@ describe("the network model", () => {
     expect(cores.carried).toBeCloseTo(0.5, 3);
   });
 
+  it("splits a machine's shared cores among its processes first (perProcess), by weight, then among each one's transfers", () => {
+    const run = (perProcess: boolean, weight = 1) => {
+      const events = new EventQueue();
+      const net = new Network(events);
+      const machine = net.link("machine", 1, 1, { perProcess });
+      const busy = net.link("busy", 1, 1);
+      const lone = net.link("lone", 1, 1);
+      lone.weight = weight;
+      let loneDone = 0;
+      // one process with three jobs of 1 CPU-second, another with one
+      for (let k = 0; k < 3; k++) net.send([[busy, 1], [machine, 1]], 1, 0, () => undefined);
+      net.send([[lone, 1], [machine, 1]], 1, 0, () => (loneDone = events.now));
+      events.run();
+      return Math.round(loneDone);
+    };
+    expect(run(false)).toBe(4000); // a quarter of the core each
+    expect(run(true)).toBe(2000); // half for each process
+    expect(run(true, 3)).toBeCloseTo(1334, -1); // three quarters for the lone one, till its job is done (steps of 1 ms)
+  });
+
   it("stops a transfer that is cut, telling it nothing more", () => {
     const events = new EventQueue();
     const net = new Network(events);

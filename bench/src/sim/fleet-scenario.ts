@@ -125,7 +125,12 @@ export interface FleetOutcome {
   questions: number;
   /** Chunks the fetchers' hedged races asked of a supernode too, their peer being slow. */
   hedges: number;
+  /** Bytes the hosts asked over HTTP and of peers, by `TIMELINE_BUCKET_MS` of simulated time from the start. */
+  timeline: Array<{ supernode: number; peer: number }>;
 }
+
+/** The span of one bucket of `FleetOutcome.timeline`, ms. */
+export const TIMELINE_BUCKET_MS = 10_000;
 
 /**
  * CPU of a tracker request on a real supernode beside the table's own

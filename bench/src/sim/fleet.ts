@@ -56,7 +56,7 @@ import { DEFAULT_MAX_UPLOADS } from "@shoal/p2p";
 import { AnswerGate, DEFAULT_TRACKER_TTL_MS, PeerTable } from "@shoal/supernode";
 import { EventQueue } from "./events.ts";
 import { Network, type Leg, type Link } from "./network.ts";
-import { ANNOUNCE_REQUEST_MS, QUESTION_REQUEST_MS, SHOAL_POLICIES, type FleetOutcome, type FleetPolicies, type FleetScenario } from "./fleet-scenario.ts";
+import { ANNOUNCE_REQUEST_MS, QUESTION_REQUEST_MS, SHOAL_POLICIES, TIMELINE_BUCKET_MS, type FleetOutcome, type FleetPolicies, type FleetScenario } from "./fleet-scenario.ts";
 
 interface Host {
   id: string;
@@ -135,7 +135,7 @@ export function simulateFleet(s: FleetScenario, policies: FleetPolicies = SHOAL_
   const digests = Array.from({ length: s.chunks }, (_, c) => `sha256:${createHash("sha256").update(`chunk ${c}`).digest("hex")}`);
   const lengthOf = () => s.chunkBytes;
   const origin = net.link("origin", s.originEgress);
-  const shared = s.sharedCores !== undefined ? net.link("machine-cpu", s.sharedCores, 1) : undefined;
+  const shared = s.sharedCores !== undefined ? net.link("machine-cpu", s.sharedCores, 1, { perProcess: true }) : undefined;
   /** A process's CPU: `processCores` of its own, on the machine's shared cores when there are. */
   const cpu = (name: string, cores = s.processCores ?? 1) => net.link(name, cores, 1);
   /** `ms` of CPU of process `on` (one core at most), then `then`. */
@@ -187,6 +187,13 @@ export function simulateFleet(s: FleetScenario, policies: FleetPolicies = SHOAL_
   });
   const byId = new Map(hosts.map((h) => [h.id, h]));
   let peerBytes = 0;
+  const timeline: Array<{ supernode: number; peer: number }> = [];
+  /** `bytes` from `from` counted in the timeline's bucket of now. */
+  const chart = (from: "supernode" | "peer", bytes: number) => {
+    const b = Math.floor(events.now / TIMELINE_BUCKET_MS);
+    while (timeline.length <= b) timeline.push({ supernode: 0, peer: 0 });
+    timeline[b]![from] += bytes;
+  };
   let running = 0;
   let trackerCpuMs = 0;
   let questions = 0;
@@ -327,6 +334,7 @@ export function simulateFleet(s: FleetScenario, policies: FleetPolicies = SHOAL_
 
   const answerFrom = (h: Host, owner: Supernode, ids: readonly number[], end: () => void, done: (unsent: number[]) => void) => {
     owner.served += ids.length * s.chunkBytes;
+    chart("supernode", ids.length * s.chunkBytes);
     if (ids.every((c) => !owner.held[c] && !owner.waiting.has(c))) {
       // nobody asked for these yet: one stream from the origin through the supernode to the host
       for (const c of ids) owner.waiting.set(c, []);
@@ -364,6 +372,7 @@ export function simulateFleet(s: FleetScenario, policies: FleetPolicies = SHOAL_
     if (busy(holder)) return alone(h, ids, background, done);
     server.uploads++;
     peerBytes += ids.length * s.chunkBytes;
+    chart("peer", ids.length * s.chunkBytes);
     if (seed) seed.seeded += ids.length * s.chunkBytes;
     const cost = peer ? s.cpuPerServedChunkMs ?? 0 : s.supernodeSeedCpuPerChunkMs ?? 0;
     stream(h, ids, [...cpuLegs(server.cpu, cost), server.up], seed, done, { receiveMs: overPeers, sent: () => server.uploads-- });
@@ -421,10 +430,21 @@ export function simulateFleet(s: FleetScenario, policies: FleetPolicies = SHOAL_
       }
       if (--pending === 0) done();
     };
+    let deferred = 0;
     if (typeof plan !== "number") {
-      // one busy holder fails the peer source's whole run (what the others sent is not kept): its chunks are then fetched alone
-      if ([...plan.keys()].some((holder) => busy(holder.peerId))) parts.push(() => alone(h, ids, background, partDone));
-      else for (const [holder, chunks] of plan) parts.push(() => fromPeer(h, holder.peerId, chunks, background, partDone));
+      // a busy holder fails the peer source's run once the others have sent theirs (kept): its chunks are then fetched alone
+      const free = [...plan].filter(([holder]) => !busy(holder.peerId));
+      const refused = [...plan].filter(([holder]) => busy(holder.peerId)).flatMap(([, chunks]) => chunks);
+      if (free.length === 0) parts.push(() => alone(h, refused, background, partDone));
+      else {
+        let left = free.length;
+        if (refused.length > 0) deferred = 1;
+        const freeDone = (unsent: number[]) => {
+          partDone(unsent);
+          if (--left === 0 && refused.length > 0) alone(h, refused, background, partDone);
+        };
+        for (const [holder, chunks] of free) parts.push(() => fromPeer(h, holder.peerId, chunks, background, freeDone));
+      }
     } else {
       let k = 0;
       while (k < ids.length) {
@@ -434,7 +454,7 @@ export function simulateFleet(s: FleetScenario, policies: FleetPolicies = SHOAL_
         parts.push(() => fromSupernode(h, owner, chunks, background, partDone));
       }
     }
-    pending = parts.length;
+    pending = parts.length + deferred;
     for (const p of parts) p();
   };
 
@@ -538,5 +558,6 @@ export function simulateFleet(s: FleetScenario, policies: FleetPolicies = SHOAL_
     trackerCpuMs,
     questions,
     hedges,
+    timeline,
   };
 }

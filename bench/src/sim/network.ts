@@ -14,6 +14,11 @@
  * transfer moves at its smallest share along its path. That is max-min
  * fairness without handing a bottlenecked transfer's unused share to the
  * others: exact for paths of one contended link, conservative elsewhere.
+ * A machine's cores shared by its processes (`perProcess`) are split as
+ * Linux's scheduler splits them: first among the processes with work on
+ * them (each transfer's leg just before, its process's own CPU), by their
+ * `weight`, then equally among each process's transfers. A process busy
+ * with many streams gets no more of the machine than one busy with a few.
  * A step costs one pass over the transfers in flight, so thousands of
  * hosts stay cheap; a transfer ends at the end of the step in which its
  * last byte moved, and tells each mark (a chunk's end) as it passes it.
@@ -37,6 +42,14 @@ export interface Link {
   /** Transfers on it in the current step (`step`). */
   users: number;
   step: number;
+  /** Shared by processes, each the leg before it on a path (see the module comment). */
+  readonly perProcess: boolean;
+  /** A process's share of a `perProcess` link against the others' (1 unless set: a reniced process). */
+  weight: number;
+  /** Of a `perProcess` link: the weights of the processes on it in the current step. */
+  weights: number;
+  /** Of a process: the step in which its weight was last counted. */
+  counted: number;
 }
 
 /** A link on a path, and what one byte of the transfer costs on it (1 on a network link). */
@@ -75,9 +88,9 @@ export class Network {
     this.#stepMs = stepMs;
   }
 
-  /** A new link of `capacity` units per second, at most `perUserMax` for one transfer. */
-  link(name: string, capacity: number, perUserMax = Number.POSITIVE_INFINITY): Link {
-    return { name, capacity, perUserMax, carried: 0, taken: 0, users: 0, step: -1 };
+  /** A new link of `capacity` units per second, at most `perUserMax` for one transfer; `perProcess`: a machine's cores its processes share. */
+  link(name: string, capacity: number, perUserMax = Number.POSITIVE_INFINITY, opts: { perProcess?: boolean } = {}): Link {
+    return { name, capacity, perUserMax, carried: 0, taken: 0, users: 0, step: -1, perProcess: opts.perProcess === true, weight: 1, weights: 0, counted: -1 };
   }
 
   /** Move `bytes` across `path` after `latencyMs`; `done` runs when the last byte arrived. Returns a cut: the transfer stops, told nothing more. */
@@ -102,12 +115,20 @@ export class Network {
   #step(): void {
     const step = ++this.#steps;
     for (const t of this.#active) {
-      for (const l of t.links) {
+      const { links } = t;
+      for (let i = 0; i < links.length; i++) {
+        const l = links[i]!;
         if (l.step !== step) {
           l.step = step;
           l.users = 0;
+          l.weights = 0;
         }
         l.users++;
+        const p = l.perProcess ? links[i - 1] : undefined;
+        if (p && p.counted !== step) {
+          p.counted = step;
+          l.weights += p.weight;
+        }
       }
     }
     const seconds = this.#stepMs / 1000;
@@ -122,7 +143,8 @@ export class Network {
         const w = weights[i]!;
         if (w === 0) continue;
         const l = links[i]!;
-        const share = (l.capacity * (1 - l.taken)) / l.users;
+        const p = l.perProcess ? links[i - 1] : undefined;
+        const share = p ? (l.capacity * (1 - l.taken) * p.weight) / l.weights / p.users : (l.capacity * (1 - l.taken)) / l.users;
         const r = (share < l.perUserMax ? share : l.perUserMax) / w;
         if (r < rate) rate = r;
       }

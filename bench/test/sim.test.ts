@@ -68,6 +68,22 @@ describe("the network model", () => {
     expect(run(true, 3)).toBeCloseTo(1334, -1); // three quarters for the lone one, till its job is done (steps of 1 ms)
   });
 
+  it("gives the others what a process on the shared cores does not use (its transfers' pace on their other legs)", () => {
+    const events = new EventQueue();
+    const net = new Network(events);
+    const machine = net.link("machine", 1, 1, { perProcess: true });
+    const busy = net.link("busy", 1, 1);
+    const light = net.link("light", 1, 1);
+    const nic = net.link("nic", 1e6);
+    let busyDone = 0;
+    // the light process streams 10 MB at 1 MB/s, 0.1 CPU-seconds per MB: it uses a tenth of a core
+    net.send([nic, [light, 0.1 / 1e6], [machine, 0.1 / 1e6]], 10e6, 0, () => undefined);
+    for (let k = 0; k < 3; k++) net.send([[busy, 1], [machine, 1]], 0.9, 0, () => (busyDone = events.now));
+    events.run();
+    expect(Math.round(busyDone)).toBe(3000); // 0.9 of the core for the busy one, not half
+    expect(net.coresOf(busy)).toBeCloseTo(0.9, 2);
+  });
+
   it("stops a transfer that is cut, telling it nothing more", () => {
     const events = new EventQueue();
     const net = new Network(events);

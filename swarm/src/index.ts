@@ -12,7 +12,7 @@ export { rankSupernodes, ownerOf, normalizeSupernodeUrl } from "./rendezvous.ts"
 export { parseBasicAuth, basicAuthorization } from "./credentials.ts";
 export { SupernodeClient, SupernodeCallError, type CallOptions } from "./client.ts";
 export { SupernodeSet } from "./supernode-set.ts";
-export { TrackerClient, type LayerHolding } from "./tracker-client.ts";
+export { PEERS_TIMEOUT_MS, TrackerClient, type LayerHolding } from "./tracker-client.ts";
 export {
   sealTrackerMessage, openTrackerMessage, trackerMembershipKey, ed25519PeerId, NotSwarmMemberError, TRACKER_MAX_SKEW_MS,
   type TrackerSigner, type TrackerEnvelope, type TrackerMessageKind,

@@ -20,8 +20,8 @@ export interface LayerHolding {
 
 /** Time allowed for an announce or report to one supernode, ms. */
 const POST_TIMEOUT_MS = 5_000;
-/** Time allowed for a peers question to one supernode, ms. */
-const PEERS_TIMEOUT_MS = 3_000;
+/** Time allowed for a peers question to one supernode, ms (then the next is asked; none answering gives no peers). */
+export const PEERS_TIMEOUT_MS = 3_000;
 
 /** See the module comment. */
 export class TrackerClient {

@@ -51,7 +51,7 @@
 import { createHash } from "node:crypto";
 import { DemandActivity, type After } from "@shoal/base";
 import { DEFAULT_HEDGE_MS, latencyAverage, MAX_RUN_BYTES, MAX_YIELD_MS, PEER_LIST_TTL_MS, QUIET_MS, runHedgedRace, startupRuns, takeRun, type ChunkPos, type Run } from "@shoal/fetch";
-import { ANNOUNCE_EVERY_MS, bitmapHas, decodeChunkBitmap, encodeChunkBitmap, type Holder } from "@shoal/swarm";
+import { ANNOUNCE_EVERY_MS, bitmapHas, PEERS_TIMEOUT_MS, decodeChunkBitmap, encodeChunkBitmap, type Holder } from "@shoal/swarm";
 import { DEFAULT_MAX_UPLOADS } from "@shoal/p2p";
 import { AnswerGate, DEFAULT_TRACKER_TTL_MS, PeerTable } from "@shoal/supernode";
 import { EventQueue } from "./events.ts";
@@ -114,6 +114,16 @@ interface Supernode {
 const LAYER = `sha256:${"1".repeat(64)}`;
 /** How often a yielding worker looks again whether reads have gone quiet, ms (the prefetcher polls every 20 ms; coarser here). */
 const POLL_MS = 100;
+/**
+ * Turns of a loaded supernode's event loop a peers question waits through
+ * (`loopRoundMs` each): reading it, answering it, and the asking agent's
+ * own loop reading the answer, on a machine as loaded. Fitted to the
+ * number of questions a real cold 16-host swarm asked (342 real, 359
+ * simulated; 1 turn: 478), an observable apart from the byte split it
+ * then predicts (bench/RESULTS.md).
+ */
+export const QUESTION_LOOP_TURNS = 3;
+
 /** How long the supernode's seed reuses a layer's bitmap of cached chunks, ms (supernode/src/swarm-seed.ts HOLDING_TTL_MS). */
 const SEED_HOLDING_TTL_MS = 1_000;
 /** Requests a supernode's seed serves at once before it answers "busy" (`shoal supernode --max-uploads`' default; an agent's is p2p's DEFAULT_MAX_UPLOADS). */
@@ -249,30 +259,55 @@ export function simulateFleet(s: FleetScenario, policies: FleetPolicies = SHOAL_
   };
 
   /**
+   * How long one turn of supernode `n`'s event loop takes, ms: one round
+   * of the answers it is sending, each a chunk's work on its turn (an
+   * answer writes a chunk and waits for the socket to take it). The HTTP
+   * answers are on its API threads when it has them; the seed's uploads
+   * never are.
+   */
+  const loopRoundMs = (n: Supernode) => ((n.threads ? n.uploads : n.streams.size) * (s.supernodeCpuPerChunkMs ?? 0)) / net.coresOf(n.cpu);
+
+  /**
    * The host's list of the layer's holders: the one it has, asking the
-   * tracker anew (answer after a round trip) when it is older than
-   * `PEER_LIST_TTL_MS`. The tracker is the supernode ranked first for the
-   * layer; its answer lists the hosts that announced, and itself, as the
-   * swarm's seed, holding what its cache holds.
+   * tracker anew when it is older than `PEER_LIST_TTL_MS`, as
+   * `TrackerClient.peers` does: the supernodes in their ranking for the
+   * layer, each given `PEERS_TIMEOUT_MS`; none answering in time leaves an
+   * empty list. A question waits `QUESTION_LOOP_TURNS` turns of its
+   * supernode's event loop (`loopRoundMs`), then costs it the CPU the real PeerTable takes to
+   * answer. The answer lists the hosts that announced, and the supernode
+   * itself, as the swarm's seed, holding what its cache holds.
    */
   const holdersFor = (h: Host): Holder[] => {
     if (events.now - h.list.at > PEER_LIST_TTL_MS && !h.list.refreshing) {
       h.list.refreshing = true;
-      events.after(s.dcLatencyMs, () => {
-        // the question costs the tracker's supernode the CPU the real PeerTable takes to answer it, on this machine
-        const t0 = performance.now();
-        const answer = tracker.peers(LAYER);
-        const askedMs = performance.now() - t0 + (s.questionRequestMs ?? QUESTION_REQUEST_MS);
-        const seed = byUrl.get(policies.rankSupernodes(LAYER, urls).find((u) => !byUrl.get(u)!.lost)!)!;
-        trackerCpuMs += askedMs;
-        questions++;
-        work(seed.cpu, askedMs, () => events.after(s.dcLatencyMs, () => {
-          const peers: Holder[] = answer.filter((p) => p.peerId !== h.id).map((p) => ({ ...p, ...(p.chunks ? { bits: decodeChunkBitmap(p.chunks) } : {}) }));
-          if (events.now - seed.holding.at > SEED_HOLDING_TTL_MS) seed.holding = { at: events.now, bits: seed.held.some(Boolean) ? decodeChunkBitmap(encodeChunkBitmap(s.chunks, (c) => seed.held[c] === true)) : undefined };
-          if (seed.holding.bits && s.seedListed !== false) peers.push({ peerId: seed.url, addrs: [seed.url], bits: seed.holding.bits });
-          h.list = { at: events.now, refreshing: false, holders: peers };
-        }));
-      });
+      const ranked = policies.rankSupernodes(LAYER, urls).map((u) => byUrl.get(u)!);
+      const ask = (k: number) => {
+        const seed = ranked.slice(k).find((n) => !n.lost);
+        if (!seed) return void (h.list = { at: events.now, refreshing: false, holders: [] });
+        let answered = false;
+        const timeout = timer(PEERS_TIMEOUT_MS, () => {
+          answered = true;
+          ask(ranked.indexOf(seed) + 1);
+        });
+        events.after(s.dcLatencyMs + QUESTION_LOOP_TURNS * loopRoundMs(seed), () => {
+          // the question costs the tracker's supernode the CPU the real PeerTable takes to answer it, on this machine
+          const t0 = performance.now();
+          const answer = tracker.peers(LAYER);
+          const askedMs = performance.now() - t0 + (s.questionRequestMs ?? QUESTION_REQUEST_MS);
+          trackerCpuMs += askedMs;
+          questions++;
+          work(seed.cpu, askedMs, () => events.after(s.dcLatencyMs, () => {
+            if (answered) return;
+            answered = true;
+            timeout();
+            const peers: Holder[] = answer.filter((p) => p.peerId !== h.id).map((p) => ({ ...p, ...(p.chunks ? { bits: decodeChunkBitmap(p.chunks) } : {}) }));
+            if (events.now - seed.holding.at > SEED_HOLDING_TTL_MS) seed.holding = { at: events.now, bits: seed.held.some(Boolean) ? decodeChunkBitmap(encodeChunkBitmap(s.chunks, (c) => seed.held[c] === true)) : undefined };
+            if (seed.holding.bits && s.seedListed !== false) peers.push({ peerId: seed.url, addrs: [seed.url], bits: seed.holding.bits });
+            h.list = { at: events.now, refreshing: false, holders: peers };
+          }));
+        });
+      };
+      ask(0);
     }
     return h.list.holders;
   };

@@ -15,10 +15,12 @@
  * fairness without handing a bottlenecked transfer's unused share to the
  * others: exact for paths of one contended link, conservative elsewhere.
  * A machine's cores shared by its processes (`perProcess`) are split as
- * Linux's scheduler splits them: first among the processes with work on
- * them (each transfer's leg just before, its process's own CPU), by their
- * `weight`, then equally among each process's transfers. A process busy
- * with many streams gets no more of the machine than one busy with a few.
+ * Linux's scheduler splits them: among the processes with work on them
+ * (each transfer's leg just before, its process's own CPU), max-min fair
+ * by their `weight` over what each would use (its transfers' pace on their
+ * other legs), what one leaves going to the others; then equally among
+ * each process's transfers. A process busy with many streams gets no more
+ * of the machine than one busy with a few.
  * A step costs one pass over the transfers in flight, so thousands of
  * hosts stay cheap; a transfer ends at the end of the step in which its
  * last byte moved, and tells each mark (a chunk's end) as it passes it.
@@ -46,10 +48,6 @@ export interface Link {
   readonly perProcess: boolean;
   /** A process's share of a `perProcess` link against the others' (1 unless set: a reniced process). */
   weight: number;
-  /** Of a `perProcess` link: the weights of the processes on it in the current step. */
-  weights: number;
-  /** Of a process: the step in which its weight was last counted. */
-  counted: number;
 }
 
 /** A link on a path, and what one byte of the transfer costs on it (1 on a network link). */
@@ -81,6 +79,8 @@ export class Network {
   #active: Transfer[] = [];
   #ticking = false;
   #steps = 0;
+  /** By process on a `perProcess` link: the cores it could have had in the last step it worked (see `coresOf`). */
+  readonly #offered = new Map<Link, number>();
 
   /** Steps of `stepMs`: coarser steps make large fleets cheaper, each transfer ending at the end of the step its last byte moved in. */
   constructor(events: EventQueue, stepMs = STEP_MS) {
@@ -90,7 +90,7 @@ export class Network {
 
   /** A new link of `capacity` units per second, at most `perUserMax` for one transfer; `perProcess`: a machine's cores its processes share. */
   link(name: string, capacity: number, perUserMax = Number.POSITIVE_INFINITY, opts: { perProcess?: boolean } = {}): Link {
-    return { name, capacity, perUserMax, carried: 0, taken: 0, users: 0, step: -1, perProcess: opts.perProcess === true, weight: 1, weights: 0, counted: -1 };
+    return { name, capacity, perUserMax, carried: 0, taken: 0, users: 0, step: -1, perProcess: opts.perProcess === true, weight: 1 };
   }
 
   /** Move `bytes` across `path` after `latencyMs`; `done` runs when the last byte arrived. Returns a cut: the transfer stops, told nothing more. */
@@ -111,26 +111,30 @@ export class Network {
     };
   }
 
+  /**
+   * The cores process `p` could use when it last had work: its own, or
+   * on a `perProcess` machine what the split offered it then, whether or
+   * not it took all of it.
+   */
+  coresOf(p: Link): number {
+    return this.#offered.get(p) ?? p.capacity * (1 - p.taken);
+  }
+
   /** One step: shares, bytes moved, marks passed, transfers that ended. */
   #step(): void {
     const step = ++this.#steps;
+    let machines = false;
     for (const t of this.#active) {
-      const { links } = t;
-      for (let i = 0; i < links.length; i++) {
-        const l = links[i]!;
+      for (const l of t.links) {
         if (l.step !== step) {
           l.step = step;
           l.users = 0;
-          l.weights = 0;
         }
         l.users++;
-        const p = l.perProcess ? links[i - 1] : undefined;
-        if (p && p.counted !== step) {
-          p.counted = step;
-          l.weights += p.weight;
-        }
+        if (l.perProcess) machines = true;
       }
     }
+    const cores = machines ? this.#processCores() : undefined;
     const seconds = this.#stepMs / 1000;
     const still: Transfer[] = [];
     const ended: Transfer[] = [];
@@ -144,7 +148,7 @@ export class Network {
         if (w === 0) continue;
         const l = links[i]!;
         const p = l.perProcess ? links[i - 1] : undefined;
-        const share = p ? (l.capacity * (1 - l.taken) * p.weight) / l.weights / p.users : (l.capacity * (1 - l.taken)) / l.users;
+        const share = p ? cores!.get(p)! / p.users : (l.capacity * (1 - l.taken)) / l.users;
         const r = (share < l.perUserMax ? share : l.perUserMax) / w;
         if (r < rate) rate = r;
       }
@@ -161,5 +165,44 @@ export class Network {
     for (const t of ended) t.done();
     if (this.#active.length > 0) this.#events.after(this.#stepMs, () => this.#step());
     else this.#ticking = false;
+  }
+
+  /** Each process's cores on the `perProcess` links this step (see the module comment). */
+  #processCores(): Map<Link, number> {
+    const wanted = new Map<Link, Map<Link, number>>();
+    for (const t of this.#active) {
+      if (t.cut) continue;
+      const { links, weights } = t;
+      for (let i = 1; i < links.length; i++) {
+        const machine = links[i]!;
+        if (!machine.perProcess || weights[i] === 0) continue;
+        let pace = machine.perUserMax / weights[i]!;
+        for (let j = 0; j < links.length; j++) {
+          const l = links[j]!;
+          if (j === i || weights[j] === 0) continue;
+          const share = (l.capacity * (1 - l.taken)) / l.users;
+          pace = Math.min(pace, (share < l.perUserMax ? share : l.perUserMax) / weights[j]!);
+        }
+        let processes = wanted.get(machine);
+        if (!processes) wanted.set(machine, (processes = new Map()));
+        const p = links[i - 1]!;
+        processes.set(p, (processes.get(p) ?? 0) + pace * weights[i]!);
+      }
+    }
+    const cores = new Map<Link, number>();
+    for (const [machine, processes] of wanted) {
+      let left = machine.capacity * (1 - machine.taken);
+      let weight = 0;
+      for (const p of processes.keys()) weight += p.weight;
+      for (const [p, want] of [...processes].sort((a, b) => a[1] / a[0].weight - b[1] / b[0].weight)) {
+        const offered = (left * p.weight) / weight;
+        const got = Math.min(want, offered);
+        cores.set(p, got);
+        this.#offered.set(p, Math.min(p.capacity * (1 - p.taken), offered));
+        left -= got;
+        weight -= p.weight;
+      }
+    }
+    return cores;
   }
 }

@@ -84,6 +84,21 @@ describe("the network model", () => {
     expect(net.coresOf(busy)).toBeCloseTo(0.9, 2);
   });
 
+  it("says what cores a process would get now if it wanted a whole one (coresOf), beside what the others want", () => {
+    const events = new EventQueue();
+    const net = new Network(events);
+    const machine = net.link("machine", 1, 1, { perProcess: true });
+    const [busy, light, idle] = ["busy", "light", "idle"].map((n) => net.link(n, 1, 1));
+    const nic = net.link("nic", 1e6);
+    net.send([[idle!, 1], [machine, 1]], 0.001, 0, () => undefined); // worked once, at the start
+    net.send([nic, [light!, 0.1 / 1e6], [machine, 0.1 / 1e6]], 10e6, 500, () => undefined); // from 0.5 s on
+    net.send([[busy!, 1], [machine, 1]], 5, 0, () => undefined);
+    let seen = 0;
+    events.after(1000, () => (seen = net.coresOf(idle!)));
+    events.run();
+    expect(seen).toBeCloseTo(0.45, 2); // now the light one keeps its 0.1; the busy one and it would halve the rest (0.5 when it worked)
+  });
+
   it("stops a transfer that is cut, telling it nothing more", () => {
     const events = new EventQueue();
     const net = new Network(events);

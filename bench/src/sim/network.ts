@@ -79,8 +79,10 @@ export class Network {
   #active: Transfer[] = [];
   #ticking = false;
   #steps = 0;
-  /** By process on a `perProcess` link: the cores it could have had in the last step it worked (see `coresOf`). */
-  readonly #offered = new Map<Link, number>();
+  /** By process that worked on a `perProcess` machine: the machine (see `coresOf`). */
+  readonly #machineOf = new Map<Link, Link>();
+  /** By `perProcess` machine: what each process on it wanted in the last step any worked, cores. */
+  readonly #wanted = new Map<Link, Map<Link, number>>();
 
   /** Steps of `stepMs`: coarser steps make large fleets cheaper, each transfer ending at the end of the step its last byte moved in. */
   constructor(events: EventQueue, stepMs = STEP_MS) {
@@ -112,12 +114,24 @@ export class Network {
   }
 
   /**
-   * The cores process `p` could use when it last had work: its own, or
-   * on a `perProcess` machine what the split offered it then, whether or
-   * not it took all of it.
+   * The cores process `p` would get now if it wanted a whole core: its
+   * own, or on a `perProcess` machine its part of the split beside what
+   * the others wanted in the last step they worked.
    */
   coresOf(p: Link): number {
-    return this.#offered.get(p) ?? p.capacity * (1 - p.taken);
+    const own = p.capacity * (1 - p.taken);
+    const machine = this.#machineOf.get(p);
+    const wanted = machine && this.#wanted.get(machine);
+    if (!machine || !wanted) return own;
+    let left = machine.capacity * (1 - machine.taken);
+    let weight = p.weight;
+    for (const q of wanted.keys()) if (q !== p) weight += q.weight;
+    for (const [q, want] of [...wanted].filter(([q]) => q !== p).sort((a, b) => a[1] / a[0].weight - b[1] / b[0].weight)) {
+      if (want >= (left * q.weight) / weight) break;
+      left -= want;
+      weight -= q.weight;
+    }
+    return Math.min(own, (left * p.weight) / weight);
   }
 
   /** One step: shares, bytes moved, marks passed, transfers that ended. */
@@ -191,14 +205,14 @@ export class Network {
     }
     const cores = new Map<Link, number>();
     for (const [machine, processes] of wanted) {
+      this.#wanted.set(machine, processes);
       let left = machine.capacity * (1 - machine.taken);
       let weight = 0;
       for (const p of processes.keys()) weight += p.weight;
       for (const [p, want] of [...processes].sort((a, b) => a[1] / a[0].weight - b[1] / b[0].weight)) {
-        const offered = (left * p.weight) / weight;
-        const got = Math.min(want, offered);
+        const got = Math.min(want, (left * p.weight) / weight);
         cores.set(p, got);
-        this.#offered.set(p, Math.min(p.capacity * (1 - p.taken), offered));
+        this.#machineOf.set(p, machine);
         left -= got;
         weight -= p.weight;
       }

@@ -64,6 +64,22 @@ function fakePeer(layer?: RemoteLayer, blob?: Buffer): ChunkPeerLike & { asked: 
   };
 }
 
+/** A bitmap of `n` chunks holding those `f` says. */
+const bitsOf = (n: number, f: (i: number) => boolean) => decodeChunkBitmap(encodeChunkBitmap(n, f));
+
+/** The compressed bytes of chunk `i` of `layer` in `blob`. */
+const chunkBytesOf = (layer: RemoteLayer, blob: Buffer, i: number) => blob.subarray(layer.index.chunk(i).offset, layer.index.chunk(i).offset + layer.index.chunk(i).length);
+
+/** `peer` answers runs asked of `peerId` with `err` (counting the request), every other peer as before. */
+function failFor(peer: ReturnType<typeof fakePeer>, peerId: string, err: ShoalError): void {
+  const serve = peer.fetchChunks.bind(peer);
+  peer.fetchChunks = async (p, digests, opts) => {
+    if (p.peerId !== peerId) return serve(p, digests, opts);
+    peer.requests.push({ peer: p.peerId, count: digests.length });
+    throw err;
+  };
+}
+
 describe("holdings (what an agent announces)", () => {
   it("announces whole layers without a bitmap, partial ones with one, and skips layers it holds nothing of", async () => {
     const [a, b, c] = await Promise.all([layerOf(200_000), layerOf(300_000), layerOf(100_000)]);
@@ -104,12 +120,11 @@ describe("PeerSource", () => {
   it("fetches a run from one peer holding all of it in one request, else one request per holder", async () => {
     const { layer, blob } = await layerWithBlob(600_000);
     const n = layer.index.chunkCount;
-    const bits = (f: (i: number) => boolean) => decodeChunkBitmap(encodeChunkBitmap(n, f));
-    const pieces = (a: number, b: number) => Array.from({ length: b - a + 1 }, (_, k) => Buffer.from(blob.subarray(layer.index.chunk(a + k).offset, layer.index.chunk(a + k).offset + layer.index.chunk(a + k).length)));
+    const pieces = (a: number, b: number) => Array.from({ length: b - a + 1 }, (_, k) => Buffer.from(chunkBytesOf(layer, blob, a + k)));
     const peer = fakePeer(layer, blob);
     const origin = new PeerSource({ peer, tracker: new FixedTracker([
-      { peerId: "low", addrs: [], bits: bits((i) => i < 4) },
-      { peerId: "high", addrs: [], bits: bits((i) => i >= 4) },
+      { peerId: "low", addrs: [], bits: bitsOf(n, (i) => i < 4) },
+      { peerId: "high", addrs: [], bits: bitsOf(n, (i) => i >= 4) },
     ]), logger });
     origin.canServe(layer, 0);
     await sleep(10);
@@ -124,36 +139,25 @@ describe("PeerSource", () => {
   it("keeps what the other holders of a run sent when one is busy: their chunks stream, then the run fails", async () => {
     const { layer, blob } = await layerWithBlob(600_000);
     const n = layer.index.chunkCount;
-    const bits = (f: (i: number) => boolean) => decodeChunkBitmap(encodeChunkBitmap(n, f));
     const peer = fakePeer(layer, blob);
-    const serve = peer.fetchChunks.bind(peer);
-    peer.fetchChunks = async (p, digests, opts) => {
-      if (p.peerId !== "busy") return serve(p, digests, opts);
-      throw new ShoalError("SHOAL_ERR_PEER_BUSY", "peer busy is busy");
-    };
+    failFor(peer, "busy", new ShoalError("SHOAL_ERR_PEER_BUSY", "peer busy is busy"));
     const origin = new PeerSource({ peer, tracker: new FixedTracker([
-      { peerId: "low", addrs: [], bits: bits((i) => i < 4) },
-      { peerId: "busy", addrs: [], bits: bits((i) => i >= 4) },
+      { peerId: "low", addrs: [], bits: bitsOf(n, (i) => i < 4) },
+      { peerId: "busy", addrs: [], bits: bitsOf(n, (i) => i >= 4) },
     ]), logger });
     origin.canServe(layer, 0);
     await sleep(10);
     const heard = new Map<number, Buffer>();
     await expect(origin.fetchChunks(layer, 2, 6, { signal: AbortSignal.timeout(1000), onChunk: (k, bytes) => heard.set(k, Buffer.from(bytes)) })).rejects.toThrow(/busy/);
-    const chunkBytes = (i: number) => blob.subarray(layer.index.chunk(i).offset, layer.index.chunk(i).offset + layer.index.chunk(i).length);
     expect([...heard.keys()].sort()).toEqual([0, 1]);
-    expect(heard.get(0)).toEqual(chunkBytes(2));
-    expect(heard.get(1)).toEqual(chunkBytes(3));
+    expect(heard.get(0)).toEqual(chunkBytesOf(layer, blob, 2));
+    expect(heard.get(1)).toEqual(chunkBytesOf(layer, blob, 3));
   });
 
   it("leaves a peer it could not reach out of the holders for UNREACHABLE_SET_ASIDE_MS, then asks it again", async () => {
     const { layer, blob } = await layerWithBlob(600_000);
     const peer = fakePeer(layer, blob);
-    const serve = peer.fetchChunks.bind(peer);
-    peer.fetchChunks = async (p, digests, opts) => {
-      if (p.peerId !== "down") return serve(p, digests, opts);
-      peer.requests.push({ peer: p.peerId, count: digests.length });
-      throw new ShoalError("SHOAL_ERR_PEER_UNAVAILABLE", "peer down: dial failed: The operation was aborted due to timeout");
-    };
+    failFor(peer, "down", new ShoalError("SHOAL_ERR_PEER_UNAVAILABLE", "peer down: dial failed: The operation was aborted due to timeout"));
     let now = Date.now();
     vi.spyOn(Date, "now").mockImplementation(() => now);
     try {

@@ -72,6 +72,12 @@ interface Transfer {
   cut: boolean;
 }
 
+/** Bytes per second a transfer moves on link `l` costing `w` a byte, at its equal share of the link this step. */
+function paceOn(l: Link, w: number): number {
+  const share = (l.capacity * (1 - l.taken)) / l.users;
+  return (share < l.perUserMax ? share : l.perUserMax) / w;
+}
+
 /** See the module comment. */
 export class Network {
   readonly #events: EventQueue;
@@ -162,8 +168,7 @@ export class Network {
         if (w === 0) continue;
         const l = links[i]!;
         const p = l.perProcess ? links[i - 1] : undefined;
-        const share = p ? cores!.get(p)! / p.users : (l.capacity * (1 - l.taken)) / l.users;
-        const r = (share < l.perUserMax ? share : l.perUserMax) / w;
+        const r = p ? Math.min(cores!.get(p)! / p.users, l.perUserMax) / w : paceOn(l, w);
         if (r < rate) rate = r;
       }
       const moved = Math.min(t.left, rate * seconds);
@@ -194,8 +199,7 @@ export class Network {
         for (let j = 0; j < links.length; j++) {
           const l = links[j]!;
           if (j === i || weights[j] === 0) continue;
-          const share = (l.capacity * (1 - l.taken)) / l.users;
-          pace = Math.min(pace, (share < l.perUserMax ? share : l.perUserMax) / weights[j]!);
+          pace = Math.min(pace, paceOn(l, weights[j]!));
         }
         let processes = wanted.get(machine);
         if (!processes) wanted.set(machine, (processes = new Map()));

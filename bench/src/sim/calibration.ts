@@ -188,7 +188,7 @@ export function calibrate(real: SwarmBenchResult, fit: FittedCosts, hosts: reado
       const o = simulateFleet({ ...scenario, seed: k + 1 });
       return { sec: o.allLocalMs / 1000, fastestSec: o.allLocalPerHostMs[0]! / 1000, originBytes: o.originBytes, supernodeBytes: o.supernodeBytes[0]!, peerBytes: o.peerBytes, seedBytes: o.seedBytes[0]! };
     });
-    const mean = (k: keyof Figures) => runs.reduce((sum, f) => sum + f[k], 0) / runs.length;
+    const mean = (k: keyof Figures) => sum(runs.map((f) => f[k])) / runs.length;
     return [{
       n, preheated, inflation,
       real: { sec: p.sec, fastestSec: p.perHostSec.min, originBytes: p.registryBytes, supernodeBytes: p.sources.supernode ?? 0, peerBytes: p.sources.peer ?? 0, seedBytes: p.seedBytes ?? Number.NaN },

@@ -20,9 +20,9 @@
  *   request's own (`announceRequestMs`);
  *   whom a run is asked of among them: `planPeerRun`; a run goes to the
  *   peers when every chunk of it has a holder, else to the supernodes
- *   (`Fetcher`'s first source that can serve the whole run); one busy
- *   holder fails the peers' whole run, whose chunks are then fetched
- *   alone in the fetcher's own hedged race (`runHedgedRace`): from one of
+ *   (`Fetcher`'s first source that can serve the whole run); a busy
+ *   holder's chunks of a run (what the others sent is kept) are then
+ *   fetched alone in the fetcher's own hedged race (`runHedgedRace`): from one of
  *   two random holders, the supernode asked too once the peer is slower
  *   than `hedgeDelayMs` of the host's average peer latency
  *   (`latencyAverage`), or at once when it is busy;
@@ -118,9 +118,9 @@ const POLL_MS = 100;
  * Turns of a loaded supernode's event loop a peers question waits through
  * (`loopRoundMs` each): reading it, answering it, and the asking agent's
  * own loop reading the answer, on a machine as loaded. Fitted to the
- * number of questions a real cold 16-host swarm asked (342 real, 359
- * simulated; 1 turn: 478), an observable apart from the byte split it
- * then predicts (bench/RESULTS.md).
+ * number of questions real cold 16-host swarms asked (342, 400, 388 real;
+ * 435, 411, 385 simulated; 1 turn: about 510), an observable apart from
+ * the byte split it then predicts (bench/RESULTS.md).
  */
 export const QUESTION_LOOP_TURNS = 3;
 
@@ -281,13 +281,14 @@ export function simulateFleet(s: FleetScenario, policies: FleetPolicies = SHOAL_
     if (events.now - h.list.at > PEER_LIST_TTL_MS && !h.list.refreshing) {
       h.list.refreshing = true;
       const ranked = policies.rankSupernodes(LAYER, urls).map((u) => byUrl.get(u)!);
-      const ask = (k: number) => {
-        const seed = ranked.slice(k).find((n) => !n.lost);
-        if (!seed) return void (h.list = { at: events.now, refreshing: false, holders: [] });
+      const ask = (from: number) => {
+        const k = ranked.findIndex((n, j) => j >= from && !n.lost);
+        if (k < 0) return void (h.list = { at: events.now, refreshing: false, holders: [] });
+        const seed = ranked[k]!;
         let answered = false;
         const timeout = timer(PEERS_TIMEOUT_MS, () => {
           answered = true;
-          ask(ranked.indexOf(seed) + 1);
+          ask(k + 1);
         });
         events.after(s.dcLatencyMs + QUESTION_LOOP_TURNS * loopRoundMs(seed), () => {
           // the question costs the tracker's supernode the CPU the real PeerTable takes to answer it, on this machine
